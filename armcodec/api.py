@@ -1,0 +1,215 @@
+"""The library API: image or path -> .arm bytes, and back.
+
+Data flow::
+
+    compress:   path/array --io--> uint8 (H, W, C) + ImageInfo --plane groups--> encode_group (tiles, model,
+                tables, ANS) --> container.write --> bytes
+    decompress: bytes --container.parse (validated)--> model by name, weights hash checked --> decode_group
+                (wavefront, CRC per tile) --> uint8 (H, W, C) + mode
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from armcodec import container
+from armcodec.coding.planes import CodedGroup, decode_group, encode_group
+from armcodec.container import DEFAULT_MAX_PIXELS, MODE_GROUPS, ArmHeader
+from armcodec.errors import ArmcodecError, LimitError, ModelError
+from armcodec.io.image import ImageInfo, from_array, read_image
+from armcodec.models.registry import DEFAULT_MODEL, get_model, resolve_device
+from armcodec.weights import LoadedModel
+
+ImageLike = "np.ndarray | str | os.PathLike"
+
+
+@dataclass
+class Encoded:
+    """Result of :meth:`Codec.encode`: the .arm bytes and what the model says they should cost."""
+
+    data: bytes
+    model_bits: float  # -log2 likelihood of the image under the exact integer tables
+    width: int
+    height: int
+    mode: str
+    seconds: float
+
+    @property
+    def channels(self) -> int:
+        return len(self.mode)
+
+    @property
+    def bpsp(self) -> float:
+        """Bits per subpixel of the whole file (container included)."""
+        return len(self.data) * 8 / (self.width * self.height * self.channels)
+
+
+@dataclass
+class DecodedImage:
+    """Result of :meth:`Codec.decode`: array uint8 (H, W, C), mode L/LA/RGB/RGBA, ICC profile."""
+
+    array: np.ndarray
+    mode: str
+    icc_profile: bytes
+    model_bits: float
+    seconds: float
+
+    @property
+    def info(self) -> ImageInfo:
+        return ImageInfo(self.mode, self.icc_profile)
+
+
+def _plane_slices(mode: str) -> list[slice]:
+    out, c = [], 0
+    for g in MODE_GROUPS[mode]:
+        out.append(slice(c, c + g))
+        c += g
+    return out
+
+
+def _set_exact_math(device: torch.device) -> None:
+    if device.type == "cuda":  # TF32 would round the integer-valued matmuls
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+class Codec:
+    """Keeps a model loaded for many images.
+
+    ``model`` names an entry of the weights manifest (``weights_dir``, default the shipped
+    weights); ``tile_size`` overrides the model's; ``max_pixels`` bounds what decode accepts.
+
+    >>> codec = Codec()                                  # default model, CUDA if available
+    >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
+    >>> codec.decompress(data).shape
+    (8, 8, 3)
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto",
+                 tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None):
+        self.device = resolve_device(device)
+        self.weights_dir = weights_dir
+        self.model = get_model(model, self.device, weights_dir)
+        self.tile_size = tile_size or self.model.entry.tile_size
+        if not container.MIN_TILE <= self.tile_size <= container.MAX_TILE:
+            raise ArmcodecError(f"tile size {self.tile_size} outside [{container.MIN_TILE}, {container.MAX_TILE}]")
+        self.max_pixels = max_pixels
+        _set_exact_math(self.device)
+
+    def encode(self, image, progress=None) -> Encoded:
+        """image: uint8 array (H, W) or (H, W, 1..4), or a path Pillow reads exactly."""
+        t0 = time.perf_counter()
+        if isinstance(image, (str, os.PathLike)):
+            arr, info = read_image(image)
+        else:
+            arr, info = from_array(image)
+        h, w, _ = arr.shape
+        if h * w > self.max_pixels:
+            raise LimitError(f"image of {w}x{h} pixels exceeds the limit of {self.max_pixels} pixels")
+        m = self.model
+        streams, crcs, bits = [], [], 0.0
+        for sl in _plane_slices(info.mode):
+            g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, progress=progress)
+            streams += g.streams
+            crcs += g.crcs
+            bits += g.model_bits
+        header = ArmHeader(info.mode, w, h, self.tile_size, m.entry.name, m.sha256_prefix,
+                           icc_profile=info.icc_profile, stream_crcs=crcs)
+        data = container.write(header, streams)
+        return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0)
+
+    def decode(self, data: bytes, progress=None) -> DecodedImage:
+        t0 = time.perf_counter()
+        header, streams = container.parse(data, self.max_pixels)
+        m = self._model_for(header)
+        out = np.empty((header.height, header.width, header.channels), dtype=np.uint8)
+        n_tiles, bits, k = header.n_tiles(), 0.0, 0
+        for sl in _plane_slices(header.mode):
+            group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
+            planes, b = decode_group(group, header.height, header.width, sl.stop - sl.start, m.net, m.luts,
+                                     header.tile, self.device, progress=progress)
+            out[:, :, sl] = planes
+            bits += b
+            k += n_tiles
+        return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0)
+
+    def compress(self, image) -> bytes:
+        return self.encode(image).data
+
+    def decompress(self, data: bytes) -> np.ndarray:
+        """-> uint8 (H, W) for L, else (H, W, C): C = 2 LA, 3 RGB, 4 RGBA."""
+        a = self.decode(data).array
+        return a[:, :, 0] if a.shape[2] == 1 else a
+
+    def _model_for(self, header: ArmHeader) -> LoadedModel:
+        m = self.model if header.model == self.model.entry.name else get_model(header.model, self.device, self.weights_dir)
+        if m.sha256_prefix != header.weights_sha256:
+            raise ModelError(
+                f"file was written with model {header.model!r} weights {header.weights_sha256.hex()}, "
+                f"but the installed {m.entry.name!r} weights are {m.sha256_prefix.hex()}: install the matching weights"
+            )
+        return m
+
+
+_codecs: dict[tuple, Codec] = {}
+
+
+def _codec(model: str, device) -> Codec:
+    key = (model, str(device))
+    if key not in _codecs:
+        _codecs[key] = Codec(model, device)
+    return _codecs[key]
+
+
+def compress(image, model: str = DEFAULT_MODEL, device: str = "auto") -> bytes:
+    """uint8 array (H, W) / (H, W, 1..4) or image path -> .arm bytes."""
+    return _codec(model, device).compress(image)
+
+
+def decompress(data: bytes, device: str = "auto") -> np.ndarray:
+    """.arm bytes -> uint8 array: (H, W) for L, (H, W, C) for LA, RGB, RGBA (C = 2, 3, 4).
+
+    The mode follows from the shape; :func:`read_info` or :meth:`Codec.decode` give it
+    explicitly, with the ICC profile."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ArmcodecError(f"decompress expects bytes, got {type(data).__name__}")
+    header, _ = container.parse(bytes(data))
+    return _codec(header.model, device).decompress(bytes(data))
+
+
+def read_info(data: bytes) -> dict:
+    """Validated header fields of an .arm file (mode, size, tiles, model, ...), without decoding."""
+    header, _ = container.parse(bytes(data))
+    return header.describe()
+
+
+def write_atomic(path: Path, data: bytes | None = None, writer=None, force: bool = False) -> None:
+    """Write to a temporary file in the target directory, then rename: nothing appears at
+    ``path`` unless complete.  ``writer(tmp_path)`` writes formats that need a file name."""
+    from armcodec.errors import OutputExistsError
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists (use --force to overwrite)")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        if writer is not None:
+            writer(tmp)
+        else:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        if path.exists() and not force:
+            raise OutputExistsError(f"{path} exists (use --force to overwrite)")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ArmcodecError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,120 @@
+"""Planes of an image -> tile streams, and back.
+
+A *plane group* is what one model evaluation codes jointly: the RGB channels of a colour
+image (g = 3), or one plane (g = 1: a grey image, or an alpha plane) that the RGB model
+sees replicated into all three inputs and codes through its first channel.  Each tile of
+each group is one independent ANS stream with the CRC32 of its samples.  Tiles are
+processed in batches whose activation maps fit ``max_batch_bytes``, so memory is bounded
+by tile size and batch, not by the image size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from armcodec.coding.scan import DecodeCoder, EncodeCoder, Schedule, Tile, check_crc, samples_crc, scan, tile_grid
+from armcodec.quant import IntPixelCNN, WavefrontState
+from armcodec.tables import TableLUTs
+
+DEFAULT_BATCH_BYTES = 768 << 20
+
+
+@dataclass
+class CodedGroup:
+    streams: list[bytes]
+    crcs: list[int]
+    model_bits: float
+
+
+def tile_batches(tiles: list[Tile], model: IntPixelCNN, tile: int, max_batch_bytes: int) -> list[list[int]]:
+    cfg = model.cfg
+    per_tile = (tile + 4) * (tile + 8) * 4 * (cfg.image_channels + 1 + cfg.blocks * cfg.width)
+    per_tile += tile * tile * 8 * (cfg.n_params + 8)  # encoder's parameters and values
+    n = max(1, max_batch_bytes // per_tile)
+    idx = list(range(len(tiles)))
+    return [idx[k : k + n] for k in range(0, len(idx), n)]
+
+
+class _FullPass:
+    """Encoder parameter source: one parallel pass over every pixel of the batch."""
+
+    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, values: torch.Tensor):
+        state.write_pixels(pos, values)
+        self.params = model.run(state, pos).to(torch.int32)
+
+    def __call__(self, a: int, b: int) -> torch.Tensor:
+        return self.params[a:b].long()
+
+    def observe(self, a: int, b: int, values: torch.Tensor) -> None:
+        pass
+
+
+class _Steps:
+    """Decoder parameter source: the cached model evaluated on one wavefront step."""
+
+    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, channels: int):
+        self.model, self.state, self.pos = model, state, pos
+        self.values = torch.zeros((len(pos), channels), dtype=torch.int64, device=pos.device)
+
+    def __call__(self, a: int, b: int) -> torch.Tensor:
+        return self.model.run(self.state, self.pos[a:b])
+
+    def observe(self, a: int, b: int, values: torch.Tensor) -> None:
+        self.state.write_pixels(self.pos[a:b], values)
+        self.values[a:b] = values
+
+
+def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
+    return planes[t.y : t.y + t.h, t.x : t.x + t.w]
+
+
+def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: int, device,
+                 max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> CodedGroup:
+    """planes: uint8 (H, W, g), g in (1, model channels)."""
+    h, w, g = planes.shape
+    tiles = tile_grid(h, w, tile)
+    streams: list[bytes] = [b""] * len(tiles)
+    bits = 0.0
+    for batch in tile_batches(tiles, model, tile, max_batch_bytes):
+        bt = [tiles[k] for k in batch]
+        sched = Schedule(bt, model.cfg.slope)
+        ys = np.array([t.y for t in bt])[sched.n] + sched.i
+        xs = np.array([t.x for t in bt])[sched.n] + sched.j
+        values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
+        state = WavefrontState(model, len(bt), tile, device)
+        pos = state.flat_index(sched.n, sched.i, sched.j)
+        coder = EncodeCoder(values, len(bt))
+        bits += scan(sched, _FullPass(model, state, pos, values), coder, g, model.cfg, luts)
+        for k, enc in zip(batch, coder.streams):
+            streams[k] = enc.finish()
+        if progress:
+            progress(len(batch))
+    crcs = [samples_crc(_tile_samples(planes, t)) for t in tiles]
+    return CodedGroup(streams, crcs, bits)
+
+
+def decode_group(group: CodedGroup, height: int, width: int, channels: int, model: IntPixelCNN, luts: TableLUTs,
+                 tile: int, device, max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> tuple[np.ndarray, float]:
+    """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC."""
+    tiles = tile_grid(height, width, tile)
+    out = np.zeros((height, width, channels), dtype=np.uint8)
+    bits = 0.0
+    for batch in tile_batches(tiles, model, tile, max_batch_bytes):
+        bt = [tiles[k] for k in batch]
+        sched = Schedule(bt, model.cfg.slope)
+        state = WavefrontState(model, len(bt), tile, device)
+        pos = state.flat_index(sched.n, sched.i, sched.j)
+        coder = DecodeCoder([group.streams[k] for k in batch], device)
+        source = _Steps(model, state, pos, channels)
+        bits += scan(sched, source, coder, channels, model.cfg, luts)
+        coder.check_exhausted()
+        ys = np.array([t.y for t in bt])[sched.n] + sched.i
+        xs = np.array([t.x for t in bt])[sched.n] + sched.j
+        out[ys, xs] = source.values.cpu().numpy().astype(np.uint8)
+        for k in batch:
+            check_crc(_tile_samples(out, tiles[k]), group.crcs[k], f"tile {k}")
+        if progress:
+            progress(len(batch))
+    return out, bits

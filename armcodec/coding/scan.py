@@ -1,0 +1,156 @@
+"""The one coding loop: the wavefront over a batch of tiles, for both directions.
+
+Pixel (i, j) of a tile is coded at step ``t = j + slope * i``; every tile of the batch
+advances one step at a time, and a step codes, for each tile, its pixels on line ``t``
+(top row first), channel after channel.  Per step and channel the loop asks a parameter
+source for the head's integers at the step's pixels, builds the integer tables, and
+hands them to a coder::
+
+    encode: params of all pixels (one parallel pass) -> tables -> EncodeCoder (pushes, last step first)
+    decode: params of step t (cached model step)     -> tables -> DecodeCoder (pops)   -> pixels -> model input
+
+ANS is a stack, so the encoder walks the same steps in reverse and pushes each step's
+channels in reverse; the decoder then pops them in forward order.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from armcodec.coding.ans import StreamDecoder, StreamEncoder
+from armcodec.errors import ChecksumError, FormatError
+from armcodec.tables import TableLUTs, channel_tables, symbol_bits
+
+
+@dataclass(frozen=True)
+class Tile:
+    y: int
+    x: int
+    h: int
+    w: int
+
+
+def tile_grid(height: int, width: int, tile: int) -> list[Tile]:
+    """Row-major tiles of at most tile x tile pixels covering the image."""
+    return [
+        Tile(y, x, min(tile, height - y), min(tile, width - x))
+        for y in range(0, height, tile)
+        for x in range(0, width, tile)
+    ]
+
+
+class Schedule:
+    """Pixels of a batch of tiles ordered by (step, tile, row); ``starts[t]:starts[t+1]`` is step t.
+
+    n, i, j: int64 arrays (tile index within the batch, row, column inside the tile)."""
+
+    def __init__(self, tiles: list[Tile], slope: int):
+        ns, is_, js = [], [], []
+        for k, t in enumerate(tiles):
+            ii, jj = np.meshgrid(np.arange(t.h), np.arange(t.w), indexing="ij")
+            ns.append(np.full(t.h * t.w, k))
+            is_.append(ii.ravel())
+            js.append(jj.ravel())
+        n, i, j = (np.concatenate(a).astype(np.int64) for a in (ns, is_, js))
+        step = j + slope * i
+        order = np.lexsort((i, n, step))
+        self.n, self.i, self.j, step = n[order], i[order], j[order], step[order]
+        self.n_steps = int(step.max()) + 1 if len(step) else 0
+        self.starts = np.searchsorted(step, np.arange(self.n_steps + 1))
+        # (tile, start, end) runs inside each step, for the per-tile coders
+        key = step * len(tiles) + self.n
+        cuts = np.flatnonzero(np.diff(key)) + 1
+        run_starts = np.concatenate([[0], cuts]).astype(np.int64)
+        run_ends = np.concatenate([cuts, [len(key)]]).astype(np.int64)
+        run_step = step[run_starts] if len(key) else np.empty(0, np.int64)
+        self._runs = [[] for _ in range(self.n_steps)]
+        for s, a, b in zip(run_step, run_starts, run_ends):
+            self._runs[s].append((int(self.n[a]), int(a - self.starts[s]), int(b - self.starts[s])))
+
+    def runs(self, t: int) -> list[tuple[int, int, int]]:
+        """[(tile, start, end)] of step t, offsets relative to the step's first pixel."""
+        return self._runs[t]
+
+
+class EncodeCoder:
+    """Pushes the known pixel values; one StreamEncoder per tile."""
+
+    reverse = True
+
+    def __init__(self, values: torch.Tensor, n_tiles: int):
+        self.values = values  # int64 (pixels in schedule order, g)
+        self.streams = [StreamEncoder() for _ in range(n_tiles)]
+        self._pending: list = []
+
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
+        v = self.values[a:b, c]
+        self._pending.append((q.cpu().numpy(), v.cpu().numpy(), runs))
+        return v
+
+    def end_step(self) -> None:
+        for q, v, runs in reversed(self._pending):
+            for tile, s, e in runs:
+                self.streams[tile].push(v[s:e], q[s:e])
+        self._pending = []
+
+
+class DecodeCoder:
+    """Pops pixel values; one StreamDecoder per tile."""
+
+    reverse = False
+
+    def __init__(self, streams: list[bytes], device):
+        self.streams = [StreamDecoder(s) for s in streams]
+        self.device = device
+
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
+        qn = q.cpu().numpy()
+        out = np.empty(b - a, dtype=np.int64)
+        for tile, s, e in runs:
+            out[s:e] = self.streams[tile].pop(qn[s:e])
+        return torch.from_numpy(out).to(self.device)
+
+    def end_step(self) -> None:
+        pass
+
+    def check_exhausted(self) -> None:
+        for k, s in enumerate(self.streams):
+            if not s.exhausted():
+                raise FormatError(f"tile stream {k} has data left after its last pixel (corrupted file)")
+
+
+def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLUTs) -> float:
+    """Run the wavefront in the coder's direction; returns the model's -log2 likelihood in bits.
+
+    params_at(a, b) -> int64 (b-a, n_params) for the pixels schedule[a:b] (decode: a model
+    step, which may read the pixels of earlier steps); after a step, params_at.observe(a, b,
+    values) receives the step's pixel values (int64 (b-a, channels))."""
+    bits = 0.0
+    steps = range(schedule.n_steps)
+    for t in reversed(steps) if coder.reverse else steps:
+        a, b = int(schedule.starts[t]), int(schedule.starts[t + 1])
+        if a == b:  # a tile narrower than the slope leaves some steps empty
+            continue
+        params = params_at(a, b)
+        values = torch.empty((b - a, channels), dtype=torch.int64, device=params.device)
+        for c in range(channels):
+            q = channel_tables(params, c, values[:, :c], cfg, luts)
+            values[:, c] = coder.code(a, b, c, q, schedule.runs(t))
+            bits += symbol_bits(q, values[:, c])
+        coder.end_step()
+        params_at.observe(a, b, values)
+    return bits
+
+
+def samples_crc(samples: np.ndarray) -> int:
+    """CRC32 of a tile's decoded samples, uint8 (h, w, g) in C order."""
+    return zlib.crc32(np.ascontiguousarray(samples, dtype=np.uint8).tobytes()) & 0xFFFFFFFF
+
+
+def check_crc(samples: np.ndarray, expected: int, what: str) -> None:
+    got = samples_crc(samples)
+    if got != expected:
+        raise ChecksumError(f"{what}: CRC32 of decoded samples {got:08x} != stored {expected:08x} (corrupted file or wrong model)")

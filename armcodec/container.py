@@ -1,0 +1,178 @@
+"""The ``.arm`` container, version 1: the only module that knows the byte format.
+
+Everything is little-endian and written with ``struct``::
+
+    offset 0   "ARMC"                          magic
+           4   u8   format version (1)
+           5   u8   coder profile (1: constriction ANS, 32-bit words, 24-bit tables,
+                                   wavefront tiles, one stream per tile and plane group)
+           6   u32  header length N
+          10   header (N bytes):
+                 u8  kind (0 image)      u8 mode (1 L, 2 LA, 3 RGB, 4 RGBA)   u8 bits per sample (8)
+                 u32 width   u32 height  u32 frames (1)   u16 tile size
+                 u8 n + n bytes model name (utf-8)        16 bytes: sha256 prefix of the weights
+                 u32 n + n bytes ICC profile (0: none)
+                 u32 stream count S, then S x (u32 byte length, u32 CRC32 of the decoded samples)
+        10+N   u32  CRC32 of bytes [0, 10+N)
+        14+N   payload: the S streams, back to back (lengths are multiples of 4)
+
+Streams are ordered by plane group (RGB or L first, then alpha), then tile (row-major).
+:func:`parse` validates everything it can before anything is allocated or decoded.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from armcodec.errors import ChecksumError, FormatError, LimitError
+
+MAGIC = b"ARMC"
+FORMAT_VERSION = 1
+CODER_PROFILE = 1
+PREAMBLE = struct.Struct("<4sBBI")
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+MODE_CODES = {v: k for k, v in MODES.items()}
+MODE_GROUPS = {"L": (1,), "LA": (1, 1), "RGB": (3,), "RGBA": (3, 1)}  # plane groups per mode
+KIND_IMAGE = 0
+MIN_TILE, MAX_TILE = 8, 1024
+MAX_HEADER = 64 << 20
+DEFAULT_MAX_PIXELS = 1 << 30
+
+
+@dataclass
+class ArmHeader:
+    mode: str
+    width: int
+    height: int
+    tile: int
+    model: str
+    weights_sha256: bytes  # first 16 bytes
+    bits: int = 8
+    frames: int = 1
+    icc_profile: bytes = b""
+    stream_lengths: list[int] = field(default_factory=list)
+    stream_crcs: list[int] = field(default_factory=list)
+    version: int = FORMAT_VERSION
+    profile: int = CODER_PROFILE
+
+    @property
+    def channels(self) -> int:
+        return len(self.mode)
+
+    def n_tiles(self) -> int:
+        return -(-self.height // self.tile) * -(-self.width // self.tile)
+
+    def describe(self) -> dict:
+        return {
+            "format_version": self.version,
+            "coder_profile": self.profile,
+            "kind": "image",
+            "mode": self.mode,
+            "bits_per_sample": self.bits,
+            "width": self.width,
+            "height": self.height,
+            "frames": self.frames,
+            "tile_size": self.tile,
+            "tiles": self.n_tiles(),
+            "streams": len(self.stream_lengths),
+            "model": self.model,
+            "weights_sha256_prefix": self.weights_sha256.hex(),
+            "icc_profile_bytes": len(self.icc_profile),
+            "payload_bytes": sum(self.stream_lengths),
+        }
+
+
+def write(h: ArmHeader, streams: list[bytes]) -> bytes:
+    name = h.model.encode("utf-8")
+    body = [
+        struct.pack("<BBBIIIH", KIND_IMAGE, MODE_CODES[h.mode], h.bits, h.width, h.height, h.frames, h.tile),
+        struct.pack("<B", len(name)), name, h.weights_sha256[:16].ljust(16, b"\0"),
+        struct.pack("<I", len(h.icc_profile)), h.icc_profile,
+        struct.pack("<I", len(streams)),
+    ]
+    body += [struct.pack("<II", len(s), crc) for s, crc in zip(streams, h.stream_crcs)]
+    header = b"".join(body)
+    head = PREAMBLE.pack(MAGIC, FORMAT_VERSION, CODER_PROFILE, len(header)) + header
+    return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
+
+
+class _Reader:
+    def __init__(self, data: bytes, start: int, end: int):
+        self.data, self.pos, self.end = data, start, end
+
+    def take(self, fmt: str):
+        size = struct.calcsize(fmt)
+        if self.pos + size > self.end:
+            raise FormatError("header is truncated")
+        vals = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return vals
+
+    def raw(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise FormatError("header field runs past the header")
+        b = bytes(self.data[self.pos : self.pos + n])
+        self.pos += n
+        return b
+
+
+def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader, list[bytes]]:
+    """Validate and split an .arm file; raises FormatError, ChecksumError or LimitError."""
+    data = memoryview(data).toreadonly() if not isinstance(data, bytes) else data
+    if len(data) < PREAMBLE.size or bytes(data[:4]) != MAGIC:
+        raise FormatError("not an armcodec file (bad magic)")
+    _, version, profile, hlen = PREAMBLE.unpack_from(data, 0)
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported .arm format version {version} (this armcodec reads version {FORMAT_VERSION})")
+    if profile != CODER_PROFILE:
+        raise FormatError(f"unsupported coder profile {profile}")
+    hend = PREAMBLE.size + hlen
+    if hlen > MAX_HEADER or hend + 4 > len(data):
+        raise FormatError(f"file is truncated: header of {hlen} bytes does not fit in {len(data)} bytes")
+    (stored_crc,) = struct.unpack_from("<I", data, hend)
+    if zlib.crc32(bytes(data[:hend])) & 0xFFFFFFFF != stored_crc:
+        raise ChecksumError("header CRC32 mismatch: the file is corrupted")
+    r = _Reader(data, PREAMBLE.size, hend)
+    kind, mode_code, bits, width, height, frames, tile = r.take("<BBBIIIH")
+    if kind != KIND_IMAGE:
+        raise FormatError(f"unsupported content kind {kind}")
+    if mode_code not in MODES:
+        raise FormatError(f"unknown image mode code {mode_code}")
+    if bits != 8 or frames != 1:
+        raise FormatError(f"unsupported sample depth {bits} or frame count {frames}")
+    if width < 1 or height < 1:
+        raise FormatError(f"invalid image size {width}x{height}")
+    if width * height > max_pixels:
+        raise LimitError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
+    if not MIN_TILE <= tile <= MAX_TILE:
+        raise FormatError(f"invalid tile size {tile}")
+    (name_len,) = r.take("<B")
+    try:
+        model = r.raw(name_len).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError("model name is not valid utf-8") from None
+    sha = r.raw(16)
+    (icc_len,) = r.take("<I")
+    icc = r.raw(icc_len)
+    (n_streams,) = r.take("<I")
+    h = ArmHeader(MODES[mode_code], width, height, tile, model, sha, bits, frames, icc)
+    expected = h.n_tiles() * len(MODE_GROUPS[h.mode])
+    if n_streams != expected:
+        raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")
+    if r.end - r.pos != 8 * n_streams:
+        raise FormatError("stream table size does not match the header length")
+    table = struct.unpack_from(f"<{2 * n_streams}I", data, r.pos)
+    h.stream_lengths, h.stream_crcs = list(table[0::2]), list(table[1::2])
+    start = hend + 4
+    if start + sum(h.stream_lengths) != len(data):
+        raise FormatError(
+            f"payload is {len(data) - start} bytes, the stream table declares {sum(h.stream_lengths)} (truncated or padded file)"
+        )
+    if any(n % 4 for n in h.stream_lengths):
+        raise FormatError("a stream length is not a multiple of 4")
+    streams, pos = [], start
+    for n in h.stream_lengths:
+        streams.append(bytes(data[pos : pos + n]))
+        pos += n
+    return h, streams

@@ -1,0 +1,262 @@
+"""Wavefront PixelCNN: the float / quantization-aware training model.
+
+Data flow (training)::
+
+    x uint8 (B, C, H, W) -> input (B, C+1, H, W) -> first masked conv (strict)
+      -> blocks: masked conv (2F) -> hard gate -> 1x1 (F) -> residual add
+      -> head: 1x1 (H) -> clamp -> 1x1 (n_params) -> mixture parameters -> NLL
+
+Every masked convolution only reads offsets ``(di, dj)`` (rows up, columns
+right) inside the wavefront half-plane ``dj + slope * di <= 0`` (``< 0`` for
+the first layer, which reads pixels).  That half-plane is closed under
+addition, so however deep the network is, the value at pixel ``(i, j)``
+depends only on pixels with a smaller wavefront time ``t = j + slope * i``:
+the decoder can decode one anti-diagonal line ``t`` of every tile at once,
+``T + slope * (T - 1)`` steps for a ``T x T`` tile, and no blind spot exists
+inside the cone the wavefront allows (the test-suite checks both with
+autograd).
+
+All nonlinearities are hard (clamp, ReLU, hard-tanh x hard-sigmoid gate) and
+every activation lives on a fixed power-of-two grid, so the network can be
+exported to integer-exact inference (``armcodec.quant``) with the same graph.
+With ``qat=True`` the forward pass fake-quantizes weights, activations and
+head parameters onto those integer grids (straight-through estimator).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Fixed integer grids shared by training (fake quantization) and integer inference.
+INPUT_SCALE = 1 / 32  # input: (pixel - 128) in units of 1/32
+ONES_VALUE = 128  # integer value of the constant "inside the image" input channel
+RESID_SCALE = 1 / 32  # residual stream, int range [-127, 127]
+GATE_SCALE = 1 / 64  # gate inputs and output, int range [-64, 64]
+HEAD_SCALE = 1 / 32  # head hidden layer, int range [0, 127]
+ACT_MAX = 127
+GATE_MAX = 64
+# Distribution parameter grids (integers handed to armcodec.tables).
+MEAN_STEPS = 16  # means in 1/16 of a level
+LOGSCALE_STEPS = 8  # log2(scale) in 1/8
+LOGIT_STEPS = 8  # mixture logits in 1/8 of a bit (log2 units)
+COEF_STEPS = 64  # channel coupling coefficients in 1/64
+LOG2_SCALE_MIN, LOG2_SCALE_MAX = -4.0, 6.0
+MEAN_MIN, MEAN_MAX = -2.0, 258.0  # absolute pixel units
+COEF_MAX = 1.0
+
+
+@dataclass(frozen=True)
+class PixelCNNConfig:
+    """Architecture of a wavefront PixelCNN; stored with the weights."""
+
+    image_channels: int = 3
+    width: int = 64
+    blocks: int = 6
+    head_width: int = 128
+    mixtures: int = 5
+    slope: int = 3
+    first_reach: tuple[int, int, int] = (2, 2, 2)  # rows up, columns left, columns right
+    block_reach: tuple[int, int, int] = (1, 1, 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PixelCNNConfig":
+        d = dict(d)
+        for k in ("first_reach", "block_reach"):
+            d[k] = tuple(d[k])
+        return cls(**d)
+
+    @property
+    def n_params(self) -> int:
+        """Head outputs: per channel K logits, K means, K log-scales, plus K coupling
+        coefficients for every (channel, earlier channel) pair."""
+        c, k = self.image_channels, self.mixtures
+        return 3 * k * c + k * c * (c - 1) // 2
+
+
+def causal_offsets(reach: tuple[int, int, int], slope: int, strict: bool) -> list[tuple[int, int]]:
+    """Kernel offsets (di <= 0, dj) a masked conv may read, in a fixed order.
+
+    ``strict`` (first layer, reads pixels): ``dj + slope*di < 0``, i.e. only pixels of
+    earlier wavefront steps.  Otherwise ``<= 0`` (the same step is fine: earlier layers of
+    the same positions are computed first).
+    """
+    up, left, right = reach
+    out = []
+    for di in range(-up, 1):
+        for dj in range(-left, right + 1):
+            t = dj + slope * di
+            if t < 0 or (t == 0 and not strict):
+                out.append((di, dj))
+    return out
+
+
+def _ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def _ste_floor(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.floor(x) - x).detach()
+
+
+def fake_quant(x: torch.Tensor, scale: float, lo: float, hi: float) -> torch.Tensor:
+    """Round to the integer grid ``scale * [lo, hi]`` (straight-through gradient)."""
+    return torch.clamp(_ste_round(x / scale), lo, hi) * scale
+
+
+class MaskedConv2d(nn.Module):
+    """Convolution restricted to ``causal_offsets``; zero padding outside the tensor."""
+
+    def __init__(self, c_in: int, c_out: int, reach, slope: int, strict: bool):
+        super().__init__()
+        self.reach = tuple(reach)
+        up, left, right = self.reach
+        self.offsets = causal_offsets(self.reach, slope, strict)
+        self.weight = nn.Parameter(torch.empty(c_out, c_in, up + 1, left + right + 1))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        mask = torch.zeros(1, 1, up + 1, left + right + 1)
+        for di, dj in self.offsets:
+            mask[0, 0, di + up, dj + left] = 1
+        self.register_buffer("mask", mask, persistent=False)
+        fan_in = c_in * len(self.offsets)
+        nn.init.normal_(self.weight, std=1 / math.sqrt(fan_in))
+
+    def forward(self, x: torch.Tensor, qat: bool, in_scale: float) -> torch.Tensor:
+        up, left, right = self.reach
+        w, b = quantized_weight_bias(self.weight * self.mask, self.bias, qat, in_scale)
+        return F.conv2d(F.pad(x, (left, right, up, 0)), w, b)
+
+
+class Conv1x1(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, 1, 1) / math.sqrt(c_in))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+
+    def forward(self, x: torch.Tensor, qat: bool, in_scale: float) -> torch.Tensor:
+        w, b = quantized_weight_bias(self.weight, self.bias, qat, in_scale)
+        return F.conv2d(x, w, b)
+
+
+def weight_scale(w: torch.Tensor) -> torch.Tensor:
+    """Per-output-channel symmetric int8 scale, shape (C_out,)."""
+    return w.detach().abs().flatten(1).amax(1).clamp_min(1e-8) / 127
+
+
+def quantized_weight_bias(w, b, qat: bool, in_scale: float):
+    if not qat:
+        return w, b
+    s = weight_scale(w)
+    wq = torch.clamp(_ste_round(w / s[:, None, None, None]), -127, 127) * s[:, None, None, None]
+    bs = s * in_scale
+    bq = _ste_round(b / bs) * bs
+    return wq, bq
+
+
+class PixelCNN(nn.Module):
+    """Float/QAT model; see the module docstring for the graph."""
+
+    def __init__(self, cfg: PixelCNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        f = cfg.width
+        self.first = MaskedConv2d(cfg.image_channels + 1, f, cfg.first_reach, cfg.slope, strict=True)
+        self.gate_convs = nn.ModuleList(
+            MaskedConv2d(f, 2 * f, cfg.block_reach, cfg.slope, strict=False) for _ in range(cfg.blocks)
+        )
+        self.mix_convs = nn.ModuleList(Conv1x1(f, f) for _ in range(cfg.blocks))
+        for m in self.mix_convs:
+            m.weight.data *= 0.3
+        self.head_hidden = Conv1x1(f, cfg.head_width)
+        self.head_out = Conv1x1(cfg.head_width, cfg.n_params)
+        self.head_out.weight.data *= 0.1
+        k, c = cfg.mixtures, cfg.image_channels
+        with torch.no_grad():  # start with broad distributions around mid-gray
+            self.head_out.bias[2 * k * c : 3 * k * c] = 3.0
+
+    def act(self, x: torch.Tensor, qat: bool, scale: float, lo: int, hi: int) -> torch.Tensor:
+        if qat:
+            return fake_quant(x, scale, lo, hi)
+        return torch.clamp(x, lo * scale, hi * scale)
+
+    def features(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
+        """x: float (B, C, H, W) pixel values 0..255 -> raw head output (B, n_params, H, W)."""
+        ones = torch.full_like(x[:, :1], ONES_VALUE * INPUT_SCALE)
+        inp = torch.cat([(x - 128) * INPUT_SCALE, ones], 1)  # (B, C+1, H, W), exact on the grid
+        h = self.act(self.first(inp, qat, INPUT_SCALE), qat, RESID_SCALE, -ACT_MAX, ACT_MAX)
+        f = self.cfg.width
+        for gconv, mconv in zip(self.gate_convs, self.mix_convs):
+            u = gconv(h, qat, RESID_SCALE)  # (B, 2F, H, W)
+            a = self.act(u[:, :f], qat, GATE_SCALE, -GATE_MAX, GATE_MAX)
+            b_gate = self.act(u[:, f:] + 0.5, qat, GATE_SCALE, 0, GATE_MAX)  # hard sigmoid
+            g = a * b_gate
+            if qat:  # integer path: (a_int * b_int) >> 6
+                g = _ste_floor(g / GATE_SCALE) * GATE_SCALE
+            v = self.act(mconv(g, qat, GATE_SCALE), qat, RESID_SCALE, -ACT_MAX, ACT_MAX)
+            h = torch.clamp(h + v, -ACT_MAX * RESID_SCALE, ACT_MAX * RESID_SCALE)
+        z = self.act(self.head_hidden(h, qat, RESID_SCALE), qat, HEAD_SCALE, 0, ACT_MAX)
+        return self.head_out(z, qat, HEAD_SCALE)
+
+    def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
+        """Negative log2-likelihood per subpixel, (B, C, H, W)."""
+        return mixture_nll_bits(self.features(x, qat), x, self.cfg, qat)
+
+
+def split_params(out: torch.Tensor, cfg: PixelCNNConfig):
+    """Raw head output (B, P, H, W) -> logits, means, log2 scales (B, C, K, H, W) and
+    coupling coefficients (B, n_pairs, K, H, W), pairs ordered (1,0), (2,0), (2,1), ..."""
+    b, _, h, w = out.shape
+    k, c = cfg.mixtures, cfg.image_channels
+    logits = out[:, : k * c].reshape(b, c, k, h, w)
+    means = out[:, k * c : 2 * k * c].reshape(b, c, k, h, w)
+    logs = out[:, 2 * k * c : 3 * k * c].reshape(b, c, k, h, w)
+    coefs = out[:, 3 * k * c :].reshape(b, -1, k, h, w)
+    return logits, means, logs, coefs
+
+
+def mixture_nll_bits(out: torch.Tensor, x: torch.Tensor, cfg: PixelCNNConfig, qat: bool) -> torch.Tensor:
+    """Discretized logistic mixture NLL in bits, channel c conditioned on channels < c
+    through linear mean coupling (PixelCNN++), mixture weights per channel."""
+    logits, means, logs, coefs = split_params(out, cfg)
+    if qat:
+        logits = _ste_round(logits * LOGIT_STEPS) / LOGIT_STEPS
+        means = _ste_round(means * MEAN_STEPS) / MEAN_STEPS
+        logs = _ste_round(logs * LOGSCALE_STEPS) / LOGSCALE_STEPS
+        coefs = _ste_round(coefs * COEF_STEPS) / COEF_STEPS
+    coefs = torch.clamp(coefs, -COEF_MAX, COEF_MAX)
+    logs = torch.clamp(logs, LOG2_SCALE_MIN, LOG2_SCALE_MAX)
+    xc = x - 128  # (B, C, H, W)
+    mu_list = []
+    pair = 0
+    for c in range(cfg.image_channels):
+        mu = 128 + means[:, c]
+        for prev in range(c):
+            shift = coefs[:, pair] * xc[:, prev : prev + 1]
+            if qat:  # integer path: floor(coef_int * xc * MEAN_STEPS / COEF_STEPS)
+                shift = _ste_floor(shift * MEAN_STEPS) / MEAN_STEPS
+            mu = mu + shift
+            pair += 1
+        mu_list.append(mu)
+    mu = torch.clamp(torch.stack(mu_list, 1), MEAN_MIN, MEAN_MAX)  # (B, C, K, H, W)
+    inv_s = torch.exp2(-logs)
+    xv = x.unsqueeze(2)
+    centered = xv - mu
+    plus_in = inv_s * (centered + 0.5)
+    min_in = inv_s * (centered - 0.5)
+    log_cdf_plus = plus_in - F.softplus(plus_in)  # log sigmoid(plus_in), used at x == 0
+    log_one_minus_cdf_min = -F.softplus(min_in)  # used at x == 255
+    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
+    mid_in = inv_s * centered
+    log_pdf_mid = mid_in - logs * math.log(2) - 2 * F.softplus(mid_in)
+    log_mid = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp_min(1e-12)), log_pdf_mid)
+    log_probs = torch.where(xv < 0.5, log_cdf_plus, torch.where(xv > 254.5, log_one_minus_cdf_min, log_mid))
+    log_w = torch.log_softmax(logits * math.log(2), dim=2)
+    nll = -torch.logsumexp(log_probs + log_w, dim=2)  # nats, (B, C, H, W)
+    # Integer tables give every value at least 2**-24; mirror that floor loosely.
+    return torch.clamp(nll, max=24 * math.log(2)) / math.log(2)

@@ -1,0 +1,258 @@
+"""Integer-exact inference of the wavefront PixelCNN, and export from a trained float model.
+
+Every layer computes ``acc = sum(w * a) + b`` with int8-range weights ``w`` and small
+integer activations ``a`` held in float32 tensors; export checks the worst case
+``sum(|w|) * max|a| + |b| < 2**24`` per output channel, so every partial sum is an exact
+integer in any summation order (layers that could exceed it run in float64, exact below
+2**53).  Requantization ``floor(acc * m * 2**-shift + 1/2)`` runs in float64 with an
+integer multiplier ``m < 2**15``: exact as well.  Nonlinearities are clamps and the gate
+``(a * b) >> 6``.  The result does not depend on batch, order, threads, BLAS or device.
+
+A layer is applied by gathering its inputs at the kernel offsets from a padded
+activation map (``WavefrontState``) and one matrix product.  The encoder runs each stage
+over all positions; the decoder runs all stages on the positions of one wavefront step.
+Both go through :meth:`IntPixelCNN.run`, so their tables are the same numbers.
+
+Data flow of one stage::
+
+    map (rows, C_in) --gather offsets--> (M, n_off*C_in) --@ W--> acc --requant, clamp--> (M, C_out)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from armcodec.models.pixelcnn import (
+    ACT_MAX,
+    COEF_STEPS,
+    GATE_MAX,
+    GATE_SCALE,
+    HEAD_SCALE,
+    INPUT_SCALE,
+    LOGIT_STEPS,
+    LOGSCALE_STEPS,
+    MEAN_STEPS,
+    ONES_VALUE,
+    RESID_SCALE,
+    MaskedConv2d,
+    PixelCNN,
+    PixelCNNConfig,
+    causal_offsets,
+    weight_scale,
+)
+
+F32_EXACT = 2**24
+F64_SAFE = 2**37  # acc * m (< 2**15) stays below 2**52
+MULT_BITS = 15
+
+
+@dataclass
+class IntConv:
+    """One integer layer: offsets (di, dj); weight (n_off*C_in, C_out) int-valued float32;
+    bias, mult (C_out,) int-valued float64; inv_shift (C_out,) float64 powers of two."""
+
+    offsets: list[tuple[int, int]]
+    weight: torch.Tensor
+    bias: torch.Tensor
+    mult: torch.Tensor
+    inv_shift: torch.Tensor
+    in_max: int
+
+    def __post_init__(self):
+        bound = self.weight.double().abs().sum(0) * self.in_max + self.bias.abs()
+        worst = float(bound.max())
+        if worst >= F64_SAFE:
+            raise ValueError(f"layer accumulator bound {worst:.3g} exceeds 2**37")
+        self.exact_f32 = worst < F32_EXACT
+        self._w64 = None if self.exact_f32 else self.weight.double()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
+        acc = (x @ self.weight).double() if self.exact_f32 else x.double() @ self._w64
+        acc = acc + self.bias
+        return torch.floor(acc * self.mult * self.inv_shift + 0.5)
+
+    def to(self, device) -> "IntConv":
+        return IntConv(
+            self.offsets, self.weight.to(device), self.bias.to(device), self.mult.to(device),
+            self.inv_shift.to(device), self.in_max,
+        )
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        shift = (-torch.log2(self.inv_shift)).round().to(torch.int32)
+        return {
+            f"{prefix}.weight": self.weight.to(torch.int8),
+            f"{prefix}.bias": self.bias.to(torch.int64),
+            f"{prefix}.mult": self.mult.to(torch.int32),
+            f"{prefix}.shift": shift,
+        }
+
+    @staticmethod
+    def from_tensors(t: dict, prefix: str, offsets, in_max: int, c_in: int, c_out: int) -> "IntConv":
+        w = t[f"{prefix}.weight"]
+        if w.dtype != torch.int8 or tuple(w.shape) != (len(offsets) * c_in, c_out):
+            raise ValueError(f"{prefix}.weight: expected int8 {(len(offsets) * c_in, c_out)}, got {w.dtype} {tuple(w.shape)}")
+        for name, dt in (("bias", torch.int64), ("mult", torch.int32), ("shift", torch.int32)):
+            v = t[f"{prefix}.{name}"]
+            if v.dtype != dt or tuple(v.shape) != (c_out,):
+                raise ValueError(f"{prefix}.{name}: expected {dt} ({c_out},)")
+        shift = t[f"{prefix}.shift"].long()
+        if bool((shift < 0).any()) or bool((shift > 52).any()):
+            raise ValueError(f"{prefix}.shift out of range")
+        return IntConv(
+            list(offsets), w.float(), t[f"{prefix}.bias"].double(), t[f"{prefix}.mult"].double(),
+            torch.pow(2.0, -shift.double()), in_max,
+        )
+
+
+def export_conv(conv, offsets, in_scale: float, out_scale: torch.Tensor, in_max: int) -> IntConv:
+    """Float conv (masked or 1x1) -> IntConv with the QAT model's weight and bias grids."""
+    w = conv.weight.detach().double()
+    if isinstance(conv, MaskedConv2d):
+        w = w * conv.mask.double()
+    s_w = weight_scale(w.float()).double()  # (C_out,), as in quantized_weight_bias
+    w_int = torch.clamp(torch.round(w / s_w[:, None, None, None]), -127, 127)
+    up, left = (conv.reach[0], conv.reach[1]) if isinstance(conv, MaskedConv2d) else (0, 0)
+    rows = [w_int[:, :, di + up, dj + left] for di, dj in offsets]  # each (C_out, C_in)
+    weight = torch.cat(rows, 1).t().contiguous().float()  # (n_off*C_in, C_out)
+    bias = torch.round(conv.bias.detach().double() / (s_w * in_scale))
+    real = s_w * in_scale / out_scale  # acc -> output integer multiplier
+    shift = torch.floor(MULT_BITS - 1 - torch.log2(real)).clamp(0, 52)
+    mult = torch.round(real * torch.pow(2.0, shift))
+    return IntConv(list(offsets), weight, bias, mult, torch.pow(2.0, -shift), in_max)
+
+
+class WavefrontState:
+    """Padded activation maps of a batch of T x T tiles, flattened to (rows, C).
+
+    Map 0 holds the input (pixel - 128 per model channel, and ONES_VALUE inside the image);
+    map b+1 holds the residual stream entering block b.  Positions outside a tile's image
+    area are never computed and stay zero, exactly like the zero padding in training."""
+
+    def __init__(self, model: "IntPixelCNN", n_tiles: int, tile: int, device):
+        cfg = model.cfg
+        offs = model.first.offsets + model.gates[0].offsets if model.gates else model.first.offsets
+        self.pad_top = max(-di for di, _ in offs)
+        self.pad_left = max(max(-dj for _, dj in offs), 0)
+        self.pad_right = max(max(dj for _, dj in offs), 0)
+        self.hp = tile + self.pad_top
+        self.wp = self.pad_left + tile + self.pad_right
+        rows = n_tiles * self.hp * self.wp
+        chans = [cfg.image_channels + 1] + [cfg.width] * cfg.blocks
+        self.maps = [torch.zeros((rows, c), dtype=torch.float32, device=device) for c in chans]
+        self.channels = cfg.image_channels
+        self.device = device
+
+    def flat_index(self, n: np.ndarray, i: np.ndarray, j: np.ndarray) -> torch.Tensor:
+        idx = (n * self.hp + i + self.pad_top) * self.wp + j + self.pad_left
+        return torch.as_tensor(idx, dtype=torch.int64, device=self.device)
+
+    def offset_index(self, offsets) -> torch.Tensor:
+        return torch.tensor([di * self.wp + dj for di, dj in offsets], dtype=torch.int64, device=self.device)
+
+    def write_pixels(self, pos: torch.Tensor, values: torch.Tensor) -> None:
+        """values: int64 (M, g), g = model channels (RGB) or 1 (a plane replicated)."""
+        v = (values.float() - 128).expand(-1, self.channels) if values.shape[1] == 1 else values.float() - 128
+        ones = torch.full((len(pos), 1), float(ONES_VALUE), device=self.device)
+        self.maps[0][pos] = torch.cat([v, ones], 1)
+
+
+class IntPixelCNN:
+    """Integer-exact wavefront PixelCNN built from stored integer tensors and its config."""
+
+    def __init__(self, cfg: PixelCNNConfig, first: IntConv, gates: list, mixes: list, head_hidden: IntConv, head_out: IntConv):
+        self.cfg, self.first, self.gates, self.mixes = cfg, first, gates, mixes
+        self.head_hidden, self.head_out = head_hidden, head_out
+
+    # --- construction -------------------------------------------------------------------
+    @staticmethod
+    def from_float(model: PixelCNN) -> "IntPixelCNN":
+        cfg = model.cfg
+        f = cfg.width
+        strict = causal_offsets(cfg.first_reach, cfg.slope, strict=True)
+        block = causal_offsets(cfg.block_reach, cfg.slope, strict=False)
+        full = lambda n, s: torch.full((n,), s, dtype=torch.float64)  # noqa: E731
+        first = export_conv(model.first, strict, INPUT_SCALE, full(f, RESID_SCALE), 128)
+        gates = [export_conv(g, block, RESID_SCALE, full(2 * f, GATE_SCALE), ACT_MAX) for g in model.gate_convs]
+        mixes = [export_conv(m, [(0, 0)], GATE_SCALE, full(f, RESID_SCALE), GATE_MAX) for m in model.mix_convs]
+        hid = export_conv(model.head_hidden, [(0, 0)], RESID_SCALE, full(cfg.head_width, HEAD_SCALE), ACT_MAX)
+        return IntPixelCNN(cfg, first, gates, mixes, hid, export_conv(model.head_out, [(0, 0)], HEAD_SCALE, param_scales(cfg), ACT_MAX))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {**self.first.tensors("first"), **self.head_hidden.tensors("head_hidden"), **self.head_out.tensors("head_out")}
+        for b, (g, m) in enumerate(zip(self.gates, self.mixes)):
+            out.update(g.tensors(f"gate.{b}"))
+            out.update(m.tensors(f"mix.{b}"))
+        return out
+
+    @staticmethod
+    def from_tensors(cfg: PixelCNNConfig, t: dict) -> "IntPixelCNN":
+        """Rebuild from the stored config; raises ValueError on any shape or dtype mismatch."""
+        f = cfg.width
+        strict = causal_offsets(cfg.first_reach, cfg.slope, strict=True)
+        block = causal_offsets(cfg.block_reach, cfg.slope, strict=False)
+        first = IntConv.from_tensors(t, "first", strict, 128, cfg.image_channels + 1, f)
+        gates = [IntConv.from_tensors(t, f"gate.{b}", block, ACT_MAX, f, 2 * f) for b in range(cfg.blocks)]
+        mixes = [IntConv.from_tensors(t, f"mix.{b}", [(0, 0)], GATE_MAX, f, f) for b in range(cfg.blocks)]
+        hid = IntConv.from_tensors(t, "head_hidden", [(0, 0)], ACT_MAX, f, cfg.head_width)
+        out = IntConv.from_tensors(t, "head_out", [(0, 0)], ACT_MAX, cfg.head_width, cfg.n_params)
+        return IntPixelCNN(cfg, first, gates, mixes, hid, out)
+
+    def to(self, device) -> "IntPixelCNN":
+        return IntPixelCNN(
+            self.cfg, self.first.to(device), [g.to(device) for g in self.gates], [m.to(device) for m in self.mixes],
+            self.head_hidden.to(device), self.head_out.to(device),
+        )
+
+    # --- inference ----------------------------------------------------------------------
+    def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1 << 14) -> torch.Tensor:
+        """Head parameters at positions ``pos`` (flat map rows), int64 (M, n_params).
+
+        Stage by stage: stage s reads map s at its kernel offsets (filled at these or earlier
+        positions) and writes map s+1 at ``pos``.  With ``pos`` = every position this is the
+        encoder's parallel pass; with one wavefront step it is a decoder step."""
+        f = self.cfg.width
+        chunks = [pos[k : k + chunk] for k in range(0, len(pos), chunk)] or [pos]
+        first_off = state.offset_index(self.first.offsets)
+        for p in chunks:
+            h = self.first(gather(state.maps[0], p, first_off))
+            state.maps[1][p] = h.clamp_(-ACT_MAX, ACT_MAX).float()
+        out = []
+        gate_off = state.offset_index(self.gates[0].offsets) if self.gates else None
+        for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
+            last = b == len(self.gates) - 1
+            src = state.maps[b + 1]
+            for p in chunks:
+                u = gate(gather(src, p, gate_off))  # (M, 2F)
+                a = u[:, :f].clamp(-GATE_MAX, GATE_MAX)
+                g = torch.floor(a * (u[:, f:] + GATE_MAX // 2).clamp(0, GATE_MAX) / GATE_MAX)
+                v = mix(g.float()).clamp_(-ACT_MAX, ACT_MAX)
+                h = (src[p].double() + v).clamp_(-ACT_MAX, ACT_MAX).float()
+                if last:
+                    out.append(self.head(h))
+                else:
+                    state.maps[b + 2][p] = h
+        return torch.cat(out) if out else torch.empty((0, self.cfg.n_params), dtype=torch.int64, device=pos.device)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        z = self.head_hidden(h).clamp_(0, ACT_MAX).float()
+        return self.head_out(z).long()
+
+
+def gather(src: torch.Tensor, pos: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+    """src (rows, C), pos (M,), off (n_off,) -> (M, n_off*C), offset-major like IntConv.weight."""
+    idx = (pos.view(-1, 1) + off.view(1, -1)).view(-1)
+    return src.index_select(0, idx).view(len(pos), len(off) * src.shape[1])
+
+
+def param_scales(cfg: PixelCNNConfig) -> torch.Tensor:
+    """Output grid of each head channel: logits 1/8, means 1/16, log-scales 1/8, coefs 1/64."""
+    k, c = cfg.mixtures, cfg.image_channels
+    return torch.cat([
+        torch.full((k * c,), 1 / LOGIT_STEPS),
+        torch.full((k * c,), 1 / MEAN_STEPS),
+        torch.full((k * c,), 1 / LOGSCALE_STEPS),
+        torch.full((cfg.n_params - 3 * k * c,), 1 / COEF_STEPS),
+    ]).double()

@@ -1,0 +1,229 @@
+"""The ``armcodec`` command: thin commands over the library; errors become one stderr line and an exit code."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lossless image compression with an integer-exact PixelCNN and ANS.")
+
+ARM_SUFFIX = ".arm"
+
+
+def _fail(msg: str, code: int) -> None:
+    typer.echo(f"armcodec: error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _outputs(inputs: list[Path], output: Optional[Path], name_for) -> list[Path]:
+    """Output path per input: next to it by default, in DIR for -o DIR, or -o FILE for one input."""
+    if output is None:
+        return [name_for(p).parent / name_for(p).name for p in inputs]
+    if output.is_dir() or len(inputs) > 1 or str(output).endswith(("/", "\\")):
+        if output.exists() and not output.is_dir():
+            _fail(f"-o {output}: several inputs need an output directory", 2)
+        output.mkdir(parents=True, exist_ok=True)
+        return [output / name_for(p).name for p in inputs]
+    return [output]
+
+
+def _run_batch(inputs, outputs, work, as_json: bool) -> None:
+    """Run work(inp, out) -> dict per file; one bad file does not stop the others."""
+    from rich.progress import Progress
+
+    from armcodec.errors import ArmcodecError
+
+    failed: list[tuple[Path, int]] = []
+    show = len(inputs) > 1 and sys.stderr.isatty()
+    with Progress(transient=True, disable=not show) as bar:
+        task = bar.add_task("coding", total=len(inputs))
+        for inp, out in zip(inputs, outputs):
+            try:
+                rec = work(inp, out)
+                typer.echo(json.dumps(rec) if as_json else _human(rec))
+            except ArmcodecError as e:
+                typer.echo(f"armcodec: error: {inp}: {e}", err=True)
+                failed.append((inp, e.exit_code))
+            except KeyboardInterrupt:
+                typer.echo(f"armcodec: interrupted at {inp}; no partial output was left", err=True)
+                raise typer.Exit(130)
+            bar.advance(task)
+    if failed:
+        if len(inputs) > 1:
+            typer.echo(f"armcodec: {len(failed)} of {len(inputs)} files failed: {', '.join(str(p) for p, _ in failed)}", err=True)
+        codes = {c for _, c in failed}
+        raise typer.Exit(codes.pop() if len(codes) == 1 else 1)
+
+
+def _human(rec: dict) -> str:
+    if "bpsp" in rec:
+        return (f"{rec['input']} -> {rec['output']}: {rec['width']}x{rec['height']}x{rec['channels']}, "
+                f"{rec['bytes']} bytes, {rec['bpsp']:.4f} bpsp (model {rec['model_bpsp']:.4f}), {rec['seconds']:.2f} s")
+    return f"{rec['input']} -> {rec['output']}: {rec['width']}x{rec['height']} {rec['mode']}, {rec['seconds']:.2f} s"
+
+
+@app.command()
+def compress(
+    inputs: Annotated[list[Path], typer.Argument(help="Images to compress (PNG, TIFF, BMP, PPM/PGM, lossless WebP).")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory.")] = None,
+    model: Annotated[str, typer.Option("--model", help="Model name (see `armcodec models`).")] = "default",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Tile size in pixels (default: the model's).")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
+) -> None:
+    """Compress images to .arm files (default: INPUT.arm next to each input)."""
+    from armcodec.api import Codec, write_atomic
+    from armcodec.errors import ArmcodecError
+
+    try:
+        codec = Codec(model, device, tile_size)
+    except ArmcodecError as e:
+        _fail(str(e), e.exit_code)
+    outs = _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
+
+    def work(inp: Path, out: Path) -> dict:
+        if out.exists() and not force:
+            from armcodec.errors import OutputExistsError
+
+            raise OutputExistsError(f"{out} exists (use --force to overwrite)")
+        enc = codec.encode(inp)
+        write_atomic(out, enc.data, force=force)
+        n = enc.width * enc.height * enc.channels
+        return {
+            "input": str(inp), "output": str(out), "width": enc.width, "height": enc.height,
+            "channels": enc.channels, "mode": enc.mode, "bytes": len(enc.data), "bpsp": enc.bpsp,
+            "model_bits": enc.model_bits, "model_bpsp": enc.model_bits / n, "seconds": enc.seconds,
+            "model": model, "device": str(codec.device),
+        }
+
+    _run_batch(inputs, outs, work, as_json)
+
+
+def _decoded_name(p: Path) -> Path:
+    from armcodec.io.image import LOSSLESS_OUTPUTS
+
+    stem = p.name[: -len(ARM_SUFFIX)] if p.name.endswith(ARM_SUFFIX) else p.name
+    if Path(stem).suffix.lower() not in LOSSLESS_OUTPUTS:
+        stem += ".png"
+    return p.with_name(stem)
+
+
+@app.command()
+def decompress(
+    inputs: Annotated[list[Path], typer.Argument(help=".arm files to decompress.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory; the suffix picks a lossless format (PNG default).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
+) -> None:
+    """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""
+    from armcodec.api import Codec, write_atomic
+    from armcodec.container import parse
+    from armcodec.errors import ArmcodecError, OutputExistsError
+    from armcodec.io.image import write_image
+
+    outs = _outputs(inputs, output, _decoded_name)
+    codecs: dict[str, Codec] = {}
+
+    def work(inp: Path, out: Path) -> dict:
+        if out.exists() and not force:
+            raise OutputExistsError(f"{out} exists (use --force to overwrite)")
+        try:
+            data = inp.read_bytes()
+        except OSError as e:
+            raise ArmcodecError(f"cannot read: {e.strerror}") from None
+        header, _ = parse(data)
+        if header.model not in codecs:
+            codecs[header.model] = Codec(header.model, device)
+        dec = codecs[header.model].decode(data)
+        write_atomic(out, writer=lambda tmp: write_image(tmp, dec.array, dec.info), force=force)
+        return {
+            "input": str(inp), "output": str(out), "width": header.width, "height": header.height,
+            "channels": header.channels, "mode": dec.mode, "bytes": len(data), "model_bits": dec.model_bits,
+            "seconds": dec.seconds,
+        }
+
+    _run_batch(inputs, outs, work, as_json)
+
+
+@app.command()
+def info(
+    files: Annotated[list[Path], typer.Argument(help=".arm files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the validated header of .arm files."""
+    from armcodec.container import parse
+    from armcodec.errors import ArmcodecError
+
+    def work(inp: Path, _out) -> dict:
+        try:
+            data = inp.read_bytes()
+        except OSError as e:
+            raise ArmcodecError(f"cannot read: {e.strerror}") from None
+        header, _ = parse(data)
+        return {"file": str(inp), "bytes": len(data), **header.describe()}
+
+    failed = []
+    for f in files:
+        try:
+            rec = work(f, None)
+        except ArmcodecError as e:
+            typer.echo(f"armcodec: error: {f}: {e}", err=True)
+            failed.append(e.exit_code)
+            continue
+        typer.echo(json.dumps(rec) if as_json else "\n".join(f"{k:>22}: {v}" for k, v in rec.items()))
+    if failed:
+        raise typer.Exit(failed[0])
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the shipped models."""
+    from armcodec.errors import ArmcodecError
+    from armcodec.models.registry import list_models
+
+    try:
+        entries = list_models()
+    except ArmcodecError as e:
+        _fail(str(e), e.exit_code)
+    for e in entries:
+        rec = {"name": e.name, "file": e.file, "sha256": e.sha256, "tile_size": e.tile_size, "config": e.config, **e.meta}
+        if as_json:
+            typer.echo(json.dumps(rec))
+        else:
+            kodak = e.meta.get("kodak", {}).get("bpsp")
+            typer.echo(f"{e.name}: {e.meta.get('architecture', '')} width {e.config['width']}, {e.config['blocks']} blocks, "
+                       f"{e.config['mixtures']} mixtures, tile {e.tile_size}, Kodak {kodak} bpsp, sha256 {e.sha256[:16]}")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Folder of training photographs (e.g. ../shared/data/train).")],
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint (safetensors); resumed if it exists.")],
+    config: Annotated[str, typer.Option("--config", help="JSON overrides of PixelCNNConfig.")] = "{}",
+    steps: Annotated[int, typer.Option(help="Total steps (float, then QAT).")] = 7000,
+    qat_steps: Annotated[int, typer.Option(help="Final quantization-aware steps.")] = 600,
+    export: Annotated[Optional[str], typer.Option(help="After training, export to weights/ under this model name.")] = None,
+    weights_dir: Annotated[Path, typer.Option(help="Where --export writes.")] = Path("weights"),
+    tile_size: Annotated[int, typer.Option(help="Tile size recorded for the exported model.")] = 128,
+) -> None:
+    """Train a model (float, then quantization-aware) and optionally export its integer weights."""
+    from armcodec.train import export_checkpoint
+    from armcodec.train import main as train_main
+
+    train_main([str(data), "--out", str(out), "--config", config, "--steps", str(steps), "--qat-steps", str(qat_steps)])
+    if export:
+        entry = export_checkpoint(out, weights_dir, export, tile_size)
+        typer.echo(f"exported {entry['name']} -> {weights_dir / entry['file']} sha256 {entry['sha256']}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

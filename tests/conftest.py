@@ -1,0 +1,47 @@
+"""Shared fixtures: the real test images and a tiny seeded model in a temporary weights dir."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from armcodec.models.pixelcnn import PixelCNN, PixelCNNConfig
+from armcodec.train import export_model
+
+DATA = Path(__file__).parent / "data"
+TINY_CFG = PixelCNNConfig(width=8, blocks=2, head_width=8, mixtures=2)
+
+
+def make_tiny_model(seed: int = 0, cfg: PixelCNNConfig = TINY_CFG) -> PixelCNN:
+    """A small random model whose distributions are far from uniform (sharp, off-centre)."""
+    torch.manual_seed(seed)
+    m = PixelCNN(cfg)
+    with torch.no_grad():
+        m.head_out.weight.mul_(20.0)
+        k, c = cfg.mixtures, cfg.image_channels
+        m.head_out.bias[2 * k * c : 3 * k * c] = 1.0
+    return m
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("weights")
+    export_model(make_tiny_model(), d, "tiny", tile_size=16)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_codec(tiny_dir):
+    from armcodec import Codec
+
+    return Codec("tiny", device="cpu", weights_dir=tiny_dir)
+
+
+def load(name: str) -> np.ndarray:
+    return np.asarray(Image.open(DATA / name))
+
+
+REAL_IMAGES = sorted(p.name for p in DATA.glob("*.png"))

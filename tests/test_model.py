@@ -1,0 +1,135 @@
+"""The wavefront PixelCNN: causality, the tight slope, and integer inference that gives the
+same numbers for the encoder's parallel pass and the decoder's steps, whatever the batch,
+thread count or accumulation dtype."""
+import numpy as np
+import pytest
+import torch
+
+from armcodec.coding.scan import Schedule, tile_grid
+from armcodec.models.pixelcnn import PixelCNNConfig, causal_offsets
+from armcodec.quant import IntPixelCNN, WavefrontState
+
+from conftest import TINY_CFG, load, make_tiny_model
+
+
+def dependencies(model, h=20, w=20, i=11, j=9):
+    x = (torch.rand(1, 3, h, w) * 255).requires_grad_(True)
+    out = model.features(x)
+    (g,) = torch.autograd.grad(out[0, :, i, j].abs().sum(), x)
+    return [(a - i, b - j) for a, b in (g.abs().sum(1)[0] > 0).nonzero().tolist()]
+
+
+@pytest.mark.parametrize("cfg", [TINY_CFG, PixelCNNConfig(width=8, blocks=3, head_width=8, mixtures=2, slope=2,
+                                                           first_reach=(1, 1, 1), block_reach=(1, 1, 1))])
+def test_context_is_causal_in_wavefront_order(cfg):
+    deps = dependencies(make_tiny_model(cfg=cfg))
+    assert deps, "the model must see some context"
+    assert all(dj + cfg.slope * di < 0 for di, dj in deps)  # only earlier wavefront steps
+    # the slope is tight: some dependency lies on the previous step line, so slope - 1 would break
+    assert any(dj + (cfg.slope - 1) * di >= 0 for di, dj in deps)
+
+
+def test_no_blind_spot_inside_the_cone():
+    """Every pixel the wavefront allows within the receptive radius is seen (no gaps)."""
+    cfg = PixelCNNConfig(width=8, blocks=4, head_width=8, mixtures=2)
+    deps = set(dependencies(make_tiny_model(cfg=cfg)))
+    for di, dj in [(0, -1), (0, -2), (-1, -2), (-1, 0), (-1, 1), (-1, 2), (-2, 0), (-2, 3), (-3, -4), (-2, -5)]:
+        assert (di, dj) in deps
+
+
+def test_offsets_follow_the_half_plane():
+    assert causal_offsets((1, 1, 1), 3, strict=True) == [(-1, -1), (-1, 0), (-1, 1), (0, -1)]
+    assert (0, 0) in causal_offsets((1, 1, 1), 3, strict=False)
+
+
+def params_full_pass(net, img, tiles, tile):
+    sched = Schedule(tiles, net.cfg.slope)
+    state = WavefrontState(net, len(tiles), tile, "cpu")
+    pos = state.flat_index(sched.n, sched.i, sched.j)
+    ys = np.array([t.y for t in tiles])[sched.n] + sched.i
+    xs = np.array([t.x for t in tiles])[sched.n] + sched.j
+    vals = torch.from_numpy(img[ys, xs].astype(np.int64))
+    state.write_pixels(pos, vals)
+    return sched, ys, xs, net.run(state, pos), vals
+
+
+def params_by_steps(net, img, tiles, tile):
+    sched = Schedule(tiles, net.cfg.slope)
+    state = WavefrontState(net, len(tiles), tile, "cpu")
+    pos = state.flat_index(sched.n, sched.i, sched.j)
+    ys = np.array([t.y for t in tiles])[sched.n] + sched.i
+    xs = np.array([t.x for t in tiles])[sched.n] + sched.j
+    vals = torch.from_numpy(img[ys, xs].astype(np.int64))
+    out = []
+    for t in range(sched.n_steps):
+        a, b = sched.starts[t], sched.starts[t + 1]
+        out.append(net.run(state, pos[a:b]))
+        state.write_pixels(pos[a:b], vals[a:b])
+    return ys, xs, torch.cat(out)
+
+
+def as_image(ys, xs, params, shape):
+    out = torch.zeros(shape + (params.shape[1],), dtype=torch.int64)
+    out[torch.from_numpy(ys), torch.from_numpy(xs)] = params
+    return out
+
+
+@pytest.fixture(scope="module")
+def net():
+    return IntPixelCNN.from_float(make_tiny_model(3))
+
+
+def test_encoder_pass_equals_decoder_steps_across_batches_and_threads(net):
+    img = load("kodim05_rgb_130x70.png")[:40, :50]
+    tile = 16
+    tiles = tile_grid(40, 50, tile)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        _, ys, xs, full, _ = params_full_pass(net, img, tiles, tile)
+        reference = as_image(ys, xs, full, (40, 50))
+        torch.set_num_threads(1)
+        ys1, xs1, steps = params_by_steps(net, img, tiles, tile)
+        assert torch.equal(as_image(ys1, xs1, steps, (40, 50)), reference)
+        # other tile batches: every tile alone, and the tiles in reverse order
+        for batch in [[t] for t in tiles] + [tiles[::-1]]:
+            _, ys2, xs2, p2, _ = params_full_pass(net, img, batch, tile)
+            got = as_image(ys2, xs2, p2, (40, 50))
+            mask = torch.zeros((40, 50), dtype=torch.bool)
+            mask[torch.from_numpy(ys2), torch.from_numpy(xs2)] = True
+            assert torch.equal(got[mask], reference[mask])
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_float32_accumulation_is_exact(net):
+    """Layers run in float32 only where the worst case stays below 2**24; float64 gives the same."""
+    img = load("kodim23_rgb_64x48.png")[:20, :20]
+    tiles = tile_grid(20, 20, 20)
+    _, _, _, p32, _ = params_full_pass(net, img, tiles, 20)
+    layers = [net.first, *net.gates, *net.mixes, net.head_hidden, net.head_out]
+    assert all(layer.exact_f32 for layer in layers)
+    for layer in layers:
+        layer.exact_f32, layer._w64 = False, layer.weight.double()
+    try:
+        _, _, _, p64, _ = params_full_pass(net, img, tiles, 20)
+    finally:
+        for layer in layers:
+            layer.exact_f32, layer._w64 = True, None
+    assert torch.equal(p32, p64)
+
+
+def test_integer_model_tracks_the_qat_model():
+    """Integer inference is the QAT graph: the -log2 likelihoods agree closely."""
+    from armcodec.tables import TableLUTs, channel_tables, symbol_bits
+
+    fm = make_tiny_model(5)
+    net = IntPixelCNN.from_float(fm)
+    img = load("kodim23_rgb_64x48.png")
+    tiles = tile_grid(48, 64, 64)
+    _, _, _, params, vals = params_full_pass(net, img, tiles, 64)
+    luts = TableLUTs.compute().to("cpu")
+    bits = sum(symbol_bits(channel_tables(params, c, vals[:, :c], net.cfg, luts), vals[:, c]) for c in range(3))
+    with torch.no_grad():
+        qat_bits = fm(torch.from_numpy(img).permute(2, 0, 1)[None].float(), qat=True).sum().item()
+    assert abs(bits - qat_bits) / qat_bits < 0.01

@@ -1,0 +1,87 @@
+"""Exact round trips of real images through the library, and the rate against the model's bits."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import armcodec
+from armcodec import container
+
+from conftest import REAL_IMAGES, DATA, load
+
+
+@pytest.mark.parametrize("name", REAL_IMAGES)
+def test_real_images_round_trip_exactly(tiny_codec, name):
+    img = load(name)
+    enc = tiny_codec.encode(DATA / name)
+    dec = tiny_codec.decode(enc.data)
+    expect = img if img.ndim == 3 else img[:, :, None]
+    assert dec.array.dtype == np.uint8
+    assert np.array_equal(dec.array, expect)
+    assert dec.mode == {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[expect.shape[2]]
+    assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["kodim05_rgb_130x70.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png"])
+def test_file_rate_is_within_overhead_of_model_bits(tiny_codec, name):
+    enc = tiny_codec.encode(DATA / name)
+    header, streams = container.parse(enc.data)
+    container_bytes = len(enc.data) - sum(len(s) for s in streams)
+    file_bits = len(enc.data) * 8
+    assert file_bits >= enc.model_bits
+    assert file_bits <= enc.model_bits * 1.005 + 8 * container_bytes + 64 * len(streams)
+
+
+def test_default_model_round_trip_and_rate():
+    """The shipped model: exact, and the file within 0.5% (+ container) of model_bits."""
+    img = load("kodim23_rgb_64x48.png")
+    codec = armcodec.Codec(device="cpu")
+    enc = codec.encode(img)
+    assert np.array_equal(armcodec.decompress(enc.data, device="cpu"), img)
+    _, streams = container.parse(enc.data)
+    overhead = len(enc.data) - sum(len(s) for s in streams)
+    assert enc.model_bits <= len(enc.data) * 8 <= enc.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
+    assert enc.bpsp < 6.0  # a trained model, not noise
+
+
+def test_top_level_functions_and_shapes(tiny_dir):
+    codec = armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir)
+    gray = load("usc_sipi_6.1_gray_40x33.png")
+    out = codec.decompress(codec.compress(gray))
+    assert out.shape == gray.shape and np.array_equal(out, gray)
+    info = armcodec.read_info(codec.compress(gray))
+    assert info["mode"] == "L" and info["width"] == 40 and info["height"] == 33
+
+
+def test_tile_size_is_stored_and_used(tiny_dir):
+    img = load("kodim05_rgb_37x29.png")
+    for tile in (8, 13, 64):
+        codec = armcodec.Codec("tiny", device="cpu", tile_size=tile, weights_dir=tiny_dir)
+        data = codec.compress(img)
+        assert armcodec.read_info(data)["tile_size"] == tile
+        assert np.array_equal(armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir).decompress(data), img)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    h=st.integers(1, 23), w=st.integers(1, 23), c=st.sampled_from([1, 2, 3, 4]),
+    kind=st.sampled_from(["noise", "flat", "extremes", "gradient"]), seed=st.integers(0, 2**16),
+)
+def test_property_any_shape_and_mode_round_trips(tiny_codec, h, w, c, kind, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        img = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+    elif kind == "flat":
+        img = np.full((h, w, c), rng.integers(0, 256), dtype=np.uint8)
+    elif kind == "extremes":
+        img = (rng.integers(0, 2, (h, w, c)) * 255).astype(np.uint8)
+    else:
+        img = ((np.arange(h)[:, None, None] * 7 + np.arange(w)[None, :, None] * 11 + np.arange(c)) % 256).astype(np.uint8)
+    dec = tiny_codec.decode(tiny_codec.compress(img))
+    assert np.array_equal(dec.array, img)
+
+
+def test_bad_arrays_are_refused(tiny_codec):
+    for bad in [np.zeros((4, 4), np.uint16), np.zeros((4, 4, 5), np.uint8), np.zeros((0, 4, 3), np.uint8), np.zeros(4, np.uint8)]:
+        with pytest.raises(armcodec.UnsupportedInputError):
+            tiny_codec.compress(bad)

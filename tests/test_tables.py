@@ -1,0 +1,77 @@
+"""Integer tables: the fast path equals a direct reference, and every table is a valid 24-bit pmf."""
+import numpy as np
+import pytest
+import torch
+
+from armcodec.models.pixelcnn import PixelCNNConfig
+from armcodec.tables import (
+    CDF_BITS, CDF_OFFSET, MEAN_STEPS, N_SYMBOLS, PRECISION, TableLUTs, channel_tables, mixture_params, symbol_bits,
+)
+
+CFG = PixelCNNConfig(mixtures=3)
+LUTS = TableLUTs.compute().to("cpu")
+
+
+def reference_tables(params, channel, known, cfg, luts):
+    """Direct per-component formula: pmf_k[v] = cdf(v + 1/2) - cdf(v - 1/2), weights from the LUT."""
+    logits, means, scale_idx = mixture_params(params, channel, known, cfg)
+    out = []
+    for r in range(params.shape[0]):
+        mass = np.zeros(N_SYMBOLS, dtype=np.int64)
+        top = int(logits[r].max())
+        for k in range(cfg.mixtures):
+            w = int(luts.weight[min(top - int(logits[r, k]), luts.weight.numel() - 1)])
+            cdf = [0] + [int(luts.cdf[scale_idx[r, k], 16 * v - 8 - int(means[r, k]) + CDF_OFFSET]) for v in range(1, 256)] + [2**CDF_BITS]
+            mass += w * np.diff(np.array(cdf, dtype=np.int64))
+        q = 1 + mass * (2**PRECISION - N_SYMBOLS) // mass.sum()
+        q[np.argmax(q)] += 2**PRECISION - q.sum()
+        out.append(q)
+    return torch.from_numpy(np.stack(out))
+
+
+def random_params(n, seed, spread=3000):
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randint(-200, 200, (n, CFG.n_params), generator=g)
+    k, c = CFG.mixtures, CFG.image_channels
+    p[:, k * c : 2 * k * c] = torch.randint(-spread, spread, (n, k * c), generator=g)  # means
+    p[:, 2 * k * c : 3 * k * c] = torch.randint(-60, 70, (n, k * c), generator=g)  # beyond both scale ends
+    return p
+
+
+@pytest.mark.parametrize("channel", [0, 1, 2])
+def test_fast_tables_equal_reference(channel):
+    params = random_params(40, channel)
+    known = torch.randint(0, 256, (40, 3), generator=torch.Generator().manual_seed(9))
+    fast = channel_tables(params, channel, known, CFG, LUTS)
+    assert torch.equal(fast, reference_tables(params, channel, known, CFG, LUTS))
+
+
+def test_tables_are_valid_pmfs_even_for_extreme_parameters():
+    params = random_params(2000, 1, spread=10**6)
+    params[:100] = torch.randint(-(2**40), 2**40, (100, CFG.n_params))
+    known = torch.randint(0, 256, (2000, 3))
+    for c in range(3):
+        q = channel_tables(params, c, known, CFG, LUTS)
+        assert q.shape == (2000, 256)
+        assert int(q.min()) >= 1
+        assert bool((q.sum(1) == 2**PRECISION).all())
+
+
+def test_sharp_distribution_costs_almost_nothing():
+    """A narrow component centred on a value gives that value nearly all the mass."""
+    params = torch.zeros((1, CFG.n_params), dtype=torch.int64)
+    k, c = CFG.mixtures, CFG.image_channels
+    params[0, k * c : 2 * k * c] = (200 - 128) * MEAN_STEPS
+    params[0, 2 * k * c : 3 * k * c] = -32  # smallest scale
+    q = channel_tables(params, 0, torch.zeros((1, 0), dtype=torch.int64), CFG, LUTS)
+    assert symbol_bits(q, torch.tensor([200])) < 0.01
+    assert symbol_bits(q, torch.tensor([10])) == pytest.approx(PRECISION, abs=0.01)
+
+
+def test_lookup_tables_validate_and_reject_tampering():
+    luts = TableLUTs.compute()
+    luts.validate()
+    bad = luts.cdf.clone()
+    bad[3, 100] = bad[3, 99] - 1
+    with pytest.raises(ValueError):
+        TableLUTs(bad, luts.weight).validate()

@@ -1,0 +1,1 @@
+"""Shipped armcodec weights (package data: manifest.json and *.safetensors)."""
