@@ -33,6 +33,7 @@ from armcodec.models.pixelcnn import (
     INPUT_SCALE,
     LOGIT_STEPS,
     LOGSCALE_STEPS,
+    MEAN_GAIN,
     MEAN_STEPS,
     ONES_VALUE,
     RESID_SCALE,
@@ -248,11 +249,12 @@ def gather(src: torch.Tensor, pos: torch.Tensor, off: torch.Tensor) -> torch.Ten
 
 
 def param_scales(cfg: PixelCNNConfig) -> torch.Tensor:
-    """Output grid of each head channel: logits 1/8, means 1/16, log-scales 1/8, coefs 1/64."""
+    """Output grid of each head channel (in the float head's units): logits 1/8, means 1/16
+    of a level, log-scales 1/8, coefs 1/64."""
     k, c = cfg.mixtures, cfg.image_channels
     return torch.cat([
         torch.full((k * c,), 1 / LOGIT_STEPS),
-        torch.full((k * c,), 1 / MEAN_STEPS),
+        torch.full((k * c,), 1 / (MEAN_STEPS * MEAN_GAIN)),  # mean = 128 + MEAN_GAIN * y, in 1/16 level
         torch.full((k * c,), 1 / LOGSCALE_STEPS),
         torch.full((cfg.n_params - 3 * k * c,), 1 / COEF_STEPS),
     ]).double()

@@ -41,6 +41,7 @@ ACT_MAX = 127
 GATE_MAX = 64
 # Distribution parameter grids (integers handed to armcodec.tables).
 MEAN_STEPS = 16  # means in 1/16 of a level
+MEAN_GAIN = 32  # head mean output y -> mean = 128 + MEAN_GAIN * y (y on the input's scale)
 LOGSCALE_STEPS = 8  # log2(scale) in 1/8
 LOGIT_STEPS = 8  # mixture logits in 1/8 of a bit (log2 units)
 COEF_STEPS = 64  # channel coupling coefficients in 1/64
@@ -224,6 +225,7 @@ def mixture_nll_bits(out: torch.Tensor, x: torch.Tensor, cfg: PixelCNNConfig, qa
     """Discretized logistic mixture NLL in bits, channel c conditioned on channels < c
     through linear mean coupling (PixelCNN++), mixture weights per channel."""
     logits, means, logs, coefs = split_params(out, cfg)
+    means = means * MEAN_GAIN
     if qat:
         logits = _ste_round(logits * LOGIT_STEPS) / LOGIT_STEPS
         means = _ste_round(means * MEAN_STEPS) / MEAN_STEPS

@@ -1,0 +1,20 @@
+"""Regenerate tests/data/golden (only on purpose: when the .arm format version changes).
+
+    python tests/make_golden.py
+"""
+from pathlib import Path
+
+import armcodec
+from conftest import DATA, make_tiny_model
+from armcodec.train import export_model
+
+GOLDEN = DATA / "golden"
+SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_la_28x21.png"]
+
+if __name__ == "__main__":
+    GOLDEN.mkdir(exist_ok=True)
+    export_model(make_tiny_model(), GOLDEN, "golden-tiny", tile_size=16)
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN)
+    for name in SOURCES:
+        (GOLDEN / (Path(name).stem + ".arm")).write_bytes(codec.compress(DATA / name))
+        print("wrote", name)

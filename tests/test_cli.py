@@ -1,0 +1,89 @@
+"""The armcodec command, through typer's CliRunner, on the tiny test model."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from armcodec_cli.main import app
+
+from conftest import DATA, load
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def work(tmp_path, tiny_dir, monkeypatch):
+    monkeypatch.setenv("ARMCODEC_WEIGHTS_DIR", str(tiny_dir))
+    for name in ("kodim23_rgb_64x48.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png"):
+        shutil.copy(DATA / name, tmp_path / name)
+    return tmp_path
+
+
+def test_compress_decompress_json(work):
+    src = [str(work / n) for n in ("kodim23_rgb_64x48.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png")]
+    r = runner.invoke(app, ["compress", *src, "--model", "tiny", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["channels"] for x in recs] == [3, 1, 4]
+    for x in recs:
+        assert {"input", "output", "width", "height", "channels", "bytes", "bpsp", "model_bits", "seconds"} <= set(x)
+        assert x["bytes"] * 8 >= x["model_bits"]
+    out = work / "out"
+    r = runner.invoke(app, ["decompress", *[x["output"] for x in recs], "-o", str(out), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    for n in ("kodim23_rgb_64x48.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png"):
+        a, b = Image.open(DATA / n), Image.open(out / n)
+        assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_existing_output_is_kept_without_force(work):
+    src = work / "kodim23_rgb_64x48.png"
+    target = work / "kept.arm"
+    target.write_bytes(b"precious")
+    r = runner.invoke(app, ["compress", str(src), "-o", str(target), "--model", "tiny"])
+    assert r.exit_code != 0 and "exists" in r.stderr
+    assert target.read_bytes() == b"precious"
+    r = runner.invoke(app, ["compress", str(src), "-o", str(target), "--model", "tiny", "--force"])
+    assert r.exit_code == 0 and target.read_bytes()[:4] == b"ARMC"
+
+
+@pytest.mark.parametrize("content", [b"", b"random bytes " * 10, None])
+def test_decompress_refuses_bad_files_with_one_line(work, content):
+    bad = work / "bad.arm"
+    if content is None:
+        shutil.copy(DATA / "kodim23_rgb_1x1.png", bad)  # a PNG is not an .arm file
+    else:
+        bad.write_bytes(content)
+    r = runner.invoke(app, ["decompress", str(bad), "-o", str(work / "x.png")])
+    assert r.exit_code != 0
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("armcodec: error:")
+    assert "Traceback" not in r.output
+    assert not (work / "x.png").exists()
+
+
+def test_truncated_file_and_batch_continues(work):
+    r = runner.invoke(app, ["compress", str(work / "kodim23_rgb_64x48.png"), "--model", "tiny"])
+    assert r.exit_code == 0
+    good = work / "kodim23_rgb_64x48.png.arm"
+    trunc = work / "trunc.arm"
+    trunc.write_bytes(good.read_bytes()[:-9])
+    r = runner.invoke(app, ["decompress", str(trunc), str(good), "-o", str(work / "o")])
+    assert r.exit_code != 0
+    assert "trunc.arm" in r.stderr and "1 of 2 files failed" in r.stderr
+    assert np.array_equal(np.asarray(Image.open(work / "o" / "kodim23_rgb_64x48.png")), load("kodim23_rgb_64x48.png"))
+
+
+def test_unreadable_input_and_info_and_models(work):
+    r = runner.invoke(app, ["compress", str(work / "missing.png"), "--model", "tiny"])
+    assert r.exit_code != 0 and "no such file" in r.stderr
+    runner.invoke(app, ["compress", str(work / "kodim23_rgb_64x48.png"), "--model", "tiny"])
+    r = runner.invoke(app, ["info", str(work / "kodim23_rgb_64x48.png.arm"), "--json"])
+    info = json.loads(r.stdout)
+    assert info["model"] == "tiny" and info["width"] == 64 and info["mode"] == "RGB"
+    r = runner.invoke(app, ["models"])
+    assert r.exit_code == 0 and "tiny" in r.stdout
+    r = runner.invoke(app, ["compress", str(work / "kodim23_rgb_64x48.png"), "--model", "nope", "-f"])
+    assert r.exit_code != 0 and "unknown model" in r.stderr

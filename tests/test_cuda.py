@@ -1,0 +1,27 @@
+"""CUDA: a file written on the GPU decodes on the CPU and back (skipped without CUDA)."""
+import numpy as np
+import pytest
+import torch
+
+import armcodec
+
+from conftest import load
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+@pytest.mark.parametrize("name", ["kodim05_rgb_130x70.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png"])
+def test_gpu_and_cpu_write_identical_files(tiny_dir, name):
+    img = load(name)
+    gpu = armcodec.Codec("tiny", device="cuda", weights_dir=tiny_dir)
+    cpu = armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir)
+    data = gpu.compress(img)
+    assert data == cpu.compress(img)
+    assert np.array_equal(cpu.decompress(data), img)
+    assert np.array_equal(gpu.decompress(cpu.compress(img)), img)
+
+
+def test_default_model_gpu_to_cpu():
+    img = load("kodim23_rgb_64x48.png")
+    data = armcodec.Codec(device="cuda").compress(img)
+    assert np.array_equal(armcodec.Codec(device="cpu").decompress(data), img)

@@ -1,0 +1,75 @@
+"""Images in and out: exact modes accepted, everything else refused with a reason."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import armcodec
+from armcodec.io.image import ImageInfo, read_image, write_image
+
+from conftest import DATA, load
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp", ".ppm", ".webp"])
+def test_lossless_formats_read_back_exactly(tmp_path, suffix):
+    img = load("kodim05_rgb_37x29.png")
+    p = tmp_path / f"x{suffix}"
+    write_image(p, img, ImageInfo("RGB"))
+    arr, info = read_image(p)
+    assert info.mode == "RGB" and np.array_equal(arr, img)
+
+
+def test_modes_and_icc_profile_survive(tmp_path):
+    for name, mode in [("usc_sipi_6.1_gray_40x33.png", "L"), ("usc_sipi_6.1_la_28x21.png", "LA"), ("kodim03_rgba_32x24.png", "RGBA")]:
+        arr, info = read_image(DATA / name)
+        assert info.mode == mode
+        write_image(tmp_path / "o.png", arr, ImageInfo(mode, b"fake-icc"))
+        arr2, info2 = read_image(tmp_path / "o.png")
+        assert np.array_equal(arr, arr2) and info2.mode == mode and info2.icc_profile == b"fake-icc"
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda: Image.new("P", (8, 8)), "palette"),
+    (lambda: Image.new("1", (8, 8)), "1-bit"),
+    (lambda: Image.new("I;16", (8, 8)), "16-bit"),
+    (lambda: Image.new("F", (8, 8)), "float"),
+    (lambda: Image.new("CMYK", (8, 8)), "CMYK"),
+])
+def test_unsupported_modes_are_refused(tmp_path, make, why):
+    p = tmp_path / "x.tif"
+    make().save(p)
+    with pytest.raises(armcodec.UnsupportedInputError, match=why):
+        read_image(p)
+
+
+def test_16_bit_rgb_png_is_refused_not_truncated(tmp_path):
+    """Pillow may load a 48-bit PNG as 8-bit RGB; the stored bit depth is checked."""
+    import struct
+    import zlib
+
+    raw = b"".join(b"\0" + bytes(range(24)) for _ in range(4))  # 4 rows of 4 RGB16 pixels
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    p = tmp_path / "rgb16.png"
+    p.write_bytes(png)
+    with pytest.raises(armcodec.UnsupportedInputError, match="16 bits"):
+        read_image(p)
+
+
+def test_multiframe_and_unreadable_inputs_are_refused(tmp_path):
+    frames = [Image.new("L", (4, 4), v) for v in (0, 255)]
+    frames[0].save(tmp_path / "a.tif", save_all=True, append_images=frames[1:])
+    with pytest.raises(armcodec.UnsupportedInputError, match="frames"):
+        read_image(tmp_path / "a.tif")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(armcodec.UnsupportedInputError):
+        read_image(tmp_path / "junk.png")
+    with pytest.raises(armcodec.UnsupportedInputError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+
+
+def test_lossy_outputs_are_refused(tmp_path):
+    with pytest.raises(armcodec.UnsupportedInputError, match="lossless"):
+        write_image(tmp_path / "x.jpg", load("kodim05_rgb_37x29.png"), ImageInfo("RGB"))
+    with pytest.raises(armcodec.UnsupportedInputError):
+        write_image(tmp_path / "x.ppm", load("kodim03_rgba_32x24.png"), ImageInfo("RGBA"))
