@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
+
+from armcodec.container import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lossless image compression with an integer-exact PixelCNN and ANS.")
 
@@ -16,6 +19,13 @@ ARM_SUFFIX = ".arm"
 def _fail(msg: str, code: int) -> None:
     typer.echo(f"armcodec: error: {msg}", err=True)
     raise typer.Exit(code)
+
+
+def _set_threads(threads: int) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _outputs(inputs: list[Path], output: Optional[Path], name_for) -> list[Path]:
@@ -73,14 +83,18 @@ def compress(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Tile size in pixels (default: the model's).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Decode each file and compare before writing it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = DEFAULT_MAX_PIXELS,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default). The output does not depend on it.")] = 0,
 ) -> None:
     """Compress images to .arm files (default: INPUT.arm next to each input)."""
+    _set_threads(threads)
     from armcodec.api import Codec, write_atomic
     from armcodec.errors import ArmcodecError
 
     try:
-        codec = Codec(model, device, tile_size)
+        codec = Codec(model, device, tile_size, max_pixels=max_pixels)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
@@ -91,13 +105,19 @@ def compress(
 
             raise OutputExistsError(f"{out} exists (use --force to overwrite)")
         enc = codec.encode(inp)
+        if verify:
+            from armcodec.errors import ChecksumError
+            from armcodec.io.image import read_image
+
+            if not np.array_equal(codec.decode(enc.data).array, read_image(inp)[0]):
+                raise ChecksumError(f"verification failed: {out} would not decode to the input (nothing written)")
         write_atomic(out, enc.data, force=force)
         n = enc.width * enc.height * enc.channels
         return {
             "input": str(inp), "output": str(out), "width": enc.width, "height": enc.height,
             "channels": enc.channels, "mode": enc.mode, "bytes": len(enc.data), "bpsp": enc.bpsp,
             "model_bits": enc.model_bits, "model_bpsp": enc.model_bits / n, "seconds": enc.seconds,
-            "model": model, "device": str(codec.device),
+            "model": model, "device": str(codec.device), "verified": verify,
         }
 
     _run_batch(inputs, outs, work, as_json)
@@ -119,12 +139,15 @@ def decompress(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse files declaring more pixels than this.")] = DEFAULT_MAX_PIXELS,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default). The output does not depend on it.")] = 0,
 ) -> None:
     """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""
+    _set_threads(threads)
     from armcodec.api import Codec, write_atomic
     from armcodec.container import parse
     from armcodec.errors import ArmcodecError, OutputExistsError
-    from armcodec.io.image import write_image
+    from armcodec.io.image import check_output_format, write_image
 
     outs = _outputs(inputs, output, _decoded_name)
     codecs: dict[str, Codec] = {}
@@ -136,9 +159,10 @@ def decompress(
             data = inp.read_bytes()
         except OSError as e:
             raise ArmcodecError(f"cannot read: {e.strerror}") from None
-        header, _ = parse(data)
+        header, _ = parse(data, max_pixels)
+        check_output_format(out, header.mode)  # refuse before spending time decoding
         if header.model not in codecs:
-            codecs[header.model] = Codec(header.model, device)
+            codecs[header.model] = Codec(header.model, device, max_pixels=max_pixels)
         dec = codecs[header.model].decode(data)
         write_atomic(out, writer=lambda tmp: write_image(tmp, dec.array, dec.info), force=force)
         return {

@@ -39,6 +39,17 @@ def test_compress_decompress_json(work):
         assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_verify_and_output_format_checks(work):
+    src = work / "kodim03_rgba_32x24.png"
+    r = runner.invoke(app, ["compress", str(src), "--model", "tiny", "--verify", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["verified"] is True
+    r = runner.invoke(app, ["decompress", str(src) + ".arm", "-o", str(work / "x.ppm")])
+    assert r.exit_code != 0 and "cannot store mode RGBA" in r.stderr
+    assert not (work / "x.ppm").exists()
+    r = runner.invoke(app, ["decompress", str(src) + ".arm", "-o", str(work / "x.tif"), "--max-pixels", "100"])
+    assert r.exit_code != 0 and "exceeds the limit" in r.stderr
+
+
 def test_existing_output_is_kept_without_force(work):
     src = work / "kodim23_rgb_64x48.png"
     target = work / "kept.arm"

@@ -125,15 +125,21 @@ def _webp_is_lossless(path: Path) -> bool:
     return False
 
 
-def write_image(path: str | os.PathLike, a: np.ndarray, info: ImageInfo) -> None:
-    """Write uint8 (H, W, C) in a lossless format chosen by the suffix (PNG by default)."""
-    path = Path(path)
-    suffix = path.suffix.lower() or ".png"
+def check_output_format(path: Path, mode: str) -> tuple[str, dict]:
+    """(Pillow format, save options) for writing ``mode`` to ``path`` exactly, or a refusal."""
+    suffix = Path(path).suffix.lower() or ".png"
     if suffix not in LOSSLESS_OUTPUTS:
         raise UnsupportedInputError(f"{path}: {suffix} is not a lossless output format; use one of {', '.join(LOSSLESS_OUTPUTS)}")
     fmt, opts, modes = LOSSLESS_OUTPUTS[suffix]
-    if info.mode not in modes:
-        raise UnsupportedInputError(f"{path}: {fmt} cannot store mode {info.mode} exactly; use .png or .tiff")
+    if mode not in modes:
+        raise UnsupportedInputError(f"{path}: {fmt} cannot store mode {mode} exactly; use .png or .tiff")
+    return fmt, opts
+
+
+def write_image(path: str | os.PathLike, a: np.ndarray, info: ImageInfo) -> None:
+    """Write uint8 (H, W, C) in a lossless format chosen by the suffix (PNG by default)."""
+    path = Path(path)
+    fmt, opts = check_output_format(path, info.mode)
     im = Image.fromarray(np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a))
     if im.mode != info.mode:
         raise UnsupportedInputError(f"array of shape {a.shape} does not match mode {info.mode}")

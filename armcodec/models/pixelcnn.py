@@ -55,9 +55,9 @@ class PixelCNNConfig:
     """Architecture of a wavefront PixelCNN; stored with the weights."""
 
     image_channels: int = 3
-    width: int = 64
+    width: int = 48
     blocks: int = 6
-    head_width: int = 128
+    head_width: int = 96
     mixtures: int = 5
     slope: int = 3
     first_reach: tuple[int, int, int] = (2, 2, 2)  # rows up, columns left, columns right
