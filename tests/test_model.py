@@ -42,24 +42,24 @@ def test_offsets_follow_the_half_plane():
     assert (0, 0) in causal_offsets((1, 1, 1), 3, strict=False)
 
 
-def params_full_pass(net, img, tiles, tile):
+def _setup(net, img, tiles, tile):
+    """Schedule, empty state, map positions and pixel values of a tile batch."""
     sched = Schedule(tiles, net.cfg.slope)
     state = WavefrontState(net, len(tiles), tile, "cpu")
     pos = state.flat_index(sched.n, sched.i, sched.j)
     ys = np.array([t.y for t in tiles])[sched.n] + sched.i
     xs = np.array([t.x for t in tiles])[sched.n] + sched.j
-    vals = torch.from_numpy(img[ys, xs].astype(np.int64))
+    return sched, state, pos, ys, xs, torch.from_numpy(img[ys, xs].astype(np.int64))
+
+
+def params_full_pass(net, img, tiles, tile):
+    sched, state, pos, ys, xs, vals = _setup(net, img, tiles, tile)
     state.write_pixels(pos, vals)
     return sched, ys, xs, net.run(state, pos), vals
 
 
 def params_by_steps(net, img, tiles, tile):
-    sched = Schedule(tiles, net.cfg.slope)
-    state = WavefrontState(net, len(tiles), tile, "cpu")
-    pos = state.flat_index(sched.n, sched.i, sched.j)
-    ys = np.array([t.y for t in tiles])[sched.n] + sched.i
-    xs = np.array([t.x for t in tiles])[sched.n] + sched.j
-    vals = torch.from_numpy(img[ys, xs].astype(np.int64))
+    sched, state, pos, ys, xs, vals = _setup(net, img, tiles, tile)
     out = []
     for t in range(sched.n_steps):
         a, b = sched.starts[t], sched.starts[t + 1]

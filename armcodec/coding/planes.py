@@ -66,6 +66,11 @@ class _Steps:
         self.values[a:b] = values
 
 
+def _image_coords(tiles: list[Tile], sched: Schedule) -> tuple[np.ndarray, np.ndarray]:
+    """Image row and column of every pixel of the schedule."""
+    return np.array([t.y for t in tiles])[sched.n] + sched.i, np.array([t.x for t in tiles])[sched.n] + sched.j
+
+
 def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
     return planes[t.y : t.y + t.h, t.x : t.x + t.w]
 
@@ -80,8 +85,7 @@ def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: 
     for batch in tile_batches(tiles, model, tile, max_batch_bytes):
         bt = [tiles[k] for k in batch]
         sched = Schedule(bt, model.cfg.slope)
-        ys = np.array([t.y for t in bt])[sched.n] + sched.i
-        xs = np.array([t.x for t in bt])[sched.n] + sched.j
+        ys, xs = _image_coords(bt, sched)
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
         state = WavefrontState(model, len(bt), tile, device)
         pos = state.flat_index(sched.n, sched.i, sched.j)
@@ -110,8 +114,7 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         source = _Steps(model, state, pos, channels)
         bits += scan(sched, source, coder, channels, model.cfg, luts)
         coder.check_exhausted()
-        ys = np.array([t.y for t in bt])[sched.n] + sched.i
-        xs = np.array([t.x for t in bt])[sched.n] + sched.j
+        ys, xs = _image_coords(bt, sched)
         out[ys, xs] = source.values.cpu().numpy().astype(np.uint8)
         for k in batch:
             check_crc(_tile_samples(out, tiles[k]), group.crcs[k], f"tile {k}")
