@@ -31,7 +31,7 @@ def _set_threads(threads: int) -> None:
 def _outputs(inputs: list[Path], output: Optional[Path], name_for) -> list[Path]:
     """Output path per input: next to it by default, in DIR for -o DIR, or -o FILE for one input."""
     if output is None:
-        return [name_for(p).parent / name_for(p).name for p in inputs]
+        return [name_for(p) for p in inputs]
     if output.is_dir() or len(inputs) > 1 or str(output).endswith(("/", "\\")):
         if output.exists() and not output.is_dir():
             _fail(f"-o {output}: several inputs need an output directory", 2)

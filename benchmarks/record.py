@@ -1,0 +1,37 @@
+"""Copy measured figures from benchmark results into weights/manifest.json (the manifest's
+Kodak figures are always a benchmark run's, never typed in).
+
+    python benchmarks/record.py default benchmarks/results/kodak
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(name: str, folder: Path) -> None:
+    man_path = ROOT / "weights" / "manifest.json"
+    manifest = json.loads(man_path.read_text())
+    entry = next(m for m in manifest["models"] if m["name"] == name)
+    bench = json.loads((folder / f"armcodec-{name}.json").read_text())
+    if bench["weights_sha256"] != entry["sha256"]:
+        raise SystemExit("benchmark results are for other weights")
+    s = bench["summary"]
+    rec = {"bpsp": round(s["bpsp_mean"], 4), "model_bpsp": round(s["model_bpsp_mean"], 4),
+           "decode_s_mean": round(s["decode_s_mean"], 2), "decode_s_max": round(s["decode_s_max"], 2),
+           "threads": bench["environment"]["torch_threads"], "commit": bench["environment"]["commit"]}
+    q = folder / "quantization.json"
+    if q.exists():
+        qm = json.loads(q.read_text())
+        if qm["weights_sha256"] == entry["sha256"]:
+            rec.update({k: round(v, 4) for k, v in qm["mean"].items() if k in ("float_bpsp", "qat_float_bpsp", "integer_bpsp", "integer_over_float_percent")})
+    entry[folder.name] = rec
+    man_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(json.dumps(rec, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))
