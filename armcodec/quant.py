@@ -26,21 +26,17 @@ import torch
 
 from armcodec.models.pixelcnn import (
     ACT_MAX,
-    COEF_STEPS,
     GATE_MAX,
     GATE_SCALE,
     HEAD_SCALE,
     INPUT_SCALE,
-    LOGIT_STEPS,
-    LOGSCALE_STEPS,
-    MEAN_GAIN,
-    MEAN_STEPS,
     ONES_VALUE,
     RESID_SCALE,
     MaskedConv2d,
     PixelCNN,
     PixelCNNConfig,
     causal_offsets,
+    param_scales,
     weight_scale,
 )
 
@@ -163,9 +159,10 @@ class WavefrontState:
 class IntPixelCNN:
     """Integer-exact wavefront PixelCNN built from stored integer tensors and its config."""
 
-    def __init__(self, cfg: PixelCNNConfig, first: IntConv, gates: list, mixes: list, head_hidden: IntConv, head_out: IntConv):
+    def __init__(self, cfg: PixelCNNConfig, first: IntConv, gates: list, mixes: list, head_hidden: IntConv,
+                 head_out: IntConv, skip: IntConv | None = None):
         self.cfg, self.first, self.gates, self.mixes = cfg, first, gates, mixes
-        self.head_hidden, self.head_out = head_hidden, head_out
+        self.head_hidden, self.head_out, self.skip = head_hidden, head_out, skip
 
     # --- construction -------------------------------------------------------------------
     @staticmethod
@@ -179,10 +176,14 @@ class IntPixelCNN:
         gates = [export_conv(g, block, RESID_SCALE, full(2 * f, GATE_SCALE), ACT_MAX) for g in model.gate_convs]
         mixes = [export_conv(m, [(0, 0)], GATE_SCALE, full(f, RESID_SCALE), GATE_MAX) for m in model.mix_convs]
         hid = export_conv(model.head_hidden, [(0, 0)], RESID_SCALE, full(cfg.head_width, HEAD_SCALE), ACT_MAX)
-        return IntPixelCNN(cfg, first, gates, mixes, hid, export_conv(model.head_out, [(0, 0)], HEAD_SCALE, param_scales(cfg), ACT_MAX))
+        out = export_conv(model.head_out, [(0, 0)], HEAD_SCALE, param_scales(cfg), ACT_MAX)
+        skip = export_conv(model.skip, strict, INPUT_SCALE, param_scales(cfg), 128) if cfg.linear_skip else None
+        return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {**self.first.tensors("first"), **self.head_hidden.tensors("head_hidden"), **self.head_out.tensors("head_out")}
+        if self.skip is not None:
+            out.update(self.skip.tensors("skip"))
         for b, (g, m) in enumerate(zip(self.gates, self.mixes)):
             out.update(g.tensors(f"gate.{b}"))
             out.update(m.tensors(f"mix.{b}"))
@@ -199,12 +200,13 @@ class IntPixelCNN:
         mixes = [IntConv.from_tensors(t, f"mix.{b}", [(0, 0)], GATE_MAX, f, f) for b in range(cfg.blocks)]
         hid = IntConv.from_tensors(t, "head_hidden", [(0, 0)], ACT_MAX, f, cfg.head_width)
         out = IntConv.from_tensors(t, "head_out", [(0, 0)], ACT_MAX, cfg.head_width, cfg.n_params)
-        return IntPixelCNN(cfg, first, gates, mixes, hid, out)
+        skip = IntConv.from_tensors(t, "skip", strict, 128, cfg.image_channels + 1, cfg.n_params) if cfg.linear_skip else None
+        return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
 
     def to(self, device) -> "IntPixelCNN":
         return IntPixelCNN(
             self.cfg, self.first.to(device), [g.to(device) for g in self.gates], [m.to(device) for m in self.mixes],
-            self.head_hidden.to(device), self.head_out.to(device),
+            self.head_hidden.to(device), self.head_out.to(device), self.skip.to(device) if self.skip else None,
         )
 
     # --- inference ----------------------------------------------------------------------
@@ -232,29 +234,21 @@ class IntPixelCNN:
                 v = mix(g.float()).clamp_(-ACT_MAX, ACT_MAX)
                 h = (src[p].double() + v).clamp_(-ACT_MAX, ACT_MAX).float()
                 if last:
-                    out.append(self.head(h))
+                    out.append(self.head(h, gather(state.maps[0], p, first_off)))
                 else:
                     state.maps[b + 2][p] = h
         return torch.cat(out) if out else torch.empty((0, self.cfg.n_params), dtype=torch.int64, device=pos.device)
 
-    def head(self, h: torch.Tensor) -> torch.Tensor:
+    def head(self, h: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """h: residual stream, pixels: the first layer's gathered input -> int64 parameters."""
         z = self.head_hidden(h).clamp_(0, ACT_MAX).float()
-        return self.head_out(z).long()
+        out = self.head_out(z)
+        if self.skip is not None:
+            out = out + self.skip(pixels)
+        return out.long()
 
 
 def gather(src: torch.Tensor, pos: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
     """src (rows, C), pos (M,), off (n_off,) -> (M, n_off*C), offset-major like IntConv.weight."""
     idx = (pos.view(-1, 1) + off.view(1, -1)).view(-1)
     return src.index_select(0, idx).view(len(pos), len(off) * src.shape[1])
-
-
-def param_scales(cfg: PixelCNNConfig) -> torch.Tensor:
-    """Output grid of each head channel (in the float head's units): logits 1/8, means 1/16
-    of a level, log-scales 1/8, coefs 1/64."""
-    k, c = cfg.mixtures, cfg.image_channels
-    return torch.cat([
-        torch.full((k * c,), 1 / LOGIT_STEPS),
-        torch.full((k * c,), 1 / (MEAN_STEPS * MEAN_GAIN)),  # mean = 128 + MEAN_GAIN * y, in 1/16 level
-        torch.full((k * c,), 1 / LOGSCALE_STEPS),
-        torch.full((cfg.n_params - 3 * k * c,), 1 / COEF_STEPS),
-    ]).double()

@@ -133,9 +133,11 @@ def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log
     log(f"train images {len(train_imgs)}, validation crops {len(val)} from {len(va_paths)} images")
     step = 0
     adam_state: dict = {}
+    history: dict = {}
     if ckpt.exists():
-        model, meta, adam_state = load_checkpoint(ckpt)
-        step = meta["step"]
+        model, loaded, adam_state = load_checkpoint(ckpt)
+        step = loaded["step"]
+        history = {k: loaded[k] for k in ("warm_start",) if k in loaded}
         log(f"resumed {ckpt} at step {step}")
     else:
         model = PixelCNN(cfg)
@@ -148,7 +150,7 @@ def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log
                 "exp_avg_sq": adam_state[f"{name}.exp_avg_sq"],
             }
     rng = np.random.default_rng(s.seed + step)
-    meta = {"config": model.cfg.to_dict(), "settings": s.__dict__, "data": str(data_dir)}
+    meta = {"config": model.cfg.to_dict(), "settings": s.__dict__, "data": str(data_dir), **history}
     t0 = time.time()
     run_loss = None
     while step < s.steps:
@@ -194,7 +196,8 @@ if __name__ == "__main__":
 def export_checkpoint(ckpt: Path, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
     """Export a (QAT) checkpoint's integer weights; see :func:`export_model`."""
     model, meta, _ = load_checkpoint(Path(ckpt))
-    training = {"data": meta.get("data"), "steps": meta.get("step"), "settings": meta.get("settings"), "qat": meta.get("qat")}
+    training = {k: meta.get(k) for k in ("data", "settings", "qat", "warm_start") if k in meta}
+    training["steps"] = meta.get("step")
     return export_model(model, weights_dir, name, tile_size, {"training": training, **(extra or {})})
 
 

@@ -23,6 +23,8 @@ def make_tiny_model(seed: int = 0, cfg: PixelCNNConfig = TINY_CFG) -> PixelCNN:
         m.head_out.weight.mul_(20.0)
         k, c = cfg.mixtures, cfg.image_channels
         m.head_out.bias[2 * k * c : 3 * k * c] = 1.0
+        if m.skip is not None:  # exercise the linear skip path too
+            m.skip.weight.normal_(0, 0.05)
     return m
 
 

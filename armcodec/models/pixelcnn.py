@@ -62,6 +62,7 @@ class PixelCNNConfig:
     slope: int = 3
     first_reach: tuple[int, int, int] = (2, 2, 2)  # rows up, columns left, columns right
     block_reach: tuple[int, int, int] = (1, 1, 1)
+    linear_skip: bool = True  # a masked linear conv from the pixels straight to the head parameters
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +70,7 @@ class PixelCNNConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "PixelCNNConfig":
         d = dict(d)
+        d.setdefault("linear_skip", False)  # configs stored before the skip existed
         for k in ("first_reach", "block_reach"):
             d[k] = tuple(d[k])
         return cls(**d)
@@ -177,6 +179,11 @@ class PixelCNN(nn.Module):
         self.head_hidden = Conv1x1(f, cfg.head_width)
         self.head_out = Conv1x1(cfg.head_width, cfg.n_params)
         self.head_out.weight.data *= 0.1
+        # Linear prediction of the parameters from the causal pixels (starts at zero).
+        self.skip = MaskedConv2d(cfg.image_channels + 1, cfg.n_params, cfg.first_reach, cfg.slope, strict=True) if cfg.linear_skip else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+        self.register_buffer("param_scale", param_scales(cfg).float().view(1, -1, 1, 1), persistent=False)
         k, c = cfg.mixtures, cfg.image_channels
         with torch.no_grad():  # start with broad distributions around mid-gray
             self.head_out.bias[2 * k * c : 3 * k * c] = 3.0
@@ -202,11 +209,30 @@ class PixelCNN(nn.Module):
             v = self.act(mconv(g, qat, GATE_SCALE), qat, RESID_SCALE, -ACT_MAX, ACT_MAX)
             h = torch.clamp(h + v, -ACT_MAX * RESID_SCALE, ACT_MAX * RESID_SCALE)
         z = self.act(self.head_hidden(h, qat, RESID_SCALE), qat, HEAD_SCALE, 0, ACT_MAX)
-        return self.head_out(z, qat, HEAD_SCALE)
+        out = self.head_out(z, qat, HEAD_SCALE)
+        if self.skip is None:
+            return out
+        skip = self.skip(inp, qat, INPUT_SCALE)
+        if qat:  # integer path: each term is requantized to the parameter grid, then added
+            out = _ste_round(out / self.param_scale) * self.param_scale
+            skip = _ste_round(skip / self.param_scale) * self.param_scale
+        return out + skip
 
     def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """Negative log2-likelihood per subpixel, (B, C, H, W)."""
         return mixture_nll_bits(self.features(x, qat), x, self.cfg, qat)
+
+
+def param_scales(cfg: PixelCNNConfig) -> torch.Tensor:
+    """Integer grid of each head output (float head units): logits 1/8 bit, means 1/16 level
+    (mean = 128 + MEAN_GAIN * y), log2-scales 1/8, coupling coefficients 1/64.  float64 (n_params,)."""
+    k, c = cfg.mixtures, cfg.image_channels
+    return torch.cat([
+        torch.full((k * c,), 1 / LOGIT_STEPS),
+        torch.full((k * c,), 1 / (MEAN_STEPS * MEAN_GAIN)),
+        torch.full((k * c,), 1 / LOGSCALE_STEPS),
+        torch.full((cfg.n_params - 3 * k * c,), 1 / COEF_STEPS),
+    ]).double()
 
 
 def split_params(out: torch.Tensor, cfg: PixelCNNConfig):
