@@ -246,6 +246,12 @@ def train(
 
 
 def main() -> None:
+    import signal
+
+    def _terminate(signum, frame):  # clean up like Ctrl-C: temporary outputs are removed
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

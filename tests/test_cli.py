@@ -98,3 +98,25 @@ def test_unreadable_input_and_info_and_models(work):
     assert r.exit_code == 0 and "tiny" in r.stdout
     r = runner.invoke(app, ["compress", str(work / "kodim23_rgb_64x48.png"), "--model", "nope", "-f"])
     assert r.exit_code != 0 and "unknown model" in r.stderr
+
+
+def test_killed_compress_leaves_nothing_at_the_target(work):
+    """SIGTERM part-way through a batch: no file at the pending target, no temporary left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = work / "big.png"
+    Image.fromarray(np.tile(load("kodim05_rgb_130x70.png"), (8, 8, 1))).save(big)
+    env = {**os.environ, "ARMCODEC_WEIGHTS_DIR": os.environ["ARMCODEC_WEIGHTS_DIR"]}
+    proc = subprocess.Popen([sys.executable, "-c", "from armcodec_cli.main import main; main()", "compress", str(big),
+                             "--model", "tiny", "--device", "cpu", "-o", str(work / "big.arm")],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert not (work / "big.arm").exists()
+    assert not [p for p in work.iterdir() if p.name.endswith(".tmp.arm") or ".tmp" in p.name]
