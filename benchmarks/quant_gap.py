@@ -1,9 +1,11 @@
 """Cost of integer-exact inference: float vs QAT vs exported integer NLL, on the same tiles.
 
     python benchmarks/quant_gap.py ../shared/data/kodak weights/train/default.ckpt.safetensors \
-        benchmarks/results/kodak/armcodec-default.json
+        benchmarks/results/kodak/armcodec-default.json --float-checkpoint weights/train/default.float.safetensors
 
-The float checkpoint is evaluated on exactly the tiles the codec codes (each tile zero
+``float`` is the shipped (QAT-tuned) weights run in float without fake quantization,
+``pre_qat_float`` the float model before quantization-aware fine-tuning (optional).
+The float checkpoints are evaluated on exactly the tiles the codec codes (each tile zero
 padded on its own, as in the codec); the integer figure is the model_bits of the benchmark
 run (exact tables of the shipped weights, whose sha256 must match an export of this
 checkpoint).  Writes ``benchmarks/results/<dataset>/quantization.json``.
@@ -37,7 +39,9 @@ def main(argv=None) -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("bench_json", type=Path)
+    ap.add_argument("--float-checkpoint", type=Path, help="also the float model before QAT (e.g. weights/train/default.float.safetensors)")
     a = ap.parse_args(argv)
+    pre = load_checkpoint(a.float_checkpoint)[0].eval() if a.float_checkpoint else None
     model, meta, _ = load_checkpoint(a.checkpoint)
     model.eval()
     bench = json.loads(a.bench_json.read_text())
@@ -51,10 +55,13 @@ def main(argv=None) -> None:
         n = img.size
         f = tiled_bits(model, img, bench["tile_size"], qat=False) / n
         q = tiled_bits(model, img, bench["tile_size"], qat=True) / n
-        rows.append({"image": r["image"], "float_bpsp": f, "qat_float_bpsp": q, "integer_bpsp": r["model_bits"] / n, "file_bpsp": r["bpsp"]})
+        extra = {"pre_qat_float_bpsp": tiled_bits(pre, img, bench["tile_size"], qat=False) / n} if pre is not None else {}
+        rows.append({"image": r["image"], **extra, "float_bpsp": f, "qat_float_bpsp": q, "integer_bpsp": r["model_bits"] / n, "file_bpsp": r["bpsp"]})
         print(rows[-1], flush=True)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("float_bpsp", "qat_float_bpsp", "integer_bpsp", "file_bpsp")}
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.endswith("bpsp")}
     mean["integer_over_float_percent"] = 100 * (mean["integer_bpsp"] / mean["float_bpsp"] - 1)
+    if pre is not None:
+        mean["integer_over_pre_qat_float_percent"] = 100 * (mean["integer_bpsp"] / mean["pre_qat_float_bpsp"] - 1)
     out = a.bench_json.parent / "quantization.json"
     out.write_text(json.dumps({"checkpoint_step": meta.get("step"), "weights_sha256": entry["sha256"], "mean": mean, "images": rows}, indent=1) + "\n")
     print(json.dumps(mean, indent=1))

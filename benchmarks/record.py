@@ -27,7 +27,7 @@ def main(name: str, folder: Path) -> None:
     if q.exists():
         qm = json.loads(q.read_text())
         if qm["weights_sha256"] == entry["sha256"]:
-            rec.update({k: round(v, 4) for k, v in qm["mean"].items() if k in ("float_bpsp", "qat_float_bpsp", "integer_bpsp", "integer_over_float_percent")})
+            rec.update({k: round(v, 4) for k, v in qm["mean"].items() if k.endswith("bpsp") or k.endswith("percent")})
     entry[folder.name] = rec
     man_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(rec, indent=1))
