@@ -27,7 +27,7 @@ from armcodec.train import export_model, load_checkpoint
 
 @torch.no_grad()
 def tiled_bits(model, img: np.ndarray, tile: int, qat: bool) -> float:
-    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()[None]
+    x = torch.from_numpy(img.transpose(2, 0, 1).copy()).float()[None]
     bits = 0.0
     for t in tile_grid(img.shape[0], img.shape[1], tile):
         bits += model(x[:, :, t.y : t.y + t.h, t.x : t.x + t.w], qat=qat).sum().item()
