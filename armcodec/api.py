@@ -25,7 +25,6 @@ from armcodec.io.image import ImageInfo, from_array, read_image
 from armcodec.models.registry import DEFAULT_MODEL, get_model, resolve_device
 from armcodec.weights import LoadedModel
 
-ImageLike = "np.ndarray | str | os.PathLike"
 
 
 @dataclass

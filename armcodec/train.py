@@ -28,7 +28,7 @@ IMAGE_SUFFIXES = {".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp", ".jpg", ".jp
 @dataclass
 class TrainSettings:
     steps: int = 6000
-    qat_steps: int = 800
+    qat_steps: int = 500
     batch: int = 16
     crop: int = 64
     lr: float = 2e-3
