@@ -123,8 +123,11 @@ class Codec:
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0)
 
     def decode(self, data: bytes, progress=None) -> DecodedImage:
+        return self.decode_parsed(*container.parse(data, self.max_pixels), progress=progress)
+
+    def decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:
+        """Decode what :func:`armcodec.container.parse` returned (its validation already done)."""
         t0 = time.perf_counter()
-        header, streams = container.parse(data, self.max_pixels)
         m = self._model_for(header)
         out = np.empty((header.height, header.width, header.channels), dtype=np.uint8)
         n_tiles, bits, k = header.n_tiles(), 0.0, 0
@@ -177,8 +180,9 @@ def decompress(data: bytes, device: str = "auto") -> np.ndarray:
     explicitly, with the ICC profile."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ArmcodecError(f"decompress expects bytes, got {type(data).__name__}")
-    header, _ = container.parse(bytes(data))
-    return _codec(header.model, device).decompress(bytes(data))
+    header, streams = container.parse(bytes(data))
+    a = _codec(header.model, device).decode_parsed(header, streams).array
+    return a[:, :, 0] if a.shape[2] == 1 else a
 
 
 def read_info(data: bytes) -> dict:

@@ -159,11 +159,11 @@ def decompress(
             data = inp.read_bytes()
         except OSError as e:
             raise ArmcodecError(f"cannot read: {e.strerror}") from None
-        header, _ = parse(data, max_pixels)
+        header, streams = parse(data, max_pixels)
         check_output_format(out, header.mode)  # refuse before spending time decoding
         if header.model not in codecs:
             codecs[header.model] = Codec(header.model, device, max_pixels=max_pixels)
-        dec = codecs[header.model].decode(data)
+        dec = codecs[header.model].decode_parsed(header, streams)
         write_atomic(out, writer=lambda tmp: write_image(tmp, dec.array, dec.info), force=force)
         return {
             "input": str(inp), "output": str(out), "width": header.width, "height": header.height,
