@@ -113,7 +113,8 @@ class Codec:
         m = self.model
         streams, crcs, bits = [], [], 0.0
         for sl in _plane_slices(info.mode):
-            g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, progress=progress)
+            g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
+                             progress=progress)
             streams += g.streams
             crcs += g.crcs
             bits += g.model_bits
@@ -134,7 +135,7 @@ class Codec:
         for sl in _plane_slices(header.mode):
             group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
             planes, b = decode_group(group, header.height, header.width, sl.stop - sl.start, m.net, m.luts,
-                                     header.tile, self.device, progress=progress)
+                                     header.tile, self.device, first_stream=k, progress=progress)
             out[:, :, sl] = planes
             bits += b
             k += n_tiles

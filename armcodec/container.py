@@ -12,7 +12,8 @@ Everything is little-endian and written with ``struct``::
                  u32 width   u32 height  u32 frames (1)   u16 tile size
                  u8 n + n bytes model name (utf-8)        16 bytes: sha256 prefix of the weights
                  u32 n + n bytes ICC profile (0: none)
-                 u32 stream count S, then S x (u32 byte length, u32 CRC32 of the decoded samples)
+                 u32 stream count S, then S x (u32 byte length, u32 CRC32 of the stream index
+                     as u32 followed by the tile's decoded samples)
         10+N   u32  CRC32 of bytes [0, 10+N)
         14+N   payload: the S streams, back to back (lengths are multiples of 4)
 

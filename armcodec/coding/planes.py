@@ -75,9 +75,10 @@ def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
     return planes[t.y : t.y + t.h, t.x : t.x + t.w]
 
 
-def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: int, device,
+def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: int, device, first_stream: int = 0,
                  max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> CodedGroup:
-    """planes: uint8 (H, W, g), g in (1, model channels)."""
+    """planes: uint8 (H, W, g), g in (1, model channels); first_stream: the file index of the
+    group's first tile stream (it seeds the tile CRCs)."""
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
@@ -95,12 +96,13 @@ def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: 
             streams[k] = enc.finish()
         if progress:
             progress(len(batch))
-    crcs = [samples_crc(_tile_samples(planes, t)) for t in tiles]
+    crcs = [samples_crc(_tile_samples(planes, t), first_stream + k) for k, t in enumerate(tiles)]
     return CodedGroup(streams, crcs, bits)
 
 
 def decode_group(group: CodedGroup, height: int, width: int, channels: int, model: IntPixelCNN, luts: TableLUTs,
-                 tile: int, device, max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> tuple[np.ndarray, float]:
+                 tile: int, device, first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
+                 progress=None) -> tuple[np.ndarray, float]:
     """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC."""
     tiles = tile_grid(height, width, tile)
     out = np.zeros((height, width, channels), dtype=np.uint8)
@@ -117,7 +119,7 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         ys, xs = _image_coords(bt, sched)
         out[ys, xs] = source.values.cpu().numpy().astype(np.uint8)
         for k in batch:
-            check_crc(_tile_samples(out, tiles[k]), group.crcs[k], f"tile {k}")
+            check_crc(_tile_samples(out, tiles[k]), first_stream + k, group.crcs[k], f"stream {first_stream + k}")
         if progress:
             progress(len(batch))
     return out, bits

@@ -145,12 +145,14 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
     return bits
 
 
-def samples_crc(samples: np.ndarray) -> int:
-    """CRC32 of a tile's decoded samples, uint8 (h, w, g) in C order."""
-    return zlib.crc32(np.ascontiguousarray(samples, dtype=np.uint8).tobytes()) & 0xFFFFFFFF
+def samples_crc(samples: np.ndarray, stream: int) -> int:
+    """CRC32 of the stream's index in the file (u32 little-endian) followed by the tile's decoded
+    samples, uint8 (h, w, g) in C order: a stream moved to another tile's place fails its check."""
+    seed = zlib.crc32(int(stream).to_bytes(4, "little"))
+    return zlib.crc32(np.ascontiguousarray(samples, dtype=np.uint8).tobytes(), seed) & 0xFFFFFFFF
 
 
-def check_crc(samples: np.ndarray, expected: int, what: str) -> None:
-    got = samples_crc(samples)
+def check_crc(samples: np.ndarray, stream: int, expected: int, what: str) -> None:
+    got = samples_crc(samples, stream)
     if got != expected:
         raise ChecksumError(f"{what}: CRC32 of decoded samples {got:08x} != stored {expected:08x} (corrupted file or wrong model)")
