@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from armcodec import container
-from armcodec.coding.planes import CodedGroup, decode_group, encode_group
+from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group, encode_group
 from armcodec.container import DEFAULT_MAX_PIXELS, MODE_GROUPS, ArmHeader
 from armcodec.errors import ArmcodecError, LimitError, ModelError
 from armcodec.io.image import ImageInfo, from_array, read_image
@@ -81,7 +81,10 @@ class Codec:
     """Keeps a model loaded for many images.
 
     ``model`` names an entry of the weights manifest (``weights_dir``, default the shipped
-    weights); ``tile_size`` overrides the model's; ``max_pixels`` bounds what decode accepts.
+    weights); ``tile_size`` overrides the model's; ``max_pixels`` bounds what decode accepts;
+    ``batch_bytes`` bounds the activation caches of one batch of tiles (the part of the memory
+    that is not the image itself; see the README for measured peaks).  Neither the batch nor
+    the thread count changes a single output bit.
 
     >>> codec = Codec()                                  # default model, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
@@ -90,7 +93,8 @@ class Codec:
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto",
-                 tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None):
+                 tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
+                 batch_bytes: int = DEFAULT_BATCH_BYTES):
         self.device = resolve_device(device)
         self.weights_dir = weights_dir
         self.model = get_model(model, self.device, weights_dir)
@@ -98,6 +102,7 @@ class Codec:
         if not container.MIN_TILE <= self.tile_size <= container.MAX_TILE:
             raise ArmcodecError(f"tile size {self.tile_size} outside [{container.MIN_TILE}, {container.MAX_TILE}]")
         self.max_pixels = max_pixels
+        self.batch_bytes = batch_bytes
         _set_exact_math(self.device)
 
     def encode(self, image, progress=None) -> Encoded:
@@ -114,7 +119,7 @@ class Codec:
         streams, crcs, bits = [], [], 0.0
         for sl in _plane_slices(info.mode):
             g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
-                             progress=progress)
+                             max_batch_bytes=self.batch_bytes, progress=progress)
             streams += g.streams
             crcs += g.crcs
             bits += g.model_bits
@@ -135,7 +140,8 @@ class Codec:
         for sl in _plane_slices(header.mode):
             group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
             planes, b = decode_group(group, header.height, header.width, sl.stop - sl.start, m.net, m.luts,
-                                     header.tile, self.device, first_stream=k, progress=progress)
+                                     header.tile, self.device, first_stream=k, max_batch_bytes=self.batch_bytes,
+                                     progress=progress)
             out[:, :, sl] = planes
             bits += b
             k += n_tiles

@@ -1,0 +1,113 @@
+"""Peak memory of decoding (and encoding) as the image grows: bounded by tile size and batch.
+
+    python benchmarks/memory.py --megapixels 0.4 4 24 --threads 2
+    python benchmarks/memory.py --megapixels 24 --batch-mb 256
+
+The test image of each size is a mosaic of real photographs (``--data``, default
+../shared/data/train), so the coded streams are realistic.  Each encode and each decode runs in
+a fresh process; it reports the resident set size after loading the model and the peak
+(``ru_maxrss``) after the work.  Results go to benchmarks/results/memory.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mosaic(folder: Path, height: int, width: int) -> np.ndarray:
+    """Fill (height, width, 3) with real photographs laid side by side (cropped at the edges)."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".ppm", ".bmp", ".tif", ".tiff"))
+    out = np.zeros((height, width, 3), np.uint8)
+    k, y = 0, 0
+    while y < height:
+        x, row_h = 0, 0
+        while x < width:
+            with Image.open(paths[k % len(paths)]) as im:
+                a = np.asarray(im.convert("RGB"))
+            k += 1
+            h, w = min(a.shape[0], height - y), min(a.shape[1], width - x)
+            out[y : y + h, x : x + w] = a[:h, :w]
+            x += w
+            row_h = max(row_h, h)
+        y += row_h
+    return out
+
+
+def _status_kb(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of this process in KiB; ru_maxrss would include the parent's
+    peak inherited at fork."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def child(args: list[str]) -> None:
+    """In a fresh process: load the model, then encode (src .npy -> dst .arm) or decode (src .arm)."""
+    what, src, model, threads, batch_mb = args[0], args[1], args[3], int(args[4]), int(args[5])
+    import torch
+
+    import armcodec
+
+    torch.set_num_threads(threads)
+    codec = armcodec.Codec(model, device="cpu", batch_bytes=batch_mb << 20)
+    base = _status_kb("VmRSS") * 1024
+    t0 = time.perf_counter()
+    if what == "encode":
+        Path(args[2]).write_bytes(codec.compress(np.load(src)))
+    else:
+        codec.decode(Path(src).read_bytes())
+    peak = _status_kb("VmHWM") * 1024
+    print(json.dumps({"rss_after_load_mb": base / 2**20, "peak_rss_mb": peak / 2**20, "seconds": time.perf_counter() - t0}))
+
+
+def run_child(*args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *map(str, args)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--megapixels", type=float, nargs="+", default=[0.4, 4, 24])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "train")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-mb", type=int, default=768)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "memory.json")
+    a = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mp in a.megapixels:
+            h = int(round((mp * 1e6 * 2 / 3) ** 0.5))
+            w = int(round(mp * 1e6 / h))
+            img = mosaic(a.data, h, w)
+            src, arm = Path(tmp) / "img.npy", Path(tmp) / "img.arm"
+            np.save(src, img)
+            enc = run_child("encode", src, arm, a.model, a.threads, a.batch_mb)
+            dec = run_child("decode", arm, "-", a.model, a.threads, a.batch_mb)
+            row = {"megapixels": h * w / 1e6, "width": w, "height": h, "file_mb": arm.stat().st_size / 2**20,
+                   "image_mb": img.nbytes / 2**20, "encode": enc, "decode": dec}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    import torch
+
+    result = {"model": a.model, "threads": a.threads, "batch_mb": a.batch_mb, "torch": torch.__version__, "rows": rows}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+    else:
+        main()
