@@ -1,7 +1,8 @@
 """Lossless benchmark: armcodec next to PNG, WebP lossless, JPEG-LS, JPEG 2000 and JPEG-XL.
 
-    python benchmarks/bench.py ../shared/data/kodak --name kodak
-    python benchmarks/bench.py ../shared/data/eval --name eval --codecs armcodec,png,webp,jxl-e9
+    armcodec bench ../shared/data/kodak                 # = python benchmarks/bench.py ../shared/data/kodak
+    armcodec bench ../shared/data/eval --codecs armcodec,png,webp,jxl-e9
+    armcodec bench photos/*.png --name mine --out /tmp/results
 
 For every image and codec: encode, write the file, take the size from the file on disk,
 read it back, decode, and require exact equality (a mismatch aborts the run).  Writes
@@ -26,6 +27,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+# results go to the checkout's benchmarks/results when run from a checkout, else ./benchmarks/results
+DEFAULT_OUT = ROOT / "benchmarks" / "results" if (ROOT / "pyproject.toml").exists() else Path("benchmarks") / "results"
 
 
 def _pil_codec(fmt: str, **opts):
@@ -95,9 +98,11 @@ def run_codec(name, encode, decode, images, tmp: Path, progress) -> list[dict]:
         out = decode(back)
         t3 = time.perf_counter()
         out = np.asarray(out)
-        if out.shape != img.shape:
+        if img.ndim == 2 and out.ndim == 3 and np.all(out == out[:, :, :1]):
+            out = out[:, :, 0]  # a grey image that the format stores as RGB (WebP)
+        if out.shape != img.shape and out.size == img.size:
             out = out.reshape(img.shape)
-        if not np.array_equal(out, img):
+        if out.shape != img.shape or not np.array_equal(out, img):
             raise SystemExit(f"{name}: {path.name} did not decode exactly")
         rows.append({"image": path.name, "width": img.shape[1], "height": img.shape[0], "channels": img.shape[2] if img.ndim == 3 else 1,
                      "bytes": size, "bpsp": size * 8 / img.size, "encode_s": t1 - t0, "decode_s": t3 - t2, **extra})
@@ -152,57 +157,97 @@ def write_plot(folder: Path) -> None:
     fig.savefig(folder / "plot.png", dpi=120)
 
 
+IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff")
+ALL_CODECS = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9"
+
+
+def collect_images(inputs: list[Path]) -> list[Path]:
+    """Image files given directly or found (non-recursively) in the given folders, sorted per folder."""
+    out = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise SystemExit(f"bench: {p}: no such file or folder")
+    if not out:
+        raise SystemExit("bench: no images found")
+    return out
+
+
+def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, model: str = "default",
+        device: str = "cpu", threads: int = 0, limit: int = 0, out: Path = DEFAULT_OUT, log=print) -> Path:
+    """Benchmark the codecs on the images; write <out>/<name>/<codec>.json, table.md and plot.png.
+
+    name: the dataset (default: the folder's name when one folder is given).  Returns the folder."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import armcodec
+
+    if threads:
+        torch.set_num_threads(threads)
+    paths = collect_images(inputs)[: limit or None]
+    if name is None:
+        name = Path(inputs[0]).resolve().name if len(inputs) == 1 and Path(inputs[0]).is_dir() else "custom"
+    images = []
+    for p in paths:
+        with Image.open(p) as im:
+            images.append((p, np.asarray(im)))
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    refs = reference_codecs()
+    env = environment(device, torch.get_num_threads())
+    wanted = [c for c in codecs.split(",") if c]
+    for c in wanted:
+        if c != "armcodec" and c not in refs:
+            log(f"bench: skipping {c}: not available (pip install 'armcodec[bench]' for imagecodecs)")
+    wanted = [c for c in wanted if c == "armcodec" or c in refs]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  disable=not sys.stderr.isatty(), transient=True) as bar:
+        task = bar.add_task("bench", total=len(wanted) * len(images))
+
+        def progress(codec, image, row):
+            bar.advance(task)
+            bar.update(task, description=f"{codec} {image}")
+            if not sys.stderr.isatty():
+                log(f"{codec:>10} {image:>16} {row['bpsp']:.4f} bpsp  enc {row['encode_s']:.2f}s dec {row['decode_s']:.2f}s")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for c in wanted:
+                if c == "armcodec":
+                    codec = armcodec.Codec(model, device)
+                    enc, dec = codec.encode, codec.decompress
+                    desc = f"armcodec {model} ({device}, {torch.get_num_threads()} threads)"
+                    extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size}
+                else:
+                    enc, dec, desc = refs[c]
+                    extra = {}
+                rows = run_codec(c, enc, dec, images, Path(tmp), progress)
+                result = {"codec": c, "description": desc, "dataset": name, "inputs": [str(i) for i in inputs],
+                          "environment": env, **extra, "summary": summarize(rows), "images": rows}
+                fname = f"armcodec-{model}.json" if c == "armcodec" else f"{c}.json"
+                (folder / fname).write_text(json.dumps(result, indent=1) + "\n")
+                s = result["summary"]
+                log(f"{desc}: {s['bpsp_mean']:.4f} bpsp mean over {s['images']} images, decode {s['decode_s_mean']:.2f} s mean")
+    log(write_table(folder))
+    write_plot(folder)
+    return folder
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", type=Path, help="folder of images")
-    ap.add_argument("--name", help="dataset name for the results folder (default: folder name)")
-    ap.add_argument("--codecs", default="armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9")
+    ap.add_argument("inputs", type=Path, nargs="+", help="images, or folders of images")
+    ap.add_argument("--name", help="dataset name for the results folder (default: the folder's name)")
+    ap.add_argument("--codecs", default=ALL_CODECS)
     ap.add_argument("--model", default="default")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)
-
-    import torch
-
-    import armcodec
-
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    paths = sorted(p for p in a.data.iterdir() if p.suffix.lower() in (".png", ".ppm", ".bmp", ".tif", ".tiff"))
-    if a.limit:
-        paths = paths[: a.limit]
-    images = [(p, np.asarray(Image.open(p))) for p in paths]
-    folder = a.out / (a.name or a.data.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    refs = reference_codecs()
-    env = environment(a.device, torch.get_num_threads())
-
-    def progress(codec, image, row):
-        print(f"{codec:>10} {image:>16} {row['bpsp']:.4f} bpsp  enc {row['encode_s']:.2f}s dec {row['decode_s']:.2f}s", flush=True)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in a.codecs.split(","):
-            if name == "armcodec":
-                codec = armcodec.Codec(a.model, a.device)
-                enc, dec = codec.encode, codec.decompress
-                entry = codec.model.entry
-                desc = f"armcodec {a.model} ({a.device}, {torch.get_num_threads()} threads)"
-                extra = {"model": a.model, "weights_sha256": entry.sha256, "tile_size": codec.tile_size}
-            elif name in refs:
-                enc, dec, desc = refs[name]
-                extra = {}
-            else:
-                print(f"skipping {name}: not available (install the [bench] extra)", file=sys.stderr)
-                continue
-            rows = run_codec(name, enc, dec, images, Path(tmp), progress)
-            result = {"codec": name, "description": desc, "dataset": str(a.data), "environment": env, **extra,
-                      "summary": summarize(rows), "images": rows}
-            (folder / f"{name if name != 'armcodec' else 'armcodec-' + a.model}.json").write_text(json.dumps(result, indent=1) + "\n")
-            print(f"{name}: {result['summary']}", flush=True)
-    print(write_table(folder))
-    write_plot(folder)
+    run(a.inputs, a.name, a.codecs, a.model, a.device, a.threads, a.limit, a.out, log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":

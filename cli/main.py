@@ -229,6 +229,24 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 
 @app.command()
+def bench(
+    inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.")],
+    codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9.")] = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Results root (default: benchmarks/results).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Dataset name: results go to OUT/NAME (default: the folder's name).")] = None,
+    model: Annotated[str, typer.Option("--model", help="armcodec model.")] = "default",
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for armcodec (0: torch's default).")] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="Only the first N images.")] = 0,
+) -> None:
+    """Compress, decompress and verify every image with armcodec and the reference codecs; write
+    per-codec JSON, a Markdown table and a plot (reference codecs need the [bench] extra)."""
+    from armcodec_benchmarks.bench import DEFAULT_OUT, run
+
+    run(inputs, name, codecs, model, device, threads, limit, out or DEFAULT_OUT, log=typer.echo)
+
+
+@app.command()
 def train(
     data: Annotated[Path, typer.Argument(help="Folder of training photographs (e.g. ../shared/data/train).")],
     out: Annotated[Path, typer.Option("--out", help="Checkpoint (safetensors); resumed if it exists.")],
