@@ -122,8 +122,18 @@ def summarize(rows: list[dict]) -> dict:
     return tot
 
 
+def codec_results(folder: Path) -> list[dict]:
+    """The per-codec result files of a folder (other JSON there, e.g. quantization.json, is skipped)."""
+    out = []
+    for p in sorted(folder.glob("*.json")):
+        r = json.loads(p.read_text())
+        if isinstance(r, dict) and "summary" in r and "codec" in r:
+            out.append(r)
+    return out
+
+
 def write_table(folder: Path) -> str:
-    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    results = codec_results(folder)
     results.sort(key=lambda r: r["summary"]["bpsp_mean"])
     lines = ["| codec | mean bpsp | total bpsp | mean encode s | mean decode s |", "|---|---|---|---|---|"]
     for r in results:
@@ -142,7 +152,7 @@ def write_plot(folder: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    results = codec_results(folder)
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
         s = r["summary"]
