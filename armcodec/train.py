@@ -27,7 +27,7 @@ IMAGE_SUFFIXES = {".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp", ".jpg", ".jp
 
 @dataclass
 class TrainSettings:
-    steps: int = 6000
+    steps: int = 10000
     qat_steps: int = 500
     batch: int = 16
     crop: int = 64

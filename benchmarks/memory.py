@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-mb", type=int, default=768)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "memory.json")
     a = ap.parse_args(argv)
+    import torch
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mp in a.megapixels:
@@ -99,11 +102,10 @@ def main(argv=None) -> None:
                    "image_mb": img.nbytes / 2**20, "encode": enc, "decode": dec}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    import torch
-
-    result = {"model": a.model, "threads": a.threads, "batch_mb": a.batch_mb, "torch": torch.__version__, "rows": rows}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n")
+            result = {"model": a.model, "threads": a.threads, "batch_mb": a.batch_mb, "torch": torch.__version__,
+                      "cpu_count": os.cpu_count(), "rows": rows}
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps(result, indent=1) + "\n")  # after every size: a long run keeps what it measured
 
 
 if __name__ == "__main__":

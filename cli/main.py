@@ -251,7 +251,7 @@ def train(
     data: Annotated[Path, typer.Argument(help="Folder of training photographs (e.g. ../shared/data/train).")],
     out: Annotated[Path, typer.Option("--out", help="Checkpoint (safetensors); resumed if it exists.")],
     config: Annotated[str, typer.Option("--config", help="JSON overrides of PixelCNNConfig.")] = "{}",
-    steps: Annotated[int, typer.Option(help="Total steps (float, then QAT).")] = 6000,
+    steps: Annotated[int, typer.Option(help="Total steps (float, then QAT).")] = 10000,
     qat_steps: Annotated[int, typer.Option(help="Final quantization-aware steps.")] = 500,
     export: Annotated[Optional[str], typer.Option(help="After training, export to weights/ under this model name.")] = None,
     weights_dir: Annotated[Path, typer.Option(help="Where --export writes.")] = Path("weights"),

@@ -75,7 +75,7 @@ def mutate(data: bytes, m) -> bytes:
     return bytes(b)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.integers(0, len(SOURCES) - 1), m=mutation)
 def test_mutated_files_raise_or_decode_exactly(tiny_codec, corpus, which, m):
     data, img = corpus[which]
