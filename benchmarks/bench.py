@@ -61,8 +61,6 @@ def reference_codecs() -> dict:
 
 
 def environment(device: str, threads: int) -> dict:
-    import torch
-
     def ver(p):
         try:
             from importlib.metadata import version
