@@ -82,7 +82,7 @@ class Codec:
 
     ``model`` names an entry of the weights manifest (``weights_dir``, default the shipped
     weights); ``tile_size`` overrides the model's; ``max_pixels`` bounds what decode accepts;
-    ``batch_bytes`` bounds the activation caches of one batch of tiles (the part of the memory
+    ``batch_bytes`` (default 768 MiB) bounds the activation caches of one batch of tiles (the part of the memory
     that is not the image itself; see the README for measured peaks).  Neither the batch nor
     the thread count changes a single output bit.
 
@@ -94,7 +94,7 @@ class Codec:
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto",
                  tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
-                 batch_bytes: int = DEFAULT_BATCH_BYTES):
+                 batch_bytes: int | None = None):
         self.device = resolve_device(device)
         self.weights_dir = weights_dir
         self.model = get_model(model, self.device, weights_dir)
@@ -102,7 +102,7 @@ class Codec:
         if not container.MIN_TILE <= self.tile_size <= container.MAX_TILE:
             raise ArmcodecError(f"tile size {self.tile_size} outside [{container.MIN_TILE}, {container.MAX_TILE}]")
         self.max_pixels = max_pixels
-        self.batch_bytes = batch_bytes
+        self.batch_bytes = batch_bytes or DEFAULT_BATCH_BYTES
         _set_exact_math(self.device)
 
     def encode(self, image, progress=None) -> Encoded:

@@ -185,7 +185,7 @@ def collect_images(inputs: list[Path]) -> list[Path]:
 
 
 def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, model: str = "default",
-        device: str = "cpu", threads: int = 0, limit: int = 0, out: Path = DEFAULT_OUT, log=print) -> Path:
+        device: str = "cpu", threads: int = 0, limit: int = 0, out: Path | None = None, log=print) -> Path:
     """Benchmark the codecs on the images; write <out>/<name>/<codec>.json, table.md and plot.png.
 
     name: the dataset (default: the folder's name when one folder is given).  Returns the folder."""
@@ -203,7 +203,7 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
     for p in paths:
         with Image.open(p) as im:
             images.append((p, np.asarray(im)))
-    folder = Path(out) / name
+    folder = Path(out or DEFAULT_OUT) / name
     folder.mkdir(parents=True, exist_ok=True)
     refs = reference_codecs()
     env = environment(device, torch.get_num_threads())

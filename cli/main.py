@@ -11,8 +11,6 @@ import typer
 
 from armcodec.container import DEFAULT_MAX_PIXELS
 
-DEFAULT_BATCH_MB = 768  # armcodec.coding.planes.DEFAULT_BATCH_BYTES, without importing torch at start-up
-
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lossless image compression with an integer-exact PixelCNN and ANS.")
 
 ARM_SUFFIX = ".arm"
@@ -89,7 +87,7 @@ def compress(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = DEFAULT_MAX_PIXELS,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default). The output does not depend on it.")] = 0,
-    batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles' activations. The output does not depend on it.")] = DEFAULT_BATCH_MB,
+    batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles' activations (0: the library default, 768). The output does not depend on it.")] = 0,
 ) -> None:
     """Compress images to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -97,7 +95,7 @@ def compress(
     from armcodec.errors import ArmcodecError
 
     try:
-        codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20)
+        codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
@@ -144,7 +142,7 @@ def decompress(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse files declaring more pixels than this.")] = DEFAULT_MAX_PIXELS,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default). The output does not depend on it.")] = 0,
-    batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles' activations. The output does not depend on it.")] = DEFAULT_BATCH_MB,
+    batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles' activations (0: the library default, 768). The output does not depend on it.")] = 0,
 ) -> None:
     """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""
     _set_threads(threads)
@@ -166,7 +164,7 @@ def decompress(
         header, streams = parse(data, max_pixels)
         check_output_format(out, header.mode)  # refuse before spending time decoding
         if header.model not in codecs:
-            codecs[header.model] = Codec(header.model, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20)
+            codecs[header.model] = Codec(header.model, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)
         dec = codecs[header.model].decode_parsed(header, streams)
         write_atomic(out, writer=lambda tmp: write_image(tmp, dec.array, dec.info), force=force)
         return {
@@ -241,9 +239,9 @@ def bench(
 ) -> None:
     """Compress, decompress and verify every image with armcodec and the reference codecs; write
     per-codec JSON, a Markdown table and a plot (reference codecs need the [bench] extra)."""
-    from armcodec_benchmarks.bench import DEFAULT_OUT, run
+    from armcodec_benchmarks.bench import run
 
-    run(inputs, name, codecs, model, device, threads, limit, out or DEFAULT_OUT, log=typer.echo)
+    run(inputs, name, codecs, model, device, threads, limit, out, log=typer.echo)
 
 
 @app.command()

@@ -28,11 +28,15 @@ def make_tiny_model(seed: int = 0, cfg: PixelCNNConfig = TINY_CFG) -> PixelCNN:
     return m
 
 
+def export_tiny(directory: Path) -> Path:
+    """Write the tiny model as "tiny" (tile 16) into a weights directory."""
+    export_model(make_tiny_model(), directory, "tiny", tile_size=16)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("weights")
-    export_model(make_tiny_model(), d, "tiny", tile_size=16)
-    return d
+    return export_tiny(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 import armcodec  # noqa: E402
-from conftest import DATA, load, make_tiny_model  # noqa: E402
+from conftest import DATA, export_tiny, load  # noqa: E402
 from mutations import random_mutation, structured_cases  # noqa: E402
 
 SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_la_28x21.png"]
@@ -32,11 +32,7 @@ SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba
 
 def make_codec(model: str) -> armcodec.Codec:
     if model == "tiny":
-        from armcodec.train import export_model
-
-        d = Path(tempfile.mkdtemp(prefix="armcodec-fuzz-"))
-        export_model(make_tiny_model(), d, "tiny", tile_size=16)
-        return armcodec.Codec("tiny", device="cpu", weights_dir=d)
+        return armcodec.Codec("tiny", device="cpu", weights_dir=export_tiny(Path(tempfile.mkdtemp(prefix="armcodec-fuzz-"))))
     return armcodec.Codec(model, device="cpu")
 
 
