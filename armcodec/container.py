@@ -5,7 +5,9 @@ Everything is little-endian and written with ``struct``::
     offset 0   "ARMC"                          magic
            4   u8   format version (1)
            5   u8   coder profile (1: constriction ANS, 32-bit words, 24-bit tables,
-                                   wavefront tiles, one stream per tile and plane group)
+                                   wavefront tiles, one stream per tile and plane group;
+                                   2: as 1, and each tile stream starts with the tile's
+                                   adaptation offsets, see armcodec.coding.adapt)
            6   u32  header length N
           10   header (N bytes):
                  u8  kind (0 image)      u8 mode (1 L, 2 LA, 3 RGB, 4 RGBA)   u8 bits per sample (8)
@@ -30,7 +32,8 @@ from armcodec.errors import ChecksumError, FormatError, LimitError
 
 MAGIC = b"ARMC"
 FORMAT_VERSION = 1
-CODER_PROFILE = 1
+PROFILE_PLAIN, PROFILE_ADAPTIVE = 1, 2
+CODER_PROFILES = (PROFILE_PLAIN, PROFILE_ADAPTIVE)
 PREAMBLE = struct.Struct("<4sBBI")
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MODE_CODES = {v: k for k, v in MODES.items()}
@@ -55,7 +58,7 @@ class ArmHeader:
     stream_lengths: list[int] = field(default_factory=list)
     stream_crcs: list[int] = field(default_factory=list)
     version: int = FORMAT_VERSION
-    profile: int = CODER_PROFILE
+    profile: int = PROFILE_PLAIN
 
     @property
     def channels(self) -> int:
@@ -94,7 +97,7 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     ]
     body += [struct.pack("<II", len(s), crc) for s, crc in zip(streams, h.stream_crcs)]
     header = b"".join(body)
-    head = PREAMBLE.pack(MAGIC, FORMAT_VERSION, CODER_PROFILE, len(header)) + header
+    head = PREAMBLE.pack(MAGIC, FORMAT_VERSION, h.profile, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
 
 
@@ -126,8 +129,8 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     _, version, profile, hlen = PREAMBLE.unpack_from(data, 0)
     if version != FORMAT_VERSION:
         raise FormatError(f"unsupported .arm format version {version} (this armcodec reads version {FORMAT_VERSION})")
-    if profile != CODER_PROFILE:
-        raise FormatError(f"unsupported coder profile {profile}")
+    if profile not in CODER_PROFILES:
+        raise FormatError(f"unsupported coder profile {profile} (this armcodec reads {', '.join(map(str, CODER_PROFILES))})")
     hend = PREAMBLE.size + hlen
     if hlen > MAX_HEADER or hend + 4 > len(data):
         raise FormatError(f"file is truncated: header of {hlen} bytes does not fit in {len(data)} bytes")
@@ -157,7 +160,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     (icc_len,) = r.take("<I")
     icc = r.raw(icc_len)
     (n_streams,) = r.take("<I")
-    h = ArmHeader(MODES[mode_code], width, height, tile, model, sha, bits, frames, icc)
+    h = ArmHeader(MODES[mode_code], width, height, tile, model, sha, bits, frames, icc, profile=profile)
     expected = h.n_tiles() * len(MODE_GROUPS[h.mode])
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")

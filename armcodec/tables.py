@@ -90,9 +90,12 @@ class TableLUTs:
             raise ValueError("mixture weight lookup table is invalid")
 
 
-def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg: PixelCNNConfig):
+def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg: PixelCNNConfig,
+                   scale_shift: torch.Tensor | None = None):
     """Integer head outputs of one channel -> (logits, absolute means in 1/16 level clamped,
-    scale indices), each int64 (M, K); means include the coupling to earlier channels."""
+    scale indices), each int64 (M, K); means include the coupling to earlier channels.
+    scale_shift: optional int64 (M,) added to every component's log2-scale (1/8 octave)
+    before the clamp: the encoder's per-tile adaptation (see :mod:`armcodec.coding.adapt`)."""
     k, c_all = cfg.mixtures, cfg.image_channels
     logits = params[:, channel * k : (channel + 1) * k]
     means = params[:, (c_all + channel) * k : (c_all + channel + 1) * k] + 128 * MEAN_STEPS
@@ -103,22 +106,26 @@ def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg:
         xc = (known[:, prev : prev + 1] - 128) * MEAN_STEPS
         means = means + torch.div(coef * xc, COEF_STEPS, rounding_mode="floor")
     means = means.clamp(MEAN_MIN_Q, MEAN_MAX_Q)
+    if scale_shift is not None:
+        logs = logs + scale_shift.view(-1, 1)
     scale_idx = logs.clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX
     return logits, means, scale_idx
 
 
 def channel_tables(
-    params: torch.Tensor, channel: int, known: torch.Tensor, cfg: PixelCNNConfig, luts: TableLUTs
+    params: torch.Tensor, channel: int, known: torch.Tensor, cfg: PixelCNNConfig, luts: TableLUTs,
+    scale_shift: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Frequency tables of one channel.
 
     params: int64 (M, n_params) head outputs; known: int64 (M, >=channel) values of the
-    channels before ``channel`` at the same pixels; luts: from ``TableLUTs.to(device)``.
+    channels before ``channel`` at the same pixels; luts: from ``TableLUTs.to(device)``;
+    scale_shift: see :func:`mixture_params`.
     Returns int64 (M, 256), every entry >= 1, rows summing to 2**PRECISION.  Integer
     arithmetic only (the float64 product below sums integers < 2**53, so it is exact):
     identical on any device.
     """
-    logits, means, scale_idx = mixture_params(params, channel, known, cfg)
+    logits, means, scale_idx = mixture_params(params, channel, known, cfg, scale_shift)
     m = params.shape[0]
     # Mixture weights: 2**-(max - logit) in WEIGHT_BITS fixed point, from the lookup table.
     gap = (logits.max(1, keepdim=True).values - logits).clamp(max=luts.weight.numel() - 1)

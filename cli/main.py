@@ -88,6 +88,7 @@ def compress(
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = DEFAULT_MAX_PIXELS,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default). The output does not depend on it.")] = 0,
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles' activations (0: the library default, 768). The output does not depend on it.")] = 0,
+    adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Choose a scale offset per tile and channel (coder profile 2: smaller files, slower encode, same decode speed); --no-adapt writes profile 1.")] = True,
 ) -> None:
     """Compress images to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -95,7 +96,8 @@ def compress(
     from armcodec.errors import ArmcodecError
 
     try:
-        codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)
+        codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
+                      adaptive=adapt)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))

@@ -18,7 +18,8 @@ if __name__ == "__main__":
     GOLDEN.mkdir(exist_ok=True)
     if not (GOLDEN / "golden-tiny.safetensors").exists():
         export_model(make_tiny_model(), GOLDEN, "golden-tiny", tile_size=16)
-    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN)
-    for name in SOURCES:
-        (GOLDEN / (Path(name).stem + ".arm")).write_bytes(codec.compress(DATA / name))
-        print("wrote", name)
+    for suffix, adaptive in ((".arm", False), (".p2.arm", True)):  # coder profiles 1 and 2
+        codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=adaptive)
+        for name in SOURCES:
+            (GOLDEN / (Path(name).stem + suffix)).write_bytes(codec.compress(DATA / name))
+            print("wrote", Path(name).stem + suffix)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from armcodec.coding.adapt import Adaptation, choose_shifts
 from armcodec.coding.scan import DecodeCoder, EncodeCoder, Schedule, Tile, check_crc, samples_crc, scan, tile_grid
 from armcodec.quant import IntPixelCNN, WavefrontState
 from armcodec.tables import TableLUTs
@@ -76,9 +77,10 @@ def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
 
 
 def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: int, device, first_stream: int = 0,
-                 max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> CodedGroup:
+                 max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None, adaptive: bool = False) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); first_stream: the file index of the
-    group's first tile stream (it seeds the tile CRCs)."""
+    group's first tile stream (it seeds the tile CRCs); adaptive: choose and send scale offsets
+    per 32x32 block (coder profile 2, :mod:`armcodec.coding.adapt`)."""
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
@@ -90,10 +92,17 @@ def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: 
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
         state = WavefrontState(model, len(bt), tile, device)
         pos = state.flat_index(sched.n, sched.i, sched.j)
-        coder = EncodeCoder(values, len(bt))
-        bits += scan(sched, _FullPass(model, state, pos, values), coder, g, model.cfg, luts)
-        for k, enc in zip(batch, coder.streams):
-            streams[k] = enc.finish()
+        source = _FullPass(model, state, pos, values)
+        adaptation = None
+        if adaptive:
+            block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
+            block_of = torch.from_numpy(block_of).to(device)
+            shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts)
+            adaptation = Adaptation(block_of, counts, shifts)
+        coder = EncodeCoder(values, len(bt), adaptation)
+        bits += scan(sched, source, coder, g, model.cfg, luts)
+        for k, data in zip(batch, coder.finish()):
+            streams[k] = data
         if progress:
             progress(len(batch))
     crcs = [samples_crc(_tile_samples(planes, t), first_stream + k) for k, t in enumerate(tiles)]
@@ -102,7 +111,7 @@ def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: 
 
 def decode_group(group: CodedGroup, height: int, width: int, channels: int, model: IntPixelCNN, luts: TableLUTs,
                  tile: int, device, first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
-                 progress=None) -> tuple[np.ndarray, float]:
+                 progress=None, adaptive: bool = False) -> tuple[np.ndarray, float]:
     """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC."""
     tiles = tile_grid(height, width, tile)
     out = np.zeros((height, width, channels), dtype=np.uint8)
@@ -112,7 +121,8 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         sched = Schedule(bt, model.cfg.slope)
         state = WavefrontState(model, len(bt), tile, device)
         pos = state.flat_index(sched.n, sched.i, sched.j)
-        coder = DecodeCoder([group.streams[k] for k in batch], device)
+        blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if adaptive else None
+        coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks)
         source = _Steps(model, state, pos, channels)
         bits += scan(sched, source, coder, channels, model.cfg, luts)
         coder.check_exhausted()

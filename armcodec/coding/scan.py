@@ -9,6 +9,10 @@ hands them to a coder::
     encode: params of all pixels (one parallel pass) -> tables -> EncodeCoder (pushes, last step first)
     decode: params of step t (cached model step)     -> tables -> DecodeCoder (pops)   -> pixels -> model input
 
+With coder profile 2 each tile stream starts with the tile's adaptation offsets (one per 32x32
+block and channel, :mod:`armcodec.coding.adapt`), which shift every log2-scale of that block's
+tables.
+
 ANS is a stack, so the encoder walks the same steps in reverse and pushes each step's
 channels in reverse; the decoder then pops them in forward order.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from armcodec.coding import adapt
 from armcodec.coding.ans import StreamDecoder, StreamEncoder
 from armcodec.errors import ChecksumError, FormatError
 from armcodec.tables import TableLUTs, channel_tables, symbol_bits
@@ -76,12 +81,14 @@ class Schedule:
 
 
 class EncodeCoder:
-    """Pushes the known pixel values; one StreamEncoder per tile."""
+    """Pushes the known pixel values; one StreamEncoder per tile.  adaptation: the batch's
+    offsets (coder profile 2), pushed last so that they head each stream; None for profile 1."""
 
     reverse = True
 
-    def __init__(self, values: torch.Tensor, n_tiles: int):
+    def __init__(self, values: torch.Tensor, n_tiles: int, adaptation: adapt.Adaptation | None = None):
         self.values = values  # int64 (pixels in schedule order, g)
+        self.adaptation = adaptation
         self.streams = [StreamEncoder() for _ in range(n_tiles)]
         self._pending: list = []
 
@@ -96,15 +103,33 @@ class EncodeCoder:
                 self.streams[tile].push(v[s:e], q[s:e])
         self._pending = []
 
+    def finish(self) -> list[bytes]:
+        """The tiles' streams, after the adaptation offsets (if any) went on top."""
+        if self.adaptation is not None:
+            for k, enc in enumerate(self.streams):
+                symbols = self.adaptation.tile_symbols(k)
+                enc.push(symbols, adapt.side_tables(len(symbols)))
+        return [enc.finish() for enc in self.streams]
+
 
 class DecodeCoder:
-    """Pops pixel values; one StreamDecoder per tile."""
+    """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profile 2: the
+    block of every pixel of the schedule and the block count per tile, from
+    ``Adaptation.blocks``) each stream first gives its tile's adaptation offsets."""
 
     reverse = False
 
-    def __init__(self, streams: list[bytes], device):
+    def __init__(self, streams: list[bytes], device, channels: int = 1,
+                 blocks: tuple[np.ndarray, list[int]] | None = None):
         self.streams = [StreamDecoder(s) for s in streams]
         self.device = device
+        self.adaptation = None
+        if blocks is not None:
+            block_of, counts = blocks
+            rows = [adapt.from_symbols(d.pop(adapt.side_tables(n * channels))).reshape(n, channels)
+                    for d, n in zip(self.streams, counts)]
+            shifts = torch.from_numpy(np.concatenate(rows)).to(device)
+            self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts)
 
     def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
         qn = q.cpu().numpy()
@@ -127,8 +152,10 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
 
     params_at(a, b) -> int64 (b-a, n_params) for the pixels schedule[a:b] (decode: a model
     step, which may read the pixels of earlier steps); after a step, params_at.observe(a, b,
-    values) receives the step's pixel values (int64 (b-a, channels))."""
+    values) receives the step's pixel values (int64 (b-a, channels)).  The coder's
+    ``adaptation`` (offsets per block and channel, or None) goes into every table of its block."""
     bits = 0.0
+    adaptation = coder.adaptation
     steps = range(schedule.n_steps)
     for t in reversed(steps) if coder.reverse else steps:
         a, b = int(schedule.starts[t]), int(schedule.starts[t + 1])
@@ -137,7 +164,8 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
         params = params_at(a, b)
         values = torch.empty((b - a, channels), dtype=torch.int64, device=params.device)
         for c in range(channels):
-            q = channel_tables(params, c, values[:, :c], cfg, luts)
+            shift = None if adaptation is None else adaptation.at(a, b, c)
+            q = channel_tables(params, c, values[:, :c], cfg, luts, shift)
             values[:, c] = coder.code(a, b, c, q, schedule.runs(t))
             bits += symbol_bits(q, values[:, c])
         coder.end_step()
