@@ -8,8 +8,9 @@ edge blocks are smaller) and each channel, the encoder tries the integer offsets
 one's bits, and keeps the cheapest.  The offsets travel at the head of the tile's own ANS stream
 (blocks x channels symbols of 4 bits, block-major), so the decoder reads them before the tile's
 first pixel and builds exactly the encoder's tables; nothing else in the file changes.  The choice
-only affects the encoder: the decoder never recomputes it, so the estimate below may use floating
-point.
+only affects the encoder: the decoder never recomputes it.  Each pixel's estimate is rounded to
+1/256 bit and summed as integers, so the choice (and the file) does not depend on summation order
+or device unless a float64 log2 lands on a rounding boundary.
 """
 from __future__ import annotations
 
@@ -113,8 +114,10 @@ def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Te
     for c in range(g):
         best_bits = None
         for d in cands:
-            per_block = torch.zeros(n_blocks, dtype=torch.float64, device=params.device)
-            per_block.index_add_(0, block_of, estimate_bits(params, values, c, cfg, luts, d))
+            # integer sums (1/256 bit per pixel): the same totals in any order, on any device
+            fixed = torch.round(estimate_bits(params, values, c, cfg, luts, d) * 256).long()
+            per_block = torch.zeros(n_blocks, dtype=torch.int64, device=params.device)
+            per_block.index_add_(0, block_of, fixed)
             if best_bits is None:
                 best_bits = per_block
                 best[:, c] = d
