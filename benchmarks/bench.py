@@ -2,6 +2,7 @@
 
     armcodec bench ../shared/data/kodak                 # = python benchmarks/bench.py ../shared/data/kodak
     armcodec bench ../shared/data/eval --codecs armcodec,png,webp,jxl-e9
+    armcodec bench ../shared/data/kodak --codecs armcodec,armcodec-noadapt   # the gain of adaptation
     armcodec bench photos/*.png --name mine --out /tmp/results
 
 For every image and codec: encode, write the file, take the size from the file on disk,
@@ -167,6 +168,7 @@ def write_plot(folder: Path) -> None:
 
 IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff")
 ALL_CODECS = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9"
+ARMCODEC_VARIANTS = {"armcodec": True, "armcodec-noadapt": False}  # name -> adaptation (coder profile 2) on
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
@@ -209,9 +211,9 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
     env = environment(device, torch.get_num_threads())
     wanted = [c for c in codecs.split(",") if c]
     for c in wanted:
-        if c != "armcodec" and c not in refs:
+        if c not in ARMCODEC_VARIANTS and c not in refs:
             log(f"bench: skipping {c}: not available (pip install 'armcodec[bench]' for imagecodecs)")
-    wanted = [c for c in wanted if c == "armcodec" or c in refs]
+    wanted = [c for c in wanted if c in ARMCODEC_VARIANTS or c in refs]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   disable=not sys.stderr.isatty(), transient=True) as bar:
         task = bar.add_task("bench", total=len(wanted) * len(images))
@@ -224,18 +226,20 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
 
         with tempfile.TemporaryDirectory() as tmp:
             for c in wanted:
-                if c == "armcodec":
-                    codec = armcodec.Codec(model, device)
+                if c in ARMCODEC_VARIANTS:
+                    adaptive = ARMCODEC_VARIANTS[c]
+                    codec = armcodec.Codec(model, device, adaptive=adaptive)
                     enc, dec = codec.encode, codec.decompress
-                    desc = f"armcodec {model} ({device}, {torch.get_num_threads()} threads)"
-                    extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size}
+                    desc = f"armcodec {model}{'' if adaptive else ', no adaptation'} ({device}, {torch.get_num_threads()} threads)"
+                    extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size,
+                             "adaptive": adaptive}
                 else:
                     enc, dec, desc = refs[c]
                     extra = {}
                 rows = run_codec(c, enc, dec, images, Path(tmp), progress)
                 result = {"codec": c, "description": desc, "dataset": name, "inputs": [str(i) for i in inputs],
                           "environment": env, **extra, "summary": summarize(rows), "images": rows}
-                fname = f"armcodec-{model}.json" if c == "armcodec" else f"{c}.json"
+                fname = f"armcodec-{model}{c[len('armcodec'):]}.json" if c in ARMCODEC_VARIANTS else f"{c}.json"
                 (folder / fname).write_text(json.dumps(result, indent=1) + "\n")
                 s = result["summary"]
                 log(f"{desc}: {s['bpsp_mean']:.4f} bpsp mean over {s['images']} images, decode {s['decode_s_mean']:.2f} s mean")

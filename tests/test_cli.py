@@ -125,11 +125,11 @@ def test_killed_compress_leaves_nothing_at_the_target(work):
 def test_bench_writes_verified_results_for_each_codec(work):
     out = work / "results"
     r = runner.invoke(app, ["bench", str(work / "kodim23_rgb_64x48.png"), str(work / "usc_sipi_6.1_gray_40x33.png"),
-                            "--codecs", "armcodec,png,webp", "--model", "tiny", "--out", str(out), "--name", "t"])
+                            "--codecs", "armcodec,armcodec-noadapt,png,webp", "--model", "tiny", "--out", str(out), "--name", "t"])
     assert r.exit_code == 0, r.output
     arm = json.loads((out / "t" / "armcodec-tiny.json").read_text())
     assert arm["summary"]["images"] == 2 and arm["environment"]["commit"] is not None
     for row in arm["images"]:
         assert row["bytes"] * 8 >= row["model_bits"] and row["decode_s"] > 0
-    assert {p.name for p in (out / "t").iterdir()} >= {"armcodec-tiny.json", "png.json", "webp.json", "table.md"}
+    assert {p.name for p in (out / "t").iterdir()} >= {"armcodec-tiny.json", "armcodec-tiny-noadapt.json", "png.json", "webp.json", "table.md"}
     assert "armcodec tiny" in (out / "t" / "table.md").read_text()
