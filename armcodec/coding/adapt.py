@@ -104,7 +104,7 @@ def estimate_bits(params: torch.Tensor, values: torch.Tensor, channel: int, cfg,
 
 
 def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Tensor, n_blocks: int, cfg,
-                  luts: TableLUTs) -> torch.Tensor:
+                  luts: TableLUTs, chunk: int = 1 << 16) -> torch.Tensor:
     """params: integer (M, n_params) of every pixel of a batch; values: int64 (M, g); block_of:
     int64 (M,) block of each pixel.  -> int64 (n_blocks, g): the offset of least estimated bits
     per block and channel (ties: the one nearest zero, then the smaller)."""
@@ -114,10 +114,11 @@ def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Te
     for c in range(g):
         best_bits = None
         for d in cands:
-            # integer sums (1/256 bit per pixel): the same totals in any order, on any device
-            fixed = torch.round(estimate_bits(params, values, c, cfg, luts, d) * 256).long()
             per_block = torch.zeros(n_blocks, dtype=torch.int64, device=params.device)
-            per_block.index_add_(0, block_of, fixed)
+            for a in range(0, len(values), chunk):  # bounded temporaries
+                est = estimate_bits(params[a : a + chunk], values[a : a + chunk], c, cfg, luts, d)
+                # integer sums (1/256 bit per pixel): the same totals in any order, on any device
+                per_block.index_add_(0, block_of[a : a + chunk], torch.round(est * 256).long())
             if best_bits is None:
                 best_bits = per_block
                 best[:, c] = d
