@@ -1,14 +1,14 @@
 """Cost of integer-exact inference: float vs QAT vs exported integer NLL, on the same tiles.
 
     python benchmarks/quant_gap.py ../shared/data/kodak weights/train/default.ckpt.safetensors \
-        benchmarks/results/kodak/armcodec-default.json --float-checkpoint weights/train/default.float.safetensors
+        benchmarks/results/kodak/armcodec-default-noadapt.json --float-checkpoint runs/default_float.safetensors
 
 ``float`` is the shipped (QAT-tuned) weights run in float without fake quantization,
 ``pre_qat_float`` the float model before quantization-aware fine-tuning (optional).
 The float checkpoints are evaluated on exactly the tiles the codec codes (each tile zero
 padded on its own, as in the codec); the integer figure is the model_bits of the benchmark
-run (exact tables of the shipped weights, whose sha256 must match an export of this
-checkpoint).  Writes ``benchmarks/results/<dataset>/quantization.json``.
+run without adaptation (``--codecs armcodec-noadapt``: exact tables of the shipped weights, whose
+sha256 must match an export of this checkpoint).  Writes ``benchmarks/results/<dataset>/quantization.json``.
 """
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def main(argv=None) -> None:
     model, meta, _ = load_checkpoint(a.checkpoint)
     model.eval()
     bench = json.loads(a.bench_json.read_text())
+    if bench.get("adaptive"):
+        raise SystemExit("pass the results of armcodec-noadapt: adaptive model_bits include the per-block offsets")
     with tempfile.TemporaryDirectory() as d:
         entry = export_model(model, Path(d), "check", bench["tile_size"])
     if entry["sha256"] != bench["weights_sha256"]:

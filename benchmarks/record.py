@@ -23,6 +23,15 @@ def main(name: str, folder: Path) -> None:
     rec = {"bpsp": round(s["bpsp_mean"], 4), "model_bpsp": round(s["model_bpsp_mean"], 4),
            "decode_s_mean": round(s["decode_s_mean"], 2), "decode_s_max": round(s["decode_s_max"], 2),
            "threads": bench["environment"]["torch_threads"], "commit": bench["environment"]["commit"]}
+    rec["encode_s_mean"] = round(s["encode_s_mean"], 2)
+    rec["adaptive"] = bench.get("adaptive", False)
+    plain = folder / f"armcodec-{name}-noadapt.json"
+    if plain.exists():
+        pb = json.loads(plain.read_text())
+        if pb["weights_sha256"] == entry["sha256"]:
+            ps = pb["summary"]
+            rec.update({"no_adaptation_bpsp": round(ps["bpsp_mean"], 4), "no_adaptation_encode_s_mean": round(ps["encode_s_mean"], 2),
+                        "adaptation_gain_percent": round(100 * (1 - s["bpsp_mean"] / ps["bpsp_mean"]), 2)})
     q = folder / "quantization.json"
     if q.exists():
         qm = json.loads(q.read_text())
