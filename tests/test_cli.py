@@ -133,3 +133,16 @@ def test_bench_writes_verified_results_for_each_codec(work):
         assert row["bytes"] * 8 >= row["model_bits"] and row["decode_s"] > 0
     assert {p.name for p in (out / "t").iterdir()} >= {"armcodec-tiny.json", "armcodec-tiny-noadapt.json", "png.json", "webp.json", "table.md"}
     assert "armcodec tiny" in (out / "t" / "table.md").read_text()
+
+
+def test_no_adapt_writes_profile_1_and_both_decode(work):
+    src = work / "kodim23_rgb_64x48.png"
+    for flag, profile in (("--adapt", 2), ("--no-adapt", 1)):
+        out = work / f"p{profile}.arm"
+        r = runner.invoke(app, ["compress", str(src), "-o", str(out), "--model", "tiny", flag])
+        assert r.exit_code == 0, r.output
+        info = json.loads(runner.invoke(app, ["info", str(out), "--json"]).stdout)
+        assert info["coder_profile"] == profile
+        r = runner.invoke(app, ["decompress", str(out), "-o", str(work / f"p{profile}.png")])
+        assert r.exit_code == 0, r.output
+        assert np.array_equal(np.asarray(Image.open(work / f"p{profile}.png")), load("kodim23_rgb_64x48.png"))
