@@ -210,6 +210,14 @@ class IntPixelCNN:
         )
 
     # --- inference ----------------------------------------------------------------------
+    @property
+    def map_channels(self) -> int:
+        """Channels of all activation maps of one position (for memory estimates)."""
+        return self.cfg.image_channels + 1 + self.cfg.blocks * self.cfg.width
+
+    def new_state(self, n_tiles: int, tile: int, device) -> WavefrontState:
+        return WavefrontState(self, n_tiles, tile, device)
+
     def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1 << 14) -> torch.Tensor:
         """Head parameters at positions ``pos`` (flat map rows), int64 (M, n_params).
 

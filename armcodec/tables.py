@@ -112,6 +112,25 @@ def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg:
     return logits, means, scale_idx
 
 
+def mixture_weights(logits: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
+    """int64 (M, K) weights <= 2**WEIGHT_BITS of the components with integer ``logits`` (M, K):
+    2**-(max - logit) in WEIGHT_BITS fixed point, from the lookup table (the largest is exactly
+    2**WEIGHT_BITS).  For an ensemble (``cfg.member_mixtures``: the members' component counts)
+    each member's weights are first rescaled to sum to about 2**WEIGHT_BITS (floor), so the
+    members share the probability mass equally."""
+    groups = getattr(cfg, "member_mixtures", None) or (logits.shape[1],)
+    parts, a = [], 0
+    for k in groups:
+        lg = logits[:, a : a + k]
+        gap = (lg.max(1, keepdim=True).values - lg).clamp(max=luts.weight.numel() - 1)
+        w = luts.weight[gap]
+        if len(groups) > 1:
+            w = torch.div(w * 2**WEIGHT_BITS, w.sum(1, keepdim=True), rounding_mode="floor")
+        parts.append(w)
+        a += k
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+
 def channel_tables(
     params: torch.Tensor, channel: int, known: torch.Tensor, cfg: PixelCNNConfig, luts: TableLUTs,
     scale_shift: torch.Tensor | None = None,
@@ -127,9 +146,7 @@ def channel_tables(
     """
     logits, means, scale_idx = mixture_params(params, channel, known, cfg, scale_shift)
     m = params.shape[0]
-    # Mixture weights: 2**-(max - logit) in WEIGHT_BITS fixed point, from the lookup table.
-    gap = (logits.max(1, keepdim=True).values - logits).clamp(max=luts.weight.numel() - 1)
-    weights = luts.weight[gap]  # (M, K), the largest is 2**WEIGHT_BITS
+    weights = mixture_weights(logits, cfg, luts)
     # CDF at the 255 inner bin boundaries v - 0.5 (v = 1..255): lut index 16*v - 8 - mean + OFFSET.
     first = CDF_OFFSET + MEAN_STEPS // 2 - means  # index of boundary v = 1, >= 0
     cdf_inner = luts.windows[scale_idx, first % MEAN_STEPS, torch.div(first, MEAN_STEPS, rounding_mode="floor")]

@@ -201,25 +201,39 @@ def export_checkpoint(ckpt: Path, weights_dir: Path, name: str, tile_size: int, 
     return export_model(model, weights_dir, name, tile_size, {"training": training, **(extra or {})})
 
 
-def export_model(model: PixelCNN, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
+def export_ensemble(ckpts: list[Path], weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
+    """Export (QAT) checkpoints as one ensemble model (:mod:`armcodec.ensemble`)."""
+    loaded = [load_checkpoint(Path(c)) for c in ckpts]
+    training = {"members": [{"checkpoint": str(c), "steps": meta.get("step"), "qat": meta.get("qat")}
+                            for c, (_, meta, _) in zip(ckpts, loaded)]}
+    return export_model([m for m, _, _ in loaded], weights_dir, name, tile_size, {"training": training, **(extra or {})})
+
+
+def export_model(model: PixelCNN | list[PixelCNN], weights_dir: Path, name: str, tile_size: int,
+                 extra: dict | None = None) -> dict:
     """Write ``name.safetensors`` (integer weights and lookup tables) into ``weights_dir`` and add
-    or replace its manifest entry; other entries, and measured figures of this one, are kept."""
+    or replace its manifest entry; other entries, and measured figures of this one, are kept.
+    A list of models is exported as an ensemble (their equal-weight mixture)."""
+    from armcodec.ensemble import IntEnsemble
     from armcodec.quant import IntPixelCNN
     from armcodec.tables import TableLUTs
-    from armcodec.weights import ARCHITECTURE, export_weights
+    from armcodec.weights import ARCHITECTURE, ENSEMBLE_ARCHITECTURE, export_weights
 
+    models = model if isinstance(model, list) else [model]
+    net = IntEnsemble([IntPixelCNN.from_float(m) for m in models]) if len(models) > 1 else IntPixelCNN.from_float(models[0])
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
     fname = f"{name}.safetensors"
-    sha = export_weights(IntPixelCNN.from_float(model), TableLUTs.compute(), weights_dir / fname)
+    sha = export_weights(net, TableLUTs.compute(), weights_dir / fname)
     man_path = weights_dir / "manifest.json"
     manifest = json.loads(man_path.read_text()) if man_path.exists() else {"models": []}
     old = next((m for m in manifest["models"] if m["name"] == name), {})
     entry = {
         **{k: v for k, v in old.items() if k not in ("sha256", "config")},
-        "name": name, "file": fname, "sha256": sha, "architecture": ARCHITECTURE,
-        "config": model.cfg.to_dict(), "tile_size": tile_size,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "name": name, "file": fname, "sha256": sha,
+        "architecture": ENSEMBLE_ARCHITECTURE if len(models) > 1 else ARCHITECTURE,
+        "config": net.cfg.to_dict(), "tile_size": tile_size,
+        "parameters": sum(p.numel() for m in models for p in m.parameters()),
         **(extra or {}),
     }
     manifest["models"] = [m for m in manifest["models"] if m["name"] != name] + [entry]

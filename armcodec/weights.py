@@ -18,12 +18,15 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from armcodec.ensemble import EnsembleConfig, IntEnsemble
 from armcodec.errors import ModelError
 from armcodec.models.pixelcnn import PixelCNNConfig
 from armcodec.quant import IntPixelCNN
 from armcodec.tables import MAX_MIXTURES, TableLUTs
 
 ARCHITECTURE = "wavefront-pixelcnn"
+ENSEMBLE_ARCHITECTURE = "wavefront-pixelcnn-ensemble"  # config {"members": [config, ...]}
+ARCHITECTURES = (ARCHITECTURE, ENSEMBLE_ARCHITECTURE)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def read_manifest(directory: Path | None = None) -> dict[str, ModelEntry]:
     entries: dict[str, ModelEntry] = {}
     for m in raw.get("models", []):
         try:
-            if m["architecture"] != ARCHITECTURE:
+            if m["architecture"] not in ARCHITECTURES:
                 raise ModelError(f"model {m['name']}: unknown architecture {m['architecture']!r}")
             e = ModelEntry(m["name"], m["file"], m["sha256"], m["config"], int(m["tile_size"]),
                            {k: v for k, v in m.items() if k not in ("name", "file", "sha256", "config", "tile_size")})
@@ -94,18 +97,22 @@ def load_weights(entry: ModelEntry, device: torch.device, directory: Path | None
         raise ModelError(f"weights file {path} is corrupted: sha256 {digest[:16]}... != manifest {entry.sha256[:16]}...")
     try:
         tensors = st_load(data)
-        cfg = PixelCNNConfig.from_dict(entry.config)
+        if entry.meta.get("architecture") == ENSEMBLE_ARCHITECTURE:
+            cfg = EnsembleConfig.from_dict(entry.config)
+            net = IntEnsemble.from_tensors(cfg, tensors)
+        else:
+            cfg = PixelCNNConfig.from_dict(entry.config)
+            net = IntPixelCNN.from_tensors(cfg, tensors)
         if not 1 <= cfg.mixtures <= MAX_MIXTURES:
             raise ValueError(f"{cfg.mixtures} mixture components")
-        net = IntPixelCNN.from_tensors(cfg, tensors)
         luts = TableLUTs(tensors["lut.cdf"], tensors["lut.weight"])
         luts.validate()
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelError(f"weights of model {entry.name!r} do not match its config: {e}") from None
     return LoadedModel(entry, net.to(device), luts.to(device), device)
 
 
-def export_weights(net: IntPixelCNN, luts: TableLUTs, path: Path) -> str:
+def export_weights(net: IntPixelCNN | IntEnsemble, luts: TableLUTs, path: Path) -> str:
     """Write the integer model and lookup tables as safetensors; returns the sha256."""
     tensors = {**net.tensors(), "lut.cdf": luts.cdf.contiguous(), "lut.weight": luts.weight.contiguous()}
     data = st_save({k: v.contiguous() for k, v in tensors.items()}, metadata={"config": json.dumps(net.cfg.to_dict())})

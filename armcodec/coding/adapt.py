@@ -26,6 +26,7 @@ from armcodec.tables import (
     PRECISION,
     TableLUTs,
     mixture_params,
+    mixture_weights,
 )
 
 BLOCK = 32
@@ -88,8 +89,7 @@ def estimate_bits(params: torch.Tensor, values: torch.Tensor, channel: int, cfg,
     known = values[:, :channel]
     s = torch.full((m,), shift, dtype=torch.int64, device=params.device)
     logits, means, scale_idx = mixture_params(params, channel, known, cfg, s)
-    gap = (logits.max(1, keepdim=True).values - logits).clamp(max=luts.weight.numel() - 1)
-    weights = luts.weight[gap]  # (M, K)
+    weights = mixture_weights(logits, cfg, luts)  # (M, K)
     x = values[:, channel : channel + 1]
     top = 2**CDF_BITS
     # cdf at the bin's upper (16x + 8) and lower (16x - 8) boundary; 1 above 255, 0 below 0

@@ -16,10 +16,13 @@ import torch
 
 from armcodec.coding.adapt import Adaptation, choose_shifts
 from armcodec.coding.scan import DecodeCoder, EncodeCoder, Schedule, Tile, check_crc, samples_crc, scan, tile_grid
+from armcodec.ensemble import EnsembleState, IntEnsemble
 from armcodec.quant import IntPixelCNN, WavefrontState
 from armcodec.tables import TableLUTs
 
 DEFAULT_BATCH_BYTES = 768 << 20
+Model = IntPixelCNN | IntEnsemble
+State = WavefrontState | EnsembleState
 
 
 @dataclass
@@ -29,10 +32,9 @@ class CodedGroup:
     model_bits: float
 
 
-def tile_batches(tiles: list[Tile], model: IntPixelCNN, tile: int, max_batch_bytes: int) -> list[list[int]]:
-    cfg = model.cfg
-    per_tile = (tile + 4) * (tile + 8) * 4 * (cfg.image_channels + 1 + cfg.blocks * cfg.width)
-    per_tile += tile * tile * 8 * (cfg.n_params + 8)  # encoder's parameters and values
+def tile_batches(tiles: list[Tile], model: Model, tile: int, max_batch_bytes: int) -> list[list[int]]:
+    per_tile = (tile + 4) * (tile + 8) * 4 * model.map_channels
+    per_tile += tile * tile * 8 * (model.cfg.n_params + 8)  # encoder's parameters and values
     n = max(1, max_batch_bytes // per_tile)
     idx = list(range(len(tiles)))
     return [idx[k : k + n] for k in range(0, len(idx), n)]
@@ -41,7 +43,7 @@ def tile_batches(tiles: list[Tile], model: IntPixelCNN, tile: int, max_batch_byt
 class _FullPass:
     """Encoder parameter source: one parallel pass over every pixel of the batch."""
 
-    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, values: torch.Tensor):
+    def __init__(self, model: Model, state: State, pos: torch.Tensor, values: torch.Tensor):
         state.write_pixels(pos, values)
         self.params = model.run(state, pos).to(torch.int32)
 
@@ -55,7 +57,7 @@ class _FullPass:
 class _Steps:
     """Decoder parameter source: the cached model evaluated on one wavefront step."""
 
-    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, channels: int):
+    def __init__(self, model: Model, state: State, pos: torch.Tensor, channels: int):
         self.model, self.state, self.pos = model, state, pos
         self.values = torch.zeros((len(pos), channels), dtype=torch.int64, device=pos.device)
 
@@ -76,7 +78,7 @@ def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
     return planes[t.y : t.y + t.h, t.x : t.x + t.w]
 
 
-def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: int, device, first_stream: int = 0,
+def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, device, first_stream: int = 0,
                  max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None, adaptive: bool = False) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); first_stream: the file index of the
     group's first tile stream (it seeds the tile CRCs); adaptive: choose and send scale offsets
@@ -90,7 +92,7 @@ def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: 
         sched = Schedule(bt, model.cfg.slope)
         ys, xs = _image_coords(bt, sched)
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
-        state = WavefrontState(model, len(bt), tile, device)
+        state = model.new_state(len(bt), tile, device)
         pos = state.flat_index(sched.n, sched.i, sched.j)
         source = _FullPass(model, state, pos, values)
         adaptation = None
@@ -109,7 +111,7 @@ def encode_group(planes: np.ndarray, model: IntPixelCNN, luts: TableLUTs, tile: 
     return CodedGroup(streams, crcs, bits)
 
 
-def decode_group(group: CodedGroup, height: int, width: int, channels: int, model: IntPixelCNN, luts: TableLUTs,
+def decode_group(group: CodedGroup, height: int, width: int, channels: int, model: Model, luts: TableLUTs,
                  tile: int, device, first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
                  progress=None, adaptive: bool = False) -> tuple[np.ndarray, float]:
     """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC."""
@@ -119,7 +121,7 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
     for batch in tile_batches(tiles, model, tile, max_batch_bytes):
         bt = [tiles[k] for k in batch]
         sched = Schedule(bt, model.cfg.slope)
-        state = WavefrontState(model, len(bt), tile, device)
+        state = model.new_state(len(bt), tile, device)
         pos = state.flat_index(sched.n, sched.i, sched.j)
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if adaptive else None
         coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks)

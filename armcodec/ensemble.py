@@ -1,0 +1,123 @@
+"""An ensemble of integer PixelCNNs that codes with the equal-weight mixture of their distributions.
+
+Each member runs its own wavefront over the same pixels (they must share slope, reach and
+channels, so that their activation maps are laid out alike).  Their head outputs are
+interleaved into the layout of one model with K = sum of the members' components (per channel:
+all members' logits, then all means, ...), so the tables, the adaptation and the coder see a
+single mixture.  The one difference is the mixture weights: each member's weights are
+normalised to ``2**WEIGHT_BITS`` before they are pooled (:func:`armcodec.tables.mixture_weights`),
+so every member carries half (a third, ...) of the probability mass whatever its logits.
+Integer arithmetic only, like a single model: the ensemble is as exact on any device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from armcodec.models.pixelcnn import PixelCNNConfig
+from armcodec.quant import IntPixelCNN, WavefrontState
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    members: tuple[PixelCNNConfig, ...]
+
+    def __post_init__(self):
+        if len(self.members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        first = self.members[0]
+        for m in self.members[1:]:
+            same = (m.image_channels, m.slope, m.first_reach, m.block_reach, m.blocks > 0)
+            if same != (first.image_channels, first.slope, first.first_reach, first.block_reach, first.blocks > 0):
+                raise ValueError("ensemble members must share image_channels, slope, first_reach and block_reach")
+
+    @property
+    def image_channels(self) -> int:
+        return self.members[0].image_channels
+
+    @property
+    def slope(self) -> int:
+        return self.members[0].slope
+
+    @property
+    def mixtures(self) -> int:
+        return sum(m.mixtures for m in self.members)
+
+    @property
+    def member_mixtures(self) -> tuple[int, ...]:
+        """Components per member: the groups whose weights are normalised separately."""
+        return tuple(m.mixtures for m in self.members)
+
+    @property
+    def n_params(self) -> int:
+        return sum(m.n_params for m in self.members)
+
+    def to_dict(self) -> dict:
+        return {"members": [m.to_dict() for m in self.members]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EnsembleConfig":
+        return cls(tuple(PixelCNNConfig.from_dict(m) for m in d["members"]))
+
+
+def interleave_order(cfg: EnsembleConfig) -> torch.Tensor:
+    """Column order that turns the members' concatenated outputs into one model's layout: each
+    member's outputs are runs of K_m columns (per channel: logits, means, log-scales; then per
+    channel pair: coupling), and run r of the ensemble is run r of every member in turn."""
+    n_runs = cfg.members[0].n_params // cfg.members[0].mixtures
+    starts = np.concatenate([[0], np.cumsum([m.n_params for m in cfg.members])])
+    cols = [s + r * m.mixtures + k for r in range(n_runs) for m, s in zip(cfg.members, starts) for k in range(m.mixtures)]
+    return torch.tensor(cols, dtype=torch.int64)
+
+
+class EnsembleState:
+    """The members' activation maps over the same batch of tiles (same layout, checked)."""
+
+    def __init__(self, states: list[WavefrontState]):
+        s0 = states[0]
+        if any((s.hp, s.wp, s.pad_top, s.pad_left) != (s0.hp, s0.wp, s0.pad_top, s0.pad_left) for s in states):
+            raise ValueError("ensemble members have different activation map layouts")
+        self.states = states
+
+    def flat_index(self, n: np.ndarray, i: np.ndarray, j: np.ndarray) -> torch.Tensor:
+        return self.states[0].flat_index(n, i, j)
+
+    def write_pixels(self, pos: torch.Tensor, values: torch.Tensor) -> None:
+        for s in self.states:
+            s.write_pixels(pos, values)
+
+
+class IntEnsemble:
+    """Integer-exact ensemble with the interface of :class:`~armcodec.quant.IntPixelCNN`."""
+
+    def __init__(self, members: list[IntPixelCNN]):
+        self.members = members
+        self.cfg = EnsembleConfig(tuple(m.cfg for m in members))
+        self.order = interleave_order(self.cfg).to(members[0].first.weight.device)
+
+    @property
+    def map_channels(self) -> int:
+        return sum(m.map_channels for m in self.members)
+
+    def new_state(self, n_tiles: int, tile: int, device) -> EnsembleState:
+        return EnsembleState([m.new_state(n_tiles, tile, device) for m in self.members])
+
+    def run(self, state: EnsembleState, pos: torch.Tensor) -> torch.Tensor:
+        out = torch.cat([m.run(s, pos) for m, s in zip(self.members, state.states)], 1)
+        return out.index_select(1, self.order.to(out.device))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f"member.{i}.{k}": v for i, m in enumerate(self.members) for k, v in m.tensors().items()}
+
+    @staticmethod
+    def from_tensors(cfg: EnsembleConfig, t: dict) -> "IntEnsemble":
+        members = []
+        for i, mc in enumerate(cfg.members):
+            prefix = f"member.{i}."
+            members.append(IntPixelCNN.from_tensors(mc, {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}))
+        return IntEnsemble(members)
+
+    def to(self, device) -> "IntEnsemble":
+        return IntEnsemble([m.to(device) for m in self.members])
