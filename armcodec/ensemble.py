@@ -27,11 +27,10 @@ class EnsembleConfig:
     def __post_init__(self):
         if len(self.members) < 2:
             raise ValueError("an ensemble needs at least two members")
-        first = self.members[0]
-        for m in self.members[1:]:
-            same = (m.image_channels, m.slope, m.first_reach, m.block_reach, m.blocks > 0)
-            if same != (first.image_channels, first.slope, first.first_reach, first.block_reach, first.blocks > 0):
-                raise ValueError("ensemble members must share image_channels, slope, first_reach and block_reach")
+        # what fixes the activation map layout (pads come from the first and block kernel offsets)
+        wavefront = lambda m: (m.image_channels, m.slope, m.first_reach, m.block_reach, m.blocks > 0)  # noqa: E731
+        if any(wavefront(m) != wavefront(self.members[0]) for m in self.members[1:]):
+            raise ValueError("ensemble members must share image_channels, slope, first_reach and block_reach")
 
     @property
     def image_channels(self) -> int:
@@ -73,12 +72,9 @@ def interleave_order(cfg: EnsembleConfig) -> torch.Tensor:
 
 
 class EnsembleState:
-    """The members' activation maps over the same batch of tiles (same layout, checked)."""
+    """The members' activation maps over the same batch of tiles (one layout: EnsembleConfig checks it)."""
 
     def __init__(self, states: list[WavefrontState]):
-        s0 = states[0]
-        if any((s.hp, s.wp, s.pad_top, s.pad_left) != (s0.hp, s0.wp, s0.pad_top, s0.pad_left) for s in states):
-            raise ValueError("ensemble members have different activation map layouts")
         self.states = states
 
     def flat_index(self, n: np.ndarray, i: np.ndarray, j: np.ndarray) -> torch.Tensor:
@@ -106,7 +102,7 @@ class IntEnsemble:
 
     def run(self, state: EnsembleState, pos: torch.Tensor) -> torch.Tensor:
         out = torch.cat([m.run(s, pos) for m, s in zip(self.members, state.states)], 1)
-        return out.index_select(1, self.order.to(out.device))
+        return out.index_select(1, self.order)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f"member.{i}.{k}": v for i, m in enumerate(self.members) for k, v in m.tensors().items()}
