@@ -28,9 +28,10 @@ class EnsembleConfig:
         if len(self.members) < 2:
             raise ValueError("an ensemble needs at least two members")
         # what fixes the activation map layout (pads come from the first and block kernel offsets)
-        wavefront = lambda m: (m.image_channels, m.slope, m.first_reach, m.block_reach, m.blocks > 0)  # noqa: E731
-        if any(wavefront(m) != wavefront(self.members[0]) for m in self.members[1:]):
-            raise ValueError("ensemble members must share image_channels, slope, first_reach and block_reach")
+        # (and the tables read one coupling grid)
+        shared = lambda m: (m.image_channels, m.slope, m.first_reach, m.block_reach, m.blocks > 0, m.coef_steps)  # noqa: E731
+        if any(shared(m) != shared(self.members[0]) for m in self.members[1:]):
+            raise ValueError("ensemble members must share image_channels, slope, first_reach, block_reach and coef_steps")
 
     @property
     def image_channels(self) -> int:
@@ -39,6 +40,10 @@ class EnsembleConfig:
     @property
     def slope(self) -> int:
         return self.members[0].slope
+
+    @property
+    def coef_steps(self) -> int:
+        return self.members[0].coef_steps
 
     @property
     def mixtures(self) -> int:

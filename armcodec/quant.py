@@ -31,7 +31,6 @@ from armcodec.models.pixelcnn import (
     HEAD_SCALE,
     INPUT_SCALE,
     ONES_VALUE,
-    RESID_SCALE,
     MaskedConv2d,
     PixelCNN,
     PixelCNNConfig,
@@ -172,10 +171,11 @@ class IntPixelCNN:
         strict = causal_offsets(cfg.first_reach, cfg.slope, strict=True)
         block = causal_offsets(cfg.block_reach, cfg.slope, strict=False)
         full = lambda n, s: torch.full((n,), s, dtype=torch.float64)  # noqa: E731
-        first = export_conv(model.first, strict, INPUT_SCALE, full(f, RESID_SCALE), 128)
-        gates = [export_conv(g, block, RESID_SCALE, full(2 * f, GATE_SCALE), ACT_MAX) for g in model.gate_convs]
-        mixes = [export_conv(m, [(0, 0)], GATE_SCALE, full(f, RESID_SCALE), GATE_MAX) for m in model.mix_convs]
-        hid = export_conv(model.head_hidden, [(0, 0)], RESID_SCALE, full(cfg.head_width, HEAD_SCALE), ACT_MAX)
+        rs, rmax = cfg.resid_scale, cfg.resid_max
+        first = export_conv(model.first, strict, INPUT_SCALE, full(f, rs), 128)
+        gates = [export_conv(g, block, rs, full(2 * f, GATE_SCALE), rmax) for g in model.gate_convs]
+        mixes = [export_conv(m, [(0, 0)], GATE_SCALE, full(f, rs), GATE_MAX) for m in model.mix_convs]
+        hid = export_conv(model.head_hidden, [(0, 0)], rs, full(cfg.head_width, HEAD_SCALE), rmax)
         out = export_conv(model.head_out, [(0, 0)], HEAD_SCALE, param_scales(cfg), ACT_MAX)
         skip = export_conv(model.skip, strict, INPUT_SCALE, param_scales(cfg), 128) if cfg.linear_skip else None
         return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
@@ -196,9 +196,10 @@ class IntPixelCNN:
         strict = causal_offsets(cfg.first_reach, cfg.slope, strict=True)
         block = causal_offsets(cfg.block_reach, cfg.slope, strict=False)
         first = IntConv.from_tensors(t, "first", strict, 128, cfg.image_channels + 1, f)
-        gates = [IntConv.from_tensors(t, f"gate.{b}", block, ACT_MAX, f, 2 * f) for b in range(cfg.blocks)]
+        rmax = cfg.resid_max
+        gates = [IntConv.from_tensors(t, f"gate.{b}", block, rmax, f, 2 * f) for b in range(cfg.blocks)]
         mixes = [IntConv.from_tensors(t, f"mix.{b}", [(0, 0)], GATE_MAX, f, f) for b in range(cfg.blocks)]
-        hid = IntConv.from_tensors(t, "head_hidden", [(0, 0)], ACT_MAX, f, cfg.head_width)
+        hid = IntConv.from_tensors(t, "head_hidden", [(0, 0)], rmax, f, cfg.head_width)
         out = IntConv.from_tensors(t, "head_out", [(0, 0)], ACT_MAX, cfg.head_width, cfg.n_params)
         skip = IntConv.from_tensors(t, "skip", strict, 128, cfg.image_channels + 1, cfg.n_params) if cfg.linear_skip else None
         return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
@@ -224,12 +225,12 @@ class IntPixelCNN:
         Stage by stage: stage s reads map s at its kernel offsets (filled at these or earlier
         positions) and writes map s+1 at ``pos``.  With ``pos`` = every position this is the
         encoder's parallel pass; with one wavefront step it is a decoder step."""
-        f = self.cfg.width
+        f, rmax = self.cfg.width, self.cfg.resid_max
         chunks = [pos[k : k + chunk] for k in range(0, len(pos), chunk)] or [pos]
         first_off = state.offset_index(self.first.offsets)
         for p in chunks:
             h = self.first(gather(state.maps[0], p, first_off))
-            state.maps[1][p] = h.clamp_(-ACT_MAX, ACT_MAX).float()
+            state.maps[1][p] = h.clamp_(-rmax, rmax).float()
         out = []
         gate_off = state.offset_index(self.gates[0].offsets) if self.gates else None
         for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
@@ -239,8 +240,8 @@ class IntPixelCNN:
                 u = gate(gather(src, p, gate_off))  # (M, 2F)
                 a = u[:, :f].clamp(-GATE_MAX, GATE_MAX)
                 g = torch.floor(a * (u[:, f:] + GATE_MAX // 2).clamp(0, GATE_MAX) / GATE_MAX)
-                v = mix(g.float()).clamp_(-ACT_MAX, ACT_MAX)
-                h = (src[p].double() + v).clamp_(-ACT_MAX, ACT_MAX).float()
+                v = mix(g.float()).clamp_(-rmax, rmax)
+                h = (src[p].double() + v).clamp_(-rmax, rmax).float()
                 if last:
                     out.append(self.head(h, gather(state.maps[0], p, first_off)))
                 else:

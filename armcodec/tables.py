@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from armcodec.models.pixelcnn import (
-    COEF_STEPS,
     LOG2_SCALE_MAX,
     LOG2_SCALE_MIN,
     LOGIT_STEPS,
@@ -102,9 +101,9 @@ def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg:
     logs = params[:, (2 * c_all + channel) * k : (2 * c_all + channel + 1) * k]
     pair0 = 3 * c_all * k + channel * (channel - 1) // 2 * k  # coupling pairs (1,0), (2,0), (2,1), ...
     for prev in range(channel):
-        coef = params[:, pair0 + prev * k : pair0 + (prev + 1) * k].clamp(-COEF_STEPS, COEF_STEPS)
+        coef = params[:, pair0 + prev * k : pair0 + (prev + 1) * k].clamp(-cfg.coef_steps, cfg.coef_steps)
         xc = (known[:, prev : prev + 1] - 128) * MEAN_STEPS
-        means = means + torch.div(coef * xc, COEF_STEPS, rounding_mode="floor")
+        means = means + torch.div(coef * xc, cfg.coef_steps, rounding_mode="floor")
     means = means.clamp(MEAN_MIN_Q, MEAN_MAX_Q)
     if scale_shift is not None:
         logs = logs + scale_shift.view(-1, 1)

@@ -124,7 +124,10 @@ def lr_at(step: int, s: TrainSettings) -> float:
     return s.lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * prog)))
 
 
-def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log=print) -> PixelCNN:
+def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log=print,
+          regrid: dict | None = None) -> PixelCNN:
+    """Train (or resume ``ckpt``) to step ``s.steps``.  ``regrid``: config fields to change on a
+    resumed model that keep its parameters' shapes (the integer grids ``resid_steps``, ``coef_steps``)."""
     torch.manual_seed(s.seed)
     paths = list_images(Path(data_dir))
     tr_paths, va_paths = split_train_val(paths)
@@ -137,8 +140,16 @@ def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log
     if ckpt.exists():
         model, loaded, adam_state = load_checkpoint(ckpt)
         step = loaded["step"]
-        history = {k: loaded[k] for k in ("warm_start",) if k in loaded}
+        history = {k: loaded[k] for k in ("warm_start", "regrid") if k in loaded}
         log(f"resumed {ckpt} at step {step}")
+        if regrid:  # same parameters, other integer grids (e.g. before quantization-aware steps)
+            new_cfg = PixelCNNConfig.from_dict({**model.cfg.to_dict(), **regrid})
+            if new_cfg != model.cfg:
+                state = model.state_dict()
+                model = PixelCNN(new_cfg)
+                model.load_state_dict(state)
+                history["regrid"] = history.get("regrid", []) + [{"step": step, **regrid}]
+                log(f"grids changed at step {step}: {regrid}")
     else:
         model = PixelCNN(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
@@ -180,13 +191,15 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("data", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--config", type=str, default="{}", help="JSON overrides of PixelCNNConfig")
+    ap.add_argument("--config", type=str, default="{}", help="JSON overrides of PixelCNNConfig (new model)")
+    ap.add_argument("--regrid", type=str, default="{}",
+                    help='on resume: JSON config fields that keep the parameters, e.g. \'{"resid_steps": 128, "coef_steps": 1024}\'')
     for k, v in TrainSettings().__dict__.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
     a = ap.parse_args(argv)
     cfg = PixelCNNConfig.from_dict({**PixelCNNConfig().to_dict(), **json.loads(a.config)})
     s = TrainSettings(**{k: getattr(a, k) for k in TrainSettings().__dict__})
-    train(a.data, a.out, cfg, s, log=lambda m: print(m, flush=True))
+    train(a.data, a.out, cfg, s, log=lambda m: print(m, flush=True), regrid=json.loads(a.regrid))
 
 
 if __name__ == "__main__":

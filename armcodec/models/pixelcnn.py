@@ -34,7 +34,8 @@ from torch import nn
 # Fixed integer grids shared by training (fake quantization) and integer inference.
 INPUT_SCALE = 1 / 32  # input: (pixel - 128) in units of 1/32
 ONES_VALUE = 128  # integer value of the constant "inside the image" input channel
-RESID_SCALE = 1 / 32  # residual stream, int range [-127, 127]
+# The residual stream's grid and the coupling coefficients' grid are per model (PixelCNNConfig:
+# resid_steps, coef_steps); models stored before those fields existed use 1/32 and 1/64.
 GATE_SCALE = 1 / 64  # gate inputs and output, int range [-64, 64]
 HEAD_SCALE = 1 / 32  # head hidden layer, int range [0, 127]
 ACT_MAX = 127
@@ -44,7 +45,6 @@ MEAN_STEPS = 16  # means in 1/16 of a level
 MEAN_GAIN = 32  # head mean output y -> mean = 128 + MEAN_GAIN * y (y on the input's scale)
 LOGSCALE_STEPS = 8  # log2(scale) in 1/8
 LOGIT_STEPS = 8  # mixture logits in 1/8 of a bit (log2 units)
-COEF_STEPS = 64  # channel coupling coefficients in 1/64
 LOG2_SCALE_MIN, LOG2_SCALE_MAX = -4.0, 6.0
 MEAN_MIN, MEAN_MAX = -2.0, 258.0  # absolute pixel units
 COEF_MAX = 1.0
@@ -63,6 +63,23 @@ class PixelCNNConfig:
     first_reach: tuple[int, int, int] = (2, 2, 2)  # rows up, columns left, columns right
     block_reach: tuple[int, int, int] = (1, 1, 1)
     linear_skip: bool = True  # a masked linear conv from the pixels straight to the head parameters
+    resid_steps: int = 128  # residual stream in 1/resid_steps, integers in [-resid_max, resid_max]
+    coef_steps: int = 1024  # channel coupling coefficients in 1/coef_steps
+
+    def __post_init__(self):
+        if self.resid_steps not in (32, 64, 128):
+            raise ValueError(f"resid_steps must be 32, 64 or 128, not {self.resid_steps}")
+        if self.coef_steps not in (64, 256, 1024, 4096):
+            raise ValueError(f"coef_steps must be 64, 256, 1024 or 4096, not {self.coef_steps}")
+
+    @property
+    def resid_scale(self) -> float:
+        return 1 / self.resid_steps
+
+    @property
+    def resid_max(self) -> int:
+        """Residual stream clamp: the same real range (just under +-4) on every grid."""
+        return 4 * self.resid_steps - 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +88,8 @@ class PixelCNNConfig:
     def from_dict(cls, d: dict) -> "PixelCNNConfig":
         d = dict(d)
         d.setdefault("linear_skip", False)  # configs stored before the skip existed
+        d.setdefault("resid_steps", 32)  # ... and before the grids were per model
+        d.setdefault("coef_steps", 64)
         for k in ("first_reach", "block_reach"):
             d[k] = tuple(d[k])
         return cls(**d)
@@ -197,18 +216,19 @@ class PixelCNN(nn.Module):
         """x: float (B, C, H, W) pixel values 0..255 -> raw head output (B, n_params, H, W)."""
         ones = torch.full_like(x[:, :1], ONES_VALUE * INPUT_SCALE)
         inp = torch.cat([(x - 128) * INPUT_SCALE, ones], 1)  # (B, C+1, H, W), exact on the grid
-        h = self.act(self.first(inp, qat, INPUT_SCALE), qat, RESID_SCALE, -ACT_MAX, ACT_MAX)
+        rs, rmax = self.cfg.resid_scale, self.cfg.resid_max
+        h = self.act(self.first(inp, qat, INPUT_SCALE), qat, rs, -rmax, rmax)
         f = self.cfg.width
         for gconv, mconv in zip(self.gate_convs, self.mix_convs):
-            u = gconv(h, qat, RESID_SCALE)  # (B, 2F, H, W)
+            u = gconv(h, qat, rs)  # (B, 2F, H, W)
             a = self.act(u[:, :f], qat, GATE_SCALE, -GATE_MAX, GATE_MAX)
             b_gate = self.act(u[:, f:] + 0.5, qat, GATE_SCALE, 0, GATE_MAX)  # hard sigmoid
             g = a * b_gate
             if qat:  # integer path: (a_int * b_int) >> 6
                 g = _ste_floor(g / GATE_SCALE) * GATE_SCALE
-            v = self.act(mconv(g, qat, GATE_SCALE), qat, RESID_SCALE, -ACT_MAX, ACT_MAX)
-            h = torch.clamp(h + v, -ACT_MAX * RESID_SCALE, ACT_MAX * RESID_SCALE)
-        z = self.act(self.head_hidden(h, qat, RESID_SCALE), qat, HEAD_SCALE, 0, ACT_MAX)
+            v = self.act(mconv(g, qat, GATE_SCALE), qat, rs, -rmax, rmax)
+            h = torch.clamp(h + v, -rmax * rs, rmax * rs)
+        z = self.act(self.head_hidden(h, qat, rs), qat, HEAD_SCALE, 0, ACT_MAX)
         out = self.head_out(z, qat, HEAD_SCALE)
         if self.skip is None:
             return out
@@ -225,13 +245,13 @@ class PixelCNN(nn.Module):
 
 def param_scales(cfg: PixelCNNConfig) -> torch.Tensor:
     """Integer grid of each head output (float head units): logits 1/8 bit, means 1/16 level
-    (mean = 128 + MEAN_GAIN * y), log2-scales 1/8, coupling coefficients 1/64.  float64 (n_params,)."""
+    (mean = 128 + MEAN_GAIN * y), log2-scales 1/8, coupling coefficients 1/coef_steps.  float64 (n_params,)."""
     k, c = cfg.mixtures, cfg.image_channels
     return torch.cat([
         torch.full((k * c,), 1 / LOGIT_STEPS),
         torch.full((k * c,), 1 / (MEAN_STEPS * MEAN_GAIN)),
         torch.full((k * c,), 1 / LOGSCALE_STEPS),
-        torch.full((cfg.n_params - 3 * k * c,), 1 / COEF_STEPS),
+        torch.full((cfg.n_params - 3 * k * c,), 1 / cfg.coef_steps),
     ]).double()
 
 
@@ -256,7 +276,7 @@ def mixture_nll_bits(out: torch.Tensor, x: torch.Tensor, cfg: PixelCNNConfig, qa
         logits = _ste_round(logits * LOGIT_STEPS) / LOGIT_STEPS
         means = _ste_round(means * MEAN_STEPS) / MEAN_STEPS
         logs = _ste_round(logs * LOGSCALE_STEPS) / LOGSCALE_STEPS
-        coefs = _ste_round(coefs * COEF_STEPS) / COEF_STEPS
+        coefs = _ste_round(coefs * cfg.coef_steps) / cfg.coef_steps
     coefs = torch.clamp(coefs, -COEF_MAX, COEF_MAX)
     logs = torch.clamp(logs, LOG2_SCALE_MIN, LOG2_SCALE_MAX)
     xc = x - 128  # (B, C, H, W)
@@ -266,7 +286,7 @@ def mixture_nll_bits(out: torch.Tensor, x: torch.Tensor, cfg: PixelCNNConfig, qa
         mu = 128 + means[:, c]
         for prev in range(c):
             shift = coefs[:, pair] * xc[:, prev : prev + 1]
-            if qat:  # integer path: floor(coef_int * xc * MEAN_STEPS / COEF_STEPS)
+            if qat:  # integer path: floor(coef_int * xc * MEAN_STEPS / coef_steps)
                 shift = _ste_floor(shift * MEAN_STEPS) / MEAN_STEPS
             mu = mu + shift
             pair += 1
