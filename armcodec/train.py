@@ -124,6 +124,18 @@ def lr_at(step: int, s: TrainSettings) -> float:
     return s.lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * prog)))
 
 
+GRID_FIELDS = ("resid_steps", "coef_steps")
+
+
+def regrid_model(model: PixelCNN, fields: dict) -> PixelCNN:
+    """The same parameters on other integer grids (``GRID_FIELDS`` of the config only)."""
+    if set(fields) - set(GRID_FIELDS):
+        raise ValueError(f"only {GRID_FIELDS} can change on a trained model, not {sorted(set(fields) - set(GRID_FIELDS))}")
+    out = PixelCNN(PixelCNNConfig.from_dict({**model.cfg.to_dict(), **fields}))
+    out.load_state_dict(model.state_dict())
+    return out
+
+
 def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log=print,
           regrid: dict | None = None) -> PixelCNN:
     """Train (or resume ``ckpt``) to step ``s.steps``.  ``regrid``: config fields to change on a
@@ -143,11 +155,9 @@ def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log
         history = {k: loaded[k] for k in ("warm_start", "regrid") if k in loaded}
         log(f"resumed {ckpt} at step {step}")
         if regrid:  # same parameters, other integer grids (e.g. before quantization-aware steps)
-            new_cfg = PixelCNNConfig.from_dict({**model.cfg.to_dict(), **regrid})
-            if new_cfg != model.cfg:
-                state = model.state_dict()
-                model = PixelCNN(new_cfg)
-                model.load_state_dict(state)
+            regridded = regrid_model(model, regrid)
+            if regridded.cfg != model.cfg:
+                model = regridded
                 history["regrid"] = history.get("regrid", []) + [{"step": step, **regrid}]
                 log(f"grids changed at step {step}: {regrid}")
     else:

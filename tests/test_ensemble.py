@@ -71,6 +71,8 @@ def test_interleave_order_is_a_permutation_grouping_each_run():
 def test_members_must_share_the_wavefront():
     with pytest.raises(ValueError, match="share"):
         EnsembleConfig((TINY_CFG, PixelCNNConfig(width=8, blocks=1, head_width=8, mixtures=2, slope=2)))
+    with pytest.raises(ValueError, match="coef_steps"):
+        EnsembleConfig((TINY_CFG, PixelCNNConfig(width=8, blocks=1, head_width=8, mixtures=3, coef_steps=64)))
     with pytest.raises(ValueError, match="two"):
         EnsembleConfig((TINY_CFG,))
 

@@ -119,11 +119,14 @@ def test_float32_accumulation_is_exact(net):
     assert torch.equal(p32, p64)
 
 
-def test_integer_model_tracks_the_qat_model():
-    """Integer inference is the QAT graph: the -log2 likelihoods agree closely."""
+@pytest.mark.parametrize("grids", [{}, {"resid_steps": 32, "coef_steps": 64}])
+def test_integer_model_tracks_the_qat_model(grids):
+    """Integer inference is the QAT graph, on the default grids and on the coarse grids of
+    models stored before grids were per model: the -log2 likelihoods agree closely."""
     from armcodec.tables import TableLUTs, channel_tables, symbol_bits
+    from armcodec.train import regrid_model
 
-    fm = make_tiny_model(5)
+    fm = regrid_model(make_tiny_model(5), grids)
     net = IntPixelCNN.from_float(fm)
     img = load("kodim23_rgb_64x48.png")
     tiles = tile_grid(48, 64, 64)
@@ -133,3 +136,27 @@ def test_integer_model_tracks_the_qat_model():
     with torch.no_grad():
         qat_bits = fm(torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float(), qat=True).sum().item()
     assert abs(bits - qat_bits) / qat_bits < 0.01
+
+
+def test_configs_stored_before_per_model_grids_keep_the_coarse_grids():
+    stored = {k: v for k, v in TINY_CFG.to_dict().items() if k not in ("resid_steps", "coef_steps")}
+    old = PixelCNNConfig.from_dict(stored)
+    assert (old.resid_steps, old.coef_steps) == (32, 64)
+    assert old.resid_max == 127
+    new = PixelCNNConfig.from_dict(TINY_CFG.to_dict())
+    assert (new.resid_steps, new.coef_steps, new.resid_max) == (128, 1024, 511)
+    with pytest.raises(ValueError, match="resid_steps"):
+        PixelCNNConfig(resid_steps=100)
+    with pytest.raises(ValueError, match="coef_steps"):
+        PixelCNNConfig(coef_steps=1000)
+
+
+def test_regrid_keeps_the_parameters_and_changes_only_grids():
+    from armcodec.train import regrid_model
+
+    m = make_tiny_model(2)
+    r = regrid_model(m, {"resid_steps": 32, "coef_steps": 64})
+    assert (r.cfg.resid_steps, r.cfg.coef_steps) == (32, 64)
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), r.state_dict().values()))
+    with pytest.raises(ValueError, match="only"):
+        regrid_model(m, {"width": 16})
