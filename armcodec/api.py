@@ -32,7 +32,7 @@ class Encoded:
     """Result of :meth:`Codec.encode`: the .arm bytes and what the model says they should cost."""
 
     data: bytes
-    model_bits: float  # -log2 likelihood of the image under the exact integer tables
+    model_bits: float  # -log2 likelihood under the exact integer tables (with adaptation: + its offsets)
     width: int
     height: int
     mode: str

@@ -9,7 +9,7 @@ from armcodec import container
 from armcodec.coding import adapt
 from armcodec.models.registry import get_model
 from armcodec.coding.ans import StreamEncoder
-from armcodec.coding.scan import DecodeCoder, Schedule, Tile
+from armcodec.coding.scan import DecodeCoder, Schedule, Tile, tile_grid
 from armcodec.errors import FormatError
 from armcodec.quant import WavefrontState
 from armcodec.tables import channel_tables, symbol_bits
@@ -55,7 +55,22 @@ def test_adaptive_file_is_smaller_and_both_profiles_decode():
     assert len(adaptive.data) < len(plain.data)
     codec = armcodec.Codec(device="cpu")
     for enc in (plain, adaptive):
-        assert np.array_equal(codec.decode(enc.data).array, img)
+        dec = codec.decode(enc.data)
+        assert np.array_equal(dec.array, img)
+        assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
+
+
+def test_model_bits_count_the_offsets_and_the_file_stays_within_overhead():
+    """With adaptation model_bits is the two-part code: pixels under the shifted tables plus the
+    offsets under their fixed table (4 bits each); the file is within 0.5% (+ container) of it."""
+    img = load("kodim05_rgb_130x70.png")
+    enc = armcodec.Codec(device="cpu").encode(img)
+    header, streams = container.parse(enc.data)
+    blocks = sum(-(-t.h // adapt.BLOCK) * -(-t.w // adapt.BLOCK) for t in tile_grid(70, 130, header.tile))
+    side = adapt.side_bits(blocks * 3)
+    assert side == pytest.approx(blocks * 3 * np.log2(adapt.N_SHIFTS), rel=1e-3)
+    overhead = len(enc.data) - sum(len(s) for s in streams)
+    assert enc.model_bits <= len(enc.data) * 8 <= enc.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
 
 
 def test_profile_byte_flip_is_caught(tiny_codec):

@@ -69,6 +69,13 @@ def side_tables(n: int) -> np.ndarray:
     return q
 
 
+def side_bits(n: int) -> float:
+    """-log2 probability of ``n`` offset symbols under :func:`side_tables`: part of the image's
+    likelihood under the adapted model (a two-part code), so ``model_bits`` counts it."""
+    q = side_tables(1)[0, 0]
+    return n * float(np.log2(2**PRECISION / q))
+
+
 def to_symbols(shifts: np.ndarray) -> np.ndarray:
     return np.asarray(shifts, dtype=np.int64) - SHIFT_MIN
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from armcodec.coding.adapt import Adaptation, choose_shifts
+from armcodec.coding.adapt import Adaptation, choose_shifts, side_bits
 from armcodec.coding.scan import DecodeCoder, EncodeCoder, Schedule, Tile, check_crc, samples_crc, scan, tile_grid
 from armcodec.ensemble import EnsembleState, IntEnsemble
 from armcodec.quant import IntPixelCNN, WavefrontState
@@ -101,6 +101,7 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
             block_of = torch.from_numpy(block_of).to(device)
             shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts)
             adaptation = Adaptation(block_of, counts, shifts)
+            bits += side_bits(sum(counts) * g)
         coder = EncodeCoder(values, len(bt), adaptation)
         bits += scan(sched, source, coder, g, model.cfg, luts)
         for k, data in zip(batch, coder.finish()):
@@ -124,6 +125,8 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         state = model.new_state(len(bt), tile, device)
         pos = state.flat_index(sched.n, sched.i, sched.j)
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if adaptive else None
+        if blocks is not None:
+            bits += side_bits(sum(blocks[1]) * channels)
         coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks)
         source = _Steps(model, state, pos, channels)
         bits += scan(sched, source, coder, channels, model.cfg, luts)
