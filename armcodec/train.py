@@ -219,7 +219,7 @@ if __name__ == "__main__":
 def export_checkpoint(ckpt: Path, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
     """Export a (QAT) checkpoint's integer weights; see :func:`export_model`."""
     model, meta, _ = load_checkpoint(Path(ckpt))
-    training = {k: meta.get(k) for k in ("data", "settings", "qat", "warm_start") if k in meta}
+    training = {k: meta.get(k) for k in ("data", "settings", "qat", "warm_start", "regrid") if k in meta}
     training["steps"] = meta.get("step")
     return export_model(model, weights_dir, name, tile_size, {"training": training, **(extra or {})})
 
@@ -235,7 +235,8 @@ def export_ensemble(ckpts: list[Path], weights_dir: Path, name: str, tile_size: 
 def export_model(model: PixelCNN | list[PixelCNN], weights_dir: Path, name: str, tile_size: int,
                  extra: dict | None = None) -> dict:
     """Write ``name.safetensors`` (integer weights and lookup tables) into ``weights_dir`` and add
-    or replace its manifest entry; other entries, and measured figures of this one, are kept.
+    or replace its manifest entry; other entries are kept, and this one's notes and (if the
+    weights did not change) its measured figures.
     A list of models is exported as an ensemble (their equal-weight mixture)."""
     from armcodec.ensemble import IntEnsemble
     from armcodec.quant import IntPixelCNN
@@ -252,7 +253,9 @@ def export_model(model: PixelCNN | list[PixelCNN], weights_dir: Path, name: str,
     manifest = json.loads(man_path.read_text()) if man_path.exists() else {"models": []}
     old = next((m for m in manifest["models"] if m["name"] == name), {})
     entry = {
-        **{k: v for k, v in old.items() if k not in ("sha256", "config")},
+        # measured figures (benchmarks/record.py: {dataset: {"bpsp": ...}}) only while the weights are the same
+        **{k: v for k, v in old.items() if k not in ("sha256", "config")
+           and not (isinstance(v, dict) and "bpsp" in v and old.get("sha256") != sha)},
         "name": name, "file": fname, "sha256": sha,
         "architecture": ENSEMBLE_ARCHITECTURE if len(models) > 1 else ARCHITECTURE,
         "config": net.cfg.to_dict(), "tile_size": tile_size,

@@ -57,8 +57,8 @@ def weights_dir() -> Path:
     return Path(env) if env else Path(str(resources.files("armcodec_weights")))
 
 
-def read_manifest(directory: Path | None = None) -> dict[str, ModelEntry]:
-    directory = directory or weights_dir()
+def read_manifest(directory: str | Path | None = None) -> dict[str, ModelEntry]:
+    directory = Path(directory) if directory else weights_dir()
     path = directory / "manifest.json"
     try:
         raw = json.loads(path.read_text())
@@ -85,9 +85,9 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_weights(entry: ModelEntry, device: torch.device, directory: Path | None = None) -> LoadedModel:
+def load_weights(entry: ModelEntry, device: torch.device, directory: str | Path | None = None) -> LoadedModel:
     """Verify the sha256, then build the integer model from the stored config."""
-    path = (directory or weights_dir()) / entry.file
+    path = (Path(directory) if directory else weights_dir()) / entry.file
     try:
         data = path.read_bytes()
     except OSError as e:
