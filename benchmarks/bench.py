@@ -53,7 +53,7 @@ def reference_codecs() -> dict:
         import imagecodecs as ic
     except ImportError:
         return codecs
-    codecs["jpegls"] = (ic.jpegls_encode, ic.jpegls_decode, "JPEG-LS (CharLS)")
+    codecs["jpegls"] = (ic.jpegls_encode, ic.jpegls_decode, "JPEG-LS (CharLS, no colour transform)")
     codecs["jpeg2000"] = (lambda a: ic.jpeg2k_encode(a, level=0, reversible=True), ic.jpeg2k_decode, "JPEG 2000 reversible (OpenJPEG)")
     for e in (7, 9):
         codecs[f"jxl-e{e}"] = (lambda a, e=e: ic.jpegxl_encode(a, lossless=True, effort=e, numthreads=1), ic.jpegxl_decode,
