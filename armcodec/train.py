@@ -36,6 +36,8 @@ class TrainSettings:
     seed: int = 0
     val_every: int = 250
     checkpoint_every: int = 50
+    minutes: float = 0.0  # > 0: at the end of warm-up, fix ``steps`` to what fits in this wall time
+    device: str = "cpu"
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -56,8 +58,9 @@ def load_rgb(paths: list[Path]) -> list[np.ndarray]:
     return out
 
 
-def random_crops(images: list[np.ndarray], n: int, size: int, rng: np.random.Generator) -> torch.Tensor:
-    """(n, 3, size, size) float crops with random horizontal flips, images weighted by area."""
+def random_crops(images: list[np.ndarray], n: int, size: int, rng: np.random.Generator,
+                 device: str | torch.device = "cpu") -> torch.Tensor:
+    """(n, 3, size, size) float crops on ``device`` with random horizontal flips, images weighted by area."""
     areas = np.array([im.shape[1] * im.shape[2] for im in images], dtype=np.float64)
     idx = rng.choice(len(images), size=n, p=areas / areas.sum())
     batch = np.empty((n, 3, size, size), dtype=np.uint8)
@@ -67,7 +70,7 @@ def random_crops(images: list[np.ndarray], n: int, size: int, rng: np.random.Gen
         j = rng.integers(0, im.shape[2] - size + 1)
         crop = im[:, i : i + size, j : j + size]
         batch[b] = crop[:, :, ::-1] if rng.random() < 0.5 else crop
-    return torch.from_numpy(batch).float()
+    return torch.from_numpy(batch).to(device).float()
 
 
 def fixed_val_crops(images: list[np.ndarray], size: int = 128, per_image: int = 2) -> torch.Tensor:
@@ -85,20 +88,21 @@ def fixed_val_crops(images: list[np.ndarray], size: int = 128, per_image: int = 
 def evaluate(model: PixelCNN, crops: torch.Tensor, qat: bool) -> float:
     model.eval()
     tot = 0.0
+    dev = next(model.parameters()).device
     for k in range(0, len(crops), 8):
-        tot += model(crops[k : k + 8], qat=qat).sum().item()
+        tot += model(crops[k : k + 8].to(dev), qat=qat).sum().item()
     model.train()
     return tot / crops.numel()
 
 
 def save_checkpoint(path: Path, model: PixelCNN, opt: torch.optim.Optimizer, meta: dict) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     names = dict(model.named_parameters())
     for name, p in names.items():
         st = opt.state.get(p)
         if st:
-            tensors[f"adam.{name}.exp_avg"] = st["exp_avg"].contiguous()
-            tensors[f"adam.{name}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+            tensors[f"adam.{name}.exp_avg"] = st["exp_avg"].cpu().contiguous()
+            tensors[f"adam.{name}.exp_avg_sq"] = st["exp_avg_sq"].cpu().contiguous()
     meta = {k: json.dumps(v) for k, v in meta.items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
@@ -162,23 +166,37 @@ def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log
                 log(f"grids changed at step {step}: {regrid}")
     else:
         model = PixelCNN(cfg)
+    dev = torch.device(s.device)
+    if dev.type == "cuda":  # training numerics only: the shipped model is integer-exact
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
     for name, p in model.named_parameters():
         if f"{name}.exp_avg" in adam_state:
             opt.state[p] = {
                 "step": torch.tensor(float(step)),
-                "exp_avg": adam_state[f"{name}.exp_avg"],
-                "exp_avg_sq": adam_state[f"{name}.exp_avg_sq"],
+                "exp_avg": adam_state[f"{name}.exp_avg"].to(dev),
+                "exp_avg_sq": adam_state[f"{name}.exp_avg_sq"].to(dev),
             }
     rng = np.random.default_rng(s.seed + step)
     meta = {"config": model.cfg.to_dict(), "settings": s.__dict__, "data": str(data_dir), **history}
     t0 = time.time()
+    start_step = step
     run_loss = None
     while step < s.steps:
+        if s.minutes > 0 and step == max(start_step, s.warmup) + 50:  # measured speed -> step count
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            per_step = (time.time() - t0) / (step - start_step)
+            s.steps = step + max(s.qat_steps + 1, int((s.minutes * 60 - (time.time() - t0)) / (per_step * 1.04)))
+            meta["settings"] = s.__dict__
+            log(f"{per_step:.3f} s/step: training to step {s.steps} in {s.minutes} minutes")
         qat = step >= s.steps - s.qat_steps
         for g in opt.param_groups:
             g["lr"] = lr_at(step, s)
-        x = random_crops(train_imgs, s.batch, s.crop, rng)
+        x = random_crops(train_imgs, s.batch, s.crop, rng, dev)
         loss = model(x, qat=qat).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

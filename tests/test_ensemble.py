@@ -86,7 +86,7 @@ def test_ensemble_weights_reload_identically(ensemble_dir):
 
 
 def test_shipped_max_preset_round_trips():
-    """The shipped `max` ensemble: exact, and it differs from the default."""
+    """The shipped `max` preset: exact, and its files name it."""
     img = load("kodim23_rgb_64x48.png")
     enc = armcodec.Codec("max", device="cpu").encode(img)
     assert armcodec.read_info(enc.data)["model"] == "max"
