@@ -81,11 +81,15 @@ def fixed_val_crops(images: list[np.ndarray], size: int = 128, per_image: int = 
             i = rng.integers(0, im.shape[1] - size + 1)
             j = rng.integers(0, im.shape[2] - size + 1)
             crops.append(im[:, i : i + size, j : j + size])
+    if not crops:
+        return torch.empty((0, 3, size, size))
     return torch.from_numpy(np.stack(crops)).float()
 
 
 @torch.no_grad()
 def evaluate(model: PixelCNN, crops: torch.Tensor, qat: bool) -> float:
+    if len(crops) == 0:  # no validation image is large enough
+        return float("nan")
     model.eval()
     tot = 0.0
     dev = next(model.parameters()).device
