@@ -253,6 +253,11 @@ def train(
     config: Annotated[str, typer.Option("--config", help="JSON overrides of PixelCNNConfig.")] = "{}",
     steps: Annotated[int, typer.Option(help="Total steps (float, then QAT).")] = 10000,
     qat_steps: Annotated[int, typer.Option(help="Final quantization-aware steps.")] = 500,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 16,
+    crop: Annotated[int, typer.Option(help="Crop size in pixels.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay to 3% of it).")] = 2e-3,
+    device: Annotated[str, typer.Option(help="cpu or cuda (training numerics only; exported models are integer-exact).")] = "cpu",
+    minutes: Annotated[float, typer.Option(help="If > 0: after warm-up, fix --steps to what fits in this wall time.")] = 0.0,
     export: Annotated[Optional[str], typer.Option(help="After training, export to weights/ under this model name.")] = None,
     weights_dir: Annotated[Path, typer.Option(help="Where --export writes.")] = Path("weights"),
     tile_size: Annotated[int, typer.Option(help="Tile size recorded for the exported model.")] = 128,
@@ -261,7 +266,8 @@ def train(
     from armcodec.train import export_checkpoint
     from armcodec.train import main as train_main
 
-    train_main([str(data), "--out", str(out), "--config", config, "--steps", str(steps), "--qat-steps", str(qat_steps)])
+    train_main([str(data), "--out", str(out), "--config", config, "--steps", str(steps), "--qat-steps", str(qat_steps),
+                "--batch", str(batch), "--crop", str(crop), "--lr", str(lr), "--device", device, "--minutes", str(minutes)])
     if export:
         entry = export_checkpoint(out, weights_dir, export, tile_size)
         typer.echo(f"exported {entry['name']} -> {weights_dir / entry['file']} sha256 {entry['sha256']}")
