@@ -155,8 +155,9 @@ def write_plot(folder: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
         s = r["summary"]
+        label = f"{r['codec']} {r['model']}" if "model" in r else r["codec"]
         ax.scatter(s["decode_s_mean"], s["bpsp_mean"])
-        ax.annotate(r["codec"], (s["decode_s_mean"], s["bpsp_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(label, (s["decode_s_mean"], s["bpsp_mean"]), textcoords="offset points", xytext=(4, -10 if r.get("model") == "max" else 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("mean decode time per image (s, log scale)")
     ax.set_ylabel("mean bits per subpixel")

@@ -224,8 +224,10 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             typer.echo(json.dumps(rec))
         else:
             kodak = e.meta.get("kodak", {}).get("bpsp")
-            typer.echo(f"{e.name}: {e.meta.get('architecture', '')} width {e.config['width']}, {e.config['blocks']} blocks, "
-                       f"{e.config['mixtures']} mixtures, tile {e.tile_size}, Kodak {kodak} bpsp, sha256 {e.sha256[:16]}")
+            members = e.config.get("members", [e.config])
+            shape = " + ".join(f"width {c['width']}, {c['blocks']} blocks, {c['mixtures']} mixtures" for c in members)
+            figure = f"Kodak {kodak} bpsp" if kodak is not None else "Kodak not measured"
+            typer.echo(f"{e.name}: {e.meta.get('architecture', '')} {shape}, tile {e.tile_size}, {figure}, sha256 {e.sha256[:16]}")
 
 
 @app.command()
