@@ -195,7 +195,6 @@ def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log
                 torch.cuda.synchronize()
             per_step = (time.time() - t0) / (step - start_step)
             s.steps = step + max(s.qat_steps + 1, int((s.minutes * 60 - (time.time() - t0)) / (per_step * 1.04)))
-            meta["settings"] = s.__dict__
             log(f"{per_step:.3f} s/step: training to step {s.steps} in {s.minutes} minutes")
         qat = step >= s.steps - s.qat_steps
         for g in opt.param_groups:
