@@ -153,11 +153,13 @@ def write_plot(folder: Path) -> None:
         return
     results = codec_results(folder)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results:
+    # labels alternate above and below in order of rate, so that close points stay readable
+    for k, r in enumerate(sorted(results, key=lambda r: r["summary"]["bpsp_mean"])):
         s = r["summary"]
         label = f"{r['codec']} {r['model']}" if "model" in r else r["codec"]
         ax.scatter(s["decode_s_mean"], s["bpsp_mean"])
-        ax.annotate(label, (s["decode_s_mean"], s["bpsp_mean"]), textcoords="offset points", xytext=(4, -10 if r.get("model") == "max" else 4), fontsize=8)
+        ax.annotate(label, (s["decode_s_mean"], s["bpsp_mean"]), textcoords="offset points",
+                    xytext=(4, 4 if k % 2 else -10), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("mean decode time per image (s, log scale)")
     ax.set_ylabel("mean bits per subpixel")
