@@ -7,7 +7,8 @@ Everything is little-endian and written with ``struct``::
            5   u8   coder profile (1: constriction ANS, 32-bit words, 24-bit tables,
                                    wavefront tiles, one stream per tile and plane group;
                                    2: as 1, and each tile stream starts with the tile's
-                                   adaptation offsets, see armcodec.coding.adapt)
+                                   adaptation offsets, see armcodec.coding.adapt;
+                                   3: as 2, and the tile's orientation comes first)
            6   u32  header length N
           10   header (N bytes):
                  u8  kind (0 image)      u8 mode (1 L, 2 LA, 3 RGB, 4 RGBA)   u8 bits per sample (8)
@@ -32,8 +33,8 @@ from armcodec.errors import ChecksumError, FormatError, LimitError
 
 MAGIC = b"ARMC"
 FORMAT_VERSION = 1
-PROFILE_PLAIN, PROFILE_ADAPTIVE = 1, 2
-CODER_PROFILES = (PROFILE_PLAIN, PROFILE_ADAPTIVE)
+PROFILE_PLAIN, PROFILE_ADAPTIVE, PROFILE_ORIENTED = 1, 2, 3
+CODER_PROFILES = (PROFILE_PLAIN, PROFILE_ADAPTIVE, PROFILE_ORIENTED)
 PREAMBLE = struct.Struct("<4sBBI")
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MODE_CODES = {v: k for k, v in MODES.items()}

@@ -120,5 +120,9 @@ class IntEnsemble:
             members.append(IntPixelCNN.from_tensors(mc, {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}))
         return IntEnsemble(members)
 
+    def float_proxy(self):
+        """The first member's float copy: good enough to guide the encoder's orientation choice."""
+        return self.members[0].float_proxy()
+
     def to(self, device) -> "IntEnsemble":
         return IntEnsemble([m.to(device) for m in self.members])

@@ -204,6 +204,38 @@ class IntPixelCNN:
         skip = IntConv.from_tensors(t, "skip", strict, 128, cfg.image_channels + 1, cfg.n_params) if cfg.linear_skip else None
         return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
 
+    def to_float(self) -> PixelCNN:
+        """A float :class:`PixelCNN` with the dequantized weights (``w_int * s_w``, ``s_w`` from
+        the stored multipliers): run with ``qat=True`` it tracks this model closely but not
+        exactly, so it may only inform encoder choices (:mod:`armcodec.coding.adapt`), never tables."""
+        cfg = self.cfg
+        model = PixelCNN(cfg)
+        rs = cfg.resid_scale
+        pairs = [(model.first, self.first, INPUT_SCALE, rs), (model.head_hidden, self.head_hidden, rs, HEAD_SCALE),
+                 (model.head_out, self.head_out, HEAD_SCALE, param_scales(cfg))]
+        pairs += [(g, ig, rs, GATE_SCALE) for g, ig in zip(model.gate_convs, self.gates)]
+        pairs += [(m, im, GATE_SCALE, rs) for m, im in zip(model.mix_convs, self.mixes)]
+        if self.skip is not None:
+            pairs.append((model.skip, self.skip, INPUT_SCALE, param_scales(cfg)))
+        with torch.no_grad():
+            for conv, ic, in_scale, out_scale in pairs:
+                s_w = (ic.mult.cpu() * ic.inv_shift.cpu()) * torch.as_tensor(out_scale, dtype=torch.float64) / in_scale
+                c_out, c_in = conv.weight.shape[:2]
+                w = torch.zeros(conv.weight.shape, dtype=torch.float64)
+                up, left = (conv.reach[0], conv.reach[1]) if isinstance(conv, MaskedConv2d) else (0, 0)
+                rows = ic.weight.cpu().double().t().reshape(c_out, len(ic.offsets), c_in)
+                for k, (di, dj) in enumerate(ic.offsets):
+                    w[:, :, di + up, dj + left] = rows[:, k]
+                conv.weight.copy_(w * s_w.view(-1, 1, 1, 1))
+                conv.bias.copy_(ic.bias.cpu() * s_w * in_scale)
+        return model.eval()
+
+    def float_proxy(self) -> PixelCNN:
+        """:meth:`to_float` on this model's device, built once."""
+        if getattr(self, "_proxy", None) is None:
+            self._proxy = self.to_float().to(self.first.weight.device)
+        return self._proxy
+
     def to(self, device) -> "IntPixelCNN":
         return IntPixelCNN(
             self.cfg, self.first.to(device), [g.to(device) for g in self.gates], [m.to(device) for m in self.mixes],

@@ -38,6 +38,11 @@ class ModelEntry:
     tile_size: int
     meta: dict = field(default_factory=dict)
 
+    @property
+    def orient(self) -> bool:
+        """Whether the encoder searches each tile's orientation by default (manifest ``"orient"``)."""
+        return bool(self.meta.get("orient", False))
+
 
 @dataclass
 class LoadedModel:

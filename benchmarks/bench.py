@@ -171,7 +171,10 @@ def write_plot(folder: Path) -> None:
 
 IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff")
 ALL_CODECS = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9"
-ARMCODEC_VARIANTS = {"armcodec": True, "armcodec-noadapt": False}  # name -> adaptation (coder profile 2) on
+# name -> Codec options: the model's own settings; no adaptation (profile 1); adaptation without
+# the orientation search (profile 2); adaptation with it (profile 3)
+ARMCODEC_VARIANTS = {"armcodec": {}, "armcodec-noadapt": {"adaptive": False}, "armcodec-noorient": {"orient": False},
+                     "armcodec-orient": {"orient": True}}
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
@@ -230,12 +233,12 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
         with tempfile.TemporaryDirectory() as tmp:
             for c in wanted:
                 if c in ARMCODEC_VARIANTS:
-                    adaptive = ARMCODEC_VARIANTS[c]
-                    codec = armcodec.Codec(model, device, adaptive=adaptive)
+                    codec = armcodec.Codec(model, device, **ARMCODEC_VARIANTS[c])
                     enc, dec = codec.encode, codec.decompress
-                    desc = f"armcodec {model}{'' if adaptive else ', no adaptation'} ({device}, {torch.get_num_threads()} threads)"
+                    what = {1: ", no adaptation", 2: "", 3: ", orientation search"}[codec.profile]
+                    desc = f"armcodec {model}{what} ({device}, {torch.get_num_threads()} threads)"
                     extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size,
-                             "adaptive": adaptive}
+                             "adaptive": codec.adaptive, "orient": codec.orient, "coder_profile": codec.profile}
                 else:
                     enc, dec, desc = refs[c]
                     extra = {}

@@ -25,10 +25,12 @@ def main(name: str, folder: Path) -> None:
            "threads": bench["environment"]["torch_threads"], "commit": bench["environment"]["commit"]}
     rec["encode_s_mean"] = round(s["encode_s_mean"], 2)
     rec["adaptive"] = bench.get("adaptive", False)
+    rec["orient"] = bench.get("orient", False)
+    rec["tile_size"] = bench["tile_size"]
     plain = folder / f"armcodec-{name}-noadapt.json"
     if plain.exists():
         pb = json.loads(plain.read_text())
-        if pb["weights_sha256"] == entry["sha256"]:
+        if pb["weights_sha256"] == entry["sha256"] and pb["tile_size"] == bench["tile_size"]:
             ps = pb["summary"]
             rec.update({"no_adaptation_bpsp": round(ps["bpsp_mean"], 4), "no_adaptation_encode_s_mean": round(ps["encode_s_mean"], 2),
                         "adaptation_gain_percent": round(100 * (1 - s["bpsp_mean"] / ps["bpsp_mean"]), 2)})

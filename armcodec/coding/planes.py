@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from armcodec.coding.adapt import Adaptation, choose_shifts, side_bits
+from armcodec.coding.adapt import N_ORIENTATIONS, Adaptation, choose_orientations, choose_shifts, side_bits, tile_coords
 from armcodec.coding.scan import DecodeCoder, EncodeCoder, Schedule, Tile, check_crc, samples_crc, scan, tile_grid
 from armcodec.ensemble import EnsembleState, IntEnsemble
 from armcodec.quant import IntPixelCNN, WavefrontState
@@ -69,9 +69,14 @@ class _Steps:
         self.values[a:b] = values
 
 
-def _image_coords(tiles: list[Tile], sched: Schedule) -> tuple[np.ndarray, np.ndarray]:
-    """Image row and column of every pixel of the schedule."""
-    return np.array([t.y for t in tiles])[sched.n] + sched.i, np.array([t.x for t in tiles])[sched.n] + sched.j
+def _image_coords(tiles: list[Tile], sched: Schedule, orientations: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Image row and column of every pixel of the schedule (coded in each tile's orientation)."""
+    n = sched.n
+    i, j = sched.i, sched.j
+    if orientations is not None:
+        h, w = np.array([t.h for t in tiles])[n], np.array([t.w for t in tiles])[n]
+        i, j = tile_coords(orientations[n], h, w, i, j)
+    return np.array([t.y for t in tiles])[n] + i, np.array([t.x for t in tiles])[n] + j
 
 
 def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
@@ -79,10 +84,12 @@ def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
 
 
 def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, device, first_stream: int = 0,
-                 max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None, adaptive: bool = False) -> CodedGroup:
+                 max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None, adaptive: bool = False,
+                 oriented: bool = False) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); first_stream: the file index of the
     group's first tile stream (it seeds the tile CRCs); adaptive: choose and send scale offsets
-    per 32x32 block (coder profile 2, :mod:`armcodec.coding.adapt`)."""
+    per 32x32 block (coder profile 2, :mod:`armcodec.coding.adapt`); oriented (with adaptive):
+    also an orientation per tile (profile 3)."""
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
@@ -90,7 +97,11 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
     for batch in tile_batches(tiles, model, tile, max_batch_bytes):
         bt = [tiles[k] for k in batch]
         sched = Schedule(bt, model.cfg.slope)
-        ys, xs = _image_coords(bt, sched)
+        orientations = None
+        if adaptive and oriented:
+            orientations = choose_orientations(model.float_proxy(), [_tile_samples(planes, t) for t in bt], device)
+            bits += side_bits(len(bt), N_ORIENTATIONS)
+        ys, xs = _image_coords(bt, sched, orientations)
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
         state = model.new_state(len(bt), tile, device)
         pos = state.flat_index(sched.n, sched.i, sched.j)
@@ -100,7 +111,7 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
             block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
             block_of = torch.from_numpy(block_of).to(device)
             shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts)
-            adaptation = Adaptation(block_of, counts, shifts)
+            adaptation = Adaptation(block_of, counts, shifts, orientations)
             bits += side_bits(sum(counts) * g)
         coder = EncodeCoder(values, len(bt), adaptation)
         bits += scan(sched, source, coder, g, model.cfg, luts)
@@ -114,7 +125,7 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
 
 def decode_group(group: CodedGroup, height: int, width: int, channels: int, model: Model, luts: TableLUTs,
                  tile: int, device, first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
-                 progress=None, adaptive: bool = False) -> tuple[np.ndarray, float]:
+                 progress=None, adaptive: bool = False, oriented: bool = False) -> tuple[np.ndarray, float]:
     """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC."""
     tiles = tile_grid(height, width, tile)
     out = np.zeros((height, width, channels), dtype=np.uint8)
@@ -126,12 +137,12 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         pos = state.flat_index(sched.n, sched.i, sched.j)
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if adaptive else None
         if blocks is not None:
-            bits += side_bits(sum(blocks[1]) * channels)
-        coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks)
+            bits += side_bits(sum(blocks[1]) * channels) + (side_bits(len(bt), N_ORIENTATIONS) if oriented else 0.0)
+        coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks, oriented and adaptive)
         source = _Steps(model, state, pos, channels)
         bits += scan(sched, source, coder, channels, model.cfg, luts)
         coder.check_exhausted()
-        ys, xs = _image_coords(bt, sched)
+        ys, xs = _image_coords(bt, sched, coder.adaptation.orientations if coder.adaptation else None)
         out[ys, xs] = source.values.cpu().numpy().astype(np.uint8)
         for k in batch:
             check_crc(_tile_samples(out, tiles[k]), first_stream + k, group.crcs[k], f"stream {first_stream + k}")

@@ -11,7 +11,8 @@ hands them to a coder::
 
 With coder profile 2 each tile stream starts with the tile's adaptation offsets (one per 32x32
 block and channel, :mod:`armcodec.coding.adapt`), which shift every log2-scale of that block's
-tables.
+tables; with profile 3 the tile's orientation comes before them.  The loop itself only ever sees
+the coded (possibly mirrored) tile: :mod:`armcodec.coding.planes` maps its pixels to the image.
 
 ANS is a stack, so the encoder walks the same steps in reverse and pushes each step's
 channels in reverse; the decoder then pops them in forward order.
@@ -104,32 +105,40 @@ class EncodeCoder:
         self._pending = []
 
     def finish(self) -> list[bytes]:
-        """The tiles' streams, after the adaptation offsets (if any) went on top."""
+        """The tiles' streams, after the adaptation offsets, then the orientation (if any) went on top."""
         if self.adaptation is not None:
+            orientations = self.adaptation.orientations
             for k, enc in enumerate(self.streams):
                 symbols = self.adaptation.tile_symbols(k)
                 enc.push(symbols, adapt.side_tables(len(symbols)))
+                if orientations is not None:
+                    enc.push(orientations[k : k + 1], adapt.side_tables(1, adapt.N_ORIENTATIONS))
         return [enc.finish() for enc in self.streams]
 
 
 class DecodeCoder:
-    """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profile 2: the
-    block of every pixel of the schedule and the block count per tile, from
-    ``Adaptation.blocks``) each stream first gives its tile's adaptation offsets."""
+    """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profiles 2 and 3:
+    the block of every pixel of the schedule and the block count per tile, from
+    ``Adaptation.blocks``) each stream first gives its tile's orientation (``oriented``,
+    profile 3), then its adaptation offsets."""
 
     reverse = False
 
     def __init__(self, streams: list[bytes], device, channels: int = 1,
-                 blocks: tuple[np.ndarray, list[int]] | None = None):
+                 blocks: tuple[np.ndarray, list[int]] | None = None, oriented: bool = False):
         self.streams = [StreamDecoder(s) for s in streams]
         self.device = device
         self.adaptation = None
         if blocks is not None:
             block_of, counts = blocks
+            orientations = None
+            if oriented:
+                table = adapt.side_tables(1, adapt.N_ORIENTATIONS)
+                orientations = np.array([adapt.orientation_from_symbol(d.pop(table)[0]) for d in self.streams], dtype=np.int64)
             rows = [adapt.from_symbols(d.pop(adapt.side_tables(n * channels))).reshape(n, channels)
                     for d, n in zip(self.streams, counts)]
             shifts = torch.from_numpy(np.concatenate(rows)).to(device)
-            self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts)
+            self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts, orientations)
 
     def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
         qn = q.cpu().numpy()

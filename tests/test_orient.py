@@ -1,0 +1,127 @@
+"""Orientation per tile (coder profile 3): every orientation round-trips, the choice travels in the
+stream before the offsets, the encoder's float copy of the network tracks the exact one, and a
+corrupted choice is refused."""
+import numpy as np
+import pytest
+import torch
+
+import armcodec
+from armcodec import container
+from armcodec.coding import adapt, planes
+from armcodec.coding.ans import StreamEncoder
+from armcodec.coding.scan import DecodeCoder
+from armcodec.errors import FormatError
+
+from conftest import DATA, load
+
+
+@pytest.mark.parametrize("forced", range(adapt.N_ORIENTATIONS))
+@pytest.mark.parametrize("name", ["kodim05_rgb_37x29.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_gray_40x33.png"])
+def test_every_orientation_round_trips(tiny_dir, monkeypatch, forced, name):
+    """Edge tiles of odd sizes, RGB, RGBA (alpha as its own plane group) and grey: whatever the
+    encoder picks, the decoder puts every pixel back where it was."""
+    chosen = []
+
+    def pick(proxy, tiles, device):
+        chosen.append(len(tiles))
+        return np.full(len(tiles), forced, dtype=np.int64)
+
+    monkeypatch.setattr(planes, "choose_orientations", pick)
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True)
+    img = load(name)
+    enc = codec.encode(img)
+    assert chosen and container.parse(enc.data)[0].profile == container.PROFILE_ORIENTED
+    dec = codec.decode(enc.data)
+    assert np.array_equal(dec.array.reshape(img.shape), img)
+    assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
+
+
+def test_mirrored_tiles_code_different_bits(tiny_dir, monkeypatch):
+    """The orientation really changes what the model sees (not a no-op flag)."""
+    img = load("kodim05_rgb_37x29.png")
+    bits = []
+    for o in range(adapt.N_ORIENTATIONS):
+        monkeypatch.setattr(planes, "choose_orientations", lambda p, t, d, o=o: np.full(len(t), o, dtype=np.int64))
+        bits.append(armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True).encode(img).model_bits)
+    assert len(set(round(b, 6) for b in bits)) == adapt.N_ORIENTATIONS
+
+
+def test_float_copy_tracks_the_integer_model_and_picks_the_cheapest():
+    """The shipped default's dequantized float copy is within 0.3% of the exact model bits in every
+    orientation, and the orientation it picks costs at most 0.3% more (exact bits) than the best."""
+    codec = armcodec.Codec(device="cpu", orient=False, tile_size=64)
+    img = load("kodim23_rgb_64x48.png")
+    proxy = codec.model.net.float_proxy()
+    exact = []
+    for o in range(adapt.N_ORIENTATIONS):
+        flipped = adapt.orient(torch.from_numpy(img.copy()).permute(2, 0, 1), o).permute(1, 2, 0).numpy()
+        exact.append(armcodec.Codec(device="cpu", adaptive=False, tile_size=64).encode(flipped).model_bits)
+        x = torch.from_numpy(np.ascontiguousarray(flipped)).permute(2, 0, 1).float()[None]
+        with torch.no_grad():
+            assert float(proxy(x).sum()) == pytest.approx(exact[-1], rel=3e-3)
+    pick = int(adapt.choose_orientations(proxy, [img], "cpu")[0])
+    assert exact[pick] <= min(exact) * 1.003
+
+
+def test_orientation_is_the_models_setting_unless_asked(tiny_dir):
+    assert armcodec.Codec(device="cpu").profile == container.PROFILE_ADAPTIVE
+    assert armcodec.Codec("max", device="cpu").profile == container.PROFILE_ORIENTED
+    assert armcodec.Codec("max", device="cpu", orient=False).profile == container.PROFILE_ADAPTIVE
+    assert armcodec.Codec("max", device="cpu", adaptive=False).profile == container.PROFILE_PLAIN
+    assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True).profile == container.PROFILE_ORIENTED
+
+
+def test_model_bits_count_the_orientation_symbols(tiny_dir, monkeypatch):
+    """One 2-bit symbol per tile on top of profile 2's bits, and the file stays within 0.5%."""
+    img = load("kodim05_rgb_37x29.png")
+    monkeypatch.setattr(planes, "choose_orientations", lambda p, t, d: np.zeros(len(t), dtype=np.int64))
+    oriented = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True).encode(img)
+    plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False).encode(img)
+    header, streams = container.parse(oriented.data)
+    assert oriented.model_bits - plain.model_bits == pytest.approx(len(streams) * np.log2(adapt.N_ORIENTATIONS), rel=1e-4)
+    overhead = len(oriented.data) - sum(len(s) for s in streams)
+    assert oriented.model_bits <= len(oriented.data) * 8 <= oriented.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
+
+
+@pytest.mark.parametrize("symbol", [adapt.N_ORIENTATIONS, 255])
+def test_invalid_orientation_symbol_is_refused(symbol):
+    enc = StreamEncoder()
+    enc.push(np.array([0]), adapt.side_tables(1))
+    enc.push(np.array([symbol]), adapt.side_tables(1, adapt.N_ORIENTATIONS))
+    with pytest.raises(FormatError, match="orientation"):
+        DecodeCoder([enc.finish()], "cpu", channels=1, blocks=(np.zeros(0, np.int64), [1]), oriented=True)
+
+
+def test_orientation_comes_before_the_offsets():
+    enc = StreamEncoder()
+    enc.push(adapt.to_symbols(np.array([3, -2])), adapt.side_tables(2))
+    enc.push(np.array([2]), adapt.side_tables(1, adapt.N_ORIENTATIONS))
+    dec = DecodeCoder([enc.finish()], "cpu", channels=2, blocks=(np.zeros(0, np.int64), [1]), oriented=True)
+    assert dec.adaptation.orientations.tolist() == [2]
+    assert dec.adaptation.shifts.tolist() == [[3, -2]]
+
+
+def test_tile_coords_are_their_own_inverse():
+    h, w = np.array([5]), np.array([7])
+    i, j = np.meshgrid(np.arange(5), np.arange(7), indexing="ij")
+    i, j = i.ravel(), j.ravel()
+    for o in range(adapt.N_ORIENTATIONS):
+        oo = np.full(len(i), o)
+        r, c = adapt.tile_coords(oo, h, w, i, j)
+        assert sorted(zip(r, c)) == sorted(zip(i, j))
+        assert np.array_equal(np.stack(adapt.tile_coords(oo, h, w, r, c)), np.stack([i, j]))
+        grid = torch.arange(35).view(5, 7)
+        assert np.array_equal(adapt.orient(grid, o).numpy()[i, j], grid.numpy()[r, c])
+
+
+def test_profile_3_byte_flip_is_caught(tiny_dir):
+    """Profile-3 streams read as profile 2 never give a wrong image."""
+    import zlib
+
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True)
+    data = bytearray(codec.compress(DATA / "kodim05_rgb_37x29.png"))
+    hlen = int.from_bytes(data[6:10], "little")
+    data[5] = container.PROFILE_ADAPTIVE
+    data[10 + hlen : 14 + hlen] = (zlib.crc32(bytes(data[: 10 + hlen])) & 0xFFFFFFFF).to_bytes(4, "little")
+    with pytest.raises(armcodec.ArmcodecError):
+        codec.decode(bytes(data))
