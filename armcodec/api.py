@@ -89,7 +89,7 @@ class Codec:
     smaller files for a slower encode; decoding costs the same); off writes coder profile 1.
     ``orient`` (with ``adaptive``; default: the model entry's setting, on for ``max``) also
     picks per tile whether it is coded mirrored (profile 3, about 0.2% smaller files for an
-    encode about 3x as long: four float passes of the network).  Decode reads all three.
+    encode about 2.5x as long: four float passes of the network).  Decode reads all three.
 
     >>> codec = Codec()                                  # default model, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
