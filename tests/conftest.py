@@ -50,4 +50,15 @@ def load(name: str) -> np.ndarray:
     return np.asarray(Image.open(DATA / name))
 
 
+def relabel_profile(data: bytes, profile: int) -> bytes:
+    """The same .arm file claiming another coder profile, with a valid header CRC."""
+    import zlib
+
+    out = bytearray(data)
+    hlen = int.from_bytes(out[6:10], "little")
+    out[5] = profile
+    out[10 + hlen : 14 + hlen] = (zlib.crc32(bytes(out[: 10 + hlen])) & 0xFFFFFFFF).to_bytes(4, "little")
+    return bytes(out)
+
+
 REAL_IMAGES = sorted(p.name for p in DATA.glob("*.png"))
