@@ -89,7 +89,10 @@ class Codec:
     smaller files for a slower encode; decoding costs the same); off writes coder profile 1.
     ``orient`` (with ``adaptive``; default: the model entry's setting, on for ``max``) also
     picks per tile whether it is coded mirrored (profile 3, about 0.2% smaller files for an
-    encode about 2.5x as long: four float passes of the network).  Decode reads all three.
+    encode about 2.5x as long: four float passes of the network).  ``feedback`` (with
+    ``adaptive``; default on) fits and sends per tile and channel a linear prediction of the
+    model's residual from the residuals around it (profiles 4 and 5, see
+    :mod:`armcodec.coding.feedback`).  Decode reads all five profiles.
 
     >>> codec = Codec()                                  # default model, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
@@ -99,7 +102,8 @@ class Codec:
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto",
                  tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
-                 batch_bytes: int | None = None, adaptive: bool = True, orient: bool | None = None):
+                 batch_bytes: int | None = None, adaptive: bool = True, orient: bool | None = None,
+                 feedback: bool = True):
         self.device = resolve_device(device)
         self.weights_dir = weights_dir
         self.model = get_model(model, self.device, weights_dir)
@@ -110,6 +114,7 @@ class Codec:
         self.batch_bytes = batch_bytes or DEFAULT_BATCH_BYTES
         self.adaptive = adaptive
         self.orient = adaptive and (self.model.entry.orient if orient is None else orient)
+        self.feedback = adaptive and feedback
         _set_exact_math(self.device)
 
     def encode(self, image, progress=None) -> Encoded:
@@ -127,7 +132,7 @@ class Codec:
         for sl in _plane_slices(info.mode):
             g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
                              max_batch_bytes=self.batch_bytes, progress=progress, adaptive=self.adaptive,
-                             oriented=self.orient)
+                             oriented=self.orient, fed_back=self.feedback)
             streams += g.streams
             crcs += g.crcs
             bits += g.model_bits
@@ -140,9 +145,7 @@ class Codec:
     @property
     def profile(self) -> int:
         """The coder profile this codec writes."""
-        if not self.adaptive:
-            return container.PROFILE_PLAIN
-        return container.PROFILE_ORIENTED if self.orient else container.PROFILE_ADAPTIVE
+        return container.profile_for(self.adaptive, self.orient, self.feedback)
 
     def decode(self, data: bytes, progress=None) -> DecodedImage:
         return self.decode_parsed(*container.parse(data, self.max_pixels), progress=progress)
@@ -153,12 +156,12 @@ class Codec:
         m = self._model_for(header)
         out = np.empty((header.height, header.width, header.channels), dtype=np.uint8)
         n_tiles, bits, k = header.n_tiles(), 0.0, 0
+        adaptive, oriented, fed_back = container.PROFILE_TOOLS[header.profile]
         for sl in _plane_slices(header.mode):
             group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
             planes, b = decode_group(group, header.height, header.width, sl.stop - sl.start, m.net, m.luts,
                                      header.tile, self.device, first_stream=k, max_batch_bytes=self.batch_bytes,
-                                     progress=progress, adaptive=header.profile != container.PROFILE_PLAIN,
-                                     oriented=header.profile == container.PROFILE_ORIENTED)
+                                     progress=progress, adaptive=adaptive, oriented=oriented, fed_back=fed_back)
             out[:, :, sl] = planes
             bits += b
             k += n_tiles

@@ -8,7 +8,10 @@ Everything is little-endian and written with ``struct``::
                                    wavefront tiles, one stream per tile and plane group;
                                    2: as 1, and each tile stream starts with the tile's
                                    adaptation offsets, see armcodec.coding.adapt;
-                                   3: as 2, and the tile's orientation comes first)
+                                   3: as 2, and the tile's orientation comes first;
+                                   4: as 2, and the tile's residual feedback coefficients
+                                   follow the offsets, see armcodec.coding.feedback;
+                                   5: as 4, and the tile's orientation comes first)
            6   u32  header length N
           10   header (N bytes):
                  u8  kind (0 image)      u8 mode (1 L, 2 LA, 3 RGB, 4 RGBA)   u8 bits per sample (8)
@@ -33,8 +36,22 @@ from armcodec.errors import ChecksumError, FormatError, LimitError
 
 MAGIC = b"ARMC"
 FORMAT_VERSION = 1
-PROFILE_PLAIN, PROFILE_ADAPTIVE, PROFILE_ORIENTED = 1, 2, 3
-CODER_PROFILES = (PROFILE_PLAIN, PROFILE_ADAPTIVE, PROFILE_ORIENTED)
+PROFILE_PLAIN, PROFILE_ADAPTIVE, PROFILE_ORIENTED, PROFILE_FED_BACK, PROFILE_ORIENTED_FED_BACK = 1, 2, 3, 4, 5
+# coder profile -> the tools its tile streams use: (adaptation offsets, orientation, residual feedback)
+PROFILE_TOOLS = {
+    PROFILE_PLAIN: (False, False, False),
+    PROFILE_ADAPTIVE: (True, False, False),
+    PROFILE_ORIENTED: (True, True, False),
+    PROFILE_FED_BACK: (True, False, True),
+    PROFILE_ORIENTED_FED_BACK: (True, True, True),
+}
+CODER_PROFILES = tuple(PROFILE_TOOLS)
+
+
+def profile_for(adaptive: bool, oriented: bool, fed_back: bool) -> int:
+    """The coder profile of a set of tools (orientation and feedback need the adaptation)."""
+    tools = (adaptive, adaptive and oriented, adaptive and fed_back)
+    return next(p for p, t in PROFILE_TOOLS.items() if t == tools)
 PREAMBLE = struct.Struct("<4sBBI")
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MODE_CODES = {v: k for k, v in MODES.items()}

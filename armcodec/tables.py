@@ -90,11 +90,13 @@ class TableLUTs:
 
 
 def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg: PixelCNNConfig,
-                   scale_shift: torch.Tensor | None = None):
+                   scale_shift: torch.Tensor | None = None, mean_shift: torch.Tensor | None = None):
     """Integer head outputs of one channel -> (logits, absolute means in 1/16 level clamped,
     scale indices), each int64 (M, K); means include the coupling to earlier channels.
     scale_shift: optional int64 (M,) added to every component's log2-scale (1/8 octave)
-    before the clamp: the encoder's per-tile adaptation (see :mod:`armcodec.coding.adapt`)."""
+    before the clamp: the encoder's per-tile adaptation (see :mod:`armcodec.coding.adapt`).
+    mean_shift: optional int64 (M,) in 1/16 level added to every component's clamped mean, then
+    clamped again: the residual feedback (see :mod:`armcodec.coding.feedback`)."""
     k, c_all = cfg.mixtures, cfg.image_channels
     logits = params[:, channel * k : (channel + 1) * k]
     means = params[:, (c_all + channel) * k : (c_all + channel + 1) * k] + 128 * MEAN_STEPS
@@ -105,6 +107,8 @@ def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg:
         xc = (known[:, prev : prev + 1] - 128) * MEAN_STEPS
         means = means + torch.div(coef * xc, cfg.coef_steps, rounding_mode="floor")
     means = means.clamp(MEAN_MIN_Q, MEAN_MAX_Q)
+    if mean_shift is not None:
+        means = (means + mean_shift.view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
     if scale_shift is not None:
         logs = logs + scale_shift.view(-1, 1)
     scale_idx = logs.clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX
@@ -132,20 +136,25 @@ def mixture_weights(logits: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
 
 def channel_tables(
     params: torch.Tensor, channel: int, known: torch.Tensor, cfg: PixelCNNConfig, luts: TableLUTs,
-    scale_shift: torch.Tensor | None = None,
+    scale_shift: torch.Tensor | None = None, mean_shift: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Frequency tables of one channel.
 
     params: int64 (M, n_params) head outputs; known: int64 (M, >=channel) values of the
     channels before ``channel`` at the same pixels; luts: from ``TableLUTs.to(device)``;
-    scale_shift: see :func:`mixture_params`.
+    scale_shift, mean_shift: see :func:`mixture_params`.
     Returns int64 (M, 256), every entry >= 1, rows summing to 2**PRECISION.  Integer
     arithmetic only (the float64 product below sums integers < 2**53, so it is exact):
     identical on any device.
     """
-    logits, means, scale_idx = mixture_params(params, channel, known, cfg, scale_shift)
-    m = params.shape[0]
-    weights = mixture_weights(logits, cfg, luts)
+    logits, means, scale_idx = mixture_params(params, channel, known, cfg, scale_shift, mean_shift)
+    return component_tables(mixture_weights(logits, cfg, luts), means, scale_idx, luts)
+
+
+def component_tables(weights: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, luts: TableLUTs) -> torch.Tensor:
+    """The tables of :func:`channel_tables` from the mixture's integer weights, clamped means and
+    scale indices (int64 (M, K) each)."""
+    m = weights.shape[0]
     # CDF at the 255 inner bin boundaries v - 0.5 (v = 1..255): lut index 16*v - 8 - mean + OFFSET.
     first = CDF_OFFSET + MEAN_STEPS // 2 - means  # index of boundary v = 1, >= 0
     cdf_inner = luts.windows[scale_idx, first % MEAN_STEPS, torch.div(first, MEAN_STEPS, rounding_mode="floor")]

@@ -171,10 +171,10 @@ def write_plot(folder: Path) -> None:
 
 IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff")
 ALL_CODECS = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9"
-# name -> Codec options: the model's own settings; no adaptation (profile 1); adaptation without
-# the orientation search (profile 2); adaptation with it (profile 3)
+# name -> Codec options: the model's own settings; no adaptation (profile 1); without / with the
+# orientation search; without the residual feedback
 ARMCODEC_VARIANTS = {"armcodec": {}, "armcodec-noadapt": {"adaptive": False}, "armcodec-noorient": {"orient": False},
-                     "armcodec-orient": {"orient": True}}
+                     "armcodec-orient": {"orient": True}, "armcodec-nofeedback": {"feedback": False}}
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
@@ -235,10 +235,13 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
                 if c in ARMCODEC_VARIANTS:
                     codec = armcodec.Codec(model, device, **ARMCODEC_VARIANTS[c])
                     enc, dec = codec.encode, codec.decompress
-                    what = {1: ", no adaptation", 2: "", 3: ", orientation search"}[codec.profile]
+                    what = "" if codec.adaptive else ", no adaptation"
+                    what += ", orientation search" if codec.orient else ""
+                    what += "" if codec.feedback or not codec.adaptive else ", no residual feedback"
                     desc = f"armcodec {model}{what} ({device}, {torch.get_num_threads()} threads)"
                     extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size,
-                             "adaptive": codec.adaptive, "orient": codec.orient, "coder_profile": codec.profile}
+                             "adaptive": codec.adaptive, "orient": codec.orient, "feedback": codec.feedback,
+                             "coder_profile": codec.profile}
                 else:
                     enc, dec, desc = refs[c]
                     extra = {}

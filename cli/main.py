@@ -90,6 +90,7 @@ def compress(
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles' activations (0: the library default, 768). The output does not depend on it.")] = 0,
     adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Choose a scale offset per 32x32 block and channel (coder profile 2: smaller files, slower encode, same decode speed); --no-adapt writes profile 1.")] = True,
     orient: Annotated[Optional[bool], typer.Option("--orient/--no-orient", help="Also choose per tile whether it is coded mirrored (coder profile 3: about 0.2% smaller, encode about 2.5x slower, same decode speed). Default: the model's setting (on for max).")] = None,
+    feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (coder profiles 4 and 5: about 2-5% smaller on photographs, decode about 10-30% slower).")] = True,
 ) -> None:
     """Compress images to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -98,7 +99,7 @@ def compress(
 
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
-                      adaptive=adapt, orient=orient)
+                      adaptive=adapt, orient=orient, feedback=feedback)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
@@ -234,7 +235,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 @app.command()
 def bench(
     inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.")],
-    codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9 (also armcodec-noadapt: without adaptation; armcodec-noorient / armcodec-orient: without / with the orientation search).")] = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9",
+    codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9 (also armcodec-noadapt: without adaptation; armcodec-noorient / armcodec-orient: without / with the orientation search; armcodec-nofeedback: without the residual feedback).")] = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9",
     out: Annotated[Optional[Path], typer.Option("--out", help="Results root (default: benchmarks/results).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Dataset name: results go to OUT/NAME (default: the folder's name).")] = None,
     model: Annotated[str, typer.Option("--model", help="armcodec model.")] = "default",

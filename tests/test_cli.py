@@ -135,11 +135,12 @@ def test_bench_writes_verified_results_for_each_codec(work):
     assert "armcodec tiny" in (out / "t" / "table.md").read_text()
 
 
-def test_no_adapt_writes_profile_1_and_both_decode(work):
+def test_adapt_and_feedback_flags_pick_the_profile_and_all_decode(work):
     src = work / "kodim23_rgb_64x48.png"
-    for flag, profile in (("--adapt", 2), ("--no-adapt", 1)):
+    for flags, profile in ((["--adapt"], 4), (["--no-feedback"], 2), (["--no-adapt"], 1), (["--orient", "--no-feedback"], 3),
+                           (["--orient"], 5)):
         out = work / f"p{profile}.arm"
-        r = runner.invoke(app, ["compress", str(src), "-o", str(out), "--model", "tiny", flag])
+        r = runner.invoke(app, ["compress", str(src), "-o", str(out), "--model", "tiny", *flags])
         assert r.exit_code == 0, r.output
         info = json.loads(runner.invoke(app, ["info", str(out), "--json"]).stdout)
         assert info["coder_profile"] == profile

@@ -1,7 +1,9 @@
 """Golden .arm files written with a frozen tiny model must keep decoding exactly (regenerate only
 on purpose: tests/make_golden.py).  ``<stem>.arm``: format version 1, coder profile 1 (no
 adaptation; these bytes predate profile 2 and must not change); ``<stem>.p2.arm``: coder profile 2
-(per-tile adaptation offsets)."""
+(per-tile adaptation offsets); ``<stem>.p4.arm``: coder profile 4 (offsets and residual feedback)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -11,17 +13,18 @@ from armcodec import container
 from conftest import DATA, load
 
 GOLDEN = DATA / "golden"
-STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm") if not p.stem.endswith(".p2"))
-CASES = [(stem, profile) for stem in STEMS for profile in (1, 2)]
+PROFILES = (1, 2, 4)
+STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm") if not re.search(r"\.p\d$", p.stem))
+CASES = [(stem, profile) for stem in STEMS for profile in PROFILES]
 
 
 def golden_path(stem: str, profile: int):
-    return GOLDEN / (f"{stem}.arm" if profile == 1 else f"{stem}.p2.arm")
+    return GOLDEN / (f"{stem}.arm" if profile == 1 else f"{stem}.p{profile}.arm")
 
 
 def test_golden_files_exist():
     assert len(STEMS) == 4
-    assert all(golden_path(s, 2).exists() for s in STEMS)
+    assert all(golden_path(s, p).exists() for s in STEMS for p in PROFILES)
 
 
 @pytest.mark.parametrize("stem,profile", CASES)
@@ -37,5 +40,5 @@ def test_golden_file_decodes_exactly(stem, profile):
 @pytest.mark.parametrize("stem,profile", CASES)
 def test_encoder_still_writes_the_golden_bytes(stem, profile):
     """Same model, same image, same profile: the same bytes (the coder and format did not drift)."""
-    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=profile == 2)
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=profile != 1, feedback=profile == 4)
     assert codec.compress(DATA / f"{stem}.png") == golden_path(stem, profile).read_bytes()

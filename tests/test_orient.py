@@ -27,7 +27,7 @@ def test_every_orientation_round_trips(tiny_dir, monkeypatch, forced, name):
         return np.full(len(tiles), forced, dtype=np.int64)
 
     monkeypatch.setattr(planes, "choose_orientations", pick)
-    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True)
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False)
     img = load(name)
     enc = codec.encode(img)
     assert chosen and container.parse(enc.data)[0].profile == container.PROFILE_ORIENTED
@@ -42,7 +42,7 @@ def test_mirrored_tiles_code_different_bits(tiny_dir, monkeypatch):
     bits = []
     for o in range(adapt.N_ORIENTATIONS):
         monkeypatch.setattr(planes, "choose_orientations", lambda p, t, d, o=o: np.full(len(t), o, dtype=np.int64))
-        bits.append(armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True).encode(img).model_bits)
+        bits.append(armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False).encode(img).model_bits)
     assert len(set(round(b, 6) for b in bits)) == adapt.N_ORIENTATIONS
 
 
@@ -64,19 +64,21 @@ def test_float_copy_tracks_the_integer_model_and_picks_the_cheapest():
 
 
 def test_orientation_is_the_models_setting_unless_asked(tiny_dir):
-    assert armcodec.Codec(device="cpu").profile == container.PROFILE_ADAPTIVE
-    assert armcodec.Codec("max", device="cpu").profile == container.PROFILE_ORIENTED
-    assert armcodec.Codec("max", device="cpu", orient=False).profile == container.PROFILE_ADAPTIVE
+    assert armcodec.Codec(device="cpu").profile == container.PROFILE_FED_BACK
+    assert armcodec.Codec(device="cpu", feedback=False).profile == container.PROFILE_ADAPTIVE
+    assert armcodec.Codec("max", device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK
+    assert armcodec.Codec("max", device="cpu", feedback=False).profile == container.PROFILE_ORIENTED
+    assert armcodec.Codec("max", device="cpu", orient=False).profile == container.PROFILE_FED_BACK
     assert armcodec.Codec("max", device="cpu", adaptive=False).profile == container.PROFILE_PLAIN
-    assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True).profile == container.PROFILE_ORIENTED
+    assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False).profile == container.PROFILE_ORIENTED
 
 
 def test_model_bits_count_the_orientation_symbols(tiny_dir, monkeypatch):
     """One 2-bit symbol per tile on top of profile 2's bits, and the file stays within 0.5%."""
     img = load("kodim05_rgb_37x29.png")
     monkeypatch.setattr(planes, "choose_orientations", lambda p, t, d: np.zeros(len(t), dtype=np.int64))
-    oriented = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True).encode(img)
-    plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False).encode(img)
+    oriented = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False).encode(img)
+    plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback=False).encode(img)
     header, streams = container.parse(oriented.data)
     assert oriented.model_bits - plain.model_bits == pytest.approx(len(streams) * np.log2(adapt.N_ORIENTATIONS), rel=1e-4)
     overhead = len(oriented.data) - sum(len(s) for s in streams)
@@ -117,7 +119,7 @@ def test_tile_coords_are_their_own_inverse():
 @pytest.mark.parametrize("claimed", [container.PROFILE_PLAIN, container.PROFILE_ADAPTIVE])
 def test_profile_3_read_as_another_profile_is_caught(tiny_dir, claimed):
     """Profile-3 streams read under profile 1 or 2 never give a wrong image."""
-    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True)
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False)
     data = relabel_profile(codec.compress(DATA / "kodim05_rgb_37x29.png"), claimed)
     with pytest.raises(armcodec.ArmcodecError):
         codec.decode(data)

@@ -146,14 +146,14 @@ def choose_orientations(proxy, tiles: list[np.ndarray], device) -> np.ndarray:
 
 
 def estimate_bits(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs,
-                  shift: int) -> torch.Tensor:
+                  shift: int, mean_shift: torch.Tensor | None = None) -> torch.Tensor:
     """float64 (M,): -log2 of each value's probability under the mixture with every log2-scale
-    offset by ``shift``, from the same lookup tables as the real tables (without their floor of
+    offset by ``shift`` (and the means by ``mean_shift``, int64 (M,), if given), from the same lookup tables as the real tables (without their floor of
     one count per symbol, which costs well under 0.01 bit here)."""
     m = params.shape[0]
     known = values[:, :channel]
     s = torch.full((m,), shift, dtype=torch.int64, device=params.device)
-    logits, means, scale_idx = mixture_params(params, channel, known, cfg, s)
+    logits, means, scale_idx = mixture_params(params, channel, known, cfg, s, mean_shift)
     weights = mixture_weights(logits, cfg, luts)  # (M, K)
     x = values[:, channel : channel + 1]
     top = 2**CDF_BITS
@@ -169,9 +169,9 @@ def estimate_bits(params: torch.Tensor, values: torch.Tensor, channel: int, cfg,
 
 
 def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Tensor, n_blocks: int, cfg,
-                  luts: TableLUTs, chunk: int = 1 << 16) -> torch.Tensor:
+                  luts: TableLUTs, chunk: int = 1 << 16, mean_shifts: torch.Tensor | None = None) -> torch.Tensor:
     """params: integer (M, n_params) of every pixel of a batch; values: int64 (M, g); block_of:
-    int64 (M,) block of each pixel.  -> int64 (n_blocks, g): the offset of least estimated bits
+    int64 (M,) block of each pixel; mean_shifts: int64 (M, g) residual feedback of every pixel, or None.  -> int64 (n_blocks, g): the offset of least estimated bits
     per block and channel (ties: the one nearest zero, then the smaller)."""
     g = values.shape[1]
     cands = sorted(range(SHIFT_MIN, SHIFT_MAX + 1), key=lambda d: (abs(d), d))
@@ -181,7 +181,8 @@ def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Te
         for d in cands:
             per_block = torch.zeros(n_blocks, dtype=torch.int64, device=params.device)
             for a in range(0, len(values), chunk):  # bounded temporaries
-                est = estimate_bits(params[a : a + chunk], values[a : a + chunk], c, cfg, luts, d)
+                ms = None if mean_shifts is None else mean_shifts[a : a + chunk, c]
+                est = estimate_bits(params[a : a + chunk], values[a : a + chunk], c, cfg, luts, d, ms)
                 # integer sums (1/256 bit per pixel): the same totals in any order, on any device
                 per_block.index_add_(0, block_of[a : a + chunk], torch.round(est * 256).long())
             if best_bits is None:

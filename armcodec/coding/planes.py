@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from armcodec.coding import feedback
 from armcodec.coding.adapt import N_ORIENTATIONS, Adaptation, choose_orientations, choose_shifts, side_bits, tile_coords
 from armcodec.coding.scan import DecodeCoder, EncodeCoder, Schedule, Tile, check_crc, samples_crc, scan, tile_grid
 from armcodec.ensemble import EnsembleState, IntEnsemble
@@ -79,17 +80,25 @@ def _image_coords(tiles: list[Tile], sched: Schedule, orientations: np.ndarray |
     return np.array([t.y for t in tiles])[n] + i, np.array([t.x for t in tiles])[n] + j
 
 
+def _feedback(tiles: list[Tile], sched: Schedule, g: int, model: Model, tile: int, device) -> feedback.Feedback:
+    """An empty residual map (coefficients zero) for the batch, in coded coordinates."""
+    width = feedback.n_features(model.cfg.slope, g - 1)
+    coefs = torch.zeros((len(tiles), g, width), dtype=torch.int64)
+    return feedback.Feedback(coefs, sched.n, sched.i, sched.j, tile, model.cfg.slope, device)
+
+
 def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
     return planes[t.y : t.y + t.h, t.x : t.x + t.w]
 
 
 def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, device, first_stream: int = 0,
                  max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None, adaptive: bool = False,
-                 oriented: bool = False) -> CodedGroup:
+                 oriented: bool = False, fed_back: bool = False) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); first_stream: the file index of the
     group's first tile stream (it seeds the tile CRCs); adaptive: choose and send scale offsets
     per 32x32 block (coder profile 2, :mod:`armcodec.coding.adapt`); oriented (with adaptive):
-    also an orientation per tile (profile 3)."""
+    also an orientation per tile (profile 3); fed_back (with adaptive): also residual feedback
+    coefficients per tile and channel (profiles 4 and 5, :mod:`armcodec.coding.feedback`)."""
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
@@ -106,15 +115,21 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
         state = model.new_state(len(bt), tile, device)
         pos = state.flat_index(sched.n, sched.i, sched.j)
         source = _FullPass(model, state, pos, values)
-        adaptation = None
+        adaptation = fb = mean_shifts = None
+        if adaptive and fed_back:
+            fb = _feedback(bt, sched, g, model, tile, device)
+            residuals = feedback.all_residuals(source.params, values, model.cfg, luts)
+            feedback.fit(fb, residuals)
+            mean_shifts = feedback.all_mean_shifts(fb, residuals)
+            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, g), feedback.N_COEF_VALUES)
         if adaptive:
             block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
             block_of = torch.from_numpy(block_of).to(device)
-            shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts)
+            shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts, mean_shifts=mean_shifts)
             adaptation = Adaptation(block_of, counts, shifts, orientations)
             bits += side_bits(sum(counts) * g)
-        coder = EncodeCoder(values, len(bt), adaptation)
-        bits += scan(sched, source, coder, g, model.cfg, luts)
+        coder = EncodeCoder(values, len(bt), adaptation, fb)
+        bits += scan(sched, source, coder, g, model.cfg, luts, fb)
         for k, data in zip(batch, coder.finish()):
             streams[k] = data
         if progress:
@@ -125,7 +140,8 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
 
 def decode_group(group: CodedGroup, height: int, width: int, channels: int, model: Model, luts: TableLUTs,
                  tile: int, device, first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
-                 progress=None, adaptive: bool = False, oriented: bool = False) -> tuple[np.ndarray, float]:
+                 progress=None, adaptive: bool = False, oriented: bool = False,
+                 fed_back: bool = False) -> tuple[np.ndarray, float]:
     """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC."""
     tiles = tile_grid(height, width, tile)
     out = np.zeros((height, width, channels), dtype=np.uint8)
@@ -138,9 +154,17 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if adaptive else None
         if blocks is not None:
             bits += side_bits(sum(blocks[1]) * channels) + (side_bits(len(bt), N_ORIENTATIONS) if oriented else 0.0)
-        coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks, oriented and adaptive)
+        fed_back_here = adaptive and fed_back
+        if fed_back_here:
+            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, channels), feedback.N_COEF_VALUES)
+        coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks, oriented and adaptive,
+                            model.cfg.slope if fed_back_here else None)
+        fb = None
+        if fed_back_here:
+            fb = _feedback(bt, sched, channels, model, tile, device)
+            fb.coefs = coder.feedback_coefs.to(device)
         source = _Steps(model, state, pos, channels)
-        bits += scan(sched, source, coder, channels, model.cfg, luts)
+        bits += scan(sched, source, coder, channels, model.cfg, luts, fb)
         coder.check_exhausted()
         ys, xs = _image_coords(bt, sched, coder.adaptation.orientations if coder.adaptation else None)
         out[ys, xs] = source.values.cpu().numpy().astype(np.uint8)

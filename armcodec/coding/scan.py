@@ -11,7 +11,9 @@ hands them to a coder::
 
 With coder profile 2 each tile stream starts with the tile's adaptation offsets (one per 32x32
 block and channel, :mod:`armcodec.coding.adapt`), which shift every log2-scale of that block's
-tables; with profile 3 the tile's orientation comes before them.  The loop itself only ever sees
+tables; with profile 3 the tile's orientation comes before them; with profiles 4 and 5 the tile's
+residual feedback coefficients follow them (:mod:`armcodec.coding.feedback`), and every channel's
+means move by the feedback of the residuals around the pixel before its tables are built.  The loop itself only ever sees
 the coded (possibly mirrored) tile: :mod:`armcodec.coding.planes` maps its pixels to the image.
 
 ANS is a stack, so the encoder walks the same steps in reverse and pushes each step's
@@ -25,10 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from armcodec.coding import adapt
+from armcodec.coding import adapt, feedback
 from armcodec.coding.ans import StreamDecoder, StreamEncoder
 from armcodec.errors import ChecksumError, FormatError
-from armcodec.tables import TableLUTs, channel_tables, symbol_bits
+from armcodec.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, TableLUTs, component_tables, mixture_params,
+                             mixture_weights, symbol_bits)
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,16 @@ class Schedule:
 
 class EncodeCoder:
     """Pushes the known pixel values; one StreamEncoder per tile.  adaptation: the batch's
-    offsets (coder profile 2), pushed last so that they head each stream; None for profile 1."""
+    offsets (coder profile 2), pushed last so that they head each stream; None for profile 1.
+    fb: the batch's residual feedback (profiles 4 and 5), pushed just before the offsets."""
 
     reverse = True
 
-    def __init__(self, values: torch.Tensor, n_tiles: int, adaptation: adapt.Adaptation | None = None):
+    def __init__(self, values: torch.Tensor, n_tiles: int, adaptation: adapt.Adaptation | None = None,
+                 fb: feedback.Feedback | None = None):
         self.values = values  # int64 (pixels in schedule order, g)
         self.adaptation = adaptation
+        self.feedback = fb
         self.streams = [StreamEncoder() for _ in range(n_tiles)]
         self._pending: list = []
 
@@ -105,10 +111,14 @@ class EncodeCoder:
         self._pending = []
 
     def finish(self) -> list[bytes]:
-        """The tiles' streams, after the adaptation offsets, then the orientation (if any) went on top."""
+        """The tiles' streams, after the feedback coefficients, the adaptation offsets, then the
+        orientation (each if any) went on top."""
         if self.adaptation is not None:
             orientations = self.adaptation.orientations
             for k, enc in enumerate(self.streams):
+                if self.feedback is not None:
+                    coefs = self.feedback.tile_symbols(k)
+                    enc.push(coefs, adapt.side_tables(len(coefs), feedback.N_COEF_VALUES))
                 symbols = self.adaptation.tile_symbols(k)
                 enc.push(symbols, adapt.side_tables(len(symbols)))
                 if orientations is not None:
@@ -120,15 +130,19 @@ class DecodeCoder:
     """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profiles 2 and 3:
     the block of every pixel of the schedule and the block count per tile, from
     ``Adaptation.blocks``) each stream first gives its tile's orientation (``oriented``,
-    profile 3), then its adaptation offsets."""
+    profile 3), then its adaptation offsets, then with ``feedback_slope`` (profiles 4 and 5: the
+    model's wavefront slope) its feedback coefficients, kept in ``feedback_coefs`` (int64
+    (tiles, channels, features))."""
 
     reverse = False
 
     def __init__(self, streams: list[bytes], device, channels: int = 1,
-                 blocks: tuple[np.ndarray, list[int]] | None = None, oriented: bool = False):
+                 blocks: tuple[np.ndarray, list[int]] | None = None, oriented: bool = False,
+                 feedback_slope: int | None = None):
         self.streams = [StreamDecoder(s) for s in streams]
         self.device = device
         self.adaptation = None
+        self.feedback_coefs = None
         if blocks is not None:
             block_of, counts = blocks
             orientations = None
@@ -139,6 +153,11 @@ class DecodeCoder:
                     for d, n in zip(self.streams, counts)]
             shifts = torch.from_numpy(np.concatenate(rows)).to(device)
             self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts, orientations)
+            if feedback_slope is not None:
+                n = feedback.coefs_per_tile(feedback_slope, channels)
+                table = adapt.side_tables(n, feedback.N_COEF_VALUES)
+                self.feedback_coefs = torch.stack([feedback.coefs_from_symbols(d.pop(table), feedback_slope, channels)
+                                                   for d in self.streams])
 
     def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
         qn = q.cpu().numpy()
@@ -156,13 +175,15 @@ class DecodeCoder:
                 raise FormatError(f"tile stream {k} has data left after its last pixel (corrupted file)")
 
 
-def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLUTs) -> float:
+def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLUTs,
+         fb: feedback.Feedback | None = None) -> float:
     """Run the wavefront in the coder's direction; returns the model's -log2 likelihood in bits.
 
     params_at(a, b) -> int64 (b-a, n_params) for the pixels schedule[a:b] (decode: a model
     step, which may read the pixels of earlier steps); after a step, params_at.observe(a, b,
     values) receives the step's pixel values (int64 (b-a, channels)).  The coder's
-    ``adaptation`` (offsets per block and channel, or None) goes into every table of its block."""
+    ``adaptation`` (offsets per block and channel, or None) goes into every table of its block;
+    ``fb`` (residual feedback, or None) moves the means, and receives each coded channel's residuals."""
     bits = 0.0
     adaptation = coder.adaptation
     steps = range(schedule.n_steps)
@@ -172,11 +193,20 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
             continue
         params = params_at(a, b)
         values = torch.empty((b - a, channels), dtype=torch.int64, device=params.device)
+        residuals = torch.empty_like(values)
         for c in range(channels):
             shift = None if adaptation is None else adaptation.at(a, b, c)
-            q = channel_tables(params, c, values[:, :c], cfg, luts, shift)
+            logits, means, scale_idx = mixture_params(params, c, values[:, :c], cfg, shift)
+            weights = mixture_weights(logits, cfg, luts)
+            if fb is not None:
+                expected = feedback.weighted_mean(weights, means)  # the model's own mean, before the feedback
+                means = (means + fb.mean_shift(a, b, c, residuals).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
+            q = component_tables(weights, means, scale_idx, luts)
             values[:, c] = coder.code(a, b, c, q, schedule.runs(t))
             bits += symbol_bits(q, values[:, c])
+            if fb is not None:
+                residuals[:, c] = MEAN_STEPS * values[:, c] - expected
+                fb.write(a, b, c, residuals[:, c])
         coder.end_step()
         params_at.observe(a, b, values)
     return bits

@@ -1,0 +1,154 @@
+"""Residual feedback (coder profiles 4 and 5): the encoder fits, per tile and channel, a linear
+prediction of the model's residual from the residuals around it, and sends the coefficients.
+
+The network predicts each subpixel from the pixels before it, but what it gets wrong is often
+correlated from pixel to pixel and from channel to channel: film grain, sensor noise and
+demosaicking leave residual structure that the model, trained on downscaled photographs, does
+not expect.  Here a subpixel's *residual* is ``16 * x - E``, in 1/16 level, where ``E`` is the
+mean of the model's own mixture for it (integer weights from the lookup table, floor division;
+including the coupling to the earlier channels of the pixel, without any feedback).  Before the
+tables of channel ``c`` of a pixel are built, every component mean moves by
+
+    delta = floor(sum_f a_f * r_f / COEF_STEPS)
+
+over the features ``r_f``: the residuals of channel ``c`` at the causal neighbours
+:data:`CANDIDATES` (those the wavefront has already coded; outside the tile they read 0) and the
+residuals of the pixel's earlier channels.  The integer coefficients ``a_f`` (1/64, in
+[-128, 127]) are chosen by the encoder (least squares on the tile) and travel at the head of
+the tile's stream after the adaptation offsets, ``sum_c (n_neighbours + c)`` symbols of 8 bits.
+Residuals depend only on the model and the pixels, never on the feedback, so the encoder gets
+all of them in one pass, and the decoder computes each one as soon as its subpixel is decoded.
+All of it is integer arithmetic: identical on any device.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from armcodec.errors import FormatError
+from armcodec.tables import MEAN_STEPS, TableLUTs, mixture_params, mixture_weights
+
+# (row, column) offsets, nearest first; those on an earlier wavefront step are used
+CANDIDATES = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0), (-1, 2), (-2, -1), (-2, 1))
+PAD = 2  # rows above and columns either side that the offsets reach
+COEF_STEPS = 64
+COEF_MIN, COEF_MAX = -128, 127
+N_COEF_VALUES = COEF_MAX - COEF_MIN + 1
+RIDGE = 1.0  # added to the diagonal of the normal equations (residuals are in 1/16 level)
+
+
+def neighbours(slope: int) -> list[tuple[int, int]]:
+    """The offsets of :data:`CANDIDATES` coded before the pixel (``dj + slope * di < 0``)."""
+    return [(di, dj) for di, dj in CANDIDATES if dj + slope * di < 0]
+
+
+def n_features(slope: int, channel: int) -> int:
+    return len(neighbours(slope)) + channel
+
+
+def coefs_per_tile(slope: int, channels: int) -> int:
+    return sum(n_features(slope, c) for c in range(channels))
+
+
+def expected_means(params: torch.Tensor, channel: int, known: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
+    """int64 (M,): the mean of the model's mixture for ``channel`` in 1/16 level (absolute),
+    floor of the weighted mean of the clamped component means (weights from the lookup table)."""
+    logits, means, _ = mixture_params(params, channel, known, cfg)
+    return weighted_mean(mixture_weights(logits, cfg, luts), means)
+
+
+def weighted_mean(weights: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """int64 (M,): floor(sum w * mean / sum w) of integer (M, K) weights and means."""
+    return torch.div((weights * means).sum(1), weights.sum(1), rounding_mode="floor")
+
+
+class Feedback:
+    """Residual map and coefficients of a batch of tiles (in coded coordinates, schedule order).
+
+    coefs: int64 (n_tiles, channels, max features); n, i, j: the schedule's tile, row and column
+    of every pixel (numpy int64)."""
+
+    def __init__(self, coefs: torch.Tensor, n: np.ndarray, i: np.ndarray, j: np.ndarray, tile: int, slope: int,
+                 device):
+        self.coefs = coefs.to(device)
+        n_tiles, channels, _ = coefs.shape
+        self.nb = neighbours(slope)
+        self.width = tile + 2 * PAD
+        self.plane = (tile + PAD) * self.width
+        self.residuals = torch.zeros(n_tiles * channels * self.plane, dtype=torch.int64, device=device)
+        self.channels = channels
+        pos = (n * channels * self.plane + (i + PAD) * self.width + j + PAD).astype(np.int64)
+        self.pos = torch.from_numpy(pos).to(device)
+        offsets = torch.tensor([di * self.width + dj for di, dj in self.nb], dtype=torch.int64, device=device)
+        self.around = self.pos.view(-1, 1) + offsets.view(1, -1)  # (M, neighbours)
+        self.tile_of = torch.from_numpy(np.asarray(n, dtype=np.int64)).to(device)
+
+    def features(self, a: int, b: int, c: int, earlier: torch.Tensor) -> torch.Tensor:
+        """int64 (b-a, n_features): channel c's residuals around pixels a..b, then ``earlier``
+        (int64 (b-a, c): the residuals of the pixels' channels before c)."""
+        around = self.residuals[self.around[a:b] + c * self.plane]
+        return torch.cat([around, earlier[:, :c]], 1)
+
+    def mean_shift(self, a: int, b: int, c: int, earlier: torch.Tensor) -> torch.Tensor:
+        """int64 (b-a,): the feedback added to channel c's means at pixels a..b."""
+        f = self.features(a, b, c, earlier)
+        coefs = self.coefs[self.tile_of[a:b], c, : f.shape[1]]
+        return torch.div((coefs * f).sum(1), COEF_STEPS, rounding_mode="floor")
+
+    def write(self, a: int, b: int, c: int, residuals: torch.Tensor) -> None:
+        self.residuals[self.pos[a:b] + c * self.plane] = residuals
+
+    def tile_symbols(self, tile: int) -> np.ndarray:
+        """The tile's coefficients as stream symbols, channel after channel."""
+        rows = [self.coefs[tile, c, : len(self.nb) + c] for c in range(self.channels)]
+        return (torch.cat(rows) - COEF_MIN).cpu().numpy()
+
+
+def coefs_from_symbols(symbols: np.ndarray, slope: int, channels: int) -> torch.Tensor:
+    """One tile's stream symbols -> int64 (channels, max features), zero-padded."""
+    symbols = np.asarray(symbols, dtype=np.int64)
+    if bool((symbols >= N_COEF_VALUES).any()):
+        raise FormatError("tile stream starts with an invalid feedback coefficient (corrupted file)")
+    out = torch.zeros((channels, n_features(slope, channels - 1)), dtype=torch.int64)
+    k = 0
+    for c in range(channels):
+        m = n_features(slope, c)
+        out[c, :m] = torch.from_numpy(symbols[k : k + m] + COEF_MIN)
+        k += m
+    return out
+
+
+def all_residuals(params: torch.Tensor, values: torch.Tensor, cfg, luts: TableLUTs, chunk: int = 1 << 16) -> torch.Tensor:
+    """Encoder: int64 (M, g) residuals of every pixel (its values known)."""
+    out = torch.empty_like(values)
+    for a in range(0, len(values), chunk):
+        p, v = params[a : a + chunk], values[a : a + chunk]
+        for c in range(values.shape[1]):
+            out[a : a + chunk, c] = MEAN_STEPS * v[:, c] - expected_means(p, c, v[:, :c], cfg, luts)
+    return out
+
+
+def fit(fb: Feedback, residuals: torch.Tensor) -> None:
+    """Encoder: write every residual into ``fb`` and set its coefficients to the rounded least
+    squares fit per tile and channel (float64; only the rounded integers matter to the decoder)."""
+    m, g = residuals.shape
+    for c in range(g):
+        fb.write(0, m, c, residuals[:, c])
+    coefs = torch.zeros_like(fb.coefs)
+    for c in range(g):
+        f = fb.features(0, m, c, residuals).double()
+        y = residuals[:, c].double()
+        k = f.shape[1]
+        ata = torch.zeros((coefs.shape[0], k, k), dtype=torch.float64, device=f.device)
+        aty = torch.zeros((coefs.shape[0], k), dtype=torch.float64, device=f.device)
+        ata.index_add_(0, fb.tile_of, f.unsqueeze(2) * f.unsqueeze(1))
+        aty.index_add_(0, fb.tile_of, f * y.unsqueeze(1))
+        ata += RIDGE * torch.eye(k, dtype=torch.float64, device=f.device)
+        sol = torch.linalg.solve(ata, aty.unsqueeze(2)).squeeze(2)
+        coefs[:, c, :k] = torch.round(sol * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
+    fb.coefs = coefs
+
+
+def all_mean_shifts(fb: Feedback, residuals: torch.Tensor) -> torch.Tensor:
+    """Encoder: int64 (M, g) feedback of every pixel (after :func:`fit`)."""
+    return torch.stack([fb.mean_shift(0, len(residuals), c, residuals) for c in range(residuals.shape[1])], 1)
