@@ -11,10 +11,11 @@ hands them to a coder::
 
 With coder profile 2 each tile stream starts with the tile's adaptation offsets (one per 32x32
 block and channel, :mod:`armcodec.coding.adapt`), which shift every log2-scale of that block's
-tables; with profile 3 the tile's orientation comes before them; with profiles 4 and 5 the tile's
-residual feedback coefficients follow them (:mod:`armcodec.coding.feedback`), and every channel's
-means move by the feedback of the residuals around the pixel before its tables are built.  The loop itself only ever sees
-the coded (possibly mirrored) tile: :mod:`armcodec.coding.planes` maps its pixels to the image.
+tables; with profile 3 the tile's orientation comes before them; with profiles 4 and 5 the
+tile's residual feedback coefficients follow them (:mod:`armcodec.coding.feedback`), and each
+channel's means move by the feedback of the residuals around the pixel before its tables are
+built.  The loop itself only ever sees the coded (possibly mirrored) tile:
+:mod:`armcodec.coding.planes` maps its pixels to the image.
 
 ANS is a stack, so the encoder walks the same steps in reverse and pushes each step's
 channels in reverse; the decoder then pops them in forward order.
@@ -127,7 +128,7 @@ class EncodeCoder:
 
 
 class DecodeCoder:
-    """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profiles 2 and 3:
+    """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profiles 2 to 5:
     the block of every pixel of the schedule and the block count per tile, from
     ``Adaptation.blocks``) each stream first gives its tile's orientation (``oriented``,
     profile 3), then its adaptation offsets, then with ``feedback_slope`` (profiles 4 and 5: the
