@@ -17,11 +17,12 @@ import sys, math, numpy as np, torch
 import torch.nn.functional as F
 from armcodec.train import load_checkpoint, list_images, split_train_val, load_rgb
 from armcodec.models import pixelcnn as P
+from armcodec.coding.feedback import CANDIDATES
 from PIL import Image
 torch.set_num_threads(2)
-model, meta, _ = load_checkpoint('weights/train/default.ckpt.safetensors'); model.eval()
+model, _, _ = load_checkpoint('weights/train/default.ckpt.safetensors'); model.eval()
 cfg = model.cfg
-NB = [(0,-1),(-1,0),(-1,-1),(-1,1),(0,-2),(-2,0),(-1,2),(-2,-1),(-2,1)]
+NB = list(CANDIDATES)  # the codec's neighbours, nearest first
 
 def nll_with_shift(out, x, delta, loff=None):
     # delta: (B,C,H,W) added to every component mean (after coupling)
@@ -61,7 +62,6 @@ def shifted(r, di, dj):
     return out
 
 def best_off(out, x, delta):
-    best = None
     per = []
     for o in [-0.5,-0.375,-0.25,-0.125,0,0.125,0.25]:
         nll,_ = nll_with_shift(out, x, delta, torch.full((3,),o))
@@ -69,7 +69,7 @@ def best_off(out, x, delta):
     per = torch.stack(per)  # (O, C)
     return per.min(0).values.mean().item(), per.argmin(0).tolist()
 
-def fit(r, c, feats_idx, mask=None):
+def fit(r, c, feats_idx):
     feats = [shifted(r[:,c], di, dj) for di,dj in [NB[k] for k in feats_idx[0]]] + [r[:,p] for p in range(c) if feats_idx[1]]
     if not feats: return torch.zeros_like(r[:,c])
     A = torch.stack([f.flatten() for f in feats],1).double(); b = r[:,c].flatten().double()
