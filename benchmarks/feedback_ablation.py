@@ -24,13 +24,14 @@ model, _, _ = load_checkpoint('weights/train/default.ckpt.safetensors'); model.e
 cfg = model.cfg
 NB = list(CANDIDATES)  # the codec's neighbours, nearest first
 
-def nll_with_shift(out, x, delta, loff=None):
+def nll_with_shift(out, x, delta, loff=None, lshift=None):
     # delta: (B,C,H,W) added to every component mean (after coupling)
     logits, means, logs, coefs = P.split_params(out, cfg)
     means = torch.round(means*P.MEAN_GAIN*16)/16
     logits = torch.round(logits*8)/8; logs=torch.round(logs*8)/8; coefs=torch.round(coefs*cfg.coef_steps)/cfg.coef_steps
     coefs = coefs.clamp(-1,1)
     if loff is not None: logs = logs + loff.view(1,3,1,1,1)
+    if lshift is not None: logs = logs + lshift.unsqueeze(2)  # (B,C,H,W) log2-scale shift per subpixel
     logs = logs.clamp(P.LOG2_SCALE_MIN, P.LOG2_SCALE_MAX)
     xc = x-128; mus=[]; pair=0
     for c in range(3):
@@ -41,6 +42,7 @@ def nll_with_shift(out, x, delta, loff=None):
     mu = torch.stack(mus,1)
     w = torch.softmax(logits*math.log(2), 2)
     E = (w*mu.clamp(-2,258)).sum(2)
+    var = (w*((math.pi**2/3)*torch.exp2(2*logs) + (mu.clamp(-2,258)-E.unsqueeze(2))**2)).sum(2)  # the mixture's variance
     mu = (mu + delta.unsqueeze(2)).clamp(-2,258)
     inv_s = torch.exp2(-logs); xv=x.unsqueeze(2); cen=xv-mu
     pi=inv_s*(cen+.5); mi=inv_s*(cen-.5)
@@ -50,7 +52,7 @@ def nll_with_shift(out, x, delta, loff=None):
     lm = torch.where(cd>1e-5, torch.log(cd.clamp_min(1e-12)), lpm)
     lp = torch.where(xv<.5, lcp, torch.where(xv>254.5, l1m, lm))
     nll = -torch.logsumexp(lp+torch.log_softmax(logits*math.log(2),2),2)/math.log(2)
-    return nll, E
+    return nll, E, var
 
 def shifted(r, di, dj):
     # value of r at (i+di, j+dj), zero outside
@@ -64,13 +66,20 @@ def shifted(r, di, dj):
 def best_off(out, x, delta):
     per = []
     for o in [-0.5,-0.375,-0.25,-0.125,0,0.125,0.25]:
-        nll,_ = nll_with_shift(out, x, delta, torch.full((3,),o))
+        nll = nll_with_shift(out, x, delta, torch.full((3,),o))[0]
         per.append(nll.mean((0,2,3)))
     per = torch.stack(per)  # (O, C)
     return per.min(0).values.mean().item(), per.argmin(0).tolist()
 
 def fit(r, c, feats_idx):
-    feats = [shifted(r[:,c], di, dj) for di,dj in [NB[k] for k in feats_idx[0]]] + [r[:,p] for p in range(c) if feats_idx[1]]
+    # feats_idx: (own-channel neighbours, earlier channels at the pixel[, other channels'
+    # neighbours, extra own-channel offsets, constant])
+    own, earlier = feats_idx[0], feats_idx[1]
+    cross, extra, const = (feats_idx[2:] + ([], [], False))[:3] if len(feats_idx) > 2 else ([], [], False)
+    feats = [shifted(r[:,c], di, dj) for di,dj in [NB[k] for k in own]] + [r[:,p] for p in range(c) if earlier]
+    feats += [shifted(r[:,q], di, dj) for q in range(3) if q != c for di,dj in [NB[k] for k in cross]]
+    feats += [shifted(r[:,c], di, dj) for di,dj in extra]
+    if const: feats.append(torch.full_like(r[:,c], 16.0))
     if not feats: return torch.zeros_like(r[:,c])
     A = torch.stack([f.flatten() for f in feats],1).double(); b = r[:,c].flatten().double()
     coef = torch.linalg.lstsq(A, b).solution
@@ -90,13 +99,22 @@ def run(name, im):
                 row.append(model.features(x[..., y:y+128, xx:xx+128], qat=True))
             outs.append(torch.cat(row,-1))
         out = torch.cat(outs,-2)
-        base, E = nll_with_shift(out, x, torch.zeros_like(x))
+        base, E, _ = nll_with_shift(out, x, torch.zeros_like(x))
         r = x - E
         b0 = base.mean().item()
         bo, _ = best_off(out, x, torch.zeros_like(x))
         res = [name[:30], 'base %.4f' % b0, 'base+off %.4f' % bo]
         allsp = list(range(len(NB)))
-        for label, fi, tiled in [('img all', (allsp, True), False), ('img cross', ([], True), False), ('img spatial', (allsp, False), False), ('img 4nb+cross', ([0,1,2,3], True), False), ('tile128 all', (allsp, True), True)]:
+        variants = [('img all', (allsp, True), False), ('img cross', ([], True), False), ('img spatial', (allsp, False), False), ('img 4nb+cross', ([0,1,2,3], True), False), ('tile128 all', (allsp, True), True)]
+        if EXTENDED:  # the candidates for a second version of the feedback, all per 128x128 tile
+            variants = [('tile128 all', (allsp, True), True),
+                        ('+xnb2', (allsp, True, [0, 1], [], False), True),
+                        ('+xnb4', (allsp, True, [0, 1, 2, 3], [], False), True),
+                        ('+xnb9', (allsp, True, allsp, [], False), True),
+                        ('+ring3', (allsp, True, [], RING3, False), True),
+                        ('+const', (allsp, True, [], [], True), True),
+                        ('+xnb4+ring3', (allsp, True, [0, 1, 2, 3], RING3, False), True)]
+        for label, fi, tiled in variants:
             delta = torch.zeros_like(x)
             for c in range(3):
                 if not tiled:
@@ -110,11 +128,15 @@ def run(name, im):
             res.append('%s %+.2f%%' % (label, 100*(n/bo-1)))
     print(*res, flush=True)
 
-which = sys.argv[1]
-if which == 'kodak':
-    for n in sys.argv[2:]:
-        run(n, np.asarray(Image.open(f'../shared/data/kodak/{n}.png').convert('RGB')))
-else:
-    _, val = split_train_val(list_images('../shared/data/train'))
-    for p, im in zip(val[:int(sys.argv[2])], load_rgb(val[:int(sys.argv[2])])):
-        run(p.name, im.transpose(1,2,0))
+if __name__ == '__main__':
+    EXTENDED = '--extended' in sys.argv
+    if EXTENDED: sys.argv.remove('--extended')
+    RING3 = [(-2, -2), (-2, 2), (0, -3), (-3, 0), (-1, -3), (-3, 1)]  # causal for slope 3
+    which = sys.argv[1]
+    if which == 'kodak':
+        for n in sys.argv[2:]:
+            run(n, np.asarray(Image.open(f'../shared/data/kodak/{n}.png').convert('RGB')))
+    else:
+        _, val = split_train_val(list_images('../shared/data/train'))
+        for p, im in zip(val[:int(sys.argv[2])], load_rgb(val[:int(sys.argv[2])])):
+            run(p.name, im.transpose(1,2,0))

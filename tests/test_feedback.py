@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import armcodec
-from armcodec import container
+from armcodec import container, tables
 from armcodec.coding import feedback, planes
 from armcodec.coding.scan import Schedule, tile_grid
 from armcodec.errors import ArmcodecError, FormatError
@@ -31,23 +31,30 @@ def test_round_trip_exact(tiny_dir, name, orient):
     assert enc.model_bits <= len(enc.data) * 8 <= enc.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
 
 
+def _batch(codec, img, tile=16):
+    """One batch of every tile of ``img`` in schedule order: its Feedback, values and head outputs."""
+    net = codec.model.net
+    tiles = tile_grid(img.shape[0], img.shape[1], tile)
+    sched = Schedule(tiles, net.cfg.slope)
+    ys = np.array([t.y for t in tiles])[sched.n] + sched.i
+    xs = np.array([t.x for t in tiles])[sched.n] + sched.j
+    values = torch.from_numpy(img[ys, xs].astype(np.int64))
+    state = net.new_state(len(tiles), tile, "cpu")
+    pos = state.flat_index(sched.n, sched.i, sched.j)
+    params = planes._FullPass(net, state, pos, values).params.long()
+    return planes._feedback(tiles, sched, 3, net, tile, "cpu"), sched, values, params
+
+
 def test_decoder_steps_reproduce_the_encoders_residuals_and_shifts(tiny_dir):
     """The encoder computes every residual and mean shift in one pass; the wavefront, step by
     step from the pixels it has decoded, must get the same integers (else files would not decode)."""
     codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir)
     net, luts = codec.model.net, codec.model.luts
     img = load("kodim05_rgb_37x29.png")
+    fb, sched, values, params = _batch(codec, img)
     tiles = tile_grid(img.shape[0], img.shape[1], 16)
-    sched = Schedule(tiles, net.cfg.slope)
-    ys = np.array([t.y for t in tiles])[sched.n] + sched.i
-    xs = np.array([t.x for t in tiles])[sched.n] + sched.j
-    values = torch.from_numpy(img[ys, xs].astype(np.int64))
-    state = net.new_state(len(tiles), 16, "cpu")
-    pos = state.flat_index(sched.n, sched.i, sched.j)
-    params = planes._FullPass(net, state, pos, values).params.long()
-    fb = planes._feedback(tiles, sched, 3, net, 16, "cpu")
-    residuals = feedback.all_residuals(params, values, net.cfg, luts)
-    feedback.fit(fb, residuals)
+    residuals, precisions = feedback.all_residuals(params, values, net.cfg, luts)
+    feedback.fit(fb, residuals, precisions)
     assert int(fb.coefs.abs().sum()) > 0
     shifts = feedback.all_mean_shifts(fb, residuals)
     step_fb = planes._feedback(tiles, sched, 3, net, 16, "cpu")
@@ -60,6 +67,47 @@ def test_decoder_steps_reproduce_the_encoders_residuals_and_shifts(tiny_dir):
             res[:, c] = 16 * values[a:b, c] - feedback.expected_means(params[a:b], c, values[a:b, :c], net.cfg, luts)
             step_fb.write(a, b, c, res[:, c])
         assert torch.equal(res, residuals[a:b])
+
+
+def test_the_refinements_float_nll_is_the_tables_rate():
+    """refine() steers the coefficients by a float copy of the mixture: with the shipped model on
+    a real crop its NLL must agree with the exact integer tables' bits (with a mean shift applied)."""
+    codec = armcodec.Codec(device="cpu")
+    img = load("kodim05_rgb_130x70.png")[:48, :64]
+    fb, _, values, params = _batch(codec, img, tile=32)
+    cfg, luts = codec.model.net.cfg, codec.model.luts
+    for c in range(3):
+        shift = torch.randint(-24, 25, (len(values),))
+        mix = feedback.float_mixture(params, values, c, cfg, luts)
+        float_bits = float(feedback._nll(shift.double(), mix).sum()) / np.log(2)
+        q = tables.channel_tables(params, c, values[:, :c], cfg, luts, mean_shift=shift)
+        exact = tables.symbol_bits(q, values[:, c])
+        assert float_bits == pytest.approx(exact, rel=2e-3)
+
+
+def test_refine_lowers_every_tiles_nll_or_keeps_its_coefficients(tiny_dir):
+    """After the weighted least squares fit, the Newton steps on the NLL change a tile's
+    coefficients only where that lowers its NLL, and lower it somewhere on a real image."""
+    codec = armcodec.Codec(device="cpu")
+    img = load("kodim05_rgb_130x70.png")
+    fb, _, values, params = _batch(codec, img, tile=32)
+    cfg, luts = codec.model.net.cfg, codec.model.luts
+    residuals, precisions = feedback.all_residuals(params, values, cfg, luts)
+    feedback.fit(fb, residuals, precisions)
+    before = fb.coefs.clone()
+    feedback.refine(fb, residuals, params, values, cfg, luts)
+    changed = 0
+    for c in range(3):
+        mix = feedback.float_mixture(params, values, c, cfg, luts)
+        f = fb.features(0, len(values), c, residuals)
+        k = f.shape[1]
+        n_tiles = fb.coefs.shape[0]
+        old = feedback._tile_nll(feedback._shift(f, before[:, c, :k], fb.tile_of), mix, fb.tile_of, n_tiles)
+        new = feedback._tile_nll(feedback._shift(f, fb.coefs[:, c, :k], fb.tile_of), mix, fb.tile_of, n_tiles)
+        moved = (fb.coefs[:, c] != before[:, c]).any(1)
+        assert bool((new[moved] < old[moved]).all()) and torch.equal(new[~moved], old[~moved])
+        changed += int(moved.sum())
+    assert changed > 0
 
 
 @pytest.mark.parametrize("slope", [1, 2, 3, 4])
@@ -84,7 +132,7 @@ def test_model_bits_count_eight_bits_per_coefficient(tiny_dir, monkeypatch):
     """With the fit forced to zero coefficients, profile 4 codes exactly profile 2's pixels plus
     8 bits per coefficient."""
     img = load("kodim05_rgb_37x29.png")
-    monkeypatch.setattr(feedback, "fit", lambda fb, residuals: [fb.write(0, len(residuals), c, residuals[:, c])
+    monkeypatch.setattr(feedback, "fit", lambda fb, residuals, precisions=None: [fb.write(0, len(residuals), c, residuals[:, c])
                                                                 for c in range(residuals.shape[1])])
     fed = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir).encode(img)
     plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, feedback=False).encode(img)

@@ -1,7 +1,10 @@
 """Golden .arm files written with a frozen tiny model must keep decoding exactly (regenerate only
 on purpose: tests/make_golden.py).  ``<stem>.arm``: format version 1, coder profile 1 (no
 adaptation; these bytes predate profile 2 and must not change); ``<stem>.p2.arm``: coder profile 2
-(per-tile adaptation offsets); ``<stem>.p4.arm``: coder profile 4 (offsets and residual feedback)."""
+(per-tile adaptation offsets); ``<stem>.p4.arm``: coder profile 4 (offsets and residual feedback);
+``<stem>.p4-ls.arm``: profile 4 as its first encoder wrote it (plain least squares coefficients,
+commit 5d7bc4f), kept to show that files from it keep decoding: the encoder's choice of
+coefficients is its own business, the format did not change."""
 import re
 
 import numpy as np
@@ -14,7 +17,7 @@ from conftest import DATA, load
 
 GOLDEN = DATA / "golden"
 PROFILES = (1, 2, 4)
-STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm") if not re.search(r"\.p\d$", p.stem))
+STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm") if not re.search(r"\.p[\w-]+$", p.stem))
 CASES = [(stem, profile) for stem in STEMS for profile in PROFILES]
 
 
@@ -35,6 +38,15 @@ def test_golden_file_decodes_exactly(stem, profile):
     img = load(f"{stem}.png")
     dec = codec.decode(data)
     assert np.array_equal(dec.array, img if img.ndim == 3 else img[:, :, None])
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_files_of_the_first_feedback_encoder_still_decode(stem):
+    data = (GOLDEN / f"{stem}.p4-ls.arm").read_bytes()
+    assert data != golden_path(stem, 4).read_bytes()
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN)
+    img = load(f"{stem}.png")
+    assert np.array_equal(codec.decode(data).array, img if img.ndim == 3 else img[:, :, None])
 
 
 @pytest.mark.parametrize("stem,profile", CASES)

@@ -14,7 +14,9 @@ tables of channel ``c`` of a pixel are built, every component mean moves by
 over the features ``r_f``: the residuals of channel ``c`` at the causal neighbours
 :data:`CANDIDATES` (those the wavefront has already coded; outside the tile they read 0) and the
 residuals of the pixel's earlier channels.  The integer coefficients ``a_f`` (1/64, in
-[-128, 127]) are chosen by the encoder (least squares on the tile) and travel at the head of
+[-128, 127]) are chosen by the encoder (least squares on the tile, each residual weighed by the
+precision of the model's mixture there, then Newton steps on the model's NLL itself; see
+:func:`fit` and :func:`refine`) and travel at the head of
 the tile's stream after the adaptation offsets, ``sum_c (n_neighbours + c)`` symbols of 8 bits.
 Residuals depend only on the model and the pixels, never on the feedback, so the encoder gets
 all of them in one pass, and the decoder computes each one as soon as its subpixel is decoded.
@@ -22,11 +24,14 @@ All of it is integer arithmetic: identical on any device.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from armcodec.errors import FormatError
-from armcodec.tables import MEAN_STEPS, TableLUTs, mixture_params, mixture_weights
+from armcodec.models.pixelcnn import LOGSCALE_STEPS
+from armcodec.tables import MEAN_STEPS, SCALE_MIN_IDX, TableLUTs, mixture_params, mixture_weights
 
 # (row, column) offsets, nearest first; those on an earlier wavefront step are used
 CANDIDATES = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0), (-1, 2), (-2, -1), (-2, 1))
@@ -34,7 +39,7 @@ PAD = 2  # rows above and columns either side that the offsets reach
 COEF_STEPS = 64
 COEF_MIN, COEF_MAX = -128, 127
 N_COEF_VALUES = COEF_MAX - COEF_MIN + 1
-RIDGE = 1.0  # added to the diagonal of the normal equations (residuals are in 1/16 level)
+RIDGE = 1e-3  # times the mean of the diagonal, added to it in the fit's normal equations
 
 
 def neighbours(slope: int) -> list[tuple[int, int]]:
@@ -118,19 +123,41 @@ def coefs_from_symbols(symbols: np.ndarray, slope: int, channels: int) -> torch.
     return out
 
 
-def all_residuals(params: torch.Tensor, values: torch.Tensor, cfg, luts: TableLUTs, chunk: int = 1 << 16) -> torch.Tensor:
-    """Encoder: int64 (M, g) residuals of every pixel (its values known)."""
+def all_residuals(params: torch.Tensor, values: torch.Tensor, cfg, luts: TableLUTs,
+                  chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder: int64 (M, g) residuals of every pixel (its values known), and float64 (M, g) the
+    precision (1 / variance, in 1/16 level) of the model's mixture there, which weighs each
+    residual in :func:`fit`."""
     out = torch.empty_like(values)
+    precisions = torch.empty(values.shape, dtype=torch.float64, device=values.device)
     for a in range(0, len(values), chunk):
         p, v = params[a : a + chunk], values[a : a + chunk]
         for c in range(values.shape[1]):
-            out[a : a + chunk, c] = MEAN_STEPS * v[:, c] - expected_means(p, c, v[:, :c], cfg, luts)
-    return out
+            logits, means, scale_idx = mixture_params(p, c, v[:, :c], cfg)
+            weights = mixture_weights(logits, cfg, luts)
+            expected = weighted_mean(weights, means)
+            out[a : a + chunk, c] = MEAN_STEPS * v[:, c] - expected
+            precisions[a : a + chunk, c] = 1 / mixture_variance(weights, means, scale_idx, expected)
+    return out, precisions
 
 
-def fit(fb: Feedback, residuals: torch.Tensor) -> None:
-    """Encoder: write every residual into ``fb`` and set its coefficients to the rounded least
-    squares fit per tile and channel (float64; only the rounded integers matter to the decoder)."""
+def mixture_variance(weights: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor,
+                     expected: torch.Tensor) -> torch.Tensor:
+    """float64 (M,): the variance of the mixture in (1/16 level)^2 (encoder only: it just weighs
+    the fit; the decoder never computes it)."""
+    w = weights.double()
+    scale = MEAN_STEPS * torch.exp2((scale_idx + SCALE_MIN_IDX).double() / LOGSCALE_STEPS)
+    spread = (means - expected.view(-1, 1)).double()
+    var = (w * (math.pi**2 / 3 * scale**2 + spread**2)).sum(1) / w.sum(1)
+    return var.clamp_min(1.0)
+
+
+def fit(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor | None = None) -> None:
+    """Encoder: write every residual into ``fb`` and set its coefficients to the rounded weighted
+    least squares fit per tile and channel, each residual weighed by ``precisions`` (the model's
+    1 / variance there; uniform if None): the rate is the model's NLL, which cares less about a
+    residual where the model's mixture is wide (float64; only the rounded integers matter to the
+    decoder, so how they are chosen is the encoder's business)."""
     m, g = residuals.shape
     for c in range(g):
         fb.write(0, m, c, residuals[:, c])
@@ -138,15 +165,78 @@ def fit(fb: Feedback, residuals: torch.Tensor) -> None:
     for c in range(g):
         f = fb.features(0, m, c, residuals).double()
         y = residuals[:, c].double()
+        wt = torch.ones_like(y) if precisions is None else precisions[:, c]
         k = f.shape[1]
         ata = torch.zeros((coefs.shape[0], k, k), dtype=torch.float64, device=f.device)
         aty = torch.zeros((coefs.shape[0], k), dtype=torch.float64, device=f.device)
-        ata.index_add_(0, fb.tile_of, f.unsqueeze(2) * f.unsqueeze(1))
-        aty.index_add_(0, fb.tile_of, f * y.unsqueeze(1))
-        ata += RIDGE * torch.eye(k, dtype=torch.float64, device=f.device)
+        wf = f * wt.unsqueeze(1)
+        ata.index_add_(0, fb.tile_of, wf.unsqueeze(2) * f.unsqueeze(1))
+        aty.index_add_(0, fb.tile_of, wf * y.unsqueeze(1))
+        ridge = RIDGE * ata.diagonal(dim1=1, dim2=2).mean(1) + 1e-9
+        ata += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)
         sol = torch.linalg.solve(ata, aty.unsqueeze(2)).squeeze(2)
         coefs[:, c, :k] = torch.round(sol * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
     fb.coefs = coefs
+
+
+def refine(fb: Feedback, residuals: torch.Tensor, params: torch.Tensor, values: torch.Tensor, cfg,
+           luts: TableLUTs, rounds: int = 2) -> None:
+    """Encoder, after :func:`fit`: Newton steps on each tile's and channel's coefficients against
+    the model's NLL itself (a float copy of the mixture: the rate, where least squares only
+    approximates it), keeping a step only where it lowers that tile's and channel's NLL."""
+    m, g = residuals.shape
+    n_tiles = fb.coefs.shape[0]
+    for c in range(g):
+        mix = float_mixture(params, values, c, cfg, luts)
+        f = fb.features(0, m, c, residuals)
+        k = f.shape[1]
+        fd = f.double()
+        coefs = fb.coefs[:, c, :k]
+        best = _tile_nll(_shift(f, coefs, fb.tile_of), mix, fb.tile_of, n_tiles)
+        for _ in range(rounds):
+            delta = _shift(f, coefs, fb.tile_of).double().requires_grad_(True)
+            (grad,) = torch.autograd.grad(_nll(delta, mix).sum(), delta, create_graph=True)
+            (hess,) = torch.autograd.grad(grad.sum(), delta)
+            grad, hess = grad.detach(), hess.detach().clamp_min(1e-6)
+            h = torch.zeros((n_tiles, k, k), dtype=torch.float64, device=fd.device)
+            h.index_add_(0, fb.tile_of, (fd * hess.unsqueeze(1)).unsqueeze(2) * fd.unsqueeze(1))
+            h += (RIDGE * h.diagonal(dim1=1, dim2=2).mean(1) + 1e-9).view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=fd.device)
+            gr = torch.zeros((n_tiles, k), dtype=torch.float64, device=fd.device).index_add_(0, fb.tile_of, fd * grad.unsqueeze(1))
+            step = torch.linalg.solve(h, gr.unsqueeze(2)).squeeze(2)
+            trial = torch.round((coefs.double() / COEF_STEPS - step) * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
+            nll = _tile_nll(_shift(f, trial, fb.tile_of), mix, fb.tile_of, n_tiles)
+            better = nll < best
+            coefs = torch.where(better.view(-1, 1), trial, coefs)
+            best = torch.where(better, nll, best)
+        fb.coefs[:, c, :k] = coefs
+
+
+def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs):
+    """float64 (M, K) weights, means and scales in 1/16 level of channel's mixture (before any
+    feedback or scale offset), and its int64 (M,) values: what :func:`_nll` reads."""
+    logits, means, scale_idx = mixture_params(params, channel, values[:, :channel], cfg)
+    return (mixture_weights(logits, cfg, luts).double(), means.double(),
+            MEAN_STEPS * torch.exp2((scale_idx + SCALE_MIN_IDX).double() / LOGSCALE_STEPS), values[:, channel])
+
+
+def _shift(f: torch.Tensor, coefs: torch.Tensor, tile_of: torch.Tensor) -> torch.Tensor:
+    return torch.div((coefs[tile_of] * f).sum(1), COEF_STEPS, rounding_mode="floor")
+
+
+def _nll(delta: torch.Tensor, mix) -> torch.Tensor:
+    """float64 (M,): -ln P(x) under the mixture with every mean moved by ``delta`` (1/16 level)."""
+    weights, means, scale, x = mix
+    mu = means + delta.view(-1, 1)
+    xv = (MEAN_STEPS * x).double().view(-1, 1)
+    upper = torch.where(x.view(-1, 1) >= 255, 1.0, torch.sigmoid((xv + MEAN_STEPS / 2 - mu) / scale))
+    lower = torch.where(x.view(-1, 1) <= 0, 0.0, torch.sigmoid((xv - MEAN_STEPS / 2 - mu) / scale))
+    p = (weights * (upper - lower)).sum(1) / weights.sum(1)
+    return -torch.log(p.clamp_min(1e-12))
+
+
+def _tile_nll(delta: torch.Tensor, mix, tile_of: torch.Tensor, n_tiles: int) -> torch.Tensor:
+    nll = _nll(delta.double(), mix)
+    return torch.zeros(n_tiles, dtype=torch.float64, device=nll.device).index_add_(0, tile_of, nll)
 
 
 def all_mean_shifts(fb: Feedback, residuals: torch.Tensor) -> torch.Tensor:

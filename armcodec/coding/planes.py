@@ -118,8 +118,9 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
         adaptation = fb = mean_shifts = None
         if adaptive and fed_back:
             fb = _feedback(bt, sched, g, model, tile, device)
-            residuals = feedback.all_residuals(source.params, values, model.cfg, luts)
-            feedback.fit(fb, residuals)
+            residuals, precisions = feedback.all_residuals(source.params, values, model.cfg, luts)
+            feedback.fit(fb, residuals, precisions)
+            feedback.refine(fb, residuals, source.params, values, model.cfg, luts)
             mean_shifts = feedback.all_mean_shifts(fb, residuals)
             bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, g), feedback.N_COEF_VALUES)
         if adaptive:

@@ -1,0 +1,163 @@
+"""How the encoder should choose the residual feedback's coefficients (an encoder-only choice: the
+format and the decoder stay as they are).  Least squares weighs every residual alike, but the
+rate is the model's NLL, which cares little about a residual where the model's own mixture is
+wide.  Measured in float on the QAT graph of weights/train/default.ckpt.safetensors, features and
+tiles as in the codec (9 causal neighbours + the pixel's earlier channels, per 128x128 tile and
+channel), coefficients rounded to 1/64, the best per-channel log2-scale offset applied to every
+row (as ``benchmarks/feedback_ablation.py``).  Prints per image the change against no feedback:
+
+    ls       least squares (what the codec did first)
+    wls      weighted least squares, weight 1 / the mixture's variance at the pixel
+    irls     iteratively reweighted: the logistic loss's weights psi(u)/u / s^2 (u = r/s), 3 rounds
+    nll      the coefficients that minimise the NLL itself (Adam from wls, float)
+
+    python benchmarks/feedback_fit.py val 8        # the validation split (used to decide)
+    python benchmarks/feedback_fit.py kodak kodim03 kodim05    # diagnosis only, never to choose
+"""
+import math
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+from feedback_ablation import NB, best_off, model, nll_with_shift, shifted  # noqa: E402
+
+from armcodec.train import list_images, load_rgb, split_train_val  # noqa: E402
+
+T = 128
+
+
+def tile_index(H, W):
+    ti = torch.arange(H).view(-1, 1) // T * (W // T) + torch.arange(W).view(1, -1) // T
+    return ti.flatten(), (H // T) * (W // T)
+
+
+def features(r, c, cross=(), const=False):
+    f = [shifted(r[:, c], di, dj) for di, dj in NB] + [r[:, p] for p in range(c)]
+    f += [shifted(r[:, q], di, dj) for q in range(3) if q != c for di, dj in [NB[k] for k in cross]]
+    f += [torch.full_like(r[:, c], 16.0)] if const else []
+    return torch.stack([t.flatten() for t in f], 1).double()  # (N, k)
+
+
+def solve(F, y, w, tiles, n_tiles):
+    k = F.shape[1]
+    ata = torch.zeros(n_tiles, k, k, dtype=torch.float64).index_add_(0, tiles, (w.view(-1, 1, 1) * F.unsqueeze(2) * F.unsqueeze(1)))
+    aty = torch.zeros(n_tiles, k, dtype=torch.float64).index_add_(0, tiles, w.view(-1, 1) * F * y.view(-1, 1))
+    ata += 1e-3 * ata.diagonal(dim1=1, dim2=2).mean(1).view(-1, 1, 1) * torch.eye(k, dtype=torch.float64)
+    return torch.linalg.solve(ata, aty.unsqueeze(2)).squeeze(2)  # (n_tiles, k)
+
+
+def rounded(a):
+    return torch.round(a * 64).clamp(-128, 127) / 64
+
+
+def run(name, im):
+    x = torch.from_numpy(im.transpose(2, 0, 1)[None].astype(np.float32))
+    H, W = x.shape[-2:]
+    H -= H % T
+    W -= W % T
+    x = x[..., :H, :W]
+    with torch.no_grad():
+        out = torch.cat([torch.cat([model.features(x[..., y:y + T, xx:xx + T], qat=True) for xx in range(0, W, T)], -1)
+                         for y in range(0, H, T)], -2)
+        _, E, var = nll_with_shift(out, x, torch.zeros_like(x))
+        r = x - E
+        bo, _ = best_off(out, x, torch.zeros_like(x))
+    tiles, n_tiles = tile_index(H, W)
+    Fs = [features(r, c) for c in range(3)]
+    ys = [r[0, c].flatten().double() for c in range(3)]
+    vs = [var[0, c].flatten().double().clamp_min(1e-2) for c in range(3)]
+
+    def delta_of(coefs):
+        return torch.stack([(Fs[c] * coefs[c][tiles]).sum(1).view(H, W) for c in range(3)])[None].float()
+
+    def score(coefs):
+        with torch.no_grad():
+            return best_off(out, x, delta_of([rounded(a) for a in coefs]))[0]
+
+    fits = {}
+    if SCALE:  # after the wls mean feedback: a log2-scale shift from the local residual energy
+        coefs = [rounded(solve(Fs[c], ys[c], 1 / vs[c], tiles, n_tiles)) for c in range(3)]
+        delta = delta_of(coefs)
+        with torch.no_grad():
+            wls = best_off(out, x, delta)[0]
+        r2 = (r - delta)[0].abs()  # (3,H,W) what the feedback leaves
+        sig = var[0].sqrt()
+        nb4 = [(0, -1), (-1, 0), (-1, -1), (-1, 1)]
+        act = sum(shifted(r2, di, dj) for di, dj in nb4) / 4
+        gs = {"nb4": torch.log2(1 + act) - torch.log2(1 + sig)}
+        cross = torch.stack([act[0], (act[1] + r2[0]) / 2, (act[2] + r2[0] + r2[1]) / 3])
+        gs["nb4+earlier"] = torch.log2(1 + cross) - torch.log2(1 + sig)
+        res = [name[:30], "base+off %.4f" % bo, "wls %+.2f%%" % (100 * (wls / bo - 1))]
+        for label, g in gs.items():
+            for per_tile in (False, True):
+                n_par = n_tiles if per_tile else 1
+                ab = torch.zeros(n_par, 3, 2, requires_grad=True)
+                opt = torch.optim.Adam([ab], lr=0.02)
+                idx = tiles.view(H, W) if per_tile else torch.zeros(H, W, dtype=torch.long)
+                for _ in range(80):
+                    opt.zero_grad()
+                    p = ab[idx]  # (H,W,3,2)
+                    ls = (p[..., 1].permute(2, 0, 1) * g + p[..., 0].permute(2, 0, 1))[None]
+                    loss = nll_with_shift(out.detach(), x, delta, lshift=ls)[0].mean()
+                    loss.backward()
+                    opt.step()
+                with torch.no_grad():
+                    p = torch.round(ab * 8) / 8
+                    p = p[idx]
+                    ls = (p[..., 1].permute(2, 0, 1) * g + p[..., 0].permute(2, 0, 1))[None]
+                    n = nll_with_shift(out, x, delta, lshift=torch.round(ls * 8) / 8)[0].mean().item()
+                res.append("%s%s %+.2f%%" % (label, "/tile" if per_tile else "/img", 100 * (n / bo - 1)))
+        print(*res, flush=True)
+        return
+    if EXTENDED:  # wls with more features (a format change): other channels' neighbours, a constant
+        for label, cross, const in [("wls", (), False), ("wls+xnb2", (0, 1), False), ("wls+xnb4", (0, 1, 2, 3), False),
+                                    ("wls+const", (), True), ("wls+xnb2+const", (0, 1), True)]:
+            F2 = [features(r, c, cross, const) for c in range(3)]
+            coefs = [rounded(solve(F2[c], ys[c], 1 / vs[c], tiles, n_tiles)) for c in range(3)]
+            delta = torch.stack([(F2[c] * coefs[c][tiles]).sum(1).view(H, W) for c in range(3)])[None].float()
+            with torch.no_grad():
+                fits[label] = best_off(out, x, delta)[0]
+        print(name[:30], "base+off %.4f" % bo, *["%s %+.2f%%" % (k, 100 * (v / bo - 1)) for k, v in fits.items()], flush=True)
+        return
+    fits["ls"] = [solve(Fs[c], ys[c], torch.ones_like(ys[c]), tiles, n_tiles) for c in range(3)]
+    fits["wls"] = [solve(Fs[c], ys[c], 1 / vs[c], tiles, n_tiles) for c in range(3)]
+    irls = [a.clone() for a in fits["wls"]]
+    for _ in range(3):
+        for c in range(3):
+            s = (3 * vs[c]).sqrt() / math.pi
+            u = (ys[c] - (Fs[c] * irls[c][tiles]).sum(1)) / s
+            w = torch.where(u.abs() < 1e-3, torch.full_like(u, 0.5), torch.tanh(u / 2) / u) / s ** 2
+            irls[c] = solve(Fs[c], ys[c], w, tiles, n_tiles)
+    fits["irls"] = irls
+    params = [a.clone().float().requires_grad_(True) for a in fits["wls"]]
+    opt = torch.optim.Adam(params, lr=0.01)
+    for _ in range(60):
+        opt.zero_grad()
+        delta = torch.stack([(Fs[c].float() * params[c][tiles]).sum(1).view(H, W) for c in range(3)])[None]
+        loss = nll_with_shift(out.detach(), x, delta)[0].mean()
+        loss.backward()
+        opt.step()
+    fits["nll"] = [p.detach().double() for p in params]
+    res = [name[:30], "base+off %.4f" % bo] + ["%s %+.2f%%" % (k, 100 * (score(v) / bo - 1)) for k, v in fits.items()]
+    print(*res, flush=True)
+
+
+EXTENDED = "--extended" in sys.argv
+SCALE = "--scale" in sys.argv
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    for flag in ("--extended", "--scale"):
+        if flag in sys.argv:
+            sys.argv.remove(flag)
+    if sys.argv[1] == "kodak":
+        from PIL import Image
+        for n in sys.argv[2:]:
+            run(n, np.asarray(Image.open(f"../shared/data/kodak/{n}.png").convert("RGB")))
+    else:
+        _, val = split_train_val(list_images("../shared/data/train"))
+        k = int(sys.argv[2])
+        for p, im in zip(val[:k], load_rgb(val[:k])):
+            run(p.name, im.transpose(1, 2, 0))
