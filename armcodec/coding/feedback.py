@@ -146,7 +146,7 @@ def mixture_variance(weights: torch.Tensor, means: torch.Tensor, scale_idx: torc
     """float64 (M,): the variance of the mixture in (1/16 level)^2 (encoder only: it just weighs
     the fit; the decoder never computes it)."""
     w = weights.double()
-    scale = MEAN_STEPS * torch.exp2((scale_idx + SCALE_MIN_IDX).double() / LOGSCALE_STEPS)
+    scale = _scales(scale_idx)
     spread = (means - expected.view(-1, 1)).double()
     var = (w * (math.pi**2 / 3 * scale**2 + spread**2)).sum(1) / w.sum(1)
     return var.clamp_min(1.0)
@@ -216,7 +216,12 @@ def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg,
     feedback or scale offset), and its int64 (M,) values: what :func:`_nll` reads."""
     logits, means, scale_idx = mixture_params(params, channel, values[:, :channel], cfg)
     return (mixture_weights(logits, cfg, luts).double(), means.double(),
-            MEAN_STEPS * torch.exp2((scale_idx + SCALE_MIN_IDX).double() / LOGSCALE_STEPS), values[:, channel])
+            _scales(scale_idx), values[:, channel])
+
+
+def _scales(scale_idx: torch.Tensor) -> torch.Tensor:
+    """float64: the logistic scales of integer scale indices, in 1/16 level."""
+    return MEAN_STEPS * torch.exp2((scale_idx + SCALE_MIN_IDX).double() / LOGSCALE_STEPS)
 
 
 def _shift(f: torch.Tensor, coefs: torch.Tensor, tile_of: torch.Tensor) -> torch.Tensor:
