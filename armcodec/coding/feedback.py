@@ -167,16 +167,23 @@ def fit(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor | None =
         y = residuals[:, c].double()
         wt = torch.ones_like(y) if precisions is None else precisions[:, c]
         k = f.shape[1]
-        ata = torch.zeros((coefs.shape[0], k, k), dtype=torch.float64, device=f.device)
-        aty = torch.zeros((coefs.shape[0], k), dtype=torch.float64, device=f.device)
         wf = f * wt.unsqueeze(1)
-        ata.index_add_(0, fb.tile_of, wf.unsqueeze(2) * f.unsqueeze(1))
-        aty.index_add_(0, fb.tile_of, wf * y.unsqueeze(1))
-        ridge = RIDGE * ata.diagonal(dim1=1, dim2=2).mean(1) + 1e-9
-        ata += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)
-        sol = torch.linalg.solve(ata, aty.unsqueeze(2)).squeeze(2)
+        sol = _tile_solve(wf, f, wf * y.unsqueeze(1), fb.tile_of, coefs.shape[0])
         coefs[:, c, :k] = torch.round(sol * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
     fb.coefs = coefs
+
+
+def _tile_solve(wf: torch.Tensor, f: torch.Tensor, rhs: torch.Tensor, tile_of: torch.Tensor, n_tiles: int) -> torch.Tensor:
+    """float64 (n_tiles, k): per tile, the solution of (sum wf f^T + ridge) x = sum rhs over its
+    pixels' rows (wf: the features times each row's weight), the ridge RIDGE times the mean of
+    the diagonal (the normal equations of :func:`fit` and the Newton steps of :func:`refine`)."""
+    k = f.shape[1]
+    a = torch.zeros((n_tiles, k, k), dtype=torch.float64, device=f.device)
+    a.index_add_(0, tile_of, wf.unsqueeze(2) * f.unsqueeze(1))
+    b = torch.zeros((n_tiles, k), dtype=torch.float64, device=f.device).index_add_(0, tile_of, rhs)
+    ridge = RIDGE * a.diagonal(dim1=1, dim2=2).mean(1) + 1e-9
+    a += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)
+    return torch.linalg.solve(a, b.unsqueeze(2)).squeeze(2)
 
 
 def refine(fb: Feedback, residuals: torch.Tensor, params: torch.Tensor, values: torch.Tensor, cfg,
@@ -198,11 +205,7 @@ def refine(fb: Feedback, residuals: torch.Tensor, params: torch.Tensor, values: 
             (grad,) = torch.autograd.grad(_nll(delta, mix).sum(), delta, create_graph=True)
             (hess,) = torch.autograd.grad(grad.sum(), delta)
             grad, hess = grad.detach(), hess.detach().clamp_min(1e-6)
-            h = torch.zeros((n_tiles, k, k), dtype=torch.float64, device=fd.device)
-            h.index_add_(0, fb.tile_of, (fd * hess.unsqueeze(1)).unsqueeze(2) * fd.unsqueeze(1))
-            h += (RIDGE * h.diagonal(dim1=1, dim2=2).mean(1) + 1e-9).view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=fd.device)
-            gr = torch.zeros((n_tiles, k), dtype=torch.float64, device=fd.device).index_add_(0, fb.tile_of, fd * grad.unsqueeze(1))
-            step = torch.linalg.solve(h, gr.unsqueeze(2)).squeeze(2)
+            step = _tile_solve(fd * hess.unsqueeze(1), fd, fd * grad.unsqueeze(1), fb.tile_of, n_tiles)
             trial = torch.round((coefs.double() / COEF_STEPS - step) * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
             nll = _tile_nll(_shift(f, trial, fb.tile_of), mix, fb.tile_of, n_tiles)
             better = nll < best
