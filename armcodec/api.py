@@ -22,7 +22,7 @@ from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group
 from armcodec.container import DEFAULT_MAX_PIXELS, MODE_GROUPS, ArmHeader
 from armcodec.errors import ArmcodecError, LimitError, ModelError
 from armcodec.io.image import ImageInfo, from_array, read_image
-from armcodec.models.registry import DEFAULT_MODEL, get_model, resolve_device
+from armcodec.models.registry import DEFAULT_MODEL, get_entry, get_model, resolve_device
 from armcodec.weights import LoadedModel
 
 
@@ -88,8 +88,9 @@ class Codec:
     pick a scale offset per 32x32 block and channel and send it (coder profile 2, about 1%
     smaller files for a slower encode; decoding costs the same); off writes coder profile 1.
     ``orient`` (with ``adaptive``; default: the model entry's setting, on for ``max``) also
-    picks per tile whether it is coded mirrored (profile 3, about 0.2% smaller files for an
-    encode about 2.5x as long: four float passes of the network).  ``feedback`` (with
+    picks per tile whether it is coded mirrored (profile 3, about 0.2% smaller files), from four
+    float passes of the network named by ``orient_proxy`` (default: the entry's
+    ``orient_proxy``, else the model itself: then the encode takes about 2.5x as long).  ``feedback`` (with
     ``adaptive``; default on) fits and sends per tile and channel a linear prediction of the
     model's residual from the residuals around it (profiles 4 and 5, see
     :mod:`armcodec.coding.feedback`).  Decode reads all five profiles.
@@ -103,7 +104,7 @@ class Codec:
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto",
                  tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
                  batch_bytes: int | None = None, adaptive: bool = True, orient: bool | None = None,
-                 feedback: bool = True):
+                 feedback: bool = True, orient_proxy: str | None = None):
         self.device = resolve_device(device)
         self.weights_dir = weights_dir
         self.model = get_model(model, self.device, weights_dir)
@@ -114,6 +115,9 @@ class Codec:
         self.batch_bytes = batch_bytes or DEFAULT_BATCH_BYTES
         self.adaptive = adaptive
         self.orient = adaptive and (self.model.entry.orient if orient is None else orient)
+        self.orient_proxy = (orient_proxy or self.model.entry.orient_proxy) if self.orient else None
+        if self.orient_proxy:
+            get_entry(self.orient_proxy, weights_dir)  # an unknown name fails here, not at the first encode
         self.feedback = adaptive and feedback
         _set_exact_math(self.device)
 
@@ -132,7 +136,7 @@ class Codec:
         for sl in _plane_slices(info.mode):
             g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
                              max_batch_bytes=self.batch_bytes, progress=progress, adaptive=self.adaptive,
-                             oriented=self.orient, fed_back=self.feedback)
+                             oriented=self.orient, fed_back=self.feedback, orient_proxy=self._proxy_net())
             streams += g.streams
             crcs += g.crcs
             bits += g.model_bits
@@ -141,6 +145,17 @@ class Codec:
                            profile=self.profile)
         data = container.write(header, streams)
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0)
+
+    def _proxy_net(self):
+        """The float network that picks each tile's orientation: the model named by
+        ``orient_proxy`` (a cheaper one: the choice only steers the encoder), else the model's own."""
+        if not self.orient_proxy:
+            return None
+        proxy = get_model(self.orient_proxy, self.device, self.weights_dir).net
+        if proxy.cfg.image_channels != self.model.net.cfg.image_channels:
+            raise ModelError(f"orientation proxy {self.orient_proxy!r} sees {proxy.cfg.image_channels} channels, "
+                             f"the model {self.model.net.cfg.image_channels}")
+        return proxy.float_proxy()
 
     @property
     def profile(self) -> int:

@@ -43,6 +43,12 @@ class ModelEntry:
         """Whether the encoder searches each tile's orientation by default (manifest ``"orient"``)."""
         return bool(self.meta.get("orient", False))
 
+    @property
+    def orient_proxy(self) -> str | None:
+        """The (cheaper) model whose float copy picks the orientations (manifest ``"orient_proxy"``;
+        None: the model itself)."""
+        return self.meta.get("orient_proxy")
+
 
 @dataclass
 class LoadedModel:

@@ -236,11 +236,12 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
                     codec = armcodec.Codec(model, device, **ARMCODEC_VARIANTS[c])
                     enc, dec = codec.encode, codec.decompress
                     what = "" if codec.adaptive else ", no adaptation"
-                    what += ", orientation search" if codec.orient else ""
+                    what += f", orientation search (picked by {codec.orient_proxy or model})" if codec.orient else ""
                     what += "" if codec.feedback or not codec.adaptive else ", no residual feedback"
                     desc = f"armcodec {model}{what} ({device}, {torch.get_num_threads()} threads)"
                     extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size,
-                             "adaptive": codec.adaptive, "orient": codec.orient, "feedback": codec.feedback,
+                             "adaptive": codec.adaptive, "orient": codec.orient, "orient_proxy": codec.orient_proxy,
+                             "feedback": codec.feedback,
                              "coder_profile": codec.profile}
                 else:
                     enc, dec, desc = refs[c]

@@ -6,7 +6,8 @@ dihedral transforms (rotations by k*90 degrees, each also transposed).
 
 Reports, as mean bpsp over the images: as is; the best single transform per image; the best
 per tile among all eight; the best per tile among the four mirrorings the codec offers (as is,
-left-right, upside down, both: coder profile 3).  Writes benchmarks/results/orientation_cost_<tile>.json.
+left-right, upside down, both: coder profile 3); with ``--proxy CKPT`` also the checkpoint's bits
+when a cheaper proxy checkpoint picks each tile's mirroring (and how often the two agree).  Writes benchmarks/results/orientation_cost_<tile>.json.
 """
 from __future__ import annotations
 
@@ -25,13 +26,13 @@ MIRRORINGS = {0: "as is", 3: "left-right", 7: "upside down", 4: "both"}
 
 
 @torch.no_grad()
-def tile_bits(model, x: torch.Tensor) -> list[float]:
+def tile_bits(model, x: torch.Tensor, which=range(8)) -> list[float]:
+    """The model's float NLL bits of the tile under each transform of ``which`` (index 2*k + t)."""
     out = []
-    for k in range(4):
-        r = torch.rot90(x, k, dims=(2, 3))
-        for t in (False, True):
-            z = r.transpose(2, 3) if t else r
-            out.append(model(z.contiguous()).double().sum().item())
+    for w in which:
+        r = torch.rot90(x, w // 2, dims=(2, 3))
+        z = r.transpose(2, 3) if w % 2 else r
+        out.append(model(z.contiguous()).double().sum().item())
     return out
 
 
@@ -41,19 +42,30 @@ def main(argv=None) -> None:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--tile", type=int, default=128)
     ap.add_argument("--limit", type=int, default=8, help="validation images to use")
+    ap.add_argument("--proxy", type=Path, help="a cheaper checkpoint that picks each tile's mirroring instead")
     a = ap.parse_args(argv)
     model, meta, _ = load_checkpoint(a.checkpoint)
     model.eval()
+    proxy = None
+    if a.proxy:
+        proxy = load_checkpoint(a.proxy)[0]
+        proxy.eval()
     _, val = split_train_val(list_images(a.data))
     rows = []
     for p, im in zip(val[: a.limit], load_rgb(val[: a.limit])):
         x = torch.from_numpy(im).float()[None]
-        b = np.array([tile_bits(model, x[:, :, t.y : t.y + t.h, t.x : t.x + t.w]) for t in tile_grid(*im.shape[1:], a.tile)])
+        tiles = [x[:, :, t.y : t.y + t.h, t.x : t.x + t.w] for t in tile_grid(*im.shape[1:], a.tile)]
+        b = np.array([tile_bits(model, z) for z in tiles])
         n = im.size
         mirror = b[:, sorted(MIRRORINGS)]
         rows.append({"image": p.name, "as_is": b[:, 0].sum() / n, "best_per_image": b.sum(0).min() / n,
                      "best_per_tile_8": b.min(1).sum() / n, "best_per_tile_mirrorings": mirror.min(1).sum() / n,
                      "picks_8": np.bincount(b.argmin(1), minlength=8).tolist()})
+        if proxy is not None:  # the main model's bits at the mirroring the proxy finds cheapest
+            pb = np.array([tile_bits(proxy, z, sorted(MIRRORINGS)) for z in tiles])
+            picks = pb.argmin(1)
+            rows[-1]["proxy_picks_mirrorings"] = mirror[np.arange(len(b)), picks].sum() / n
+            rows[-1]["proxy_agrees"] = float((picks == mirror.argmin(1)).mean())
         print(rows[-1], flush=True)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("image", "picks_8")}
     print(json.dumps(mean, indent=1))

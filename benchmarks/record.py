@@ -26,6 +26,8 @@ def main(name: str, folder: Path) -> None:
     rec["encode_s_mean"] = round(s["encode_s_mean"], 2)
     rec["adaptive"] = bench.get("adaptive", False)
     rec["orient"] = bench.get("orient", False)
+    if bench.get("orient_proxy"):
+        rec["orient_proxy"] = bench["orient_proxy"]
     rec["feedback"] = bench.get("feedback", False)
     rec["coder_profile"] = bench.get("coder_profile")
     rec["tile_size"] = bench["tile_size"]

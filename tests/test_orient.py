@@ -64,8 +64,11 @@ def test_float_copy_tracks_the_integer_model_and_picks_the_cheapest():
 
 
 def test_orientation_is_the_models_setting_unless_asked(tiny_dir):
-    assert armcodec.Codec(device="cpu").profile == container.PROFILE_FED_BACK
-    assert armcodec.Codec(device="cpu", feedback=False).profile == container.PROFILE_ADAPTIVE
+    assert armcodec.Codec(device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK
+    assert armcodec.Codec(device="cpu", feedback=False).profile == container.PROFILE_ORIENTED
+    assert armcodec.Codec(device="cpu", orient=False).profile == container.PROFILE_FED_BACK
+    assert armcodec.Codec(device="cpu", orient=False, feedback=False).profile == container.PROFILE_ADAPTIVE
+    assert armcodec.Codec("fast", device="cpu").profile == container.PROFILE_FED_BACK
     assert armcodec.Codec("max", device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK
     assert armcodec.Codec("max", device="cpu", feedback=False).profile == container.PROFILE_ORIENTED
     assert armcodec.Codec("max", device="cpu", orient=False).profile == container.PROFILE_FED_BACK
@@ -123,3 +126,32 @@ def test_profile_3_read_as_another_profile_is_caught(tiny_dir, claimed):
     data = relabel_profile(codec.compress(DATA / "kodim05_rgb_37x29.png"), claimed)
     with pytest.raises(armcodec.ArmcodecError):
         codec.decode(data)
+
+
+def test_a_cheaper_proxy_picks_the_orientation_and_the_file_still_decodes(monkeypatch):
+    """``default`` searches orientations with the float copy of ``fast`` (its manifest's
+    ``orient_proxy``): the choice only steers the encoder, so the file decodes exactly."""
+    seen = []
+    real = planes.choose_orientations
+
+    def spy(proxy, tiles, device):
+        seen.append(proxy.cfg.width)
+        return real(proxy, tiles, device)
+
+    monkeypatch.setattr(planes, "choose_orientations", spy)
+    img = load("kodim05_rgb_37x29.png")
+    fast_width = armcodec.Codec("fast", device="cpu").model.net.cfg.width
+    own_width = armcodec.Codec(device="cpu").model.net.cfg.width
+    assert fast_width != own_width
+    for kwargs, width in (({}, fast_width), ({"orient_proxy": "default"}, own_width)):
+        codec = armcodec.Codec(device="cpu", orient=True, tile_size=16, **kwargs)
+        data = codec.compress(img)
+        assert seen and set(seen) == {width}
+        seen.clear()
+        assert np.array_equal(armcodec.Codec(device="cpu").decompress(data), img)
+
+
+def test_an_unknown_orientation_proxy_fails_when_the_codec_is_made():
+    with pytest.raises(armcodec.errors.ModelError, match="unknown model"):
+        armcodec.Codec(device="cpu", orient=True, orient_proxy="nope")
+    assert armcodec.Codec(device="cpu", orient=False, orient_proxy="nope").orient_proxy is None

@@ -93,11 +93,13 @@ def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
 
 def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, device, first_stream: int = 0,
                  max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None, adaptive: bool = False,
-                 oriented: bool = False, fed_back: bool = False) -> CodedGroup:
+                 oriented: bool = False, fed_back: bool = False, orient_proxy=None) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); first_stream: the file index of the
     group's first tile stream (it seeds the tile CRCs); adaptive: choose and send scale offsets
     per 32x32 block (coder profile 2, :mod:`armcodec.coding.adapt`); oriented (with adaptive):
-    also an orientation per tile (profile 3); fed_back (with adaptive): also residual feedback
+    also an orientation per tile (profile 3), picked by the float network ``orient_proxy``
+    (default: the model's own float copy; any network with the model's image channels will do,
+    the decoder never sees it); fed_back (with adaptive): also residual feedback
     coefficients per tile and channel (profiles 4 and 5, :mod:`armcodec.coding.feedback`)."""
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
@@ -108,7 +110,8 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
         sched = Schedule(bt, model.cfg.slope)
         orientations = None
         if adaptive and oriented:
-            orientations = choose_orientations(model.float_proxy(), [_tile_samples(planes, t) for t in bt], device)
+            proxy = orient_proxy if orient_proxy is not None else model.float_proxy()
+            orientations = choose_orientations(proxy, [_tile_samples(planes, t) for t in bt], device)
             bits += side_bits(len(bt), N_ORIENTATIONS)
         ys, xs = _image_coords(bt, sched, orientations)
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
