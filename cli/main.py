@@ -229,7 +229,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             members = e.config.get("members", [e.config])
             shape = " + ".join(f"width {c['width']}, {c['blocks']} blocks, {c['mixtures']} mixtures" for c in members)
             figure = f"Kodak {kodak} bpsp" if kodak is not None else "Kodak not measured"
-            typer.echo(f"{e.name}: {e.meta.get('architecture', '')} {shape}, tile {e.tile_size}, {figure}, sha256 {e.sha256[:16]}")
+            orient = (", orientation search" + (f" by {e.orient_proxy}" if e.orient_proxy else "")) if e.orient else ""
+            typer.echo(f"{e.name}: {e.meta.get('architecture', '')} {shape}, tile {e.tile_size}{orient}, {figure}, "
+                       f"sha256 {e.sha256[:16]}")
 
 
 @app.command()
