@@ -87,10 +87,11 @@ class Codec:
     the thread count changes a single output bit.  ``adaptive`` (default on) lets the encoder
     pick a scale offset per 32x32 block and channel and send it (coder profile 2, about 1%
     smaller files for a slower encode; decoding costs the same); off writes coder profile 1.
-    ``orient`` (with ``adaptive``; default: the model entry's setting, on for ``max``) also
-    picks per tile whether it is coded mirrored (profile 3, about 0.2% smaller files), from four
-    float passes of the network named by ``orient_proxy`` (default: the entry's
-    ``orient_proxy``, else the model itself: then the encode takes about 2.5x as long).  ``feedback`` (with
+    ``orient`` (with ``adaptive``; default: the model entry's setting, on for ``default`` and
+    ``max``) also picks per tile whether it is coded mirrored (profiles 3 and 5, about 0.2%
+    smaller files), from four float passes of the network named by ``orient_proxy`` (default:
+    the entry's ``orient_proxy``, ``fast`` for ``default``; else the model itself, for an encode
+    about 2.5x as long).  ``feedback`` (with
     ``adaptive``; default on) fits and sends per tile and channel a linear prediction of the
     model's residual from the residuals around it (profiles 4 and 5, see
     :mod:`armcodec.coding.feedback`).  Decode reads all five profiles.
