@@ -133,11 +133,12 @@ class Codec:
         if h * w > self.max_pixels:
             raise LimitError(f"image of {w}x{h} pixels exceeds the limit of {self.max_pixels} pixels")
         m = self.model
+        proxy = self._proxy_net()
         streams, crcs, bits = [], [], 0.0
         for sl in _plane_slices(info.mode):
             g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
                              max_batch_bytes=self.batch_bytes, progress=progress, adaptive=self.adaptive,
-                             oriented=self.orient, fed_back=self.feedback, orient_proxy=self._proxy_net())
+                             oriented=self.orient, fed_back=self.feedback, orient_proxy=proxy)
             streams += g.streams
             crcs += g.crcs
             bits += g.model_bits
