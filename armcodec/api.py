@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from armcodec import container
+from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
+from armcodec.coding.feedback import LATEST as FEEDBACK_FEATURES
 from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group, encode_group
 from armcodec.container import DEFAULT_MAX_PIXELS, MODE_GROUPS, ArmHeader
 from armcodec.errors import ArmcodecError, LimitError, ModelError
@@ -88,13 +90,14 @@ class Codec:
     pick a scale offset per 32x32 block and channel and send it (coder profile 2, about 1%
     smaller files for a slower encode; decoding costs the same); off writes coder profile 1.
     ``orient`` (with ``adaptive``; default: the model entry's setting, on for ``default`` and
-    ``max``) also picks per tile whether it is coded mirrored (profiles 3 and 5, about 0.2%
+    ``max``) also picks per tile whether it is coded mirrored (profiles 3, 5 and 7, about 0.2%
     smaller files), from four float passes of the network named by ``orient_proxy`` (default:
     the entry's ``orient_proxy``, ``fast`` for ``default``; else the model itself, for an encode
     about 2.5x as long).  ``feedback`` (with
     ``adaptive``; default on) fits and sends per tile and channel a linear prediction of the
-    model's residual from the residuals around it (profiles 4 and 5, see
-    :mod:`armcodec.coding.feedback`).  Decode reads all five profiles.
+    model's residual from the residuals around it, with the feature set ``feedback_features``
+    (2, the default: profiles 6 and 7; 1, the first set: profiles 4 and 5; see
+    :mod:`armcodec.coding.feedback`).  Decode reads all seven profiles.
 
     >>> codec = Codec()                                  # default model, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
@@ -105,7 +108,8 @@ class Codec:
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto",
                  tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
                  batch_bytes: int | None = None, adaptive: bool = True, orient: bool | None = None,
-                 feedback: bool = True, orient_proxy: str | None = None):
+                 feedback: bool = True, orient_proxy: str | None = None,
+                 feedback_features: int = FEEDBACK_FEATURES):
         self.device = resolve_device(device)
         self.weights_dir = weights_dir
         self.model = get_model(model, self.device, weights_dir)
@@ -120,6 +124,9 @@ class Codec:
         if self.orient_proxy:
             get_entry(self.orient_proxy, weights_dir)  # an unknown name fails here, not at the first encode
         self.feedback = adaptive and feedback
+        if feedback_features not in FEEDBACK_FEATURE_SETS:
+            raise ArmcodecError(f"unknown feedback feature set {feedback_features} (known: {FEEDBACK_FEATURE_SETS})")
+        self.feedback_features = feedback_features
         _set_exact_math(self.device)
 
     def encode(self, image, progress=None) -> Encoded:
@@ -138,7 +145,7 @@ class Codec:
         for sl in _plane_slices(info.mode):
             g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
                              max_batch_bytes=self.batch_bytes, progress=progress, adaptive=self.adaptive,
-                             oriented=self.orient, fed_back=self.feedback, orient_proxy=proxy)
+                             oriented=self.orient, fed_back=self._feedback_set, orient_proxy=proxy)
             streams += g.streams
             crcs += g.crcs
             bits += g.model_bits
@@ -160,9 +167,13 @@ class Codec:
         return proxy.float_proxy()
 
     @property
+    def _feedback_set(self) -> int:
+        return self.feedback_features if self.feedback else 0
+
+    @property
     def profile(self) -> int:
         """The coder profile this codec writes."""
-        return container.profile_for(self.adaptive, self.orient, self.feedback)
+        return container.profile_for(self.adaptive, self.orient, self._feedback_set)
 
     def decode(self, data: bytes, progress=None) -> DecodedImage:
         return self.decode_parsed(*container.parse(data, self.max_pixels), progress=progress)

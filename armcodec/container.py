@@ -11,7 +11,9 @@ Everything is little-endian and written with ``struct``::
                                    3: as 2, and the tile's orientation comes first;
                                    4: as 2, and the tile's residual feedback coefficients
                                    follow the offsets, see armcodec.coding.feedback;
-                                   5: as 4, and the tile's orientation comes first)
+                                   5: as 4, and the tile's orientation comes first;
+                                   6 and 7: as 4 and 5 with the feedback's feature
+                                   set 2: more coefficients per channel)
            6   u32  header length N
           10   header (N bytes):
                  u8  kind (0 image)      u8 mode (1 L, 2 LA, 3 RGB, 4 RGBA)   u8 bits per sample (8)
@@ -37,20 +39,25 @@ from armcodec.errors import ChecksumError, FormatError, LimitError
 MAGIC = b"ARMC"
 FORMAT_VERSION = 1
 PROFILE_PLAIN, PROFILE_ADAPTIVE, PROFILE_ORIENTED, PROFILE_FED_BACK, PROFILE_ORIENTED_FED_BACK = 1, 2, 3, 4, 5
-# coder profile -> the tools its tile streams use: (adaptation offsets, orientation, residual feedback)
+PROFILE_FED_BACK_2, PROFILE_ORIENTED_FED_BACK_2 = 6, 7
+# coder profile -> the tools its tile streams use: (adaptation offsets, orientation, the residual
+# feedback's feature set: 0 none, 1 or 2, see armcodec.coding.feedback)
 PROFILE_TOOLS = {
-    PROFILE_PLAIN: (False, False, False),
-    PROFILE_ADAPTIVE: (True, False, False),
-    PROFILE_ORIENTED: (True, True, False),
-    PROFILE_FED_BACK: (True, False, True),
-    PROFILE_ORIENTED_FED_BACK: (True, True, True),
+    PROFILE_PLAIN: (False, False, 0),
+    PROFILE_ADAPTIVE: (True, False, 0),
+    PROFILE_ORIENTED: (True, True, 0),
+    PROFILE_FED_BACK: (True, False, 1),
+    PROFILE_ORIENTED_FED_BACK: (True, True, 1),
+    PROFILE_FED_BACK_2: (True, False, 2),
+    PROFILE_ORIENTED_FED_BACK_2: (True, True, 2),
 }
 CODER_PROFILES = tuple(PROFILE_TOOLS)
 
 
-def profile_for(adaptive: bool, oriented: bool, fed_back: bool) -> int:
-    """The coder profile of a set of tools (orientation and feedback need the adaptation)."""
-    tools = (adaptive, adaptive and oriented, adaptive and fed_back)
+def profile_for(adaptive: bool, oriented: bool, feedback: int) -> int:
+    """The coder profile of a set of tools (orientation and feedback need the adaptation);
+    feedback: the feature set, 0 for none."""
+    tools = (adaptive, adaptive and oriented, int(feedback) if adaptive else 0)
     return next(p for p, t in PROFILE_TOOLS.items() if t == tools)
 PREAMBLE = struct.Struct("<4sBBI")
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}

@@ -13,6 +13,7 @@ row (as ``benchmarks/feedback_ablation.py``).  Prints per image the change again
 
     python benchmarks/feedback_fit.py val 8        # the validation split (used to decide)
     python benchmarks/feedback_fit.py kodak kodim03 kodim05    # diagnosis only, never to choose
+    python benchmarks/feedback_fit.py --extended --tile 256 --block 128 val 8   # more features, tile, block
 """
 import math
 import sys
@@ -25,12 +26,14 @@ from feedback_ablation import NB, best_off, model, nll_with_shift, shifted  # no
 
 from armcodec.train import list_images, load_rgb, split_train_val  # noqa: E402
 
-T = 128
+T = 128  # tile side (--tile N)
 
 
-def tile_index(H, W):
-    ti = torch.arange(H).view(-1, 1) // T * (W // T) + torch.arange(W).view(1, -1) // T
-    return ti.flatten(), (H // T) * (W // T)
+def tile_index(H, W, block=None):
+    """Each pixel's coefficient block (``block`` side, default the tile) and the block count."""
+    b = block or T
+    ti = torch.arange(H).view(-1, 1) // b * (W // b) + torch.arange(W).view(1, -1) // b
+    return ti.flatten(), (H // b) * (W // b)
 
 
 def features(r, c, cross=(), const=False):
@@ -111,14 +114,21 @@ def run(name, im):
                 res.append("%s%s %+.2f%%" % (label, "/tile" if per_tile else "/img", 100 * (n / bo - 1)))
         print(*res, flush=True)
         return
-    if EXTENDED:  # wls with more features (a format change): other channels' neighbours, a constant
-        for label, cross, const in [("wls", (), False), ("wls+xnb2", (0, 1), False), ("wls+xnb4", (0, 1, 2, 3), False),
-                                    ("wls+const", (), True), ("wls+xnb2+const", (0, 1), True)]:
+    if EXTENDED:  # wls with more features (a format change): other channels' neighbours, a constant;
+        # with --block B also the coefficients per BxB block of the tile; the change includes the
+        # coefficients' 8 bits each
+        variants = [("wls", (), False, T), ("wls+xnb2", (0, 1), False, T), ("wls+xnb4", (0, 1, 2, 3), False, T),
+                    ("wls+const", (), True, T), ("wls+xnb2+const", (0, 1), True, T)]
+        if BLOCK:
+            variants += [(f"wls/{BLOCK}", (), False, BLOCK), (f"wls+xnb2+const/{BLOCK}", (0, 1), True, BLOCK)]
+        for label, cross, const, block in variants:
+            blocks, n_blocks = tile_index(H, W, block)
             F2 = [features(r, c, cross, const) for c in range(3)]
-            coefs = [rounded(solve(F2[c], ys[c], 1 / vs[c], tiles, n_tiles)) for c in range(3)]
-            delta = torch.stack([(F2[c] * coefs[c][tiles]).sum(1).view(H, W) for c in range(3)])[None].float()
+            coefs = [rounded(solve(F2[c], ys[c], 1 / vs[c], blocks, n_blocks)) for c in range(3)]
+            delta = torch.stack([(F2[c] * coefs[c][blocks]).sum(1).view(H, W) for c in range(3)])[None].float()
+            side = 8 * n_blocks * sum(F2[c].shape[1] for c in range(3)) / (3 * H * W)
             with torch.no_grad():
-                fits[label] = best_off(out, x, delta)[0]
+                fits[label] = best_off(out, x, delta)[0] + side
         print(name[:30], "base+off %.4f" % bo, *["%s %+.2f%%" % (k, 100 * (v / bo - 1)) for k, v in fits.items()], flush=True)
         return
     fits["ls"] = [solve(Fs[c], ys[c], torch.ones_like(ys[c]), tiles, n_tiles) for c in range(3)]
@@ -146,12 +156,18 @@ def run(name, im):
 
 EXTENDED = "--extended" in sys.argv
 SCALE = "--scale" in sys.argv
+BLOCK = None  # --block B: also fit the coefficients per BxB block
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
     for flag in ("--extended", "--scale"):
         if flag in sys.argv:
             sys.argv.remove(flag)
+    for opt in ("--tile", "--block"):
+        if opt in sys.argv:
+            k = sys.argv.index(opt)
+            globals()[opt[2:].upper() if opt == "--block" else "T"] = int(sys.argv[k + 1])
+            del sys.argv[k:k + 2]
     if sys.argv[1] == "kodak":
         from PIL import Image
         for n in sys.argv[2:]:

@@ -18,8 +18,9 @@ if __name__ == "__main__":
     GOLDEN.mkdir(exist_ok=True)
     if not (GOLDEN / "golden-tiny.safetensors").exists():
         export_model(make_tiny_model(), GOLDEN, "golden-tiny", tile_size=16)
-    for suffix, adaptive, feedback in ((".arm", False, False), (".p2.arm", True, False), (".p4.arm", True, True)):
-        codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=adaptive, feedback=feedback)
+    for suffix, adaptive, features in ((".arm", False, 0), (".p2.arm", True, 0), (".p4.arm", True, 1), (".p6.arm", True, 2)):
+        codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=adaptive, feedback=features > 0,
+                               feedback_features=features or 1)
         assert suffix == ".arm" or suffix == f".p{codec.profile}.arm"
         for name in SOURCES:
             (GOLDEN / (Path(name).stem + suffix)).write_bytes(codec.compress(DATA / name))

@@ -1,4 +1,4 @@
-"""Residual feedback (coder profiles 4 and 5): exact round trips in every mode and with every
+"""Residual feedback (coder profiles 4 to 7, both feature sets): exact round trips in every mode and with every
 orientation, the encoder's all-at-once residuals and shifts equal the decoder's step by step, the
 coefficients travel after the offsets and are counted in model_bits, corrupted or relabelled
 streams are refused, and on a real photograph with the shipped model it makes the file smaller."""
@@ -15,11 +15,16 @@ from armcodec.errors import ArmcodecError, FormatError
 from conftest import REAL_IMAGES, load, relabel_profile
 
 
+PROFILES = {(1, False): container.PROFILE_FED_BACK, (1, True): container.PROFILE_ORIENTED_FED_BACK,
+            (2, False): container.PROFILE_FED_BACK_2, (2, True): container.PROFILE_ORIENTED_FED_BACK_2}
+
+
 @pytest.mark.parametrize("name", REAL_IMAGES)
 @pytest.mark.parametrize("orient", [False, True])
-def test_round_trip_exact(tiny_dir, name, orient):
-    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=orient)
-    assert codec.profile == (container.PROFILE_ORIENTED_FED_BACK if orient else container.PROFILE_FED_BACK)
+@pytest.mark.parametrize("features", feedback.FEATURE_SETS)
+def test_round_trip_exact(tiny_dir, name, orient, features):
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=orient, feedback_features=features)
+    assert codec.profile == PROFILES[features, orient]
     img = load(name)
     enc = codec.encode(img)
     assert container.parse(enc.data)[0].profile == codec.profile
@@ -31,7 +36,13 @@ def test_round_trip_exact(tiny_dir, name, orient):
     assert enc.model_bits <= len(enc.data) * 8 <= enc.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
 
 
-def _batch(codec, img, tile=16):
+def test_new_files_use_the_latest_feature_set_and_unknown_sets_are_refused(tiny_dir):
+    assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir).feedback_features == feedback.LATEST == 2
+    with pytest.raises(ArmcodecError, match="feature set"):
+        armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, feedback_features=3)
+
+
+def _batch(codec, img, tile=16, features=1):
     """One batch of every tile of ``img`` in schedule order: its Feedback, values and head outputs."""
     net = codec.model.net
     tiles = tile_grid(img.shape[0], img.shape[1], tile)
@@ -42,22 +53,26 @@ def _batch(codec, img, tile=16):
     state = net.new_state(len(tiles), tile, "cpu")
     pos = state.flat_index(sched.n, sched.i, sched.j)
     params = planes._FullPass(net, state, pos, values).params.long()
-    return planes._feedback(tiles, sched, 3, net, tile, "cpu"), sched, values, params
+    return planes._feedback(tiles, sched, 3, net, tile, "cpu", features), sched, values, params
 
 
-def test_decoder_steps_reproduce_the_encoders_residuals_and_shifts(tiny_dir):
+@pytest.mark.parametrize("features", feedback.FEATURE_SETS)
+def test_decoder_steps_reproduce_the_encoders_residuals_and_shifts(tiny_dir, features):
     """The encoder computes every residual and mean shift in one pass; the wavefront, step by
-    step from the pixels it has decoded, must get the same integers (else files would not decode)."""
+    step from the pixels it has decoded, must get the same integers (else files would not decode).
+    Feature set 2 also reads the other channels' residuals at the neighbours."""
     codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir)
     net, luts = codec.model.net, codec.model.luts
     img = load("kodim05_rgb_37x29.png")
-    fb, sched, values, params = _batch(codec, img)
+    fb, sched, values, params = _batch(codec, img, features=features)
     tiles = tile_grid(img.shape[0], img.shape[1], 16)
     residuals, precisions = feedback.all_residuals(params, values, net.cfg, luts)
     feedback.fit(fb, residuals, precisions)
     assert int(fb.coefs.abs().sum()) > 0
     shifts = feedback.all_mean_shifts(fb, residuals)
-    step_fb = planes._feedback(tiles, sched, 3, net, 16, "cpu")
+    if features == 2:  # the cross-channel and constant coefficients are in use
+        assert int(fb.coefs[:, :, -5:].abs().sum()) > 0
+    step_fb = planes._feedback(tiles, sched, 3, net, 16, "cpu", features)
     step_fb.coefs = fb.coefs.clone()
     for t in range(sched.n_steps):
         a, b = int(sched.starts[t]), int(sched.starts[t + 1])
@@ -117,35 +132,44 @@ def test_neighbours_are_coded_before_the_pixel(slope):
     assert len(feedback.neighbours(3)) == len(feedback.CANDIDATES)
 
 
-def test_coefficient_symbols_round_trip_and_bad_symbols_are_refused():
-    coefs = torch.tensor([[5, -128, 127, 0, 1, 2, 3, 4, 5, 0, 0], [1] * 10 + [0], [-1] * 11])
-    fb = feedback.Feedback(coefs[None], np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), 16, 3, "cpu")
+@pytest.mark.parametrize("features, n", [(1, 30), (2, 45)])
+def test_coefficient_symbols_round_trip_and_bad_symbols_are_refused(features, n):
+    width = feedback.n_features(3, 2, 3, features)
+    coefs = torch.zeros((3, width), dtype=torch.int64)
+    for c in range(3):
+        k = feedback.n_features(3, c, 3, features)
+        coefs[c, :k] = torch.arange(k) * 37 % 256 - 128
+    fb = feedback.Feedback(coefs[None], np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), 16, 3,
+                           "cpu", features)
     symbols = fb.tile_symbols(0)
-    assert len(symbols) == feedback.coefs_per_tile(3, 3) == 30
-    assert torch.equal(feedback.coefs_from_symbols(symbols, 3, 3), coefs)
+    assert len(symbols) == feedback.coefs_per_tile(3, 3, features) == n
+    assert torch.equal(feedback.coefs_from_symbols(symbols, 3, 3, features), coefs)
     symbols[4] = feedback.N_COEF_VALUES
     with pytest.raises(FormatError, match="feedback"):
-        feedback.coefs_from_symbols(symbols, 3, 3)
+        feedback.coefs_from_symbols(symbols, 3, 3, features)
 
 
-def test_model_bits_count_eight_bits_per_coefficient(tiny_dir, monkeypatch):
-    """With the fit forced to zero coefficients (and no refinement), profile 4 codes exactly
+@pytest.mark.parametrize("features, n", [(1, 30), (2, 45)])
+def test_model_bits_count_eight_bits_per_coefficient(tiny_dir, monkeypatch, features, n):
+    """With the fit forced to zero coefficients (and no refinement), profiles 4 and 6 code exactly
     profile 2's pixels plus 8 bits per coefficient."""
     img = load("kodim05_rgb_37x29.png")
     monkeypatch.setattr(feedback, "fit", lambda fb, residuals, precisions=None: [fb.write(0, len(residuals), c, residuals[:, c])
                                                                 for c in range(residuals.shape[1])])
     monkeypatch.setattr(feedback, "refine", lambda *args, **kwargs: None)
-    fed = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir).encode(img)
-    plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, feedback=False).encode(img)
+    fed = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback_features=features).encode(img)
+    plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback=False).encode(img)
     n_tiles = len(container.parse(fed.data)[1])
-    assert fed.model_bits - plain.model_bits == pytest.approx(8 * 30 * n_tiles, abs=1e-6)
+    assert fed.model_bits - plain.model_bits == pytest.approx(8 * n * n_tiles, abs=1e-6)
 
 
-@pytest.mark.parametrize("claimed", [container.PROFILE_ADAPTIVE, container.PROFILE_ORIENTED, container.PROFILE_ORIENTED_FED_BACK])
-def test_profile_4_read_as_another_profile_is_caught(tiny_codec, claimed):
-    data = relabel_profile(tiny_codec.compress(load("kodim05_rgb_37x29.png")), claimed)
+@pytest.mark.parametrize("claimed", [p for p in container.CODER_PROFILES if p != container.PROFILE_FED_BACK_2])
+def test_profile_6_read_as_another_profile_is_caught(tiny_dir, claimed):
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False)
+    data = codec.compress(load("kodim05_rgb_37x29.png"))
+    assert container.parse(data)[0].profile == container.PROFILE_FED_BACK_2
     with pytest.raises(ArmcodecError):
-        tiny_codec.decode(data)
+        codec.decode(relabel_profile(data, claimed))
 
 
 def test_feedback_makes_a_real_photograph_smaller():

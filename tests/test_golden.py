@@ -2,6 +2,7 @@
 on purpose: tests/make_golden.py).  ``<stem>.arm``: format version 1, coder profile 1 (no
 adaptation; these bytes predate profile 2 and must not change); ``<stem>.p2.arm``: coder profile 2
 (per-tile adaptation offsets); ``<stem>.p4.arm``: coder profile 4 (offsets and residual feedback);
+``<stem>.p6.arm``: coder profile 6 (the feedback's second feature set);
 ``<stem>.p4-ls.arm``: profile 4 as its first encoder wrote it (plain least squares coefficients,
 commit 5d7bc4f), kept to show that files from it keep decoding: the encoder's choice of
 coefficients is its own business, the format did not change."""
@@ -16,7 +17,8 @@ from armcodec import container
 from conftest import DATA, load
 
 GOLDEN = DATA / "golden"
-PROFILES = (1, 2, 4)
+PROFILES = (1, 2, 4, 6)
+FEEDBACK_FEATURES = {1: 0, 2: 0, 4: 1, 6: 2}
 STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm") if not re.search(r"\.p[\w-]+$", p.stem))
 CASES = [(stem, profile) for stem in STEMS for profile in PROFILES]
 
@@ -52,5 +54,7 @@ def test_files_of_the_first_feedback_encoder_still_decode(stem):
 @pytest.mark.parametrize("stem,profile", CASES)
 def test_encoder_still_writes_the_golden_bytes(stem, profile):
     """Same model, same image, same profile: the same bytes (the coder and format did not drift)."""
-    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=profile != 1, feedback=profile == 4)
+    features = FEEDBACK_FEATURES[profile]
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=profile != 1, feedback=features > 0,
+                           feedback_features=features or 1)
     assert codec.compress(DATA / f"{stem}.png") == golden_path(stem, profile).read_bytes()

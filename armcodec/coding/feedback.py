@@ -1,4 +1,4 @@
-"""Residual feedback (coder profiles 4 and 5): the encoder fits, per tile and channel, a linear
+"""Residual feedback (coder profiles 4 to 7): the encoder fits, per tile and channel, a linear
 prediction of the model's residual from the residuals around it, and sends the coefficients.
 
 The network predicts each subpixel from the pixels before it, but what it gets wrong is often
@@ -21,6 +21,13 @@ the tile's stream after the adaptation offsets, ``sum_c (n_neighbours + c)`` sym
 Residuals depend only on the model and the pixels, never on the feedback, so the encoder gets
 all of them in one pass, and the decoder computes each one as soon as its subpixel is decoded.
 All of it is integer arithmetic: identical on any device.
+
+Two feature sets exist (the coder profile says which, see :data:`FEATURE_SETS`): set 1
+(profiles 4 and 5) is the above; set 2 (profiles 6 and 7) adds the residuals of the group's
+*other* channels at the :data:`CROSS` neighbours (left and above: coded on earlier wavefront
+steps, all channels of them) and a constant feature :data:`CONSTANT` (a bias per tile and
+channel: one coefficient step moves the means by 1/16 level, the range is +-8 levels), so
+``n_neighbours + c + 2 (g - 1) + 1`` coefficients per channel of a g-channel group.
 """
 from __future__ import annotations
 
@@ -40,6 +47,10 @@ COEF_STEPS = 64
 COEF_MIN, COEF_MAX = -128, 127
 N_COEF_VALUES = COEF_MAX - COEF_MIN + 1
 RIDGE = 1e-3  # times the mean of the diagonal, added to it in the fit's normal equations
+CROSS = ((0, -1), (-1, 0))  # feature set 2: the other channels' residuals at these offsets
+CONSTANT = 64  # feature set 2: the constant feature (1/16 level), so a coefficient step moves means by 1/16 level
+FEATURE_SETS = (1, 2)
+LATEST = 2  # the feature set new files use
 
 
 def neighbours(slope: int) -> list[tuple[int, int]]:
@@ -47,12 +58,14 @@ def neighbours(slope: int) -> list[tuple[int, int]]:
     return [(di, dj) for di, dj in CANDIDATES if dj + slope * di < 0]
 
 
-def n_features(slope: int, channel: int) -> int:
-    return len(neighbours(slope)) + channel
+def n_features(slope: int, channel: int, channels: int, features: int = 1) -> int:
+    """Coefficients of ``channel`` in a group of ``channels`` under feature set ``features``."""
+    n = len(neighbours(slope)) + channel
+    return n + len(CROSS) * (channels - 1) + 1 if features == 2 else n
 
 
-def coefs_per_tile(slope: int, channels: int) -> int:
-    return sum(n_features(slope, c) for c in range(channels))
+def coefs_per_tile(slope: int, channels: int, features: int = 1) -> int:
+    return sum(n_features(slope, c, channels, features) for c in range(channels))
 
 
 def expected_means(params: torch.Tensor, channel: int, known: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
@@ -74,9 +87,12 @@ class Feedback:
     of every pixel (numpy int64)."""
 
     def __init__(self, coefs: torch.Tensor, n: np.ndarray, i: np.ndarray, j: np.ndarray, tile: int, slope: int,
-                 device):
+                 device, features: int = 1):
+        if features not in FEATURE_SETS:
+            raise ValueError(f"unknown feedback feature set {features}")
         self.coefs = coefs.to(device)
         n_tiles, channels, _ = coefs.shape
+        self.slope, self.feature_set = slope, features
         self.nb = neighbours(slope)
         self.width = tile + 2 * PAD
         self.plane = (tile + PAD) * self.width
@@ -87,12 +103,22 @@ class Feedback:
         offsets = torch.tensor([di * self.width + dj for di, dj in self.nb], dtype=torch.int64, device=device)
         self.around = self.pos.view(-1, 1) + offsets.view(1, -1)  # (M, neighbours)
         self.tile_of = torch.from_numpy(np.asarray(n, dtype=np.int64)).to(device)
+        if features == 2:
+            cross = [di * self.width + dj for di, dj in CROSS]
+            # (M, (channels - 1) * len(CROSS)) per channel c: the other channels' planes at CROSS
+            self.cross = [self.pos.view(-1, 1) + torch.tensor([q * self.plane + o for q in range(channels) if q != c
+                                                                for o in cross], dtype=torch.int64, device=device)
+                          for c in range(channels)]
 
     def features(self, a: int, b: int, c: int, earlier: torch.Tensor) -> torch.Tensor:
         """int64 (b-a, n_features): channel c's residuals around pixels a..b, then ``earlier``
-        (int64 (b-a, c): the residuals of the pixels' channels before c)."""
+        (int64 (b-a, c): the residuals of the pixels' channels before c); with feature set 2 then
+        the other channels' residuals at :data:`CROSS` and the constant."""
         around = self.residuals[self.around[a:b] + c * self.plane]
-        return torch.cat([around, earlier[:, :c]], 1)
+        if self.feature_set == 1:
+            return torch.cat([around, earlier[:, :c]], 1)
+        constant = torch.full((b - a, 1), CONSTANT, dtype=torch.int64, device=around.device)
+        return torch.cat([around, earlier[:, :c], self.residuals[self.cross[c][a:b]], constant], 1)
 
     def mean_shift(self, a: int, b: int, c: int, earlier: torch.Tensor) -> torch.Tensor:
         """int64 (b-a,): the feedback added to channel c's means at pixels a..b."""
@@ -105,19 +131,20 @@ class Feedback:
 
     def tile_symbols(self, tile: int) -> np.ndarray:
         """The tile's coefficients as stream symbols, channel after channel."""
-        rows = [self.coefs[tile, c, : len(self.nb) + c] for c in range(self.channels)]
+        rows = [self.coefs[tile, c, : n_features(self.slope, c, self.channels, self.feature_set)]
+                for c in range(self.channels)]
         return (torch.cat(rows) - COEF_MIN).cpu().numpy()
 
 
-def coefs_from_symbols(symbols: np.ndarray, slope: int, channels: int) -> torch.Tensor:
+def coefs_from_symbols(symbols: np.ndarray, slope: int, channels: int, features: int = 1) -> torch.Tensor:
     """One tile's stream symbols -> int64 (channels, max features), zero-padded."""
     symbols = np.asarray(symbols, dtype=np.int64)
     if bool((symbols >= N_COEF_VALUES).any()):
         raise FormatError("tile stream starts with an invalid feedback coefficient (corrupted file)")
-    out = torch.zeros((channels, n_features(slope, channels - 1)), dtype=torch.int64)
+    out = torch.zeros((channels, n_features(slope, channels - 1, channels, features)), dtype=torch.int64)
     k = 0
     for c in range(channels):
-        m = n_features(slope, c)
+        m = n_features(slope, c, channels, features)
         out[c, :m] = torch.from_numpy(symbols[k : k + m] + COEF_MIN)
         k += m
     return out

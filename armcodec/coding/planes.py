@@ -80,11 +80,12 @@ def _image_coords(tiles: list[Tile], sched: Schedule, orientations: np.ndarray |
     return np.array([t.y for t in tiles])[n] + i, np.array([t.x for t in tiles])[n] + j
 
 
-def _feedback(tiles: list[Tile], sched: Schedule, g: int, model: Model, tile: int, device) -> feedback.Feedback:
+def _feedback(tiles: list[Tile], sched: Schedule, g: int, model: Model, tile: int, device,
+              features: int = 1) -> feedback.Feedback:
     """An empty residual map (coefficients zero) for the batch, in coded coordinates."""
-    width = feedback.n_features(model.cfg.slope, g - 1)
+    width = feedback.n_features(model.cfg.slope, g - 1, g, features)
     coefs = torch.zeros((len(tiles), g, width), dtype=torch.int64)
-    return feedback.Feedback(coefs, sched.n, sched.i, sched.j, tile, model.cfg.slope, device)
+    return feedback.Feedback(coefs, sched.n, sched.i, sched.j, tile, model.cfg.slope, device, features)
 
 
 def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
@@ -93,14 +94,15 @@ def _tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
 
 def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, device, first_stream: int = 0,
                  max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None, adaptive: bool = False,
-                 oriented: bool = False, fed_back: bool = False, orient_proxy=None) -> CodedGroup:
+                 oriented: bool = False, fed_back: int = 0, orient_proxy=None) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); first_stream: the file index of the
     group's first tile stream (it seeds the tile CRCs); adaptive: choose and send scale offsets
     per 32x32 block (coder profile 2, :mod:`armcodec.coding.adapt`); oriented (with adaptive):
     also an orientation per tile (profile 3), picked by the float network ``orient_proxy``
     (default: the model's own float copy; any network with the model's image channels will do,
     the decoder never sees it); fed_back (with adaptive): also residual feedback
-    coefficients per tile and channel (profiles 4 and 5, :mod:`armcodec.coding.feedback`)."""
+    coefficients per tile and channel with this feature set (1: profiles 4 and 5, 2: profiles 6
+    and 7, :mod:`armcodec.coding.feedback`; 0: none)."""
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
@@ -120,12 +122,12 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
         source = _FullPass(model, state, pos, values)
         adaptation = fb = mean_shifts = None
         if adaptive and fed_back:
-            fb = _feedback(bt, sched, g, model, tile, device)
+            fb = _feedback(bt, sched, g, model, tile, device, int(fed_back))
             residuals, precisions = feedback.all_residuals(source.params, values, model.cfg, luts)
             feedback.fit(fb, residuals, precisions)
             feedback.refine(fb, residuals, source.params, values, model.cfg, luts)
             mean_shifts = feedback.all_mean_shifts(fb, residuals)
-            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, g), feedback.N_COEF_VALUES)
+            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, g, int(fed_back)), feedback.N_COEF_VALUES)
         if adaptive:
             block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
             block_of = torch.from_numpy(block_of).to(device)
@@ -145,7 +147,7 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
 def decode_group(group: CodedGroup, height: int, width: int, channels: int, model: Model, luts: TableLUTs,
                  tile: int, device, first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
                  progress=None, adaptive: bool = False, oriented: bool = False,
-                 fed_back: bool = False) -> tuple[np.ndarray, float]:
+                 fed_back: int = 0) -> tuple[np.ndarray, float]:
     """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC."""
     tiles = tile_grid(height, width, tile)
     out = np.zeros((height, width, channels), dtype=np.uint8)
@@ -160,12 +162,13 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
             bits += side_bits(sum(blocks[1]) * channels) + (side_bits(len(bt), N_ORIENTATIONS) if oriented else 0.0)
         fed_back_here = adaptive and fed_back
         if fed_back_here:
-            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, channels), feedback.N_COEF_VALUES)
+            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, channels, int(fed_back)),
+                              feedback.N_COEF_VALUES)
         coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks, oriented and adaptive,
-                            model.cfg.slope if fed_back_here else None)
+                            model.cfg.slope if fed_back_here else None, int(fed_back))
         fb = None
         if fed_back_here:
-            fb = _feedback(bt, sched, channels, model, tile, device)
+            fb = _feedback(bt, sched, channels, model, tile, device, int(fed_back))
             fb.coefs = coder.feedback_coefs.to(device)
         source = _Steps(model, state, pos, channels)
         bits += scan(sched, source, coder, channels, model.cfg, luts, fb)

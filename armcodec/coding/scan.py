@@ -11,7 +11,7 @@ hands them to a coder::
 
 With coder profile 2 each tile stream starts with the tile's adaptation offsets (one per 32x32
 block and channel, :mod:`armcodec.coding.adapt`), which shift every log2-scale of that block's
-tables; with profile 3 the tile's orientation comes before them; with profiles 4 and 5 the
+tables; with profile 3 the tile's orientation comes before them; with profiles 4 to 7 the
 tile's residual feedback coefficients follow them (:mod:`armcodec.coding.feedback`), and each
 channel's means move by the feedback of the residuals around the pixel before its tables are
 built.  The loop itself only ever sees the coded (possibly mirrored) tile:
@@ -88,7 +88,7 @@ class Schedule:
 class EncodeCoder:
     """Pushes the known pixel values; one StreamEncoder per tile.  adaptation: the batch's
     offsets (coder profile 2), pushed last so that they head each stream; None for profile 1.
-    fb: the batch's residual feedback (profiles 4 and 5), pushed just before the offsets."""
+    fb: the batch's residual feedback (profiles 4 to 7), pushed just before the offsets."""
 
     reverse = True
 
@@ -131,15 +131,15 @@ class DecodeCoder:
     """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profiles 2 to 5:
     the block of every pixel of the schedule and the block count per tile, from
     ``Adaptation.blocks``) each stream first gives its tile's orientation (``oriented``,
-    profile 3), then its adaptation offsets, then with ``feedback_slope`` (profiles 4 and 5: the
-    model's wavefront slope) its feedback coefficients, kept in ``feedback_coefs`` (int64
-    (tiles, channels, features))."""
+    profile 3), then its adaptation offsets, then with ``feedback_slope`` (profiles 4 to 7: the
+    model's wavefront slope) its feedback coefficients of feature set ``feedback_features``, kept
+    in ``feedback_coefs`` (int64 (tiles, channels, features))."""
 
     reverse = False
 
     def __init__(self, streams: list[bytes], device, channels: int = 1,
                  blocks: tuple[np.ndarray, list[int]] | None = None, oriented: bool = False,
-                 feedback_slope: int | None = None):
+                 feedback_slope: int | None = None, feedback_features: int = 1):
         self.streams = [StreamDecoder(s) for s in streams]
         self.device = device
         self.adaptation = None
@@ -155,9 +155,10 @@ class DecodeCoder:
             shifts = torch.from_numpy(np.concatenate(rows)).to(device)
             self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts, orientations)
             if feedback_slope is not None:
-                n = feedback.coefs_per_tile(feedback_slope, channels)
+                n = feedback.coefs_per_tile(feedback_slope, channels, feedback_features)
                 table = adapt.side_tables(n, feedback.N_COEF_VALUES)
-                self.feedback_coefs = torch.stack([feedback.coefs_from_symbols(d.pop(table), feedback_slope, channels)
+                self.feedback_coefs = torch.stack([feedback.coefs_from_symbols(d.pop(table), feedback_slope, channels,
+                                                                               feedback_features)
                                                    for d in self.streams])
 
     def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
