@@ -21,7 +21,7 @@ from armcodec.ensemble import EnsembleState, IntEnsemble
 from armcodec.quant import IntPixelCNN, WavefrontState
 from armcodec.tables import TableLUTs
 
-DEFAULT_BATCH_BYTES = 768 << 20
+DEFAULT_BATCH_BYTES = 2560 << 20  # two of default's 512x512 tiles (1.19 GiB each) decode side by side
 Model = IntPixelCNN | IntEnsemble
 State = WavefrontState | EnsembleState
 
