@@ -104,6 +104,7 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
     coefficients per tile and channel with this feature set (1: profiles 4 and 5, 2: profiles 6
     and 7, :mod:`armcodec.coding.feedback`; 0: none)."""
     h, w, g = planes.shape
+    fed_back = int(fed_back) if adaptive else 0  # the feature set (True reads as the first)
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
     bits = 0.0
@@ -121,13 +122,13 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
         pos = state.flat_index(sched.n, sched.i, sched.j)
         source = _FullPass(model, state, pos, values)
         adaptation = fb = mean_shifts = None
-        if adaptive and fed_back:
-            fb = _feedback(bt, sched, g, model, tile, device, int(fed_back))
+        if fed_back:
+            fb = _feedback(bt, sched, g, model, tile, device, fed_back)
             residuals, precisions = feedback.all_residuals(source.params, values, model.cfg, luts)
             feedback.fit(fb, residuals, precisions)
             feedback.refine(fb, residuals, source.params, values, model.cfg, luts)
             mean_shifts = feedback.all_mean_shifts(fb, residuals)
-            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, g, int(fed_back)), feedback.N_COEF_VALUES)
+            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, g, fed_back), feedback.N_COEF_VALUES)
         if adaptive:
             block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
             block_of = torch.from_numpy(block_of).to(device)
@@ -149,6 +150,7 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
                  progress=None, adaptive: bool = False, oriented: bool = False,
                  fed_back: int = 0) -> tuple[np.ndarray, float]:
     """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC."""
+    fed_back = int(fed_back) if adaptive else 0
     tiles = tile_grid(height, width, tile)
     out = np.zeros((height, width, channels), dtype=np.uint8)
     bits = 0.0
@@ -160,15 +162,14 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if adaptive else None
         if blocks is not None:
             bits += side_bits(sum(blocks[1]) * channels) + (side_bits(len(bt), N_ORIENTATIONS) if oriented else 0.0)
-        fed_back_here = adaptive and fed_back
-        if fed_back_here:
-            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, channels, int(fed_back)),
+        if fed_back:
+            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, channels, fed_back),
                               feedback.N_COEF_VALUES)
         coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks, oriented and adaptive,
-                            model.cfg.slope if fed_back_here else None, int(fed_back))
+                            model.cfg.slope if fed_back else None, fed_back)
         fb = None
-        if fed_back_here:
-            fb = _feedback(bt, sched, channels, model, tile, device, int(fed_back))
+        if fed_back:
+            fb = _feedback(bt, sched, channels, model, tile, device, fed_back)
             fb.coefs = coder.feedback_coefs.to(device)
         source = _Steps(model, state, pos, channels)
         bits += scan(sched, source, coder, channels, model.cfg, luts, fb)
