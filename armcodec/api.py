@@ -84,8 +84,9 @@ class Codec:
 
     ``model`` names an entry of the weights manifest (``weights_dir``, default the shipped
     weights); ``tile_size`` overrides the model's; ``max_pixels`` bounds what decode accepts;
-    ``batch_bytes`` (default 2560 MiB) bounds the activation caches of one batch of tiles (the part of the memory
-    that is not the image itself; see the README for measured peaks).  Neither the batch nor
+    ``batch_bytes`` (default 2560 MiB) bounds the memory of one batch of tiles coded together
+    (activation maps and per-pixel state: the part that is not the image itself; see the README
+    for measured peaks).  Neither the batch nor
     the thread count changes a single output bit.  ``adaptive`` (default on) lets the encoder
     pick a scale offset per 32x32 block and channel and send it (coder profile 2, about 1%
     smaller files for a slower encode; decoding costs the same); off writes coder profile 1.

@@ -89,6 +89,10 @@ class EnsembleState:
         for s in self.states:
             s.write_pixels(pos, values)
 
+    def clear_right(self, pos: torch.Tensor) -> None:
+        for s in self.states:
+            s.clear_right(pos)
+
 
 class IntEnsemble:
     """Integer-exact ensemble with the interface of :class:`~armcodec.quant.IntPixelCNN`."""
@@ -102,11 +106,19 @@ class IntEnsemble:
     def map_channels(self) -> int:
         return sum(m.map_channels for m in self.members)
 
-    def new_state(self, n_tiles: int, tile: int, device) -> EnsembleState:
-        return EnsembleState([m.new_state(n_tiles, tile, device) for m in self.members])
+    @property
+    def pass_channels(self) -> int:
+        return sum(m.pass_channels for m in self.members)
 
-    def run(self, state: EnsembleState, pos: torch.Tensor) -> torch.Tensor:
-        out = torch.cat([m.run(s, pos) for m, s in zip(self.members, state.states)], 1)
+    @property
+    def ring_columns(self) -> int:
+        return max(m.ring_columns for m in self.members)
+
+    def new_state(self, n_tiles: int, tile: int, device, columns: int | None = None) -> EnsembleState:
+        return EnsembleState([m.new_state(n_tiles, tile, device, columns) for m in self.members])
+
+    def run(self, state: EnsembleState, pos: torch.Tensor, single_pass: bool = False) -> torch.Tensor:
+        out = torch.cat([m.run(s, pos, single_pass=single_pass) for m, s in zip(self.members, state.states)], 1)
         return out.index_select(1, self.order)
 
     def tensors(self) -> dict[str, torch.Tensor]:

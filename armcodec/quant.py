@@ -125,34 +125,74 @@ class WavefrontState:
 
     Map 0 holds the input (pixel - 128 per model channel, and ONES_VALUE inside the image);
     map b+1 holds the residual stream entering block b.  Positions outside a tile's image
-    area are never computed and stay zero, exactly like the zero padding in training."""
+    area are never computed and read as zero, exactly like the zero padding in training.
 
-    def __init__(self, model: "IntPixelCNN", n_tiles: int, tile: int, device):
+    The encoder's pass over every position keeps whole tiles (``columns`` None).  The decoder
+    only ever reads positions at most :meth:`IntPixelCNN.lag` wavefront steps behind the one it
+    computes, so with ``columns`` (at least :meth:`IntPixelCNN.ring_columns`) each tile row keeps
+    just that many columns, column ``j`` in slot ``j % columns``: a slot is overwritten only after
+    every read of its old position, and :meth:`clear_right` zeroes the columns right of a row's
+    last pixel when that pixel is computed (their slots still hold earlier columns).  Same
+    numbers, a few MiB per tile instead of about a GiB."""
+
+    def __init__(self, model: "IntPixelCNN", n_tiles: int, tile: int, device, columns: int | None = None):
         cfg = model.cfg
-        offs = model.first.offsets + model.gates[0].offsets if model.gates else model.first.offsets
+        offs = model.offsets
         self.pad_top = max(-di for di, _ in offs)
         self.pad_left = max(max(-dj for _, dj in offs), 0)
         self.pad_right = max(max(dj for _, dj in offs), 0)
         self.hp = tile + self.pad_top
-        self.wp = self.pad_left + tile + self.pad_right
-        rows = n_tiles * self.hp * self.wp
-        chans = [cfg.image_channels + 1] + [cfg.width] * cfg.blocks
-        self.maps = [torch.zeros((rows, c), dtype=torch.float32, device=device) for c in chans]
+        self.columns = columns
+        self.wp = self.pad_left + tile + self.pad_right if columns is None else columns
+        self.rows = n_tiles * self.hp * self.wp
+        self.chans = [cfg.image_channels + 1] + [cfg.width] * cfg.blocks
+        self.maps: list[torch.Tensor | None] = [None] * len(self.chans)  # allocated (zeros) on first use
         self.channels = cfg.image_channels
         self.device = device
 
+    def map(self, k: int) -> torch.Tensor:
+        """Map k, allocated as zeros on first use."""
+        if self.maps[k] is None:
+            self.maps[k] = torch.zeros((self.rows, self.chans[k]), dtype=torch.float32, device=self.device)
+        return self.maps[k]
+
+    def release(self, k: int) -> None:
+        """Free map k (the encoder's single pass, once no later stage reads it)."""
+        self.maps[k] = None
+
     def flat_index(self, n: np.ndarray, i: np.ndarray, j: np.ndarray) -> torch.Tensor:
-        idx = (n * self.hp + i + self.pad_top) * self.wp + j + self.pad_left
+        col = j + self.pad_left if self.columns is None else j % self.columns
+        idx = (n * self.hp + i + self.pad_top) * self.wp + col
         return torch.as_tensor(idx, dtype=torch.int64, device=self.device)
 
     def offset_index(self, offsets) -> torch.Tensor:
-        return torch.tensor([di * self.wp + dj for di, dj in offsets], dtype=torch.int64, device=self.device)
+        """int64 (n_off, 2): each offset's row step (in map rows) and column step."""
+        return torch.tensor([(di * self.wp, dj) for di, dj in offsets], dtype=torch.int64, device=self.device)
+
+    def around(self, pos: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+        """int64 (M * n_off,): map rows of positions ``pos`` moved by the offsets ``off``."""
+        if self.columns is None:
+            return (pos.view(-1, 1) + off.sum(1).view(1, -1)).view(-1)
+        col = pos % self.columns
+        return ((pos - col).view(-1, 1) + off[:, 0].view(1, -1)
+                + (col.view(-1, 1) + off[:, 1].view(1, -1)) % self.columns).view(-1)
+
+    def clear_right(self, pos: torch.Tensor) -> None:
+        """Decoder with ``columns``: zero, in every map, the pad_right slots right of positions
+        ``pos`` (the last pixels of their tile rows), which later rows read as outside the tile."""
+        if self.columns is None or not len(pos) or not self.pad_right:
+            return
+        off = torch.tensor([(0, dj) for dj in range(1, self.pad_right + 1)], dtype=torch.int64, device=self.device)
+        idx = self.around(pos, off)
+        for m in self.maps:
+            if m is not None:
+                m[idx] = 0
 
     def write_pixels(self, pos: torch.Tensor, values: torch.Tensor) -> None:
         """values: int64 (M, g), g = model channels (RGB) or 1 (a plane replicated)."""
         v = (values.float() - 128).expand(-1, self.channels) if values.shape[1] == 1 else values.float() - 128
         ones = torch.full((len(pos), 1), float(ONES_VALUE), device=self.device)
-        self.maps[0][pos] = torch.cat([v, ones], 1)
+        self.map(0)[pos] = torch.cat([v, ones], 1)
 
 
 class IntPixelCNN:
@@ -248,36 +288,67 @@ class IntPixelCNN:
         """Channels of all activation maps of one position (for memory estimates)."""
         return self.cfg.image_channels + 1 + self.cfg.blocks * self.cfg.width
 
-    def new_state(self, n_tiles: int, tile: int, device) -> WavefrontState:
-        return WavefrontState(self, n_tiles, tile, device)
+    @property
+    def pass_channels(self) -> int:
+        """Channels per position the encoder's single pass holds at once (the input map and two
+        residual maps, see :meth:`run`)."""
+        return self.cfg.image_channels + 1 + min(self.cfg.blocks, 2) * self.cfg.width
 
-    def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1 << 14) -> torch.Tensor:
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        """Every (row, column) offset a stage reads."""
+        return self.first.offsets + self.gates[0].offsets if self.gates else list(self.first.offsets)
+
+    @property
+    def ring_columns(self) -> int:
+        """Columns per tile row a decoder's ring needs (:class:`WavefrontState`): more than the
+        largest lag (wavefront steps back) of any offset, plus the columns right of a row's end
+        that :meth:`WavefrontState.clear_right` zeroes."""
+        lag = max(-dj - self.cfg.slope * di for di, dj in self.offsets)
+        return lag + 1 + max(max(dj for _, dj in self.offsets), 0)
+
+    def new_state(self, n_tiles: int, tile: int, device, columns: int | None = None) -> WavefrontState:
+        return WavefrontState(self, n_tiles, tile, device, columns)
+
+    def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1 << 14, single_pass: bool = False) -> torch.Tensor:
         """Head parameters at positions ``pos`` (flat map rows), int64 (M, n_params).
 
         Stage by stage: stage s reads map s at its kernel offsets (filled at these or earlier
         positions) and writes map s+1 at ``pos``.  With ``pos`` = every position this is the
-        encoder's parallel pass; with one wavefront step it is a decoder step."""
+        encoder's parallel pass; with one wavefront step it is a decoder step.  ``single_pass``
+        (the encoder's pass, the state used once): each residual map is freed as soon as the
+        next is written, so at most two of them are held at a time."""
         f, rmax = self.cfg.width, self.cfg.resid_max
         chunks = [pos[k : k + chunk] for k in range(0, len(pos), chunk)] or [pos]
         first_off = state.offset_index(self.first.offsets)
-        for p in chunks:
-            h = self.first(gather(state.maps[0], p, first_off))
-            state.maps[1][p] = h.clamp_(-rmax, rmax).float()
+        gate_off = state.offset_index(self.gates[0].offsets) if self.gates else first_off
+        # map rows each chunk reads, computed once for all stages
+        first_idx = [state.around(p, first_off) for p in chunks]
+        gate_idx = [state.around(p, gate_off) for p in chunks]
+
+        def read(src: torch.Tensor, idx: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+            return src.index_select(0, idx).view(len(p), -1)
+
+        for p, idx in zip(chunks, first_idx):
+            h = self.first(read(state.map(0), idx, p))
+            state.map(1)[p] = h.clamp_(-rmax, rmax).float()
         out = []
-        gate_off = state.offset_index(self.gates[0].offsets) if self.gates else None
         for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
             last = b == len(self.gates) - 1
-            src = state.maps[b + 1]
-            for p in chunks:
-                u = gate(gather(src, p, gate_off))  # (M, 2F)
+            src = state.map(b + 1)
+            for k, p in enumerate(chunks):
+                u = gate(read(src, gate_idx[k], p))  # (M, 2F)
                 a = u[:, :f].clamp(-GATE_MAX, GATE_MAX)
                 g = torch.floor(a * (u[:, f:] + GATE_MAX // 2).clamp(0, GATE_MAX) / GATE_MAX)
                 v = mix(g.float()).clamp_(-rmax, rmax)
                 h = (src[p].double() + v).clamp_(-rmax, rmax).float()
                 if last:
-                    out.append(self.head(h, gather(state.maps[0], p, first_off)))
+                    out.append(self.head(h, read(state.map(0), first_idx[k], p)))
                 else:
-                    state.maps[b + 2][p] = h
+                    state.map(b + 2)[p] = h
+            if single_pass:
+                del src
+                state.release(b + 1)
         return torch.cat(out) if out else torch.empty((0, self.cfg.n_params), dtype=torch.int64, device=pos.device)
 
     def head(self, h: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
@@ -287,9 +358,3 @@ class IntPixelCNN:
         if self.skip is not None:
             out = out + self.skip(pixels)
         return out.long()
-
-
-def gather(src: torch.Tensor, pos: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
-    """src (rows, C), pos (M,), off (n_off,) -> (M, n_off*C), offset-major like IntConv.weight."""
-    idx = (pos.view(-1, 1) + off.view(1, -1)).view(-1)
-    return src.index_select(0, idx).view(len(pos), len(off) * src.shape[1])

@@ -42,27 +42,29 @@ def test_offsets_follow_the_half_plane():
     assert (0, 0) in causal_offsets((1, 1, 1), 3, strict=False)
 
 
-def _setup(net, img, tiles, tile):
+def _setup(net, img, tiles, tile, columns=None):
     """Schedule, empty state, map positions and pixel values of a tile batch."""
     sched = Schedule(tiles, net.cfg.slope)
-    state = WavefrontState(net, len(tiles), tile, "cpu")
+    state = WavefrontState(net, len(tiles), tile, "cpu", columns)
     pos = state.flat_index(sched.n, sched.i, sched.j)
     ys = np.array([t.y for t in tiles])[sched.n] + sched.i
     xs = np.array([t.x for t in tiles])[sched.n] + sched.j
     return sched, state, pos, ys, xs, torch.from_numpy(img[ys, xs].astype(np.int64))
 
 
-def params_full_pass(net, img, tiles, tile):
+def params_full_pass(net, img, tiles, tile, single_pass=False):
     sched, state, pos, ys, xs, vals = _setup(net, img, tiles, tile)
     state.write_pixels(pos, vals)
-    return sched, ys, xs, net.run(state, pos), vals
+    return sched, ys, xs, net.run(state, pos, single_pass=single_pass), vals
 
 
-def params_by_steps(net, img, tiles, tile):
-    sched, state, pos, ys, xs, vals = _setup(net, img, tiles, tile)
+def params_by_steps(net, img, tiles, tile, columns=None):
+    sched, state, pos, ys, xs, vals = _setup(net, img, tiles, tile, columns)
+    last = torch.from_numpy(sched.j == np.array([t.w for t in tiles])[sched.n] - 1)
     out = []
     for t in range(sched.n_steps):
         a, b = sched.starts[t], sched.starts[t + 1]
+        state.clear_right(pos[a:b][last[a:b]])
         out.append(net.run(state, pos[a:b]))
         state.write_pixels(pos[a:b], vals[a:b])
     return ys, xs, torch.cat(out)
@@ -88,6 +90,8 @@ def test_encoder_pass_equals_decoder_steps_across_batches_and_threads(net):
         torch.set_num_threads(2)
         _, ys, xs, full, _ = params_full_pass(net, img, tiles, tile)
         reference = as_image(ys, xs, full, (40, 50))
+        # the encoder's single pass frees each residual map once read: the same numbers
+        assert torch.equal(params_full_pass(net, img, tiles, tile, single_pass=True)[3], full)
         torch.set_num_threads(1)
         ys1, xs1, steps = params_by_steps(net, img, tiles, tile)
         assert torch.equal(as_image(ys1, xs1, steps, (40, 50)), reference)
@@ -100,6 +104,28 @@ def test_encoder_pass_equals_decoder_steps_across_batches_and_threads(net):
             assert torch.equal(got[mask], reference[mask])
     finally:
         torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("cfg", [None, PixelCNNConfig(width=8, blocks=3, head_width=8, mixtures=2, slope=2,
+                                                       first_reach=(1, 1, 1), block_reach=(1, 2, 2))])
+def test_decoder_ring_of_columns_gives_the_full_maps_numbers(net, cfg):
+    """The decoder keeps a ring of columns per tile row: every step's parameters equal the
+    encoder's pass over whole maps, with edge tiles narrower than the ring (2 columns) and
+    shorter than the tile, in one batch."""
+    net = net if cfg is None else IntPixelCNN.from_float(make_tiny_model(4, cfg=cfg))
+    img = load("kodim05_rgb_130x70.png")[:40, :50]
+    tile = 16
+    tiles = tile_grid(40, 50, tile)  # edge tiles 16x2, 8x16 and 8x2
+    _, ys, xs, full, _ = params_full_pass(net, img, tiles, tile)
+    ys1, xs1, steps = params_by_steps(net, img, tiles, tile, columns=net.ring_columns)
+    assert torch.equal(as_image(ys1, xs1, steps, (40, 50)), as_image(ys, xs, full, (40, 50)))
+    # one column less breaks it: the ring is as narrow as it can be
+    ys2, xs2, short = params_by_steps(net, img, tiles, tile, columns=net.ring_columns - 1)
+    assert not torch.equal(as_image(ys2, xs2, short, (40, 50)), as_image(ys, xs, full, (40, 50)))
+    ring = WavefrontState(net, 1, 512, "cpu", net.ring_columns)
+    whole = WavefrontState(net, 1, 512, "cpu")
+    assert sum(ring.map(k).numel() for k in range(len(ring.maps))) * 40 < sum(
+        whole.map(k).numel() for k in range(len(whole.maps)))
 
 
 def test_float32_accumulation_is_exact(net):

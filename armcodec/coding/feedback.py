@@ -49,6 +49,7 @@ N_COEF_VALUES = COEF_MAX - COEF_MIN + 1
 RIDGE = 1e-3  # times the mean of the diagonal, added to it in the fit's normal equations
 CROSS = ((0, -1), (-1, 0))  # feature set 2: the other channels' residuals at these offsets
 CONSTANT = 64  # feature set 2: the constant feature (1/16 level), so a coefficient step moves means by 1/16 level
+SOLVE_CHUNK = 1 << 15  # rows per piece of the fit's normal equations (bounds the encoder's memory)
 FEATURE_SETS = (1, 2)
 LATEST = 2  # the feature set new files use
 
@@ -206,7 +207,8 @@ def _tile_solve(wf: torch.Tensor, f: torch.Tensor, rhs: torch.Tensor, tile_of: t
     the diagonal (the normal equations of :func:`fit` and the Newton steps of :func:`refine`)."""
     k = f.shape[1]
     a = torch.zeros((n_tiles, k, k), dtype=torch.float64, device=f.device)
-    a.index_add_(0, tile_of, wf.unsqueeze(2) * f.unsqueeze(1))
+    for s in range(0, len(f), SOLVE_CHUNK):  # the (rows, k, k) outer products in bounded pieces
+        a.index_add_(0, tile_of[s : s + SOLVE_CHUNK], wf[s : s + SOLVE_CHUNK].unsqueeze(2) * f[s : s + SOLVE_CHUNK].unsqueeze(1))
     b = torch.zeros((n_tiles, k), dtype=torch.float64, device=f.device).index_add_(0, tile_of, rhs)
     ridge = RIDGE * a.diagonal(dim1=1, dim2=2).mean(1) + 1e-9
     a += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)

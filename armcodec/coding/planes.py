@@ -4,8 +4,9 @@ A *plane group* is what one model evaluation codes jointly: the RGB channels of 
 image (g = 3), or one plane (g = 1: a grey image, or an alpha plane) that the RGB model
 sees replicated into all three inputs and codes through its first channel.  Each tile of
 each group is one independent ANS stream with the CRC32 of its samples.  Tiles are
-processed in batches whose activation maps fit ``max_batch_bytes``, so memory is bounded
-by tile size and batch, not by the image size.
+processed in batches that fit ``max_batch_bytes``, so memory is bounded by tile size and
+batch, not by the image size: the encoder's pass holds whole activation maps, the decoder a
+ring of a few columns per tile row (:class:`~armcodec.quant.WavefrontState`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from armcodec.ensemble import EnsembleState, IntEnsemble
 from armcodec.quant import IntPixelCNN, WavefrontState
 from armcodec.tables import TableLUTs
 
-DEFAULT_BATCH_BYTES = 2560 << 20  # two of default's 512x512 tiles (1.19 GiB each) decode side by side
+DEFAULT_BATCH_BYTES = 2560 << 20  # three of default's 512x512 tiles encode side by side, 29 decode
+ENCODE_PIXEL_BYTES = 1536
+DECODE_PIXEL_BYTES = 320
 Model = IntPixelCNN | IntEnsemble
 State = WavefrontState | EnsembleState
 
@@ -33,9 +36,17 @@ class CodedGroup:
     model_bits: float
 
 
-def tile_batches(tiles: list[Tile], model: Model, tile: int, max_batch_bytes: int) -> list[list[int]]:
-    per_tile = (tile + 4) * (tile + 8) * 4 * model.map_channels
-    per_tile += tile * tile * 8 * (model.cfg.n_params + 8)  # encoder's parameters and values
+def tile_batches(tiles: list[Tile], model: Model, tile: int, max_batch_bytes: int,
+                 decoding: bool = False) -> list[list[int]]:
+    """Tiles in batches whose memory fits ``max_batch_bytes``: the encoder holds the input and
+    two residual maps of whole tiles and, per pixel, its parameters and the fit's and the
+    offset search's temporaries (about 1.5 KiB); the decoder a ring of columns per tile row of
+    every map and, per pixel, its schedule, values and feedback indices (about 320 bytes).  The
+    per-pixel figures are peak RSS measured on kodim01 and a 1024x1024 image (README, memory)."""
+    if decoding:
+        per_tile = (tile + 4) * model.ring_columns * 4 * model.map_channels + tile * tile * DECODE_PIXEL_BYTES
+    else:
+        per_tile = (tile + 4) * (tile + 8) * 4 * model.pass_channels + tile * tile * ENCODE_PIXEL_BYTES
     n = max(1, max_batch_bytes // per_tile)
     idx = list(range(len(tiles)))
     return [idx[k : k + n] for k in range(0, len(idx), n)]
@@ -46,7 +57,7 @@ class _FullPass:
 
     def __init__(self, model: Model, state: State, pos: torch.Tensor, values: torch.Tensor):
         state.write_pixels(pos, values)
-        self.params = model.run(state, pos).to(torch.int32)
+        self.params = model.run(state, pos, single_pass=True).to(torch.int32)
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
         return self.params[a:b].long()
@@ -56,14 +67,17 @@ class _FullPass:
 
 
 class _Steps:
-    """Decoder parameter source: the cached model evaluated on one wavefront step."""
+    """Decoder parameter source: the cached model evaluated on one wavefront step (in a state with
+    a ring of columns per tile row; ``last``: bool (M,), the pixels that end their tile row)."""
 
-    def __init__(self, model: Model, state: State, pos: torch.Tensor, channels: int):
-        self.model, self.state, self.pos = model, state, pos
+    def __init__(self, model: Model, state: State, pos: torch.Tensor, channels: int, last: torch.Tensor):
+        self.model, self.state, self.pos, self.last = model, state, pos, last
         self.values = torch.zeros((len(pos), channels), dtype=torch.int64, device=pos.device)
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
-        return self.model.run(self.state, self.pos[a:b])
+        p = self.pos[a:b]
+        self.state.clear_right(p[self.last[a:b]])
+        return self.model.run(self.state, p)
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
         self.state.write_pixels(self.pos[a:b], values)
@@ -154,11 +168,12 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
     tiles = tile_grid(height, width, tile)
     out = np.zeros((height, width, channels), dtype=np.uint8)
     bits = 0.0
-    for batch in tile_batches(tiles, model, tile, max_batch_bytes):
+    for batch in tile_batches(tiles, model, tile, max_batch_bytes, decoding=True):
         bt = [tiles[k] for k in batch]
         sched = Schedule(bt, model.cfg.slope)
-        state = model.new_state(len(bt), tile, device)
+        state = model.new_state(len(bt), tile, device, columns=model.ring_columns)
         pos = state.flat_index(sched.n, sched.i, sched.j)
+        last = torch.from_numpy(sched.j == np.array([t.w for t in bt])[sched.n] - 1).to(device)
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if adaptive else None
         if blocks is not None:
             bits += side_bits(sum(blocks[1]) * channels) + (side_bits(len(bt), N_ORIENTATIONS) if oriented else 0.0)
@@ -171,7 +186,7 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         if fed_back:
             fb = _feedback(bt, sched, channels, model, tile, device, fed_back)
             fb.coefs = coder.feedback_coefs.to(device)
-        source = _Steps(model, state, pos, channels)
+        source = _Steps(model, state, pos, channels, last)
         bits += scan(sched, source, coder, channels, model.cfg, luts, fb)
         coder.check_exhausted()
         ys, xs = _image_coords(bt, sched, coder.adaptation.orientations if coder.adaptation else None)
