@@ -63,10 +63,10 @@ def shifted(r, di, dj):
     out[..., ys, xs] = r[..., yd, xd]
     return out
 
-def best_off(out, x, delta):
+def best_off(out, x, delta, lshift=None):
     per = []
     for o in [-0.5,-0.375,-0.25,-0.125,0,0.125,0.25]:
-        nll = nll_with_shift(out, x, delta, torch.full((3,),o))[0]
+        nll = nll_with_shift(out, x, delta, torch.full((3,),o), lshift)[0]
         per.append(nll.mean((0,2,3)))
     per = torch.stack(per)  # (O, C)
     return per.min(0).values.mean().item(), per.argmin(0).tolist()

@@ -32,12 +32,18 @@ T = 128  # tile side (--tile N)
 def tile_index(H, W, block=None):
     """Each pixel's coefficient block (``block`` side, default the tile) and the block count."""
     b = block or T
-    ti = torch.arange(H).view(-1, 1) // b * (W // b) + torch.arange(W).view(1, -1) // b
-    return ti.flatten(), (H // b) * (W // b)
+    across = -(-W // b)  # edge tiles are smaller, as in the codec
+    ti = torch.arange(H).view(-1, 1) // b * across + torch.arange(W).view(1, -1) // b
+    return ti.flatten(), -(-H // b) * across
 
 
-def features(r, c, cross=(), const=False):
-    f = [shifted(r[:, c], di, dj) for di, dj in NB] + [r[:, p] for p in range(c)]
+RING = ((-1, -2), (-2, -2), (-2, 2), (0, -3), (-3, 0))  # --more: own-channel offsets beyond the codec's 9 (causal at slope 3)
+PX4 = ((0, -1), (-1, 0), (-1, -1), (-1, 1))  # --more: a neighbour's value minus the model's mean here
+
+
+def features(r, c, cross=(), const=False, ring=False, px=None):
+    f = [shifted(r[:, c], di, dj) for di, dj in NB + (list(RING) if ring else [])] + [r[:, p] for p in range(c)]
+    f += [] if px is None else [shifted(px[0][:, c], di, dj) - px[1][:, c] for di, dj in PX4]
     f += [shifted(r[:, q], di, dj) for q in range(3) if q != c for di, dj in [NB[k] for k in cross]]
     f += [torch.full_like(r[:, c], 16.0)] if const else []
     return torch.stack([t.flatten() for t in f], 1).double()  # (N, k)
@@ -58,9 +64,10 @@ def rounded(a):
 def run(name, im):
     x = torch.from_numpy(im.transpose(2, 0, 1)[None].astype(np.float32))
     H, W = x.shape[-2:]
-    H -= H % T
-    W -= W % T
-    x = x[..., :H, :W]
+    if not (SCALE or MORE):  # (the earlier measurements cropped to whole tiles; --scale and --more code edge tiles as the codec does)
+        H -= H % T
+        W -= W % T
+        x = x[..., :H, :W]
     with torch.no_grad():
         out = torch.cat([torch.cat([model.features(x[..., y:y + T, xx:xx + T], qat=True) for xx in range(0, W, T)], -1)
                          for y in range(0, H, T)], -2)
@@ -80,38 +87,44 @@ def run(name, im):
             return best_off(out, x, delta_of([rounded(a) for a in coefs]))[0]
 
     fits = {}
-    if SCALE:  # after the wls mean feedback: a log2-scale shift from the local residual energy
-        coefs = [rounded(solve(Fs[c], ys[c], 1 / vs[c], tiles, n_tiles)) for c in range(3)]
-        delta = delta_of(coefs)
+    if SCALE:  # after the mean feedback (feature set 2: wls + xnb2 + const, per tile): a log2-scale
+        # shift per pixel from the residual energy the feedback leaves around it, s = a * g + b per
+        # tile and channel (fitted on the NLL, rounded to 1/8), s rounded to 1/8 octave
+        F2 = [features(r, c, (0, 1), True) for c in range(3)]
+        coefs = [rounded(solve(F2[c], ys[c], 1 / vs[c], tiles, n_tiles)) for c in range(3)]
+        delta = torch.stack([(F2[c] * coefs[c][tiles]).sum(1).view(H, W) for c in range(3)])[None].float()
         with torch.no_grad():
-            wls = best_off(out, x, delta)[0]
+            fb2 = best_off(out, x, delta)[0] + 8 * n_tiles * sum(f.shape[1] for f in F2) / (3 * H * W)
         r2 = (r - delta)[0].abs()  # (3,H,W) what the feedback leaves
         sig = var[0].sqrt()
         nb4 = [(0, -1), (-1, 0), (-1, -1), (-1, 1)]
         act = sum(shifted(r2, di, dj) for di, dj in nb4) / 4
         gs = {"nb4": torch.log2(1 + act) - torch.log2(1 + sig)}
-        cross = torch.stack([act[0], (act[1] + r2[0]) / 2, (act[2] + r2[0] + r2[1]) / 3])
-        gs["nb4+earlier"] = torch.log2(1 + cross) - torch.log2(1 + sig)
-        res = [name[:30], "base+off %.4f" % bo, "wls %+.2f%%" % (100 * (wls / bo - 1))]
+        with torch.no_grad():  # integer-shaped: floor(8 log2(64 + 16 sum4 |r|)) / 8 - the mixture's mean log2-scale
+            logits, _, logs, _ = __import__("armcodec.models.pixelcnn", fromlist=["x"]).split_params(out, model.cfg)
+            w = torch.softmax(torch.round(logits * 8) / 8 * math.log(2), 2)
+            mlog = torch.floor(8 * (w * torch.round(logs * 8) / 8).sum(2)) / 8  # (1,3,H,W)
+        e16 = torch.floor(16 * 4 * act)
+        gs["int4"] = torch.floor(8 * torch.log2(64 + e16)) / 8 - mlog[0]
+        e16b = torch.stack([e16[0], e16[1] + torch.floor(16 * 2 * r2[0]), e16[2] + torch.floor(16 * (r2[0] + r2[1]))])
+        gs["int4+earlier"] = torch.floor(8 * torch.log2(64 + e16b)) / 8 - mlog[0]
+        res = [name[:30], "base+off %.4f" % bo, "fb2 %+.2f%%" % (100 * (fb2 / bo - 1))]
         for label, g in gs.items():
-            for per_tile in (False, True):
-                n_par = n_tiles if per_tile else 1
-                ab = torch.zeros(n_par, 3, 2, requires_grad=True)
-                opt = torch.optim.Adam([ab], lr=0.02)
-                idx = tiles.view(H, W) if per_tile else torch.zeros(H, W, dtype=torch.long)
-                for _ in range(80):
-                    opt.zero_grad()
-                    p = ab[idx]  # (H,W,3,2)
-                    ls = (p[..., 1].permute(2, 0, 1) * g + p[..., 0].permute(2, 0, 1))[None]
-                    loss = nll_with_shift(out.detach(), x, delta, lshift=ls)[0].mean()
-                    loss.backward()
-                    opt.step()
-                with torch.no_grad():
-                    p = torch.round(ab * 8) / 8
-                    p = p[idx]
-                    ls = (p[..., 1].permute(2, 0, 1) * g + p[..., 0].permute(2, 0, 1))[None]
-                    n = nll_with_shift(out, x, delta, lshift=torch.round(ls * 8) / 8)[0].mean().item()
-                res.append("%s%s %+.2f%%" % (label, "/tile" if per_tile else "/img", 100 * (n / bo - 1)))
+            ab = torch.zeros(n_tiles, 3, 2, requires_grad=True)
+            opt = torch.optim.Adam([ab], lr=0.02)
+            idx = tiles.view(H, W)
+            for _ in range(80):
+                opt.zero_grad()
+                p = ab[idx]  # (H,W,3,2)
+                ls = (p[..., 1].permute(2, 0, 1) * g + p[..., 0].permute(2, 0, 1))[None]
+                loss = nll_with_shift(out.detach(), x, delta, lshift=ls)[0].mean()
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                p = (torch.round(ab * 8) / 8)[idx]
+                ls = (p[..., 1].permute(2, 0, 1) * g + p[..., 0].permute(2, 0, 1))[None]
+                n = best_off(out, x, delta, lshift=torch.floor(ls * 8) / 8)[0] + 8 * n_tiles * sum(f.shape[1] + 2 for f in F2) / (3 * H * W)
+            res.append("%s %+.2f%%" % (label, 100 * (n / bo - 1)))
         print(*res, flush=True)
         return
     if EXTENDED:  # wls with more features (a format change): other channels' neighbours, a constant;
@@ -119,11 +132,15 @@ def run(name, im):
         # coefficients' 8 bits each
         variants = [("wls", (), False, T), ("wls+xnb2", (0, 1), False, T), ("wls+xnb4", (0, 1, 2, 3), False, T),
                     ("wls+const", (), True, T), ("wls+xnb2+const", (0, 1), True, T)]
+        if MORE:
+            variants = [("fb2", (0, 1), True, T), ("fb2+xnb4", (0, 1, 2, 3), True, T), ("fb2+ring5", (0, 1), True, T, True),
+                        ("fb2+px4", (0, 1), True, T, False, True)]
         if BLOCK:
             variants += [(f"wls/{BLOCK}", (), False, BLOCK), (f"wls+xnb2+const/{BLOCK}", (0, 1), True, BLOCK)]
-        for label, cross, const, block in variants:
+        for label, cross, const, block, *more in variants:
+            ring, px = (more + [False, False])[:2]
             blocks, n_blocks = tile_index(H, W, block)
-            F2 = [features(r, c, cross, const) for c in range(3)]
+            F2 = [features(r, c, cross, const, ring, (x, x - r) if px else None) for c in range(3)]
             coefs = [rounded(solve(F2[c], ys[c], 1 / vs[c], blocks, n_blocks)) for c in range(3)]
             delta = torch.stack([(F2[c] * coefs[c][blocks]).sum(1).view(H, W) for c in range(3)])[None].float()
             side = 8 * n_blocks * sum(F2[c].shape[1] for c in range(3)) / (3 * H * W)
@@ -154,13 +171,14 @@ def run(name, im):
     print(*res, flush=True)
 
 
-EXTENDED = "--extended" in sys.argv
+EXTENDED = "--extended" in sys.argv or "--more" in sys.argv
+MORE = "--more" in sys.argv  # with the extended fit: feature set 2 against more own neighbours, 4 cross neighbours, neighbours' values
 SCALE = "--scale" in sys.argv
 BLOCK = None  # --block B: also fit the coefficients per BxB block
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    for flag in ("--extended", "--scale"):
+    for flag in ("--extended", "--scale", "--more"):
         if flag in sys.argv:
             sys.argv.remove(flag)
     for opt in ("--tile", "--block"):
