@@ -83,7 +83,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "train")
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch-mb", type=int, default=768)
+    ap.add_argument("--batch-mb", type=int, default=0, help="batch budget (MiB; 0: the library default)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "memory.json")
     a = ap.parse_args(argv)
     import torch
