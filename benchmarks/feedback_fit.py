@@ -64,7 +64,7 @@ def rounded(a):
 def run(name, im):
     x = torch.from_numpy(im.transpose(2, 0, 1)[None].astype(np.float32))
     H, W = x.shape[-2:]
-    if not (SCALE or MORE):  # (the earlier measurements cropped to whole tiles; --scale and --more code edge tiles as the codec does)
+    if not (SCALE or MORE or CHOICE):  # (the earlier measurements cropped to whole tiles; --scale and --more code edge tiles as the codec does)
         H -= H % T
         W -= W % T
         x = x[..., :H, :W]
@@ -137,6 +137,9 @@ def run(name, im):
                         ("fb2+px4", (0, 1), True, T, False, True)]
         if BLOCK:
             variants += [(f"wls/{BLOCK}", (), False, BLOCK), (f"wls+xnb2+const/{BLOCK}", (0, 1), True, BLOCK)]
+        if CHOICE:  # feature set 2 per tile, per BLOCK quarter, and the cheaper of the two per tile (1 bit each)
+            variants = [("fb2", (0, 1), True, T), (f"fb2/{BLOCK}", (0, 1), True, BLOCK)]
+        deltas = {}
         for label, cross, const, block, *more in variants:
             ring, px = (more + [False, False])[:2]
             blocks, n_blocks = tile_index(H, W, block)
@@ -144,8 +147,24 @@ def run(name, im):
             coefs = [rounded(solve(F2[c], ys[c], 1 / vs[c], blocks, n_blocks)) for c in range(3)]
             delta = torch.stack([(F2[c] * coefs[c][blocks]).sum(1).view(H, W) for c in range(3)])[None].float()
             side = 8 * n_blocks * sum(F2[c].shape[1] for c in range(3)) / (3 * H * W)
+            deltas[label] = (delta, blocks, 8 * sum(F2[c].shape[1] for c in range(3)))
             with torch.no_grad():
                 fits[label] = best_off(out, x, delta)[0] + side
+        if CHOICE:
+            with torch.no_grad():
+                costs = []  # per tile: (NLL bits at offset 0, coefficient bits) of each form
+                for label in ("fb2", f"fb2/{BLOCK}"):
+                    delta, blocks, bits_per_block = deltas[label]
+                    nll = nll_with_shift(out, x, delta)[0][0].sum(0).flatten().double()
+                    first = torch.from_numpy(np.unique(blocks.numpy(), return_index=True)[1])  # a pixel of each block
+                    n_blk = torch.zeros(n_tiles, dtype=torch.float64).index_add_(
+                        0, tiles[first], torch.ones(len(first), dtype=torch.float64))
+                    costs.append((torch.zeros(n_tiles, dtype=torch.float64).index_add_(0, tiles, nll), bits_per_block * n_blk))
+                split = costs[1][0] + costs[1][1] < costs[0][0] + costs[0][1]
+                delta = torch.where(split[tiles].view(1, 1, H, W), deltas[f"fb2/{BLOCK}"][0], deltas["fb2"][0])
+                side = (torch.where(split, costs[1][1], costs[0][1]).sum().item() + n_tiles) / (3 * H * W)
+                fits["choice"] = best_off(out, x, delta)[0] + side
+                fits[f"choice({int(split.sum())}/{n_tiles} split)"] = fits.pop("choice")
         print(name[:30], "base+off %.4f" % bo, *["%s %+.2f%%" % (k, 100 * (v / bo - 1)) for k, v in fits.items()], flush=True)
         return
     fits["ls"] = [solve(Fs[c], ys[c], torch.ones_like(ys[c]), tiles, n_tiles) for c in range(3)]
@@ -171,14 +190,28 @@ def run(name, im):
     print(*res, flush=True)
 
 
-EXTENDED = "--extended" in sys.argv or "--more" in sys.argv
-MORE = "--more" in sys.argv  # with the extended fit: feature set 2 against more own neighbours, 4 cross neighbours, neighbours' values
+def images(args):
+    """(name, uint8 (H, W, 3)) of ``val N`` (the first N validation photographs) or ``kodak NAME...``."""
+    if args[0] == "kodak":
+        from PIL import Image
+        for n in args[1:]:
+            yield n, np.asarray(Image.open(f"../shared/data/kodak/{n}.png").convert("RGB"))
+    else:
+        _, val = split_train_val(list_images("../shared/data/train"))
+        k = int(args[1])
+        for p, im in zip(val[:k], load_rgb(val[:k])):
+            yield p.name, im.transpose(1, 2, 0)
+
+
+EXTENDED = "--extended" in sys.argv or "--more" in sys.argv or "--choice" in sys.argv
+MORE = "--more" in sys.argv
+CHOICE = "--choice" in sys.argv  # with --block B: per tile the cheaper of per-tile and per-block coefficients  # with the extended fit: feature set 2 against more own neighbours, 4 cross neighbours, neighbours' values
 SCALE = "--scale" in sys.argv
 BLOCK = None  # --block B: also fit the coefficients per BxB block
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    for flag in ("--extended", "--scale", "--more"):
+    for flag in ("--extended", "--scale", "--more", "--choice"):
         if flag in sys.argv:
             sys.argv.remove(flag)
     for opt in ("--tile", "--block"):
@@ -186,12 +219,5 @@ if __name__ == "__main__":
             k = sys.argv.index(opt)
             globals()[opt[2:].upper() if opt == "--block" else "T"] = int(sys.argv[k + 1])
             del sys.argv[k:k + 2]
-    if sys.argv[1] == "kodak":
-        from PIL import Image
-        for n in sys.argv[2:]:
-            run(n, np.asarray(Image.open(f"../shared/data/kodak/{n}.png").convert("RGB")))
-    else:
-        _, val = split_train_val(list_images("../shared/data/train"))
-        k = int(sys.argv[2])
-        for p, im in zip(val[:k], load_rgb(val[:k])):
-            run(p.name, im.transpose(1, 2, 0))
+    for name, im in images(sys.argv[1:]):
+        run(name, im)

@@ -22,10 +22,9 @@ import torch
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from feedback_ablation import model, nll_with_shift  # noqa: E402
-from feedback_fit import features, solve, rounded, tile_index  # noqa: E402
+from feedback_fit import features, images, solve, rounded, tile_index  # noqa: E402
 import feedback_fit  # noqa: E402
 
-from armcodec.train import list_images, load_rgb, split_train_val  # noqa: E402
 
 T, BLOCK = 512, 32
 OFFS = range(-8, 8)
@@ -92,12 +91,5 @@ def run(name, im, bands_list=(4, 8, 16)):
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    if sys.argv[1] == "kodak":
-        from PIL import Image
-        for k in sys.argv[2:]:
-            run(k, np.asarray(Image.open(f"../shared/data/kodak/{k}.png").convert("RGB")))
-    else:
-        _, val = split_train_val(list_images("../shared/data/train"))
-        k = int(sys.argv[2])
-        for p, im in zip(val[:k], load_rgb(val[:k])):
-            run(p.name, im.transpose(1, 2, 0))
+    for name, im in images(sys.argv[1:]):
+        run(name, im)
