@@ -128,8 +128,8 @@ class WavefrontState:
     area are never computed and read as zero, exactly like the zero padding in training.
 
     The encoder's pass over every position keeps whole tiles (``columns`` None).  The decoder
-    only ever reads positions at most :meth:`IntPixelCNN.lag` wavefront steps behind the one it
-    computes, so with ``columns`` (at least :meth:`IntPixelCNN.ring_columns`) each tile row keeps
+    only ever reads positions a few wavefront steps behind the one it computes (the largest lag
+    of any layer offset), so with ``columns`` (at least :attr:`IntPixelCNN.ring_columns`) each tile row keeps
     just that many columns, column ``j`` in slot ``j % columns``: a slot is overwritten only after
     every read of its old position, and :meth:`clear_right` zeroes the columns right of a row's
     last pixel when that pixel is computed (their slots still hold earlier columns).  Same

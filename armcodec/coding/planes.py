@@ -22,7 +22,7 @@ from armcodec.ensemble import EnsembleState, IntEnsemble
 from armcodec.quant import IntPixelCNN, WavefrontState
 from armcodec.tables import TableLUTs
 
-DEFAULT_BATCH_BYTES = 2560 << 20  # three of default's 512x512 tiles encode side by side, 29 decode
+DEFAULT_BATCH_BYTES = 2560 << 20  # three of default's 512x512 tiles encode side by side, 25 decode
 ENCODE_PIXEL_BYTES = 1536
 DECODE_PIXEL_BYTES = 320
 Model = IntPixelCNN | IntEnsemble
