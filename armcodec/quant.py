@@ -149,6 +149,8 @@ class WavefrontState:
         self.maps: list[torch.Tensor | None] = [None] * len(self.chans)  # allocated (zeros) on first use
         self.channels = cfg.image_channels
         self.device = device
+        # clear_right's offsets: the columns right of a row's end
+        self._right = torch.tensor([(0, dj) for dj in range(1, self.pad_right + 1)], dtype=torch.int64, device=device)
 
     def map(self, k: int) -> torch.Tensor:
         """Map k, allocated as zeros on first use."""
@@ -182,8 +184,7 @@ class WavefrontState:
         ``pos`` (the last pixels of their tile rows), which later rows read as outside the tile."""
         if self.columns is None or not len(pos) or not self.pad_right:
             return
-        off = torch.tensor([(0, dj) for dj in range(1, self.pad_right + 1)], dtype=torch.int64, device=self.device)
-        idx = self.around(pos, off)
+        idx = self.around(pos, self._right)
         for m in self.maps:
             if m is not None:
                 m[idx] = 0
