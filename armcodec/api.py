@@ -91,14 +91,15 @@ class Codec:
     pick a scale offset per 32x32 block and channel and send it (coder profile 2, about 1%
     smaller files for a slower encode; decoding costs the same); off writes coder profile 1.
     ``orient`` (with ``adaptive``; default: the model entry's setting, on for ``default`` and
-    ``max``) also picks per tile whether it is coded mirrored (profiles 3, 5 and 7, about 0.2%
+    ``max``) also picks per tile whether it is coded mirrored (profiles 3, 5, 7 and 9, about 0.2%
     smaller files), from four float passes of the network named by ``orient_proxy`` (default:
     the entry's ``orient_proxy``, ``fast`` for ``default``; else the model itself, for an encode
     about 2.5x as long).  ``feedback`` (with
     ``adaptive``; default on) fits and sends per tile and channel a linear prediction of the
     model's residual from the residuals around it, with the feature set ``feedback_features``
-    (2, the default: profiles 6 and 7; 1, the first set: profiles 4 and 5; see
-    :mod:`armcodec.coding.feedback`).  Decode reads all seven profiles.
+    (3, the default: profiles 8 and 9, set 2's features with the coefficients per tile or, where
+    the encoder finds it cheaper, per quarter of the tile; 2: profiles 6 and 7; 1, the first
+    set: profiles 4 and 5; see :mod:`armcodec.coding.feedback`).  Decode reads all nine profiles.
 
     >>> codec = Codec()                                  # default model, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))

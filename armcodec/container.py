@@ -13,7 +13,10 @@ Everything is little-endian and written with ``struct``::
                                    follow the offsets, see armcodec.coding.feedback;
                                    5: as 4, and the tile's orientation comes first;
                                    6 and 7: as 4 and 5 with the feedback's feature
-                                   set 2: more coefficients per channel)
+                                   set 2: more coefficients per channel;
+                                   8 and 9: as 6 and 7 with feature set 3: a split
+                                   flag, then one coefficient set per tile or per
+                                   quarter of the tile)
            6   u32  header length N
           10   header (N bytes):
                  u8  kind (0 image)      u8 mode (1 L, 2 LA, 3 RGB, 4 RGBA)   u8 bits per sample (8)
@@ -40,8 +43,9 @@ MAGIC = b"ARMC"
 FORMAT_VERSION = 1
 PROFILE_PLAIN, PROFILE_ADAPTIVE, PROFILE_ORIENTED, PROFILE_FED_BACK, PROFILE_ORIENTED_FED_BACK = 1, 2, 3, 4, 5
 PROFILE_FED_BACK_2, PROFILE_ORIENTED_FED_BACK_2 = 6, 7
+PROFILE_FED_BACK_3, PROFILE_ORIENTED_FED_BACK_3 = 8, 9
 # coder profile -> the tools its tile streams use: (adaptation offsets, orientation, the residual
-# feedback's feature set: 0 none, 1 or 2, see armcodec.coding.feedback)
+# feedback's feature set: 0 none, 1 to 3, see armcodec.coding.feedback)
 PROFILE_TOOLS = {
     PROFILE_PLAIN: (False, False, 0),
     PROFILE_ADAPTIVE: (True, False, 0),
@@ -50,6 +54,8 @@ PROFILE_TOOLS = {
     PROFILE_ORIENTED_FED_BACK: (True, True, 1),
     PROFILE_FED_BACK_2: (True, False, 2),
     PROFILE_ORIENTED_FED_BACK_2: (True, True, 2),
+    PROFILE_FED_BACK_3: (True, False, 3),
+    PROFILE_ORIENTED_FED_BACK_3: (True, True, 3),
 }
 CODER_PROFILES = tuple(PROFILE_TOOLS)
 

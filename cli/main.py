@@ -90,7 +90,7 @@ def compress(
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
     adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Choose a scale offset per 32x32 block and channel (coder profile 2: smaller files, slower encode, same decode speed); --no-adapt writes profile 1.")] = True,
     orient: Annotated[Optional[bool], typer.Option("--orient/--no-orient", help="Also choose per tile whether it is coded mirrored (coder profiles 3 and 7: about 0.2% smaller, same decode speed; the encoder scores the mirrorings with the model's orientation proxy: for default the 9x smaller fast network, about 15% slower encode; for max the model itself, about 2.4x). Default: the model's setting (on for default and max).")] = None,
-    feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (coder profiles 6 and 7: about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
+    feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (coder profiles 8 and 9: about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
 ) -> None:
     """Compress images to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)

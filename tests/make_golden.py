@@ -7,7 +7,10 @@ skip and must stay as it is, so that the old weights format keeps being exercise
 """
 from pathlib import Path
 
+import numpy as np
+
 import armcodec
+from armcodec.coding import feedback
 from conftest import DATA, make_tiny_model
 from armcodec.train import export_model
 
@@ -18,10 +21,23 @@ if __name__ == "__main__":
     GOLDEN.mkdir(exist_ok=True)
     if not (GOLDEN / "golden-tiny.safetensors").exists():
         export_model(make_tiny_model(), GOLDEN, "golden-tiny", tile_size=16)
-    for suffix, adaptive, features in ((".arm", False, 0), (".p2.arm", True, 0), (".p4.arm", True, 1), (".p6.arm", True, 2)):
+    for suffix, adaptive, features in ((".arm", False, 0), (".p2.arm", True, 0), (".p4.arm", True, 1), (".p6.arm", True, 2),
+                                       (".p8.arm", True, 3)):
         codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=adaptive, feedback=features > 0,
                                feedback_features=features or 1)
         assert suffix == ".arm" or suffix == f".p{codec.profile}.arm"
         for name in SOURCES:
             (GOLDEN / (Path(name).stem + suffix)).write_bytes(codec.compress(DATA / name))
             print("wrote", Path(name).stem + suffix)
+    # profile 8 with every tile split into quarters (the encoder rarely finds that cheaper on so
+    # small an image), so that the split path's bytes are frozen too
+    real_fit = feedback.fit
+
+    def split_everywhere(fb, residuals, precisions, *args):
+        fb.set_split(np.ones(fb.n_tiles, dtype=bool))
+        real_fit(fb, residuals, precisions)
+
+    feedback.choose = split_everywhere
+    for name in SOURCES:
+        (GOLDEN / (Path(name).stem + ".p8-split.arm")).write_bytes(codec.compress(DATA / name))
+        print("wrote", Path(name).stem + ".p8-split.arm")

@@ -137,8 +137,8 @@ def test_bench_writes_verified_results_for_each_codec(work):
 
 def test_adapt_and_feedback_flags_pick_the_profile_and_all_decode(work):
     src = work / "kodim23_rgb_64x48.png"
-    for flags, profile in ((["--adapt"], 6), (["--no-feedback"], 2), (["--no-adapt"], 1), (["--orient", "--no-feedback"], 3),
-                           (["--orient"], 7)):
+    for flags, profile in ((["--adapt"], 8), (["--no-feedback"], 2), (["--no-adapt"], 1), (["--orient", "--no-feedback"], 3),
+                           (["--orient"], 9)):
         out = work / f"p{profile}.arm"
         r = runner.invoke(app, ["compress", str(src), "-o", str(out), "--model", "tiny", *flags])
         assert r.exit_code == 0, r.output

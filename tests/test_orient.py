@@ -64,14 +64,14 @@ def test_float_copy_tracks_the_integer_model_and_picks_the_cheapest():
 
 
 def test_orientation_is_the_models_setting_unless_asked(tiny_dir):
-    assert armcodec.Codec(device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK_2
+    assert armcodec.Codec(device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK_3
     assert armcodec.Codec(device="cpu", feedback=False).profile == container.PROFILE_ORIENTED
-    assert armcodec.Codec(device="cpu", orient=False).profile == container.PROFILE_FED_BACK_2
+    assert armcodec.Codec(device="cpu", orient=False).profile == container.PROFILE_FED_BACK_3
     assert armcodec.Codec(device="cpu", orient=False, feedback=False).profile == container.PROFILE_ADAPTIVE
-    assert armcodec.Codec("fast", device="cpu").profile == container.PROFILE_FED_BACK_2
-    assert armcodec.Codec("max", device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK_2
+    assert armcodec.Codec("fast", device="cpu").profile == container.PROFILE_FED_BACK_3
+    assert armcodec.Codec("max", device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK_3
     assert armcodec.Codec("max", device="cpu", feedback=False).profile == container.PROFILE_ORIENTED
-    assert armcodec.Codec("max", device="cpu", orient=False).profile == container.PROFILE_FED_BACK_2
+    assert armcodec.Codec("max", device="cpu", orient=False).profile == container.PROFILE_FED_BACK_3
     assert armcodec.Codec("max", device="cpu", adaptive=False).profile == container.PROFILE_PLAIN
     assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False).profile == container.PROFILE_ORIENTED
 

@@ -27,7 +27,13 @@ Two feature sets exist (the coder profile says which, see :data:`FEATURE_SETS`):
 *other* channels at the :data:`CROSS` neighbours (left and above: coded on earlier wavefront
 steps, all channels of them) and a constant feature :data:`CONSTANT` (a bias per tile and
 channel: one coefficient step moves the means by 1/16 level, the range is +-8 levels), so
-``n_neighbours + c + 2 (g - 1) + 1`` coefficients per channel of a g-channel group.
+``n_neighbours + c + 2 (g - 1) + 1`` coefficients per channel of a g-channel group.  Set 3
+(profiles 8 and 9) has set 2's features, and lets the encoder send the coefficients either once
+for the tile or once for each of its quarters (the :data:`SETS` squares of half the nominal tile
+size, in coded coordinates, that hold pixels of the tile): a split flag (1 bit, equally likely
+symbols) heads the tile's coefficients, then one coefficient set or one per present quarter,
+quarter by quarter (top left, top right, bottom left, bottom right).  The encoder fits both forms
+and keeps the one whose NLL plus coefficient bits is smaller (:func:`choose`).
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ import math
 import numpy as np
 import torch
 
+from armcodec.coding.adapt import side_bits
 from armcodec.errors import FormatError
 from armcodec.models.pixelcnn import LOGSCALE_STEPS
 from armcodec.tables import MEAN_STEPS, SCALE_MIN_IDX, TableLUTs, mixture_params, mixture_weights
@@ -50,8 +57,9 @@ RIDGE = 1e-3  # times the mean of the diagonal, added to it in the fit's normal 
 CROSS = ((0, -1), (-1, 0))  # feature set 2: the other channels' residuals at these offsets
 CONSTANT = 64  # feature set 2: the constant feature (1/16 level), so a coefficient step moves means by 1/16 level
 SOLVE_CHUNK = 1 << 15  # rows per piece of the fit's normal equations (bounds the encoder's memory)
-FEATURE_SETS = (1, 2)
-LATEST = 2  # the feature set new files use
+FEATURE_SETS = (1, 2, 3)
+LATEST = 3  # the feature set new files use
+SETS = 4  # feature set 3: coefficient sets per tile (its quarters; only the first is used unless split)
 
 
 def neighbours(slope: int) -> list[tuple[int, int]]:
@@ -62,10 +70,16 @@ def neighbours(slope: int) -> list[tuple[int, int]]:
 def n_features(slope: int, channel: int, channels: int, features: int = 1) -> int:
     """Coefficients of ``channel`` in a group of ``channels`` under feature set ``features``."""
     n = len(neighbours(slope)) + channel
-    return n + len(CROSS) * (channels - 1) + 1 if features == 2 else n
+    return n + len(CROSS) * (channels - 1) + 1 if features >= 2 else n
+
+
+def sets_per_tile(features: int) -> int:
+    """Rows of :attr:`Feedback.coefs` per tile: :data:`SETS` with feature set 3, else 1."""
+    return SETS if features == 3 else 1
 
 
 def coefs_per_tile(slope: int, channels: int, features: int = 1) -> int:
+    """Coefficients of one coefficient set (all channels of a group)."""
     return sum(n_features(slope, c, channels, features) for c in range(channels))
 
 
@@ -84,15 +98,18 @@ def weighted_mean(weights: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
 class Feedback:
     """Residual map and coefficients of a batch of tiles (in coded coordinates, schedule order).
 
-    coefs: int64 (n_tiles, channels, max features); n, i, j: the schedule's tile, row and column
-    of every pixel (numpy int64)."""
+    coefs: int64 (n_tiles * sets_per_tile(features), channels, max features), the rows of tile t
+    at t * sets_per_tile ...; n, i, j: the schedule's tile, row and column of every pixel (numpy
+    int64); tile: the nominal tile size (feature set 3's quarters are squares of half of it)."""
 
     def __init__(self, coefs: torch.Tensor, n: np.ndarray, i: np.ndarray, j: np.ndarray, tile: int, slope: int,
                  device, features: int = 1):
         if features not in FEATURE_SETS:
             raise ValueError(f"unknown feedback feature set {features}")
         self.coefs = coefs.to(device)
-        n_tiles, channels, _ = coefs.shape
+        self.sets = sets_per_tile(features)
+        n_tiles, channels = coefs.shape[0] // self.sets, coefs.shape[1]
+        self.n_tiles = n_tiles
         self.slope, self.feature_set = slope, features
         self.nb = neighbours(slope)
         self.width = tile + 2 * PAD
@@ -103,18 +120,31 @@ class Feedback:
         self.pos = torch.from_numpy(pos).to(device)
         offsets = torch.tensor([di * self.width + dj for di, dj in self.nb], dtype=torch.int64, device=device)
         self.around = self.pos.view(-1, 1) + offsets.view(1, -1)  # (M, neighbours)
-        self.tile_of = torch.from_numpy(np.asarray(n, dtype=np.int64)).to(device)
-        if features == 2:
+        n = np.asarray(n, dtype=np.int64)
+        self.tile_of = torch.from_numpy(n).to(device)
+        quarter = (np.asarray(i) >= tile // 2) * 2 + (np.asarray(j) >= tile // 2) if self.sets > 1 else np.zeros_like(n)
+        self.quarter = torch.from_numpy(quarter.astype(np.int64)).to(device)
+        # bool (n_tiles, sets): which quarters hold pixels of each tile
+        self.present = np.zeros((n_tiles, self.sets), dtype=bool)
+        self.present[n, quarter] = True
+        self.set_split(np.zeros(n_tiles, dtype=bool))
+        if features >= 2:
             cross = [di * self.width + dj for di, dj in CROSS]
             # (M, (channels - 1) * len(CROSS)) per channel c: the other channels' planes at CROSS
             self.cross = [self.pos.view(-1, 1) + torch.tensor([q * self.plane + o for q in range(channels) if q != c
                                                                 for o in cross], dtype=torch.int64, device=device)
                           for c in range(channels)]
 
+    def set_split(self, split: np.ndarray) -> None:
+        """bool (n_tiles,): which tiles use a coefficient set per quarter (feature set 3)."""
+        self.split = np.asarray(split, dtype=bool)
+        per_pixel = torch.from_numpy(self.split).to(self.tile_of.device)[self.tile_of]
+        self.set_of = self.tile_of * self.sets + torch.where(per_pixel, self.quarter, 0)
+
     def features(self, a: int, b: int, c: int, earlier: torch.Tensor) -> torch.Tensor:
         """int64 (b-a, n_features): channel c's residuals around pixels a..b, then ``earlier``
-        (int64 (b-a, c): the residuals of the pixels' channels before c); with feature set 2 then
-        the other channels' residuals at :data:`CROSS` and the constant."""
+        (int64 (b-a, c): the residuals of the pixels' channels before c); with feature sets 2 and
+        3 then the other channels' residuals at :data:`CROSS` and the constant."""
         around = self.residuals[self.around[a:b] + c * self.plane]
         if self.feature_set == 1:
             return torch.cat([around, earlier[:, :c]], 1)
@@ -124,17 +154,47 @@ class Feedback:
     def mean_shift(self, a: int, b: int, c: int, earlier: torch.Tensor) -> torch.Tensor:
         """int64 (b-a,): the feedback added to channel c's means at pixels a..b."""
         f = self.features(a, b, c, earlier)
-        coefs = self.coefs[self.tile_of[a:b], c, : f.shape[1]]
+        coefs = self.coefs[self.set_of[a:b], c, : f.shape[1]]
         return torch.div((coefs * f).sum(1), COEF_STEPS, rounding_mode="floor")
 
     def write(self, a: int, b: int, c: int, residuals: torch.Tensor) -> None:
         self.residuals[self.pos[a:b] + c * self.plane] = residuals
 
+    def tile_sets(self, tile: int) -> list[int]:
+        """The coefficient rows tile ``tile`` sends, in stream order."""
+        if not self.split[tile]:
+            return [tile * self.sets]
+        return [tile * self.sets + q for q in range(self.sets) if self.present[tile, q]]
+
     def tile_symbols(self, tile: int) -> np.ndarray:
-        """The tile's coefficients as stream symbols, channel after channel."""
-        rows = [self.coefs[tile, c, : n_features(self.slope, c, self.channels, self.feature_set)]
-                for c in range(self.channels)]
+        """The tile's coefficients as stream symbols: set after set, channel after channel."""
+        rows = [self.coefs[s, c, : n_features(self.slope, c, self.channels, self.feature_set)]
+                for s in self.tile_sets(tile) for c in range(self.channels)]
         return (torch.cat(rows) - COEF_MIN).cpu().numpy()
+
+    def split_symbol(self, tile: int) -> np.ndarray | None:
+        """Feature set 3: the tile's split flag as a stream symbol (int64 (1,)); None otherwise."""
+        return np.array([int(self.split[tile])], dtype=np.int64) if self.sets > 1 else None
+
+    def read_tile(self, tile: int, split: bool, symbols: np.ndarray) -> None:
+        """Decoder: the tile's split flag and its coefficient symbols (as :meth:`tile_symbols`)."""
+        self.split[tile] = split
+        rows, n = self.tile_sets(tile), coefs_per_tile(self.slope, self.channels, self.feature_set)
+        for k, s in enumerate(rows):
+            self.coefs[s] = coefs_from_symbols(symbols[k * n : (k + 1) * n], self.slope, self.channels,
+                                               self.feature_set).to(self.coefs.device)
+        self.set_split(self.split)
+
+    def n_symbols(self, tile: int, split: bool) -> int:
+        """Coefficient symbols of tile ``tile`` with or without the split."""
+        sets = int(self.present[tile].sum()) if split else 1
+        return sets * coefs_per_tile(self.slope, self.channels, self.feature_set)
+
+    def side_bits(self) -> float:
+        """The coefficients' (and split flags') bits of every tile: part of model_bits."""
+        n = sum(len(self.tile_sets(t)) for t in range(self.n_tiles))
+        bits = side_bits(n * coefs_per_tile(self.slope, self.channels, self.feature_set), N_COEF_VALUES)
+        return bits + (side_bits(self.n_tiles, 2) if self.sets > 1 else 0.0)
 
 
 def coefs_from_symbols(symbols: np.ndarray, slope: int, channels: int, features: int = 1) -> torch.Tensor:
@@ -196,7 +256,7 @@ def fit(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor | None =
         wt = torch.ones_like(y) if precisions is None else precisions[:, c]
         k = f.shape[1]
         wf = f * wt.unsqueeze(1)
-        sol = _tile_solve(wf, f, wf * y.unsqueeze(1), fb.tile_of, coefs.shape[0])
+        sol = _tile_solve(wf, f, wf * y.unsqueeze(1), fb.set_of, coefs.shape[0])
         coefs[:, c, :k] = torch.round(sol * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
     fb.coefs = coefs
 
@@ -216,31 +276,60 @@ def _tile_solve(wf: torch.Tensor, f: torch.Tensor, rhs: torch.Tensor, tile_of: t
 
 
 def refine(fb: Feedback, residuals: torch.Tensor, params: torch.Tensor, values: torch.Tensor, cfg,
-           luts: TableLUTs, rounds: int = 2) -> None:
-    """Encoder, after :func:`fit`: Newton steps on each tile's and channel's coefficients against
-    the model's NLL itself (a float copy of the mixture: the rate, where least squares only
-    approximates it), keeping a step only where it lowers that tile's and channel's NLL."""
+           luts: TableLUTs, rounds: int = 2) -> torch.Tensor:
+    """Encoder, after :func:`fit`: Newton steps on each coefficient set's and channel's
+    coefficients against the model's NLL itself (a float copy of the mixture: the rate, where
+    least squares only approximates it), keeping a step only where it lowers that set's and
+    channel's NLL.  Returns float64 (coefficient sets,): each set's NLL in nats (all channels)."""
     m, g = residuals.shape
-    n_tiles = fb.coefs.shape[0]
+    n_sets = fb.coefs.shape[0]
+    total = torch.zeros(n_sets, dtype=torch.float64, device=residuals.device)
     for c in range(g):
         mix = float_mixture(params, values, c, cfg, luts)
         f = fb.features(0, m, c, residuals)
         k = f.shape[1]
         fd = f.double()
         coefs = fb.coefs[:, c, :k]
-        best = _tile_nll(_shift(f, coefs, fb.tile_of), mix, fb.tile_of, n_tiles)
+        best = _tile_nll(_shift(f, coefs, fb.set_of), mix, fb.set_of, n_sets)
         for _ in range(rounds):
-            delta = _shift(f, coefs, fb.tile_of).double().requires_grad_(True)
+            delta = _shift(f, coefs, fb.set_of).double().requires_grad_(True)
             (grad,) = torch.autograd.grad(_nll(delta, mix).sum(), delta, create_graph=True)
             (hess,) = torch.autograd.grad(grad.sum(), delta)
             grad, hess = grad.detach(), hess.detach().clamp_min(1e-6)
-            step = _tile_solve(fd * hess.unsqueeze(1), fd, fd * grad.unsqueeze(1), fb.tile_of, n_tiles)
+            step = _tile_solve(fd * hess.unsqueeze(1), fd, fd * grad.unsqueeze(1), fb.set_of, n_sets)
             trial = torch.round((coefs.double() / COEF_STEPS - step) * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
-            nll = _tile_nll(_shift(f, trial, fb.tile_of), mix, fb.tile_of, n_tiles)
+            nll = _tile_nll(_shift(f, trial, fb.set_of), mix, fb.set_of, n_sets)
             better = nll < best
             coefs = torch.where(better.view(-1, 1), trial, coefs)
             best = torch.where(better, nll, best)
         fb.coefs[:, c, :k] = coefs
+        total += best
+    return total
+
+
+def choose(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor, params: torch.Tensor,
+           values: torch.Tensor, cfg, luts: TableLUTs) -> None:
+    """Encoder: :func:`fit` then :func:`refine` the coefficients; with feature set 3 both per tile
+    and per quarter, keeping for each tile the form whose NLL (no scale offsets) plus coefficient
+    bits is smaller."""
+    if fb.sets == 1:
+        fit(fb, residuals, precisions)
+        refine(fb, residuals, params, values, cfg, luts)
+        return
+    fb.set_split(np.ones(fb.n_tiles, dtype=bool))
+    fit(fb, residuals, precisions)
+    per_quarter = refine(fb, residuals, params, values, cfg, luts).view(fb.n_tiles, fb.sets).sum(1)
+    quarter_coefs = fb.coefs.clone()
+    fb.set_split(np.zeros(fb.n_tiles, dtype=bool))
+    fit(fb, residuals, precisions)
+    per_tile = refine(fb, residuals, params, values, cfg, luts).view(fb.n_tiles, fb.sets)[:, 0]
+    coef_bits = side_bits(1, N_COEF_VALUES)
+    cost = [per_tile.cpu().numpy() / math.log(2) + coef_bits * np.array([fb.n_symbols(t, False) for t in range(fb.n_tiles)]),
+            per_quarter.cpu().numpy() / math.log(2) + coef_bits * np.array([fb.n_symbols(t, True) for t in range(fb.n_tiles)])]
+    split = cost[1] < cost[0]
+    rows = torch.from_numpy(np.repeat(split, fb.sets)).to(fb.coefs.device)
+    fb.coefs = torch.where(rows.view(-1, 1, 1), quarter_coefs, fb.coefs)
+    fb.set_split(split)
 
 
 def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs):

@@ -98,7 +98,7 @@ def _feedback(tiles: list[Tile], sched: Schedule, g: int, model: Model, tile: in
               features: int = 1) -> feedback.Feedback:
     """An empty residual map (coefficients zero) for the batch, in coded coordinates."""
     width = feedback.n_features(model.cfg.slope, g - 1, g, features)
-    coefs = torch.zeros((len(tiles), g, width), dtype=torch.int64)
+    coefs = torch.zeros((len(tiles) * feedback.sets_per_tile(features), g, width), dtype=torch.int64)
     return feedback.Feedback(coefs, sched.n, sched.i, sched.j, tile, model.cfg.slope, device, features)
 
 
@@ -139,10 +139,9 @@ def encode_group(planes: np.ndarray, model: Model, luts: TableLUTs, tile: int, d
         if fed_back:
             fb = _feedback(bt, sched, g, model, tile, device, fed_back)
             residuals, precisions = feedback.all_residuals(source.params, values, model.cfg, luts)
-            feedback.fit(fb, residuals, precisions)
-            feedback.refine(fb, residuals, source.params, values, model.cfg, luts)
+            feedback.choose(fb, residuals, precisions, source.params, values, model.cfg, luts)
             mean_shifts = feedback.all_mean_shifts(fb, residuals)
-            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, g, fed_back), feedback.N_COEF_VALUES)
+            bits += fb.side_bits()
         if adaptive:
             block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
             block_of = torch.from_numpy(block_of).to(device)
@@ -177,15 +176,10 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if adaptive else None
         if blocks is not None:
             bits += side_bits(sum(blocks[1]) * channels) + (side_bits(len(bt), N_ORIENTATIONS) if oriented else 0.0)
-        if fed_back:
-            bits += side_bits(len(bt) * feedback.coefs_per_tile(model.cfg.slope, channels, fed_back),
-                              feedback.N_COEF_VALUES)
-        coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks, oriented and adaptive,
-                            model.cfg.slope if fed_back else None, fed_back)
-        fb = None
-        if fed_back:
-            fb = _feedback(bt, sched, channels, model, tile, device, fed_back)
-            fb.coefs = coder.feedback_coefs.to(device)
+        fb = _feedback(bt, sched, channels, model, tile, device, fed_back) if fed_back else None
+        coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks, oriented and adaptive, fb)
+        if fb is not None:
+            bits += fb.side_bits()
         source = _Steps(model, state, pos, channels, last)
         bits += scan(sched, source, coder, channels, model.cfg, luts, fb)
         coder.check_exhausted()

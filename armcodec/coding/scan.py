@@ -120,6 +120,9 @@ class EncodeCoder:
                 if self.feedback is not None:
                     coefs = self.feedback.tile_symbols(k)
                     enc.push(coefs, adapt.side_tables(len(coefs), feedback.N_COEF_VALUES))
+                    split = self.feedback.split_symbol(k)
+                    if split is not None:
+                        enc.push(split, adapt.side_tables(1, 2))
                 symbols = self.adaptation.tile_symbols(k)
                 enc.push(symbols, adapt.side_tables(len(symbols)))
                 if orientations is not None:
@@ -131,19 +134,18 @@ class DecodeCoder:
     """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profiles 2 to 5:
     the block of every pixel of the schedule and the block count per tile, from
     ``Adaptation.blocks``) each stream first gives its tile's orientation (``oriented``,
-    profile 3), then its adaptation offsets, then with ``feedback_slope`` (profiles 4 to 7: the
-    model's wavefront slope) its feedback coefficients of feature set ``feedback_features``, kept
-    in ``feedback_coefs`` (int64 (tiles, channels, features))."""
+    profile 3), then its adaptation offsets, then with ``fb`` (profiles 4 to 9: the batch's
+    :class:`feedback.Feedback`) its feedback coefficients (after the split flag with feature set
+    3), written into ``fb``."""
 
     reverse = False
 
     def __init__(self, streams: list[bytes], device, channels: int = 1,
                  blocks: tuple[np.ndarray, list[int]] | None = None, oriented: bool = False,
-                 feedback_slope: int | None = None, feedback_features: int = 1):
+                 fb: feedback.Feedback | None = None):
         self.streams = [StreamDecoder(s) for s in streams]
         self.device = device
         self.adaptation = None
-        self.feedback_coefs = None
         if blocks is not None:
             block_of, counts = blocks
             orientations = None
@@ -154,12 +156,15 @@ class DecodeCoder:
                     for d, n in zip(self.streams, counts)]
             shifts = torch.from_numpy(np.concatenate(rows)).to(device)
             self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts, orientations)
-            if feedback_slope is not None:
-                n = feedback.coefs_per_tile(feedback_slope, channels, feedback_features)
-                table = adapt.side_tables(n, feedback.N_COEF_VALUES)
-                self.feedback_coefs = torch.stack([feedback.coefs_from_symbols(d.pop(table), feedback_slope, channels,
-                                                                               feedback_features)
-                                                   for d in self.streams])
+            if fb is not None:
+                for k, d in enumerate(self.streams):
+                    split = False
+                    if fb.sets > 1:
+                        split = int(d.pop(adapt.side_tables(1, 2))[0])
+                        if split > 1:
+                            raise FormatError("tile stream starts with an invalid feedback split flag (corrupted file)")
+                    n = fb.n_symbols(k, bool(split))
+                    fb.read_tile(k, bool(split), d.pop(adapt.side_tables(n, feedback.N_COEF_VALUES)))
 
     def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
         qn = q.cpu().numpy()
