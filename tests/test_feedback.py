@@ -62,7 +62,8 @@ def test_decoder_steps_reproduce_the_encoders_residuals_and_shifts(tiny_dir, fea
     """The encoder computes every residual and mean shift in one pass; the wavefront, step by
     step from the pixels it has decoded, must get the same integers (else files would not decode).
     Feature set 2 also reads the other channels' residuals at the neighbours; with set 3 every
-    other tile takes its coefficients per quarter (edge tiles have fewer quarters)."""
+    tiles take their coefficients per tile, per quarter and per sixteenth in turn (edge tiles
+    have fewer blocks)."""
     codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir)
     net, luts = codec.model.net, codec.model.luts
     img = load("kodim05_rgb_37x29.png")
@@ -70,7 +71,7 @@ def test_decoder_steps_reproduce_the_encoders_residuals_and_shifts(tiny_dir, fea
     tiles = tile_grid(img.shape[0], img.shape[1], 16)
     residuals, precisions = feedback.all_residuals(params, values, net.cfg, luts)
     if features == 3:
-        fb.set_split(np.arange(len(tiles)) % 2 == 0)
+        fb.set_levels(np.arange(len(tiles)) % feedback.LEVELS)
         assert len(set(fb.set_of.tolist())) > len(tiles)
     feedback.fit(fb, residuals, precisions)
     assert int(fb.coefs.abs().sum()) > 0
@@ -79,7 +80,7 @@ def test_decoder_steps_reproduce_the_encoders_residuals_and_shifts(tiny_dir, fea
         assert int(fb.coefs[:, :, -5:].abs().sum()) > 0
     step_fb = planes._feedback(tiles, sched, 3, net, 16, "cpu", features)
     step_fb.coefs = fb.coefs.clone()
-    step_fb.set_split(fb.split)
+    step_fb.set_levels(fb.levels)
     for t in range(sched.n_steps):
         a, b = int(sched.starts[t]), int(sched.starts[t + 1])
         res = torch.empty((b - a, 3), dtype=torch.int64)
@@ -156,11 +157,11 @@ def test_coefficient_symbols_round_trip_and_bad_symbols_are_refused(features, n)
         feedback.coefs_from_symbols(symbols, 3, 3, features)
 
 
-@pytest.mark.parametrize("features, n", [(1, 30), (2, 45), (3, 45.125)])
+@pytest.mark.parametrize("features, n", [(1, 30), (2, 45), (3, 45 + np.log2(3) / 8)])
 def test_model_bits_count_eight_bits_per_coefficient(tiny_dir, monkeypatch, features, n):
     """With the coefficients forced to zero (one set per tile), profiles 4, 6 and 8 code exactly
-    profile 2's pixels plus 8 bits per coefficient (and with set 3 one bit per tile for the
-    split flag)."""
+    profile 2's pixels plus 8 bits per coefficient (and with set 3 log2(3) bits per tile for the
+    level)."""
     img = load("kodim05_rgb_37x29.png")
     monkeypatch.setattr(feedback, "choose", lambda fb, residuals, *args: [fb.write(0, len(residuals), c, residuals[:, c])
                                                                          for c in range(residuals.shape[1])])
@@ -170,34 +171,36 @@ def test_model_bits_count_eight_bits_per_coefficient(tiny_dir, monkeypatch, feat
     assert fed.model_bits - plain.model_bits == pytest.approx(8 * n * n_tiles, abs=1e-3)
 
 
-def test_coefficients_per_quarter_round_trip_and_are_counted(tiny_dir, monkeypatch):
-    """Feature set 3 with every tile forced to split: one coefficient set per quarter that holds
-    pixels (the 37x29 image's tiles 5 pixels wide have 2), exact round trip, the decoder's model bits
-    equal the encoder's; the split costs 8 bits per coefficient of each extra set."""
+@pytest.mark.parametrize("level, blocks", [(1, [4, 4, 2, 4, 4, 2]), (2, [16, 16, 8, 16, 16, 8])])
+def test_coefficients_per_quarter_or_sixteenth_round_trip_and_are_counted(tiny_dir, monkeypatch, level, blocks):
+    """Feature set 3 with every tile forced to a level: one coefficient set per block of the level
+    that holds pixels (the 37x29 image's tiles 5 pixels wide have half of them), exact round
+    trip, the decoder's model bits equal the encoder's; each set costs 8 bits per coefficient."""
     img = load("kodim05_rgb_37x29.png")
     codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback_features=3)
     one = codec.encode(img)
     real_fit = feedback.fit
     seen = []
 
-    def split_fit(fb, residuals, precisions=None):
-        fb.set_split(np.ones(fb.n_tiles, dtype=bool))
+    def forced_fit(fb, residuals, precisions=None):
+        fb.set_levels(np.full(fb.n_tiles, level))
         real_fit(fb, residuals, precisions)
-        seen.append(fb.present.sum(1).tolist())
+        seen.append([len(fb.tile_sets(t)) for t in range(fb.n_tiles)])
 
-    monkeypatch.setattr(feedback, "choose", lambda fb, residuals, precisions, *args: split_fit(fb, residuals, precisions))
-    split = codec.encode(img)
-    assert seen == [[4, 4, 2, 4, 4, 2]]  # tiles of 16: 16x16, 16x16, 16x5, then 13 rows high
-    assert split.data != one.data
-    dec = codec.decode(split.data)
+    monkeypatch.setattr(feedback, "choose", lambda fb, residuals, precisions, *args: forced_fit(fb, residuals, precisions))
+    forced = codec.encode(img)
+    assert seen == [blocks]  # tiles of 16: 16x16, 16x16, 16x5, then 13 rows high
+    assert forced.data != one.data
+    dec = codec.decode(forced.data)
     assert np.array_equal(dec.array, img)
-    assert dec.model_bits == pytest.approx(split.model_bits, rel=1e-12)
-    fb = planes._feedback(tile_grid(29, 37, 16), Schedule(tile_grid(29, 37, 16), 3), 3, codec.model.net, 16, "cpu", 3)
-    fb.set_split(np.ones(6, dtype=bool))
-    assert fb.side_bits() == pytest.approx(8 * 45 * 20 + 6, abs=1e-3)
+    assert dec.model_bits == pytest.approx(forced.model_bits, rel=1e-12)
+    tiles = tile_grid(29, 37, 16)
+    fb = planes._feedback(tiles, Schedule(tiles, 3), 3, codec.model.net, 16, "cpu", 3)
+    fb.set_levels(np.full(6, level))
+    assert fb.side_bits() == pytest.approx(8 * 45 * sum(blocks) + 6 * np.log2(3), abs=1e-3)
 
 
-def test_invalid_split_flag_is_refused(tiny_dir):
+def test_invalid_feedback_level_is_refused(tiny_dir):
     from armcodec.coding.ans import StreamEncoder
     from armcodec.coding.adapt import side_tables
     from armcodec.coding.scan import DecodeCoder
@@ -206,9 +209,9 @@ def test_invalid_split_flag_is_refused(tiny_dir):
     tiles = tile_grid(8, 8, 16)
     fb = planes._feedback(tiles, Schedule(tiles, 3), 3, net, 16, "cpu", 3)
     enc = StreamEncoder()
-    enc.push(np.array([2]), side_tables(1, 2))
+    enc.push(np.array([feedback.LEVELS]), side_tables(1, feedback.LEVELS))
     enc.push(np.zeros(3, np.int64), side_tables(3))
-    with pytest.raises(FormatError, match="split flag"):
+    with pytest.raises(FormatError, match="feedback level"):
         DecodeCoder([enc.finish()], "cpu", channels=3, blocks=(np.zeros(0, np.int64), [1]), fb=fb)
 
 

@@ -3,8 +3,8 @@ on purpose: tests/make_golden.py).  ``<stem>.arm``: format version 1, coder prof
 adaptation; these bytes predate profile 2 and must not change); ``<stem>.p2.arm``: coder profile 2
 (per-tile adaptation offsets); ``<stem>.p4.arm``: coder profile 4 (offsets and residual feedback);
 ``<stem>.p6.arm``: coder profile 6 (the feedback's second feature set); ``<stem>.p8.arm``: coder
-profile 8 (the third: a split flag, coefficients per tile or per quarter), and
-``<stem>.p8-split.arm`` the same with every tile split into quarters;
+profile 8 (the third: a level symbol, coefficients per tile, quarter or sixteenth), and
+``<stem>.p8-levels.arm`` the same with the tiles' levels forced to each level in turn;
 ``<stem>.p4-ls.arm``: profile 4 as its first encoder wrote it (plain least squares coefficients,
 commit 5d7bc4f), kept to show that files from it keep decoding: the encoder's choice of
 coefficients is its own business, the format did not change."""
@@ -54,8 +54,8 @@ def test_files_of_the_first_feedback_encoder_still_decode(stem):
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_files_with_coefficients_per_quarter_decode(stem):
-    data = (GOLDEN / f"{stem}.p8-split.arm").read_bytes()
+def test_files_with_coefficients_per_block_decode(stem):
+    data = (GOLDEN / f"{stem}.p8-levels.arm").read_bytes()
     assert container.parse(data)[0].profile == 8 and data != golden_path(stem, 8).read_bytes()
     codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN)
     img = load(f"{stem}.png")

@@ -28,12 +28,13 @@ Two feature sets exist (the coder profile says which, see :data:`FEATURE_SETS`):
 steps, all channels of them) and a constant feature :data:`CONSTANT` (a bias per tile and
 channel: one coefficient step moves the means by 1/16 level, the range is +-8 levels), so
 ``n_neighbours + c + 2 (g - 1) + 1`` coefficients per channel of a g-channel group.  Set 3
-(profiles 8 and 9) has set 2's features, and lets the encoder send the coefficients either once
-for the tile or once for each of its quarters (the :data:`SETS` squares of half the nominal tile
-size, in coded coordinates, that hold pixels of the tile): a split flag (1 bit, equally likely
-symbols) heads the tile's coefficients, then one coefficient set or one per present quarter,
-quarter by quarter (top left, top right, bottom left, bottom right).  The encoder fits both forms
-and keeps the one whose NLL plus coefficient bits is smaller (:func:`choose`).
+(profiles 8 and 9) has set 2's features, and lets the encoder send the coefficients at one of
+:data:`LEVELS` levels per tile: once for the tile (level 0), once per quarter (level 1: squares of
+half the nominal tile size, in coded coordinates) or once per sixteenth (level 2: squares of a
+quarter of it).  A level symbol (equally likely values) heads the tile's coefficients, then one
+coefficient set for each block of that level that holds pixels of the tile, blocks in row-major
+order.  The encoder fits every level and keeps the one whose NLL plus coefficient bits is
+smaller (:func:`choose`).
 """
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ CONSTANT = 64  # feature set 2: the constant feature (1/16 level), so a coeffici
 SOLVE_CHUNK = 1 << 15  # rows per piece of the fit's normal equations (bounds the encoder's memory)
 FEATURE_SETS = (1, 2, 3)
 LATEST = 3  # the feature set new files use
-SETS = 4  # feature set 3: coefficient sets per tile (its quarters; only the first is used unless split)
+LEVELS = 3  # feature set 3: the tile, its quarters, its sixteenths
+LEVEL_ROWS = (0, 1, 5)  # feature set 3: the first coefficient row of each level within a tile's rows
+SETS = 21  # feature set 3: coefficient rows per tile (1 + 4 + 16; a tile uses those of its level)
 
 
 def neighbours(slope: int) -> list[tuple[int, int]]:
@@ -100,7 +103,8 @@ class Feedback:
 
     coefs: int64 (n_tiles * sets_per_tile(features), channels, max features), the rows of tile t
     at t * sets_per_tile ...; n, i, j: the schedule's tile, row and column of every pixel (numpy
-    int64); tile: the nominal tile size (feature set 3's quarters are squares of half of it)."""
+    int64); tile: the nominal tile size (feature set 3's blocks at level L are squares of
+    tile >> L)."""
 
     def __init__(self, coefs: torch.Tensor, n: np.ndarray, i: np.ndarray, j: np.ndarray, tile: int, slope: int,
                  device, features: int = 1):
@@ -122,12 +126,18 @@ class Feedback:
         self.around = self.pos.view(-1, 1) + offsets.view(1, -1)  # (M, neighbours)
         n = np.asarray(n, dtype=np.int64)
         self.tile_of = torch.from_numpy(n).to(device)
-        quarter = (np.asarray(i) >= tile // 2) * 2 + (np.asarray(j) >= tile // 2) if self.sets > 1 else np.zeros_like(n)
-        self.quarter = torch.from_numpy(quarter.astype(np.int64)).to(device)
-        # bool (n_tiles, sets): which quarters hold pixels of each tile
-        self.present = np.zeros((n_tiles, self.sets), dtype=bool)
-        self.present[n, quarter] = True
-        self.set_split(np.zeros(n_tiles, dtype=bool))
+        levels = LEVELS if self.sets > 1 else 1
+        # per level: int64 (M,) the coefficient row (within the tile's) of every pixel, and
+        # bool (n_tiles, 4**level) which blocks of the level hold pixels of each tile
+        self.rows, self.present = [], []
+        for level in range(levels):
+            size = max(1, tile >> level)
+            block = (np.asarray(i) // size) * (1 << level) + np.asarray(j) // size
+            self.rows.append(torch.from_numpy((block + LEVEL_ROWS[level]).astype(np.int64)).to(device))
+            present = np.zeros((n_tiles, 4**level), dtype=bool)
+            present[n, block] = True
+            self.present.append(present)
+        self.set_levels(np.zeros(n_tiles, dtype=np.int64))
         if features >= 2:
             cross = [di * self.width + dj for di, dj in CROSS]
             # (M, (channels - 1) * len(CROSS)) per channel c: the other channels' planes at CROSS
@@ -135,11 +145,14 @@ class Feedback:
                                                                 for o in cross], dtype=torch.int64, device=device)
                           for c in range(channels)]
 
-    def set_split(self, split: np.ndarray) -> None:
-        """bool (n_tiles,): which tiles use a coefficient set per quarter (feature set 3)."""
-        self.split = np.asarray(split, dtype=bool)
-        per_pixel = torch.from_numpy(self.split).to(self.tile_of.device)[self.tile_of]
-        self.set_of = self.tile_of * self.sets + torch.where(per_pixel, self.quarter, 0)
+    def set_levels(self, levels: np.ndarray) -> None:
+        """int64 (n_tiles,): the level at which each tile sends its coefficients (feature set 3)."""
+        self.levels = np.asarray(levels, dtype=np.int64).copy()
+        per_pixel = torch.from_numpy(self.levels).to(self.tile_of.device)[self.tile_of]
+        row = self.rows[0]
+        for level in range(1, len(self.rows)):
+            row = torch.where(per_pixel == level, self.rows[level], row)
+        self.set_of = self.tile_of * self.sets + row
 
     def features(self, a: int, b: int, c: int, earlier: torch.Tensor) -> torch.Tensor:
         """int64 (b-a, n_features): channel c's residuals around pixels a..b, then ``earlier``
@@ -160,11 +173,11 @@ class Feedback:
     def write(self, a: int, b: int, c: int, residuals: torch.Tensor) -> None:
         self.residuals[self.pos[a:b] + c * self.plane] = residuals
 
-    def tile_sets(self, tile: int) -> list[int]:
-        """The coefficient rows tile ``tile`` sends, in stream order."""
-        if not self.split[tile]:
-            return [tile * self.sets]
-        return [tile * self.sets + q for q in range(self.sets) if self.present[tile, q]]
+    def tile_sets(self, tile: int, level: int | None = None) -> list[int]:
+        """The coefficient rows tile ``tile`` sends at ``level`` (default its own), in stream order."""
+        level = int(self.levels[tile]) if level is None else level
+        base = tile * self.sets + LEVEL_ROWS[level]
+        return [base + b for b in np.flatnonzero(self.present[level][tile])]
 
     def tile_symbols(self, tile: int) -> np.ndarray:
         """The tile's coefficients as stream symbols: set after set, channel after channel."""
@@ -172,29 +185,28 @@ class Feedback:
                 for s in self.tile_sets(tile) for c in range(self.channels)]
         return (torch.cat(rows) - COEF_MIN).cpu().numpy()
 
-    def split_symbol(self, tile: int) -> np.ndarray | None:
-        """Feature set 3: the tile's split flag as a stream symbol (int64 (1,)); None otherwise."""
-        return np.array([int(self.split[tile])], dtype=np.int64) if self.sets > 1 else None
+    def level_symbol(self, tile: int) -> np.ndarray | None:
+        """Feature set 3: the tile's level as a stream symbol (int64 (1,)); None otherwise."""
+        return np.array([self.levels[tile]], dtype=np.int64) if self.sets > 1 else None
 
-    def read_tile(self, tile: int, split: bool, symbols: np.ndarray) -> None:
-        """Decoder: the tile's split flag and its coefficient symbols (as :meth:`tile_symbols`)."""
-        self.split[tile] = split
-        rows, n = self.tile_sets(tile), coefs_per_tile(self.slope, self.channels, self.feature_set)
-        for k, s in enumerate(rows):
+    def read_tile(self, tile: int, level: int, symbols: np.ndarray) -> None:
+        """Decoder: the tile's level and its coefficient symbols (as :meth:`tile_symbols`)."""
+        self.levels[tile] = level
+        n = coefs_per_tile(self.slope, self.channels, self.feature_set)
+        for k, s in enumerate(self.tile_sets(tile)):
             self.coefs[s] = coefs_from_symbols(symbols[k * n : (k + 1) * n], self.slope, self.channels,
                                                self.feature_set).to(self.coefs.device)
-        self.set_split(self.split)
+        self.set_levels(self.levels)
 
-    def n_symbols(self, tile: int, split: bool) -> int:
-        """Coefficient symbols of tile ``tile`` with or without the split."""
-        sets = int(self.present[tile].sum()) if split else 1
-        return sets * coefs_per_tile(self.slope, self.channels, self.feature_set)
+    def n_symbols(self, tile: int, level: int) -> int:
+        """Coefficient symbols of tile ``tile`` at ``level``."""
+        return len(self.tile_sets(tile, level)) * coefs_per_tile(self.slope, self.channels, self.feature_set)
 
     def side_bits(self) -> float:
-        """The coefficients' (and split flags') bits of every tile: part of model_bits."""
+        """The coefficients' (and levels') bits of every tile: part of model_bits."""
         n = sum(len(self.tile_sets(t)) for t in range(self.n_tiles))
         bits = side_bits(n * coefs_per_tile(self.slope, self.channels, self.feature_set), N_COEF_VALUES)
-        return bits + (side_bits(self.n_tiles, 2) if self.sets > 1 else 0.0)
+        return bits + (side_bits(self.n_tiles, LEVELS) if self.sets > 1 else 0.0)
 
 
 def coefs_from_symbols(symbols: np.ndarray, slope: int, channels: int, features: int = 1) -> torch.Tensor:
@@ -309,27 +321,26 @@ def refine(fb: Feedback, residuals: torch.Tensor, params: torch.Tensor, values: 
 
 def choose(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor, params: torch.Tensor,
            values: torch.Tensor, cfg, luts: TableLUTs) -> None:
-    """Encoder: :func:`fit` then :func:`refine` the coefficients; with feature set 3 both per tile
-    and per quarter, keeping for each tile the form whose NLL (no scale offsets) plus coefficient
-    bits is smaller."""
+    """Encoder: :func:`fit` then :func:`refine` the coefficients; with feature set 3 at every level
+    (per tile, per quarter, per sixteenth), keeping for each tile the level whose NLL (no scale
+    offsets) plus coefficient bits is smaller."""
     if fb.sets == 1:
         fit(fb, residuals, precisions)
         refine(fb, residuals, params, values, cfg, luts)
         return
-    fb.set_split(np.ones(fb.n_tiles, dtype=bool))
-    fit(fb, residuals, precisions)
-    per_quarter = refine(fb, residuals, params, values, cfg, luts).view(fb.n_tiles, fb.sets).sum(1)
-    quarter_coefs = fb.coefs.clone()
-    fb.set_split(np.zeros(fb.n_tiles, dtype=bool))
-    fit(fb, residuals, precisions)
-    per_tile = refine(fb, residuals, params, values, cfg, luts).view(fb.n_tiles, fb.sets)[:, 0]
     coef_bits = side_bits(1, N_COEF_VALUES)
-    cost = [per_tile.cpu().numpy() / math.log(2) + coef_bits * np.array([fb.n_symbols(t, False) for t in range(fb.n_tiles)]),
-            per_quarter.cpu().numpy() / math.log(2) + coef_bits * np.array([fb.n_symbols(t, True) for t in range(fb.n_tiles)])]
-    split = cost[1] < cost[0]
-    rows = torch.from_numpy(np.repeat(split, fb.sets)).to(fb.coefs.device)
-    fb.coefs = torch.where(rows.view(-1, 1, 1), quarter_coefs, fb.coefs)
-    fb.set_split(split)
+    row_level = np.repeat(np.arange(LEVELS), np.diff(LEVEL_ROWS + (SETS,)))  # (SETS,)
+    coefs, costs = torch.zeros_like(fb.coefs), []
+    for level in range(LEVELS):
+        fb.set_levels(np.full(fb.n_tiles, level))
+        fit(fb, residuals, precisions)
+        nll = refine(fb, residuals, params, values, cfg, luts).view(fb.n_tiles, fb.sets).sum(1)
+        mine = torch.from_numpy(np.tile(row_level == level, fb.n_tiles)).to(fb.coefs.device)
+        coefs = torch.where(mine.view(-1, 1, 1), fb.coefs, coefs)
+        costs.append(nll.cpu().numpy() / math.log(2)
+                     + coef_bits * np.array([fb.n_symbols(t, level) for t in range(fb.n_tiles)]))
+    fb.coefs = coefs
+    fb.set_levels(np.argmin(np.stack(costs), 0))
 
 
 def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs):

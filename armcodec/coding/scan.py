@@ -120,9 +120,9 @@ class EncodeCoder:
                 if self.feedback is not None:
                     coefs = self.feedback.tile_symbols(k)
                     enc.push(coefs, adapt.side_tables(len(coefs), feedback.N_COEF_VALUES))
-                    split = self.feedback.split_symbol(k)
-                    if split is not None:
-                        enc.push(split, adapt.side_tables(1, 2))
+                    level = self.feedback.level_symbol(k)
+                    if level is not None:
+                        enc.push(level, adapt.side_tables(1, feedback.LEVELS))
                 symbols = self.adaptation.tile_symbols(k)
                 enc.push(symbols, adapt.side_tables(len(symbols)))
                 if orientations is not None:
@@ -135,8 +135,8 @@ class DecodeCoder:
     the block of every pixel of the schedule and the block count per tile, from
     ``Adaptation.blocks``) each stream first gives its tile's orientation (``oriented``,
     profile 3), then its adaptation offsets, then with ``fb`` (profiles 4 to 9: the batch's
-    :class:`feedback.Feedback`) its feedback coefficients (after the split flag with feature set
-    3), written into ``fb``."""
+    :class:`feedback.Feedback`) its feedback coefficients (after the level symbol with feature
+    set 3), written into ``fb``."""
 
     reverse = False
 
@@ -158,13 +158,13 @@ class DecodeCoder:
             self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts, orientations)
             if fb is not None:
                 for k, d in enumerate(self.streams):
-                    split = False
+                    level = 0
                     if fb.sets > 1:
-                        split = int(d.pop(adapt.side_tables(1, 2))[0])
-                        if split > 1:
-                            raise FormatError("tile stream starts with an invalid feedback split flag (corrupted file)")
-                    n = fb.n_symbols(k, bool(split))
-                    fb.read_tile(k, bool(split), d.pop(adapt.side_tables(n, feedback.N_COEF_VALUES)))
+                        level = int(d.pop(adapt.side_tables(1, feedback.LEVELS))[0])
+                        if level >= feedback.LEVELS:
+                            raise FormatError("tile stream starts with an invalid feedback level (corrupted file)")
+                    n = fb.n_symbols(k, level)
+                    fb.read_tile(k, level, d.pop(adapt.side_tables(n, feedback.N_COEF_VALUES)))
 
     def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
         qn = q.cpu().numpy()
