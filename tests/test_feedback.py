@@ -200,6 +200,26 @@ def test_coefficients_per_quarter_or_sixteenth_round_trip_and_are_counted(tiny_d
     assert fb.side_bits() == pytest.approx(8 * 45 * sum(blocks) + 6 * np.log2(3), abs=1e-3)
 
 
+@pytest.mark.parametrize("tile", [9, 13])
+@pytest.mark.parametrize("level", [1, 2])
+def test_levels_cover_tiles_of_odd_size(tiny_dir, monkeypatch, tile, level):
+    """A tile size that 2 or 4 does not divide: the blocks of a level are ceil(tile / 2**level)
+    wide, so every pixel lands in one of the level's 4**level blocks and the file round-trips."""
+    img = load("kodim05_rgb_37x29.png")
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, tile_size=tile, feedback_features=3)
+    real_fit = feedback.fit
+
+    def forced(fb, residuals, precisions, *args):
+        fb.set_levels(np.full(fb.n_tiles, level))
+        real_fit(fb, residuals, precisions)
+
+    monkeypatch.setattr(feedback, "choose", forced)
+    enc = codec.encode(img)
+    dec = codec.decode(enc.data)
+    assert np.array_equal(dec.array, img)
+    assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
+
+
 def test_invalid_feedback_level_is_refused(tiny_dir):
     from armcodec.coding.ans import StreamEncoder
     from armcodec.coding.adapt import side_tables

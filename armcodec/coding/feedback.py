@@ -30,11 +30,11 @@ channel: one coefficient step moves the means by 1/16 level, the range is +-8 le
 ``n_neighbours + c + 2 (g - 1) + 1`` coefficients per channel of a g-channel group.  Set 3
 (profiles 8 and 9) has set 2's features, and lets the encoder send the coefficients at one of
 :data:`LEVELS` levels per tile: once for the tile (level 0), once per quarter (level 1: squares of
-half the nominal tile size, in coded coordinates) or once per sixteenth (level 2: squares of a
-quarter of it).  A level symbol (equally likely values) heads the tile's coefficients, then one
-coefficient set for each block of that level that holds pixels of the tile, blocks in row-major
-order.  The encoder fits every level and keeps the one whose NLL plus coefficient bits is
-smaller (:func:`choose`).
+half the nominal tile size rounded up, in coded coordinates) or once per sixteenth (level 2:
+squares of a quarter of it, rounded up).  A level symbol (equally likely values) heads the
+tile's coefficients, then one coefficient set for each block of that level that holds pixels of
+the tile, blocks in row-major order.  The encoder fits every level and keeps the one whose NLL
+plus coefficient bits is smaller (:func:`choose`).
 """
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ class Feedback:
     coefs: int64 (n_tiles * sets_per_tile(features), channels, max features), the rows of tile t
     at t * sets_per_tile ...; n, i, j: the schedule's tile, row and column of every pixel (numpy
     int64); tile: the nominal tile size (feature set 3's blocks at level L are squares of
-    tile >> L)."""
+    ceil(tile / 2**L))."""
 
     def __init__(self, coefs: torch.Tensor, n: np.ndarray, i: np.ndarray, j: np.ndarray, tile: int, slope: int,
                  device, features: int = 1):
@@ -131,7 +131,7 @@ class Feedback:
         # bool (n_tiles, 4**level) which blocks of the level hold pixels of each tile
         self.rows, self.present = [], []
         for level in range(levels):
-            size = max(1, tile >> level)
+            size = -(-tile // (1 << level))  # ceil: the blocks cover an odd tile too
             block = (np.asarray(i) // size) * (1 << level) + np.asarray(j) // size
             self.rows.append(torch.from_numpy((block + LEVEL_ROWS[level]).astype(np.int64)).to(device))
             present = np.zeros((n_tiles, 4**level), dtype=bool)
