@@ -8,7 +8,7 @@ import torch
 
 import armcodec
 from armcodec import container, tables
-from armcodec.coding import feedback, planes
+from armcodec.coding import adapt, feedback, planes
 from armcodec.coding.scan import Schedule, tile_grid
 from armcodec.errors import ArmcodecError, FormatError
 
@@ -157,25 +157,38 @@ def test_coefficient_symbols_round_trip_and_bad_symbols_are_refused(features, n)
         feedback.coefs_from_symbols(symbols, 3, 3, features)
 
 
-@pytest.mark.parametrize("features, n", [(1, 30), (2, 45), (3, 45 + np.log2(3) / 8)])
-def test_model_bits_count_eight_bits_per_coefficient(tiny_dir, monkeypatch, features, n):
+def _zero_set_bits(features):
+    """Bits of one tile's coefficients, all zero, in one set (set 3: at spread 0, with the level
+    and spread symbols)."""
+    if features < 3:
+        return adapt.side_bits(feedback.coefs_per_tile(3, 3, features), feedback.N_COEF_VALUES)
+    zero = np.full(45, -feedback.COEF_MIN)
+    return feedback.coef_bits(zero, 0) + adapt.side_bits(1, feedback.LEVELS) + adapt.side_bits(1, feedback.N_SCALES)
+
+
+@pytest.mark.parametrize("features, bits", [(1, 8 * 30), (2, 8 * 45), (3, 45 * 0.393 + np.log2(3) + 3)])
+def test_model_bits_count_the_coefficients(tiny_dir, monkeypatch, features, bits):
     """With the coefficients forced to zero (one set per tile), profiles 4, 6 and 8 code exactly
-    profile 2's pixels plus 8 bits per coefficient (and with set 3 log2(3) bits per tile for the
-    level)."""
+    profile 2's pixels plus the coefficients' bits: 8 per coefficient with sets 1 and 2; with set
+    3 about 0.39 (a zero at the narrowest spread) and log2(3) + 3 bits per tile for the level and
+    the spread."""
     img = load("kodim05_rgb_37x29.png")
     monkeypatch.setattr(feedback, "choose", lambda fb, residuals, *args: [fb.write(0, len(residuals), c, residuals[:, c])
                                                                          for c in range(residuals.shape[1])])
     fed = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback_features=features).encode(img)
     plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback=False).encode(img)
     n_tiles = len(container.parse(fed.data)[1])
-    assert fed.model_bits - plain.model_bits == pytest.approx(8 * n * n_tiles, abs=1e-3)
+    assert _zero_set_bits(features) == pytest.approx(bits, abs=0.05)
+    assert fed.model_bits - plain.model_bits == pytest.approx(_zero_set_bits(features) * n_tiles, abs=1e-3)
 
 
 @pytest.mark.parametrize("level, blocks", [(1, [4, 4, 2, 4, 4, 2]), (2, [16, 16, 8, 16, 16, 8])])
 def test_coefficients_per_quarter_or_sixteenth_round_trip_and_are_counted(tiny_dir, monkeypatch, level, blocks):
     """Feature set 3 with every tile forced to a level: one coefficient set per block of the level
     that holds pixels (the 37x29 image's tiles 5 pixels wide have half of them), exact round
-    trip, the decoder's model bits equal the encoder's; each set costs 8 bits per coefficient."""
+    trip, the decoder's model bits equal the encoder's; each tile codes its coefficients at a
+    spread of its own (forced: a different one per tile, every spread in one of the two runs) and
+    a zero coefficient costs what :func:`feedback.coef_bits` says."""
     img = load("kodim05_rgb_37x29.png")
     codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback_features=3)
     one = codec.encode(img)
@@ -185,6 +198,7 @@ def test_coefficients_per_quarter_or_sixteenth_round_trip_and_are_counted(tiny_d
     def forced_fit(fb, residuals, precisions=None):
         fb.set_levels(np.full(fb.n_tiles, level))
         real_fit(fb, residuals, precisions)
+        fb.scales = (np.arange(fb.n_tiles) + 2 * (level - 1)) % feedback.N_SCALES
         seen.append([len(fb.tile_sets(t)) for t in range(fb.n_tiles)])
 
     monkeypatch.setattr(feedback, "choose", lambda fb, residuals, precisions, *args: forced_fit(fb, residuals, precisions))
@@ -197,7 +211,9 @@ def test_coefficients_per_quarter_or_sixteenth_round_trip_and_are_counted(tiny_d
     tiles = tile_grid(29, 37, 16)
     fb = planes._feedback(tiles, Schedule(tiles, 3), 3, codec.model.net, 16, "cpu", 3)
     fb.set_levels(np.full(6, level))
-    assert fb.side_bits() == pytest.approx(8 * 45 * sum(blocks) + 6 * np.log2(3), abs=1e-3)
+    per_tile = adapt.side_bits(1, feedback.LEVELS) + adapt.side_bits(1, feedback.N_SCALES)
+    zero_set = feedback.coef_bits(np.full(45, -feedback.COEF_MIN), 0)
+    assert fb.side_bits() == pytest.approx(zero_set * sum(blocks) + 6 * per_tile, abs=1e-3)
 
 
 @pytest.mark.parametrize("tile", [9, 13])
@@ -220,7 +236,44 @@ def test_levels_cover_tiles_of_odd_size(tiny_dir, monkeypatch, tile, level):
     assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
 
 
-def test_invalid_feedback_level_is_refused(tiny_dir):
+def test_coefficient_tables_are_integer_geometric_distributions():
+    """Every spread's table sums to 2**24 with every symbol possible (a coefficient of -128 or 127
+    still codes), peaks at 0 and falls with the distance from it, symmetric up to the rounding;
+    wider spreads put less on 0; best_scale picks a narrow spread for small coefficients and a
+    wide one for large ones, and its bits are coef_bits'."""
+    centre = -feedback.COEF_MIN
+    for s in range(feedback.N_SCALES):
+        q = feedback.coef_table(s)
+        assert q.dtype == np.int64 and int(q.sum()) == 2**24 and int(q.min()) >= 1
+        assert int(q.argmax()) == centre
+        assert np.all(np.diff(q[centre:]) <= 0) and np.all(np.diff(q[: centre + 1]) >= 0)
+        assert np.all(np.abs(q[centre + 1 : 2 * centre] - q[centre - 1 : 0 : -1]) <= 1)
+        if s:
+            assert q[centre] < feedback.coef_table(s - 1)[centre]
+    rng = np.random.default_rng(0)
+    small = centre + rng.integers(-2, 3, 200)
+    large = centre + rng.integers(-100, 100, 200)
+    assert feedback.best_scale(small)[0] <= 1
+    assert feedback.best_scale(large)[0] == feedback.N_SCALES - 1
+    scale, bits = feedback.best_scale(large)
+    assert bits == feedback.coef_bits(large, scale) < 8 * len(large)
+
+
+@pytest.mark.parametrize("scale", range(feedback.N_SCALES))
+def test_extreme_coefficients_round_trip_at_every_spread(scale):
+    from armcodec.coding.ans import StreamDecoder, StreamEncoder
+
+    symbols = np.array([0, 255, 128, 127, 129, 0, 255], dtype=np.int64)
+    enc = StreamEncoder()
+    enc.push(symbols, feedback.coef_tables(len(symbols), scale))
+    assert np.array_equal(StreamDecoder(enc.finish()).pop(feedback.coef_tables(len(symbols), scale)), symbols)
+
+
+@pytest.mark.parametrize("header, message", [((feedback.LEVELS, 0), "feedback level"),
+                                             ((0, feedback.N_SCALES), "feedback coefficient spread")])
+def test_invalid_feedback_header_is_refused(tiny_dir, header, message):
+    """A level or spread symbol out of range (a corrupted stream can decode one: every symbol has
+    a frequency) is refused before any coefficient is read."""
     from armcodec.coding.ans import StreamEncoder
     from armcodec.coding.adapt import side_tables
     from armcodec.coding.scan import DecodeCoder
@@ -229,9 +282,10 @@ def test_invalid_feedback_level_is_refused(tiny_dir):
     tiles = tile_grid(8, 8, 16)
     fb = planes._feedback(tiles, Schedule(tiles, 3), 3, net, 16, "cpu", 3)
     enc = StreamEncoder()
-    enc.push(np.array([feedback.LEVELS]), side_tables(1, feedback.LEVELS))
+    enc.push(np.array([header[1]]), side_tables(1, feedback.N_SCALES))
+    enc.push(np.array([header[0]]), side_tables(1, feedback.LEVELS))
     enc.push(np.zeros(3, np.int64), side_tables(3))
-    with pytest.raises(FormatError, match="feedback level"):
+    with pytest.raises(FormatError, match=message):
         DecodeCoder([enc.finish()], "cpu", channels=3, blocks=(np.zeros(0, np.int64), [1]), fb=fb)
 
 

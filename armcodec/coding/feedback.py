@@ -34,16 +34,20 @@ half the nominal tile size rounded up, in coded coordinates) or once per sixteen
 squares of a quarter of it, rounded up).  A level symbol (equally likely values) heads the
 tile's coefficients, then one coefficient set for each block of that level that holds pixels of
 the tile, blocks in row-major order.  The encoder fits every level and keeps the one whose NLL
-plus coefficient bits is smaller (:func:`choose`).
+plus coefficient bits is smaller (:func:`choose`).  Sets 1 and 2 send each coefficient as 8 bits
+(equally likely values); set 3 codes them with a two-sided geometric distribution around 0
+(:func:`coef_table`, fitted coefficients are mostly a few steps from 0) whose spread, one of
+:data:`N_SCALES`, the encoder picks per tile and sends after the level symbol.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 
-from armcodec.coding.adapt import side_bits
+from armcodec.coding.adapt import N_SYMBOLS, PRECISION, side_bits, side_tables
 from armcodec.errors import FormatError
 from armcodec.models.pixelcnn import LOGSCALE_STEPS
 from armcodec.tables import MEAN_STEPS, SCALE_MIN_IDX, TableLUTs, mixture_params, mixture_weights
@@ -63,6 +67,11 @@ LATEST = 3  # the feature set new files use
 LEVELS = 3  # feature set 3: the tile, its quarters, its sixteenths
 LEVEL_ROWS = (0, 1, 5)  # feature set 3: the first coefficient row of each level within a tile's rows
 SETS = 21  # feature set 3: coefficient rows per tile (1 + 4 + 16; a tile uses those of its level)
+# feature set 3: the coefficients' geometric distributions, P(v) ~ r**|v|, r = exp(-1/b) for
+# b = 0.5, 1, 2, ..., 64 coefficient steps, as integers in 1/65536 (fixed here, not computed, so
+# that every machine builds the same tables)
+COEF_RATIOS = (8869, 24109, 39750, 51039, 57835, 61565, 63520, 64520)
+N_SCALES = len(COEF_RATIOS)
 
 
 def neighbours(slope: int) -> list[tuple[int, int]]:
@@ -84,6 +93,48 @@ def sets_per_tile(features: int) -> int:
 def coefs_per_tile(slope: int, channels: int, features: int = 1) -> int:
     """Coefficients of one coefficient set (all channels of a group)."""
     return sum(n_features(slope, c, channels, features) for c in range(channels))
+
+
+@functools.lru_cache(maxsize=None)
+def coef_table(scale: int | None) -> np.ndarray:
+    """int64 (256,) read-only: the frequencies (summing to 2**PRECISION) of a coefficient symbol.
+    ``None`` (feature sets 1 and 2): equally likely.  Else the two-sided geometric distribution of
+    spread ``scale`` around the value 0, in integers only: weights w(0) = 2**30, w(d + 1) =
+    w(d) * COEF_RATIOS[scale] >> 16 at distance d from 0, every symbol at least 1, the rounding's
+    remainder on the value 0."""
+    if scale is None:
+        q = side_tables(1, N_COEF_VALUES)[0]
+    else:
+        w = [1 << 30]
+        for _ in range(N_COEF_VALUES):
+            w.append(w[-1] * COEF_RATIOS[scale] >> 16)
+        dist = np.abs(np.arange(N_COEF_VALUES, dtype=np.int64) + COEF_MIN)
+        weights = np.array(w, dtype=np.int64)[dist]
+        free = 2**PRECISION - N_SYMBOLS
+        q = np.ones(N_SYMBOLS, dtype=np.int64)
+        q[:N_COEF_VALUES] += weights * free // int(weights.sum())
+        q[-COEF_MIN] += 2**PRECISION - int(q.sum())
+    assert int(q.sum()) == 2**PRECISION and int(q.min()) >= 1
+    q.flags.writeable = False
+    return q
+
+
+def coef_tables(n: int, scale: int | None) -> np.ndarray:
+    """int64 (n, 256): :func:`coef_table` for ``n`` coefficient symbols."""
+    return np.tile(coef_table(scale), (n, 1))
+
+
+def coef_bits(symbols: np.ndarray, scale: int | None) -> float:
+    """-log2 probability of coefficient ``symbols`` under :func:`coef_table` (part of model_bits)."""
+    q = coef_table(scale)[np.asarray(symbols, dtype=np.int64)]
+    return float(np.sum(PRECISION - np.log2(q)))
+
+
+def best_scale(symbols: np.ndarray) -> tuple[int, float]:
+    """Encoder, feature set 3: the spread that codes ``symbols`` in the fewest bits, and those bits."""
+    bits = [coef_bits(symbols, s) for s in range(N_SCALES)]
+    scale = int(np.argmin(bits))
+    return scale, bits[scale]
 
 
 def expected_means(params: torch.Tensor, channel: int, known: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
@@ -138,6 +189,7 @@ class Feedback:
             present[n, block] = True
             self.present.append(present)
         self.set_levels(np.zeros(n_tiles, dtype=np.int64))
+        self.scales = np.zeros(n_tiles, dtype=np.int64)  # feature set 3: each tile's coefficient spread
         if features >= 2:
             cross = [di * self.width + dj for di, dj in CROSS]
             # (M, (channels - 1) * len(CROSS)) per channel c: the other channels' planes at CROSS
@@ -179,19 +231,27 @@ class Feedback:
         base = tile * self.sets + LEVEL_ROWS[level]
         return [base + b for b in np.flatnonzero(self.present[level][tile])]
 
-    def tile_symbols(self, tile: int) -> np.ndarray:
-        """The tile's coefficients as stream symbols: set after set, channel after channel."""
+    def tile_symbols(self, tile: int, level: int | None = None) -> np.ndarray:
+        """The tile's coefficients (at ``level``, default its own) as stream symbols: set after
+        set, channel after channel."""
         rows = [self.coefs[s, c, : n_features(self.slope, c, self.channels, self.feature_set)]
-                for s in self.tile_sets(tile) for c in range(self.channels)]
+                for s in self.tile_sets(tile, level) for c in range(self.channels)]
         return (torch.cat(rows) - COEF_MIN).cpu().numpy()
 
-    def level_symbol(self, tile: int) -> np.ndarray | None:
-        """Feature set 3: the tile's level as a stream symbol (int64 (1,)); None otherwise."""
-        return np.array([self.levels[tile]], dtype=np.int64) if self.sets > 1 else None
+    def header_symbols(self, tile: int) -> np.ndarray | None:
+        """Feature set 3: the tile's level and coefficient spread as stream symbols (int64 (2,));
+        None otherwise."""
+        return np.array([self.levels[tile], self.scales[tile]], dtype=np.int64) if self.sets > 1 else None
 
-    def read_tile(self, tile: int, level: int, symbols: np.ndarray) -> None:
-        """Decoder: the tile's level and its coefficient symbols (as :meth:`tile_symbols`)."""
+    def scale(self, tile: int) -> int | None:
+        """The spread of the tile's coefficient distribution (:func:`coef_table`); None for sets 1, 2."""
+        return int(self.scales[tile]) if self.sets > 1 else None
+
+    def read_tile(self, tile: int, level: int, scale: int | None, symbols: np.ndarray) -> None:
+        """Decoder: the tile's level, spread and coefficient symbols (as :meth:`tile_symbols`)."""
         self.levels[tile] = level
+        if scale is not None:
+            self.scales[tile] = scale
         n = coefs_per_tile(self.slope, self.channels, self.feature_set)
         for k, s in enumerate(self.tile_sets(tile)):
             self.coefs[s] = coefs_from_symbols(symbols[k * n : (k + 1) * n], self.slope, self.channels,
@@ -203,10 +263,11 @@ class Feedback:
         return len(self.tile_sets(tile, level)) * coefs_per_tile(self.slope, self.channels, self.feature_set)
 
     def side_bits(self) -> float:
-        """The coefficients' (and levels') bits of every tile: part of model_bits."""
-        n = sum(len(self.tile_sets(t)) for t in range(self.n_tiles))
-        bits = side_bits(n * coefs_per_tile(self.slope, self.channels, self.feature_set), N_COEF_VALUES)
-        return bits + (side_bits(self.n_tiles, LEVELS) if self.sets > 1 else 0.0)
+        """The coefficients' (and levels' and spreads') bits of every tile: part of model_bits."""
+        if self.sets == 1:
+            return side_bits(self.n_tiles * coefs_per_tile(self.slope, self.channels, self.feature_set), N_COEF_VALUES)
+        bits = sum(coef_bits(self.tile_symbols(t), self.scale(t)) for t in range(self.n_tiles))
+        return bits + side_bits(self.n_tiles, LEVELS) + side_bits(self.n_tiles, N_SCALES)
 
 
 def coefs_from_symbols(symbols: np.ndarray, slope: int, channels: int, features: int = 1) -> torch.Tensor:
@@ -323,12 +384,11 @@ def choose(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor, para
            values: torch.Tensor, cfg, luts: TableLUTs) -> None:
     """Encoder: :func:`fit` then :func:`refine` the coefficients; with feature set 3 at every level
     (per tile, per quarter, per sixteenth), keeping for each tile the level whose NLL (no scale
-    offsets) plus coefficient bits is smaller."""
+    offsets) plus coefficient bits (at the best spread for them) is smaller."""
     if fb.sets == 1:
         fit(fb, residuals, precisions)
         refine(fb, residuals, params, values, cfg, luts)
         return
-    coef_bits = side_bits(1, N_COEF_VALUES)
     row_level = np.repeat(np.arange(LEVELS), np.diff(LEVEL_ROWS + (SETS,)))  # (SETS,)
     coefs, costs = torch.zeros_like(fb.coefs), []
     for level in range(LEVELS):
@@ -338,9 +398,10 @@ def choose(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor, para
         mine = torch.from_numpy(np.tile(row_level == level, fb.n_tiles)).to(fb.coefs.device)
         coefs = torch.where(mine.view(-1, 1, 1), fb.coefs, coefs)
         costs.append(nll.cpu().numpy() / math.log(2)
-                     + coef_bits * np.array([fb.n_symbols(t, level) for t in range(fb.n_tiles)]))
+                     + np.array([best_scale(fb.tile_symbols(t, level))[1] for t in range(fb.n_tiles)]))
     fb.coefs = coefs
     fb.set_levels(np.argmin(np.stack(costs), 0))
+    fb.scales = np.array([best_scale(fb.tile_symbols(t))[0] for t in range(fb.n_tiles)], dtype=np.int64)
 
 
 def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs):

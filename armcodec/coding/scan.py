@@ -119,10 +119,11 @@ class EncodeCoder:
             for k, enc in enumerate(self.streams):
                 if self.feedback is not None:
                     coefs = self.feedback.tile_symbols(k)
-                    enc.push(coefs, adapt.side_tables(len(coefs), feedback.N_COEF_VALUES))
-                    level = self.feedback.level_symbol(k)
-                    if level is not None:
-                        enc.push(level, adapt.side_tables(1, feedback.LEVELS))
+                    enc.push(coefs, feedback.coef_tables(len(coefs), self.feedback.scale(k)))
+                    header = self.feedback.header_symbols(k)
+                    if header is not None:
+                        enc.push(header[1:], adapt.side_tables(1, feedback.N_SCALES))
+                        enc.push(header[:1], adapt.side_tables(1, feedback.LEVELS))
                 symbols = self.adaptation.tile_symbols(k)
                 enc.push(symbols, adapt.side_tables(len(symbols)))
                 if orientations is not None:
@@ -135,8 +136,8 @@ class DecodeCoder:
     the block of every pixel of the schedule and the block count per tile, from
     ``Adaptation.blocks``) each stream first gives its tile's orientation (``oriented``,
     profile 3), then its adaptation offsets, then with ``fb`` (profiles 4 to 9: the batch's
-    :class:`feedback.Feedback`) its feedback coefficients (after the level symbol with feature
-    set 3), written into ``fb``."""
+    :class:`feedback.Feedback`) its feedback coefficients (after the level and spread symbols
+    with feature set 3), written into ``fb``."""
 
     reverse = False
 
@@ -158,13 +159,16 @@ class DecodeCoder:
             self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts, orientations)
             if fb is not None:
                 for k, d in enumerate(self.streams):
-                    level = 0
+                    level, scale = 0, None
                     if fb.sets > 1:
                         level = int(d.pop(adapt.side_tables(1, feedback.LEVELS))[0])
                         if level >= feedback.LEVELS:
                             raise FormatError("tile stream starts with an invalid feedback level (corrupted file)")
+                        scale = int(d.pop(adapt.side_tables(1, feedback.N_SCALES))[0])
+                        if scale >= feedback.N_SCALES:
+                            raise FormatError("tile stream starts with an invalid feedback coefficient spread (corrupted file)")
                     n = fb.n_symbols(k, level)
-                    fb.read_tile(k, level, d.pop(adapt.side_tables(n, feedback.N_COEF_VALUES)))
+                    fb.read_tile(k, level, scale, d.pop(feedback.coef_tables(n, scale)))
 
     def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
         qn = q.cpu().numpy()
