@@ -97,9 +97,10 @@ class Codec:
     about 2.5x as long).  ``feedback`` (with
     ``adaptive``; default on) fits and sends per tile and channel a linear prediction of the
     model's residual from the residuals around it, with the feature set ``feedback_features``
-    (3, the default: profiles 8 and 9, set 2's features with the coefficients per tile or, where
-    the encoder finds it cheaper, per quarter of the tile; 2: profiles 6 and 7; 1, the first
-    set: profiles 4 and 5; see :mod:`armcodec.coding.feedback`).  Decode reads all nine profiles.
+    (3, the default: profiles 8 and 9, set 2's features with the coefficients per tile, per
+    quarter or per sixteenth of it, whichever the encoder finds cheapest, coded with a
+    distribution; 2: profiles 6 and 7; 1, the first set: profiles 4 and 5; see
+    :mod:`armcodec.coding.feedback`).  Decode reads all nine profiles.
 
     >>> codec = Codec()                                  # default model, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
