@@ -1,4 +1,4 @@
-"""An ensemble of integer PixelCNNs that codes with the equal-weight mixture of their distributions.
+"""An ensemble of integer PixelCNNs that codes with a fixed-weight mixture of their distributions.
 
 Each member runs its own wavefront over the same pixels (they must share slope, reach and
 channels, so that their activation maps are laid out alike).  Their head outputs are
@@ -6,7 +6,8 @@ interleaved into the layout of one model with K = sum of the members' components
 all members' logits, then all means, ...), so the tables, the adaptation and the coder see a
 single mixture.  The one difference is the mixture weights: each member's weights are
 normalised to ``2**WEIGHT_BITS`` before they are pooled (:func:`armcodec.tables.mixture_weights`),
-so every member carries half (a third, ...) of the probability mass whatever its logits.
+so every member carries half (a third, ...) of the probability mass whatever its logits; or, with
+``shares`` (small positive integers), ``share / sum(shares)`` of it.
 Integer arithmetic only, like a single model: the ensemble is as exact on any device.
 """
 from __future__ import annotations
@@ -20,13 +21,22 @@ from armcodec.models.pixelcnn import PixelCNNConfig
 from armcodec.quant import IntPixelCNN, WavefrontState
 
 
+MAX_SHARES = 64  # sum of the shares: keeps the tables' int64 products in range (tables.MAX_MIXTURES)
+
+
 @dataclass(frozen=True)
 class EnsembleConfig:
     members: tuple[PixelCNNConfig, ...]
+    shares: tuple[int, ...] | None = None  # each member's part of the probability mass; None: equal
 
     def __post_init__(self):
         if len(self.members) < 2:
             raise ValueError("an ensemble needs at least two members")
+        if self.shares is not None:
+            if (len(self.shares) != len(self.members) or any(not isinstance(x, int) or x < 1 for x in self.shares)
+                    or sum(self.shares) > MAX_SHARES):
+                raise ValueError(f"ensemble shares must be one positive integer per member, summing to at most "
+                                 f"{MAX_SHARES}: {self.shares}")
         # what fixes the activation map layout (pads come from the first and block kernel offsets)
         # (and the tables read one coupling grid)
         shared = lambda m: (m.image_channels, m.slope, m.first_reach, m.block_reach, m.blocks > 0, m.coef_steps)  # noqa: E731
@@ -55,15 +65,22 @@ class EnsembleConfig:
         return tuple(m.mixtures for m in self.members)
 
     @property
+    def member_shares(self) -> tuple[int, ...]:
+        """Each member's weight in the mixture, in units of 1 / sum (equal: all 1)."""
+        return self.shares or (1,) * len(self.members)
+
+    @property
     def n_params(self) -> int:
         return sum(m.n_params for m in self.members)
 
     def to_dict(self) -> dict:
-        return {"members": [m.to_dict() for m in self.members]}
+        d = {"members": [m.to_dict() for m in self.members]}
+        return d if self.shares is None else {**d, "shares": list(self.shares)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnsembleConfig":
-        return cls(tuple(PixelCNNConfig.from_dict(m) for m in d["members"]))
+        shares = d.get("shares")
+        return cls(tuple(PixelCNNConfig.from_dict(m) for m in d["members"]), tuple(shares) if shares is not None else None)
 
 
 def interleave_order(cfg: EnsembleConfig) -> torch.Tensor:
@@ -97,9 +114,9 @@ class EnsembleState:
 class IntEnsemble:
     """Integer-exact ensemble with the interface of :class:`~armcodec.quant.IntPixelCNN`."""
 
-    def __init__(self, members: list[IntPixelCNN]):
+    def __init__(self, members: list[IntPixelCNN], shares: tuple[int, ...] | None = None):
         self.members = members
-        self.cfg = EnsembleConfig(tuple(m.cfg for m in members))
+        self.cfg = EnsembleConfig(tuple(m.cfg for m in members), shares)
         self.order = interleave_order(self.cfg).to(members[0].first.weight.device)
 
     @property
@@ -130,11 +147,11 @@ class IntEnsemble:
         for i, mc in enumerate(cfg.members):
             prefix = f"member.{i}."
             members.append(IntPixelCNN.from_tensors(mc, {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}))
-        return IntEnsemble(members)
+        return IntEnsemble(members, cfg.shares)
 
     def float_proxy(self):
         """The first member's float copy: good enough to guide the encoder's orientation choice."""
         return self.members[0].float_proxy()
 
     def to(self, device) -> "IntEnsemble":
-        return IntEnsemble([m.to(device) for m in self.members])
+        return IntEnsemble([m.to(device) for m in self.members], self.cfg.shares)

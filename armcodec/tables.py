@@ -118,17 +118,19 @@ def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg:
 def mixture_weights(logits: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
     """int64 (M, K) weights <= 2**WEIGHT_BITS of the components with integer ``logits`` (M, K):
     2**-(max - logit) in WEIGHT_BITS fixed point, from the lookup table (the largest is exactly
-    2**WEIGHT_BITS).  For an ensemble (``cfg.member_mixtures``: the members' component counts)
-    each member's weights are first rescaled to sum to about 2**WEIGHT_BITS (floor), so the
-    members share the probability mass equally."""
+    2**WEIGHT_BITS).  For an ensemble (``cfg.member_mixtures``: the members' component counts,
+    ``cfg.member_shares``: their parts of the mass) each member's weights are first rescaled to
+    sum to about ``share * 2**WEIGHT_BITS`` (floor), so the members share the probability mass
+    in those proportions (equally, by default)."""
     groups = getattr(cfg, "member_mixtures", None) or (logits.shape[1],)
+    shares = getattr(cfg, "member_shares", None) or (1,) * len(groups)
     parts, a = [], 0
-    for k in groups:
+    for k, share in zip(groups, shares):
         lg = logits[:, a : a + k]
         gap = (lg.max(1, keepdim=True).values - lg).clamp(max=luts.weight.numel() - 1)
         w = luts.weight[gap]
         if len(groups) > 1:
-            w = torch.div(w * 2**WEIGHT_BITS, w.sum(1, keepdim=True), rounding_mode="floor")
+            w = torch.div(w * (share * 2**WEIGHT_BITS), w.sum(1, keepdim=True), rounding_mode="floor")
         parts.append(w)
         a += k
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)

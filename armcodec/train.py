@@ -254,22 +254,47 @@ def export_ensemble(ckpts: list[Path], weights_dir: Path, name: str, tile_size: 
 
 
 def export_model(model: PixelCNN | list[PixelCNN], weights_dir: Path, name: str, tile_size: int,
-                 extra: dict | None = None) -> dict:
+                 extra: dict | None = None, shares: tuple[int, ...] | None = None) -> dict:
     """Write ``name.safetensors`` (integer weights and lookup tables) into ``weights_dir`` and add
     or replace its manifest entry; other entries are kept, and this one's notes and (if the
     weights did not change) its measured figures.
-    A list of models is exported as an ensemble (their equal-weight mixture)."""
+    A list of models is exported as an ensemble (their mixture: equal, or in ``shares``)."""
     from armcodec.ensemble import IntEnsemble
     from armcodec.quant import IntPixelCNN
     from armcodec.tables import TableLUTs
-    from armcodec.weights import ARCHITECTURE, ENSEMBLE_ARCHITECTURE, export_weights
 
     models = model if isinstance(model, list) else [model]
-    net = IntEnsemble([IntPixelCNN.from_float(m) for m in models]) if len(models) > 1 else IntPixelCNN.from_float(models[0])
+    net = (IntEnsemble([IntPixelCNN.from_float(m) for m in models], shares) if len(models) > 1
+           else IntPixelCNN.from_float(models[0]))
+    return write_model(net, TableLUTs.compute(), sum(p.numel() for m in models for p in m.parameters()),
+                       weights_dir, name, tile_size, extra)
+
+
+def export_shipped_ensemble(members: list[str], shares: tuple[int, ...] | None, weights_dir: Path, name: str,
+                            tile_size: int, extra: dict | None = None) -> dict:
+    """Export models already in ``weights_dir`` (by manifest name, their integer weights as they
+    are) as one ensemble model ``name``, mixed in ``shares``."""
+    from armcodec.ensemble import IntEnsemble
+    from armcodec.weights import load_weights, read_manifest
+
+    entries = read_manifest(weights_dir)
+    loaded = [load_weights(entries[m], torch.device("cpu"), weights_dir) for m in members]
+    net = IntEnsemble([lm.net for lm in loaded], shares)
+    params = sum(int(entries[m].meta.get("parameters", 0)) for m in members)
+    info = {"members": [{"model": m, "sha256": entries[m].sha256} for m in members], "shares": list(net.cfg.member_shares)}
+    return write_model(net, loaded[0].luts, params, weights_dir, name, tile_size, {"ensemble_of": info, **(extra or {})})
+
+
+def write_model(net, luts, n_params: int, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
+    """Write an integer model (:class:`IntPixelCNN` or :class:`IntEnsemble`) and its lookup tables
+    as ``name.safetensors`` and its manifest entry (see :func:`export_model`)."""
+    from armcodec.ensemble import IntEnsemble
+    from armcodec.weights import ARCHITECTURE, ENSEMBLE_ARCHITECTURE, export_weights
+
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
     fname = f"{name}.safetensors"
-    sha = export_weights(net, TableLUTs.compute(), weights_dir / fname)
+    sha = export_weights(net, luts, weights_dir / fname)
     man_path = weights_dir / "manifest.json"
     manifest = json.loads(man_path.read_text()) if man_path.exists() else {"models": []}
     old = next((m for m in manifest["models"] if m["name"] == name), {})
@@ -278,9 +303,8 @@ def export_model(model: PixelCNN | list[PixelCNN], weights_dir: Path, name: str,
         **{k: v for k, v in old.items() if k not in ("sha256", "config")
            and not (isinstance(v, dict) and "bpsp" in v and old.get("sha256") != sha)},
         "name": name, "file": fname, "sha256": sha,
-        "architecture": ENSEMBLE_ARCHITECTURE if len(models) > 1 else ARCHITECTURE,
-        "config": net.cfg.to_dict(), "tile_size": tile_size,
-        "parameters": sum(p.numel() for m in models for p in m.parameters()),
+        "architecture": ENSEMBLE_ARCHITECTURE if isinstance(net, IntEnsemble) else ARCHITECTURE,
+        "config": net.cfg.to_dict(), "tile_size": tile_size, "parameters": n_params,
         **(extra or {}),
     }
     manifest["models"] = [m for m in manifest["models"] if m["name"] != name] + [entry]

@@ -43,10 +43,13 @@ def _params(cfg: PixelCNNConfig, m: int, seed: int) -> torch.Tensor:
     return p
 
 
-def test_tables_are_the_equal_mixture_of_the_members():
-    """The integer tables of the ensemble match 0.5 * (p_a + p_b) of the members' own tables."""
+@pytest.mark.parametrize("shares", [None, (15, 1), (1, 3)])
+def test_tables_are_the_mixture_of_the_members(shares):
+    """The integer tables of the ensemble match (s_a p_a + s_b p_b) / (s_a + s_b) of the members'
+    own tables (equal shares by default)."""
     ca, cb = TINY_CFG, PixelCNNConfig(width=8, blocks=1, head_width=8, mixtures=3)
-    cfg = EnsembleConfig((ca, cb))
+    cfg = EnsembleConfig((ca, cb), shares)
+    sa, sb = shares or (1, 1)
     luts = TableLUTs.compute().to("cpu")
     pa, pb = _params(ca, 500, 1), _params(cb, 500, 2)
     joint = torch.cat([pa, pb], 1)[:, interleave_order(cfg)]
@@ -56,7 +59,7 @@ def test_tables_are_the_equal_mixture_of_the_members():
         assert bool((q >= 1).all()) and bool((q.sum(1) == 2**PRECISION).all())
         qa = channel_tables(pa, c, known[:, :c], ca, luts).double()
         qb = channel_tables(pb, c, known[:, :c], cb, luts).double()
-        want = 0.5 * (qa + qb) / 2**PRECISION
+        want = (sa * qa + sb * qb) / (sa + sb) / 2**PRECISION
         assert float((q.double() / 2**PRECISION - want).abs().max()) < 2e-3
 
 
@@ -75,6 +78,42 @@ def test_members_must_share_the_wavefront():
         EnsembleConfig((TINY_CFG, PixelCNNConfig(width=8, blocks=1, head_width=8, mixtures=3, coef_steps=64)))
     with pytest.raises(ValueError, match="two"):
         EnsembleConfig((TINY_CFG,))
+
+
+@pytest.mark.parametrize("shares", [(1,), (0, 1), (1, -1), (60, 5), (1.5, 1)])
+def test_invalid_shares_are_refused(shares):
+    with pytest.raises(ValueError, match="shares"):
+        EnsembleConfig((TINY_CFG, TINY_CFG), shares)
+
+
+def test_shares_survive_the_config_dict_and_equal_ensembles_keep_theirs():
+    cfg = EnsembleConfig((TINY_CFG, TINY_CFG), (7, 1))
+    assert EnsembleConfig.from_dict(cfg.to_dict()) == cfg and cfg.member_shares == (7, 1)
+    equal = EnsembleConfig((TINY_CFG, TINY_CFG))
+    assert "shares" not in equal.to_dict() and equal.member_shares == (1, 1)
+
+
+def test_ensemble_of_shipped_weights_round_trips_in_its_shares(ensemble_dir, tmp_path):
+    """export_shipped_ensemble mixes models already exported (their integer weights as stored)."""
+    import shutil
+
+    from armcodec.models.registry import get_model
+    from armcodec.train import export_shipped_ensemble
+
+    for f in ensemble_dir.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    entry = export_shipped_ensemble(["a", "b"], (3, 1), tmp_path, "a3b1", tile_size=16)
+    assert entry["config"]["shares"] == [3, 1] and [m["model"] for m in entry["ensemble_of"]["members"]] == ["a", "b"]
+    m = get_model("a3b1", "cpu", tmp_path)
+    assert m.net.cfg.member_shares == (3, 1)
+    a = get_model("a", "cpu", tmp_path).net
+    assert all(torch.equal(x, y) for x, y in zip(m.net.members[0].tensors().values(), a.tensors().values()))
+    img = load("kodim05_rgb_130x70.png")
+    codec = armcodec.Codec("a3b1", device="cpu", weights_dir=tmp_path)
+    enc = codec.encode(img)
+    assert np.array_equal(codec.decode(enc.data).array, img)
+    equal = armcodec.Codec("ab", device="cpu", weights_dir=tmp_path).encode(img)
+    assert enc.model_bits != equal.model_bits  # the shares change the tables
 
 
 def test_ensemble_weights_reload_identically(ensemble_dir):
