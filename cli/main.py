@@ -246,7 +246,7 @@ def bench(
     limit: Annotated[int, typer.Option("--limit", help="Only the first N images.")] = 0,
 ) -> None:
     """Compress, decompress and verify every image with armcodec and the reference codecs; write
-    per-codec JSON, a Markdown table and a plot (reference codecs need the [bench] extra)."""
+    per-codec JSON, a Markdown table and a plot (reference codecs need the package's bench extra, for imagecodecs)."""
     from armcodec_benchmarks.bench import run
 
     run(inputs, name, codecs, model, device, threads, limit, out, log=typer.echo)
