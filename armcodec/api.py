@@ -21,7 +21,7 @@ from armcodec import container
 from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
 from armcodec.coding.feedback import LATEST as FEEDBACK_FEATURES
 from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group, encode_group
-from armcodec.container import DEFAULT_MAX_PIXELS, MODE_GROUPS, ArmHeader
+from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, plane_groups
 from armcodec.errors import ArmcodecError, LimitError, ModelError
 from armcodec.io.image import ImageInfo, from_array, read_image
 from armcodec.models.registry import DEFAULT_MODEL, get_entry, get_model, resolve_device
@@ -65,12 +65,9 @@ class DecodedImage:
         return ImageInfo(self.mode, self.icc_profile)
 
 
-def _plane_slices(mode: str) -> list[slice]:
-    out, c = [], 0
-    for g in MODE_GROUPS[mode]:
-        out.append(slice(c, c + g))
-        c += g
-    return out
+def is_grey_rgb(arr: np.ndarray, mode: str) -> bool:
+    """Whether an RGB(A) image's R, G and B planes are equal (then it is coded as one plane)."""
+    return mode in ("RGB", "RGBA") and bool((arr[:, :, 0] == arr[:, :, 1]).all() and (arr[:, :, 1] == arr[:, :, 2]).all())
 
 
 def _set_exact_math(device: torch.device) -> None:
@@ -145,7 +142,8 @@ class Codec:
         m = self.model
         proxy = self._proxy_net()
         streams, crcs, bits = [], [], 0.0
-        for sl in _plane_slices(info.mode):
+        grey = is_grey_rgb(arr, info.mode)
+        for sl, _ in plane_groups(info.mode, grey):
             g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
                              max_batch_bytes=self.batch_bytes, progress=progress, adaptive=self.adaptive,
                              oriented=self.orient, fed_back=self._feedback_set, orient_proxy=proxy)
@@ -154,7 +152,7 @@ class Codec:
             bits += g.model_bits
         header = ArmHeader(info.mode, w, h, self.tile_size, m.entry.name, m.sha256_prefix,
                            icc_profile=info.icc_profile, stream_crcs=crcs,
-                           profile=self.profile)
+                           profile=self.profile, grey=grey)
         data = container.write(header, streams)
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0)
 
@@ -188,12 +186,12 @@ class Codec:
         out = np.empty((header.height, header.width, header.channels), dtype=np.uint8)
         n_tiles, bits, k = header.n_tiles(), 0.0, 0
         adaptive, oriented, fed_back = container.PROFILE_TOOLS[header.profile]
-        for sl in _plane_slices(header.mode):
+        for sl, fill in plane_groups(header.mode, header.grey):
             group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
             planes, b = decode_group(group, header.height, header.width, sl.stop - sl.start, m.net, m.luts,
                                      header.tile, self.device, first_stream=k, max_batch_bytes=self.batch_bytes,
                                      progress=progress, adaptive=adaptive, oriented=oriented, fed_back=fed_back)
-            out[:, :, sl] = planes
+            out[:, :, fill] = planes  # a grey plane fills R, G and B
             bits += b
             k += n_tiles
         return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0)

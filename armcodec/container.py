@@ -19,7 +19,7 @@ Everything is little-endian and written with ``struct``::
                                    quarter of the tile)
            6   u32  header length N
           10   header (N bytes):
-                 u8  kind (0 image)      u8 mode (1 L, 2 LA, 3 RGB, 4 RGBA)   u8 bits per sample (8)
+                 u8  kind (0 image)      u8 mode (see below)                  u8 bits per sample (8)
                  u32 width   u32 height  u32 frames (1)   u16 tile size
                  u8 n + n bytes model name (utf-8)        16 bytes: sha256 prefix of the weights
                  u32 n + n bytes ICC profile (0: none)
@@ -28,7 +28,10 @@ Everything is little-endian and written with ``struct``::
         10+N   u32  CRC32 of bytes [0, 10+N)
         14+N   payload: the S streams, back to back (lengths are multiples of 4)
 
-Streams are ordered by plane group (RGB or L first, then alpha), then tile (row-major).
+Modes: 1 L, 2 LA, 3 RGB, 4 RGBA; 5 RGB and 6 RGBA whose R, G and B planes are equal, coded as
+one grey plane that the decoder writes to all three (the image decodes as RGB(A), bit for bit).
+Streams are ordered by plane group (RGB, L or the grey of modes 5 and 6 first, then alpha), then
+tile (row-major).
 :func:`parse` validates everything it can before anything is allocated or decoded.
 """
 from __future__ import annotations
@@ -68,7 +71,20 @@ def profile_for(adaptive: bool, oriented: bool, feedback: int) -> int:
 PREAMBLE = struct.Struct("<4sBBI")
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MODE_CODES = {v: k for k, v in MODES.items()}
+GREY_MODES = {5: "RGB", 6: "RGBA"}  # R = G = B, coded once
+GREY_MODE_CODES = {v: k for k, v in GREY_MODES.items()}
 MODE_GROUPS = {"L": (1,), "LA": (1, 1), "RGB": (3,), "RGBA": (3, 1)}  # plane groups per mode
+
+
+def plane_groups(mode: str, grey: bool = False) -> list[tuple[slice, slice]]:
+    """The coded plane groups of an image, in stream order: (channels coded, channels they
+    fill).  A grey RGB(A) image (R = G = B) codes R alone and fills R, G and B with it."""
+    out, c = [], 0
+    for g in MODE_GROUPS[mode]:
+        src = slice(c, c + (1 if grey and g == 3 else g))
+        out.append((src, slice(c, c + g)))
+        c += g
+    return out
 KIND_IMAGE = 0
 MIN_TILE, MAX_TILE = 8, 1024
 MAX_HEADER = 64 << 20
@@ -90,6 +106,7 @@ class ArmHeader:
     stream_crcs: list[int] = field(default_factory=list)
     version: int = FORMAT_VERSION
     profile: int = PROFILE_PLAIN
+    grey: bool = False  # an RGB(A) image whose R, G and B are equal, coded as one plane (modes 5, 6)
 
     @property
     def channels(self) -> int:
@@ -104,6 +121,7 @@ class ArmHeader:
             "coder_profile": self.profile,
             "kind": "image",
             "mode": self.mode,
+            "grey_rgb": self.grey,
             "bits_per_sample": self.bits,
             "width": self.width,
             "height": self.height,
@@ -118,10 +136,16 @@ class ArmHeader:
         }
 
 
+def mode_code(mode: str, grey: bool = False) -> int:
+    if grey and mode not in GREY_MODE_CODES:
+        raise ValueError(f"only RGB and RGBA images can be coded as grey, not {mode}")
+    return GREY_MODE_CODES[mode] if grey else MODE_CODES[mode]
+
+
 def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     name = h.model.encode("utf-8")
     body = [
-        struct.pack("<BBBIIIH", KIND_IMAGE, MODE_CODES[h.mode], h.bits, h.width, h.height, h.frames, h.tile),
+        struct.pack("<BBBIIIH", KIND_IMAGE, mode_code(h.mode, h.grey), h.bits, h.width, h.height, h.frames, h.tile),
         struct.pack("<B", len(name)), name, h.weights_sha256[:16].ljust(16, b"\0"),
         struct.pack("<I", len(h.icc_profile)), h.icc_profile,
         struct.pack("<I", len(streams)),
@@ -172,7 +196,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     kind, mode_code, bits, width, height, frames, tile = r.take("<BBBIIIH")
     if kind != KIND_IMAGE:
         raise FormatError(f"unsupported content kind {kind}")
-    if mode_code not in MODES:
+    if mode_code not in MODES and mode_code not in GREY_MODES:
         raise FormatError(f"unknown image mode code {mode_code}")
     if bits != 8 or frames != 1:
         raise FormatError(f"unsupported sample depth {bits} or frame count {frames}")
@@ -191,8 +215,10 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     (icc_len,) = r.take("<I")
     icc = r.raw(icc_len)
     (n_streams,) = r.take("<I")
-    h = ArmHeader(MODES[mode_code], width, height, tile, model, sha, bits, frames, icc, profile=profile)
-    expected = h.n_tiles() * len(MODE_GROUPS[h.mode])
+    grey = mode_code in GREY_MODES
+    mode = GREY_MODES[mode_code] if grey else MODES[mode_code]
+    h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, profile=profile, grey=grey)
+    expected = h.n_tiles() * len(plane_groups(h.mode, h.grey))
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")
     if r.end - r.pos != 8 * n_streams:

@@ -113,3 +113,15 @@ def test_wrong_weights_are_refused(tiny_codec):
     header.model = "no-such-model"
     with pytest.raises(armcodec.ModelError, match="no-such-model"):
         tiny_codec.decode(container.write(header, streams))
+
+
+def test_grey_modes_round_trip_and_only_rgb_can_be_grey():
+    h = ArmHeader("RGBA", 20, 10, 16, "default", bytes(16), stream_crcs=[1, 2, 3, 4], grey=True)
+    data = container.write(h, [b"\0" * 4] * 4)
+    assert data[11] == 6  # the mode byte: RGBA coded as grey
+    back, _ = container.parse(data)
+    assert back.grey and back.mode == "RGBA" and back.channels == 4
+    assert container.plane_groups("RGBA", True) == [(slice(0, 1), slice(0, 3)), (slice(3, 4), slice(3, 4))]
+    assert container.plane_groups("RGB") == [(slice(0, 3), slice(0, 3))]
+    with pytest.raises(ValueError, match="grey"):
+        container.mode_code("LA", grey=True)

@@ -85,3 +85,32 @@ def test_bad_arrays_are_refused(tiny_codec):
     for bad in [np.zeros((4, 4), np.uint16), np.zeros((4, 4, 5), np.uint8), np.zeros((0, 4, 3), np.uint8), np.zeros(4, np.uint8)]:
         with pytest.raises(armcodec.UnsupportedInputError):
             tiny_codec.compress(bad)
+
+
+def test_grey_rgb_is_coded_as_one_plane_and_decodes_as_rgb(tiny_codec):
+    """An RGB image with R = G = B (a black-and-white photograph saved as RGB) is coded as its
+    grey plane, the very streams of the L image, and decodes to the RGB image bit for bit."""
+    grey = load("usc_sipi_6.1_gray_40x33.png")
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    enc = tiny_codec.encode(rgb)
+    dec = tiny_codec.decode(enc.data)
+    assert dec.mode == "RGB" and np.array_equal(dec.array, rgb)
+    assert np.array_equal(tiny_codec.decompress(enc.data), rgb)
+    header, streams = container.parse(enc.data)
+    assert header.grey and header.describe()["grey_rgb"] and header.mode == "RGB"
+    assert streams == container.parse(tiny_codec.compress(grey))[1]
+    assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
+
+
+def test_grey_rgba_keeps_its_alpha_and_a_single_colour_pixel_keeps_rgb(tiny_codec):
+    la = load("usc_sipi_6.1_la_28x21.png")
+    rgba = np.concatenate([np.repeat(la[:, :, :1], 3, axis=2), la[:, :, 1:]], axis=2)
+    enc = tiny_codec.encode(rgba)
+    header, streams = container.parse(enc.data)
+    assert header.grey and header.mode == "RGBA" and len(streams) == 2 * header.n_tiles()
+    assert np.array_equal(tiny_codec.decode(enc.data).array, rgba)
+    almost = np.repeat(la[:, :, :1], 3, axis=2).copy()
+    almost[5, 7, 2] ^= 1  # one blue sample differs: no longer grey, coded as RGB
+    enc = tiny_codec.encode(almost)
+    assert not container.parse(enc.data)[0].grey
+    assert np.array_equal(tiny_codec.decode(enc.data).array, almost)
