@@ -153,13 +153,18 @@ def write_plot(folder: Path) -> None:
         return
     results = codec_results(folder)
     fig, ax = plt.subplots(figsize=(6, 4))
-    # labels alternate above and below in order of rate, so that close points stay readable
-    for k, r in enumerate(sorted(results, key=lambda r: r["summary"]["bpsp_mean"])):
+    rates = sorted(r["summary"]["bpsp_mean"] for r in results)
+    for r in results:
         s = r["summary"]
         label = f"{r['codec']} {r['model']}" if "model" in r else r["codec"]
-        ax.scatter(s["decode_s_mean"], s["bpsp_mean"])
+        # the label goes on the side (above or below) with more room to the next rate, and in the
+        # point's colour, so that two close points keep their labels apart and unambiguous
+        below = max((x for x in rates if x < s["bpsp_mean"]), default=float("-inf"))
+        above = min((x for x in rates if x > s["bpsp_mean"]), default=float("inf"))
+        up = above - s["bpsp_mean"] > s["bpsp_mean"] - below
+        dots = ax.scatter(s["decode_s_mean"], s["bpsp_mean"])
         ax.annotate(label, (s["decode_s_mean"], s["bpsp_mean"]), textcoords="offset points",
-                    xytext=(4, 4 if k % 2 else -10), fontsize=8)
+                    xytext=(4, 4 if up else -10), fontsize=8, color=dots.get_facecolor()[0])
     ax.set_xscale("log")
     ax.set_xlabel("mean decode time per image (s, log scale)")
     ax.set_ylabel("mean bits per subpixel")

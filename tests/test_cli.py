@@ -133,6 +133,12 @@ def test_bench_writes_verified_results_for_each_codec(work):
         assert row["bytes"] * 8 >= row["model_bits"] and row["decode_s"] > 0
     assert {p.name for p in (out / "t").iterdir()} >= {"armcodec-tiny.json", "armcodec-tiny-noadapt.json", "png.json", "webp.json", "table.md"}
     assert "armcodec tiny" in (out / "t" / "table.md").read_text()
+    try:
+        import matplotlib  # noqa: F401  (the plot is written only with the [bench] extra)
+    except ImportError:
+        return
+    with Image.open(out / "t" / "plot.png") as plot:
+        assert plot.format == "PNG" and plot.width > 300
 
 
 def test_adapt_and_feedback_flags_pick_the_profile_and_all_decode(work):
