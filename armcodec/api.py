@@ -70,6 +70,26 @@ def is_grey_rgb(arr: np.ndarray, mode: str) -> bool:
     return mode in ("RGB", "RGBA") and bool((arr[:, :, 0] == arr[:, :, 1]).all() and (arr[:, :, 1] == arr[:, :, 2]).all())
 
 
+def replication_factors(arr: np.ndarray) -> tuple[int, int]:
+    """(fy, fx), the largest factors (at most 255, dividing the height and the width) such that
+    the image is made of fy x fx blocks of equal pixels, a nearest-neighbour upscale; (1, 1) for
+    most images.  Such an image is coded as its blocks' pixels (container kind 1)."""
+    return _replication(arr, 0), _replication(arr, 1)
+
+
+def _replication(arr: np.ndarray, axis: int) -> int:
+    n = arr.shape[axis]
+    line = lambda i: np.take(arr, i, axis=axis)  # noqa: E731
+    if n < 2 or not np.array_equal(line(0), line(1)):
+        return 1  # most images stop here, after one comparison
+    repeats = np.array([np.array_equal(line(i), line(i - 1)) for i in range(1, n)])  # line i repeats line i - 1
+    inside_block = np.arange(1, n)
+    for f in range(min(n, container.MAX_REPLICATION), 1, -1):
+        if n % f == 0 and repeats[inside_block % f != 0].all():
+            return f
+    return 1
+
+
 def _set_exact_math(device: torch.device) -> None:
     if device.type == "cuda":  # TF32 would round the integer-valued matmuls
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -143,8 +163,10 @@ class Codec:
         proxy = self._proxy_net()
         streams, crcs, bits = [], [], 0.0
         grey = is_grey_rgb(arr, info.mode)
+        fy, fx = replication_factors(arr)
+        coded = arr[::fy, ::fx]  # the blocks' pixels
         for sl, _ in plane_groups(info.mode, grey):
-            g = encode_group(arr[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
+            g = encode_group(coded[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
                              max_batch_bytes=self.batch_bytes, progress=progress, adaptive=self.adaptive,
                              oriented=self.orient, fed_back=self._feedback_set, orient_proxy=proxy)
             streams += g.streams
@@ -152,7 +174,7 @@ class Codec:
             bits += g.model_bits
         header = ArmHeader(info.mode, w, h, self.tile_size, m.entry.name, m.sha256_prefix,
                            icc_profile=info.icc_profile, stream_crcs=crcs,
-                           profile=self.profile, grey=grey)
+                           profile=self.profile, grey=grey, replication=(fy, fx))
         data = container.write(header, streams)
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0)
 
@@ -183,17 +205,21 @@ class Codec:
         """Decode what :func:`armcodec.container.parse` returned (its validation already done)."""
         t0 = time.perf_counter()
         m = self._model_for(header)
-        out = np.empty((header.height, header.width, header.channels), dtype=np.uint8)
+        ch, cw = header.coded_size
+        out = np.empty((ch, cw, header.channels), dtype=np.uint8)
         n_tiles, bits, k = header.n_tiles(), 0.0, 0
         adaptive, oriented, fed_back = container.PROFILE_TOOLS[header.profile]
         for sl, fill in plane_groups(header.mode, header.grey):
             group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
-            planes, b = decode_group(group, header.height, header.width, sl.stop - sl.start, m.net, m.luts,
+            planes, b = decode_group(group, ch, cw, sl.stop - sl.start, m.net, m.luts,
                                      header.tile, self.device, first_stream=k, max_batch_bytes=self.batch_bytes,
                                      progress=progress, adaptive=adaptive, oriented=oriented, fed_back=fed_back)
             out[:, :, fill] = planes  # a grey plane fills R, G and B
             bits += b
             k += n_tiles
+        fy, fx = header.replication
+        if (fy, fx) != (1, 1):  # the blocks' pixels, repeated
+            out = np.repeat(np.repeat(out, fy, axis=0), fx, axis=1)
         return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0)
 
     def compress(self, image) -> bytes:

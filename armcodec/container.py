@@ -19,8 +19,9 @@ Everything is little-endian and written with ``struct``::
                                    quarter of the tile)
            6   u32  header length N
           10   header (N bytes):
-                 u8  kind (0 image)      u8 mode (see below)                  u8 bits per sample (8)
+                 u8  kind (0 image, 1 replicated image) u8 mode (see below)    u8 bits per sample (8)
                  u32 width   u32 height  u32 frames (1)   u16 tile size
+                 kind 1 only: u8 fy, u8 fx (see below)
                  u8 n + n bytes model name (utf-8)        16 bytes: sha256 prefix of the weights
                  u32 n + n bytes ICC profile (0: none)
                  u32 stream count S, then S x (u32 byte length, u32 CRC32 of the stream index
@@ -30,6 +31,10 @@ Everything is little-endian and written with ``struct``::
 
 Modes: 1 L, 2 LA, 3 RGB, 4 RGBA; 5 RGB and 6 RGBA whose R, G and B planes are equal, coded as
 one grey plane that the decoder writes to all three (the image decodes as RGB(A), bit for bit).
+Kind 1: the image is made of fy x fx blocks of equal pixels (a nearest-neighbour upscale by
+integer factors, fy and fx in [1, 255], not both 1, dividing the height and the width); the
+streams code the (height / fy) x (width / fx) image of the blocks' pixels, which the decoder
+repeats.  Tiles, streams and everything below count in that coded image.
 Streams are ordered by plane group (RGB, L or the grey of modes 5 and 6 first, then alpha), then
 tile (row-major).
 :func:`parse` validates everything it can before anything is allocated or decoded.
@@ -85,7 +90,8 @@ def plane_groups(mode: str, grey: bool = False) -> list[tuple[slice, slice]]:
         out.append((src, slice(c, c + g)))
         c += g
     return out
-KIND_IMAGE = 0
+KIND_IMAGE, KIND_REPLICATED = 0, 1
+MAX_REPLICATION = 255
 MIN_TILE, MAX_TILE = 8, 1024
 MAX_HEADER = 64 << 20
 DEFAULT_MAX_PIXELS = 1 << 30
@@ -107,13 +113,20 @@ class ArmHeader:
     version: int = FORMAT_VERSION
     profile: int = PROFILE_PLAIN
     grey: bool = False  # an RGB(A) image whose R, G and B are equal, coded as one plane (modes 5, 6)
+    replication: tuple[int, int] = (1, 1)  # (fy, fx): blocks of equal pixels, coded once (kind 1)
 
     @property
     def channels(self) -> int:
         return len(self.mode)
 
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        """(height, width) of the image the streams code: the full image's over the replication."""
+        return self.height // self.replication[0], self.width // self.replication[1]
+
     def n_tiles(self) -> int:
-        return -(-self.height // self.tile) * -(-self.width // self.tile)
+        h, w = self.coded_size
+        return -(-h // self.tile) * -(-w // self.tile)
 
     def describe(self) -> dict:
         return {
@@ -122,6 +135,7 @@ class ArmHeader:
             "kind": "image",
             "mode": self.mode,
             "grey_rgb": self.grey,
+            "replication": list(self.replication),
             "bits_per_sample": self.bits,
             "width": self.width,
             "height": self.height,
@@ -144,8 +158,13 @@ def mode_code(mode: str, grey: bool = False) -> int:
 
 def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     name = h.model.encode("utf-8")
+    replicated = tuple(h.replication) != (1, 1)
+    if replicated:
+        _check_replication(*h.replication, h.width, h.height)
     body = [
-        struct.pack("<BBBIIIH", KIND_IMAGE, mode_code(h.mode, h.grey), h.bits, h.width, h.height, h.frames, h.tile),
+        struct.pack("<BBBIIIH", KIND_REPLICATED if replicated else KIND_IMAGE, mode_code(h.mode, h.grey), h.bits,
+                    h.width, h.height, h.frames, h.tile),
+        struct.pack("<BB", *h.replication) if replicated else b"",
         struct.pack("<B", len(name)), name, h.weights_sha256[:16].ljust(16, b"\0"),
         struct.pack("<I", len(h.icc_profile)), h.icc_profile,
         struct.pack("<I", len(streams)),
@@ -154,6 +173,13 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     header = b"".join(body)
     head = PREAMBLE.pack(MAGIC, FORMAT_VERSION, h.profile, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
+
+
+def _check_replication(fy: int, fx: int, width: int, height: int) -> None:
+    if not (1 <= fy <= MAX_REPLICATION and 1 <= fx <= MAX_REPLICATION) or (fy, fx) == (1, 1):
+        raise FormatError(f"invalid replication {fy}x{fx}")
+    if height % fy or width % fx:
+        raise FormatError(f"replication {fy}x{fx} does not divide the image size {width}x{height}")
 
 
 class _Reader:
@@ -194,7 +220,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
         raise ChecksumError("header CRC32 mismatch: the file is corrupted")
     r = _Reader(data, PREAMBLE.size, hend)
     kind, mode_code, bits, width, height, frames, tile = r.take("<BBBIIIH")
-    if kind != KIND_IMAGE:
+    if kind not in (KIND_IMAGE, KIND_REPLICATED):
         raise FormatError(f"unsupported content kind {kind}")
     if mode_code not in MODES and mode_code not in GREY_MODES:
         raise FormatError(f"unknown image mode code {mode_code}")
@@ -206,6 +232,9 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
         raise LimitError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
     if not MIN_TILE <= tile <= MAX_TILE:
         raise FormatError(f"invalid tile size {tile}")
+    replication = r.take("<BB") if kind == KIND_REPLICATED else (1, 1)
+    if kind == KIND_REPLICATED:
+        _check_replication(*replication, width, height)
     (name_len,) = r.take("<B")
     try:
         model = r.raw(name_len).decode("utf-8")
@@ -217,7 +246,8 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     (n_streams,) = r.take("<I")
     grey = mode_code in GREY_MODES
     mode = GREY_MODES[mode_code] if grey else MODES[mode_code]
-    h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, profile=profile, grey=grey)
+    h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, profile=profile, grey=grey,
+                  replication=tuple(replication))
     expected = h.n_tiles() * len(plane_groups(h.mode, h.grey))
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")

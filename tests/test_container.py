@@ -125,3 +125,22 @@ def test_grey_modes_round_trip_and_only_rgb_can_be_grey():
     assert container.plane_groups("RGB") == [(slice(0, 3), slice(0, 3))]
     with pytest.raises(ValueError, match="grey"):
         container.mode_code("LA", grey=True)
+
+
+def test_replicated_kind_round_trips_and_bad_factors_are_refused():
+    h = ArmHeader("L", 20, 12, 16, "default", bytes(16), stream_crcs=[1], replication=(3, 4))
+    data = container.write(h, [b"\0" * 4])
+    assert data[10] == container.KIND_REPLICATED
+    back, _ = container.parse(data)
+    assert back.replication == (3, 4) and back.coded_size == (4, 5) and back.n_tiles() == 1
+    assert back.describe()["replication"] == [3, 4]
+    assert container.parse(sample_file())[0].replication == (1, 1)
+    for fy, fx in ((1, 1), (0, 2), (5, 4), (3, 3)):  # no replication, zero, not dividing 12 or 20
+        bad = bytearray(data)
+        bad[27:29] = bytes((fy, fx))  # the factors follow the preamble (10 bytes) and kind .. tile (17)
+        head_end = len(bad) - 8
+        bad[head_end:head_end + 4] = struct.pack("<I", __import__("zlib").crc32(bytes(bad[:head_end])))
+        with pytest.raises(armcodec.FormatError, match="replication"):
+            container.parse(bytes(bad))
+    with pytest.raises(armcodec.FormatError, match="replication"):
+        container.write(ArmHeader("L", 20, 12, 16, "default", bytes(16), stream_crcs=[1], replication=(5, 1)), [b"\0" * 4])

@@ -114,3 +114,35 @@ def test_grey_rgba_keeps_its_alpha_and_a_single_colour_pixel_keeps_rgb(tiny_code
     enc = tiny_codec.encode(almost)
     assert not container.parse(enc.data)[0].grey
     assert np.array_equal(tiny_codec.decode(enc.data).array, almost)
+
+
+def test_nearest_neighbour_upscale_is_coded_as_its_blocks_and_decodes_exactly(tiny_codec):
+    """An image of fy x fx blocks of equal pixels (an integer nearest-neighbour upscale) is coded
+    as the small image, the very same streams, and decodes to the full image bit for bit."""
+    small = load("kodim23_rgb_64x48.png")
+    big = np.repeat(np.repeat(small, 3, axis=0), 2, axis=1)
+    assert armcodec.api.replication_factors(big) == (3, 2)
+    enc = tiny_codec.encode(big)
+    header, streams = container.parse(enc.data)
+    assert header.replication == (3, 2) and (header.height, header.width) == big.shape[:2]
+    assert streams == container.parse(tiny_codec.compress(small))[1]
+    dec = tiny_codec.decode(enc.data)
+    assert np.array_equal(dec.array, big) and dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
+    almost = big.copy()
+    almost[-1, -1, 1] ^= 1  # one sample breaks the last block: coded in full
+    enc = tiny_codec.encode(almost)
+    assert container.parse(enc.data)[0].replication == (1, 1)
+    assert np.array_equal(tiny_codec.decode(enc.data).array, almost)
+
+
+def test_replication_with_grey_alpha_and_one_axis(tiny_codec):
+    la = load("usc_sipi_6.1_la_28x21.png")
+    rgba = np.concatenate([np.repeat(la[:, :, :1], 3, axis=2), la[:, :, 1:]], axis=2)
+    wide = np.repeat(rgba, 4, axis=1)  # 4x horizontally only, grey RGB with alpha
+    header = container.parse(tiny_codec.compress(wide))[0]
+    assert header.replication == (1, 4) and header.grey
+    assert np.array_equal(tiny_codec.decompress(tiny_codec.compress(wide)), wide)
+    flat = np.full((40, 24, 3), 77, np.uint8)  # one colour: the largest factors that divide
+    header = container.parse(tiny_codec.compress(flat))[0]
+    assert header.replication == (40, 24) and header.coded_size == (1, 1)
+    assert np.array_equal(tiny_codec.decompress(tiny_codec.compress(flat)), flat)
