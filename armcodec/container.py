@@ -232,8 +232,9 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
         raise LimitError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
     if not MIN_TILE <= tile <= MAX_TILE:
         raise FormatError(f"invalid tile size {tile}")
-    replication = r.take("<BB") if kind == KIND_REPLICATED else (1, 1)
+    replication = (1, 1)
     if kind == KIND_REPLICATED:
+        replication = r.take("<BB")
         _check_replication(*replication, width, height)
     (name_len,) = r.take("<B")
     try:
