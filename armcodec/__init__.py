@@ -4,12 +4,16 @@ Public API::
 
     data = armcodec.compress(array_or_path)     # -> bytes (.arm)
     array = armcodec.decompress(data)           # -> uint8 (H, W) or (H, W, C)
-    codec = armcodec.Codec(model="default", device="auto")   # keeps a model loaded
+    codec = armcodec.Codec(model="default", device="auto")   # a preset; keeps its model loaded
     armcodec.list_models(), armcodec.read_info(data)
+
+Data flow: image -> transforms -> model (integer-exact) -> integer tables -> ANS -> container, and
+back.  Decoder-exact code lives in ``exact/``, ``models/`` (``*_exact``), ``coding/`` and
+``container``; encoder-only searches in ``encoder/``; training in ``training/``.
 
 Every error raised on bad input derives from :class:`ArmcodecError`.
 """
-from armcodec.api import Codec, DecodedImage, Encoded, compress, decompress, read_info
+from armcodec.api import Codec, DecodedImage, Encoded, compress, decompress, list_models, read_info
 from armcodec.errors import (
     ArmcodecError,
     ChecksumError,
@@ -19,9 +23,8 @@ from armcodec.errors import (
     OutputExistsError,
     UnsupportedInputError,
 )
-from armcodec.models.registry import list_models
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ArmcodecError", "ChecksumError", "Codec", "DecodedImage", "Encoded", "FormatError", "LimitError",

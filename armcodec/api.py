@@ -2,10 +2,10 @@
 
 Data flow::
 
-    compress:   path/array --io--> uint8 (H, W, C) + ImageInfo --plane groups--> encode_group (tiles, model,
-                tables, ANS) --> container.write --> bytes
-    decompress: bytes --container.parse (validated)--> model by name, weights hash checked --> decode_group
-                (wavefront, CRC per tile) --> uint8 (H, W, C) + mode
+    compress:   path/array --io--> uint8 (H, W, C) + ImageInfo --transforms (plane groups, grey plane,
+                replication)--> encoder.group.encode_group (tiles, model, tables, ANS) --> container.write --> bytes
+    decompress: bytes --container.parse (validated)--> weights by sha256 (name checked) --> coding.planes.decode_group
+                (the model's schedule, CRC per tile) --> transforms undone --> uint8 (H, W, C) + mode
 """
 from __future__ import annotations
 
@@ -20,13 +20,33 @@ import torch
 from armcodec import container
 from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
 from armcodec.coding.feedback import LATEST as FEEDBACK_FEATURES
-from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group, encode_group
-from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, plane_groups
+from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group
+from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, CoderTools
+from armcodec.encoder.group import encode_group
 from armcodec.errors import ArmcodecError, LimitError, ModelError
+from armcodec.io.files import write_atomic  # noqa: F401  (part of the API since 0.1)
 from armcodec.io.image import ImageInfo, from_array, read_image
-from armcodec.models.registry import DEFAULT_MODEL, get_entry, get_model, resolve_device
-from armcodec.weights import LoadedModel
+from armcodec.transforms import is_grey_rgb, plane_groups, replicate, replication_factors  # noqa: F401
+from armcodec.weights import DEFAULT_PRESET, LoadedWeights, Manifest, Preset, get_weights, read_manifest
 
+DEFAULT_MODEL = DEFAULT_PRESET
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ModelError(f"unknown device {device!r}: use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("CUDA was requested but is not available")
+    return torch.device(device)
+
+
+def list_models(weights_dir: Path | None = None) -> list[Preset]:
+    """The presets ``--model`` / ``Codec(model=...)`` accept (default: the shipped weights)."""
+    return list(read_manifest(weights_dir).presets.values())
 
 
 @dataclass
@@ -65,31 +85,6 @@ class DecodedImage:
         return ImageInfo(self.mode, self.icc_profile)
 
 
-def is_grey_rgb(arr: np.ndarray, mode: str) -> bool:
-    """Whether an RGB(A) image's R, G and B planes are equal (then it is coded as one plane)."""
-    return mode in ("RGB", "RGBA") and bool((arr[:, :, 0] == arr[:, :, 1]).all() and (arr[:, :, 1] == arr[:, :, 2]).all())
-
-
-def replication_factors(arr: np.ndarray) -> tuple[int, int]:
-    """(fy, fx), the largest factors (at most 255, dividing the height and the width) such that
-    the image is made of fy x fx blocks of equal pixels, a nearest-neighbour upscale; (1, 1) for
-    most images.  Such an image is coded as its blocks' pixels (container kind 1)."""
-    return _replication(arr, 0), _replication(arr, 1)
-
-
-def _replication(arr: np.ndarray, axis: int) -> int:
-    n = arr.shape[axis]
-    line = lambda i: np.take(arr, i, axis=axis)  # noqa: E731
-    if n < 2 or not np.array_equal(line(0), line(1)):
-        return 1  # most images stop here, after one comparison
-    repeats = np.array([np.array_equal(line(i), line(i - 1)) for i in range(1, n)])  # line i repeats line i - 1
-    inside_block = np.arange(1, n)
-    for f in range(min(n, container.MAX_REPLICATION), 1, -1):
-        if n % f == 0 and repeats[inside_block % f != 0].all():
-            return f
-    return 1
-
-
 def _set_exact_math(device: torch.device) -> None:
     if device.type == "cuda":  # TF32 would round the integer-valued matmuls
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -99,27 +94,24 @@ def _set_exact_math(device: torch.device) -> None:
 class Codec:
     """Keeps a model loaded for many images.
 
-    ``model`` names an entry of the weights manifest (``weights_dir``, default the shipped
-    weights); ``tile_size`` overrides the model's; ``max_pixels`` bounds what decode accepts;
-    ``batch_bytes`` (default 2560 MiB) bounds the memory of one batch of tiles coded together
-    (activation maps and per-pixel state: the part that is not the image itself; see the README
-    for measured peaks).  Neither the batch nor
-    the thread count changes a single output bit.  ``adaptive`` (default on) lets the encoder
-    pick a scale offset per 32x32 block and channel and send it (coder profile 2, about 1%
-    smaller files for a slower encode; decoding costs the same); off writes coder profile 1.
-    ``orient`` (with ``adaptive``; default: the model entry's setting, on for ``default`` and
-    ``max``) also picks per tile whether it is coded mirrored (profiles 3, 5, 7 and 9, about 0.2%
-    smaller files), from four float passes of the network named by ``orient_proxy`` (default:
-    the entry's ``orient_proxy``, ``fast`` for ``default``; else the model itself, for an encode
-    about 2.5x as long).  ``feedback`` (with
-    ``adaptive``; default on) fits and sends per tile and channel a linear prediction of the
-    model's residual from the residuals around it, with the feature set ``feedback_features``
-    (3, the default: profiles 8 and 9, set 2's features with the coefficients per tile, per
-    quarter or per sixteenth of it, whichever the encoder finds cheapest, coded with a
-    distribution; 2: profiles 6 and 7; 1, the first set: profiles 4 and 5; see
-    :mod:`armcodec.coding.feedback`).  Decode reads all nine profiles.
+    ``model`` names a preset of the weights manifest (``weights_dir``, default the shipped weights):
+    weights plus encoder settings, see ``armcodec models``; ``tile_size`` overrides the preset's;
+    ``max_pixels`` bounds what decode accepts; ``batch_bytes`` (default 2560 MiB) bounds the memory
+    of one batch of tiles coded together (activation maps and per-pixel state: the part that is not
+    the image itself; docs/DESIGN.md has measured peaks).  Neither the batch nor the thread count
+    changes a single output bit.
 
-    >>> codec = Codec()                                  # default model, CUDA if available
+    Coder tools (each smaller files for a slower encode; decoding costs about the same):
+    ``adaptive`` (default on) picks a scale offset per 32x32 block and channel and sends it;
+    ``orient`` (with ``adaptive``; default: the preset's setting, on for ``default`` and ``max``)
+    picks per tile whether it is coded mirrored, scored by the float copy of the preset's
+    orientation weights (``fast``'s for ``default``, the model's own for ``max``);
+    ``orient_proxy`` names other weights for that search.
+    ``feedback`` (with ``adaptive``; default on) fits and sends per tile a linear prediction of the
+    model's residual from the residuals around it (feature set 3; sets 1 and 2 are only decoded).
+    Decoding reads the tools from the file, and every file any release wrote.
+
+    >>> codec = Codec()                                  # default preset, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
     >>> codec.decompress(data).shape
     (8, 8, 3)
@@ -128,26 +120,50 @@ class Codec:
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto",
                  tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
                  batch_bytes: int | None = None, adaptive: bool = True, orient: bool | None = None,
-                 feedback: bool = True, orient_proxy: str | None = None,
-                 feedback_features: int = FEEDBACK_FEATURES):
+                 feedback: bool = True, feedback_features: int = FEEDBACK_FEATURES, orient_proxy: str | None = None):
         self.device = resolve_device(device)
         self.weights_dir = weights_dir
-        self.model = get_model(model, self.device, weights_dir)
-        self.tile_size = tile_size or self.model.entry.tile_size
+        self.manifest: Manifest = read_manifest(weights_dir)
+        self.preset: Preset = self.manifest.preset(model)
+        self.model: LoadedWeights = get_weights(self.preset.weights, self.device, self.manifest.directory)
+        self.tile_size = tile_size or self.preset.tile_size
         if not container.MIN_TILE <= self.tile_size <= container.MAX_TILE:
             raise ArmcodecError(f"tile size {self.tile_size} outside [{container.MIN_TILE}, {container.MAX_TILE}]")
         self.max_pixels = max_pixels
         self.batch_bytes = batch_bytes or DEFAULT_BATCH_BYTES
-        self.adaptive = adaptive
-        self.orient = adaptive and (self.model.entry.orient if orient is None else orient)
-        self.orient_proxy = (orient_proxy or self.model.entry.orient_proxy) if self.orient else None
-        if self.orient_proxy:
-            get_entry(self.orient_proxy, weights_dir)  # an unknown name fails here, not at the first encode
-        self.feedback = adaptive and feedback
-        if feedback_features not in FEEDBACK_FEATURE_SETS:
-            raise ArmcodecError(f"unknown feedback feature set {feedback_features} (known: {FEEDBACK_FEATURE_SETS})")
-        self.feedback_features = feedback_features
+        if feedback_features != FEEDBACK_FEATURES:
+            raise ArmcodecError(f"feedback feature set {feedback_features} is only decoded; new files use set "
+                                f"{FEEDBACK_FEATURES} (known: {FEEDBACK_FEATURE_SETS})")
+        orient = adaptive and (self.preset.orient if orient is None else orient)
+        self.tools = CoderTools(adaptive, orient, FEEDBACK_FEATURES if adaptive and feedback else 0)
+        self.orient_weights = self.preset.orient_proxy  # None: the model's own float copy
+        if orient_proxy is not None:
+            self.orient_weights = self.manifest.by_name(orient_proxy)
+            if self.orient_weights is None:
+                raise ModelError(f"unknown model {orient_proxy!r} for the orientation search")
         _set_exact_math(self.device)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.tools.adaptation
+
+    @property
+    def orient(self) -> bool:
+        return self.tools.orientation
+
+    @property
+    def feedback(self) -> bool:
+        return bool(self.tools.feedback)
+
+    @property
+    def orient_proxy(self) -> str | None:
+        """The name of the weights whose float copy picks orientations (None: the model's own)."""
+        return self.orient_weights.name if self.orient_weights and self.tools.orientation else None
+
+    @property
+    def profile(self) -> int | None:
+        """The version-1 coder profile number with this codec's tools (informative)."""
+        return container.legacy_profile(self.tools)
 
     def encode(self, image, progress=None) -> Encoded:
         """image: uint8 array (H, W) or (H, W, 1..4), or a path Pillow reads exactly."""
@@ -166,37 +182,30 @@ class Codec:
         fy, fx = replication_factors(arr)
         coded = arr[::fy, ::fx]  # the blocks' pixels
         for sl, _ in plane_groups(info.mode, grey):
-            g = encode_group(coded[:, :, sl], m.net, m.luts, self.tile_size, self.device, first_stream=len(streams),
-                             max_batch_bytes=self.batch_bytes, progress=progress, adaptive=self.adaptive,
-                             oriented=self.orient, fed_back=self._feedback_set, orient_proxy=proxy)
+            g = encode_group(coded[:, :, sl], m.net, m.luts, self.tile_size, self.device, self.tools,
+                             first_stream=len(streams), max_batch_bytes=self.batch_bytes, progress=progress,
+                             orient_proxy=proxy)
             streams += g.streams
             crcs += g.crcs
             bits += g.model_bits
         header = ArmHeader(info.mode, w, h, self.tile_size, m.entry.name, m.sha256_prefix,
                            icc_profile=info.icc_profile, stream_crcs=crcs,
-                           profile=self.profile, grey=grey, replication=(fy, fx))
+                           tools=self.tools, grey=grey, replication=(fy, fx))
         data = container.write(header, streams)
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0)
 
     def _proxy_net(self):
-        """The float network that picks each tile's orientation: the model named by
-        ``orient_proxy`` (a cheaper one: the choice only steers the encoder), else the model's own."""
-        if not self.orient_proxy:
+        """The float network that picks each tile's orientation: the preset's orientation weights
+        (a cheaper network: the choice only steers the encoder), else the model's own."""
+        if not self.tools.orientation:
             return None
-        proxy = get_model(self.orient_proxy, self.device, self.weights_dir).net
+        if self.orient_weights is None:
+            return self.model.net.float_proxy()
+        proxy = get_weights(self.orient_weights, self.device, self.manifest.directory).net
         if proxy.cfg.image_channels != self.model.net.cfg.image_channels:
-            raise ModelError(f"orientation proxy {self.orient_proxy!r} sees {proxy.cfg.image_channels} channels, "
-                             f"the model {self.model.net.cfg.image_channels}")
+            raise ModelError(f"orientation weights {self.orient_weights.name!r} see {proxy.cfg.image_channels} "
+                             f"channels, the model {self.model.net.cfg.image_channels}")
         return proxy.float_proxy()
-
-    @property
-    def _feedback_set(self) -> int:
-        return self.feedback_features if self.feedback else 0
-
-    @property
-    def profile(self) -> int:
-        """The coder profile this codec writes."""
-        return container.profile_for(self.adaptive, self.orient, self._feedback_set)
 
     def decode(self, data: bytes, progress=None) -> DecodedImage:
         return self.decode_parsed(*container.parse(data, self.max_pixels), progress=progress)
@@ -204,22 +213,18 @@ class Codec:
     def decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:
         """Decode what :func:`armcodec.container.parse` returned (its validation already done)."""
         t0 = time.perf_counter()
-        m = self._model_for(header)
+        m = self._weights_for(header)
         ch, cw = header.coded_size
         out = np.empty((ch, cw, header.channels), dtype=np.uint8)
         n_tiles, bits, k = header.n_tiles(), 0.0, 0
-        adaptive, oriented, fed_back = container.PROFILE_TOOLS[header.profile]
         for sl, fill in plane_groups(header.mode, header.grey):
             group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
-            planes, b = decode_group(group, ch, cw, sl.stop - sl.start, m.net, m.luts,
-                                     header.tile, self.device, first_stream=k, max_batch_bytes=self.batch_bytes,
-                                     progress=progress, adaptive=adaptive, oriented=oriented, fed_back=fed_back)
+            planes, b = decode_group(group, ch, cw, sl.stop - sl.start, m.net, m.luts, header.tile, self.device,
+                                     header.tools, first_stream=k, max_batch_bytes=self.batch_bytes, progress=progress)
             out[:, :, fill] = planes  # a grey plane fills R, G and B
             bits += b
             k += n_tiles
-        fy, fx = header.replication
-        if (fy, fx) != (1, 1):  # the blocks' pixels, repeated
-            out = np.repeat(np.repeat(out, fy, axis=0), fx, axis=1)
+        out = replicate(out, header.replication)  # the blocks' pixels, repeated
         return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0)
 
     def compress(self, image) -> bytes:
@@ -230,14 +235,25 @@ class Codec:
         a = self.decode(data).array
         return a[:, :, 0] if a.shape[2] == 1 else a
 
-    def _model_for(self, header: ArmHeader) -> LoadedModel:
-        m = self.model if header.model == self.model.entry.name else get_model(header.model, self.device, self.weights_dir)
-        if m.sha256_prefix != header.weights_sha256:
-            raise ModelError(
-                f"file was written with model {header.model!r} weights {header.weights_sha256.hex()}, "
-                f"but the installed {m.entry.name!r} weights are {m.sha256_prefix.hex()}: install the matching weights"
-            )
-        return m
+    def _weights_for(self, header: ArmHeader) -> LoadedWeights:
+        """The weights a file was written with: found by its sha256 prefix, answering to its name."""
+        if self.model.sha256_prefix == header.weights_sha256 and self.model.entry.answers_to(header.model):
+            return self.model
+        entry = self.manifest.by_prefix(header.weights_sha256)
+        if entry is None or not entry.answers_to(header.model):
+            named = self.manifest.by_name(header.model)
+            installed = f"the installed {named.name!r} weights are {named.sha256_prefix.hex()}" if named else \
+                "no installed weights have that sha256"
+            raise ModelError(f"file was written with model {header.model!r} weights {header.weights_sha256.hex()}, "
+                             f"but {installed}: install the matching weights")
+        return get_weights(entry, self.device, self.manifest.directory)
+
+
+def decoding_model(header: ArmHeader, weights_dir: Path | None = None) -> str:
+    """The name to build a :class:`Codec` with that decodes a file: its weights' name when they are
+    installed (found by sha256 prefix), else the name the file carries (which then fails clearly)."""
+    entry = read_manifest(weights_dir).by_prefix(header.weights_sha256)
+    return entry.name if entry is not None else header.model
 
 
 _codecs: dict[tuple, Codec] = {}
@@ -263,7 +279,7 @@ def decompress(data: bytes, device: str = "auto") -> np.ndarray:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ArmcodecError(f"decompress expects bytes, got {type(data).__name__}")
     header, streams = container.parse(bytes(data))
-    a = _codec(header.model, device).decode_parsed(header, streams).array
+    a = _codec(decoding_model(header), device).decode_parsed(header, streams).array
     return a[:, :, 0] if a.shape[2] == 1 else a
 
 
@@ -271,30 +287,3 @@ def read_info(data: bytes) -> dict:
     """Validated header fields of an .arm file (mode, size, tiles, model, ...), without decoding."""
     header, _ = container.parse(bytes(data))
     return header.describe()
-
-
-def write_atomic(path: Path, data: bytes | None = None, writer=None, force: bool = False) -> None:
-    """Write to a temporary file in the target directory, then rename: nothing appears at
-    ``path`` unless complete.  ``writer(tmp_path)`` writes formats that need a file name."""
-    from armcodec.errors import OutputExistsError
-
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists (use --force to overwrite)")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        if writer is not None:
-            writer(tmp)
-        else:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        if path.exists() and not force:
-            raise OutputExistsError(f"{path} exists (use --force to overwrite)")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ArmcodecError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()

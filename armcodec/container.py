@@ -1,33 +1,33 @@
-"""The ``.arm`` container, version 1: the only module that knows the byte format.
+"""The ``.arm`` container: the only module that knows the byte format (docs/FORMAT.md).
 
-Everything is little-endian and written with ``struct``::
+Everything is little-endian and written with ``struct``; ``varint`` is unsigned LEB128 (at most
+5 bytes, below 2**32)::
 
     offset 0   "ARMC"                          magic
-           4   u8   format version (1)
-           5   u8   coder profile (1: constriction ANS, 32-bit words, 24-bit tables,
-                                   wavefront tiles, one stream per tile and plane group;
-                                   2: as 1, and each tile stream starts with the tile's
-                                   adaptation offsets, see armcodec.coding.adapt;
-                                   3: as 2, and the tile's orientation comes first;
-                                   4: as 2, and the tile's residual feedback coefficients
-                                   follow the offsets, see armcodec.coding.feedback;
-                                   5: as 4, and the tile's orientation comes first;
-                                   6 and 7: as 4 and 5 with the feedback's feature
-                                   set 2: more coefficients per channel;
-                                   8 and 9: as 6 and 7 with feature set 3: a split
-                                   flag, then one coefficient set per tile or per
-                                   quarter of the tile)
+           4   u8   format version (2; version 1 is read, see below)
+           5   u8   0 (version 1: the coder profile)
            6   u32  header length N
           10   header (N bytes):
-                 u8  kind (0 image, 1 replicated image) u8 mode (see below)    u8 bits per sample (8)
-                 u32 width   u32 height  u32 frames (1)   u16 tile size
+                 u8 kind (0 image, 1 replicated image)   u8 mode (see below)   u8 bits per sample (8)
+                 varint width   varint height   varint frames (1)   u16 tile size
                  kind 1 only: u8 fy, u8 fx (see below)
-                 u8 n + n bytes model name (utf-8)        16 bytes: sha256 prefix of the weights
-                 u32 n + n bytes ICC profile (0: none)
-                 u32 stream count S, then S x (u32 byte length, u32 CRC32 of the stream index
+                 u8 n + n bytes weights name (utf-8)      16 bytes: sha256 prefix of the weights
+                 u8 T, then T coder tools, ids ascending: u8 id, u8 length L, L bytes
+                 varint n + n bytes ICC profile (0: none)
+                 varint stream count S, then S x (u32 byte length, u32 CRC32 of the stream index
                      as u32 followed by the tile's decoded samples)
         10+N   u32  CRC32 of bytes [0, 10+N)
         14+N   payload: the S streams, back to back (lengths are multiples of 4)
+
+Coder tools (:class:`CoderTools`): 1 adaptation (L = 0: scale offsets per 32x32 block and channel
+head each tile stream, :mod:`armcodec.coding.side`), 2 orientation (L = 0, needs 1: each tile's
+orientation comes first), 3 residual feedback (L = 1: the feature set, needs 1,
+:mod:`armcodec.coding.feedback`).  Ids 128-255 are reserved for a model family's own side
+information.  A reader refuses a tool it does not know, so new tools never pass for old ones.
+
+Version 1 (written by armcodec 0.1) has the same layout with u32 width, height and frames, no tool
+list, u32 ICC and stream counts, and a coder profile number in byte 5 that names its tools
+(:data:`PROFILE_TOOLS`).
 
 Modes: 1 L, 2 LA, 3 RGB, 4 RGBA; 5 RGB and 6 RGBA whose R, G and B planes are equal, coded as
 one grey plane that the decoder writes to all three (the image decodes as RGB(A), bit for bit).
@@ -48,48 +48,61 @@ from dataclasses import dataclass, field
 from armcodec.errors import ChecksumError, FormatError, LimitError
 
 MAGIC = b"ARMC"
-FORMAT_VERSION = 1
-PROFILE_PLAIN, PROFILE_ADAPTIVE, PROFILE_ORIENTED, PROFILE_FED_BACK, PROFILE_ORIENTED_FED_BACK = 1, 2, 3, 4, 5
-PROFILE_FED_BACK_2, PROFILE_ORIENTED_FED_BACK_2 = 6, 7
-PROFILE_FED_BACK_3, PROFILE_ORIENTED_FED_BACK_3 = 8, 9
-# coder profile -> the tools its tile streams use: (adaptation offsets, orientation, the residual
-# feedback's feature set: 0 none, 1 to 3, see armcodec.coding.feedback)
+FORMAT_VERSION = 2  # what write() produces
+READ_VERSIONS = (1, 2)
+TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK = 1, 2, 3
+FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
+FEEDBACK_SETS = (1, 2, 3)  # the residual feedback's feature sets a file may name (3 is written)
+
+
+@dataclass(frozen=True)
+class CoderTools:
+    """The coder tools a file's tile streams use (the header's tool list).  ``feedback``: the
+    residual feedback's feature set, 0 for none; orientation and feedback need the adaptation.
+    ``family``: a model family's own side information, tool id (128-255) -> bytes."""
+
+    adaptation: bool = False
+    orientation: bool = False
+    feedback: int = 0
+    family: tuple[tuple[int, bytes], ...] = ()
+
+    def __post_init__(self):
+        if (self.orientation or self.feedback) and not self.adaptation:
+            raise ValueError("the orientation and the feedback need the adaptation")
+        if self.feedback not in (0, *FEEDBACK_SETS):
+            raise ValueError(f"unknown feedback feature set {self.feedback}")
+
+    def describe(self) -> dict:
+        return {"adaptation": self.adaptation, "orientation": self.orientation, "feedback": self.feedback,
+                **({"family": {str(k): v.hex() for k, v in self.family}} if self.family else {})}
+
+
+# version 1: coder profile -> its tools (adaptation, orientation, the feedback's feature set)
 PROFILE_TOOLS = {
-    PROFILE_PLAIN: (False, False, 0),
-    PROFILE_ADAPTIVE: (True, False, 0),
-    PROFILE_ORIENTED: (True, True, 0),
-    PROFILE_FED_BACK: (True, False, 1),
-    PROFILE_ORIENTED_FED_BACK: (True, True, 1),
-    PROFILE_FED_BACK_2: (True, False, 2),
-    PROFILE_ORIENTED_FED_BACK_2: (True, True, 2),
-    PROFILE_FED_BACK_3: (True, False, 3),
-    PROFILE_ORIENTED_FED_BACK_3: (True, True, 3),
+    1: CoderTools(),
+    2: CoderTools(True),
+    3: CoderTools(True, True),
+    4: CoderTools(True, False, 1),
+    5: CoderTools(True, True, 1),
+    6: CoderTools(True, False, 2),
+    7: CoderTools(True, True, 2),
+    8: CoderTools(True, False, 3),
+    9: CoderTools(True, True, 3),
 }
 CODER_PROFILES = tuple(PROFILE_TOOLS)
 
 
-def profile_for(adaptive: bool, oriented: bool, feedback: int) -> int:
-    """The coder profile of a set of tools (orientation and feedback need the adaptation);
-    feedback: the feature set, 0 for none."""
-    tools = (adaptive, adaptive and oriented, int(feedback) if adaptive else 0)
-    return next(p for p, t in PROFILE_TOOLS.items() if t == tools)
+def legacy_profile(tools: CoderTools) -> int | None:
+    """The version-1 coder profile number with these tools (None if no profile has them)."""
+    return next((p for p, t in PROFILE_TOOLS.items() if t == tools), None)
+
+
 PREAMBLE = struct.Struct("<4sBBI")
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 MODE_CODES = {v: k for k, v in MODES.items()}
 GREY_MODES = {5: "RGB", 6: "RGBA"}  # R = G = B, coded once
 GREY_MODE_CODES = {v: k for k, v in GREY_MODES.items()}
-MODE_GROUPS = {"L": (1,), "LA": (1, 1), "RGB": (3,), "RGBA": (3, 1)}  # plane groups per mode
-
-
-def plane_groups(mode: str, grey: bool = False) -> list[tuple[slice, slice]]:
-    """The coded plane groups of an image, in stream order: (channels coded, channels they
-    fill).  A grey RGB(A) image (R = G = B) codes R alone and fills R, G and B with it."""
-    out, c = [], 0
-    for g in MODE_GROUPS[mode]:
-        src = slice(c, c + (1 if grey and g == 3 else g))
-        out.append((src, slice(c, c + g)))
-        c += g
-    return out
+MODE_GROUPS = {"L": (1,), "LA": (1, 1), "RGB": (3,), "RGBA": (3, 1)}  # plane groups (streams per tile) per mode
 KIND_IMAGE, KIND_REPLICATED = 0, 1
 MAX_REPLICATION = 255
 MIN_TILE, MAX_TILE = 8, 1024
@@ -103,7 +116,7 @@ class ArmHeader:
     width: int
     height: int
     tile: int
-    model: str
+    model: str  # the weights' name (version 1: the model name it was written with)
     weights_sha256: bytes  # first 16 bytes
     bits: int = 8
     frames: int = 1
@@ -111,13 +124,18 @@ class ArmHeader:
     stream_lengths: list[int] = field(default_factory=list)
     stream_crcs: list[int] = field(default_factory=list)
     version: int = FORMAT_VERSION
-    profile: int = PROFILE_PLAIN
+    tools: CoderTools = CoderTools()
     grey: bool = False  # an RGB(A) image whose R, G and B are equal, coded as one plane (modes 5, 6)
     replication: tuple[int, int] = (1, 1)  # (fy, fx): blocks of equal pixels, coded once (kind 1)
 
     @property
     def channels(self) -> int:
         return len(self.mode)
+
+    @property
+    def profile(self) -> int | None:
+        """The version-1 coder profile with this file's tools (what version-1 files store)."""
+        return legacy_profile(self.tools)
 
     @property
     def coded_size(self) -> tuple[int, int]:
@@ -132,6 +150,7 @@ class ArmHeader:
         return {
             "format_version": self.version,
             "coder_profile": self.profile,
+            "coder_tools": self.tools.describe(),
             "kind": "image",
             "mode": self.mode,
             "grey_rgb": self.grey,
@@ -156,22 +175,52 @@ def mode_code(mode: str, grey: bool = False) -> int:
     return GREY_MODE_CODES[mode] if grey else MODE_CODES[mode]
 
 
+def varint(n: int) -> bytes:
+    """Unsigned LEB128 of 0 <= n < 2**32."""
+    if not 0 <= n < 1 << 32:
+        raise ValueError(f"{n} does not fit a varint field")
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _tool_list(tools: CoderTools) -> list[tuple[int, bytes]]:
+    out = []
+    if tools.adaptation:
+        out.append((TOOL_ADAPTATION, b""))
+    if tools.orientation:
+        out.append((TOOL_ORIENTATION, b""))
+    if tools.feedback:
+        out.append((TOOL_FEEDBACK, bytes([tools.feedback])))
+    return out + sorted(tools.family)
+
+
 def write(h: ArmHeader, streams: list[bytes]) -> bytes:
+    """A version-2 file: header ``h`` (its version is ignored) and the tile streams."""
     name = h.model.encode("utf-8")
+    if len(name) > 255:
+        raise ValueError("weights name longer than 255 bytes")
     replicated = tuple(h.replication) != (1, 1)
     if replicated:
         _check_replication(*h.replication, h.width, h.height)
+    tools = _tool_list(h.tools)
+    if any(not 0 < t < 256 or len(v) > 255 for t, v in tools) or len({t for t, _ in tools}) != len(tools):
+        raise ValueError(f"invalid coder tools {h.tools}")
     body = [
-        struct.pack("<BBBIIIH", KIND_REPLICATED if replicated else KIND_IMAGE, mode_code(h.mode, h.grey), h.bits,
-                    h.width, h.height, h.frames, h.tile),
+        struct.pack("<BBB", KIND_REPLICATED if replicated else KIND_IMAGE, mode_code(h.mode, h.grey), h.bits),
+        varint(h.width), varint(h.height), varint(h.frames), struct.pack("<H", h.tile),
         struct.pack("<BB", *h.replication) if replicated else b"",
         struct.pack("<B", len(name)), name, h.weights_sha256[:16].ljust(16, b"\0"),
-        struct.pack("<I", len(h.icc_profile)), h.icc_profile,
-        struct.pack("<I", len(streams)),
+        struct.pack("<B", len(tools)), *(struct.pack("<BB", t, len(v)) + v for t, v in tools),
+        varint(len(h.icc_profile)), h.icc_profile,
+        varint(len(streams)),
     ]
     body += [struct.pack("<II", len(s), crc) for s, crc in zip(streams, h.stream_crcs)]
     header = b"".join(body)
-    head = PREAMBLE.pack(MAGIC, FORMAT_VERSION, h.profile, len(header)) + header
+    head = PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
 
 
@@ -194,6 +243,17 @@ class _Reader:
         self.pos += size
         return vals
 
+    def varint(self) -> int:
+        n = 0
+        for k in range(5):
+            (byte,) = self.take("<B")
+            n |= (byte & 0x7F) << (7 * k)
+            if not byte & 0x80:
+                if (k and not byte) or n >= 1 << 32:
+                    raise FormatError("header holds an overlong or too large number")
+                return n
+        raise FormatError("header holds a number longer than 5 bytes")
+
     def raw(self, n: int) -> bytes:
         if n < 0 or self.pos + n > self.end:
             raise FormatError("header field runs past the header")
@@ -202,16 +262,42 @@ class _Reader:
         return b
 
 
+def _read_tools(r: _Reader) -> CoderTools:
+    (count,) = r.take("<B")
+    found: dict[int, bytes] = {}
+    for _ in range(count):
+        tool, length = r.take("<BB")
+        value = r.raw(length)
+        if found and tool <= max(found):
+            raise FormatError("coder tools are not listed in ascending order")
+        found[tool] = value
+    unknown = [t for t in found if t not in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK)]
+    if unknown:
+        raise FormatError(f"the file uses coder tool {unknown[0]}, which this armcodec does not know "
+                          "(written by a newer version?)")
+    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION) if t in found) or \
+            (TOOL_FEEDBACK in found and len(found[TOOL_FEEDBACK]) != 1):
+        raise FormatError("a coder tool has a value of the wrong length")
+    feedback = found[TOOL_FEEDBACK][0] if TOOL_FEEDBACK in found else 0
+    try:
+        return CoderTools(TOOL_ADAPTATION in found, TOOL_ORIENTATION in found, feedback)
+    except ValueError as e:
+        raise FormatError(f"invalid coder tools: {e}") from None
+
+
 def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader, list[bytes]]:
-    """Validate and split an .arm file; raises FormatError, ChecksumError or LimitError."""
+    """Validate and split an .arm file of any version; raises FormatError, ChecksumError or LimitError."""
     data = memoryview(data).toreadonly() if not isinstance(data, bytes) else data
     if len(data) < PREAMBLE.size or bytes(data[:4]) != MAGIC:
         raise FormatError("not an armcodec file (bad magic)")
     _, version, profile, hlen = PREAMBLE.unpack_from(data, 0)
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .arm format version {version} (this armcodec reads version {FORMAT_VERSION})")
-    if profile not in CODER_PROFILES:
+    if version not in READ_VERSIONS:
+        raise FormatError(f"unsupported .arm format version {version} (this armcodec reads versions "
+                          f"{', '.join(map(str, READ_VERSIONS))})")
+    if version == 1 and profile not in CODER_PROFILES:
         raise FormatError(f"unsupported coder profile {profile} (this armcodec reads {', '.join(map(str, CODER_PROFILES))})")
+    if version >= 2 and profile != 0:
+        raise FormatError(f"reserved byte is {profile}, not 0")
     hend = PREAMBLE.size + hlen
     if hlen > MAX_HEADER or hend + 4 > len(data):
         raise FormatError(f"file is truncated: header of {hlen} bytes does not fit in {len(data)} bytes")
@@ -219,7 +305,12 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     if zlib.crc32(bytes(data[:hend])) & 0xFFFFFFFF != stored_crc:
         raise ChecksumError("header CRC32 mismatch: the file is corrupted")
     r = _Reader(data, PREAMBLE.size, hend)
-    kind, mode_code, bits, width, height, frames, tile = r.take("<BBBIIIH")
+    if version == 1:
+        kind, mode_code, bits, width, height, frames, tile = r.take("<BBBIIIH")
+    else:
+        kind, mode_code, bits = r.take("<BBB")
+        width, height, frames = r.varint(), r.varint(), r.varint()
+        (tile,) = r.take("<H")
     if kind not in (KIND_IMAGE, KIND_REPLICATED):
         raise FormatError(f"unsupported content kind {kind}")
     if mode_code not in MODES and mode_code not in GREY_MODES:
@@ -240,16 +331,22 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     try:
         model = r.raw(name_len).decode("utf-8")
     except UnicodeDecodeError:
-        raise FormatError("model name is not valid utf-8") from None
+        raise FormatError("weights name is not valid utf-8") from None
     sha = r.raw(16)
-    (icc_len,) = r.take("<I")
-    icc = r.raw(icc_len)
-    (n_streams,) = r.take("<I")
+    if version == 1:
+        tools = PROFILE_TOOLS[profile]
+        (icc_len,) = r.take("<I")
+        icc = r.raw(icc_len)
+        (n_streams,) = r.take("<I")
+    else:
+        tools = _read_tools(r)
+        icc = r.raw(r.varint())
+        n_streams = r.varint()
     grey = mode_code in GREY_MODES
     mode = GREY_MODES[mode_code] if grey else MODES[mode_code]
-    h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, profile=profile, grey=grey,
+    h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, version=version, tools=tools, grey=grey,
                   replication=tuple(replication))
-    expected = h.n_tiles() * len(plane_groups(h.mode, h.grey))
+    expected = h.n_tiles() * len(MODE_GROUPS[h.mode])
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")
     if r.end - r.pos != 8 * n_streams:

@@ -176,7 +176,7 @@ def write_plot(folder: Path) -> None:
 
 IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff")
 ALL_CODECS = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9"
-# name -> Codec options: the model's own settings; no adaptation (profile 1); without / with the
+# name -> Codec options: the model's own settings; no coder tools; without / with the
 # orientation search; without the residual feedback
 ARMCODEC_VARIANTS = {"armcodec": {}, "armcodec-noadapt": {"adaptive": False}, "armcodec-noorient": {"orient": False},
                      "armcodec-orient": {"orient": True}, "armcodec-nofeedback": {"feedback": False}}
@@ -247,7 +247,8 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
                     extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size,
                              "adaptive": codec.adaptive, "orient": codec.orient, "orient_proxy": codec.orient_proxy,
                              "feedback": codec.feedback,
-                             "coder_profile": codec.profile}
+                             "coder_profile": codec.profile, "coder_tools": codec.tools.describe(),
+                             "weights": codec.model.entry.name}
                 else:
                     enc, dec, desc = refs[c]
                     extra = {}

@@ -5,12 +5,12 @@
     python benchmarks/pack_train.py --join .pack/part0 .pack/part1 .pack/part2 /tmp/train   # there
 
 Every image is stored as lossless WebP under its own stem, so the sorted order and therefore
-``armcodec.train.split_train_val`` are unchanged.  With ``--area`` validation images (every
+``armcodec.training.data.split_train_val`` are unchanged.  With ``--area`` validation images (every
 tenth) are kept whole, so the validation crops are exactly the ones a run on the original
 folder uses, and training images are cut to their central ``--area`` fraction (aspect kept).
 With ``--parts N`` every image is cut into N horizontal strips and part k holds strip k of all
 of them (``dst/part<k>``): each part travels in its own call, and ``--join`` puts the strips back
-together into exactly the original pixels.  ``python -m armcodec.train FOLDER ...`` then trains
+together into exactly the original pixels.  ``python -m armcodec.training FOLDER ...`` then trains
 on the folder as usual.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from armcodec.train import list_images, split_train_val
+from armcodec.training.data import list_images, split_train_val
 
 
 def _save(im: Image.Image, out: Path) -> int:

@@ -1,5 +1,5 @@
-"""Copy measured figures from benchmark results into weights/manifest.json (the manifest's
-Kodak figures are always a benchmark run's, never typed in).
+"""Copy measured figures from benchmark results into a preset of weights/manifest.json (the
+manifest's figures are always a benchmark run's, never typed in).
 
     python benchmarks/record.py default benchmarks/results/kodak
 """
@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(name: str, folder: Path) -> None:
     man_path = ROOT / "weights" / "manifest.json"
     manifest = json.loads(man_path.read_text())
-    entry = next(m for m in manifest["models"] if m["name"] == name)
+    entry = next(p for p in manifest["presets"] if p["name"] == name)
+    entry["sha256"] = entry["weights"]  # the preset pins its weights by sha256
     bench = json.loads((folder / f"armcodec-{name}.json").read_text())
     if bench["weights_sha256"] != entry["sha256"]:
         raise SystemExit("benchmark results are for other weights")
@@ -44,6 +45,7 @@ def main(name: str, folder: Path) -> None:
         if qm["weights_sha256"] == entry["sha256"]:
             rec.update({k: round(v, 4) for k, v in qm["mean"].items() if k.endswith("bpsp") or k.endswith("percent")})
     entry[folder.name] = rec
+    del entry["sha256"]
     man_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(rec, indent=1))
 

@@ -11,7 +11,7 @@ import typer
 
 from armcodec.container import DEFAULT_MAX_PIXELS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lossless image compression with an integer-exact PixelCNN and ANS.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lossless image compression with an integer-exact autoregressive model and ANS.")
 
 ARM_SUFFIX = ".arm"
 
@@ -79,23 +79,24 @@ def _human(rec: dict) -> str:
 def compress(
     inputs: Annotated[list[Path], typer.Argument(help="Images to compress (PNG, TIFF, BMP, PPM/PGM, lossless WebP).")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory.")] = None,
-    model: Annotated[str, typer.Option("--model", help="Model name (see `armcodec models`).")] = "default",
+    model: Annotated[str, typer.Option("--model", help="Preset: weights plus encoder settings (default, fast, max; see `armcodec models`).")] = "default",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Tile size in pixels (default: the model's).")] = None,
+    tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Tile size in pixels (default: the preset's).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Decode each file and compare before writing it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = DEFAULT_MAX_PIXELS,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default). The output does not depend on it.")] = 0,
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
-    adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Choose a scale offset per 32x32 block and channel (coder profile 2: smaller files, slower encode, same decode speed); --no-adapt writes profile 1.")] = True,
-    orient: Annotated[Optional[bool], typer.Option("--orient/--no-orient", help="Also choose per tile whether it is coded mirrored (coder profiles 3 and 7: about 0.2% smaller, same decode speed; the encoder scores the mirrorings with the model's orientation proxy: for default the 9x smaller fast network, about 15% slower encode; for max the model itself, about 2.4x). Default: the model's setting (on for default and max).")] = None,
-    feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (coder profiles 8 and 9: about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
+    adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Coder tool: choose a scale offset per 32x32 block and channel and send it (smaller files, slower encode, same decode speed); --no-adapt turns off the orientation and feedback too.")] = True,
+    orient: Annotated[Optional[bool], typer.Option("--orient/--no-orient", help="Coder tool: also choose per tile whether it is coded mirrored (about 0.2% smaller, same decode speed; the encoder scores the mirrorings with the preset's orientation weights: for default the 9x smaller pixelcnn-s, about 15% slower encode; for max the model itself, about 2.4x). Default: the preset's setting (on for default and max).")] = None,
+    feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Coder tool: also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
 ) -> None:
     """Compress images to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
-    from armcodec.api import Codec, write_atomic
+    from armcodec.api import Codec
     from armcodec.errors import ArmcodecError
+    from armcodec.io.files import write_atomic
 
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
@@ -122,7 +123,7 @@ def compress(
             "input": str(inp), "output": str(out), "width": enc.width, "height": enc.height,
             "channels": enc.channels, "mode": enc.mode, "bytes": len(enc.data), "bpsp": enc.bpsp,
             "model_bits": enc.model_bits, "model_bpsp": enc.model_bits / n, "seconds": enc.seconds,
-            "model": model, "device": str(codec.device), "verified": verify,
+            "model": model, "weights": codec.model.entry.name, "device": str(codec.device), "verified": verify,
         }
 
     _run_batch(inputs, outs, work, as_json)
@@ -150,9 +151,10 @@ def decompress(
 ) -> None:
     """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""
     _set_threads(threads)
-    from armcodec.api import Codec, write_atomic
+    from armcodec.api import Codec, decoding_model
     from armcodec.container import parse
     from armcodec.errors import ArmcodecError, OutputExistsError
+    from armcodec.io.files import write_atomic
     from armcodec.io.image import check_output_format, write_image
 
     outs = _outputs(inputs, output, _decoded_name)
@@ -167,9 +169,10 @@ def decompress(
             raise ArmcodecError(f"cannot read: {e.strerror}") from None
         header, streams = parse(data, max_pixels)
         check_output_format(out, header.mode)  # refuse before spending time decoding
-        if header.model not in codecs:
-            codecs[header.model] = Codec(header.model, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)
-        dec = codecs[header.model].decode_parsed(header, streams)
+        name = decoding_model(header)
+        if name not in codecs:
+            codecs[name] = Codec(name, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)
+        dec = codecs[name].decode_parsed(header, streams)
         write_atomic(out, writer=lambda tmp: write_image(tmp, dec.array, dec.info), force=force)
         return {
             "input": str(inp), "output": str(out), "width": header.width, "height": header.height,
@@ -212,26 +215,29 @@ def info(
 
 @app.command()
 def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the shipped models."""
+    """List the presets (``--model``): weights, tile size, encoder search, measured Kodak rate."""
+    from armcodec.api import list_models
     from armcodec.errors import ArmcodecError
-    from armcodec.models.registry import list_models
 
     try:
-        entries = list_models()
+        presets = list_models()
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
-    for e in entries:
-        rec = {"name": e.name, "file": e.file, "sha256": e.sha256, "tile_size": e.tile_size, "config": e.config, **e.meta}
+    for p in presets:
+        w = p.weights
+        rec = {"name": p.name, "weights": w.name, "aliases": list(w.aliases), "file": w.file, "sha256": w.sha256,
+               "architecture": w.architecture, "tile_size": p.tile_size, "orient": p.orient,
+               "orient_proxy": p.orient_proxy.name if p.orient_proxy else None, "config": w.config,
+               "parameters": w.meta.get("parameters"), **p.meta}
         if as_json:
             typer.echo(json.dumps(rec))
         else:
-            kodak = e.meta.get("kodak", {}).get("bpsp")
-            members = e.config.get("members", [e.config])
-            shape = " + ".join(f"width {c['width']}, {c['blocks']} blocks, {c['mixtures']} mixtures" for c in members)
+            kodak = p.meta.get("kodak", {}).get("bpsp")
+            c = w.config
             figure = f"Kodak {kodak} bpsp" if kodak is not None else "Kodak not measured"
-            orient = (", orientation search" + (f" by {e.orient_proxy}" if e.orient_proxy else "")) if e.orient else ""
-            typer.echo(f"{e.name}: {e.meta.get('architecture', '')} {shape}, tile {e.tile_size}{orient}, {figure}, "
-                       f"sha256 {e.sha256[:16]}")
+            orient = (", orientation search by " + (p.orient_proxy.name if p.orient_proxy else w.name)) if p.orient else ""
+            typer.echo(f"{p.name}: weights {w.name} ({w.architecture}, width {c['width']}, {c['blocks']} blocks, "
+                       f"{c['mixtures']} mixtures, sha256 {w.sha256[:16]}), tile {p.tile_size}{orient}, {figure}")
 
 
 @app.command()
@@ -240,7 +246,7 @@ def bench(
     codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9 (also armcodec-noadapt: without adaptation; armcodec-noorient / armcodec-orient: without / with the orientation search; armcodec-nofeedback: without the residual feedback).")] = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9",
     out: Annotated[Optional[Path], typer.Option("--out", help="Results root (default: benchmarks/results).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Dataset name: results go to OUT/NAME (default: the folder's name).")] = None,
-    model: Annotated[str, typer.Option("--model", help="armcodec model.")] = "default",
+    model: Annotated[str, typer.Option("--model", help="armcodec preset.")] = "default",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option("--threads", help="CPU threads for armcodec (0: torch's default).")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="Only the first N images.")] = 0,
@@ -269,11 +275,19 @@ def train(
     tile_size: Annotated[int, typer.Option(help="Tile size recorded for the exported model.")] = 128,
 ) -> None:
     """Train a model (float, then quantization-aware) and optionally export its integer weights."""
-    from armcodec.train import export_checkpoint
-    from armcodec.train import main as train_main
+    import json as _json
 
-    train_main([str(data), "--out", str(out), "--config", config, "--steps", str(steps), "--qat-steps", str(qat_steps),
-                "--batch", str(batch), "--crop", str(crop), "--lr", str(lr), "--device", device, "--minutes", str(minutes)])
+    from armcodec.models.pixelcnn import PixelCNNConfig
+    from armcodec.training.export import export_checkpoint
+    from armcodec.training.loop import TrainSettings
+    from armcodec.training.loop import train as run_training
+
+    try:
+        cfg = PixelCNNConfig.from_dict({**PixelCNNConfig().to_dict(), **_json.loads(config)})
+    except (ValueError, TypeError) as e:
+        _fail(f"--config: {e}", 2)
+    settings = TrainSettings(steps=steps, qat_steps=qat_steps, batch=batch, crop=crop, lr=lr, device=device, minutes=minutes)
+    run_training(data, out, cfg, settings, log=lambda m: typer.echo(m))
     if export:
         entry = export_checkpoint(out, weights_dir, export, tile_size)
         typer.echo(f"exported {entry['name']} -> {weights_dir / entry['file']} sha256 {entry['sha256']}")

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from armcodec.models.pixelcnn import PixelCNN, PixelCNNConfig
-from armcodec.train import export_model
+from armcodec.training.export import export_model
 
 DATA = Path(__file__).parent / "data"
 TINY_CFG = PixelCNNConfig(width=8, blocks=2, head_width=8, mixtures=2)
@@ -62,3 +62,12 @@ def relabel_profile(data: bytes, profile: int) -> bytes:
 
 
 REAL_IMAGES = sorted(p.name for p in DATA.glob("*.png"))
+
+
+def retool(data: bytes, tools) -> bytes:
+    """The same streams in a file whose header names other coder tools (valid CRC)."""
+    from armcodec import container
+
+    header, streams = container.parse(data)
+    header.tools = tools
+    return container.write(header, streams)

@@ -28,21 +28,65 @@ HUGE = (0, 1, 3, 4, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFC, 0xFFFFFFFF, 1 << 20)
 
 
 def layout(data: bytes) -> dict:
-    """Offsets of the fields of a valid file (the writer's layout, see container.py)."""
-    _, _, _, hlen = container.PREAMBLE.unpack_from(data, 0)
+    """Offsets of the fields of a valid file (the writer's layout, see container.py), either version;
+    ``varints``: the fields stored as varints (version 2) and their byte lengths."""
+    _, version, _, hlen = container.PREAMBLE.unpack_from(data, 0)
     h, streams = container.parse(data)
     pos = container.PREAMBLE.size
-    fields = {"kind": pos, "mode": pos + 1, "bits": pos + 2, "width": pos + 3, "height": pos + 7,
-              "frames": pos + 11, "tile": pos + 15, "name_len": pos + 17}
-    pos += 18 + len(h.model.encode())
+    fields, varints = {"kind": pos, "mode": pos + 1, "bits": pos + 2}, {}
+    pos += 3
+
+    def skip_varint(name):
+        nonlocal pos
+        start = pos
+        while data[pos] & 0x80:
+            pos += 1
+        pos += 1
+        fields[name], varints[name] = start, pos - start
+
+    if version == 1:
+        fields.update(width=pos, height=pos + 4, frames=pos + 8, tile=pos + 12)
+        pos += 14
+    else:
+        for name in ("width", "height", "frames"):
+            skip_varint(name)
+        fields["tile"] = pos
+        pos += 2
+    if tuple(h.replication) != (1, 1):
+        fields["replication"] = pos
+        pos += 2
+    fields["name_len"] = pos
+    pos += 1 + len(h.model.encode())
     fields["sha"] = pos
-    fields["icc_len"] = pos + 16
-    pos += 20 + len(h.icc_profile)
-    fields["n_streams"] = pos
-    table = pos + 4
+    pos += 16
+    if version == 1:
+        fields["icc_len"] = pos
+        pos += 4 + len(h.icc_profile)
+        fields["n_streams"] = pos
+        table = pos + 4
+    else:
+        fields["tools"] = pos
+        count = data[pos]
+        pos += 1
+        for _ in range(count):
+            pos += 2 + data[pos + 1]
+        skip_varint("icc_len")
+        pos += len(h.icc_profile)
+        skip_varint("n_streams")
+        table = pos
     hend = container.PREAMBLE.size + hlen
     starts = np.concatenate([[hend + 4], hend + 4 + np.cumsum(h.stream_lengths)]).astype(int).tolist()
-    return {"fields": fields, "table": table, "header_end": hend, "stream_starts": starts, "header": h}
+    return {"fields": fields, "varints": varints, "table": table, "header_end": hend, "stream_starts": starts,
+            "header": h, "version": version}
+
+
+def splice_header(data: bytes, pos: int, old_len: int, new: bytes) -> bytes:
+    """Replace ``old_len`` header bytes at ``pos`` with ``new``; header length and CRC fixed up."""
+    _, _, _, hlen = container.PREAMBLE.unpack_from(data, 0)
+    out = bytearray(data[:pos] + new + data[pos + old_len :])
+    hlen += len(new) - old_len
+    struct.pack_into("<I", out, 6, hlen)
+    return fix_header_crc(out, container.PREAMBLE.size + hlen)
 
 
 def fix_header_crc(b: bytearray, hend: int) -> bytes:
@@ -69,7 +113,8 @@ def foreign_files() -> list[tuple[str, bytes]]:
         out.append((f"foreign {fmt}", buf.getvalue()))
     out += [("empty", b""), ("magic only", b"ARMC"), ("zip", b"PK\x03\x04" + bytes(60)),
             ("zeros", bytes(4096)), ("text", b"hello, world\n" * 10),
-            ("preamble only", container.PREAMBLE.pack(container.MAGIC, 1, 1, 0))]
+            ("preamble only", container.PREAMBLE.pack(container.MAGIC, 1, 1, 0)),
+            ("preamble only v2", container.PREAMBLE.pack(container.MAGIC, 2, 0, 0))]
     return out
 
 
@@ -93,7 +138,27 @@ def structured_cases(data: bytes):
     changes += [("width", "<I", h.width + 1), ("height", "<I", h.height - 1), ("width", "<I", h.height),
                 ("height", "<I", h.width)]
     for name, fmt, v in changes:
-        yield f"{name}={v} (crc fixed)", fix_header_crc(_put(data, f[name], fmt, v), hend)
+        if name in lay["varints"]:  # version 2: the field is a varint
+            yield f"{name}={v} (crc fixed)", splice_header(data, f[name], lay["varints"][name], container.varint(v))
+        else:
+            yield f"{name}={v} (crc fixed)", fix_header_crc(_put(data, f[name], fmt, v), hend)
+    for name, n in lay["varints"].items():  # overlong and unterminated varints
+        yield f"{name} overlong varint", splice_header(data, f[name], n, b"\x80" * 5 + b"\x01")
+        yield f"{name} varint with a zero continuation", splice_header(data, f[name], n, data[f[name] : f[name] + n - 1]
+                                                                        + bytes([data[f[name] + n - 1] | 0x80, 0]))
+    if "tools" in f:  # version 2: the coder tool list
+        t, old = f["tools"], data[f["tools"]]
+        k, old_len = t + 1, 1
+        for _ in range(old):
+            old_len += 2 + data[k + 1]
+            k += 2 + data[k + 1]
+        for label, tools in (("none", b"\x00"), ("unknown tool 4", b"\x01\x04\x00"), ("family tool 200", b"\x01\xc8\x01\x07"),
+                             ("orientation alone", b"\x01\x02\x00"), ("feedback alone", b"\x01\x03\x01\x03"),
+                             ("feedback set 0", b"\x02\x01\x00\x03\x01\x00"), ("feedback set 9", b"\x02\x01\x00\x03\x01\x09"),
+                             ("descending", b"\x02\x02\x00\x01\x00"), ("twice", b"\x02\x01\x00\x01\x00"),
+                             ("value too long", b"\x01\x01\x01\x00"), ("count past the header", b"\xff"),
+                             ("adaptation only", b"\x01\x01\x00"), ("all set 1", b"\x03\x01\x00\x02\x00\x03\x01\x01")):
+            yield f"tools {label}", splice_header(data, t, old_len, tools)
     yield "model sha changed (crc fixed)", fix_header_crc(_put(data, f["sha"], "<I", 0xDEADBEEF), hend)
     yield "header length huge", _put(data, 6, "<I", 0xFFFFFFFF)
     yield "header length off by 4", _put(data, 6, "<I", hend - container.PREAMBLE.size + 4)

@@ -5,7 +5,7 @@ import constriction
 
 from armcodec.coding.ans import CONSTRICTION_VERSION, StreamDecoder, StreamEncoder, _rows
 from armcodec.errors import FormatError
-from armcodec.tables import PRECISION
+from armcodec.exact.tables import PRECISION
 
 
 def random_tables(m, seed):

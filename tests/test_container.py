@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import armcodec
-from armcodec import container
+from armcodec import container, transforms
 from armcodec.container import ArmHeader
 
 from conftest import load
@@ -121,8 +121,8 @@ def test_grey_modes_round_trip_and_only_rgb_can_be_grey():
     assert data[11] == 6  # the mode byte: RGBA coded as grey
     back, _ = container.parse(data)
     assert back.grey and back.mode == "RGBA" and back.channels == 4
-    assert container.plane_groups("RGBA", True) == [(slice(0, 1), slice(0, 3)), (slice(3, 4), slice(3, 4))]
-    assert container.plane_groups("RGB") == [(slice(0, 3), slice(0, 3))]
+    assert transforms.plane_groups("RGBA", True) == [(slice(0, 1), slice(0, 3)), (slice(3, 4), slice(3, 4))]
+    assert transforms.plane_groups("RGB") == [(slice(0, 3), slice(0, 3))]
     with pytest.raises(ValueError, match="grey"):
         container.mode_code("LA", grey=True)
 
@@ -135,12 +135,62 @@ def test_replicated_kind_round_trips_and_bad_factors_are_refused():
     assert back.replication == (3, 4) and back.coded_size == (4, 5) and back.n_tiles() == 1
     assert back.describe()["replication"] == [3, 4]
     assert container.parse(sample_file())[0].replication == (1, 1)
+    from mutations import layout
+
+    at = layout(data)["fields"]["replication"]
     for fy, fx in ((1, 1), (0, 2), (5, 4), (3, 3)):  # no replication, zero, not dividing 12 or 20
         bad = bytearray(data)
-        bad[27:29] = bytes((fy, fx))  # the factors follow the preamble (10 bytes) and kind .. tile (17)
+        bad[at : at + 2] = bytes((fy, fx))
         head_end = len(bad) - 8
         bad[head_end:head_end + 4] = struct.pack("<I", __import__("zlib").crc32(bytes(bad[:head_end])))
         with pytest.raises(armcodec.FormatError, match="replication"):
             container.parse(bytes(bad))
     with pytest.raises(armcodec.FormatError, match="replication"):
         container.write(ArmHeader("L", 20, 12, 16, "default", bytes(16), stream_crcs=[1], replication=(5, 1)), [b"\0" * 4])
+
+
+@pytest.mark.parametrize("tools", list(container.PROFILE_TOOLS.values()))
+def test_version_2_round_trips_every_tool_set(tools):
+    h = ArmHeader("RGB", 300, 200, 150, "pixelcnn-l", bytes(range(16)), stream_crcs=[7, 8, 9, 10], tools=tools)
+    data = container.write(h, [b"abcd"] * 4)
+    g, streams = container.parse(data)
+    assert (g.version, g.tools, g.width, g.height, g.model) == (2, tools, 300, 200, "pixelcnn-l")
+    assert streams == [b"abcd"] * 4 and g.stream_crcs == [7, 8, 9, 10]
+    assert g.describe()["coder_tools"]["feedback"] == tools.feedback
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 16383, 16384, 2**32 - 1])
+def test_varints_round_trip(n):
+    r = container._Reader(container.varint(n), 0, len(container.varint(n)))
+    assert r.varint() == n and r.pos == len(container.varint(n)) <= 5
+
+
+@pytest.mark.parametrize("raw, message", [(b"\x80\x00", "overlong"), (b"\xff\xff\xff\xff\x7f", "too large"),
+                                          (b"\x80\x80\x80\x80\x80\x01", "longer than 5"), (b"\x80", "truncated")])
+def test_bad_varints_are_refused(raw, message):
+    with pytest.raises(armcodec.FormatError, match=message):
+        container._Reader(raw, 0, len(raw)).varint()
+
+
+def test_unknown_tools_and_tools_without_the_adaptation_are_refused():
+    with pytest.raises(ValueError):
+        container.CoderTools(False, True, 0)
+    h = ArmHeader("L", 8, 8, 16, "w", bytes(16), stream_crcs=[0], tools=container.CoderTools(True))
+    data = container.write(h, [b""])
+    # the tool list (count 1: id 1, length 0) rewritten to name tool 5, then the CRC fixed up
+    from mutations import layout, splice_header
+
+    at = layout(data)["fields"]["tools"]
+    with pytest.raises(armcodec.FormatError, match="coder tool 5"):
+        container.parse(splice_header(data, at, 3, b"\x01\x05\x00"))
+    with pytest.raises(armcodec.FormatError, match="need the adaptation"):
+        container.parse(splice_header(data, at, 3, b"\x01\x02\x00"))
+
+
+def test_version_2_headers_are_not_longer_than_version_1():
+    """The same Kodak-sized image: the version-2 header (varints, tools, weights name) is no longer than
+    version 1's was (65 bytes with the name "default" and two streams)."""
+    h = ArmHeader("RGB", 768, 512, 512, "pixelcnn-l", bytes(16), stream_crcs=[0, 0],
+                  tools=container.CoderTools(True, True, 3))
+    data = container.write(h, [b"", b""])
+    assert int.from_bytes(data[6:10], "little") <= 65

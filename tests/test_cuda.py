@@ -29,7 +29,7 @@ def test_default_model_gpu_to_cpu():
 
 @pytest.mark.parametrize("name", ["kodim05_rgb_130x70.png", "kodim03_rgba_32x24.png"])
 def test_orientation_search_on_gpu_decodes_on_cpu(name):
-    """Coder profile 3 (max): the orientation is chosen with float math on the GPU; whatever it
+    """The orientation tool (max preset): the orientation is chosen with float math on the GPU; whatever it
     picks, the CPU decodes the file exactly (the files may differ only on a near tie)."""
     img = load(name)
     data = armcodec.Codec("max", device="cuda").compress(img)

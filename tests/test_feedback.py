@@ -1,4 +1,5 @@
-"""Residual feedback (coder profiles 4 to 9, all three feature sets): exact round trips in every mode and with every
+"""Residual feedback (coder tool 3, all three feature sets: set 3 is written, sets 1 and 2 are still read, so
+their coding paths are exercised through the encoder's internals): exact round trips in every mode and with every
 orientation, the encoder's all-at-once residuals and shifts equal the decoder's step by step, the
 coefficients travel after the offsets and are counted in model_bits, corrupted or relabelled
 streams are refused, and on a real photograph with the shipped model it makes the file smaller."""
@@ -7,28 +8,47 @@ import pytest
 import torch
 
 import armcodec
-from armcodec import container, tables
-from armcodec.coding import adapt, feedback, planes
+from armcodec import container
+from armcodec.exact import tables
+from armcodec.coding import feedback, planes, side
+from armcodec.encoder import feedback_fit, search
 from armcodec.coding.scan import Schedule, tile_grid
 from armcodec.errors import ArmcodecError, FormatError
 
-from conftest import REAL_IMAGES, load, relabel_profile
+from armcodec.container import CoderTools
+from conftest import REAL_IMAGES, load, retool
+
+# (feature set, orientation) -> the version-1 profile with those tools
+PROFILES = {(1, False): 4, (1, True): 5, (2, False): 6, (2, True): 7, (3, False): 8, (3, True): 9}
+SLOPE3 = lambda di, dj: dj + 3 * di < 0  # noqa: E731  (the tiny model's schedule)
 
 
-PROFILES = {(1, False): container.PROFILE_FED_BACK, (1, True): container.PROFILE_ORIENTED_FED_BACK,
-            (2, False): container.PROFILE_FED_BACK_2, (2, True): container.PROFILE_ORIENTED_FED_BACK_2,
-            (3, False): container.PROFILE_FED_BACK_3, (3, True): container.PROFILE_ORIENTED_FED_BACK_3}
+def codec_with_set(tiny_dir, features, orient=False, **kw):
+    """A codec writing feedback feature set ``features`` (sets 1 and 2 only through this, as the files
+    of armcodec 0.1 have them)."""
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=orient, **kw)
+    codec.tools = CoderTools(True, orient, features)
+    return codec
+
+
+def forced_choice(level=None, scales=None):
+    """A stand-in for feedback_fit.choose: the fit at a forced level (None: no fit, coefficients 0)."""
+    def choose(fb, residuals, precisions, *args):
+        levels = np.full(fb.n_tiles, level or 0)
+        coefs = torch.zeros_like(fb.coefs) if level is None else feedback_fit.fit(fb, residuals, precisions, fb.rows_for(levels))
+        return feedback_fit.FeedbackChoice(coefs, levels, np.zeros(fb.n_tiles, np.int64) if scales is None else scales(fb))
+    return choose
 
 
 @pytest.mark.parametrize("name", REAL_IMAGES)
 @pytest.mark.parametrize("orient", [False, True])
 @pytest.mark.parametrize("features", feedback.FEATURE_SETS)
 def test_round_trip_exact(tiny_dir, name, orient, features):
-    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=orient, feedback_features=features)
+    codec = codec_with_set(tiny_dir, features, orient)
     assert codec.profile == PROFILES[features, orient]
     img = load(name)
     enc = codec.encode(img)
-    assert container.parse(enc.data)[0].profile == codec.profile
+    assert container.parse(enc.data)[0].tools == CoderTools(True, orient, features)
     dec = codec.decode(enc.data)
     assert np.array_equal(dec.array.reshape(img.shape), img)
     assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
@@ -37,24 +57,23 @@ def test_round_trip_exact(tiny_dir, name, orient, features):
     assert enc.model_bits <= len(enc.data) * 8 <= enc.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
 
 
-def test_new_files_use_the_latest_feature_set_and_unknown_sets_are_refused(tiny_dir):
-    assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir).feedback_features == feedback.LATEST == 3
+@pytest.mark.parametrize("features", [1, 2, 4])
+def test_new_files_use_the_latest_feature_set_and_others_are_refused(tiny_dir, features):
+    assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir).tools.feedback == feedback.LATEST == 3
     with pytest.raises(ArmcodecError, match="feature set"):
-        armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, feedback_features=4)
+        armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, feedback_features=features)
 
 
 def _batch(codec, img, tile=16, features=1):
     """One batch of every tile of ``img`` in schedule order: its Feedback, values and head outputs."""
     net = codec.model.net
     tiles = tile_grid(img.shape[0], img.shape[1], tile)
-    sched = Schedule(tiles, net.cfg.slope)
+    sched = Schedule(tiles, net, tile)
     ys = np.array([t.y for t in tiles])[sched.n] + sched.i
     xs = np.array([t.x for t in tiles])[sched.n] + sched.j
     values = torch.from_numpy(img[ys, xs].astype(np.int64))
-    state = net.new_state(len(tiles), tile, "cpu")
-    pos = state.flat_index(sched.n, sched.i, sched.j)
-    params = planes._FullPass(net, state, pos, values).params.long()
-    return planes._feedback(tiles, sched, 3, net, tile, "cpu", features), sched, values, params
+    params = net.encoder_pass(tiles, sched, tile, "cpu", values).params.long()
+    return planes.new_feedback(tiles, sched, 3, net, tile, "cpu", features), sched, values, params
 
 
 @pytest.mark.parametrize("features", feedback.FEATURE_SETS)
@@ -69,16 +88,17 @@ def test_decoder_steps_reproduce_the_encoders_residuals_and_shifts(tiny_dir, fea
     img = load("kodim05_rgb_37x29.png")
     fb, sched, values, params = _batch(codec, img, features=features)
     tiles = tile_grid(img.shape[0], img.shape[1], 16)
-    residuals, precisions = feedback.all_residuals(params, values, net.cfg, luts)
+    residuals, precisions = feedback_fit.all_residuals(params, values, net.cfg, luts)
+    levels = np.arange(len(tiles)) % feedback.LEVELS if features == 3 else np.zeros(len(tiles), np.int64)
+    fb.fill(residuals)
+    fb.assign(feedback_fit.fit(fb, residuals, precisions, fb.rows_for(levels)), levels, np.zeros(len(tiles), np.int64))
     if features == 3:
-        fb.set_levels(np.arange(len(tiles)) % feedback.LEVELS)
         assert len(set(fb.set_of.tolist())) > len(tiles)
-    feedback.fit(fb, residuals, precisions)
     assert int(fb.coefs.abs().sum()) > 0
-    shifts = feedback.all_mean_shifts(fb, residuals)
+    shifts = feedback_fit.mean_shifts(fb, residuals)
     if features >= 2:  # the cross-channel and constant coefficients are in use
         assert int(fb.coefs[:, :, -5:].abs().sum()) > 0
-    step_fb = planes._feedback(tiles, sched, 3, net, 16, "cpu", features)
+    step_fb = planes.new_feedback(tiles, sched, 3, net, 16, "cpu", features)
     step_fb.coefs = fb.coefs.clone()
     step_fb.set_levels(fb.levels)
     for t in range(sched.n_steps):
@@ -100,8 +120,8 @@ def test_the_refinements_float_nll_is_the_tables_rate():
     cfg, luts = codec.model.net.cfg, codec.model.luts
     for c in range(3):
         shift = torch.randint(-24, 25, (len(values),))
-        mix = feedback.float_mixture(params, values, c, cfg, luts)
-        float_bits = float(feedback._nll(shift.double(), mix).sum()) / np.log(2)
+        mix = feedback_fit.float_mixture(params, values, c, cfg, luts)
+        float_bits = float(feedback_fit._nll(shift.double(), mix).sum()) / np.log(2)
         q = tables.channel_tables(params, c, values[:, :c], cfg, luts, mean_shift=shift)
         exact = tables.symbol_bits(q, values[:, c])
         assert float_bits == pytest.approx(exact, rel=2e-3)
@@ -114,19 +134,19 @@ def test_refine_lowers_every_tiles_nll_or_keeps_its_coefficients(tiny_dir):
     img = load("kodim05_rgb_130x70.png")
     fb, _, values, params = _batch(codec, img, tile=32)
     cfg, luts = codec.model.net.cfg, codec.model.luts
-    residuals, precisions = feedback.all_residuals(params, values, cfg, luts)
-    feedback.fit(fb, residuals, precisions)
-    before = fb.coefs.clone()
-    feedback.refine(fb, residuals, params, values, cfg, luts)
+    residuals, precisions = feedback_fit.all_residuals(params, values, cfg, luts)
+    fb.fill(residuals)
+    before = feedback_fit.fit(fb, residuals, precisions, fb.set_of)
+    after, _ = feedback_fit.refine(fb, before, fb.set_of, residuals, params, values, cfg, luts)
     changed = 0
     for c in range(3):
-        mix = feedback.float_mixture(params, values, c, cfg, luts)
+        mix = feedback_fit.float_mixture(params, values, c, cfg, luts)
         f = fb.features(0, len(values), c, residuals)
         k = f.shape[1]
         n_tiles = fb.coefs.shape[0]
-        old = feedback._tile_nll(feedback._shift(f, before[:, c, :k], fb.set_of), mix, fb.set_of, n_tiles)
-        new = feedback._tile_nll(feedback._shift(f, fb.coefs[:, c, :k], fb.set_of), mix, fb.set_of, n_tiles)
-        moved = (fb.coefs[:, c] != before[:, c]).any(1)
+        old = feedback_fit._tile_nll(feedback_fit._shift(f, before[:, c, :k], fb.set_of), mix, fb.set_of, n_tiles)
+        new = feedback_fit._tile_nll(feedback_fit._shift(f, after[:, c, :k], fb.set_of), mix, fb.set_of, n_tiles)
+        moved = (after[:, c] != before[:, c]).any(1)
         assert bool((new[moved] < old[moved]).all()) and torch.equal(new[~moved], old[~moved])
         changed += int(moved.sum())
     assert changed > 0
@@ -134,48 +154,47 @@ def test_refine_lowers_every_tiles_nll_or_keeps_its_coefficients(tiny_dir):
 
 @pytest.mark.parametrize("slope", [1, 2, 3, 4])
 def test_neighbours_are_coded_before_the_pixel(slope):
-    for di, dj in feedback.neighbours(slope):
+    for di, dj in feedback.neighbours(lambda di, dj: dj + slope * di < 0):
         assert dj + slope * di < 0 and -feedback.PAD <= di <= 0 and abs(dj) <= feedback.PAD
-    assert len(feedback.neighbours(3)) == len(feedback.CANDIDATES)
+    assert len(feedback.neighbours(SLOPE3)) == len(feedback.CANDIDATES) == 9
 
 
 @pytest.mark.parametrize("features, n", [(1, 30), (2, 45), (3, 45)])
 def test_coefficient_symbols_round_trip_and_bad_symbols_are_refused(features, n):
-    width = feedback.n_features(3, 2, 3, features)
+    width = feedback.n_features(9, 2, 3, features)
     coefs = torch.zeros((3, width), dtype=torch.int64)
     for c in range(3):
-        k = feedback.n_features(3, c, 3, features)
+        k = feedback.n_features(9, c, 3, features)
         coefs[c, :k] = torch.arange(k) * 37 % 256 - 128
     rows = coefs[None].repeat(feedback.sets_per_tile(features), 1, 1)
-    fb = feedback.Feedback(rows, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), 16, 3,
-                           "cpu", features)
+    fb = feedback.Feedback(rows, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), 16,
+                           feedback.neighbours(SLOPE3), "cpu", features)
     symbols = fb.tile_symbols(0)
-    assert len(symbols) == feedback.coefs_per_tile(3, 3, features) == n
-    assert torch.equal(feedback.coefs_from_symbols(symbols, 3, 3, features), coefs)
+    assert len(symbols) == feedback.coefs_per_tile(9, 3, features) == n
+    assert torch.equal(feedback.coefs_from_symbols(symbols, 9, 3, features), coefs)
     symbols[4] = feedback.N_COEF_VALUES
     with pytest.raises(FormatError, match="feedback"):
-        feedback.coefs_from_symbols(symbols, 3, 3, features)
+        feedback.coefs_from_symbols(symbols, 9, 3, features)
 
 
 def _zero_set_bits(features):
     """Bits of one tile's coefficients, all zero, in one set (set 3: at spread 0, with the level
     and spread symbols)."""
     if features < 3:
-        return adapt.side_bits(feedback.coefs_per_tile(3, 3, features), feedback.N_COEF_VALUES)
+        return side.side_bits(feedback.coefs_per_tile(9, 3, features), feedback.N_COEF_VALUES)
     zero = np.full(45, -feedback.COEF_MIN)
-    return feedback.coef_bits(zero, 0) + adapt.side_bits(1, feedback.LEVELS) + adapt.side_bits(1, feedback.N_SCALES)
+    return feedback.coef_bits(zero, 0) + side.side_bits(1, feedback.LEVELS) + side.side_bits(1, feedback.N_SCALES)
 
 
 @pytest.mark.parametrize("features, bits", [(1, 8 * 30), (2, 8 * 45), (3, 45 * 0.393 + np.log2(3) + 3)])
 def test_model_bits_count_the_coefficients(tiny_dir, monkeypatch, features, bits):
-    """With the coefficients forced to zero (one set per tile), profiles 4, 6 and 8 code exactly
-    profile 2's pixels plus the coefficients' bits: 8 per coefficient with sets 1 and 2; with set
+    """With the coefficients forced to zero (one set per tile), feature sets 1, 2 and 3 code exactly
+    the adaptation's pixels plus the coefficients' bits: 8 per coefficient with sets 1 and 2; with set
     3 about 0.39 (a zero at the narrowest spread) and log2(3) + 3 bits per tile for the level and
     the spread."""
     img = load("kodim05_rgb_37x29.png")
-    monkeypatch.setattr(feedback, "choose", lambda fb, residuals, *args: [fb.write(0, len(residuals), c, residuals[:, c])
-                                                                         for c in range(residuals.shape[1])])
-    fed = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback_features=features).encode(img)
+    monkeypatch.setattr(feedback_fit, "choose", forced_choice())
+    fed = codec_with_set(tiny_dir, features).encode(img)
     plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback=False).encode(img)
     n_tiles = len(container.parse(fed.data)[1])
     assert _zero_set_bits(features) == pytest.approx(bits, abs=0.05)
@@ -190,18 +209,15 @@ def test_coefficients_per_quarter_or_sixteenth_round_trip_and_are_counted(tiny_d
     spread of its own (forced: a different one per tile, every spread in one of the two runs) and
     a zero coefficient costs what :func:`feedback.coef_bits` says."""
     img = load("kodim05_rgb_37x29.png")
-    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback_features=3)
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False)
     one = codec.encode(img)
-    real_fit = feedback.fit
     seen = []
 
-    def forced_fit(fb, residuals, precisions=None):
-        fb.set_levels(np.full(fb.n_tiles, level))
-        real_fit(fb, residuals, precisions)
-        fb.scales = (np.arange(fb.n_tiles) + 2 * (level - 1)) % feedback.N_SCALES
-        seen.append([len(fb.tile_sets(t)) for t in range(fb.n_tiles)])
+    def scales(fb):
+        seen.append([len(fb.tile_sets(t, level)) for t in range(fb.n_tiles)])
+        return (np.arange(fb.n_tiles) + 2 * (level - 1)) % feedback.N_SCALES
 
-    monkeypatch.setattr(feedback, "choose", lambda fb, residuals, precisions, *args: forced_fit(fb, residuals, precisions))
+    monkeypatch.setattr(feedback_fit, "choose", forced_choice(level, scales))
     forced = codec.encode(img)
     assert seen == [blocks]  # tiles of 16: 16x16, 16x16, 16x5, then 13 rows high
     assert forced.data != one.data
@@ -209,9 +225,9 @@ def test_coefficients_per_quarter_or_sixteenth_round_trip_and_are_counted(tiny_d
     assert np.array_equal(dec.array, img)
     assert dec.model_bits == pytest.approx(forced.model_bits, rel=1e-12)
     tiles = tile_grid(29, 37, 16)
-    fb = planes._feedback(tiles, Schedule(tiles, 3), 3, codec.model.net, 16, "cpu", 3)
+    fb = planes.new_feedback(tiles, Schedule(tiles, codec.model.net, 16), 3, codec.model.net, 16, "cpu", 3)
     fb.set_levels(np.full(6, level))
-    per_tile = adapt.side_bits(1, feedback.LEVELS) + adapt.side_bits(1, feedback.N_SCALES)
+    per_tile = side.side_bits(1, feedback.LEVELS) + side.side_bits(1, feedback.N_SCALES)
     zero_set = feedback.coef_bits(np.full(45, -feedback.COEF_MIN), 0)
     assert fb.side_bits() == pytest.approx(zero_set * sum(blocks) + 6 * per_tile, abs=1e-3)
 
@@ -222,14 +238,8 @@ def test_levels_cover_tiles_of_odd_size(tiny_dir, monkeypatch, tile, level):
     """A tile size that 2 or 4 does not divide: the blocks of a level are ceil(tile / 2**level)
     wide, so every pixel lands in one of the level's 4**level blocks and the file round-trips."""
     img = load("kodim05_rgb_37x29.png")
-    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, tile_size=tile, feedback_features=3)
-    real_fit = feedback.fit
-
-    def forced(fb, residuals, precisions, *args):
-        fb.set_levels(np.full(fb.n_tiles, level))
-        real_fit(fb, residuals, precisions)
-
-    monkeypatch.setattr(feedback, "choose", forced)
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, tile_size=tile)
+    monkeypatch.setattr(feedback_fit, "choose", forced_choice(level))
     enc = codec.encode(img)
     dec = codec.decode(enc.data)
     assert np.array_equal(dec.array, img)
@@ -253,9 +263,9 @@ def test_coefficient_tables_are_integer_geometric_distributions():
     rng = np.random.default_rng(0)
     small = centre + rng.integers(-2, 3, 200)
     large = centre + rng.integers(-100, 100, 200)
-    assert feedback.best_scale(small)[0] <= 1
-    assert feedback.best_scale(large)[0] == feedback.N_SCALES - 1
-    scale, bits = feedback.best_scale(large)
+    assert feedback_fit.best_scale(small)[0] <= 1
+    assert feedback_fit.best_scale(large)[0] == feedback.N_SCALES - 1
+    scale, bits = feedback_fit.best_scale(large)
     assert bits == feedback.coef_bits(large, scale) < 8 * len(large)
 
 
@@ -275,12 +285,12 @@ def test_invalid_feedback_header_is_refused(tiny_dir, header, message):
     """A level or spread symbol out of range (a corrupted stream can decode one: every symbol has
     a frequency) is refused before any coefficient is read."""
     from armcodec.coding.ans import StreamEncoder
-    from armcodec.coding.adapt import side_tables
+    from armcodec.coding.side import side_tables
     from armcodec.coding.scan import DecodeCoder
 
     net = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir).model.net
     tiles = tile_grid(8, 8, 16)
-    fb = planes._feedback(tiles, Schedule(tiles, 3), 3, net, 16, "cpu", 3)
+    fb = planes.new_feedback(tiles, Schedule(tiles, net, 16), 3, net, 16, "cpu", 3)
     enc = StreamEncoder()
     enc.push(np.array([header[1]]), side_tables(1, feedback.N_SCALES))
     enc.push(np.array([header[0]]), side_tables(1, feedback.LEVELS))
@@ -289,15 +299,14 @@ def test_invalid_feedback_header_is_refused(tiny_dir, header, message):
         DecodeCoder([enc.finish()], "cpu", channels=3, blocks=(np.zeros(0, np.int64), [1]), fb=fb)
 
 
-@pytest.mark.parametrize("features, written, claimed",
-                         [(f, w, c) for f, w in ((2, container.PROFILE_FED_BACK_2), (3, container.PROFILE_FED_BACK_3))
-                          for c in container.CODER_PROFILES if c != w])
-def test_profiles_6_and_8_read_as_another_profile_are_caught(tiny_dir, features, written, claimed):
-    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback_features=features)
+@pytest.mark.parametrize("features, claimed",
+                         [(f, c) for f in (2, 3) for c in container.PROFILE_TOOLS.values() if c != CoderTools(True, False, f)])
+def test_streams_read_with_other_tools_are_caught(tiny_dir, features, claimed):
+    codec = codec_with_set(tiny_dir, features)
     data = codec.compress(load("kodim05_rgb_37x29.png"))
-    assert container.parse(data)[0].profile == written
+    assert container.parse(data)[0].tools == CoderTools(True, False, features)
     with pytest.raises(ArmcodecError):
-        codec.decode(relabel_profile(data, claimed))
+        codec.decode(retool(data, claimed))
 
 
 def test_feedback_makes_a_real_photograph_smaller():

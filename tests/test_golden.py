@@ -1,5 +1,6 @@
-"""Golden .arm files written with a frozen tiny model must keep decoding exactly (regenerate only
-on purpose: tests/make_golden.py).  ``<stem>.arm``: format version 1, coder profile 1 (no
+"""Golden .arm files written with a frozen tiny model must keep decoding exactly (new ones are added
+only on purpose: tests/make_golden.py; old ones are never rewritten).  Format version 1 (armcodec
+0.1): ``<stem>.arm``: coder profile 1 (no
 adaptation; these bytes predate profile 2 and must not change); ``<stem>.p2.arm``: coder profile 2
 (per-tile adaptation offsets); ``<stem>.p4.arm``: coder profile 4 (offsets and residual feedback);
 ``<stem>.p6.arm``: coder profile 6 (the feedback's second feature set); ``<stem>.p8.arm``: coder
@@ -7,7 +8,9 @@ profile 8 (the third: a level symbol, coefficients per tile, quarter or sixteent
 ``<stem>.p8-levels.arm`` the same with the tiles' levels forced to each level in turn;
 ``<stem>.p4-ls.arm``: profile 4 as its first encoder wrote it (plain least squares coefficients,
 commit 5d7bc4f), kept to show that files from it keep decoding: the encoder's choice of
-coefficients is its own business, the format did not change."""
+coefficients is its own business, the format did not change.  Format version 2 (coder tools in the
+header): ``<stem>.v2-<tools>.arm`` for each set of tools the encoder writes; the encoder must write
+their bytes again, and the same tile streams as the version-1 file with the same tools."""
 import re
 
 import numpy as np
@@ -16,12 +19,13 @@ import pytest
 import armcodec
 from armcodec import container
 
+from armcodec.container import CoderTools
 from conftest import DATA, load
 
 GOLDEN = DATA / "golden"
 PROFILES = (1, 2, 4, 6, 8)
 FEEDBACK_FEATURES = {1: 0, 2: 0, 4: 1, 6: 2, 8: 3}
-STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm") if not re.search(r"\.p[\w-]+$", p.stem))
+STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm") if not re.search(r"\.(p|v2-)[\w-]+$", p.stem))
 CASES = [(stem, profile) for stem in STEMS for profile in PROFILES]
 
 
@@ -62,10 +66,28 @@ def test_files_with_coefficients_per_block_decode(stem):
     assert np.array_equal(codec.decode(data).array, img if img.ndim == 3 else img[:, :, None])
 
 
-@pytest.mark.parametrize("stem,profile", CASES)
-def test_encoder_still_writes_the_golden_bytes(stem, profile):
-    """Same model, same image, same profile: the same bytes (the coder and format did not drift)."""
-    features = FEEDBACK_FEATURES[profile]
-    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, adaptive=profile != 1, feedback=features > 0,
-                           feedback_features=features or 1)
-    assert codec.compress(DATA / f"{stem}.png") == golden_path(stem, profile).read_bytes()
+# version-2 golden files: name -> (Codec options, the version-1 profile with the same tools)
+V2 = {"plain": ({"adaptive": False}, 1), "adapt": ({"feedback": False}, 2), "fb3": ({}, 8),
+      "orient-fb3": ({"orient": True}, 9)}
+
+
+def test_version_2_golden_files_exist():
+    assert all((GOLDEN / f"{s}.v2-{n}.arm").exists() for s in STEMS for n in V2)
+
+
+@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("name", V2)
+def test_encoder_still_writes_the_golden_bytes(stem, name):
+    """Same model, same image, same tools: the same bytes (the coder and format did not drift), and
+    the same tile streams as the version-1 file with those tools where one exists."""
+    options, profile = V2[name]
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, **options)
+    data = codec.compress(DATA / f"{stem}.png")
+    assert data == (GOLDEN / f"{stem}.v2-{name}.arm").read_bytes()
+    header, streams = container.parse(data)
+    assert header.version == 2 and header.tools == container.PROFILE_TOOLS[profile]
+    if profile in PROFILES:
+        old_header, old_streams = container.parse(golden_path(stem, profile).read_bytes())
+        assert old_header.version == 1 and old_streams == streams
+    img = load(f"{stem}.png")
+    assert np.array_equal(codec.decode(data).array, img if img.ndim == 3 else img[:, :, None])

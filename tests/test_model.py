@@ -7,7 +7,8 @@ import torch
 
 from armcodec.coding.scan import Schedule, tile_grid
 from armcodec.models.pixelcnn import PixelCNNConfig, causal_offsets
-from armcodec.quant import IntPixelCNN, WavefrontState
+from armcodec.models.pixelcnn_exact import IntPixelCNN, WavefrontState  # noqa: F401
+from armcodec.training.export import export_pixelcnn
 
 from conftest import TINY_CFG, load, make_tiny_model
 
@@ -44,7 +45,7 @@ def test_offsets_follow_the_half_plane():
 
 def _setup(net, img, tiles, tile, columns=None):
     """Schedule, empty state, map positions and pixel values of a tile batch."""
-    sched = Schedule(tiles, net.cfg.slope)
+    sched = Schedule(tiles, net, tile)
     state = WavefrontState(net, len(tiles), tile, "cpu", columns)
     pos = state.flat_index(sched.n, sched.i, sched.j)
     ys = np.array([t.y for t in tiles])[sched.n] + sched.i
@@ -78,7 +79,7 @@ def as_image(ys, xs, params, shape):
 
 @pytest.fixture(scope="module")
 def net():
-    return IntPixelCNN.from_float(make_tiny_model(3))
+    return export_pixelcnn(make_tiny_model(3))
 
 
 def test_encoder_pass_equals_decoder_steps_across_batches_and_threads(net):
@@ -112,7 +113,7 @@ def test_decoder_ring_of_columns_gives_the_full_maps_numbers(net, cfg):
     """The decoder keeps a ring of columns per tile row: every step's parameters equal the
     encoder's pass over whole maps, with edge tiles narrower than the ring (2 columns) and
     shorter than the tile, in one batch."""
-    net = net if cfg is None else IntPixelCNN.from_float(make_tiny_model(4, cfg=cfg))
+    net = net if cfg is None else export_pixelcnn(make_tiny_model(4, cfg=cfg))
     img = load("kodim05_rgb_130x70.png")[:40, :50]
     tile = 16
     tiles = tile_grid(40, 50, tile)  # edge tiles 16x2, 8x16 and 8x2
@@ -149,11 +150,11 @@ def test_float32_accumulation_is_exact(net):
 def test_integer_model_tracks_the_qat_model(grids):
     """Integer inference is the QAT graph, on the default grids and on the coarse grids of
     models stored before grids were per model: the -log2 likelihoods agree closely."""
-    from armcodec.tables import TableLUTs, channel_tables, symbol_bits
-    from armcodec.train import regrid_model
+    from armcodec.exact.tables import TableLUTs, channel_tables, symbol_bits
+    from armcodec.training.loop import regrid_model
 
     fm = regrid_model(make_tiny_model(5), grids)
-    net = IntPixelCNN.from_float(fm)
+    net = export_pixelcnn(fm)
     img = load("kodim23_rgb_64x48.png")
     tiles = tile_grid(48, 64, 64)
     _, _, _, params, vals = params_full_pass(net, img, tiles, 64)
@@ -178,7 +179,7 @@ def test_configs_stored_before_per_model_grids_keep_the_coarse_grids():
 
 
 def test_regrid_keeps_the_parameters_and_changes_only_grids():
-    from armcodec.train import regrid_model
+    from armcodec.training.loop import regrid_model
 
     m = make_tiny_model(2)
     r = regrid_model(m, {"resid_steps": 32, "coef_steps": 64})

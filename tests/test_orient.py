@@ -1,4 +1,4 @@
-"""Orientation per tile (coder profile 3): every orientation round-trips, the choice travels in the
+"""Orientation per tile (coder tool 2): every orientation round-trips, the choice travels in the
 stream before the offsets, the encoder's float copy of the network tracks the exact one, and a
 corrupted choice is refused."""
 import numpy as np
@@ -7,15 +7,18 @@ import torch
 
 import armcodec
 from armcodec import container
-from armcodec.coding import adapt, planes
+from armcodec.coding import side
+from armcodec.encoder import group
+from armcodec.encoder import search
 from armcodec.coding.ans import StreamEncoder
 from armcodec.coding.scan import DecodeCoder
 from armcodec.errors import FormatError
 
-from conftest import DATA, load, relabel_profile
+from armcodec.container import CoderTools
+from conftest import DATA, load, retool
 
 
-@pytest.mark.parametrize("forced", range(adapt.N_ORIENTATIONS))
+@pytest.mark.parametrize("forced", range(side.N_ORIENTATIONS))
 @pytest.mark.parametrize("name", ["kodim05_rgb_37x29.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_gray_40x33.png"])
 def test_every_orientation_round_trips(tiny_dir, monkeypatch, forced, name):
     """Edge tiles of odd sizes, RGB, RGBA (alpha as its own plane group) and grey: whatever the
@@ -26,11 +29,11 @@ def test_every_orientation_round_trips(tiny_dir, monkeypatch, forced, name):
         chosen.append(len(tiles))
         return np.full(len(tiles), forced, dtype=np.int64)
 
-    monkeypatch.setattr(planes, "choose_orientations", pick)
+    monkeypatch.setattr(group, "choose_orientations", pick)
     codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False)
     img = load(name)
     enc = codec.encode(img)
-    assert chosen and container.parse(enc.data)[0].profile == container.PROFILE_ORIENTED
+    assert chosen and container.parse(enc.data)[0].tools == CoderTools(True, True)
     dec = codec.decode(enc.data)
     assert np.array_equal(dec.array.reshape(img.shape), img)
     assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
@@ -40,10 +43,10 @@ def test_mirrored_tiles_code_different_bits(tiny_dir, monkeypatch):
     """The orientation really changes what the model sees (not a no-op flag)."""
     img = load("kodim05_rgb_37x29.png")
     bits = []
-    for o in range(adapt.N_ORIENTATIONS):
-        monkeypatch.setattr(planes, "choose_orientations", lambda p, t, d, o=o: np.full(len(t), o, dtype=np.int64))
+    for o in range(side.N_ORIENTATIONS):
+        monkeypatch.setattr(group, "choose_orientations", lambda p, t, d, o=o: np.full(len(t), o, dtype=np.int64))
         bits.append(armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False).encode(img).model_bits)
-    assert len(set(round(b, 6) for b in bits)) == adapt.N_ORIENTATIONS
+    assert len(set(round(b, 6) for b in bits)) == side.N_ORIENTATIONS
 
 
 def test_float_copy_tracks_the_integer_model_and_picks_the_cheapest():
@@ -53,54 +56,54 @@ def test_float_copy_tracks_the_integer_model_and_picks_the_cheapest():
     img = load("kodim23_rgb_64x48.png")
     proxy = codec.model.net.float_proxy()
     exact = []
-    for o in range(adapt.N_ORIENTATIONS):
-        flipped = adapt.orient(torch.from_numpy(img.copy()).permute(2, 0, 1), o).permute(1, 2, 0).numpy()
+    for o in range(side.N_ORIENTATIONS):
+        flipped = search.orient(torch.from_numpy(img.copy()).permute(2, 0, 1), o).permute(1, 2, 0).numpy()
         exact.append(armcodec.Codec(device="cpu", adaptive=False, tile_size=64).encode(flipped).model_bits)
         x = torch.from_numpy(np.ascontiguousarray(flipped)).permute(2, 0, 1).float()[None]
         with torch.no_grad():
             assert float(proxy(x).sum()) == pytest.approx(exact[-1], rel=3e-3)
-    pick = int(adapt.choose_orientations(proxy, [img], "cpu")[0])
+    pick = int(search.choose_orientations(proxy, [img], "cpu")[0])
     assert exact[pick] <= min(exact) * 1.003
 
 
 def test_orientation_is_the_models_setting_unless_asked(tiny_dir):
-    assert armcodec.Codec(device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK_3
-    assert armcodec.Codec(device="cpu", feedback=False).profile == container.PROFILE_ORIENTED
-    assert armcodec.Codec(device="cpu", orient=False).profile == container.PROFILE_FED_BACK_3
-    assert armcodec.Codec(device="cpu", orient=False, feedback=False).profile == container.PROFILE_ADAPTIVE
-    assert armcodec.Codec("fast", device="cpu").profile == container.PROFILE_FED_BACK_3
-    assert armcodec.Codec("max", device="cpu").profile == container.PROFILE_ORIENTED_FED_BACK_3
-    assert armcodec.Codec("max", device="cpu", feedback=False).profile == container.PROFILE_ORIENTED
-    assert armcodec.Codec("max", device="cpu", orient=False).profile == container.PROFILE_FED_BACK_3
-    assert armcodec.Codec("max", device="cpu", adaptive=False).profile == container.PROFILE_PLAIN
-    assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False).profile == container.PROFILE_ORIENTED
+    assert armcodec.Codec(device="cpu").profile == 9
+    assert armcodec.Codec(device="cpu", feedback=False).profile == 3
+    assert armcodec.Codec(device="cpu", orient=False).profile == 8
+    assert armcodec.Codec(device="cpu", orient=False, feedback=False).profile == 2
+    assert armcodec.Codec("fast", device="cpu").profile == 8
+    assert armcodec.Codec("max", device="cpu").profile == 9
+    assert armcodec.Codec("max", device="cpu", feedback=False).profile == 3
+    assert armcodec.Codec("max", device="cpu", orient=False).profile == 8
+    assert armcodec.Codec("max", device="cpu", adaptive=False).profile == 1
+    assert armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False).profile == 3
 
 
 def test_model_bits_count_the_orientation_symbols(tiny_dir, monkeypatch):
-    """One 2-bit symbol per tile on top of profile 2's bits, and the file stays within 0.5%."""
+    """One 2-bit symbol per tile on top of the adaptation's bits, and the file stays within 0.5%."""
     img = load("kodim05_rgb_37x29.png")
-    monkeypatch.setattr(planes, "choose_orientations", lambda p, t, d: np.zeros(len(t), dtype=np.int64))
+    monkeypatch.setattr(group, "choose_orientations", lambda p, t, d: np.zeros(len(t), dtype=np.int64))
     oriented = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False).encode(img)
     plain = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=False, feedback=False).encode(img)
     header, streams = container.parse(oriented.data)
-    assert oriented.model_bits - plain.model_bits == pytest.approx(len(streams) * np.log2(adapt.N_ORIENTATIONS), rel=1e-4)
+    assert oriented.model_bits - plain.model_bits == pytest.approx(len(streams) * np.log2(side.N_ORIENTATIONS), rel=1e-4)
     overhead = len(oriented.data) - sum(len(s) for s in streams)
     assert oriented.model_bits <= len(oriented.data) * 8 <= oriented.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
 
 
-@pytest.mark.parametrize("symbol", [adapt.N_ORIENTATIONS, 255])
+@pytest.mark.parametrize("symbol", [side.N_ORIENTATIONS, 255])
 def test_invalid_orientation_symbol_is_refused(symbol):
     enc = StreamEncoder()
-    enc.push(np.array([0]), adapt.side_tables(1))
-    enc.push(np.array([symbol]), adapt.side_tables(1, adapt.N_ORIENTATIONS))
+    enc.push(np.array([0]), side.side_tables(1))
+    enc.push(np.array([symbol]), side.side_tables(1, side.N_ORIENTATIONS))
     with pytest.raises(FormatError, match="orientation"):
         DecodeCoder([enc.finish()], "cpu", channels=1, blocks=(np.zeros(0, np.int64), [1]), oriented=True)
 
 
 def test_orientation_comes_before_the_offsets():
     enc = StreamEncoder()
-    enc.push(adapt.to_symbols(np.array([3, -2])), adapt.side_tables(2))
-    enc.push(np.array([2]), adapt.side_tables(1, adapt.N_ORIENTATIONS))
+    enc.push(side.to_symbols(np.array([3, -2])), side.side_tables(2))
+    enc.push(np.array([2]), side.side_tables(1, side.N_ORIENTATIONS))
     dec = DecodeCoder([enc.finish()], "cpu", channels=2, blocks=(np.zeros(0, np.int64), [1]), oriented=True)
     assert dec.adaptation.orientations.tolist() == [2]
     assert dec.adaptation.shifts.tolist() == [[3, -2]]
@@ -110,20 +113,20 @@ def test_tile_coords_are_their_own_inverse():
     h, w = np.array([5]), np.array([7])
     i, j = np.meshgrid(np.arange(5), np.arange(7), indexing="ij")
     i, j = i.ravel(), j.ravel()
-    for o in range(adapt.N_ORIENTATIONS):
+    for o in range(side.N_ORIENTATIONS):
         oo = np.full(len(i), o)
-        r, c = adapt.tile_coords(oo, h, w, i, j)
+        r, c = side.tile_coords(oo, h, w, i, j)
         assert sorted(zip(r, c)) == sorted(zip(i, j))
-        assert np.array_equal(np.stack(adapt.tile_coords(oo, h, w, r, c)), np.stack([i, j]))
+        assert np.array_equal(np.stack(side.tile_coords(oo, h, w, r, c)), np.stack([i, j]))
         grid = torch.arange(35).view(5, 7)
-        assert np.array_equal(adapt.orient(grid, o).numpy()[i, j], grid.numpy()[r, c])
+        assert np.array_equal(search.orient(grid, o).numpy()[i, j], grid.numpy()[r, c])
 
 
-@pytest.mark.parametrize("claimed", [container.PROFILE_PLAIN, container.PROFILE_ADAPTIVE])
-def test_profile_3_read_as_another_profile_is_caught(tiny_dir, claimed):
-    """Profile-3 streams read under profile 1 or 2 never give a wrong image."""
+@pytest.mark.parametrize("claimed", [CoderTools(), CoderTools(True)])
+def test_oriented_streams_read_with_other_tools_are_caught(tiny_dir, claimed):
+    """Streams with orientations read without the orientation tool never give a wrong image."""
     codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=True, feedback=False)
-    data = relabel_profile(codec.compress(DATA / "kodim05_rgb_37x29.png"), claimed)
+    data = retool(codec.compress(DATA / "kodim05_rgb_37x29.png"), claimed)
     with pytest.raises(armcodec.ArmcodecError):
         codec.decode(data)
 
@@ -132,18 +135,18 @@ def test_a_cheaper_proxy_picks_the_orientation_and_the_file_still_decodes(monkey
     """``default`` searches orientations with the float copy of ``fast`` (its manifest's
     ``orient_proxy``): the choice only steers the encoder, so the file decodes exactly."""
     seen = []
-    real = planes.choose_orientations
+    real = group.choose_orientations
 
     def spy(proxy, tiles, device):
         seen.append(proxy.cfg.width)
         return real(proxy, tiles, device)
 
-    monkeypatch.setattr(planes, "choose_orientations", spy)
+    monkeypatch.setattr(group, "choose_orientations", spy)
     img = load("kodim05_rgb_37x29.png")
     fast_width = armcodec.Codec("fast", device="cpu").model.net.cfg.width
     own_width = armcodec.Codec(device="cpu").model.net.cfg.width
     assert fast_width != own_width
-    for kwargs, width in (({}, fast_width), ({"orient_proxy": "default"}, own_width)):
+    for kwargs, width in (({}, fast_width), ({"orient_proxy": "default"}, own_width), ({"model": "max"}, own_width)):
         codec = armcodec.Codec(device="cpu", orient=True, tile_size=16, **kwargs)
         data = codec.compress(img)
         assert seen and set(seen) == {width}

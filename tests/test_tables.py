@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from armcodec.models.pixelcnn import PixelCNNConfig
-from armcodec.tables import (
+from armcodec.exact.tables import (
     CDF_BITS, CDF_OFFSET, MEAN_STEPS, N_SYMBOLS, PRECISION, TableLUTs, channel_tables, mixture_params, symbol_bits,
 )
 

@@ -3,7 +3,7 @@ import shutil
 
 from conftest import DATA, TINY_CFG
 
-from armcodec.train import TrainSettings, load_checkpoint, train
+from armcodec.training.loop import TrainSettings, load_checkpoint, train
 
 
 def test_minutes_fix_the_step_count_and_the_checkpoint_resumes(tmp_path):

@@ -1,20 +1,19 @@
-"""The one coding loop: the wavefront over a batch of tiles, for both directions.
+"""The one coding loop, decoder-exact: the model's schedule over a batch of tiles, for both directions.
 
-Pixel (i, j) of a tile is coded at step ``t = j + slope * i``; every tile of the batch
-advances one step at a time, and a step codes, for each tile, its pixels on line ``t``
-(top row first), channel after channel.  Per step and channel the loop asks a parameter
+Pixel (i, j) of a tile is coded at step ``t = model.step_of(i, j)`` (the wavefront PixelCNN:
+``j + slope * i``); every tile of the batch advances one step at a time, and a step codes, for
+each tile, its pixels of step ``t`` (top row first), channel after channel.  Per step and channel the loop asks a parameter
 source for the head's integers at the step's pixels, builds the integer tables, and
 hands them to a coder::
 
     encode: params of all pixels (one parallel pass) -> tables -> EncodeCoder (pushes, last step first)
     decode: params of step t (cached model step)     -> tables -> DecodeCoder (pops)   -> pixels -> model input
 
-With coder profile 2 each tile stream starts with the tile's adaptation offsets (one per 32x32
-block and channel, :mod:`armcodec.coding.adapt`), which shift every log2-scale of that block's
-tables; with profile 3 the tile's orientation comes before them; with profiles 4 to 7 the
-tile's residual feedback coefficients follow them (:mod:`armcodec.coding.feedback`), and each
-channel's means move by the feedback of the residuals around the pixel before its tables are
-built.  The loop itself only ever sees the coded (possibly mirrored) tile:
+With the adaptation tool each tile stream starts with the tile's offsets (one per 32x32 block and
+channel, :mod:`armcodec.coding.side`), which shift every log2-scale of that block's tables; with
+the orientation tool the tile's orientation comes before them; with the feedback tool the tile's
+residual feedback coefficients follow them (:mod:`armcodec.coding.feedback`), and each channel's
+means move by the feedback of the residuals around the pixel before its tables are built.  The loop itself only ever sees the coded (possibly mirrored) tile:
 :mod:`armcodec.coding.planes` maps its pixels to the image.
 
 ANS is a stack, so the encoder walks the same steps in reverse and pushes each step's
@@ -28,11 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from armcodec.coding import adapt, feedback
+from armcodec.coding import feedback, side
 from armcodec.coding.ans import StreamDecoder, StreamEncoder
 from armcodec.errors import ChecksumError, FormatError
-from armcodec.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, TableLUTs, component_tables, mixture_params,
-                             mixture_weights, symbol_bits)
+from armcodec.exact.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, TableLUTs, component_tables, mixture_params,
+                                   mixture_weights, symbol_bits)
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,10 @@ def tile_grid(height: int, width: int, tile: int) -> list[Tile]:
 class Schedule:
     """Pixels of a batch of tiles ordered by (step, tile, row); ``starts[t]:starts[t+1]`` is step t.
 
-    n, i, j: int64 arrays (tile index within the batch, row, column inside the tile)."""
+    ``model``: any :class:`~armcodec.models.base.ExactModel` (its ``step_of``); tile: the nominal
+    tile size.  n, i, j: int64 arrays (tile index within the batch, row, column inside the tile)."""
 
-    def __init__(self, tiles: list[Tile], slope: int):
+    def __init__(self, tiles: list[Tile], model, tile: int):
         ns, is_, js = [], [], []
         for k, t in enumerate(tiles):
             ii, jj = np.meshgrid(np.arange(t.h), np.arange(t.w), indexing="ij")
@@ -65,7 +65,7 @@ class Schedule:
             is_.append(ii.ravel())
             js.append(jj.ravel())
         n, i, j = (np.concatenate(a).astype(np.int64) for a in (ns, is_, js))
-        step = j + slope * i
+        step = np.asarray(model.step_of(i, j, tile), dtype=np.int64)
         order = np.lexsort((i, n, step))
         self.n, self.i, self.j, step = n[order], i[order], j[order], step[order]
         self.n_steps = int(step.max()) + 1 if len(step) else 0
@@ -87,12 +87,12 @@ class Schedule:
 
 class EncodeCoder:
     """Pushes the known pixel values; one StreamEncoder per tile.  adaptation: the batch's
-    offsets (coder profile 2), pushed last so that they head each stream; None for profile 1.
-    fb: the batch's residual feedback (profiles 4 to 7), pushed just before the offsets."""
+    offsets (the adaptation tool), pushed last so that they head each stream; None without it.
+    fb: the batch's residual feedback (the feedback tool), pushed just before the offsets."""
 
     reverse = True
 
-    def __init__(self, values: torch.Tensor, n_tiles: int, adaptation: adapt.Adaptation | None = None,
+    def __init__(self, values: torch.Tensor, n_tiles: int, adaptation: side.Adaptation | None = None,
                  fb: feedback.Feedback | None = None):
         self.values = values  # int64 (pixels in schedule order, g)
         self.adaptation = adaptation
@@ -122,49 +122,50 @@ class EncodeCoder:
                     enc.push(coefs, feedback.coef_tables(len(coefs), self.feedback.scale(k)))
                     header = self.feedback.header_symbols(k)
                     if header is not None:
-                        enc.push(header[1:], adapt.side_tables(1, feedback.N_SCALES))
-                        enc.push(header[:1], adapt.side_tables(1, feedback.LEVELS))
+                        enc.push(header[1:], side.side_tables(1, feedback.N_SCALES))
+                        enc.push(header[:1], side.side_tables(1, feedback.LEVELS))
                 symbols = self.adaptation.tile_symbols(k)
-                enc.push(symbols, adapt.side_tables(len(symbols)))
+                enc.push(symbols, side.side_tables(len(symbols)))
                 if orientations is not None:
-                    enc.push(orientations[k : k + 1], adapt.side_tables(1, adapt.N_ORIENTATIONS))
+                    enc.push(orientations[k : k + 1], side.side_tables(1, side.N_ORIENTATIONS))
         return [enc.finish() for enc in self.streams]
 
 
 class DecodeCoder:
-    """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (coder profiles 2 to 5:
-    the block of every pixel of the schedule and the block count per tile, from
-    ``Adaptation.blocks``) each stream first gives its tile's orientation (``oriented``,
-    profile 3), then its adaptation offsets, then with ``fb`` (profiles 4 to 9: the batch's
-    :class:`feedback.Feedback`) its feedback coefficients (after the level and spread symbols
-    with feature set 3), written into ``fb``."""
+    """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (the adaptation tool: the
+    block of every pixel of the schedule and the block count per tile, from ``Adaptation.blocks``)
+    each stream first gives its tile's orientation (``oriented``), then its adaptation offsets, then
+    with ``fb`` (the feedback tool: the batch's :class:`feedback.Feedback`) its feedback
+    coefficients (after the level and spread symbols with feature set 3), written into ``fb``.
+    ``values``: int64 (M, channels), every decoded value in schedule order."""
 
     reverse = False
 
     def __init__(self, streams: list[bytes], device, channels: int = 1,
                  blocks: tuple[np.ndarray, list[int]] | None = None, oriented: bool = False,
-                 fb: feedback.Feedback | None = None):
+                 fb: feedback.Feedback | None = None, n_pixels: int = 0):
         self.streams = [StreamDecoder(s) for s in streams]
         self.device = device
+        self.values = torch.zeros((n_pixels, channels), dtype=torch.int64, device=device)
         self.adaptation = None
         if blocks is not None:
             block_of, counts = blocks
             orientations = None
             if oriented:
-                table = adapt.side_tables(1, adapt.N_ORIENTATIONS)
-                orientations = np.array([adapt.orientation_from_symbol(d.pop(table)[0]) for d in self.streams], dtype=np.int64)
-            rows = [adapt.from_symbols(d.pop(adapt.side_tables(n * channels))).reshape(n, channels)
+                table = side.side_tables(1, side.N_ORIENTATIONS)
+                orientations = np.array([side.orientation_from_symbol(d.pop(table)[0]) for d in self.streams], dtype=np.int64)
+            rows = [side.from_symbols(d.pop(side.side_tables(n * channels))).reshape(n, channels)
                     for d, n in zip(self.streams, counts)]
             shifts = torch.from_numpy(np.concatenate(rows)).to(device)
-            self.adaptation = adapt.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts, orientations)
+            self.adaptation = side.Adaptation(torch.from_numpy(block_of).to(device), counts, shifts, orientations)
             if fb is not None:
                 for k, d in enumerate(self.streams):
                     level, scale = 0, None
                     if fb.sets > 1:
-                        level = int(d.pop(adapt.side_tables(1, feedback.LEVELS))[0])
+                        level = int(d.pop(side.side_tables(1, feedback.LEVELS))[0])
                         if level >= feedback.LEVELS:
                             raise FormatError("tile stream starts with an invalid feedback level (corrupted file)")
-                        scale = int(d.pop(adapt.side_tables(1, feedback.N_SCALES))[0])
+                        scale = int(d.pop(side.side_tables(1, feedback.N_SCALES))[0])
                         if scale >= feedback.N_SCALES:
                             raise FormatError("tile stream starts with an invalid feedback coefficient spread (corrupted file)")
                     n = fb.n_symbols(k, level)
@@ -175,7 +176,10 @@ class DecodeCoder:
         out = np.empty(b - a, dtype=np.int64)
         for tile, s, e in runs:
             out[s:e] = self.streams[tile].pop(qn[s:e])
-        return torch.from_numpy(out).to(self.device)
+        v = torch.from_numpy(out).to(self.device)
+        if len(self.values):
+            self.values[a:b, c] = v
+        return v
 
     def end_step(self) -> None:
         pass
@@ -190,9 +194,10 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
          fb: feedback.Feedback | None = None) -> float:
     """Run the wavefront in the coder's direction; returns the model's -log2 likelihood in bits.
 
-    params_at(a, b) -> int64 (b-a, n_params) for the pixels schedule[a:b] (decode: a model
-    step, which may read the pixels of earlier steps); after a step, params_at.observe(a, b,
-    values) receives the step's pixel values (int64 (b-a, channels)).  The coder's
+    params_at: the model's :class:`~armcodec.models.base.ParamSource`: params_at(a, b) -> int64
+    (b-a, n_params) for the pixels schedule[a:b] (decode: a model step, which may read the pixels
+    of earlier steps); after a step, params_at.observe(a, b, values) receives the step's pixel
+    values (int64 (b-a, channels)).  The coder's
     ``adaptation`` (offsets per block and channel, or None) goes into every table of its block;
     ``fb`` (residual feedback, or None) moves the means, and receives each coded channel's residuals."""
     bits = 0.0
@@ -200,7 +205,7 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
     steps = range(schedule.n_steps)
     for t in reversed(steps) if coder.reverse else steps:
         a, b = int(schedule.starts[t]), int(schedule.starts[t + 1])
-        if a == b:  # a tile narrower than the slope leaves some steps empty
+        if a == b:  # a tile narrower than the wavefront's slope leaves some steps empty
             continue
         params = params_at(a, b)
         values = torch.empty((b - a, channels), dtype=torch.int64, device=params.device)

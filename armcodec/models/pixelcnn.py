@@ -18,7 +18,7 @@ autograd).
 
 All nonlinearities are hard (clamp, ReLU, hard-tanh x hard-sigmoid gate) and
 every activation lives on a fixed power-of-two grid, so the network can be
-exported to integer-exact inference (``armcodec.quant``) with the same graph.
+exported to integer-exact inference (:mod:`armcodec.models.pixelcnn_exact`) with the same graph.
 With ``qat=True`` the forward pass fake-quantizes weights, activations and
 head parameters onto those integer grids (straight-through estimator).
 """
@@ -31,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# the distribution parameter grids the integer tables read (armcodec.exact.tables)
+from armcodec.exact.tables import LOG2_SCALE_MAX, LOG2_SCALE_MIN, LOGIT_STEPS, LOGSCALE_STEPS, MEAN_MAX, MEAN_MIN, MEAN_STEPS
+
 # Fixed integer grids shared by training (fake quantization) and integer inference.
 INPUT_SCALE = 1 / 32  # input: (pixel - 128) in units of 1/32
 ONES_VALUE = 128  # integer value of the constant "inside the image" input channel
@@ -40,13 +43,7 @@ GATE_SCALE = 1 / 64  # gate inputs and output, int range [-64, 64]
 HEAD_SCALE = 1 / 32  # head hidden layer, int range [0, 127]
 ACT_MAX = 127
 GATE_MAX = 64
-# Distribution parameter grids (integers handed to armcodec.tables).
-MEAN_STEPS = 16  # means in 1/16 of a level
 MEAN_GAIN = 32  # head mean output y -> mean = 128 + MEAN_GAIN * y (y on the input's scale)
-LOGSCALE_STEPS = 8  # log2(scale) in 1/8
-LOGIT_STEPS = 8  # mixture logits in 1/8 of a bit (log2 units)
-LOG2_SCALE_MIN, LOG2_SCALE_MAX = -4.0, 6.0
-MEAN_MIN, MEAN_MAX = -2.0, 258.0  # absolute pixel units
 COEF_MAX = 1.0
 
 

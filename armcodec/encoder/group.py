@@ -1,0 +1,67 @@
+"""Encoder-only: a plane group of an image -> its tile streams (the encoder's side of
+:mod:`armcodec.coding.planes`).
+
+Per batch of tiles: the orientation search, one parallel model pass over every pixel, the
+feedback fit and the adaptation search (all choosing what is sent), then the one scan loop pushes
+every symbol with the exact tables the decoder will rebuild.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from armcodec.coding.planes import (DEFAULT_BATCH_BYTES, CodedGroup, image_coords, new_feedback, tile_batches,
+                                    tile_samples)
+from armcodec.coding.scan import EncodeCoder, Schedule, samples_crc, scan, tile_grid
+from armcodec.coding.side import N_ORIENTATIONS, Adaptation, side_bits
+from armcodec.container import CoderTools
+from armcodec.encoder import feedback_fit
+from armcodec.encoder.search import choose_orientations, choose_shifts
+from armcodec.exact.tables import TableLUTs
+
+
+def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, tools: CoderTools,
+                 first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None,
+                 orient_proxy=None) -> CodedGroup:
+    """planes: uint8 (H, W, g), g in (1, model channels); tools: the coder tools to use;
+    first_stream: the file index of the group's first tile stream (it seeds the tile CRCs);
+    orient_proxy: the float network that picks each tile's orientation (default: the model's own
+    ``float_proxy()``; any network with the model's image channels will do, the decoder never sees it)."""
+    h, w, g = planes.shape
+    tiles = tile_grid(h, w, tile)
+    streams: list[bytes] = [b""] * len(tiles)
+    bits = 0.0
+    for batch in tile_batches(tiles, model, tile, max_batch_bytes):
+        bt = [tiles[k] for k in batch]
+        sched = Schedule(bt, model, tile)
+        orientations = None
+        if tools.orientation:
+            proxy = orient_proxy if orient_proxy is not None else model.float_proxy()
+            orientations = choose_orientations(proxy, [tile_samples(planes, t) for t in bt], device)
+            bits += side_bits(len(bt), N_ORIENTATIONS)
+        ys, xs = image_coords(bt, sched, orientations)
+        values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
+        source = model.encoder_pass(bt, sched, tile, device, values)
+        adaptation = fb = mean_shifts = None
+        if tools.feedback:
+            fb = new_feedback(bt, sched, g, model, tile, device, tools.feedback)
+            residuals, precisions = feedback_fit.all_residuals(source.params, values, model.cfg, luts)
+            fb.fill(residuals)
+            choice = feedback_fit.choose(fb, residuals, precisions, source.params, values, model.cfg, luts)
+            fb.assign(choice.coefs, choice.levels, choice.scales)
+            mean_shifts = feedback_fit.mean_shifts(fb, residuals)
+            bits += fb.side_bits()
+        if tools.adaptation:
+            block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
+            block_of = torch.from_numpy(block_of).to(device)
+            shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts, mean_shifts=mean_shifts)
+            adaptation = Adaptation(block_of, counts, shifts, orientations)
+            bits += side_bits(sum(counts) * g)
+        coder = EncodeCoder(values, len(bt), adaptation, fb)
+        bits += scan(sched, source, coder, g, model.cfg, luts, fb)
+        for k, data in zip(batch, coder.finish()):
+            streams[k] = data
+        if progress:
+            progress(len(batch))
+    crcs = [samples_crc(tile_samples(planes, t), first_stream + k) for k, t in enumerate(tiles)]
+    return CodedGroup(streams, crcs, bits)

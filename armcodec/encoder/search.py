@@ -1,0 +1,100 @@
+"""Encoder-only searches (float allowed: they choose what is sent, never how it is decoded): each
+tile's orientation, scored by a float proxy network, and each block's adaptation offsets, from the
+exact tables' lookup tables.  The choices travel as side symbols (:mod:`armcodec.coding.side`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from armcodec.coding.side import N_ORIENTATIONS, SHIFT_MAX, SHIFT_MIN
+from armcodec.exact.tables import (
+    CDF_BITS,
+    CDF_OFFSET,
+    MEAN_STEPS,
+    N_SYMBOLS,
+    PRECISION,
+    TableLUTs,
+    mixture_params,
+    mixture_weights,
+)
+
+PROXY_PIXELS = 1 << 16  # pixels per float pass of the orientation search (bounds its memory)
+
+
+def orient(x: torch.Tensor, o: int) -> torch.Tensor:
+    """(..., H, W) tensor as coded under orientation o (its own inverse)."""
+    dims = [d for d, bit in ((-1, 1), (-2, 2)) if o & bit]
+    return torch.flip(x, dims) if dims else x
+
+
+@torch.no_grad()
+def choose_orientations(proxy, tiles: list[np.ndarray], device) -> np.ndarray:
+    """proxy: a model's ``float_proxy()`` (bits per subpixel (B, C, H, W)); tiles: uint8 (h, w, g)
+    arrays, g = 1 (fed to every model channel, scored on channel 0, as the coder does) or the
+    model's channels.  -> int64 (len(tiles),): per tile the orientation of least estimated bits
+    (sums rounded to 1/8 bit; ties: the lower number)."""
+    best = np.zeros(len(tiles), dtype=np.int64)
+    by_shape: dict[tuple, list[int]] = {}
+    for k, t in enumerate(tiles):
+        by_shape.setdefault(t.shape, []).append(k)
+    for (h, w, g), ks in by_shape.items():
+        per_call = max(1, PROXY_PIXELS // (h * w))
+        for a in range(0, len(ks), per_call):
+            idx = ks[a : a + per_call]
+            x = torch.from_numpy(np.stack([tiles[k] for k in idx])).to(device).permute(0, 3, 1, 2).float()
+            x = x.expand(-1, proxy.cfg.image_channels, -1, -1) if g == 1 else x
+            bits = torch.stack([proxy(orient(x, o).contiguous())[:, :g].double().sum((1, 2, 3))
+                                for o in range(N_ORIENTATIONS)], 1)  # (tiles, orientations)
+            best[idx] = torch.round(bits * 8).argmin(1).cpu().numpy()
+    return best
+
+
+def estimate_bits(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs,
+                  shift: int, mean_shift: torch.Tensor | None = None) -> torch.Tensor:
+    """float64 (M,): -log2 of each value's probability under the mixture with every log2-scale
+    offset by ``shift`` (and the means by ``mean_shift``, int64 (M,), if given), from the same lookup tables as the real tables (without their floor of
+    one count per symbol, which costs well under 0.01 bit here)."""
+    m = params.shape[0]
+    known = values[:, :channel]
+    s = torch.full((m,), shift, dtype=torch.int64, device=params.device)
+    logits, means, scale_idx = mixture_params(params, channel, known, cfg, s, mean_shift)
+    weights = mixture_weights(logits, cfg, luts)  # (M, K)
+    x = values[:, channel : channel + 1]
+    top = 2**CDF_BITS
+    # cdf at the bin's upper (16x + 8) and lower (16x - 8) boundary; 1 above 255, 0 below 0
+    hi = luts.cdf[scale_idx, (16 * x + MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET)]
+    lo = luts.cdf[scale_idx, (16 * x - MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET)]
+    hi = torch.where(x == N_SYMBOLS - 1, torch.full_like(hi, top), hi)
+    lo = torch.where(x == 0, torch.zeros_like(lo), lo)
+    mass = (weights * (hi - lo)).sum(1).double()
+    total = (weights.sum(1) * top).double()
+    p = (mass / total).clamp_min(2.0**-PRECISION)
+    return -torch.log2(p)
+
+
+def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Tensor, n_blocks: int, cfg,
+                  luts: TableLUTs, chunk: int = 1 << 16, mean_shifts: torch.Tensor | None = None) -> torch.Tensor:
+    """params: integer (M, n_params) of every pixel of a batch; values: int64 (M, g); block_of:
+    int64 (M,) block of each pixel; mean_shifts: int64 (M, g) residual feedback of every pixel, or None.  -> int64 (n_blocks, g): the offset of least estimated bits
+    per block and channel (ties: the one nearest zero, then the smaller)."""
+    g = values.shape[1]
+    cands = sorted(range(SHIFT_MIN, SHIFT_MAX + 1), key=lambda d: (abs(d), d))
+    best = torch.zeros((n_blocks, g), dtype=torch.int64, device=params.device)
+    for c in range(g):
+        best_bits = None
+        for d in cands:
+            per_block = torch.zeros(n_blocks, dtype=torch.int64, device=params.device)
+            for a in range(0, len(values), chunk):  # bounded temporaries
+                ms = None if mean_shifts is None else mean_shifts[a : a + chunk, c]
+                est = estimate_bits(params[a : a + chunk], values[a : a + chunk], c, cfg, luts, d, ms)
+                # integer sums (1/256 bit per pixel): the same totals in any order, on any device
+                per_block.index_add_(0, block_of[a : a + chunk], torch.round(est * 256).long())
+            if best_bits is None:
+                best_bits = per_block
+                best[:, c] = d
+            else:
+                better = per_block < best_bits
+                best_bits = torch.where(better, per_block, best_bits)
+                best[:, c] = torch.where(better, torch.full_like(best[:, c], d), best[:, c])
+    return best

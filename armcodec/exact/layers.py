@@ -1,0 +1,77 @@
+"""Integer layers: decoder-exact.
+
+Every layer computes ``acc = sum(w * a) + b`` with int8-range weights ``w`` and small integer
+activations ``a`` held in float32 tensors; construction checks the worst case
+``sum(|w|) * max|a| + |b| < 2**24`` per output channel, so every partial sum is an exact integer
+in any summation order (layers that could exceed it run in float64, exact below 2**53).
+Requantization ``floor(acc * m * 2**-shift + 1/2)`` runs in float64 with an integer multiplier
+``m < 2**15``: exact as well.  The result does not depend on batch, order, threads, BLAS or device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+F32_EXACT = 2**24
+F64_SAFE = 2**37  # acc * m (< 2**15) stays below 2**52
+MULT_BITS = 15
+
+
+@dataclass
+class IntConv:
+    """One integer layer: offsets (di, dj); weight (n_off*C_in, C_out) int-valued float32;
+    bias, mult (C_out,) int-valued float64; inv_shift (C_out,) float64 powers of two."""
+
+    offsets: list[tuple[int, int]]
+    weight: torch.Tensor
+    bias: torch.Tensor
+    mult: torch.Tensor
+    inv_shift: torch.Tensor
+    in_max: int
+
+    def __post_init__(self):
+        bound = self.weight.double().abs().sum(0) * self.in_max + self.bias.abs()
+        worst = float(bound.max())
+        if worst >= F64_SAFE:
+            raise ValueError(f"layer accumulator bound {worst:.3g} exceeds 2**37")
+        self.exact_f32 = worst < F32_EXACT
+        self._w64 = None if self.exact_f32 else self.weight.double()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
+        acc = (x @ self.weight).double() if self.exact_f32 else x.double() @ self._w64
+        acc = acc + self.bias
+        return torch.floor(acc * self.mult * self.inv_shift + 0.5)
+
+    def to(self, device) -> "IntConv":
+        return IntConv(
+            self.offsets, self.weight.to(device), self.bias.to(device), self.mult.to(device),
+            self.inv_shift.to(device), self.in_max,
+        )
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        shift = (-torch.log2(self.inv_shift)).round().to(torch.int32)
+        return {
+            f"{prefix}.weight": self.weight.to(torch.int8),
+            f"{prefix}.bias": self.bias.to(torch.int64),
+            f"{prefix}.mult": self.mult.to(torch.int32),
+            f"{prefix}.shift": shift,
+        }
+
+    @staticmethod
+    def from_tensors(t: dict, prefix: str, offsets, in_max: int, c_in: int, c_out: int) -> "IntConv":
+        w = t[f"{prefix}.weight"]
+        if w.dtype != torch.int8 or tuple(w.shape) != (len(offsets) * c_in, c_out):
+            raise ValueError(f"{prefix}.weight: expected int8 {(len(offsets) * c_in, c_out)}, got {w.dtype} {tuple(w.shape)}")
+        for name, dt in (("bias", torch.int64), ("mult", torch.int32), ("shift", torch.int32)):
+            v = t[f"{prefix}.{name}"]
+            if v.dtype != dt or tuple(v.shape) != (c_out,):
+                raise ValueError(f"{prefix}.{name}: expected {dt} ({c_out},)")
+        shift = t[f"{prefix}.shift"].long()
+        if bool((shift < 0).any()) or bool((shift > 52).any()):
+            raise ValueError(f"{prefix}.shift out of range")
+        return IntConv(
+            list(offsets), w.float(), t[f"{prefix}.bias"].double(), t[f"{prefix}.mult"].double(),
+            torch.pow(2.0, -shift.double()), in_max,
+        )

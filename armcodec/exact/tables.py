@@ -1,0 +1,162 @@
+"""Integer distribution parameters -> integer frequency tables (exact on any device).
+
+Decoder-exact: every line here must give the same integers on any device, batch or thread count.
+
+The head layout every model shares: ``cfg.image_channels`` channels, ``cfg.mixtures`` components,
+coupling coefficients in 1/``cfg.coef_steps``.  A subpixel's distribution is a mixture of K discretized logistics.  The head gives,
+per channel and component, integers: a logit (1/8 bit), a mean (1/16 level, relative
+to 128) and a log2-scale (1/8 octave), plus coupling coefficients (1/64) that shift the
+means of G and B by the already known R (and G) values.  From those integers this
+module builds ``q`` (M, 256) int64 with ``q >= 1`` and ``q.sum(1) == 2**PRECISION``
+using only integer arithmetic and two lookup tables (:class:`TableLUTs`) that are
+computed once at export time and stored with the weights, so no libm call influences
+a probability.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# The head's integer grids: every model's head hands these integers to the tables (a model's
+# float training graph rounds onto the same grids, see armcodec.models.pixelcnn).
+MEAN_STEPS = 16  # means in 1/16 of a level
+LOGSCALE_STEPS = 8  # log2(scale) in 1/8
+LOGIT_STEPS = 8  # mixture logits in 1/8 of a bit (log2 units)
+LOG2_SCALE_MIN, LOG2_SCALE_MAX = -4.0, 6.0
+MEAN_MIN, MEAN_MAX = -2.0, 258.0  # absolute pixel units
+
+PRECISION = 24  # frequency tables sum to 2**24 (constriction's Categorical precision)
+N_SYMBOLS = 256
+CDF_BITS = 18  # logistic CDF lookup resolution
+WEIGHT_BITS = 12  # mixture weight lookup resolution
+SCALE_MIN_IDX = int(LOG2_SCALE_MIN * LOGSCALE_STEPS)  # -32
+SCALE_MAX_IDX = int(LOG2_SCALE_MAX * LOGSCALE_STEPS)  # 48
+MEAN_MIN_Q = int(MEAN_MIN * MEAN_STEPS)
+MEAN_MAX_Q = int(MEAN_MAX * MEAN_STEPS)
+# d = boundary - mean in 1/16 levels; boundaries 0.5..254.5, means within [MEAN_MIN, MEAN_MAX]
+CDF_OFFSET = 260 * MEAN_STEPS
+# int64 headroom: mass * 2**PRECISION < K * 2**(CDF_BITS + WEIGHT_BITS + PRECISION) = K * 2**54
+MAX_MIXTURES = 256
+
+
+@dataclass(frozen=True)
+class TableLUTs:
+    """cdf: int32 (n_scales, 2*CDF_OFFSET+1), round(2**CDF_BITS * sigmoid(d / (16 * scale)));
+    weight: int32 (n,), round(2**WEIGHT_BITS * 2**(-d/8)) for a logit d below the largest.
+
+    ``to(device)`` adds ``windows``: the same cdf integers regrouped so that the 255 bin
+    boundaries of one component (stride MEAN_STEPS in a cdf row) are one contiguous window,
+    a view of shape (n_scales, MEAN_STEPS, n_windows, 255)."""
+
+    cdf: torch.Tensor
+    weight: torch.Tensor
+    windows: torch.Tensor | None = None
+
+    @staticmethod
+    def compute() -> "TableLUTs":
+        """Computed once at export (float64 numpy); the result is stored with the weights."""
+        idx = np.arange(SCALE_MIN_IDX, SCALE_MAX_IDX + 1, dtype=np.float64)
+        scale = 2.0 ** (idx / LOGSCALE_STEPS)
+        d = np.arange(-CDF_OFFSET, CDF_OFFSET + 1, dtype=np.float64)
+        z = d[None, :] / (MEAN_STEPS * scale[:, None])
+        cdf = np.rint((2**CDF_BITS) * 0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.int32)  # sigmoid(z)
+        n_w = WEIGHT_BITS * LOGIT_STEPS + 1
+        weight = np.rint((2**WEIGHT_BITS) * 2.0 ** (-np.arange(n_w) / LOGIT_STEPS)).astype(np.int32)
+        return TableLUTs(torch.from_numpy(cdf), torch.from_numpy(weight))
+
+    def to(self, device) -> "TableLUTs":
+        """On ``device``, int64, with the boundary windows channel_tables gathers from."""
+        cdf = self.cdf.to(device, torch.int64)
+        n_scales, width = cdf.shape
+        n = -(-width // MEAN_STEPS)
+        padded = torch.full((n_scales, n * MEAN_STEPS), 2**CDF_BITS, dtype=torch.int64, device=device)
+        padded[:, :width] = cdf  # beyond the last d the cdf is 1
+        by_residue = padded.view(n_scales, n, MEAN_STEPS).transpose(1, 2).contiguous()
+        return TableLUTs(cdf, self.weight.to(device, torch.int64), by_residue.unfold(2, N_SYMBOLS - 1, 1))
+
+    def validate(self) -> None:
+        """Raise ValueError if the tables cannot be what compute() made (shape, monotone)."""
+        n_scales = SCALE_MAX_IDX - SCALE_MIN_IDX + 1
+        if tuple(self.cdf.shape) != (n_scales, 2 * CDF_OFFSET + 1) or self.weight.ndim != 1:
+            raise ValueError("lookup tables have the wrong shape")
+        c = self.cdf.long()
+        if bool((c[:, 1:] < c[:, :-1]).any()) or int(c.min()) < 0 or int(c.max()) > 2**CDF_BITS:
+            raise ValueError("CDF lookup table is not monotone in [0, 2**CDF_BITS]")
+        w = self.weight.long()
+        if int(w[0]) != 2**WEIGHT_BITS or bool((w < 0).any()) or bool((w[1:] > w[:-1]).any()):
+            raise ValueError("mixture weight lookup table is invalid")
+
+
+def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg,
+                   scale_shift: torch.Tensor | None = None, mean_shift: torch.Tensor | None = None):
+    """Integer head outputs of one channel -> (logits, absolute means in 1/16 level clamped,
+    scale indices), each int64 (M, K); means include the coupling to earlier channels.
+    scale_shift: optional int64 (M,) added to every component's log2-scale (1/8 octave)
+    before the clamp: the adaptation tool (see :mod:`armcodec.coding.side`).
+    mean_shift: optional int64 (M,) in 1/16 level added to every component's clamped mean, then
+    clamped again: the residual feedback (see :mod:`armcodec.coding.feedback`)."""
+    k, c_all = cfg.mixtures, cfg.image_channels
+    logits = params[:, channel * k : (channel + 1) * k]
+    means = params[:, (c_all + channel) * k : (c_all + channel + 1) * k] + 128 * MEAN_STEPS
+    logs = params[:, (2 * c_all + channel) * k : (2 * c_all + channel + 1) * k]
+    pair0 = 3 * c_all * k + channel * (channel - 1) // 2 * k  # coupling pairs (1,0), (2,0), (2,1), ...
+    for prev in range(channel):
+        coef = params[:, pair0 + prev * k : pair0 + (prev + 1) * k].clamp(-cfg.coef_steps, cfg.coef_steps)
+        xc = (known[:, prev : prev + 1] - 128) * MEAN_STEPS
+        means = means + torch.div(coef * xc, cfg.coef_steps, rounding_mode="floor")
+    means = means.clamp(MEAN_MIN_Q, MEAN_MAX_Q)
+    if mean_shift is not None:
+        means = (means + mean_shift.view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
+    if scale_shift is not None:
+        logs = logs + scale_shift.view(-1, 1)
+    scale_idx = logs.clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX
+    return logits, means, scale_idx
+
+
+def mixture_weights(logits: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
+    """int64 (M, K) weights <= 2**WEIGHT_BITS of the components with integer ``logits`` (M, K):
+    2**-(max - logit) in WEIGHT_BITS fixed point, from the lookup table (the largest is exactly
+    2**WEIGHT_BITS)."""
+    gap = (logits.max(1, keepdim=True).values - logits).clamp(max=luts.weight.numel() - 1)
+    return luts.weight[gap]
+
+
+def channel_tables(
+    params: torch.Tensor, channel: int, known: torch.Tensor, cfg, luts: TableLUTs,
+    scale_shift: torch.Tensor | None = None, mean_shift: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Frequency tables of one channel.
+
+    params: int64 (M, n_params) head outputs; known: int64 (M, >=channel) values of the
+    channels before ``channel`` at the same pixels; luts: from ``TableLUTs.to(device)``;
+    scale_shift, mean_shift: see :func:`mixture_params`.
+    Returns int64 (M, 256), every entry >= 1, rows summing to 2**PRECISION.  Integer
+    arithmetic only (the float64 product below sums integers < 2**53, so it is exact):
+    identical on any device.
+    """
+    logits, means, scale_idx = mixture_params(params, channel, known, cfg, scale_shift, mean_shift)
+    return component_tables(mixture_weights(logits, cfg, luts), means, scale_idx, luts)
+
+
+def component_tables(weights: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, luts: TableLUTs) -> torch.Tensor:
+    """The tables of :func:`channel_tables` from the mixture's integer weights, clamped means and
+    scale indices (int64 (M, K) each)."""
+    m = weights.shape[0]
+    # CDF at the 255 inner bin boundaries v - 0.5 (v = 1..255): lut index 16*v - 8 - mean + OFFSET.
+    first = CDF_OFFSET + MEAN_STEPS // 2 - means  # index of boundary v = 1, >= 0
+    cdf_inner = luts.windows[scale_idx, first % MEAN_STEPS, torch.div(first, MEAN_STEPS, rounding_mode="floor")]
+    mixed = torch.bmm(weights.double().unsqueeze(1), cdf_inner.double()).squeeze(1).long()  # (M, 255)
+    total = weights.sum(1, keepdim=True) * 2**CDF_BITS
+    mass = torch.diff(torch.cat([torch.zeros_like(total), mixed, total], 1), dim=1)  # (M, 256) >= 0
+    q = 1 + torch.div(mass * (2**PRECISION - N_SYMBOLS), total, rounding_mode="floor")
+    q[torch.arange(m, device=q.device), q.argmax(1)] += 2**PRECISION - q.sum(1)
+    return q
+
+
+def symbol_bits(q: torch.Tensor, symbols: torch.Tensor) -> float:
+    """-log2 of the probabilities the tables give ``symbols``: the exact information content."""
+    p = q.gather(1, symbols.long().view(-1, 1)).double()
+    return float((PRECISION - torch.log2(p)).sum())
+

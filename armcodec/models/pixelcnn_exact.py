@@ -1,0 +1,326 @@
+"""The wavefront PixelCNN, integer-exact: decoder-exact inference (registered as
+``wavefront-pixelcnn``).
+
+A layer is applied by gathering its inputs at the kernel offsets from a padded activation map
+(:class:`WavefrontState`) and one matrix product (:class:`armcodec.exact.layers.IntConv`).  The
+encoder runs each stage over all positions (:meth:`IntPixelCNN.encoder_pass`); the decoder runs all
+stages on the positions of one wavefront step (:meth:`IntPixelCNN.decoder_steps`).  Both go through
+:meth:`IntPixelCNN.run`, so their tables are the same numbers.  Nonlinearities are clamps and the
+gate ``(a * b) >> 6``.
+
+Data flow of one stage::
+
+    map (rows, C_in) --gather offsets--> (M, n_off*C_in) --@ W--> acc --requant, clamp--> (M, C_out)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from armcodec.exact.layers import IntConv
+from armcodec.models.pixelcnn import (
+    ACT_MAX,
+    GATE_MAX,
+    GATE_SCALE,
+    HEAD_SCALE,
+    INPUT_SCALE,
+    ONES_VALUE,
+    MaskedConv2d,
+    PixelCNN,
+    PixelCNNConfig,
+    causal_offsets,
+    param_scales,
+)
+from armcodec.models.registry import register
+
+ENCODE_PIXEL_BYTES = 1536  # per pixel besides the maps: parameters, the fit's and searches' temporaries
+DECODE_PIXEL_BYTES = 320  # per pixel besides the ring: schedule, values, feedback indices
+
+
+class WavefrontState:
+    """Padded activation maps of a batch of T x T tiles, flattened to (rows, C).
+
+    Map 0 holds the input (pixel - 128 per model channel, and ONES_VALUE inside the image);
+    map b+1 holds the residual stream entering block b.  Positions outside a tile's image
+    area are never computed and read as zero, exactly like the zero padding in training.
+
+    The encoder's pass over every position keeps whole tiles (``columns`` None).  The decoder
+    only ever reads positions a few wavefront steps behind the one it computes (the largest lag
+    of any layer offset), so with ``columns`` (at least :attr:`IntPixelCNN.ring_columns`) each tile row keeps
+    just that many columns, column ``j`` in slot ``j % columns``: a slot is overwritten only after
+    every read of its old position, and :meth:`clear_right` zeroes the columns right of a row's
+    last pixel when that pixel is computed (their slots still hold earlier columns).  Same
+    numbers, a few MiB per tile instead of about a GiB."""
+
+    def __init__(self, model: "IntPixelCNN", n_tiles: int, tile: int, device, columns: int | None = None):
+        cfg = model.cfg
+        offs = model.offsets
+        self.pad_top = max(-di for di, _ in offs)
+        self.pad_left = max(max(-dj for _, dj in offs), 0)
+        self.pad_right = max(max(dj for _, dj in offs), 0)
+        self.hp = tile + self.pad_top
+        self.columns = columns
+        self.wp = self.pad_left + tile + self.pad_right if columns is None else columns
+        self.rows = n_tiles * self.hp * self.wp
+        self.chans = [cfg.image_channels + 1] + [cfg.width] * cfg.blocks
+        self.maps: list[torch.Tensor | None] = [None] * len(self.chans)  # allocated (zeros) on first use
+        self.channels = cfg.image_channels
+        self.device = device
+        # clear_right's offsets: the columns right of a row's end
+        self._right = torch.tensor([(0, dj) for dj in range(1, self.pad_right + 1)], dtype=torch.int64, device=device)
+
+    def map(self, k: int) -> torch.Tensor:
+        """Map k, allocated as zeros on first use."""
+        if self.maps[k] is None:
+            self.maps[k] = torch.zeros((self.rows, self.chans[k]), dtype=torch.float32, device=self.device)
+        return self.maps[k]
+
+    def release(self, k: int) -> None:
+        """Free map k (the encoder's single pass, once no later stage reads it)."""
+        self.maps[k] = None
+
+    def flat_index(self, n: np.ndarray, i: np.ndarray, j: np.ndarray) -> torch.Tensor:
+        col = j + self.pad_left if self.columns is None else j % self.columns
+        idx = (n * self.hp + i + self.pad_top) * self.wp + col
+        return torch.as_tensor(idx, dtype=torch.int64, device=self.device)
+
+    def offset_index(self, offsets) -> torch.Tensor:
+        """int64 (n_off, 2): each offset's row step (in map rows) and column step."""
+        return torch.tensor([(di * self.wp, dj) for di, dj in offsets], dtype=torch.int64, device=self.device)
+
+    def around(self, pos: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+        """int64 (M * n_off,): map rows of positions ``pos`` moved by the offsets ``off``."""
+        if self.columns is None:
+            return (pos.view(-1, 1) + off.sum(1).view(1, -1)).view(-1)
+        col = pos % self.columns
+        return ((pos - col).view(-1, 1) + off[:, 0].view(1, -1)
+                + (col.view(-1, 1) + off[:, 1].view(1, -1)) % self.columns).view(-1)
+
+    def clear_right(self, pos: torch.Tensor) -> None:
+        """Decoder with ``columns``: zero, in every map, the pad_right slots right of positions
+        ``pos`` (the last pixels of their tile rows), which later rows read as outside the tile."""
+        if self.columns is None or not len(pos) or not self.pad_right:
+            return
+        idx = self.around(pos, self._right)
+        for m in self.maps:
+            if m is not None:
+                m[idx] = 0
+
+    def write_pixels(self, pos: torch.Tensor, values: torch.Tensor) -> None:
+        """values: int64 (M, g), g = model channels (RGB) or 1 (a plane replicated)."""
+        v = (values.float() - 128).expand(-1, self.channels) if values.shape[1] == 1 else values.float() - 128
+        ones = torch.full((len(pos), 1), float(ONES_VALUE), device=self.device)
+        self.map(0)[pos] = torch.cat([v, ones], 1)
+
+
+@register("wavefront-pixelcnn")
+class IntPixelCNN:
+    """Integer-exact wavefront PixelCNN built from stored integer tensors and its config
+    (implements :class:`armcodec.models.base.ExactModel`)."""
+
+    config_class = PixelCNNConfig
+
+    def __init__(self, cfg: PixelCNNConfig, first: IntConv, gates: list, mixes: list, head_hidden: IntConv,
+                 head_out: IntConv, skip: IntConv | None = None):
+        self.cfg, self.first, self.gates, self.mixes = cfg, first, gates, mixes
+        self.head_hidden, self.head_out, self.skip = head_hidden, head_out, skip
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {**self.first.tensors("first"), **self.head_hidden.tensors("head_hidden"), **self.head_out.tensors("head_out")}
+        if self.skip is not None:
+            out.update(self.skip.tensors("skip"))
+        for b, (g, m) in enumerate(zip(self.gates, self.mixes)):
+            out.update(g.tensors(f"gate.{b}"))
+            out.update(m.tensors(f"mix.{b}"))
+        return out
+
+    @classmethod
+    def from_tensors(cls, cfg: PixelCNNConfig, t: dict) -> "IntPixelCNN":
+        """Rebuild from the stored config; raises ValueError on any shape or dtype mismatch."""
+        f = cfg.width
+        strict = causal_offsets(cfg.first_reach, cfg.slope, strict=True)
+        block = causal_offsets(cfg.block_reach, cfg.slope, strict=False)
+        first = IntConv.from_tensors(t, "first", strict, 128, cfg.image_channels + 1, f)
+        rmax = cfg.resid_max
+        gates = [IntConv.from_tensors(t, f"gate.{b}", block, rmax, f, 2 * f) for b in range(cfg.blocks)]
+        mixes = [IntConv.from_tensors(t, f"mix.{b}", [(0, 0)], GATE_MAX, f, f) for b in range(cfg.blocks)]
+        hid = IntConv.from_tensors(t, "head_hidden", [(0, 0)], rmax, f, cfg.head_width)
+        out = IntConv.from_tensors(t, "head_out", [(0, 0)], ACT_MAX, cfg.head_width, cfg.n_params)
+        skip = IntConv.from_tensors(t, "skip", strict, 128, cfg.image_channels + 1, cfg.n_params) if cfg.linear_skip else None
+        return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
+
+    def to_float(self) -> PixelCNN:
+        """A float :class:`PixelCNN` with the dequantized weights (``w_int * s_w``, ``s_w`` from
+        the stored multipliers): run with ``qat=True`` it tracks this model closely but not
+        exactly, so it may only inform encoder choices (:mod:`armcodec.encoder.search`), never tables."""
+        cfg = self.cfg
+        model = PixelCNN(cfg)
+        rs = cfg.resid_scale
+        pairs = [(model.first, self.first, INPUT_SCALE, rs), (model.head_hidden, self.head_hidden, rs, HEAD_SCALE),
+                 (model.head_out, self.head_out, HEAD_SCALE, param_scales(cfg))]
+        pairs += [(g, ig, rs, GATE_SCALE) for g, ig in zip(model.gate_convs, self.gates)]
+        pairs += [(m, im, GATE_SCALE, rs) for m, im in zip(model.mix_convs, self.mixes)]
+        if self.skip is not None:
+            pairs.append((model.skip, self.skip, INPUT_SCALE, param_scales(cfg)))
+        with torch.no_grad():
+            for conv, ic, in_scale, out_scale in pairs:
+                s_w = (ic.mult.cpu() * ic.inv_shift.cpu()) * torch.as_tensor(out_scale, dtype=torch.float64) / in_scale
+                c_out, c_in = conv.weight.shape[:2]
+                w = torch.zeros(conv.weight.shape, dtype=torch.float64)
+                up, left = (conv.reach[0], conv.reach[1]) if isinstance(conv, MaskedConv2d) else (0, 0)
+                rows = ic.weight.cpu().double().t().reshape(c_out, len(ic.offsets), c_in)
+                for k, (di, dj) in enumerate(ic.offsets):
+                    w[:, :, di + up, dj + left] = rows[:, k]
+                conv.weight.copy_(w * s_w.view(-1, 1, 1, 1))
+                conv.bias.copy_(ic.bias.cpu() * s_w * in_scale)
+        return model.eval()
+
+    def float_proxy(self) -> PixelCNN:
+        """:meth:`to_float` on this model's device, built once."""
+        if getattr(self, "_proxy", None) is None:
+            self._proxy = self.to_float().to(self.first.weight.device)
+        return self._proxy
+
+    def to(self, device) -> "IntPixelCNN":
+        return IntPixelCNN(
+            self.cfg, self.first.to(device), [g.to(device) for g in self.gates], [m.to(device) for m in self.mixes],
+            self.head_hidden.to(device), self.head_out.to(device), self.skip.to(device) if self.skip else None,
+        )
+
+    # --- the model interface: schedule, memory, parameter sources ------------------------
+    def step_of(self, i: np.ndarray, j: np.ndarray, tile: int) -> np.ndarray:
+        """The wavefront step of pixel (i, j) of a tile: ``j + slope * i``."""
+        return j + self.cfg.slope * i
+
+    def precedes(self, di: int, dj: int) -> bool:
+        """Whether the pixel at offset (di, dj) is on an earlier wavefront step."""
+        return dj + self.cfg.slope * di < 0
+
+    def tile_bytes(self, tile: int, decoding: bool) -> int:
+        """Memory of one tile in a batch: the encoder holds the input and two residual maps of the
+        whole tile and, per pixel, its parameters and the fit's and the offset search's temporaries;
+        the decoder a ring of columns per tile row of every map and, per pixel, its schedule, values
+        and feedback indices.  Per-pixel figures: peak RSS measured on kodim01 and a 1024x1024 image
+        (docs/DESIGN.md, memory)."""
+        if decoding:
+            return (tile + 4) * self.ring_columns * 4 * self.map_channels + tile * tile * DECODE_PIXEL_BYTES
+        return (tile + 4) * (tile + 8) * 4 * self.pass_channels + tile * tile * ENCODE_PIXEL_BYTES
+
+    def encoder_pass(self, tiles: list, schedule, tile: int, device, values: torch.Tensor) -> "FullPass":
+        """Every pixel of the batch known (values int64 (M, g) in schedule order): one parallel pass."""
+        state = self.new_state(len(tiles), tile, device)
+        return FullPass(self, state, state.flat_index(schedule.n, schedule.i, schedule.j), values)
+
+    def decoder_steps(self, tiles: list, schedule, tile: int, device, channels: int) -> "CachedSteps":
+        """Cached decoding, one wavefront step at a time, in a ring of columns per tile row."""
+        state = self.new_state(len(tiles), tile, device, columns=self.ring_columns)
+        pos = state.flat_index(schedule.n, schedule.i, schedule.j)
+        last = torch.from_numpy(schedule.j == np.array([t.w for t in tiles])[schedule.n] - 1).to(device)
+        return CachedSteps(self, state, pos, channels, last)
+
+    # --- inference ----------------------------------------------------------------------
+    @property
+    def map_channels(self) -> int:
+        """Channels of all activation maps of one position (for memory estimates)."""
+        return self.cfg.image_channels + 1 + self.cfg.blocks * self.cfg.width
+
+    @property
+    def pass_channels(self) -> int:
+        """Channels per position the encoder's single pass holds at once (the input map and two
+        residual maps, see :meth:`run`)."""
+        return self.cfg.image_channels + 1 + min(self.cfg.blocks, 2) * self.cfg.width
+
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        """Every (row, column) offset a stage reads."""
+        return self.first.offsets + self.gates[0].offsets if self.gates else list(self.first.offsets)
+
+    @property
+    def ring_columns(self) -> int:
+        """Columns per tile row a decoder's ring needs (:class:`WavefrontState`): more than the
+        largest lag (wavefront steps back) of any offset, plus the columns right of a row's end
+        that :meth:`WavefrontState.clear_right` zeroes."""
+        lag = max(-dj - self.cfg.slope * di for di, dj in self.offsets)
+        return lag + 1 + max(max(dj for _, dj in self.offsets), 0)
+
+    def new_state(self, n_tiles: int, tile: int, device, columns: int | None = None) -> WavefrontState:
+        return WavefrontState(self, n_tiles, tile, device, columns)
+
+    def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1 << 14, single_pass: bool = False) -> torch.Tensor:
+        """Head parameters at positions ``pos`` (flat map rows), int64 (M, n_params).
+
+        Stage by stage: stage s reads map s at its kernel offsets (filled at these or earlier
+        positions) and writes map s+1 at ``pos``.  With ``pos`` = every position this is the
+        encoder's parallel pass; with one wavefront step it is a decoder step.  ``single_pass``
+        (the encoder's pass, the state used once): each residual map is freed as soon as the
+        next is written, so at most two of them are held at a time."""
+        f, rmax = self.cfg.width, self.cfg.resid_max
+        chunks = [pos[k : k + chunk] for k in range(0, len(pos), chunk)] or [pos]
+        first_off = state.offset_index(self.first.offsets)
+        gate_off = state.offset_index(self.gates[0].offsets) if self.gates else first_off
+        # map rows each chunk reads, computed once for all stages
+        first_idx = [state.around(p, first_off) for p in chunks]
+        gate_idx = [state.around(p, gate_off) for p in chunks]
+
+        def read(src: torch.Tensor, idx: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+            return src.index_select(0, idx).view(len(p), -1)
+
+        for p, idx in zip(chunks, first_idx):
+            h = self.first(read(state.map(0), idx, p))
+            state.map(1)[p] = h.clamp_(-rmax, rmax).float()
+        out = []
+        for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
+            last = b == len(self.gates) - 1
+            src = state.map(b + 1)
+            for k, p in enumerate(chunks):
+                u = gate(read(src, gate_idx[k], p))  # (M, 2F)
+                a = u[:, :f].clamp(-GATE_MAX, GATE_MAX)
+                g = torch.floor(a * (u[:, f:] + GATE_MAX // 2).clamp(0, GATE_MAX) / GATE_MAX)
+                v = mix(g.float()).clamp_(-rmax, rmax)
+                h = (src[p].double() + v).clamp_(-rmax, rmax).float()
+                if last:
+                    out.append(self.head(h, read(state.map(0), first_idx[k], p)))
+                else:
+                    state.map(b + 2)[p] = h
+            if single_pass:
+                del src
+                state.release(b + 1)
+        return torch.cat(out) if out else torch.empty((0, self.cfg.n_params), dtype=torch.int64, device=pos.device)
+
+    def head(self, h: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """h: residual stream, pixels: the first layer's gathered input -> int64 parameters."""
+        z = self.head_hidden(h).clamp_(0, ACT_MAX).float()
+        out = self.head_out(z)
+        if self.skip is not None:
+            out = out + self.skip(pixels)
+        return out.long()
+
+
+class FullPass:
+    """Encoder parameter source: one parallel pass over every pixel of the batch."""
+
+    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, values: torch.Tensor):
+        state.write_pixels(pos, values)
+        self.params = model.run(state, pos, single_pass=True).to(torch.int32)
+
+    def __call__(self, a: int, b: int) -> torch.Tensor:
+        return self.params[a:b].long()
+
+    def observe(self, a: int, b: int, values: torch.Tensor) -> None:
+        pass
+
+
+class CachedSteps:
+    """Decoder parameter source: the cached model evaluated on one wavefront step (in a state with
+    a ring of columns per tile row; ``last``: bool (M,), the pixels that end their tile row)."""
+
+    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, channels: int, last: torch.Tensor):
+        self.model, self.state, self.pos, self.last = model, state, pos, last
+
+    def __call__(self, a: int, b: int) -> torch.Tensor:
+        p = self.pos[a:b]
+        self.state.clear_right(p[self.last[a:b]])
+        return self.model.run(self.state, p)
+
+    def observe(self, a: int, b: int, values: torch.Tensor) -> None:
+        self.state.write_pixels(self.pos[a:b], values)

@@ -1,0 +1,3 @@
+from armcodec.training.loop import main
+
+main()

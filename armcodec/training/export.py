@@ -1,0 +1,112 @@
+"""Export: a trained float model -> integer weights (safetensors) and their manifest entries.
+
+This is where float weights become the integers the decoder runs; nothing the decoder runs imports it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from armcodec.exact.layers import MULT_BITS, IntConv
+from armcodec.exact.tables import TableLUTs
+from armcodec.models.pixelcnn import (
+    ACT_MAX,
+    GATE_MAX,
+    GATE_SCALE,
+    HEAD_SCALE,
+    INPUT_SCALE,
+    MaskedConv2d,
+    PixelCNN,
+    causal_offsets,
+    param_scales,
+    weight_scale,
+)
+from armcodec.models.pixelcnn_exact import IntPixelCNN
+from armcodec.training.loop import load_checkpoint
+from armcodec.weights import _from_first_layout, export_weights
+
+
+def export_conv(conv, offsets, in_scale: float, out_scale: torch.Tensor, in_max: int) -> IntConv:
+    """Float conv (masked or 1x1) -> IntConv with the QAT model's weight and bias grids."""
+    w = conv.weight.detach().double()
+    if isinstance(conv, MaskedConv2d):
+        w = w * conv.mask.double()
+    s_w = weight_scale(w.float()).double()  # (C_out,), as in quantized_weight_bias
+    w_int = torch.clamp(torch.round(w / s_w[:, None, None, None]), -127, 127)
+    up, left = (conv.reach[0], conv.reach[1]) if isinstance(conv, MaskedConv2d) else (0, 0)
+    rows = [w_int[:, :, di + up, dj + left] for di, dj in offsets]  # each (C_out, C_in)
+    weight = torch.cat(rows, 1).t().contiguous().float()  # (n_off*C_in, C_out)
+    bias = torch.round(conv.bias.detach().double() / (s_w * in_scale))
+    real = s_w * in_scale / out_scale  # acc -> output integer multiplier
+    shift = torch.floor(MULT_BITS - 1 - torch.log2(real)).clamp(0, 52)
+    mult = torch.round(real * torch.pow(2.0, shift))
+    return IntConv(list(offsets), weight, bias, mult, torch.pow(2.0, -shift), in_max)
+
+
+def export_pixelcnn(model: PixelCNN) -> IntPixelCNN:
+    """A trained (QAT) float model -> its integer-exact model, on the QAT model's grids."""
+    cfg = model.cfg
+    f = cfg.width
+    strict = causal_offsets(cfg.first_reach, cfg.slope, strict=True)
+    block = causal_offsets(cfg.block_reach, cfg.slope, strict=False)
+    full = lambda n, s: torch.full((n,), s, dtype=torch.float64)  # noqa: E731
+    rs, rmax = cfg.resid_scale, cfg.resid_max
+    first = export_conv(model.first, strict, INPUT_SCALE, full(f, rs), 128)
+    gates = [export_conv(g, block, rs, full(2 * f, GATE_SCALE), rmax) for g in model.gate_convs]
+    mixes = [export_conv(m, [(0, 0)], GATE_SCALE, full(f, rs), GATE_MAX) for m in model.mix_convs]
+    hid = export_conv(model.head_hidden, [(0, 0)], rs, full(cfg.head_width, HEAD_SCALE), rmax)
+    out = export_conv(model.head_out, [(0, 0)], HEAD_SCALE, param_scales(cfg), ACT_MAX)
+    skip = export_conv(model.skip, strict, INPUT_SCALE, param_scales(cfg), 128) if cfg.linear_skip else None
+    return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
+
+
+def export_checkpoint(ckpt: Path, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
+    """Export a (QAT) checkpoint's integer weights; see :func:`export_model`."""
+    model, meta, _ = load_checkpoint(Path(ckpt))
+    training = {k: meta.get(k) for k in ("data", "settings", "qat", "warm_start", "regrid") if k in meta}
+    training["steps"] = meta.get("step")
+    return export_model(model, weights_dir, name, tile_size, {"training": training, **(extra or {})})
+
+
+def export_model(model: PixelCNN, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
+    """Write ``name.safetensors`` (integer weights and lookup tables) into ``weights_dir`` and add
+    or replace its weights entry and a preset of the same name (see :func:`write_model`).    """
+    net = export_pixelcnn(model)
+    return write_model(net, TableLUTs.compute(), sum(p.numel() for p in model.parameters()),
+                       weights_dir, name, tile_size, extra)
+
+
+def write_model(net, luts: TableLUTs, n_params: int, weights_dir: Path, name: str, tile_size: int,
+                extra: dict | None = None) -> dict:
+    """Write an integer model (any registered architecture) and its lookup tables as
+    ``name.safetensors``, add or replace the weights entry ``name`` (keeping its notes) and a
+    preset ``name`` that uses them (keeping its encoder settings, and its measured figures while the
+    weights are the same).  Returns the weights entry, with the preset's tile size."""
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    fname = f"{name}.safetensors"
+    sha = export_weights(net, luts, weights_dir / fname)
+    man_path = weights_dir / "manifest.json"
+    manifest = json.loads(man_path.read_text()) if man_path.exists() else {"weights": [], "presets": []}
+    if "models" in manifest and "weights" not in manifest:
+        manifest = _from_first_layout(manifest["models"])
+    old = next((w for w in manifest["weights"] if w["name"] == name), {})
+    entry = {
+        **{k: v for k, v in old.items() if k not in ("sha256", "config", "architecture", "file")},
+        "name": name, "file": fname, "sha256": sha, "architecture": net.architecture,
+        "config": net.cfg.to_dict(), "parameters": n_params, **(extra or {}),
+    }
+    manifest["weights"] = [w for w in manifest["weights"] if w["name"] != name and w["sha256"] != sha] + [entry]
+    old_preset = next((p for p in manifest["presets"] if p["name"] == name), {})
+    same = old_preset.get("weights") == sha
+    preset = {
+        # measured figures ({dataset: {"bpsp": ...}}) only while the weights are the same
+        **{k: v for k, v in old_preset.items() if same or not (isinstance(v, dict) and "bpsp" in v)},
+        "name": name, "weights": sha, "tile_size": tile_size, "encoder": old_preset.get("encoder", {}),
+    }
+    known = {w["sha256"] for w in manifest["weights"]}
+    manifest["presets"] = [p for p in manifest["presets"] if p["name"] != name and p["weights"] in known] + [preset]
+    man_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return {**entry, "tile_size": tile_size}

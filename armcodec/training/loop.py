@@ -1,0 +1,185 @@
+"""Training: float training, then quantization-aware fine-tuning, on real photographs.
+
+``armcodec train DATA_DIR --out CKPT`` (or ``python -m armcodec.training``) trains a
+:class:`~armcodec.models.pixelcnn.PixelCNN` on random crops of the images in ``DATA_DIR`` and
+checkpoints to ``CKPT`` (safetensors: weights, Adam moments, step and config in the metadata),
+resuming from it when it exists.  The last ``qat_steps`` steps fake-quantize weights and
+activations onto the integer grids of the exported model.  Every tenth image (sorted by name) is
+held out for validation.  docs/TRAINING.md has the recipes of the shipped weights.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from armcodec.models.pixelcnn import PixelCNN, PixelCNNConfig
+from armcodec.training.data import fixed_val_crops, list_images, load_rgb, random_crops, split_train_val
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 10000
+    qat_steps: int = 500
+    batch: int = 16
+    crop: int = 64
+    lr: float = 2e-3
+    warmup: int = 200
+    seed: int = 0
+    val_every: int = 250
+    checkpoint_every: int = 50
+    minutes: float = 0.0  # > 0: at the end of warm-up, fix ``steps`` to what fits in this wall time
+    device: str = "cpu"
+
+
+@torch.no_grad()
+def evaluate(model: PixelCNN, crops: torch.Tensor, qat: bool) -> float:
+    if len(crops) == 0:  # no validation image is large enough
+        return float("nan")
+    model.eval()
+    tot = 0.0
+    dev = next(model.parameters()).device
+    for k in range(0, len(crops), 8):
+        tot += model(crops[k : k + 8].to(dev), qat=qat).sum().item()
+    model.train()
+    return tot / crops.numel()
+
+
+def save_checkpoint(path: Path, model: PixelCNN, opt: torch.optim.Optimizer, meta: dict) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    names = dict(model.named_parameters())
+    for name, p in names.items():
+        st = opt.state.get(p)
+        if st:
+            tensors[f"adam.{name}.exp_avg"] = st["exp_avg"].cpu().contiguous()
+            tensors[f"adam.{name}.exp_avg_sq"] = st["exp_avg_sq"].cpu().contiguous()
+    meta = {k: json.dumps(v) for k, v in meta.items()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> tuple[PixelCNN, dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = {k: json.loads(v) for k, v in f.metadata().items()}
+    tensors = load_file(str(path))
+    model = PixelCNN(PixelCNNConfig.from_dict(meta["config"]))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    adam = {k[5:]: v for k, v in tensors.items() if k.startswith("adam.")}
+    return model, meta, adam
+
+
+def lr_at(step: int, s: TrainSettings) -> float:
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    prog = min(1.0, (step - s.warmup) / max(1, s.steps - s.warmup))
+    return s.lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * prog)))
+
+
+GRID_FIELDS = ("resid_steps", "coef_steps")
+
+
+def regrid_model(model: PixelCNN, fields: dict) -> PixelCNN:
+    """The same parameters on other integer grids (``GRID_FIELDS`` of the config only)."""
+    if set(fields) - set(GRID_FIELDS):
+        raise ValueError(f"only {GRID_FIELDS} can change on a trained model, not {sorted(set(fields) - set(GRID_FIELDS))}")
+    out = PixelCNN(PixelCNNConfig.from_dict({**model.cfg.to_dict(), **fields}))
+    out.load_state_dict(model.state_dict())
+    return out
+
+
+def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log=print,
+          regrid: dict | None = None) -> PixelCNN:
+    """Train (or resume ``ckpt``) to step ``s.steps``.  ``regrid``: config fields to change on a
+    resumed model that keep its parameters' shapes (the integer grids ``resid_steps``, ``coef_steps``)."""
+    torch.manual_seed(s.seed)
+    paths = list_images(Path(data_dir))
+    tr_paths, va_paths = split_train_val(paths)
+    train_imgs = [im for im in load_rgb(tr_paths) if min(im.shape[1:]) >= s.crop]
+    val = fixed_val_crops([im for im in load_rgb(va_paths) if min(im.shape[1:]) >= 128])
+    log(f"train images {len(train_imgs)}, validation crops {len(val)} from {len(va_paths)} images")
+    step = 0
+    adam_state: dict = {}
+    history: dict = {}
+    if ckpt.exists():
+        model, loaded, adam_state = load_checkpoint(ckpt)
+        step = loaded["step"]
+        history = {k: loaded[k] for k in ("warm_start", "regrid") if k in loaded}
+        log(f"resumed {ckpt} at step {step}")
+        if regrid:  # same parameters, other integer grids (e.g. before quantization-aware steps)
+            regridded = regrid_model(model, regrid)
+            if regridded.cfg != model.cfg:
+                model = regridded
+                history["regrid"] = history.get("regrid", []) + [{"step": step, **regrid}]
+                log(f"grids changed at step {step}: {regrid}")
+    else:
+        model = PixelCNN(cfg)
+    dev = torch.device(s.device)
+    if dev.type == "cuda":  # training numerics only: the shipped model is integer-exact
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    model = model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr)
+    for name, p in model.named_parameters():
+        if f"{name}.exp_avg" in adam_state:
+            opt.state[p] = {
+                "step": torch.tensor(float(step)),
+                "exp_avg": adam_state[f"{name}.exp_avg"].to(dev),
+                "exp_avg_sq": adam_state[f"{name}.exp_avg_sq"].to(dev),
+            }
+    rng = np.random.default_rng(s.seed + step)
+    meta = {"config": model.cfg.to_dict(), "settings": s.__dict__, "data": str(data_dir), **history}
+    t0 = time.time()
+    start_step = step
+    run_loss = None
+    while step < s.steps:
+        if s.minutes > 0 and step == max(start_step, s.warmup) + 50:  # measured speed -> step count
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            per_step = (time.time() - t0) / (step - start_step)
+            s.steps = step + max(s.qat_steps + 1, int((s.minutes * 60 - (time.time() - t0)) / (per_step * 1.04)))
+            log(f"{per_step:.3f} s/step: training to step {s.steps} in {s.minutes} minutes")
+        qat = step >= s.steps - s.qat_steps
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, s)
+        x = random_crops(train_imgs, s.batch, s.crop, rng, dev)
+        loss = model(x, qat=qat).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
+        if step % 25 == 0:
+            log(f"step {step} qat={int(qat)} lr {lr_at(step, s):.2e} train {run_loss:.4f} bpsp {time.time() - t0:.0f}s")
+        if step % s.val_every == 0 or step == s.steps:
+            log(f"step {step} val {evaluate(model, val, qat):.4f} bpsp (qat={int(qat)})")
+        if step % s.checkpoint_every == 0 or step == s.steps:
+            save_checkpoint(ckpt, model, opt, {**meta, "step": step, "qat": qat})
+    return model
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--config", type=str, default="{}", help="JSON overrides of PixelCNNConfig (new model)")
+    ap.add_argument("--regrid", type=str, default="{}",
+                    help='on resume: JSON config fields that keep the parameters, e.g. \'{"resid_steps": 128, "coef_steps": 1024}\'')
+    for k, v in TrainSettings().__dict__.items():
+        ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
+    a = ap.parse_args(argv)
+    cfg = PixelCNNConfig.from_dict({**PixelCNNConfig().to_dict(), **json.loads(a.config)})
+    s = TrainSettings(**{k: getattr(a, k) for k in TrainSettings().__dict__})
+    train(a.data, a.out, cfg, s, log=lambda m: print(m, flush=True), regrid=json.loads(a.regrid))
