@@ -10,7 +10,8 @@ and integer tensors (:mod:`armcodec.weights`).  The coder needs from it:
   (the residual feedback reads residuals only there).
 - two **parameter sources** over a :class:`~armcodec.coding.scan.Schedule` of a batch of tiles,
   both giving the head's integers (int64 (M, n_params), the layout of :mod:`armcodec.exact.tables`):
-  ``encoder_pass`` (every pixel known: one parallel pass) and ``decoder_steps`` (cached decoding,
+  ``encoder_pass`` (every pixel known: one parallel pass; its ``params`` attribute holds every
+  pixel's integers at once, for the encoder's searches) and ``decoder_steps`` (cached decoding,
   one step at a time, fed each step's decoded values through ``observe``).  Integer-exact
   inference makes the two give the same numbers; ``tests/test_model.py`` proves it.
 - ``tile_bytes(tile, decoding)``: the memory one tile needs (batches are sized from it).

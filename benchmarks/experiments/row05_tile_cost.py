@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from quant_gap import tiled_bits  # noqa: E402
+from benchmarks.experiments.row13_quant_gap import tiled_bits  # noqa: E402
 
-from armcodec.train import list_images, load_checkpoint, load_rgb, split_train_val  # noqa: E402
+from armcodec.training.data import list_images, load_rgb, split_train_val  # noqa: E402
+from armcodec.training.loop import load_checkpoint  # noqa: E402
 
 
 def main(argv=None) -> None:

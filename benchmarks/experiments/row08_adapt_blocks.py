@@ -22,8 +22,8 @@ from PIL import Image
 from armcodec.coding import adapt
 from armcodec.coding.scan import Schedule, Tile
 from armcodec.models.registry import get_model
-from armcodec.quant import WavefrontState
-from armcodec.train import list_images, split_train_val
+from armcodec.models.pixelcnn_exact import WavefrontState
+from armcodec.training.data import list_images, split_train_val
 
 SIZES = (128, 64, 32, 16)
 

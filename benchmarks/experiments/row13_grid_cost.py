@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from armcodec.train import evaluate, fixed_val_crops, list_images, load_checkpoint, load_rgb, regrid_model, split_train_val
+from armcodec.training.data import fixed_val_crops, list_images, load_rgb, split_train_val
+from armcodec.training.loop import evaluate, load_checkpoint, regrid_model
 
 GRIDS = [(32, 64), (32, 1024), (64, 64), (128, 64), (64, 256), (128, 256), (128, 1024), (128, 4096)]
 

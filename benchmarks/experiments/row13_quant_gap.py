@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 
 from armcodec.coding.scan import tile_grid
-from armcodec.train import export_model, load_checkpoint
+from armcodec.training.export import export_model
+from armcodec.training.loop import load_checkpoint
 
 
 @torch.no_grad()

@@ -19,7 +19,10 @@ import numpy as np
 import torch
 
 from armcodec.coding.scan import tile_grid
-from armcodec.train import list_images, load_checkpoint, load_rgb, split_train_val
+from armcodec.training.data import list_images, load_rgb, split_train_val
+
+# index 2*k + t: rot90 k times (counter-clockwise), then transposed if t
+from armcodec.training.loop import load_checkpoint
 
 # index 2*k + t: rot90 k times (counter-clockwise), then transposed if t
 MIRRORINGS = {0: "as is", 3: "left-right", 7: "upside down", 4: "both"}

@@ -15,7 +15,8 @@ coefficients included) is benchmarks/feedback_gain.py.
 """
 import sys, math, numpy as np, torch
 import torch.nn.functional as F
-from armcodec.train import load_checkpoint, list_images, split_train_val, load_rgb
+from armcodec.training.data import list_images, split_train_val, load_rgb
+from armcodec.training.loop import load_checkpoint
 from armcodec.models import pixelcnn as P
 from armcodec.coding.feedback import CANDIDATES
 from PIL import Image

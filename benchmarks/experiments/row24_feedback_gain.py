@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import armcodec
-from armcodec.train import list_images, load_rgb, split_train_val
+from armcodec.training.data import list_images, load_rgb, split_train_val
 
 
 def main(argv=None) -> None:

@@ -21,10 +21,9 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, __import__("os").path.dirname(__file__))
-from feedback_ablation import NB, best_off, model, nll_with_shift, shifted  # noqa: E402
+from benchmarks.experiments.row24_feedback_ablation import NB, best_off, model, nll_with_shift, shifted  # noqa: E402
 
-from armcodec.train import list_images, load_rgb, split_train_val  # noqa: E402
+from armcodec.training.data import list_images, load_rgb, split_train_val  # noqa: E402
 
 T = 128  # tile side (--tile N)
 

@@ -20,9 +20,8 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, __import__("os").path.dirname(__file__))
-from feedback_ablation import model, nll_with_shift  # noqa: E402
-from feedback_fit import features, images, solve, rounded, tile_index  # noqa: E402
+from benchmarks.experiments.row24_feedback_ablation import model, nll_with_shift  # noqa: E402
+from benchmarks.experiments.row25_feedback_fit import features, images, solve, rounded, tile_index  # noqa: E402
 import feedback_fit  # noqa: E402
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from armcodec.train import fixed_val_crops, list_images, load_checkpoint, load_rgb, split_train_val
+from armcodec.training.data import fixed_val_crops, list_images, load_rgb, split_train_val
+from armcodec.training.loop import load_checkpoint
 
 
 @torch.no_grad()

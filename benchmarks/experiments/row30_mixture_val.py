@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from armcodec.train import fixed_val_crops, list_images, load_rgb, split_train_val
+from armcodec.training.data import fixed_val_crops, list_images, load_rgb, split_train_val
 from armcodec.weights import load_weights, read_manifest
 
 
