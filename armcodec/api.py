@@ -137,10 +137,10 @@ class Codec:
         orient = adaptive and (self.preset.orient if orient is None else orient)
         self.tools = CoderTools(adaptive, orient, FEEDBACK_FEATURES if adaptive and feedback else 0)
         self.orient_weights = self.preset.orient_proxy  # None: the model's own float copy
-        if orient_proxy is not None:
+        if orient_proxy is not None and orient:  # only the search uses them
             self.orient_weights = self.manifest.by_name(orient_proxy)
             if self.orient_weights is None:
-                raise ModelError(f"unknown model {orient_proxy!r} for the orientation search")
+                raise ModelError(f"unknown model {orient_proxy!r} (orientation search weights)")
         _set_exact_math(self.device)
 
     @property

@@ -68,8 +68,8 @@ def test_model_bits_count_the_offsets_and_the_file_stays_within_overhead():
     enc = armcodec.Codec(device="cpu", feedback=False, orient=False).encode(img)
     header, streams = container.parse(enc.data)
     blocks = sum(-(-t.h // side.BLOCK) * -(-t.w // side.BLOCK) for t in tile_grid(70, 130, header.tile))
-    side = side.side_bits(blocks * 3)
-    assert side == pytest.approx(blocks * 3 * np.log2(side.N_SHIFTS), rel=1e-3)
+    offset_bits = side.side_bits(blocks * 3)
+    assert offset_bits == pytest.approx(blocks * 3 * np.log2(side.N_SHIFTS), rel=1e-3)
     overhead = len(enc.data) - sum(len(s) for s in streams)
     assert enc.model_bits <= len(enc.data) * 8 <= enc.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
 
