@@ -249,11 +249,25 @@ class Codec:
         return get_weights(entry, self.device, self.manifest.directory)
 
 
-def decoding_model(header: ArmHeader, weights_dir: Path | None = None) -> str:
+def decoding_model(header: ArmHeader, manifest: Manifest | None = None) -> str:
     """The name to build a :class:`Codec` with that decodes a file: its weights' name when they are
-    installed (found by sha256 prefix), else the name the file carries (which then fails clearly)."""
-    entry = read_manifest(weights_dir).by_prefix(header.weights_sha256)
+    installed (found by sha256 prefix in ``manifest``, default the shipped one), else the name the
+    file carries (which then fails clearly)."""
+    entry = (manifest or _shipped_manifest()).by_prefix(header.weights_sha256)
     return entry.name if entry is not None else header.model
+
+
+_manifests: dict[str, Manifest] = {}
+
+
+def _shipped_manifest() -> Manifest:
+    """The installed manifest, read once per weights folder (like the codecs below, kept per process)."""
+    from armcodec.weights import weights_dir
+
+    key = str(weights_dir())
+    if key not in _manifests:
+        _manifests[key] = read_manifest()
+    return _manifests[key]
 
 
 _codecs: dict[tuple, Codec] = {}

@@ -152,6 +152,7 @@ def decompress(
     """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""
     _set_threads(threads)
     from armcodec.api import Codec, decoding_model
+    from armcodec.weights import read_manifest
     from armcodec.container import parse
     from armcodec.errors import ArmcodecError, OutputExistsError
     from armcodec.io.files import write_atomic
@@ -159,6 +160,10 @@ def decompress(
 
     outs = _outputs(inputs, output, _decoded_name)
     codecs: dict[str, Codec] = {}
+    try:
+        manifest = read_manifest()  # once for the batch
+    except ArmcodecError as e:
+        _fail(str(e), e.exit_code)
 
     def work(inp: Path, out: Path) -> dict:
         if out.exists() and not force:
@@ -169,7 +174,7 @@ def decompress(
             raise ArmcodecError(f"cannot read: {e.strerror}") from None
         header, streams = parse(data, max_pixels)
         check_output_format(out, header.mode)  # refuse before spending time decoding
-        name = decoding_model(header)
+        name = decoding_model(header, manifest)
         if name not in codecs:
             codecs[name] = Codec(name, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)
         dec = codecs[name].decode_parsed(header, streams)
