@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from armcodec import container
+from armcodec import container, threads
 from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
 from armcodec.coding.feedback import LATEST as FEEDBACK_FEATURES
 from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group
@@ -167,6 +167,10 @@ class Codec:
 
     def encode(self, image, progress=None) -> Encoded:
         """image: uint8 array (H, W) or (H, W, 1..4), or a path Pillow reads exactly."""
+        with threads.managed(self.device):
+            return self._encode(image, progress)
+
+    def _encode(self, image, progress=None) -> Encoded:
         t0 = time.perf_counter()
         if isinstance(image, (str, os.PathLike)):
             arr, info = read_image(image)
@@ -212,6 +216,10 @@ class Codec:
 
     def decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:
         """Decode what :func:`armcodec.container.parse` returned (its validation already done)."""
+        with threads.managed(self.device):
+            return self._decode_parsed(header, streams, progress)
+
+    def _decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:
         t0 = time.perf_counter()
         m = self._weights_for(header)
         ch, cw = header.coded_size

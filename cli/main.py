@@ -86,7 +86,7 @@ def compress(
     verify: Annotated[bool, typer.Option("--verify", help="Decode each file and compare before writing it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = DEFAULT_MAX_PIXELS,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default). The output does not depend on it.")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="At most this many CPU threads (0: every core this process may use); fewer while other programs hold cores. The output does not depend on it.")] = 0,
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
     adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Coder tool: choose a scale offset per 32x32 block and channel and send it (smaller files, slower encode, same decode speed); --no-adapt turns off the orientation and feedback too.")] = True,
     orient: Annotated[Optional[bool], typer.Option("--orient/--no-orient", help="Coder tool: also choose per tile whether it is coded mirrored (about 0.2% smaller, same decode speed; the encoder scores the mirrorings with the preset's orientation weights: for default the 9x smaller pixelcnn-s, about 15% slower encode; for max the model itself, about 2.4x). Default: the preset's setting (on for default and max).")] = None,
@@ -146,7 +146,7 @@ def decompress(
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse files declaring more pixels than this.")] = DEFAULT_MAX_PIXELS,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default). The output does not depend on it.")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="At most this many CPU threads (0: every core this process may use); fewer while other programs hold cores. The output does not depend on it.")] = 0,
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
 ) -> None:
     """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""

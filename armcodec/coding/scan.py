@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from armcodec import threads
 from armcodec.coding import feedback, side
 from armcodec.coding.ans import StreamDecoder, StreamEncoder
 from armcodec.errors import ChecksumError, FormatError
@@ -84,6 +85,19 @@ class Schedule:
         """[(tile, start, end)] of step t, offsets relative to the step's first pixel."""
         return self._runs[t]
 
+    def spans(self, max_pixels: int = 0) -> list[tuple[int, int]]:
+        """Consecutive steps [t0, t1) grouped so that each group has at most ``max_pixels`` pixels
+        (a step alone when it has more, and every step alone with 0): the encoder, which knows
+        every pixel, builds the tables of many steps at once; the decoder needs one step at a time."""
+        if max_pixels <= 0:
+            return [(t, t + 1) for t in range(self.n_steps)]
+        out, t0 = [], 0
+        for t in range(1, self.n_steps + 1):
+            if t == self.n_steps or self.starts[t + 1] - self.starts[t0] > max_pixels:
+                out.append((t0, t))
+                t0 = t
+        return out
+
 
 class EncodeCoder:
     """Pushes the known pixel values; one StreamEncoder per tile.  adaptation: the batch's
@@ -100,15 +114,19 @@ class EncodeCoder:
         self.streams = [StreamEncoder() for _ in range(n_tiles)]
         self._pending: list = []
 
-    def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps) -> torch.Tensor:
+        """``steps``: [(offset, runs)] of every step in a..b (offset: its first pixel's, from a)."""
         v = self.values[a:b, c]
-        self._pending.append((q.cpu().numpy(), v.cpu().numpy(), runs))
+        self._pending.append((q.cpu().numpy(), v.cpu().numpy()))
+        self._steps = steps
         return v
 
     def end_step(self) -> None:
-        for q, v, runs in reversed(self._pending):
-            for tile, s, e in runs:
-                self.streams[tile].push(v[s:e], q[s:e])
+        """Push what the span coded: its steps last first, each step's channels last first."""
+        for off, runs in reversed(self._steps):
+            for q, v in reversed(self._pending):
+                for tile, s, e in runs:
+                    self.streams[tile].push(v[off + s : off + e], q[off + s : off + e])
         self._pending = []
 
     def finish(self) -> list[bytes]:
@@ -171,10 +189,12 @@ class DecodeCoder:
                     n = fb.n_symbols(k, level)
                     fb.read_tile(k, level, scale, d.pop(feedback.coef_tables(n, scale)))
 
-    def code(self, a: int, b: int, c: int, q: torch.Tensor, runs) -> torch.Tensor:
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps) -> torch.Tensor:
+        if len(steps) != 1:
+            raise ValueError("the decoder pops one wavefront step at a time")
         qn = q.cpu().numpy()
         out = np.empty(b - a, dtype=np.int64)
-        for tile, s, e in runs:
+        for tile, s, e in steps[0][1]:
             out[s:e] = self.streams[tile].pop(qn[s:e])
         v = torch.from_numpy(out).to(self.device)
         if len(self.values):
@@ -191,8 +211,11 @@ class DecodeCoder:
 
 
 def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLUTs,
-         fb: feedback.Feedback | None = None) -> float:
+         fb: feedback.Feedback | None = None, span_pixels: int = 0) -> float:
     """Run the wavefront in the coder's direction; returns the model's -log2 likelihood in bits.
+
+    ``span_pixels`` (the encoder only): build the tables of consecutive steps together, up to this
+    many pixels at once (:meth:`Schedule.spans`); the same tables, symbols and order, fewer calls.
 
     params_at: the model's :class:`~armcodec.models.base.ParamSource`: params_at(a, b) -> int64
     (b-a, n_params) for the pixels schedule[a:b] (decode: a model step, which may read the pixels
@@ -202,11 +225,13 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
     ``fb`` (residual feedback, or None) moves the means, and receives each coded channel's residuals."""
     bits = 0.0
     adaptation = coder.adaptation
-    steps = range(schedule.n_steps)
-    for t in reversed(steps) if coder.reverse else steps:
-        a, b = int(schedule.starts[t]), int(schedule.starts[t + 1])
+    spans = schedule.spans(span_pixels)
+    for t0, t1 in reversed(spans) if coder.reverse else spans:
+        a, b = int(schedule.starts[t0]), int(schedule.starts[t1])
         if a == b:  # a tile narrower than the wavefront's slope leaves some steps empty
             continue
+        threads.poll()
+        steps = [(int(schedule.starts[t]) - a, schedule.runs(t)) for t in range(t0, t1)]
         params = params_at(a, b)
         values = torch.empty((b - a, channels), dtype=torch.int64, device=params.device)
         residuals = torch.empty_like(values)
@@ -218,7 +243,7 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
                 expected = feedback.weighted_mean(weights, means)  # the model's own mean, before the feedback
                 means = (means + fb.mean_shift(a, b, c, residuals).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
             q = component_tables(weights, means, scale_idx, luts)
-            values[:, c] = coder.code(a, b, c, q, schedule.runs(t))
+            values[:, c] = coder.code(a, b, c, q, steps)
             bits += symbol_bits(q, values[:, c])
             if fb is not None:
                 residuals[:, c] = MEAN_STEPS * values[:, c] - expected

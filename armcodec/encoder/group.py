@@ -19,6 +19,8 @@ from armcodec.encoder import feedback_fit
 from armcodec.encoder.search import choose_orientations, choose_shifts
 from armcodec.exact.tables import TableLUTs
 
+SPAN_PIXELS = 1 << 13  # pixels per table-building call of the encoder's scan (its temporaries: ~1 KiB each)
+
 
 def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, tools: CoderTools,
                  first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None,
@@ -58,7 +60,7 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
             adaptation = Adaptation(block_of, counts, shifts, orientations)
             bits += side_bits(sum(counts) * g)
         coder = EncodeCoder(values, len(bt), adaptation, fb)
-        bits += scan(sched, source, coder, g, model.cfg, luts, fb)
+        bits += scan(sched, source, coder, g, model.cfg, luts, fb, span_pixels=SPAN_PIXELS)
         for k, data in zip(batch, coder.finish()):
             streams[k] = data
         if progress:

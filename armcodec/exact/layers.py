@@ -5,7 +5,8 @@ activations ``a`` held in float32 tensors; construction checks the worst case
 ``sum(|w|) * max|a| + |b| < 2**24`` per output channel, so every partial sum is an exact integer
 in any summation order (layers that could exceed it run in float64, exact below 2**53).
 Requantization ``floor(acc * m * 2**-shift + 1/2)`` runs in float64 with an integer multiplier
-``m < 2**15``: exact as well.  The result does not depend on batch, order, threads, BLAS or device.
+``m < 2**15``: ``m * 2**-shift`` is one float64 (``scale``) and ``acc * scale`` is exactly
+``acc * m`` (< 2**52) moved by a power of two, so it is exact as well.  The result does not depend on batch, order, threads, BLAS or device.
 """
 from __future__ import annotations
 
@@ -37,12 +38,20 @@ class IntConv:
             raise ValueError(f"layer accumulator bound {worst:.3g} exceeds 2**37")
         self.exact_f32 = worst < F32_EXACT
         self._w64 = None if self.exact_f32 else self.weight.double()
+        # the bias joins the float32 product: every partial sum, bias included, stays below the bound
+        self._b32 = self.bias.float() if self.exact_f32 else None
+        self.scale = self.mult * self.inv_shift  # m * 2**-shift, exact in float64
+        self._half = torch.tensor(0.5, dtype=torch.float64, device=self.weight.device)
+
+    def acc(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, float64 (M, C_out)."""
+        if self.exact_f32:
+            return torch.addmm(self._b32, x, self.weight).double()
+        return torch.addmm(self.bias, x.double(), self._w64)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
-        acc = (x @ self.weight).double() if self.exact_f32 else x.double() @ self._w64
-        acc = acc + self.bias
-        return torch.floor(acc * self.mult * self.inv_shift + 0.5)
+        return torch.addcmul(self._half, self.acc(x), self.scale).floor_()
 
     def to(self, device) -> "IntConv":
         return IntConv(

@@ -48,7 +48,8 @@ class TableLUTs:
 
     ``to(device)`` adds ``windows``: the same cdf integers regrouped so that the 255 bin
     boundaries of one component (stride MEAN_STEPS in a cdf row) are one contiguous window,
-    a view of shape (n_scales, MEAN_STEPS, n_windows, 255)."""
+    a view of shape (n_scales, MEAN_STEPS, n_windows, 255), held as float64 (integers below
+    2**18: exact) for the product that mixes them."""
 
     cdf: torch.Tensor
     weight: torch.Tensor
@@ -74,7 +75,8 @@ class TableLUTs:
         padded = torch.full((n_scales, n * MEAN_STEPS), 2**CDF_BITS, dtype=torch.int64, device=device)
         padded[:, :width] = cdf  # beyond the last d the cdf is 1
         by_residue = padded.view(n_scales, n, MEAN_STEPS).transpose(1, 2).contiguous()
-        return TableLUTs(cdf, self.weight.to(device, torch.int64), by_residue.unfold(2, N_SYMBOLS - 1, 1))
+        windows = by_residue.double().unfold(2, N_SYMBOLS - 1, 1)
+        return TableLUTs(cdf, self.weight.to(device, torch.int64), windows)
 
     def validate(self) -> None:
         """Raise ValueError if the tables cannot be what compute() made (shape, monotone)."""
@@ -147,7 +149,7 @@ def component_tables(weights: torch.Tensor, means: torch.Tensor, scale_idx: torc
     # CDF at the 255 inner bin boundaries v - 0.5 (v = 1..255): lut index 16*v - 8 - mean + OFFSET.
     first = CDF_OFFSET + MEAN_STEPS // 2 - means  # index of boundary v = 1, >= 0
     cdf_inner = luts.windows[scale_idx, first % MEAN_STEPS, torch.div(first, MEAN_STEPS, rounding_mode="floor")]
-    mixed = torch.bmm(weights.double().unsqueeze(1), cdf_inner.double()).squeeze(1).long()  # (M, 255)
+    mixed = torch.bmm(weights.double().unsqueeze(1), cdf_inner).squeeze(1).long()  # (M, 255), sums < 2**31
     total = weights.sum(1, keepdim=True) * 2**CDF_BITS
     mass = torch.diff(torch.cat([torch.zeros_like(total), mixed, total], 1), dim=1)  # (M, 256) >= 0
     q = 1 + torch.div(mass * (2**PRECISION - N_SYMBOLS), total, rounding_mode="floor")

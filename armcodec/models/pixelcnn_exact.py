@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from armcodec import threads
 from armcodec.exact.layers import IntConv
 from armcodec.models.pixelcnn import (
     ACT_MAX,
@@ -246,7 +247,7 @@ class IntPixelCNN:
     def new_state(self, n_tiles: int, tile: int, device, columns: int | None = None) -> WavefrontState:
         return WavefrontState(self, n_tiles, tile, device, columns)
 
-    def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1 << 14, single_pass: bool = False) -> torch.Tensor:
+    def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1024, single_pass: bool = False) -> torch.Tensor:
         """Head parameters at positions ``pos`` (flat map rows), int64 (M, n_params).
 
         Stage by stage: stage s reads map s at its kernel offsets (filled at these or earlier
@@ -266,6 +267,7 @@ class IntPixelCNN:
             return src.index_select(0, idx).view(len(p), -1)
 
         for p, idx in zip(chunks, first_idx):
+            threads.poll()
             h = self.first(read(state.map(0), idx, p))
             state.map(1)[p] = h.clamp_(-rmax, rmax).float()
         out = []
@@ -273,11 +275,12 @@ class IntPixelCNN:
             last = b == len(self.gates) - 1
             src = state.map(b + 1)
             for k, p in enumerate(chunks):
-                u = gate(read(src, gate_idx[k], p))  # (M, 2F)
-                a = u[:, :f].clamp(-GATE_MAX, GATE_MAX)
-                g = torch.floor(a * (u[:, f:] + GATE_MAX // 2).clamp(0, GATE_MAX) / GATE_MAX)
+                u = gate(read(src, gate_idx[k], p))  # float64 (M, 2F), in place below
+                a = u[:, :f].clamp_(-GATE_MAX, GATE_MAX)
+                s = u[:, f:].add_(GATE_MAX // 2).clamp_(0, GATE_MAX)
+                g = a.mul_(s).mul_(1 / GATE_MAX).floor_()  # floor(a * s / GATE_MAX): a power of two, exact
                 v = mix(g.float()).clamp_(-rmax, rmax)
-                h = (src[p].double() + v).clamp_(-rmax, rmax).float()
+                h = v.add_(src[p]).clamp_(-rmax, rmax).float()
                 if last:
                     out.append(self.head(h, read(state.map(0), first_idx[k], p)))
                 else:

@@ -1,0 +1,122 @@
+"""Intra-op threads that follow the CPU this process can really get (never changes an output bit).
+
+The decoder runs thousands of small wavefront steps, each a few dozen parallel regions that end
+in a barrier.  When another program keeps one of the cores busy, the OS parks one of our threads
+for whole time slices and every barrier waits for it: on 2 cores a decode with 2 threads took
+4-5x its idle time next to a single busy loop (and 29x next to ffmpeg), while 1 thread took
+1.07x.  So the thread count is not a fixed demand but a cap:
+
+- the cap is what the user set (``torch.set_num_threads``, ``--threads``) or torch's default,
+  never more than the cores in this process's affinity mask;
+- every :data:`INTERVAL` seconds :func:`poll` reads how much of those cores *other* processes
+  used since the last look (``/proc/stat`` per CPU minus this process's own ``/proc/self/stat``
+  time) and uses one thread per core that was at least ``1 - SLACK`` free, at least one.
+
+:func:`managed` wraps one encode or decode (the scan loops call :func:`poll`), and restores the
+user's setting afterwards.  Where ``/proc`` is missing (not Linux) the cap is used as is.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+
+import torch
+
+INTERVAL = 0.25  # seconds between looks at the CPU
+FIRST_LOOK = 0.05  # the first decision of a run, after this long
+SLACK = 0.25  # a core counts as free if others used at most this fraction of it
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def allowed_cpus() -> list[int]:
+    """The CPUs this process may run on."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+def _busy_ticks(cpus: list[int]) -> tuple[int, int] | None:
+    """(busy ticks of ``cpus`` in total, this process's own ticks), or None without /proc."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            lines = f.read().split(b"\n")
+        with open("/proc/self/stat", "rb") as f:
+            own = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    wanted = {b"cpu%d" % c for c in cpus}
+    busy = 0
+    for line in lines:
+        if line.startswith(b"cpu") and not line.startswith(b"cpu "):
+            parts = line.split()
+            if parts[0] in wanted:
+                v = [int(x) for x in parts[1:9]]  # user nice system idle iowait irq softirq steal
+                busy += sum(v) - v[3] - v[4]
+    # fields 14 and 15 of /proc/self/stat (utime, stime): 12th and 13th after the command name
+    return busy, int(own[11]) + int(own[12])
+
+
+class ThreadBudget:
+    """Threads for one run: ``cap`` at most, fewer while other processes hold cores."""
+
+    def __init__(self, cap: int):
+        self.cpus = allowed_cpus()
+        self.cap = max(1, min(cap, len(self.cpus)))
+        self.threads = self.cap
+        self._last = _busy_ticks(self.cpus)
+        self._t = time.monotonic()
+        self._next = self._t + FIRST_LOOK
+        if torch.get_num_threads() != self.cap:
+            torch.set_num_threads(self.cap)
+
+    def free_cores(self) -> float | None:
+        """Cores of the affinity mask that other processes left free since the last look."""
+        now, ticks = time.monotonic(), _busy_ticks(self.cpus)
+        if ticks is None or self._last is None:
+            return None
+        elapsed = (now - self._t) * _TICK
+        others = (ticks[0] - self._last[0]) - (ticks[1] - self._last[1])
+        self._last, self._t = ticks, now
+        if elapsed <= 0:
+            return None
+        return len(self.cpus) - max(others, 0) / elapsed
+
+    def poll(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + INTERVAL
+        free = self.free_cores()
+        if free is None:
+            return
+        threads = max(1, min(self.cap, int(free + SLACK)))
+        if threads != self.threads:
+            self.threads = threads
+            torch.set_num_threads(threads)
+
+
+_active: ThreadBudget | None = None
+
+
+def poll() -> None:
+    """Adjust the thread count if a look at the CPU is due (cheap otherwise); no-op outside :func:`managed`."""
+    if _active is not None:
+        _active.poll()
+
+
+@contextmanager
+def managed(device=None):
+    """One encode or decode with :class:`ThreadBudget` (CPU only; nested calls share the outer one)."""
+    global _active
+    if _active is not None or (device is not None and torch.device(device).type != "cpu"):
+        yield _active
+        return
+    user = torch.get_num_threads()
+    _active = ThreadBudget(user)
+    try:
+        yield _active
+    finally:
+        _active = None
+        if torch.get_num_threads() != user:
+            torch.set_num_threads(user)

@@ -1,0 +1,105 @@
+"""The thread budget: a cap that follows what other processes leave free, and never changes bits."""
+import numpy as np
+import pytest
+import torch
+
+import armcodec
+from armcodec import threads
+
+
+class FakeCpu:
+    """/proc/stat and /proc/self/stat as tick counters the test advances."""
+
+    def __init__(self, monkeypatch, cpus=2):
+        self.now, self.busy, self.own = 0.0, 0, 0
+        monkeypatch.setattr(threads, "allowed_cpus", lambda: list(range(cpus)))
+        monkeypatch.setattr(threads, "_busy_ticks", lambda cpus: (self.busy, self.own))
+        monkeypatch.setattr(threads.time, "monotonic", lambda: self.now)
+        monkeypatch.setattr(threads, "_TICK", 100)
+
+    def run(self, seconds, others, ours):
+        """Advance time; ``others`` and ``ours``: cores' worth of CPU used meanwhile."""
+        self.now += seconds
+        self.own += int(ours * seconds * 100)
+        self.busy += int((others + ours) * seconds * 100)
+
+
+@pytest.fixture
+def user_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield 2
+    torch.set_num_threads(before)
+
+
+def test_a_busy_core_takes_a_thread_away_and_gives_it_back(monkeypatch, user_threads):
+    cpu = FakeCpu(monkeypatch)
+    budget = threads.ThreadBudget(cap=2)
+    assert budget.threads == 2
+    cpu.run(0.3, others=1.0, ours=1.0)  # another program holds a core
+    budget.poll()
+    assert budget.threads == 1 and torch.get_num_threads() == 1
+    cpu.run(0.3, others=0.0, ours=1.0)  # it went away
+    budget.poll()
+    assert budget.threads == 2 and torch.get_num_threads() == 2
+
+
+def test_little_load_keeps_every_thread_and_looks_are_rate_limited(monkeypatch, user_threads):
+    cpu = FakeCpu(monkeypatch)
+    budget = threads.ThreadBudget(cap=2)
+    cpu.run(0.3, others=0.2, ours=2.0)  # background noise: a core still counts as free
+    budget.poll()
+    assert budget.threads == 2
+    cpu.run(0.01, others=1.0, ours=1.0)  # too soon after the last look: nothing read
+    budget.poll()
+    assert budget.threads == 2
+
+
+def test_the_setting_is_a_cap_and_is_restored(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        cpu = FakeCpu(monkeypatch, cpus=4)
+        torch.set_num_threads(1)
+        with threads.managed("cpu") as budget:
+            assert budget.cap == 1
+            cpu.run(0.3, others=0.0, ours=1.0)
+            threads.poll()
+            assert torch.get_num_threads() == 1  # four idle cores do not raise an explicit 1
+        torch.set_num_threads(3)
+        with threads.managed("cpu") as budget:
+            cpu.run(0.3, others=2.0, ours=2.0)
+            threads.poll()
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 3  # the user's setting, back
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_without_proc_the_cap_is_used(monkeypatch, user_threads):
+    monkeypatch.setattr(threads, "_busy_ticks", lambda cpus: None)
+    budget = threads.ThreadBudget(cap=2)
+    monkeypatch.setattr(threads.time, "monotonic", lambda: 1e9)
+    budget.poll()
+    assert budget.threads == 2
+
+
+def test_the_real_proc_files_read(user_threads):
+    t = threads._busy_ticks(threads.allowed_cpus())
+    if t is None:
+        pytest.skip("no /proc here")
+    assert t[0] >= t[1] >= 0
+
+
+def test_thread_changes_during_a_decode_change_no_bit(monkeypatch, user_threads):
+    """Looks every step, and the verdict flips every look: same bytes and pixels as one thread."""
+    monkeypatch.setattr(threads, "INTERVAL", 0.0)
+    monkeypatch.setattr(threads, "FIRST_LOOK", 0.0)
+    flip = iter(range(10**9))
+    monkeypatch.setattr(threads.ThreadBudget, "free_cores", lambda self: 2.0 if next(flip) % 2 else 1.0)
+    img = np.random.default_rng(3).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    codec = armcodec.Codec(tile_size=16)
+    flipping = codec.encode(img).data
+    assert np.array_equal(codec.decode(flipping).array, img)
+    torch.set_num_threads(1)
+    monkeypatch.setattr(threads.ThreadBudget, "free_cores", lambda self: 1.0)
+    assert codec.encode(img).data == flipping
