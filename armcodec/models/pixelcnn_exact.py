@@ -35,7 +35,7 @@ from armcodec.models.pixelcnn import (
 from armcodec.models.registry import register
 
 ENCODE_PIXEL_BYTES = 1536  # per pixel besides the maps: parameters, the fit's and searches' temporaries
-DECODE_PIXEL_BYTES = 320  # per pixel besides the ring: schedule, values, feedback indices
+DECODE_PIXEL_BYTES = 456  # per pixel besides the ring: schedule, values, feedback and gather indices
 
 
 class WavefrontState:
@@ -247,7 +247,15 @@ class IntPixelCNN:
     def new_state(self, n_tiles: int, tile: int, device, columns: int | None = None) -> WavefrontState:
         return WavefrontState(self, n_tiles, tile, device, columns)
 
-    def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1024, single_pass: bool = False) -> torch.Tensor:
+    def gather_index(self, state: WavefrontState, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The map rows the first layer and the blocks read around positions ``pos``: int64
+        (len(pos) * n_off,) each, position after position (what :meth:`run` gathers)."""
+        first_off = state.offset_index(self.first.offsets)
+        gate_off = state.offset_index(self.gates[0].offsets) if self.gates else first_off
+        return state.around(pos, first_off), state.around(pos, gate_off)
+
+    def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1024, single_pass: bool = False,
+            index: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Head parameters at positions ``pos`` (flat map rows), int64 (M, n_params).
 
         Stage by stage: stage s reads map s at its kernel offsets (filled at these or earlier
@@ -256,12 +264,13 @@ class IntPixelCNN:
         (the encoder's pass, the state used once): each residual map is freed as soon as the
         next is written, so at most two of them are held at a time."""
         f, rmax = self.cfg.width, self.cfg.resid_max
-        chunks = [pos[k : k + chunk] for k in range(0, len(pos), chunk)] or [pos]
-        first_off = state.offset_index(self.first.offsets)
-        gate_off = state.offset_index(self.gates[0].offsets) if self.gates else first_off
-        # map rows each chunk reads, computed once for all stages
-        first_idx = [state.around(p, first_off) for p in chunks]
-        gate_idx = [state.around(p, gate_off) for p in chunks]
+        if index is not None:  # the decoder's one step, its rows gathered in advance
+            chunks, first_idx, gate_idx = [pos], [index[0]], [index[1]]
+        else:
+            chunks = [pos[k : k + chunk] for k in range(0, len(pos), chunk)] or [pos]
+            # map rows each chunk reads, computed once for all stages
+            rows = [self.gather_index(state, p) for p in chunks]
+            first_idx, gate_idx = [r[0] for r in rows], [r[1] for r in rows]
 
         def read(src: torch.Tensor, idx: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
             return src.index_select(0, idx).view(len(p), -1)
@@ -318,12 +327,19 @@ class CachedSteps:
     a ring of columns per tile row; ``last``: bool (M,), the pixels that end their tile row)."""
 
     def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, channels: int, last: torch.Tensor):
-        self.model, self.state, self.pos, self.last = model, state, pos, last
+        self.model, self.state, self.pos = model, state, pos
+        # every step's gather rows and row ends, computed once for the batch (sliced per step)
+        self.first_idx, self.gate_idx = model.gather_index(state, pos)
+        self.n_first = len(model.first.offsets)
+        self.n_gate = len(model.gates[0].offsets) if model.gates else self.n_first
+        self.ends = pos[last]
+        self.ends_before = np.concatenate([[0], np.cumsum(last.cpu().numpy())]).astype(np.int64)
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
         p = self.pos[a:b]
-        self.state.clear_right(p[self.last[a:b]])
-        return self.model.run(self.state, p)
+        self.state.clear_right(self.ends[self.ends_before[a] : self.ends_before[b]])
+        index = (self.first_idx[a * self.n_first : b * self.n_first], self.gate_idx[a * self.n_gate : b * self.n_gate])
+        return self.model.run(self.state, p, index=index)
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
         self.state.write_pixels(self.pos[a:b], values)
