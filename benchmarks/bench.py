@@ -8,8 +8,9 @@
 For every image and codec: encode, write the file, take the size from the file on disk,
 read it back, decode, and require exact equality (a mismatch aborts the run).  Writes
 ``benchmarks/results/<name>/<codec>.json`` (per image and totals, with commit, versions,
-device and threads), ``table.md`` for all codecs in that folder, and ``plot.png`` (bpsp
-against decode time) when matplotlib is installed.  Reference codecs need the ``bench``
+device and threads), ``table.md`` for all codecs in that folder (bpsp, seconds per image and per
+megapixel), and ``plot.png`` (bpsp against decode time) when matplotlib is installed.  JPEG-XL
+runs with as many threads as armcodec.  Reference codecs need the ``bench``
 extra (imagecodecs).
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ def _pil_codec(fmt: str, **opts):
     return enc, dec
 
 
-def reference_codecs() -> dict:
+def reference_codecs(threads: int = 1) -> dict:
+    """The reference codecs; JPEG-XL with ``threads`` threads (the same as armcodec's in a run)."""
     codecs = {
         "png": (*_pil_codec("PNG", compress_level=9, optimize=True), "PNG (Pillow, level 9, optimize)"),
         "webp": (*_pil_codec("WEBP", lossless=True, quality=100, method=6, exact=True), "WebP lossless (m6, q100)"),
@@ -56,8 +58,9 @@ def reference_codecs() -> dict:
     codecs["jpegls"] = (ic.jpegls_encode, ic.jpegls_decode, "JPEG-LS (CharLS, no colour transform)")
     codecs["jpeg2000"] = (lambda a: ic.jpeg2k_encode(a, level=0, reversible=True), ic.jpeg2k_decode, "JPEG 2000 reversible (OpenJPEG)")
     for e in (7, 9):
-        codecs[f"jxl-e{e}"] = (lambda a, e=e: ic.jpegxl_encode(a, lossless=True, effort=e, numthreads=1), ic.jpegxl_decode,
-                               f"JPEG-XL lossless e{e} (libjxl, 1 thread)")
+        codecs[f"jxl-e{e}"] = (lambda a, e=e: ic.jpegxl_encode(a, lossless=True, effort=e, numthreads=threads),
+                               lambda b: ic.jpegxl_decode(b, numthreads=threads),
+                               f"JPEG-XL lossless e{e} (libjxl, {threads} thread{'s' if threads > 1 else ''})")
     return codecs
 
 
@@ -115,6 +118,9 @@ def summarize(rows: list[dict]) -> dict:
            "bpsp_total": sum(r["bytes"] for r in rows) * 8 / n, "bpsp_mean": float(np.mean([r["bpsp"] for r in rows])),
            "encode_s_mean": float(np.mean([r["encode_s"] for r in rows])), "decode_s_mean": float(np.mean([r["decode_s"] for r in rows])),
            "decode_s_max": float(np.max([r["decode_s"] for r in rows]))}
+    megapixels = sum(r["width"] * r["height"] for r in rows) / 1e6
+    tot["encode_s_per_mp"] = sum(r["encode_s"] for r in rows) / megapixels
+    tot["decode_s_per_mp"] = sum(r["decode_s"] for r in rows) / megapixels
     if all("model_bits" in r for r in rows):
         tot["model_bpsp_mean"] = float(np.mean([r["model_bits"] / (r["width"] * r["height"] * r["channels"]) for r in rows]))
         tot["max_file_over_model"] = float(max(r["bytes"] * 8 / r["model_bits"] for r in rows))
@@ -134,10 +140,13 @@ def codec_results(folder: Path) -> list[dict]:
 def write_table(folder: Path) -> str:
     results = codec_results(folder)
     results.sort(key=lambda r: r["summary"]["bpsp_mean"])
-    lines = ["| codec | mean bpsp | total bpsp | mean encode s | mean decode s |", "|---|---|---|---|---|"]
+    lines = ["| codec | mean bpsp | total bpsp | mean encode s | mean decode s | encode s/MP | decode s/MP |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
         s = r["summary"]
-        lines.append(f"| {r['description']} | {s['bpsp_mean']:.3f} | {s['bpsp_total']:.3f} | {s['encode_s_mean']:.2f} | {s['decode_s_mean']:.2f} |")
+        per_mp = (f"{s['encode_s_per_mp']:.3g} | {s['decode_s_per_mp']:.3g}" if "encode_s_per_mp" in s else "- | -")
+        lines.append(f"| {r['description']} | {s['bpsp_mean']:.3f} | {s['bpsp_total']:.3f} | {s['encode_s_mean']:.2f} | "
+                     f"{s['decode_s_mean']:.2f} | {per_mp} |")
     text = "\n".join(lines) + "\n"
     (folder / "table.md").write_text(text)
     return text
@@ -218,7 +227,7 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
             images.append((p, np.asarray(im)))
     folder = Path(out or DEFAULT_OUT) / name
     folder.mkdir(parents=True, exist_ok=True)
-    refs = reference_codecs()
+    refs = reference_codecs(torch.get_num_threads())
     env = environment(device, torch.get_num_threads())
     wanted = [c for c in codecs.split(",") if c]
     for c in wanted:
@@ -271,7 +280,7 @@ def main(argv=None) -> None:
     ap.add_argument("--codecs", default=ALL_CODECS)
     ap.add_argument("--model", default="default")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--threads", type=int, default=0, help="threads for armcodec (a cap) and JPEG-XL (0: torch's default, the cores)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)

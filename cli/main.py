@@ -253,7 +253,7 @@ def bench(
     name: Annotated[Optional[str], typer.Option("--name", help="Dataset name: results go to OUT/NAME (default: the folder's name).")] = None,
     model: Annotated[str, typer.Option("--model", help="armcodec preset.")] = "default",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads for armcodec (0: torch's default).")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="At most this many threads for armcodec, and as many for JPEG-XL (0: the cores).")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="Only the first N images.")] = 0,
 ) -> None:
     """Compress, decompress and verify every image with armcodec and the reference codecs; write
