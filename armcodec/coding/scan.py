@@ -31,8 +31,8 @@ from armcodec import threads
 from armcodec.coding import feedback, side
 from armcodec.coding.ans import StreamDecoder, StreamEncoder
 from armcodec.errors import ChecksumError, FormatError
-from armcodec.exact.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, TableLUTs, component_tables, mixture_params,
-                                   mixture_weights, symbol_bits)
+from armcodec.exact.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, PRECISION, TableLUTs, component_tables, mixture_params,
+                                   counts_bits, mixture_weights, symbol_counts)
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,9 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
     values (int64 (b-a, channels)).  The coder's
     ``adaptation`` (offsets per block and channel, or None) goes into every table of its block;
     ``fb`` (residual feedback, or None) moves the means, and receives each coded channel's residuals."""
-    bits = 0.0
+    # every coded symbol's frequency (out of 2**PRECISION, which costs 0 bits), its bits summed once at the end
+    counts = torch.full((int(schedule.starts[-1]) if schedule.n_steps else 0, channels), 2**PRECISION,
+                        dtype=torch.int64, device=coder.values.device)
     adaptation = coder.adaptation
     spans = schedule.spans(span_pixels)
     for t0, t1 in reversed(spans) if coder.reverse else spans:
@@ -244,13 +246,13 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
                 means = (means + fb.mean_shift(a, b, c, residuals).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
             q = component_tables(weights, means, scale_idx, luts)
             values[:, c] = coder.code(a, b, c, q, steps)
-            bits += symbol_bits(q, values[:, c])
+            counts[a:b, c] = symbol_counts(q, values[:, c])
             if fb is not None:
                 residuals[:, c] = MEAN_STEPS * values[:, c] - expected
                 fb.write(a, b, c, residuals[:, c])
         coder.end_step()
         params_at.observe(a, b, values)
-    return bits
+    return counts_bits(counts)
 
 
 def samples_crc(samples: np.ndarray, stream: int) -> int:

@@ -14,6 +14,8 @@ from armcodec.exact.tables import (
     MEAN_STEPS,
     N_SYMBOLS,
     PRECISION,
+    SCALE_MAX_IDX,
+    SCALE_MIN_IDX,
     TableLUTs,
     mixture_params,
     mixture_weights,
@@ -55,22 +57,34 @@ def estimate_bits(params: torch.Tensor, values: torch.Tensor, channel: int, cfg,
     """float64 (M,): -log2 of each value's probability under the mixture with every log2-scale
     offset by ``shift`` (and the means by ``mean_shift``, int64 (M,), if given), from the same lookup tables as the real tables (without their floor of
     one count per symbol, which costs well under 0.01 bit here)."""
-    m = params.shape[0]
-    known = values[:, :channel]
-    s = torch.full((m,), shift, dtype=torch.int64, device=params.device)
-    logits, means, scale_idx = mixture_params(params, channel, known, cfg, s, mean_shift)
-    weights = mixture_weights(logits, cfg, luts)  # (M, K)
-    x = values[:, channel : channel + 1]
-    top = 2**CDF_BITS
-    # cdf at the bin's upper (16x + 8) and lower (16x - 8) boundary; 1 above 255, 0 below 0
-    hi = luts.cdf[scale_idx, (16 * x + MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET)]
-    lo = luts.cdf[scale_idx, (16 * x - MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET)]
-    hi = torch.where(x == N_SYMBOLS - 1, torch.full_like(hi, top), hi)
-    lo = torch.where(x == 0, torch.zeros_like(lo), lo)
-    mass = (weights * (hi - lo)).sum(1).double()
-    total = (weights.sum(1) * top).double()
-    p = (mass / total).clamp_min(2.0**-PRECISION)
-    return -torch.log2(p)
+    return _BinEstimate(params, values, channel, cfg, luts, mean_shift).bits(shift)
+
+
+class _BinEstimate:
+    """What :func:`estimate_bits` needs of one channel's mixture that no scale offset changes
+    (weights, means, the value's bin edges), computed once for every candidate offset."""
+
+    def __init__(self, params, values, channel, cfg, luts, mean_shift=None):
+        logits, means, _ = mixture_params(params, channel, values[:, :channel], cfg, None, mean_shift)
+        self.weights = mixture_weights(logits, cfg, luts)  # (M, K)
+        k, c_all = cfg.mixtures, cfg.image_channels
+        self.logs = params[:, (2 * c_all + channel) * k : (2 * c_all + channel + 1) * k]
+        x = values[:, channel : channel + 1]
+        # cdf at the bin's upper (16x + 8) and lower (16x - 8) boundary; 1 above 255, 0 below 0
+        self.hi_at = (16 * x + MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET)
+        self.lo_at = (16 * x - MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET)
+        self.top, self.bottom = x == N_SYMBOLS - 1, x == 0
+        self.total = (self.weights.sum(1) * 2**CDF_BITS).double()
+        self.luts = luts
+
+    def bits(self, shift: int) -> torch.Tensor:
+        scale_idx = (self.logs + shift).clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX
+        cdf = self.luts.cdf
+        hi = torch.where(self.top, 2**CDF_BITS, cdf[scale_idx, self.hi_at])
+        lo = torch.where(self.bottom, 0, cdf[scale_idx, self.lo_at])
+        mass = (self.weights * (hi - lo)).sum(1).double()
+        p = (mass / self.total).clamp_min(2.0**-PRECISION)
+        return -torch.log2(p)
 
 
 def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Tensor, n_blocks: int, cfg,
@@ -83,13 +97,15 @@ def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Te
     best = torch.zeros((n_blocks, g), dtype=torch.int64, device=params.device)
     for c in range(g):
         best_bits = None
-        for d in cands:
-            per_block = torch.zeros(n_blocks, dtype=torch.int64, device=params.device)
-            for a in range(0, len(values), chunk):  # bounded temporaries
-                ms = None if mean_shifts is None else mean_shifts[a : a + chunk, c]
-                est = estimate_bits(params[a : a + chunk], values[a : a + chunk], c, cfg, luts, d, ms)
+        totals = torch.zeros((len(cands), n_blocks), dtype=torch.int64, device=params.device)
+        for a in range(0, len(values), chunk):  # bounded temporaries; the mixture once for every offset
+            ms = None if mean_shifts is None else mean_shifts[a : a + chunk, c]
+            est = _BinEstimate(params[a : a + chunk], values[a : a + chunk], c, cfg, luts, ms)
+            for n, d in enumerate(cands):
                 # integer sums (1/256 bit per pixel): the same totals in any order, on any device
-                per_block.index_add_(0, block_of[a : a + chunk], torch.round(est * 256).long())
+                totals[n].index_add_(0, block_of[a : a + chunk], torch.round(est.bits(d) * 256).long())
+        for n, d in enumerate(cands):
+            per_block = totals[n]
             if best_bits is None:
                 best_bits = per_block
                 best[:, c] = d

@@ -157,8 +157,17 @@ def component_tables(weights: torch.Tensor, means: torch.Tensor, scale_idx: torc
     return q
 
 
+def symbol_counts(q: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
+    """int64 (M,): the frequencies (out of 2**PRECISION) the tables give ``symbols``."""
+    return q.gather(1, symbols.long().view(-1, 1)).view(-1)
+
+
+def counts_bits(counts: torch.Tensor) -> float:
+    """-log2 of the probabilities of symbols with these frequencies, summed."""
+    return float((PRECISION - torch.log2(counts.double())).sum())
+
+
 def symbol_bits(q: torch.Tensor, symbols: torch.Tensor) -> float:
     """-log2 of the probabilities the tables give ``symbols``: the exact information content."""
-    p = q.gather(1, symbols.long().view(-1, 1)).double()
-    return float((PRECISION - torch.log2(p)).sum())
+    return counts_bits(symbol_counts(q, symbols))
 

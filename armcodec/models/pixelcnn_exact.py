@@ -102,7 +102,12 @@ class WavefrontState:
         ``pos`` (the last pixels of their tile rows), which later rows read as outside the tile."""
         if self.columns is None or not len(pos) or not self.pad_right:
             return
-        idx = self.around(pos, self._right)
+        self.zero_rows(self.around(pos, self._right))
+
+    def zero_rows(self, idx: torch.Tensor) -> None:
+        """Zero map rows ``idx`` in every map (what :meth:`clear_right` computes and zeroes)."""
+        if not len(idx):
+            return
         for m in self.maps:
             if m is not None:
                 m[idx] = 0
@@ -332,12 +337,15 @@ class CachedSteps:
         self.first_idx, self.gate_idx = model.gather_index(state, pos)
         self.n_first = len(model.first.offsets)
         self.n_gate = len(model.gates[0].offsets) if model.gates else self.n_first
-        self.ends = pos[last]
-        self.ends_before = np.concatenate([[0], np.cumsum(last.cpu().numpy())]).astype(np.int64)
+        # the ring slots right of each row end, which clear_right zeroes when that end is computed
+        self.n_right = state.pad_right if state.columns is not None else 0
+        self.right_rows = state.around(pos[last], state._right) if self.n_right else None
+        self.ends_before = np.concatenate([[0], np.cumsum(last.cpu().numpy())]).astype(np.int64) * self.n_right
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
         p = self.pos[a:b]
-        self.state.clear_right(self.ends[self.ends_before[a] : self.ends_before[b]])
+        if self.n_right:  # = state.clear_right(row ends among p), its rows computed in advance
+            self.state.zero_rows(self.right_rows[self.ends_before[a] : self.ends_before[b]])
         index = (self.first_idx[a * self.n_first : b * self.n_first], self.gate_idx[a * self.n_gate : b * self.n_gate])
         return self.model.run(self.state, p, index=index)
 
