@@ -8,7 +8,8 @@
 # then run with carry ["benchmarks/wheels", "benchmarks/gpu_images"] (both ignored by git):
 #   bash benchmarks/device_check.sh
 # and copy $OUT/device_check.json to benchmarks/results/gpu/.  DEVICE=cpu runs the same steps on
-# the CPU (a dry run of this script; small images from tests/data when gpu_images is missing).
+# the CPU (a dry run of this script; small images from tests/data when gpu_images is missing;
+# CORPUS=1 runs the corpus step too, CPU against CPU).
 #
 # Steps: (1) the CUDA tests (tests/test_cuda.py) and the exactness tests on that device;
 # (2) encode and decode throughput of the default and fast presets, the model loaded, every
@@ -31,7 +32,7 @@ if [ "$DEVICE" = cuda ]; then
 fi
 
 timeout 300 python3 - "$OUT" "$DEVICE" <<'EOF'
-import glob, json, subprocess, sys, time
+import glob, json, os, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ for preset in ("fast", "default"):
     result["presets"][preset] = {"encode_s": enc, "decode_s": dec, "encode_mp_per_s": mp / enc,
                                  "decode_mp_per_s": mp / dec, "bpsp": bpsp, "exact": exact}
     print(preset, result["presets"][preset], flush=True)
-    if device != "cpu":  # the cross-device corpus on 128x128 crops (the CPU side is the slow one)
+    if device != "cpu" or os.environ.get("CORPUS"):  # the cross-device corpus on 128x128 crops (CPU: the slow side)
         mismatches = 0
         for a in images:
             a = np.ascontiguousarray(a[:128, :128])
