@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from armcodec import threads
 from armcodec.coding.planes import (DEFAULT_BATCH_BYTES, CodedGroup, image_coords, new_feedback, tile_batches,
                                     tile_samples)
 from armcodec.coding.scan import EncodeCoder, Schedule, samples_crc, scan, tile_grid
@@ -37,6 +38,7 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         bt = [tiles[k] for k in batch]
         sched = Schedule(bt, model, tile)
         orientations = None
+        threads.poll()  # the searches' large parallel regions, like the scan's, follow the free cores
         if tools.orientation:
             proxy = orient_proxy if orient_proxy is not None else model.float_proxy()
             orientations = choose_orientations(proxy, [tile_samples(planes, t) for t in bt], device)
@@ -46,6 +48,7 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         source = model.encoder_pass(bt, sched, tile, device, values)
         adaptation = fb = mean_shifts = None
         if tools.feedback:
+            threads.poll()
             fb = new_feedback(bt, sched, g, model, tile, device, tools.feedback)
             residuals, precisions = feedback_fit.all_residuals(source.params, values, model.cfg, luts)
             fb.fill(residuals)
@@ -54,6 +57,7 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
             mean_shifts = feedback_fit.mean_shifts(fb, residuals)
             bits += fb.side_bits()
         if tools.adaptation:
+            threads.poll()
             block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
             block_of = torch.from_numpy(block_of).to(device)
             shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts, mean_shifts=mean_shifts)
