@@ -1,12 +1,13 @@
-"""Decoding next to a busy program: does armcodec degrade in proportion to the CPU it can get?
+"""Coding next to a busy program: does armcodec degrade in proportion to the CPU it can get?
 
     python -m benchmarks.load                      # kodim23's 192x128 top-left crop, 3 decodes each
     python -m benchmarks.load --image x.png --crop 256x192 --repeats 5 --busy 1
 
-In one process with the model loaded: the crop is encoded once, then decoded ``--repeats`` times
-idle and ``--repeats`` times while ``--busy`` single-threaded busy loops (other processes) run,
+In one process with the model loaded: the crop is encoded and decoded ``--repeats`` times each
+idle and ``--repeats`` times each while ``--busy`` single-threaded busy loops (other processes) run,
 both with the thread budget (:mod:`armcodec.threads`, the default) and with a fixed thread count
-(the budget's looks switched off: what 0.2 did).  Every decode is checked exact.  Writes
+(the budget's looks switched off: what 0.2 did).  Every encode gives the same bytes and every
+decode the image.  Writes
 ``benchmarks/results/load/load.json`` and prints the medians and their ratio to the idle median.
 Run it alone: another CPU-heavy job is exactly the load it measures.
 """
@@ -31,14 +32,17 @@ from benchmarks.bench import DEFAULT_OUT, environment
 BUSY_LOOP = "while True: pass"
 
 
-def decode_times(codec, data: bytes, image: np.ndarray, repeats: int) -> list[float]:
-    out = []
+def times(codec, data: bytes, image: np.ndarray, repeats: int) -> dict[str, list[float]]:
+    out = {"encode": [], "decode": []}
     for _ in range(repeats):
         t = time.perf_counter()
+        same = codec.encode(image).data == data
+        out["encode"].append(time.perf_counter() - t)
+        t = time.perf_counter()
         got = codec.decode(data).array
-        out.append(time.perf_counter() - t)
-        if not np.array_equal(got.reshape(image.shape), image):
-            raise SystemExit("load: a decode was not exact")
+        out["decode"].append(time.perf_counter() - t)
+        if not same or not np.array_equal(got.reshape(image.shape), image):
+            raise SystemExit("load: an encode or decode changed under load")
     return out
 
 
@@ -62,21 +66,24 @@ def main(argv=None) -> None:
     saved = threads.FIRST_LOOK, threads.INTERVAL
     for mode in ("budget", "fixed"):
         threads.FIRST_LOOK, threads.INTERVAL = saved if mode == "budget" else (float("inf"), float("inf"))
-        idle = decode_times(codec, data, image, a.repeats)
+        idle = times(codec, data, image, a.repeats)
         procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(a.busy)]
         try:
             time.sleep(0.5)
-            loaded = decode_times(codec, data, image, a.repeats)
+            loaded = times(codec, data, image, a.repeats)
         finally:
             for p in procs:
                 p.kill()
                 p.wait()
-        r = {"idle_s": idle, "loaded_s": loaded, "idle_median_s": statistics.median(idle),
-             "loaded_median_s": statistics.median(loaded)}
-        r["ratio"] = r["loaded_median_s"] / r["idle_median_s"]
-        result["modes"][mode] = r
-        print(f"{mode:>6}: idle {r['idle_median_s']:.2f} s, next to {a.busy} busy loop(s) {r['loaded_median_s']:.2f} s "
-              f"({r['ratio']:.2f}x)  [{', '.join(f'{t:.2f}' for t in loaded)}]", flush=True)
+        result["modes"][mode] = {}
+        for what in ("encode", "decode"):
+            r = {"idle_s": idle[what], "loaded_s": loaded[what], "idle_median_s": statistics.median(idle[what]),
+                 "loaded_median_s": statistics.median(loaded[what])}
+            r["ratio"] = r["loaded_median_s"] / r["idle_median_s"]
+            result["modes"][mode][what] = r
+            print(f"{mode:>6} {what}: idle {r['idle_median_s']:.2f} s, next to {a.busy} busy loop(s) "
+                  f"{r['loaded_median_s']:.2f} s ({r['ratio']:.2f}x)  [{', '.join(f'{t:.2f}' for t in loaded[what])}]",
+                  flush=True)
     threads.FIRST_LOOK, threads.INTERVAL = saved
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "load.json").write_text(json.dumps(result, indent=1) + "\n")
