@@ -115,15 +115,14 @@ class EncodeCoder:
         self._pending: list = []
 
     def code(self, a: int, b: int, c: int, q: torch.Tensor, steps) -> torch.Tensor:
-        """``steps``: [(offset, runs)] of every step in a..b (offset: its first pixel's, from a)."""
+        """``steps``: [(offset, runs)] of every step in a..b (offset: its first pixel's, from a); pushed at end_step."""
         v = self.values[a:b, c]
         self._pending.append((q.cpu().numpy(), v.cpu().numpy()))
-        self._steps = steps
         return v
 
-    def end_step(self) -> None:
+    def end_step(self, steps) -> None:
         """Push what the span coded: its steps last first, each step's channels last first."""
-        for off, runs in reversed(self._steps):
+        for off, runs in reversed(steps):
             for q, v in reversed(self._pending):
                 for tile, s, e in runs:
                     self.streams[tile].push(v[off + s : off + e], q[off + s : off + e])
@@ -201,7 +200,7 @@ class DecodeCoder:
             self.values[a:b, c] = v
         return v
 
-    def end_step(self) -> None:
+    def end_step(self, steps) -> None:
         pass
 
     def check_exhausted(self) -> None:
@@ -250,7 +249,7 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
             if fb is not None:
                 residuals[:, c] = MEAN_STEPS * values[:, c] - expected
                 fb.write(a, b, c, residuals[:, c])
-        coder.end_step()
+        coder.end_step(steps)
         params_at.observe(a, b, values)
     return counts_bits(counts)
 

@@ -97,12 +97,17 @@ class WavefrontState:
         return ((pos - col).view(-1, 1) + off[:, 0].view(1, -1)
                 + (col.view(-1, 1) + off[:, 1].view(1, -1)) % self.columns).view(-1)
 
+    def right_rows(self, pos: torch.Tensor) -> torch.Tensor:
+        """Decoder with ``columns``: the map rows of the pad_right slots right of positions ``pos``
+        (the last pixels of their tile rows), which later rows read as outside the tile; position
+        after position, pad_right each (none without a ring)."""
+        if self.columns is None or not self.pad_right:
+            return torch.empty(0, dtype=torch.int64, device=self.device)
+        return self.around(pos, self._right)
+
     def clear_right(self, pos: torch.Tensor) -> None:
-        """Decoder with ``columns``: zero, in every map, the pad_right slots right of positions
-        ``pos`` (the last pixels of their tile rows), which later rows read as outside the tile."""
-        if self.columns is None or not len(pos) or not self.pad_right:
-            return
-        self.zero_rows(self.around(pos, self._right))
+        """Zero, in every map, the :meth:`right_rows` of positions ``pos``."""
+        self.zero_rows(self.right_rows(pos))
 
     def zero_rows(self, idx: torch.Tensor) -> None:
         """Zero map rows ``idx`` in every map (what :meth:`clear_right` computes and zeroes)."""
@@ -339,7 +344,7 @@ class CachedSteps:
         self.n_gate = len(model.gates[0].offsets) if model.gates else self.n_first
         # the ring slots right of each row end, which clear_right zeroes when that end is computed
         self.n_right = state.pad_right if state.columns is not None else 0
-        self.right_rows = state.around(pos[last], state._right) if self.n_right else None
+        self.right_rows = state.right_rows(pos[last])
         self.ends_before = np.concatenate([[0], np.cumsum(last.cpu().numpy())]).astype(np.int64) * self.n_right
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
