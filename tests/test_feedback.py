@@ -127,6 +127,41 @@ def test_the_refinements_float_nll_is_the_tables_rate():
         assert float_bits == pytest.approx(exact, rel=2e-3)
 
 
+def test_the_refinements_closed_form_derivatives_are_autograds():
+    """The Newton steps' gradient and curvature of the NLL in the mean shift (closed form) equal
+    autograd's, including values at the ends of the range and shifts far off."""
+    codec = armcodec.Codec(device="cpu")
+    img = load("kodim05_rgb_130x70.png")[:32, :48].copy()
+    img[:4, :8] = 0
+    img[4:8, :8] = 255
+    fb, _, values, params = _batch(codec, img, tile=32)
+    cfg, luts = codec.model.net.cfg, codec.model.luts
+    gen = torch.Generator().manual_seed(0)
+    for c in range(3):
+        mix = feedback_fit.float_mixture(params, values, c, cfg, luts)
+        delta = torch.randint(-400, 401, (len(values),), generator=gen).double().requires_grad_(True)
+        (grad,) = torch.autograd.grad(feedback_fit._nll(delta, mix).sum(), delta, create_graph=True)
+        (hess,) = torch.autograd.grad(grad.sum(), delta)
+        g, h = feedback_fit.nll_derivatives(delta.detach(), mix)
+        assert torch.allclose(g, grad.detach(), rtol=1e-9, atol=1e-12)
+        assert torch.allclose(h, hess, rtol=1e-7, atol=1e-10)
+
+
+def test_the_fits_row_sums_are_the_outer_products_added_per_row():
+    gen = torch.Generator().manual_seed(1)
+    f = torch.randn(500, 6, generator=gen, dtype=torch.float64)
+    wt = torch.rand(500, generator=gen, dtype=torch.float64)
+    y = torch.randn(500, generator=gen, dtype=torch.float64)
+    set_of = torch.randint(0, 7, (500,), generator=gen)
+    set_of[set_of == 3] = 4  # a row without pixels
+    got = feedback_fit.Rows(set_of, 7).solve(f * wt[:, None], f, f * (wt * y)[:, None])
+    for r in range(7):
+        a = (f[set_of == r] * wt[set_of == r, None]).t() @ f[set_of == r]
+        b = (f[set_of == r] * (wt * y)[set_of == r, None]).sum(0)
+        a += (feedback_fit.RIDGE * a.diagonal().mean() + 1e-9) * torch.eye(6, dtype=torch.float64)
+        assert torch.allclose(got[r], torch.linalg.solve(a, b), rtol=1e-9, atol=1e-12)
+
+
 def test_refine_lowers_every_tiles_nll_or_keeps_its_coefficients(tiny_dir):
     """After the weighted least squares fit, the Newton steps on the NLL change a tile's
     coefficients only where that lowers its NLL, and lower it somewhere on a real image."""

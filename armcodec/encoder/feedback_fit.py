@@ -31,9 +31,6 @@ from armcodec.coding.feedback import (
 from armcodec.exact.tables import LOGSCALE_STEPS, MEAN_STEPS, SCALE_MIN_IDX, TableLUTs, mixture_params, mixture_weights
 
 RIDGE = 1e-3  # times the mean of the diagonal, added to it in the fit's normal equations
-# rows per piece of the fit's normal equations: 1024 rows of 16x16 float64 products (2 MiB) stay in
-# cache, 8x faster here than 32768 (docs/PROFILE.md); the sums are the same, added in the same order
-SOLVE_CHUNK = 1 << 10
 
 
 @dataclass
@@ -90,29 +87,48 @@ def fit(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor | None, 
     int64 (M,) the row of every pixel."""
     m, g = residuals.shape
     coefs = torch.zeros_like(fb.coefs)
+    rows = Rows(set_of, coefs.shape[0])
     for c in range(g):
         f = fb.features(0, m, c, residuals).double()
-        y = residuals[:, c].double()
-        wt = torch.ones_like(y) if precisions is None else precisions[:, c]
-        k = f.shape[1]
-        wf = f * wt.unsqueeze(1)
-        sol = _tile_solve(wf, f, wf * y.unsqueeze(1), set_of, coefs.shape[0])
-        coefs[:, c, :k] = torch.round(sol * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
+        coefs[:, c, : f.shape[1]] = _fit_channel(f, residuals[:, c], None if precisions is None else precisions[:, c], rows)
     return coefs
 
 
-def _tile_solve(wf: torch.Tensor, f: torch.Tensor, rhs: torch.Tensor, tile_of: torch.Tensor, n_tiles: int) -> torch.Tensor:
-    """float64 (n_tiles, k): per tile, the solution of (sum wf f^T + ridge) x = sum rhs over its
-    pixels' rows (wf: the features times each row's weight), the ridge RIDGE times the mean of
-    the diagonal (the normal equations of :func:`fit` and the Newton steps of :func:`refine`)."""
-    k = f.shape[1]
-    a = torch.zeros((n_tiles, k, k), dtype=torch.float64, device=f.device)
-    for s in range(0, len(f), SOLVE_CHUNK):  # the (rows, k, k) outer products in pieces that stay in cache
-        a.index_add_(0, tile_of[s : s + SOLVE_CHUNK], wf[s : s + SOLVE_CHUNK].unsqueeze(2) * f[s : s + SOLVE_CHUNK].unsqueeze(1))
-    b = torch.zeros((n_tiles, k), dtype=torch.float64, device=f.device).index_add_(0, tile_of, rhs)
-    ridge = RIDGE * a.diagonal(dim1=1, dim2=2).mean(1) + 1e-9
-    a += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)
-    return torch.linalg.solve(a, b.unsqueeze(2)).squeeze(2)
+def _fit_channel(f: torch.Tensor, y: torch.Tensor, wt: torch.Tensor | None, rows: "Rows") -> torch.Tensor:
+    """float64 features (M, k), int64 residuals (M,), weights (M,) or None -> int64 (rows, k)."""
+    wf = f if wt is None else f * wt.unsqueeze(1)
+    sol = rows.solve(wf, f, wf * y.double().unsqueeze(1))
+    return torch.round(sol * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
+
+
+class Rows:
+    """The pixels of each coefficient row (``set_of``: int64 (M,) the row of every pixel), sorted
+    once so that each row's sums are one matrix product over its pixels."""
+
+    def __init__(self, set_of: torch.Tensor, n_rows: int):
+        self.set_of, self.n_rows = set_of, n_rows
+        self.order = torch.argsort(set_of, stable=True)
+        self.counts = torch.bincount(set_of, minlength=n_rows).tolist()
+
+    def solve(self, wf: torch.Tensor, f: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+        """float64 (n_rows, k): per row, the solution of (sum wf f^T + ridge) x = sum rhs over its
+        pixels (wf: the features times each pixel's weight), the ridge RIDGE times the mean of the
+        diagonal (the normal equations of :func:`fit` and the Newton steps of :func:`refine`)."""
+        k = f.shape[1]
+        a = torch.zeros((self.n_rows, k, k), dtype=torch.float64, device=f.device)
+        wf_rows = wf.index_select(0, self.order).split(self.counts)
+        f_rows = f.index_select(0, self.order).split(self.counts)
+        for r, (wr, fr) in enumerate(zip(wf_rows, f_rows)):
+            if len(wr):
+                a[r] = wr.t() @ fr
+        b = torch.zeros((self.n_rows, k), dtype=torch.float64, device=f.device).index_add_(0, self.set_of, rhs)
+        ridge = RIDGE * a.diagonal(dim1=1, dim2=2).mean(1) + 1e-9
+        a += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)
+        return torch.linalg.solve(a, b.unsqueeze(2)).squeeze(2)
+
+    def nll(self, delta: torch.Tensor, mix) -> torch.Tensor:
+        """float64 (n_rows,): each row's NLL in nats with every mean moved by ``delta``."""
+        return _tile_nll(delta, mix, self.set_of, self.n_rows)
 
 
 def refine(fb: Feedback, coefs: torch.Tensor, set_of: torch.Tensor, residuals: torch.Tensor, params: torch.Tensor,
@@ -123,54 +139,65 @@ def refine(fb: Feedback, coefs: torch.Tensor, set_of: torch.Tensor, residuals: t
     the refined coefficients and float64 (rows,): each row's NLL in nats (all channels)."""
     m, g = residuals.shape
     coefs = coefs.clone()
-    n_sets = coefs.shape[0]
-    total = torch.zeros(n_sets, dtype=torch.float64, device=residuals.device)
+    rows = Rows(set_of, coefs.shape[0])
+    total = torch.zeros(rows.n_rows, dtype=torch.float64, device=residuals.device)
     for c in range(g):
         mix = float_mixture(params, values, c, cfg, luts)
         f = fb.features(0, m, c, residuals)
         k = f.shape[1]
-        fd = f.double()
-        row = coefs[:, c, :k]
-        best = _tile_nll(_shift(f, row, set_of), mix, set_of, n_sets)
-        for _ in range(rounds):
-            delta = _shift(f, row, set_of).double().requires_grad_(True)
-            (grad,) = torch.autograd.grad(_nll(delta, mix).sum(), delta, create_graph=True)
-            (hess,) = torch.autograd.grad(grad.sum(), delta)
-            grad, hess = grad.detach(), hess.detach().clamp_min(1e-6)
-            step = _tile_solve(fd * hess.unsqueeze(1), fd, fd * grad.unsqueeze(1), set_of, n_sets)
-            trial = torch.round((row.double() / COEF_STEPS - step) * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
-            nll = _tile_nll(_shift(f, trial, set_of), mix, set_of, n_sets)
-            better = nll < best
-            row = torch.where(better.view(-1, 1), trial, row)
-            best = torch.where(better, nll, best)
-        coefs[:, c, :k] = row
+        coefs[:, c, :k], best = _refine_channel(f, f.double(), coefs[:, c, :k], rows, mix, rounds)
         total += best
     return coefs, total
+
+
+def _refine_channel(f: torch.Tensor, fd: torch.Tensor, row: torch.Tensor, rows: Rows, mix,
+                    rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One channel of :func:`refine`: int64 features f (M, k) (fd: the same in float64), int64
+    coefficients (rows, k) -> the refined coefficients and each row's NLL in nats."""
+    best = rows.nll(_shift(f, row, rows.set_of), mix)
+    for _ in range(rounds):
+        grad, hess = nll_derivatives(_shift(f, row, rows.set_of).double(), mix)
+        step = rows.solve(fd * hess.clamp_min(1e-6).unsqueeze(1), fd, fd * grad.unsqueeze(1))
+        trial = torch.round((row.double() / COEF_STEPS - step) * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
+        nll = rows.nll(_shift(f, trial, rows.set_of), mix)
+        better = nll < best
+        row = torch.where(better.view(-1, 1), trial, row)
+        best = torch.where(better, nll, best)
+    return row, best
 
 
 def choose(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor, params: torch.Tensor,
            values: torch.Tensor, cfg, luts: TableLUTs) -> FeedbackChoice:
     """:func:`fit` then :func:`refine` the coefficients; with feature set 3 at every level (per
     tile, per quarter, per sixteenth), keeping for each tile the level whose NLL (no scale offsets)
-    plus coefficient bits (at the best spread for them) is smaller.  ``fb`` holds every residual."""
+    plus coefficient bits (at the best spread for them) is smaller.  ``fb`` holds every residual.
+    Channel by channel, each channel's mixture and features computed once for every level."""
     zeros = np.zeros(fb.n_tiles, dtype=np.int64)
+    levels = [0] if fb.sets == 1 else list(range(LEVELS))
+    rows = {lv: Rows(fb.rows_for(np.full(fb.n_tiles, lv) if fb.sets > 1 else zeros), fb.coefs.shape[0]) for lv in levels}
+    fitted = {lv: torch.zeros_like(fb.coefs) for lv in levels}
+    nll = {lv: torch.zeros(fb.coefs.shape[0], dtype=torch.float64, device=fb.coefs.device) for lv in levels}
+    m, g = residuals.shape
+    for c in range(g):
+        mix = float_mixture(params, values, c, cfg, luts)
+        f = fb.features(0, m, c, residuals)
+        fd, k = f.double(), f.shape[1]
+        for lv in levels:
+            row = _fit_channel(fd, residuals[:, c], precisions[:, c], rows[lv])
+            fitted[lv][:, c, :k], best = _refine_channel(f, fd, row, rows[lv], mix, rounds=2)
+            nll[lv] += best
     if fb.sets == 1:
-        set_of = fb.rows_for(zeros)
-        coefs, _ = refine(fb, fit(fb, residuals, precisions, set_of), set_of, residuals, params, values, cfg, luts)
-        return FeedbackChoice(coefs, zeros, zeros)
+        return FeedbackChoice(fitted[0], zeros, zeros)
     row_level = np.repeat(np.arange(LEVELS), np.diff(LEVEL_ROWS + (SETS,)))  # (SETS,)
     coefs, costs = torch.zeros_like(fb.coefs), []
-    for level in range(LEVELS):
-        set_of = fb.rows_for(np.full(fb.n_tiles, level))
-        fitted, nll = refine(fb, fit(fb, residuals, precisions, set_of), set_of, residuals, params, values, cfg, luts)
-        nll = nll.view(fb.n_tiles, fb.sets).sum(1)
-        mine = torch.from_numpy(np.tile(row_level == level, fb.n_tiles)).to(fb.coefs.device)
-        coefs = torch.where(mine.view(-1, 1, 1), fitted, coefs)
-        costs.append(nll.cpu().numpy() / math.log(2)
-                     + np.array([best_scale(fb.tile_symbols(t, level, fitted))[1] for t in range(fb.n_tiles)]))
-    levels = np.argmin(np.stack(costs), 0).astype(np.int64)
-    scales = np.array([best_scale(fb.tile_symbols(t, int(levels[t]), coefs))[0] for t in range(fb.n_tiles)], dtype=np.int64)
-    return FeedbackChoice(coefs, levels, scales)
+    for lv in levels:
+        mine = torch.from_numpy(np.tile(row_level == lv, fb.n_tiles)).to(fb.coefs.device)
+        coefs = torch.where(mine.view(-1, 1, 1), fitted[lv], coefs)
+        costs.append(nll[lv].view(fb.n_tiles, fb.sets).sum(1).cpu().numpy() / math.log(2)
+                     + np.array([best_scale(fb.tile_symbols(t, lv, fitted[lv]))[1] for t in range(fb.n_tiles)]))
+    chosen = np.argmin(np.stack(costs), 0).astype(np.int64)
+    scales = np.array([best_scale(fb.tile_symbols(t, int(chosen[t]), coefs))[0] for t in range(fb.n_tiles)], dtype=np.int64)
+    return FeedbackChoice(coefs, chosen, scales)
 
 
 def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs):
@@ -199,6 +226,29 @@ def _nll(delta: torch.Tensor, mix) -> torch.Tensor:
     lower = torch.where(x.view(-1, 1) <= 0, 0.0, torch.sigmoid((xv - MEAN_STEPS / 2 - mu) / scale))
     p = (weights * (upper - lower)).sum(1) / weights.sum(1)
     return -torch.log(p.clamp_min(1e-12))
+
+
+def nll_derivatives(delta: torch.Tensor, mix) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 (M,) each: the first and second derivative of :func:`_nll` with respect to
+    ``delta`` (in closed form: p = sum w (U - L) / sum w with U, L logistic CDFs of
+    (x +- 1/2 - mu - delta) / s, so p' = sum w (L(1-L) - U(1-U)) / s and
+    p'' = sum w (U(1-U)(1-2U) - L(1-L)(1-2L)) / s^2, over the same sum w; -ln p then has
+    -p'/p and (p'/p)^2 - p''/p).  Zero where p is below the floor of :func:`_nll`."""
+    weights, means, scale, x = mix
+    mu = means + delta.view(-1, 1)
+    xv = (MEAN_STEPS * x).double().view(-1, 1)
+    upper = torch.where(x.view(-1, 1) >= 255, 1.0, torch.sigmoid((xv + MEAN_STEPS / 2 - mu) / scale))
+    lower = torch.where(x.view(-1, 1) <= 0, 0.0, torch.sigmoid((xv - MEAN_STEPS / 2 - mu) / scale))
+    du, dl = upper * (1 - upper), lower * (1 - lower)
+    total = weights.sum(1)
+    p = (weights * (upper - lower)).sum(1) / total
+    d1 = (weights * (dl - du) / scale).sum(1) / total
+    d2 = (weights * (du * (1 - 2 * upper) - dl * (1 - 2 * lower)) / scale**2).sum(1) / total
+    live = p >= 1e-12
+    p = p.clamp_min(1e-12)
+    grad = torch.where(live, -d1 / p, 0.0)
+    hess = torch.where(live, (d1 / p) ** 2 - d2 / p, 0.0)
+    return grad, hess
 
 
 def _tile_nll(delta: torch.Tensor, mix, tile_of: torch.Tensor, n_tiles: int) -> torch.Tensor:
