@@ -24,6 +24,8 @@ from armcodec.errors import (
     UnsupportedInputError,
 )
 
+from armcodec import plugins  # noqa: F401,E402  (Pillow and imageio learn the .arm format)
+
 __version__ = "0.2.0"
 
 __all__ = [

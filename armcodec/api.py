@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from armcodec import container, threads
 from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
@@ -25,7 +26,7 @@ from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, CoderTools
 from armcodec.encoder.group import encode_group
 from armcodec.errors import ArmcodecError, LimitError, ModelError
 from armcodec.io.files import write_atomic  # noqa: F401  (part of the API since 0.1)
-from armcodec.io.image import ImageInfo, from_array, read_image
+from armcodec.io.image import ImageInfo, from_array, from_pil, read_image
 from armcodec.transforms import is_grey_rgb, plane_groups, replicate, replication_factors  # noqa: F401
 from armcodec.weights import DEFAULT_PRESET, LoadedWeights, Manifest, Preset, get_weights, read_manifest
 
@@ -68,6 +69,26 @@ class Encoded:
     def bpsp(self) -> float:
         """Bits per subpixel of the whole file (container included)."""
         return len(self.data) * 8 / (self.width * self.height * self.channels)
+
+
+@dataclass
+class Evaluation:
+    """Result of :meth:`Codec.evaluate`: the model's bits for an image, without a file."""
+
+    model_bits: float
+    width: int
+    height: int
+    mode: str
+    seconds: float
+
+    @property
+    def channels(self) -> int:
+        return len(self.mode)
+
+    @property
+    def bpsp(self) -> float:
+        """The model's bits per subpixel (bits/dim)."""
+        return self.model_bits / (self.width * self.height * self.channels)
 
 
 @dataclass
@@ -166,14 +187,26 @@ class Codec:
         return container.legacy_profile(self.tools)
 
     def encode(self, image, progress=None) -> Encoded:
-        """image: uint8 array (H, W) or (H, W, 1..4), or a path Pillow reads exactly."""
+        """image: uint8 array (H, W) or (H, W, 1..4), a path Pillow reads exactly (or that file's
+        bytes), or a Pillow image (mode L, LA, RGB or RGBA; its ICC profile is kept)."""
         with threads.managed(self.device):
             return self._encode(image, progress)
 
-    def _encode(self, image, progress=None) -> Encoded:
+    def evaluate(self, image, progress=None) -> Evaluation:
+        """The model's bits for an image without ANS or a file (``armcodec eval``): the encoder's
+        tables, summed.  With this codec's coder tools off (``adaptive=False``) that is the model
+        alone, one parallel pass: the ``model_bits`` :meth:`encode` reports for the same codec; with
+        them on it includes the encoder's searches and their side information."""
+        with threads.managed(self.device):
+            enc = self._encode(image, progress, count_only=True)
+        return Evaluation(enc.model_bits, enc.width, enc.height, enc.mode, enc.seconds)
+
+    def _encode(self, image, progress=None, count_only: bool = False) -> Encoded:
         t0 = time.perf_counter()
-        if isinstance(image, (str, os.PathLike)):
-            arr, info = read_image(image)
+        if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
+            arr, info = read_image(image)  # a path, or an image file's bytes
+        elif isinstance(image, Image.Image):
+            arr, info = from_pil(image)
         else:
             arr, info = from_array(image)
         h, w, _ = arr.shape
@@ -188,10 +221,12 @@ class Codec:
         for sl, _ in plane_groups(info.mode, grey):
             g = encode_group(coded[:, :, sl], m.net, m.luts, self.tile_size, self.device, self.tools,
                              first_stream=len(streams), max_batch_bytes=self.batch_bytes, progress=progress,
-                             orient_proxy=proxy)
+                             orient_proxy=proxy, count_only=count_only)
             streams += g.streams
             crcs += g.crcs
             bits += g.model_bits
+        if count_only:
+            return Encoded(b"", bits, w, h, info.mode, time.perf_counter() - t0)
         header = ArmHeader(info.mode, w, h, self.tile_size, m.entry.name, m.sha256_prefix,
                            icc_profile=info.icc_profile, stream_crcs=crcs,
                            tools=self.tools, grey=grey, replication=(fy, fx))
@@ -282,7 +317,11 @@ _codecs: dict[tuple, Codec] = {}
 
 
 def _codec(model: str, device) -> Codec:
-    key = (model, str(device))
+    """A codec per preset, device and weights folder, kept for the process (the module functions
+    and the Pillow and imageio plugins share them)."""
+    from armcodec.weights import weights_dir
+
+    key = (model, str(device), str(weights_dir()))
     if key not in _codecs:
         _codecs[key] = Codec(model, device)
     return _codecs[key]

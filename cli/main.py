@@ -1,6 +1,7 @@
 """The ``armcodec`` command: thin commands over the library; errors become one stderr line and an exit code."""
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -40,8 +41,45 @@ def _outputs(inputs: list[Path], output: Optional[Path], name_for) -> list[Path]
     return [output]
 
 
-def _run_batch(inputs, outputs, work, as_json: bool) -> None:
-    """Run work(inp, out) -> dict per file; one bad file does not stop the others."""
+STDIO = "-"
+
+
+def _is_stdio(p) -> bool:
+    return p is not None and str(p) == STDIO
+
+
+def _read_input(p: Path) -> bytes:
+    from armcodec.errors import ArmcodecError
+
+    if _is_stdio(p):
+        return sys.stdin.buffer.read()
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise ArmcodecError(f"cannot read: {e.strerror}") from None
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _stdio_plan(inputs: list[Path], output: Optional[Path]) -> bool:
+    """Whether the (one) output goes to standard output: ``-o -``, or ``-`` in without ``-o``.
+    Refuses ``-`` among several inputs, several inputs to ``-``, and binary data to a terminal."""
+    if any(_is_stdio(p) for p in inputs) and len(inputs) > 1:
+        _fail("- (standard input) must be the only input", 2)
+    to_stdout = _is_stdio(output) or (output is None and any(_is_stdio(p) for p in inputs))
+    if to_stdout and len(inputs) > 1:
+        _fail("-o -: standard output takes one input", 2)
+    if to_stdout and sys.stdout.isatty():
+        _fail("refusing to write binary data to a terminal: redirect standard output or use -o FILE", 2)
+    return to_stdout
+
+
+def _run_batch(inputs, outputs, work, as_json: bool, records_to_stderr: bool = False, human=None) -> None:
+    """Run work(inp, out) -> dict per file; one bad file does not stop the others.  The records
+    go to stdout, or to stderr when stdout carries the data."""
     from rich.progress import Progress
 
     from armcodec.errors import ArmcodecError
@@ -53,7 +91,7 @@ def _run_batch(inputs, outputs, work, as_json: bool) -> None:
         for inp, out in zip(inputs, outputs):
             try:
                 rec = work(inp, out)
-                typer.echo(json.dumps(rec) if as_json else _human(rec))
+                typer.echo(json.dumps(rec) if as_json else (human or _human)(rec), err=records_to_stderr)
             except ArmcodecError as e:
                 typer.echo(f"armcodec: error: {inp}: {e}", err=True)
                 failed.append((inp, e.exit_code))
@@ -77,8 +115,8 @@ def _human(rec: dict) -> str:
 
 @app.command()
 def compress(
-    inputs: Annotated[list[Path], typer.Argument(help="Images to compress (PNG, TIFF, BMP, PPM/PGM, lossless WebP).")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory.")] = None,
+    inputs: Annotated[list[Path], typer.Argument(help="Images to compress (PNG, TIFF, BMP, PPM/PGM, lossless WebP); - reads one from standard input.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory; - writes to standard output (the default for input -).")] = None,
     model: Annotated[str, typer.Option("--model", help="Preset: weights plus encoder settings (default, fast, max; see `armcodec models`).")] = "default",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Tile size in pixels (default: the preset's).")] = None,
@@ -98,26 +136,31 @@ def compress(
     from armcodec.errors import ArmcodecError
     from armcodec.io.files import write_atomic
 
+    to_stdout = _stdio_plan(inputs, output)
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
                       adaptive=adapt, orient=orient, feedback=feedback)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
-    outs = _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
+    outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
 
     def work(inp: Path, out: Path) -> dict:
-        if out.exists() and not force:
+        if not to_stdout and out.exists() and not force:
             from armcodec.errors import OutputExistsError
 
             raise OutputExistsError(f"{out} exists (use --force to overwrite)")
-        enc = codec.encode(inp)
+        source = _read_input(inp) if _is_stdio(inp) else inp
+        enc = codec.encode(source)
         if verify:
             from armcodec.errors import ChecksumError
             from armcodec.io.image import read_image
 
-            if not np.array_equal(codec.decode(enc.data).array, read_image(inp)[0]):
+            if not np.array_equal(codec.decode(enc.data).array, read_image(source)[0]):
                 raise ChecksumError(f"verification failed: {out} would not decode to the input (nothing written)")
-        write_atomic(out, enc.data, force=force)
+        if to_stdout:
+            _write_stdout(enc.data)
+        else:
+            write_atomic(out, enc.data, force=force)
         n = enc.width * enc.height * enc.channels
         return {
             "input": str(inp), "output": str(out), "width": enc.width, "height": enc.height,
@@ -126,22 +169,25 @@ def compress(
             "model": model, "weights": codec.model.entry.name, "device": str(codec.device), "verified": verify,
         }
 
-    _run_batch(inputs, outs, work, as_json)
+    _run_batch(inputs, outs, work, as_json, records_to_stderr=to_stdout)
 
 
-def _decoded_name(p: Path) -> Path:
+def _decoded_name(p: Path, suffix: str | None = None) -> Path:
     from armcodec.io.image import LOSSLESS_OUTPUTS
 
     stem = p.name[: -len(ARM_SUFFIX)] if p.name.endswith(ARM_SUFFIX) else p.name
-    if Path(stem).suffix.lower() not in LOSSLESS_OUTPUTS:
+    if suffix is not None:
+        stem = (stem[: -len(Path(stem).suffix)] if Path(stem).suffix.lower() in LOSSLESS_OUTPUTS else stem) + suffix
+    elif Path(stem).suffix.lower() not in LOSSLESS_OUTPUTS:
         stem += ".png"
     return p.with_name(stem)
 
 
 @app.command()
 def decompress(
-    inputs: Annotated[list[Path], typer.Argument(help=".arm files to decompress.")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory; the suffix picks a lossless format (PNG default).")] = None,
+    inputs: Annotated[list[Path], typer.Argument(help=".arm files to decompress; - reads one from standard input.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory; the suffix picks a lossless format (PNG default); - writes to standard output (the default for input -).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format where no file name gives one (standard output, default names): png, tiff, bmp, ppm, pgm, pnm, webp.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file.")] = False,
@@ -158,7 +204,15 @@ def decompress(
     from armcodec.io.files import write_atomic
     from armcodec.io.image import check_output_format, write_image
 
-    outs = _outputs(inputs, output, _decoded_name)
+    to_stdout = _stdio_plan(inputs, output)
+    suffix = None if fmt is None else "." + fmt.lower().lstrip(".")
+    if suffix == ".tif":
+        suffix = ".tiff"
+    from armcodec.io.image import LOSSLESS_OUTPUTS
+
+    if suffix is not None and suffix not in LOSSLESS_OUTPUTS:
+        _fail(f"--format {fmt}: not a lossless output format; use one of {', '.join(s[1:] for s in LOSSLESS_OUTPUTS)}", 2)
+    outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, lambda p: _decoded_name(p, suffix))
     codecs: dict[str, Codec] = {}
     try:
         manifest = read_manifest()  # once for the batch
@@ -166,31 +220,98 @@ def decompress(
         _fail(str(e), e.exit_code)
 
     def work(inp: Path, out: Path) -> dict:
-        if out.exists() and not force:
+        if not to_stdout and out.exists() and not force:
             raise OutputExistsError(f"{out} exists (use --force to overwrite)")
-        try:
-            data = inp.read_bytes()
-        except OSError as e:
-            raise ArmcodecError(f"cannot read: {e.strerror}") from None
+        data = _read_input(inp)
         header, streams = parse(data, max_pixels)
-        check_output_format(out, header.mode)  # refuse before spending time decoding
+        out_suffix = (suffix or ".png") if to_stdout else None
+        check_output_format(out, header.mode, out_suffix)  # refuse before spending time decoding
         name = decoding_model(header, manifest)
         if name not in codecs:
             codecs[name] = Codec(name, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)
         dec = codecs[name].decode_parsed(header, streams)
-        write_atomic(out, writer=lambda tmp: write_image(tmp, dec.array, dec.info), force=force)
+        if to_stdout:  # whole, then written: TIFF needs a seekable file
+            buf = io.BytesIO()
+            write_image(buf, dec.array, dec.info, out_suffix)
+            _write_stdout(buf.getvalue())
+        else:
+            write_atomic(out, writer=lambda tmp: write_image(tmp, dec.array, dec.info), force=force)
         return {
             "input": str(inp), "output": str(out), "width": header.width, "height": header.height,
             "channels": header.channels, "mode": dec.mode, "bytes": len(data), "model_bits": dec.model_bits,
             "seconds": dec.seconds,
         }
 
-    _run_batch(inputs, outs, work, as_json)
+    _run_batch(inputs, outs, work, as_json, records_to_stderr=to_stdout)
+
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".pnm", ".webp")
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder becomes its images (by suffix, sorted by name)."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+@app.command("eval")
+def evaluate(
+    inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images; - reads one from standard input.")],
+    model: Annotated[str, typer.Option("--model", help="Preset (see `armcodec models`).")] = "default",
+    adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Include the encoder's searches (adaptation, orientation, feedback: the preset's tools) and their side information; default: the model alone.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Tile size in pixels (default: the preset's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout; the mean as a JSON object on stderr.")] = False,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = DEFAULT_MAX_PIXELS,
+    threads: Annotated[int, typer.Option("--threads", help="At most this many CPU threads (0: every core this process may use).")] = 0,
+) -> None:
+    """The model's bits per subpixel (bits/dim) of images, without writing files: the integer
+    tables' -log2 likelihood, no ANS.  Without --adapt it equals the model_bits of
+    `armcodec compress --no-adapt`; with --adapt those of `armcodec compress`."""
+    _set_threads(threads)
+    from armcodec.api import Codec
+    from armcodec.errors import ArmcodecError
+
+    if any(_is_stdio(p) for p in inputs) and len(inputs) > 1:
+        _fail("- (standard input) must be the only input", 2)
+    try:
+        codec = Codec(model, device, tile_size, max_pixels=max_pixels, adaptive=adapt)
+    except ArmcodecError as e:
+        _fail(str(e), e.exit_code)
+    files = _expand(inputs)
+    if not files:
+        _fail("no images found", 5)
+    done: list[dict] = []
+
+    def work(inp: Path, _out) -> dict:
+        ev = codec.evaluate(_read_input(inp) if _is_stdio(inp) else inp)
+        rec = {"input": str(inp), "bpsp": ev.bpsp, "model_bits": ev.model_bits, "width": ev.width,
+               "height": ev.height, "channels": ev.channels, "mode": ev.mode, "model": model,
+               "weights": codec.model.entry.name, "adapt": adapt, "seconds": ev.seconds}
+        done.append(rec)
+        return rec
+
+    try:
+        _run_batch(files, files, work, as_json, human=lambda r: f"{r['input']}: {r['bpsp']:.4f} bpsp "
+                   f"({r['model_bits']:.1f} bits, {r['width']}x{r['height']}x{r['channels']}), {r['seconds']:.2f} s")
+    finally:
+        if done:
+            subpixels = sum(r["width"] * r["height"] * r["channels"] for r in done)
+            mean = {"images": len(done), "mean_bpsp": sum(r["bpsp"] for r in done) / len(done),
+                    "bpsp_all_subpixels": sum(r["model_bits"] for r in done) / subpixels, "model": model, "adapt": adapt}
+            typer.echo(json.dumps(mean) if as_json else
+                       f"mean over {len(done)} images: {mean['mean_bpsp']:.4f} bpsp (all subpixels together: "
+                       f"{mean['bpsp_all_subpixels']:.4f})", err=True)
 
 
 @app.command()
 def info(
-    files: Annotated[list[Path], typer.Argument(help=".arm files.")],
+    files: Annotated[list[Path], typer.Argument(help=".arm files; - reads one from standard input.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print the validated header of .arm files."""
@@ -198,10 +319,7 @@ def info(
     from armcodec.errors import ArmcodecError
 
     def work(inp: Path, _out) -> dict:
-        try:
-            data = inp.read_bytes()
-        except OSError as e:
-            raise ArmcodecError(f"cannot read: {e.strerror}") from None
+        data = _read_input(inp)
         header, _ = parse(data)
         return {"file": str(inp), "bytes": len(data), **header.describe()}
 

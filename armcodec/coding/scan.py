@@ -148,6 +148,22 @@ class EncodeCoder:
         return [enc.finish() for enc in self.streams]
 
 
+class CountingCoder:
+    """The encoder's direction without ANS (``armcodec eval``): every value known, nothing pushed;
+    :func:`scan` still builds every table and returns the model's bits."""
+
+    reverse = True
+
+    def __init__(self, values: torch.Tensor, adaptation: side.Adaptation | None = None):
+        self.values, self.adaptation = values, adaptation
+
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps) -> torch.Tensor:
+        return self.values[a:b, c]
+
+    def end_step(self, steps) -> None:
+        pass
+
+
 class DecodeCoder:
     """Pops pixel values; one StreamDecoder per tile.  With ``blocks`` (the adaptation tool: the
     block of every pixel of the schedule and the block count per tile, from ``Adaptation.blocks``)

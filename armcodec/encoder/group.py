@@ -13,7 +13,7 @@ import torch
 from armcodec import threads
 from armcodec.coding.planes import (DEFAULT_BATCH_BYTES, CodedGroup, image_coords, new_feedback, tile_batches,
                                     tile_samples)
-from armcodec.coding.scan import EncodeCoder, Schedule, samples_crc, scan, tile_grid
+from armcodec.coding.scan import CountingCoder, EncodeCoder, Schedule, samples_crc, scan, tile_grid
 from armcodec.coding.side import N_ORIENTATIONS, Adaptation, side_bits
 from armcodec.container import CoderTools
 from armcodec.encoder import feedback_fit
@@ -25,11 +25,12 @@ SPAN_PIXELS = 1 << 13  # pixels per table-building call of the encoder's scan (i
 
 def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, tools: CoderTools,
                  first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None,
-                 orient_proxy=None) -> CodedGroup:
+                 orient_proxy=None, count_only: bool = False) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); tools: the coder tools to use;
     first_stream: the file index of the group's first tile stream (it seeds the tile CRCs);
     orient_proxy: the float network that picks each tile's orientation (default: the model's own
-    ``float_proxy()``; any network with the model's image channels will do, the decoder never sees it)."""
+    ``float_proxy()``; any network with the model's image channels will do, the decoder never sees it);
+    count_only: the model's bits (and the side information's) without ANS: no streams."""
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
@@ -63,10 +64,11 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
             shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts, mean_shifts=mean_shifts)
             adaptation = Adaptation(block_of, counts, shifts, orientations)
             bits += side_bits(sum(counts) * g)
-        coder = EncodeCoder(values, len(bt), adaptation, fb)
+        coder = CountingCoder(values, adaptation) if count_only else EncodeCoder(values, len(bt), adaptation, fb)
         bits += scan(sched, source, coder, g, model.cfg, luts, fb, span_pixels=SPAN_PIXELS)
-        for k, data in zip(batch, coder.finish()):
-            streams[k] = data
+        if not count_only:
+            for k, data in zip(batch, coder.finish()):
+                streams[k] = data
         if progress:
             progress(len(batch))
     crcs = [samples_crc(tile_samples(planes, t), first_stream + k) for k, t in enumerate(tiles)]

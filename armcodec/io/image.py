@@ -8,6 +8,7 @@ not stored, and the README says so.
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,11 +64,33 @@ def from_array(a: np.ndarray) -> tuple[np.ndarray, ImageInfo]:
     return np.ascontiguousarray(a), ImageInfo(CHANNEL_MODES[a.shape[2]])
 
 
-def _declared_bit_depth(im: Image.Image, path: Path) -> int | None:
+class _Source:
+    """An image file given by path, or its bytes (a pipe): what the checks below read of it."""
+
+    def __init__(self, source):
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self.name, self.path, self._data = "-", None, bytes(source)
+        else:
+            self.path = Path(source)
+            self.name, self._data = str(self.path), None
+
+    def open(self):
+        return Image.open(io.BytesIO(self._data) if self.path is None else self.path)
+
+    def head(self, n: int) -> bytes:
+        if self._data is not None:
+            return self._data[:n]
+        with open(self.path, "rb") as f:
+            return f.read(n)
+
+    def data(self) -> bytes:
+        return self._data if self._data is not None else self.path.read_bytes()
+
+
+def _declared_bit_depth(im: Image.Image, src: _Source) -> int | None:
     """Bits per sample as stored in the file, where Pillow may have reduced it on load."""
     if im.format == "PNG":
-        with open(path, "rb") as f:
-            head = f.read(26)
+        head = src.head(26)
         if len(head) >= 25 and head[12:16] == b"IHDR":
             return head[24]
     if im.format == "TIFF":
@@ -77,11 +100,13 @@ def _declared_bit_depth(im: Image.Image, path: Path) -> int | None:
     return None
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
-    """Read an image exactly -> uint8 (H, W, C) and ImageInfo, or raise UnsupportedInputError."""
-    path = Path(path)
+def read_image(source: str | os.PathLike | bytes) -> tuple[np.ndarray, ImageInfo]:
+    """Read an image exactly (a path, or the bytes of a file: a pipe) -> uint8 (H, W, C) and
+    ImageInfo, or raise UnsupportedInputError."""
+    src = _Source(source)
+    path = src.name
     try:
-        im = Image.open(path)
+        im = src.open()
     except FileNotFoundError:
         raise UnsupportedInputError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -89,45 +114,50 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UnsupportedInputError(f"{path}: cannot read as an image ({e})") from None
     with im:
-        if getattr(im, "n_frames", 1) > 1:
-            raise UnsupportedInputError(f"{path}: has {im.n_frames} frames; armcodec codes single images")
-        mode = im.mode
-        if mode not in MODES:
-            why = _REFUSALS.get(mode) or (
-                "16-bit image is not supported (only 8 bits per sample)" if mode.startswith("I;16") else f"mode {mode} is not supported"
-            )
-            raise UnsupportedInputError(f"{path}: {why}")
-        depth = _declared_bit_depth(im, path)
+        depth = _declared_bit_depth(im, src) if im.mode in MODES else None
         if depth is not None and depth != 8:
             raise UnsupportedInputError(f"{path}: stored with {depth} bits per sample; armcodec codes 8-bit images exactly and refuses others")
-        if im.format == "WEBP" and not _webp_is_lossless(path):
+        if im.format == "WEBP" and not _webp_is_lossless(src):
             raise UnsupportedInputError(f"{path}: lossy WebP; its decoded pixels would be coded, not the file (convert to PNG first if that is intended)")
-        try:
-            a = np.asarray(im)
-        except (OSError, ValueError) as e:
-            raise UnsupportedInputError(f"{path}: image data is corrupted ({e})") from None
-        icc = im.info.get("icc_profile") or b""
+        return from_pil(im, path)
+
+
+def from_pil(im: Image.Image, where: str = "image") -> tuple[np.ndarray, ImageInfo]:
+    """A Pillow image (opened or in memory) -> uint8 (H, W, C) and ImageInfo, or raise
+    UnsupportedInputError (``where`` names it in the message).  Its pixels as Pillow holds them."""
+    if getattr(im, "n_frames", 1) > 1:
+        raise UnsupportedInputError(f"{where}: has {im.n_frames} frames; armcodec codes single images")
+    mode = im.mode
+    if mode not in MODES:
+        why = _REFUSALS.get(mode) or (
+            "16-bit image is not supported (only 8 bits per sample)" if mode.startswith("I;16") else f"mode {mode} is not supported"
+        )
+        raise UnsupportedInputError(f"{where}: {why}")
+    try:
+        a = np.asarray(im)
+    except (OSError, ValueError) as e:
+        raise UnsupportedInputError(f"{where}: image data is corrupted ({e})") from None
     arr, info = from_array(a)
     if info.mode != mode:
-        raise UnsupportedInputError(f"{path}: decoded as {arr.shape}, which does not match mode {mode}")
-    info.icc_profile = bytes(icc)
+        raise UnsupportedInputError(f"{where}: decoded as {arr.shape}, which does not match mode {mode}")
+    info.icc_profile = bytes(im.info.get("icc_profile") or b"")
     return arr, info
 
 
-def _webp_is_lossless(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(64)
+def _webp_is_lossless(src: _Source) -> bool:
+    head = src.head(64)
     if b"VP8L" in head[12:16]:
         return True
     if b"VP8X" in head[12:16]:
-        data = path.read_bytes()
+        data = src.data()
         return b"VP8L" in data and b"VP8 " not in data
     return False
 
 
-def check_output_format(path: Path, mode: str) -> tuple[str, dict]:
-    """(Pillow format, save options) for writing ``mode`` to ``path`` exactly, or a refusal."""
-    suffix = Path(path).suffix.lower() or ".png"
+def check_output_format(path: Path, mode: str, suffix: str | None = None) -> tuple[str, dict]:
+    """(Pillow format, save options) for writing ``mode`` to ``path`` exactly (in the format its
+    suffix names, or ``suffix`` if given: ``.png``, ``.tiff``, ...), or a refusal."""
+    suffix = (suffix or Path(path).suffix).lower() or ".png"
     if suffix not in LOSSLESS_OUTPUTS:
         raise UnsupportedInputError(f"{path}: {suffix} is not a lossless output format; use one of {', '.join(LOSSLESS_OUTPUTS)}")
     fmt, opts, modes = LOSSLESS_OUTPUTS[suffix]
@@ -136,10 +166,11 @@ def check_output_format(path: Path, mode: str) -> tuple[str, dict]:
     return fmt, opts
 
 
-def write_image(path: str | os.PathLike, a: np.ndarray, info: ImageInfo) -> None:
-    """Write uint8 (H, W, C) in a lossless format chosen by the suffix (PNG by default)."""
-    path = Path(path)
-    fmt, opts = check_output_format(path, info.mode)
+def write_image(path, a: np.ndarray, info: ImageInfo, suffix: str | None = None) -> None:
+    """Write uint8 (H, W, C) in a lossless format chosen by the suffix (PNG by default), or by
+    ``suffix`` (then ``path`` may also be a binary file object, such as stdout)."""
+    path = path if hasattr(path, "write") else Path(path)
+    fmt, opts = check_output_format(Path("-") if hasattr(path, "write") else path, info.mode, suffix)
     im = Image.fromarray(np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a))
     if im.mode != info.mode:
         raise UnsupportedInputError(f"array of shape {a.shape} does not match mode {info.mode}")
