@@ -246,6 +246,16 @@ class Codec:
                              f"channels, the model {self.model.net.cfg.image_channels}")
         return proxy.float_proxy()
 
+    def sample(self, width: int, height: int, seed=0, progress=None) -> np.ndarray:
+        """An image drawn from the preset's model (:mod:`armcodec.sampling`): uint8 (height, width,
+        channels), the same for a seed on any machine."""
+        from armcodec.sampling import sample_image
+
+        if not (1 <= width <= 4096 and 1 <= height <= 4096):
+            raise LimitError(f"sample size {width}x{height} outside 1..4096")
+        m = self.model
+        return sample_image(m.net, m.luts, height, width, self.tile_size, seed, self.device, progress)[0]
+
     def decode(self, data: bytes, progress=None) -> DecodedImage:
         return self.decode_parsed(*container.parse(data, self.max_pixels), progress=progress)
 

@@ -309,6 +309,69 @@ def evaluate(
                        f"{mean['bpsp_all_subpixels']:.4f})", err=True)
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        _fail(f"--size {text}: expected WIDTHxHEIGHT, for example 64x64", 2)
+    return w, h
+
+
+@app.command()
+def sample(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the samples (created if needed).")],
+    model: Annotated[str, typer.Option("--model", help="Preset whose model draws (see `armcodec models`).")] = "default",
+    size: Annotated[str, typer.Option("--size", help="WIDTHxHEIGHT of each sample.")] = "64x64",
+    n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Sample k is drawn with the seed (SEED, k): the same images on any machine.")] = 0,
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="Also write every sample side by side in one PNG.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")] = False,
+    threads: Annotated[int, typer.Option("--threads", help="At most this many CPU threads (0: every core this process may use).")] = 0,
+) -> None:
+    """Draw images from a model (the generative side of an autoregressive model): each value from
+    the exact table the decoder would read it with.  Writes MODEL_SEED_K.png into the directory."""
+    _set_threads(threads)
+    from rich.progress import Progress
+
+    from armcodec.api import Codec
+    from armcodec.errors import ArmcodecError
+    from armcodec.io.files import write_atomic
+    from armcodec.io.image import CHANNEL_MODES, ImageInfo, write_image
+
+    w, h = _size(size)
+    if n < 1:
+        _fail("-n must be at least 1", 2)
+    try:
+        codec = Codec(model, device)
+    except ArmcodecError as e:
+        _fail(str(e), e.exit_code)
+    names = [output / f"{model}_{seed}_{k:03d}.png" for k in range(n)]
+    existing = [p for p in names + ([grid] if grid else []) if p.exists()]
+    if existing and not force:
+        _fail(f"{existing[0]} exists (use --force to overwrite)", 8)
+    output.mkdir(parents=True, exist_ok=True)
+    samples = []
+    try:
+        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("sampling", total=n)
+            for k, path in enumerate(names):
+                a = codec.sample(w, h, seed=(seed, k))
+                write_atomic(path, writer=lambda tmp: write_image(tmp, a, ImageInfo(CHANNEL_MODES[a.shape[2]])), force=True)
+                samples.append(a)
+                typer.echo(str(path))
+                bar.advance(task)
+    except ArmcodecError as e:
+        _fail(str(e), e.exit_code)
+    if grid:
+        gap = 2
+        sheet = np.full((h, n * (w + gap) - gap, samples[0].shape[2]), 255, np.uint8)
+        for k, a in enumerate(samples):
+            sheet[:, k * (w + gap) : k * (w + gap) + w] = a
+        write_atomic(grid, writer=lambda tmp: write_image(tmp, sheet, ImageInfo(CHANNEL_MODES[sheet.shape[2]])), force=True)
+        typer.echo(str(grid))
+
+
 @app.command()
 def info(
     files: Annotated[list[Path], typer.Argument(help=".arm files; - reads one from standard input.")],

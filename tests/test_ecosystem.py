@@ -1,5 +1,5 @@
-"""armcodec inside other tools: the Pillow and imageio plugins, pipes, and `armcodec eval`
-(on the tiny test model)."""
+"""armcodec inside other tools: the Pillow and imageio plugins, pipes, `armcodec eval` and
+`armcodec sample` (on the tiny test model)."""
 import io
 import json
 import shutil
@@ -148,3 +148,32 @@ def test_eval_is_compress_model_bits(work):
         assert mean["images"] == 3 and mean["mean_bpsp"] == pytest.approx(np.mean([e["bpsp"] for e in ev]))
     r = runner.invoke(app, ["eval", str(work), "--model", "tiny", "--device", "cpu"])  # a folder: its images
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == len(IMAGES) and "mean over 4 images" in r.stderr
+
+
+def test_samples_are_the_models_own_and_fixed_by_the_seed(work, tiny_dir):
+    from armcodec.sampling import sample_image
+
+    codec = armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir, adaptive=False)
+    m = codec.model
+    a, bits = sample_image(m.net, m.luts, 20, 37, codec.tile_size, (0, 0), "cpu")  # several tiles
+    b, _ = sample_image(m.net, m.luts, 20, 37, codec.tile_size, (0, 0), "cpu")
+    c, _ = sample_image(m.net, m.luts, 20, 37, codec.tile_size, (1, 0), "cpu")
+    assert a.shape == (20, 37, 3) and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert codec.evaluate(a).model_bits == pytest.approx(bits, rel=1e-12)  # drawn from the tables eval reads
+    r = runner.invoke(app, ["sample", "--model", "tiny", "--size", "32x32", "-n", "2", "--seed", "0",
+                            "-o", str(work / "s"), "--device", "cpu", "--grid", str(work / "grid.png")])
+    assert r.exit_code == 0, r.output
+    files = sorted((work / "s").glob("*.png"))
+    assert [p.name for p in files] == ["tiny_0_000.png", "tiny_0_001.png"]
+    arrays = [np.asarray(Image.open(p)) for p in files]
+    assert all(x.shape == (32, 32, 3) and x.std() > 0 for x in arrays) and not np.array_equal(*arrays)
+    assert Image.open(work / "grid.png").size == (66, 32)
+    r = runner.invoke(app, ["eval", *map(str, files), "--model", "tiny", "--device", "cpu", "--json"])
+    assert all(json.loads(line)["bpsp"] <= 7 for line in r.stdout.splitlines())
+    again = runner.invoke(app, ["sample", "--model", "tiny", "--size", "32x32", "-n", "2", "-o", str(work / "t"), "--device", "cpu"])
+    assert again.exit_code == 0 and all(np.array_equal(np.asarray(Image.open(work / "t" / p.name)), x)
+                                        for p, x in zip(files, arrays))
+    r = runner.invoke(app, ["sample", "--model", "tiny", "--size", "32x32", "-n", "2", "-o", str(work / "s")])
+    assert r.exit_code == 8 and "exists" in r.stderr
+    r = runner.invoke(app, ["sample", "--model", "tiny", "--size", "32", "-o", str(work / "u")])
+    assert r.exit_code == 2 and "WIDTHxHEIGHT" in r.stderr

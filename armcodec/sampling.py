@@ -1,0 +1,63 @@
+"""Draw images from a model (the generative side of an autoregressive model; ``armcodec sample``).
+
+The decoder's scan, with a coder that draws each value from the exact integer table the decoder
+would pop it with (inverse CDF of ``2**PRECISION`` frequencies at a uniform integer), no coder
+tools.  The draws come from a seeded NumPy generator in scan order and the tables are integer-exact,
+so a seed gives the same image on any machine, thread count or device.  Tiles are drawn
+independently, as they are coded.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from armcodec import threads
+from armcodec.coding.planes import image_coords, tile_batches
+from armcodec.coding.scan import Schedule, scan, tile_grid
+from armcodec.exact.tables import PRECISION, TableLUTs
+
+
+class SamplingCoder:
+    """The decoder's direction; every value drawn from its table (int64 (M, 256) frequencies)."""
+
+    reverse = False
+    adaptation = None
+
+    def __init__(self, n_pixels: int, channels: int, rng: np.random.Generator, device):
+        self.values = torch.zeros((n_pixels, channels), dtype=torch.int64, device=device)
+        self.rng = rng
+
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps) -> torch.Tensor:
+        u = torch.from_numpy(self.rng.integers(0, 2**PRECISION, size=b - a, dtype=np.int64)).to(q.device)
+        v = torch.searchsorted(torch.cumsum(q, 1), u.view(-1, 1), right=True).view(-1)
+        self.values[a:b, c] = v
+        return v
+
+    def end_step(self, steps) -> None:
+        pass
+
+
+def sample_image(model, luts: TableLUTs, height: int, width: int, tile: int, seed, device,
+                 progress=None) -> tuple[np.ndarray, float]:
+    """-> uint8 (height, width, model channels) drawn from the model, and its -log2 likelihood
+    under the tables it was drawn from (bits).  ``seed``: anything ``np.random.default_rng`` takes."""
+    with threads.managed(device):
+        return _sample(model, luts, height, width, tile, seed, device, progress)
+
+
+def _sample(model, luts, height, width, tile, seed, device, progress):
+    channels = model.cfg.image_channels
+    rng = np.random.default_rng(seed)
+    tiles = tile_grid(height, width, tile)
+    out = np.zeros((height, width, channels), dtype=np.uint8)
+    bits = 0.0
+    for batch in tile_batches(tiles, model, tile, 1 << 30, decoding=True):
+        bt = [tiles[k] for k in batch]
+        sched = Schedule(bt, model, tile)
+        coder = SamplingCoder(len(sched.n), channels, rng, device)
+        bits += scan(sched, model.decoder_steps(bt, sched, tile, device, channels), coder, channels, model.cfg, luts)
+        ys, xs = image_coords(bt, sched, None)
+        out[ys, xs] = coder.values.cpu().numpy().astype(np.uint8)
+        if progress:
+            progress(len(batch))
+    return out, bits
