@@ -93,17 +93,19 @@ class Evaluation:
 
 @dataclass
 class DecodedImage:
-    """Result of :meth:`Codec.decode`: array uint8 (H, W, C), mode L/LA/RGB/RGBA, ICC profile."""
+    """Result of :meth:`Codec.decode`: array uint8 (H, W, C), mode L/LA/RGB/RGBA, ICC profile and
+    the other metadata the file stores (EXIF, XMP, PNG text)."""
 
     array: np.ndarray
     mode: str
     icc_profile: bytes
     model_bits: float
     seconds: float
+    metadata: tuple = ()  # ((kind, key, value bytes), ...): the EXIF, XMP and text entries stored
 
     @property
     def info(self) -> ImageInfo:
-        return ImageInfo(self.mode, self.icc_profile)
+        return ImageInfo(self.mode, self.icc_profile, self.metadata)
 
 
 def _set_exact_math(device: torch.device) -> None:
@@ -228,7 +230,7 @@ class Codec:
         if count_only:
             return Encoded(b"", bits, w, h, info.mode, time.perf_counter() - t0)
         header = ArmHeader(info.mode, w, h, self.tile_size, m.entry.name, m.sha256_prefix,
-                           icc_profile=info.icc_profile, stream_crcs=crcs,
+                           icc_profile=info.icc_profile, metadata=info.metadata, stream_crcs=crcs,
                            tools=self.tools, grey=grey, replication=(fy, fx))
         data = container.write(header, streams)
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0)
@@ -278,7 +280,7 @@ class Codec:
             bits += b
             k += n_tiles
         out = replicate(out, header.replication)  # the blocks' pixels, repeated
-        return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0)
+        return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0, header.metadata)
 
     def compress(self, image) -> bytes:
         return self.encode(image).data

@@ -14,6 +14,8 @@ Everything is little-endian and written with ``struct``; ``varint`` is unsigned 
                  u8 n + n bytes weights name (utf-8)      16 bytes: sha256 prefix of the weights
                  u8 T, then T coder tools, ids ascending: u8 id, u8 length L, L bytes
                  varint n + n bytes ICC profile (0: none)
+                 version 3 only: varint M, then M metadata items: u8 kind (1 EXIF, 2 XMP, 3 text),
+                     varint k + k bytes key (utf-8; text only, else 0), varint n + n bytes value
                  varint stream count S, then S x (u32 byte length, u32 CRC32 of the stream index
                      as u32 followed by the tile's decoded samples)
         10+N   u32  CRC32 of bytes [0, 10+N)
@@ -24,6 +26,9 @@ head each tile stream, :mod:`armcodec.coding.side`), 2 orientation (L = 0, needs
 orientation comes first), 3 residual feedback (L = 1: the feature set, needs 1,
 :mod:`armcodec.coding.feedback`).  Ids 128-255 are reserved for a model family's own side
 information.  A reader refuses a tool it does not know, so new tools never pass for old ones.
+
+Version 3 is version 2 with the metadata list; :func:`write` writes it only for an image that has
+metadata, so every other file is a version-2 file, byte for byte what 0.2 wrote.
 
 Version 1 (written by armcodec 0.1) has the same layout with u32 width, height and frames, no tool
 list, u32 ICC and stream counts, and a coder profile number in byte 5 that names its tools
@@ -48,8 +53,12 @@ from dataclasses import dataclass, field
 from armcodec.errors import ChecksumError, FormatError, LimitError
 
 MAGIC = b"ARMC"
-FORMAT_VERSION = 2  # what write() produces
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 2  # what write() produces for an image without metadata
+METADATA_VERSION = 3  # ... and with metadata (version 2 plus the metadata list)
+READ_VERSIONS = (1, 2, 3)
+# metadata kinds (version 3): the image's EXIF block, its XMP packet, a text entry (key, value)
+META_KINDS = {1: "exif", 2: "xmp", 3: "text"}
+META_CODES = {v: k for k, v in META_KINDS.items()}
 TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK = 1, 2, 3
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
 FEEDBACK_SETS = (1, 2, 3)  # the residual feedback's feature sets a file may name (3 is written)
@@ -121,6 +130,7 @@ class ArmHeader:
     bits: int = 8
     frames: int = 1
     icc_profile: bytes = b""
+    metadata: tuple = ()  # ((kind, key, value bytes), ...): kind "exif", "xmp" or "text" (version 3)
     stream_lengths: list[int] = field(default_factory=list)
     stream_crcs: list[int] = field(default_factory=list)
     version: int = FORMAT_VERSION
@@ -165,6 +175,7 @@ class ArmHeader:
             "model": self.model,
             "weights_sha256_prefix": self.weights_sha256.hex(),
             "icc_profile_bytes": len(self.icc_profile),
+            "metadata": [f"{kind} {key}".strip() + f" ({len(value)} bytes)" for kind, key, value in self.metadata],
             "payload_bytes": sum(self.stream_lengths),
         }
 
@@ -216,12 +227,39 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
         struct.pack("<B", len(name)), name, h.weights_sha256[:16].ljust(16, b"\0"),
         struct.pack("<B", len(tools)), *(struct.pack("<BB", t, len(v)) + v for t, v in tools),
         varint(len(h.icc_profile)), h.icc_profile,
+        _metadata_bytes(h.metadata) if h.metadata else b"",
         varint(len(streams)),
     ]
     body += [struct.pack("<II", len(s), crc) for s, crc in zip(streams, h.stream_crcs)]
     header = b"".join(body)
-    head = PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(header)) + header
+    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if h.metadata else FORMAT_VERSION, 0, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
+
+
+def _metadata_bytes(items) -> bytes:
+    out = [varint(len(items))]
+    for kind, key, value in items:
+        if kind not in META_CODES or (key and kind != "text"):
+            raise ValueError(f"invalid metadata item {kind!r} {key!r}")
+        k = key.encode("utf-8")
+        out += [struct.pack("<B", META_CODES[kind]), varint(len(k)), k, varint(len(value)), bytes(value)]
+    return b"".join(out)
+
+
+def _read_metadata(r: "_Reader") -> tuple:
+    items = []
+    for _ in range(r.varint()):
+        (code,) = r.take("<B")
+        if code not in META_KINDS:
+            raise FormatError(f"unknown metadata kind {code}")
+        try:
+            key = r.raw(r.varint()).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("metadata key is not valid utf-8") from None
+        if key and META_KINDS[code] != "text":
+            raise FormatError("metadata item has a key where none belongs")
+        items.append((META_KINDS[code], key, r.raw(r.varint())))
+    return tuple(items)
 
 
 def _check_replication(fy: int, fx: int, width: int, height: int) -> None:
@@ -338,14 +376,16 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
         (icc_len,) = r.take("<I")
         icc = r.raw(icc_len)
         (n_streams,) = r.take("<I")
+        metadata = ()
     else:
         tools = _read_tools(r)
         icc = r.raw(r.varint())
+        metadata = _read_metadata(r) if version >= METADATA_VERSION else ()
         n_streams = r.varint()
     grey = mode_code in GREY_MODES
     mode = GREY_MODES[mode_code] if grey else MODES[mode_code]
-    h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, version=version, tools=tools, grey=grey,
-                  replication=tuple(replication))
+    h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, metadata, version=version, tools=tools,
+                  grey=grey, replication=tuple(replication))
     expected = h.n_tiles() * len(MODE_GROUPS[h.mode])
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")

@@ -71,3 +71,18 @@ def retool(data: bytes, tools) -> bytes:
     header, streams = container.parse(data)
     header.tools = tools
     return container.write(header, streams)
+
+
+def write_with_metadata(a: np.ndarray, path: Path) -> None:
+    """A PNG carrying an EXIF block, an XMP packet and three text chunks (tEXt, zTXt, iTXt)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "a test")
+    info.add_text("Author", "armcodec", zip=True)
+    info.add_itxt("Comment", "non-latin: \u00e9\u4e2d")
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta xmlns:x='adobe:ns:meta/'>test</x:xmpmeta>")
+    exif = Image.Exif()
+    exif[0x010F] = "Maker"
+    exif[0x0110] = "Model"
+    Image.fromarray(a).save(path, pnginfo=info, exif=exif.tobytes())

@@ -7,6 +7,7 @@ import pytest
 import armcodec
 from armcodec import container, transforms
 from armcodec.container import ArmHeader
+from armcodec.errors import FormatError
 
 from conftest import load
 
@@ -194,3 +195,30 @@ def test_version_2_headers_are_not_longer_than_version_1():
                   tools=container.CoderTools(True, True, 3))
     data = container.write(h, [b"", b""])
     assert int.from_bytes(data[6:10], "little") <= 65
+
+
+def test_metadata_makes_a_version_3_file_and_comes_back():
+    items = (("exif", "", b"Exif\0\0MM\0*"), ("xmp", "", b"<x/>"), ("text", "Title", "\u00e9t\u00e9".encode()))
+    h = ArmHeader("RGB", 20, 10, 16, "default", bytes(16), stream_crcs=[1, 2], metadata=items)
+    data = container.write(h, [b"\0" * 4, b"\0" * 8])
+    assert data[4] == container.METADATA_VERSION
+    back, _ = container.parse(data)
+    assert back.metadata == items and back.version == 3
+    plain = container.write(ArmHeader("RGB", 20, 10, 16, "default", bytes(16), stream_crcs=[1, 2]), [b"\0" * 4, b"\0" * 8])
+    assert plain[4] == 2 and container.parse(plain)[0].metadata == ()
+
+
+@pytest.mark.parametrize("item", [(4, b"\0", b""), (1, b"\1k", b"")])
+def test_bad_metadata_is_refused(item):
+    import struct
+    import zlib
+
+    h = ArmHeader("RGB", 20, 10, 16, "default", bytes(16), stream_crcs=[1, 2], metadata=(("exif", "", b"e"),))
+    data = bytearray(container.write(h, [b"\0" * 4, b"\0" * 8]))
+    hlen = struct.unpack_from("<I", data, 6)[0]
+    code, key, _ = item
+    at = data.index(b"\x01\x01\x00\x01e")  # count 1, kind exif, no key, value "e"
+    data[at + 1 : at + 3] = bytes([code]) + key[:1]
+    data[10 + hlen : 14 + hlen] = (zlib.crc32(bytes(data[: 10 + hlen])) & 0xFFFFFFFF).to_bytes(4, "little")
+    with pytest.raises(FormatError, match="metadata"):
+        container.parse(bytes(data))

@@ -177,3 +177,21 @@ def test_samples_are_the_models_own_and_fixed_by_the_seed(work, tiny_dir):
     assert r.exit_code == 8 and "exists" in r.stderr
     r = runner.invoke(app, ["sample", "--model", "tiny", "--size", "32", "-o", str(work / "u")])
     assert r.exit_code == 2 and "WIDTHxHEIGHT" in r.stderr
+
+
+def test_exif_xmp_and_text_come_back(work):
+    from conftest import write_with_metadata
+
+    src = work / "meta.png"
+    write_with_metadata(np.asarray(Image.open(work / "kodim23_rgb_64x48.png")), src)
+    _cli_compress(src, work / "meta.arm")
+    r = runner.invoke(app, ["decompress", str(work / "meta.arm"), "-o", str(work / "back.png"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    a, b = Image.open(src), Image.open(work / "back.png")
+    assert b.text == a.text and b.info["exif"] == a.info["exif"] and np.array_equal(np.asarray(a), np.asarray(b))
+    im = Image.open(work / "meta.arm")
+    assert im.info["exif"] == a.info["exif"] and im.info["Title"] == "a test" and b"test" in im.info["xmp"]
+    for suffix, lost in ((".bmp", "EXIF and text chunks"), (".webp", "text chunks"), (".tiff", "EXIF and text")):
+        r = runner.invoke(app, ["decompress", str(work / "meta.arm"), "-o", str(work / f"x{suffix}")])
+        assert r.exit_code == 5 and lost in r.stderr and not (work / f"x{suffix}").exists()
+    assert armcodec.read_info((work / "meta.arm").read_bytes())["format_version"] == 3

@@ -13,18 +13,21 @@ from hypothesis import strategies as st
 
 import armcodec
 
-from conftest import load
+from conftest import load, write_with_metadata
 from mutations import structured_cases
 
-SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png"]
+SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "with metadata"]
 
 
 @pytest.fixture(scope="module")
-def corpus(tiny_codec):
+def corpus(tiny_codec, tmp_path_factory):
     out = []
-    for name in SOURCES:
+    for name in SOURCES[:3]:
         img = load(name)
         out.append((tiny_codec.compress(img), img if img.ndim == 3 else img[:, :, None]))
+    path = tmp_path_factory.mktemp("meta") / "m.png"  # a version-3 file: EXIF, XMP and text in the header
+    write_with_metadata(load("kodim23_rgb_64x48.png")[:20, :24], path)
+    out.append((tiny_codec.compress(path), load("kodim23_rgb_64x48.png")[:20, :24]))
     return out
 
 

@@ -3,8 +3,10 @@
 Accepted: 8-bit L, LA, RGB, RGBA from any format Pillow reads losslessly (PNG, TIFF, BMP,
 PPM/PGM, lossless WebP, ...).  Everything else (palette, 1-bit, 16-bit, float, CMYK,
 multi-frame) is refused with an :class:`UnsupportedInputError` that says why: armcodec never
-converts an input silently.  An ICC profile is kept; other metadata (EXIF, text chunks) is
-not stored, and the README says so.
+converts an input silently.  Kept with the pixels: the ICC profile, the EXIF block, the XMP packet
+and PNG text chunks (tEXt, zTXt, iTXt: key and text; PNG's XMP is one of them).  Writing them
+back: PNG holds all of them, WebP the EXIF and XMP; a format that cannot hold what the image
+carries is refused with a message (never dropped silently).
 """
 from __future__ import annotations
 
@@ -44,10 +46,30 @@ _REFUSALS = {
 }
 
 
+PNG_XMP_KEY = "XML:com.adobe.xmp"
+# Output format -> the metadata kinds it holds (besides the ICC profile)
+HOLDS = {"PNG": ("exif", "xmp", "text"), "WEBP": ("exif", "xmp")}
+
+
 @dataclass
 class ImageInfo:
     mode: str  # L, LA, RGB or RGBA
     icc_profile: bytes = b""
+    metadata: tuple = ()  # ((kind, key, value bytes), ...): ("exif", "", ...), ("xmp", "", ...), ("text", key, utf-8)
+
+
+def read_metadata(im: Image.Image) -> tuple:
+    """The EXIF, XMP and text entries Pillow found in an opened image, in a fixed order."""
+    items = []
+    exif = im.info.get("exif")
+    if exif:
+        items.append(("exif", "", bytes(exif)))
+    text = dict(getattr(im, "text", None) or {}) if im.format == "PNG" else {}
+    xmp = text.pop(PNG_XMP_KEY, None) or im.info.get("xmp")  # PNG's XMP is an iTXt chunk of this key
+    if xmp:
+        items.append(("xmp", "", xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)))
+    items += [("text", str(k), str(v).encode("utf-8")) for k, v in text.items()]
+    return tuple(items)
 
 
 def from_array(a: np.ndarray) -> tuple[np.ndarray, ImageInfo]:
@@ -141,6 +163,7 @@ def from_pil(im: Image.Image, where: str = "image") -> tuple[np.ndarray, ImageIn
     if info.mode != mode:
         raise UnsupportedInputError(f"{where}: decoded as {arr.shape}, which does not match mode {mode}")
     info.icc_profile = bytes(im.info.get("icc_profile") or b"")
+    info.metadata = read_metadata(im)
     return arr, info
 
 
@@ -154,7 +177,7 @@ def _webp_is_lossless(src: _Source) -> bool:
     return False
 
 
-def check_output_format(path: Path, mode: str, suffix: str | None = None) -> tuple[str, dict]:
+def check_output_format(path: Path, mode: str, suffix: str | None = None, metadata: tuple = ()) -> tuple[str, dict]:
     """(Pillow format, save options) for writing ``mode`` to ``path`` exactly (in the format its
     suffix names, or ``suffix`` if given: ``.png``, ``.tiff``, ...), or a refusal."""
     suffix = (suffix or Path(path).suffix).lower() or ".png"
@@ -163,6 +186,7 @@ def check_output_format(path: Path, mode: str, suffix: str | None = None) -> tup
     fmt, opts, modes = LOSSLESS_OUTPUTS[suffix]
     if mode not in modes:
         raise UnsupportedInputError(f"{path}: {fmt} cannot store mode {mode} exactly; use .png or .tiff")
+    check_metadata(path, fmt, metadata)
     return fmt, opts
 
 
@@ -170,11 +194,52 @@ def write_image(path, a: np.ndarray, info: ImageInfo, suffix: str | None = None)
     """Write uint8 (H, W, C) in a lossless format chosen by the suffix (PNG by default), or by
     ``suffix`` (then ``path`` may also be a binary file object, such as stdout)."""
     path = path if hasattr(path, "write") else Path(path)
-    fmt, opts = check_output_format(Path("-") if hasattr(path, "write") else path, info.mode, suffix)
+    fmt, opts = check_output_format(Path("-") if hasattr(path, "write") else path, info.mode, suffix, info.metadata)
     im = Image.fromarray(np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a))
     if im.mode != info.mode:
         raise UnsupportedInputError(f"array of shape {a.shape} does not match mode {info.mode}")
     kw = dict(opts)
     if info.icc_profile and fmt in ("PNG", "TIFF", "WEBP"):
         kw["icc_profile"] = info.icc_profile
+    kw.update(metadata_options(fmt, info.metadata))
     im.save(path, format=fmt, **kw)
+
+
+def check_metadata(path, fmt: str, metadata: tuple) -> None:
+    """Refuse a format that cannot hold the image's metadata (nothing is dropped silently)."""
+    lost = sorted({kind for kind, _, _ in metadata} - set(HOLDS.get(fmt, ())))
+    if lost:
+        names = {"exif": "EXIF", "xmp": "XMP", "text": "text chunks"}
+        where = [s for s, (f, _, _) in LOSSLESS_OUTPUTS.items() if set(k for k, _, _ in metadata) <= set(HOLDS.get(f, ()))]
+        raise UnsupportedInputError(f"{path}: {fmt} cannot hold the image's {' and '.join(names[k] for k in lost)}; "
+                                    f"write {' or '.join(where) or '.png'} instead")
+
+
+def metadata_options(fmt: str, metadata: tuple) -> dict:
+    """Pillow save options that write ``metadata`` in format ``fmt`` (checked by check_metadata)."""
+    kw: dict = {}
+    texts = []
+    for kind, key, value in metadata:
+        if kind == "exif":
+            kw["exif"] = value
+        elif kind == "xmp" and fmt == "PNG":
+            texts.append((PNG_XMP_KEY, value.decode("utf-8", "replace")))
+        elif kind == "xmp":
+            kw["xmp"] = value
+        else:
+            texts.append((key, value.decode("utf-8")))
+    if texts:
+        from PIL.PngImagePlugin import PngInfo
+
+        chunks = PngInfo()
+        for key, text in texts:
+            try:
+                key.encode("latin-1"), text.encode("latin-1")
+                if key == PNG_XMP_KEY:
+                    chunks.add_itxt(key, text)
+                else:
+                    chunks.add_text(key, text)
+            except UnicodeEncodeError:
+                chunks.add_itxt(key, text)
+        kw["pnginfo"] = chunks
+    return kw

@@ -72,6 +72,8 @@ class ArmPlugin(PluginV3):
         meta = dict(self._header.describe())
         if self._header.icc_profile:
             meta["icc_profile"] = self._header.icc_profile
+        for kind, key, value in self._header.metadata:
+            meta[key if kind == "text" else kind] = value.decode("utf-8") if kind == "text" else value
         return meta
 
 

@@ -40,6 +40,11 @@ class ArmImageFile(ImageFile.ImageFile):
         self._size = (header.width, header.height)
         if header.icc_profile:
             self.info["icc_profile"] = header.icc_profile
+        for kind, key, value in header.metadata:  # as Pillow's PNG and WebP readers give them
+            if kind == "text":
+                self.info[key] = value.decode("utf-8")
+            else:
+                self.info[kind] = value
         self.info["armcodec"] = header.describe()
         self.tile = [ImageFile._Tile(FORMAT, (0, 0) + self.size, 0, None)]
 
