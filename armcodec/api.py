@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from armcodec import container, threads
+from armcodec import allocator, container, threads
 from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
 from armcodec.coding.feedback import LATEST as FEEDBACK_FEATURES
 from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group
@@ -191,7 +191,7 @@ class Codec:
     def encode(self, image, progress=None) -> Encoded:
         """image: uint8 array (H, W) or (H, W, 1..4), a path Pillow reads exactly (or that file's
         bytes), or a Pillow image (mode L, LA, RGB or RGBA; its ICC profile is kept)."""
-        with threads.managed(self.device):
+        with threads.managed(self.device), allocator.coding():
             return self._encode(image, progress)
 
     def evaluate(self, image, progress=None) -> Evaluation:
@@ -199,7 +199,7 @@ class Codec:
         tables, summed.  With this codec's coder tools off (``adaptive=False``) that is the model
         alone, one parallel pass: the ``model_bits`` :meth:`encode` reports for the same codec; with
         them on it includes the encoder's searches and their side information."""
-        with threads.managed(self.device):
+        with threads.managed(self.device), allocator.coding():
             enc = self._encode(image, progress, count_only=True)
         return Evaluation(enc.model_bits, enc.width, enc.height, enc.mode, enc.seconds)
 
@@ -263,7 +263,7 @@ class Codec:
 
     def decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:
         """Decode what :func:`armcodec.container.parse` returned (its validation already done)."""
-        with threads.managed(self.device):
+        with threads.managed(self.device), allocator.coding():
             return self._decode_parsed(header, streams, progress)
 
     def _decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:

@@ -158,19 +158,3 @@ def test_an_unknown_orientation_proxy_fails_when_the_codec_is_made():
     with pytest.raises(armcodec.errors.ModelError, match="unknown model"):
         armcodec.Codec(device="cpu", orient=True, orient_proxy="nope")
     assert armcodec.Codec(device="cpu", orient=False, orient_proxy="nope").orient_proxy is None
-
-
-def test_the_search_scores_strips_of_tall_tiles(tiny_dir):
-    """In a tile taller than a strip period the search scores the middle STRIP_ROWS rows of every
-    STRIP_PERIOD, each strip mirrored within itself; shorter tiles are scored whole."""
-    assert search.strip_rows(512) == [112, 368] and search.strip_rows(143) == [] and search.strip_rows(144) == [112]
-    proxy = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir).model.net.float_proxy()
-    rng = np.random.default_rng(0)
-    tiles = [np.clip(load("kodim23_rgb_64x48.png")[rng.integers(0, 48, 300)][:, :40] + rng.integers(-3, 4, (300, 40, 3)), 0, 255)
-             .astype(np.uint8) for _ in range(3)]
-    picks = search.choose_orientations(proxy, tiles, "cpu")
-    for t, pick in zip(tiles, picks):
-        x = torch.from_numpy(t).permute(2, 0, 1).float()[None, :, 112:144]
-        with torch.no_grad():
-            bits = [float(proxy(search.orient(x, o).contiguous()).double().sum()) for o in range(side.N_ORIENTATIONS)]
-        assert pick == int(np.argmin(np.round(np.array(bits) * 8)))

@@ -22,11 +22,6 @@ from armcodec.exact.tables import (
 )
 
 PROXY_PIXELS = 1 << 16  # pixels per float pass of the orientation search (bounds its memory)
-# The orientation search scores STRIP_ROWS rows out of every STRIP_PERIOD of a tile (each strip on
-# its own, mirrored within itself, so every orientation sees the same pixels): on the validation
-# photographs in 512x512 tiles its picks cost no more bits than scoring whole tiles, at an eighth
-# of the proxy's time (docs/EXPERIMENTS.md row 31).
-STRIP_ROWS, STRIP_PERIOD = 32, 256
 
 
 def orient(x: torch.Tensor, o: int) -> torch.Tensor:
@@ -40,33 +35,22 @@ def choose_orientations(proxy, tiles: list[np.ndarray], device) -> np.ndarray:
     """proxy: a model's ``float_proxy()`` (bits per subpixel (B, C, H, W)); tiles: uint8 (h, w, g)
     arrays, g = 1 (fed to every model channel, scored on channel 0, as the coder does) or the
     model's channels.  -> int64 (len(tiles),): per tile the orientation of least estimated bits
-    on its :func:`strip_rows` (sums rounded to 1/8 bit; ties: the lower number)."""
+    (sums rounded to 1/8 bit; ties: the lower number)."""
     best = np.zeros(len(tiles), dtype=np.int64)
+    proxy = proxy.to(memory_format=torch.channels_last)  # oneDNN's faster layout here (1.4x; docs/PROFILE.md)
     by_shape: dict[tuple, list[int]] = {}
     for k, t in enumerate(tiles):
         by_shape.setdefault(t.shape, []).append(k)
     for (h, w, g), ks in by_shape.items():
-        starts = strip_rows(h)
-        rows = STRIP_ROWS if starts else h
-        per_call = max(1, PROXY_PIXELS // (max(len(starts), 1) * rows * w))
+        per_call = max(1, PROXY_PIXELS // (h * w))
         for a in range(0, len(ks), per_call):
             idx = ks[a : a + per_call]
             x = torch.from_numpy(np.stack([tiles[k] for k in idx])).to(device).permute(0, 3, 1, 2).float()
             x = x.expand(-1, proxy.cfg.image_channels, -1, -1) if g == 1 else x
-            if starts:  # (tiles * strips, C, rows, w), tile after tile
-                x = torch.stack([x[:, :, r : r + rows] for r in starts], 1).flatten(0, 1)
-            bits = torch.stack([proxy(orient(x, o).contiguous())[:, :g].double().sum((1, 2, 3))
-                                for o in range(N_ORIENTATIONS)], 1)  # (tiles * strips, orientations)
-            bits = bits.view(len(idx), -1, N_ORIENTATIONS).sum(1)
+            bits = torch.stack([proxy(orient(x, o).contiguous(memory_format=torch.channels_last))[:, :g].double().sum((1, 2, 3))
+                                for o in range(N_ORIENTATIONS)], 1)  # (tiles, orientations)
             best[idx] = torch.round(bits * 8).argmin(1).cpu().numpy()
     return best
-
-
-def strip_rows(h: int) -> list[int]:
-    """The first rows of the strips the orientation search scores in a tile of height h: the middle
-    STRIP_ROWS rows of every STRIP_PERIOD (none, so the whole tile, where no strip fits)."""
-    lead = (STRIP_PERIOD - STRIP_ROWS) // 2
-    return [a + lead for a in range(0, h, STRIP_PERIOD) if a + lead + STRIP_ROWS <= h]
 
 
 def estimate_bits(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs,
