@@ -14,7 +14,8 @@ Everything is little-endian and written with ``struct``; ``varint`` is unsigned 
                  u8 n + n bytes weights name (utf-8)      16 bytes: sha256 prefix of the weights
                  u8 T, then T coder tools, ids ascending: u8 id, u8 length L, L bytes
                  varint n + n bytes ICC profile (0: none)
-                 version 3 only: varint M, then M metadata items: u8 kind (1 EXIF, 2 XMP, 3 text),
+                 version 3 only: varint M, then M metadata items: u8 kind (1 EXIF, 2 XMP, 3 text,
+                     4 transparent colour),
                      varint k + k bytes key (utf-8; text only, else 0), varint n + n bytes value
                  varint stream count S, then S x (u32 byte length, u32 CRC32 of the stream index
                      as u32 followed by the tile's decoded samples)
@@ -56,8 +57,9 @@ MAGIC = b"ARMC"
 FORMAT_VERSION = 2  # what write() produces for an image without metadata
 METADATA_VERSION = 3  # ... and with metadata (version 2 plus the metadata list)
 READ_VERSIONS = (1, 2, 3)
-# metadata kinds (version 3): the image's EXIF block, its XMP packet, a text entry (key, value)
-META_KINDS = {1: "exif", 2: "xmp", 3: "text"}
+# metadata kinds (version 3): the image's EXIF block, its XMP packet, a text entry (key, value),
+# the transparent colour of an L or RGB image (PNG's tRNS: one u16 little-endian per channel)
+META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
 TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK = 1, 2, 3
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
@@ -386,6 +388,9 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     mode = GREY_MODES[mode_code] if grey else MODES[mode_code]
     h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, metadata, version=version, tools=tools,
                   grey=grey, replication=tuple(replication))
+    for kind, _, value in metadata:
+        if kind == "transparency" and (h.mode not in ("L", "RGB") or len(value) != 2 * h.channels):
+            raise FormatError(f"a transparent colour of {len(value)} bytes does not fit a mode {h.mode} image")
     expected = h.n_tiles() * len(MODE_GROUPS[h.mode])
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")

@@ -1,4 +1,6 @@
 """Images in and out: exact modes accepted, everything else refused with a reason."""
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -73,3 +75,28 @@ def test_lossy_outputs_are_refused(tmp_path):
         write_image(tmp_path / "x.jpg", load("kodim05_rgb_37x29.png"), ImageInfo("RGB"))
     with pytest.raises(armcodec.UnsupportedInputError):
         write_image(tmp_path / "x.ppm", load("kodim03_rgba_32x24.png"), ImageInfo("RGBA"))
+
+
+def test_a_transparent_colour_is_kept(tmp_path, tiny_dir, monkeypatch):
+    """PNG's tRNS on RGB (the PngSuite's tbrn2c08) and L images comes back; a format that cannot
+    hold it is refused (armcodec 0.2 dropped it silently)."""
+    from typer.testing import CliRunner
+
+    from armcodec_cli.main import app
+
+    monkeypatch.setenv("ARMCODEC_WEIGHTS_DIR", str(tiny_dir))
+    grey = tmp_path / "grey.png"
+    Image.fromarray(np.asarray(Image.open(DATA / "usc_sipi_6.1_gray_40x33.png"))).save(grey, transparency=7)
+    shutil.copy(DATA / "pngsuite_tbrn2c08.png", tmp_path / "rgb.png")
+    runner = CliRunner()
+    for name, colour in (("rgb.png", (255, 255, 255)), ("grey.png", 7)):
+        src = tmp_path / name
+        assert Image.open(src).info["transparency"] == colour
+        r = runner.invoke(app, ["compress", str(src), "--model", "tiny", "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["decompress", f"{src}.arm", "-o", str(tmp_path / f"back_{name}"), "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        back = Image.open(tmp_path / f"back_{name}")
+        assert back.info["transparency"] == colour and np.array_equal(np.asarray(back), np.asarray(Image.open(src)))
+        r = runner.invoke(app, ["decompress", f"{src}.arm", "-o", str(tmp_path / "x.tiff"), "--device", "cpu"])
+        assert r.exit_code == 5 and "transparent colour" in r.stderr

@@ -4,7 +4,8 @@ Accepted: 8-bit L, LA, RGB, RGBA from any format Pillow reads losslessly (PNG, T
 PPM/PGM, lossless WebP, ...).  Everything else (palette, 1-bit, 16-bit, float, CMYK,
 multi-frame) is refused with an :class:`UnsupportedInputError` that says why: armcodec never
 converts an input silently.  Kept with the pixels: the ICC profile, the EXIF block, the XMP packet
-and PNG text chunks (tEXt, zTXt, iTXt: key and text; PNG's XMP is one of them).  Writing them
+PNG text chunks (tEXt, zTXt, iTXt: key and text; PNG's XMP is one of them) and the transparent
+colour of an L or RGB PNG (tRNS).  Writing them
 back: PNG holds all of them, WebP the EXIF and XMP; a format that cannot hold what the image
 carries is refused with a message (never dropped silently).
 """
@@ -48,7 +49,7 @@ _REFUSALS = {
 
 PNG_XMP_KEY = "XML:com.adobe.xmp"
 # Output format -> the metadata kinds it holds (besides the ICC profile)
-HOLDS = {"PNG": ("exif", "xmp", "text"), "WEBP": ("exif", "xmp")}
+HOLDS = {"PNG": ("exif", "xmp", "text", "transparency"), "WEBP": ("exif", "xmp")}
 
 
 @dataclass
@@ -69,6 +70,12 @@ def read_metadata(im: Image.Image) -> tuple:
     if xmp:
         items.append(("xmp", "", xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)))
     items += [("text", str(k), str(v).encode("utf-8")) for k, v in text.items()]
+    colour = im.info.get("transparency")  # PNG's tRNS on an L or RGB image: the transparent colour
+    if colour is not None and im.mode in ("L", "RGB"):
+        values = (colour,) if isinstance(colour, int) else tuple(colour)
+        if len(values) != len(im.mode) or not all(isinstance(v, int) and 0 <= v < 65536 for v in values):
+            raise UnsupportedInputError(f"transparency {colour!r} of a mode {im.mode} image is not a colour armcodec can keep")
+        items.append(("transparency", "", b"".join(v.to_bytes(2, "little") for v in values)))
     return tuple(items)
 
 
@@ -209,7 +216,7 @@ def check_metadata(path, fmt: str, metadata: tuple) -> None:
     """Refuse a format that cannot hold the image's metadata (nothing is dropped silently)."""
     lost = sorted({kind for kind, _, _ in metadata} - set(HOLDS.get(fmt, ())))
     if lost:
-        names = {"exif": "EXIF", "xmp": "XMP", "text": "text chunks"}
+        names = {"exif": "EXIF", "xmp": "XMP", "text": "text chunks", "transparency": "transparent colour (tRNS)"}
         where = [s for s, (f, _, _) in LOSSLESS_OUTPUTS.items() if set(k for k, _, _ in metadata) <= set(HOLDS.get(f, ()))]
         raise UnsupportedInputError(f"{path}: {fmt} cannot hold the image's {' and '.join(names[k] for k in lost)}; "
                                     f"write {' or '.join(where) or '.png'} instead")
@@ -222,6 +229,9 @@ def metadata_options(fmt: str, metadata: tuple) -> dict:
     for kind, key, value in metadata:
         if kind == "exif":
             kw["exif"] = value
+        elif kind == "transparency":
+            values = [int.from_bytes(value[k : k + 2], "little") for k in range(0, len(value), 2)]
+            kw["transparency"] = values[0] if len(values) == 1 else tuple(values)
         elif kind == "xmp" and fmt == "PNG":
             texts.append((PNG_XMP_KEY, value.decode("utf-8", "replace")))
         elif kind == "xmp":
