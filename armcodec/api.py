@@ -21,7 +21,9 @@ from PIL import Image
 from armcodec import allocator, container, threads
 from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
 from armcodec.coding.feedback import LATEST as FEEDBACK_FEATURES
+from armcodec.coding import classic
 from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group
+from armcodec.coding.scan import check_crc, samples_crc
 from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, CoderTools
 from armcodec.encoder.group import encode_group
 from armcodec.errors import ArmcodecError, LimitError, ModelError
@@ -31,6 +33,7 @@ from armcodec.transforms import is_grey_rgb, plane_groups, replicate, replicatio
 from armcodec.weights import DEFAULT_PRESET, LoadedWeights, Manifest, Preset, get_weights, read_manifest
 
 DEFAULT_MODEL = DEFAULT_PRESET
+CLASSIC_DEFAULT = True  # Codec(classic=None): also try the classic path (PNG's zlib stream, lossless WebP)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -60,6 +63,7 @@ class Encoded:
     height: int
     mode: str
     seconds: float
+    coder: str = "model"  # or "png" / "webp": the classic file the encoder found smaller (then model_bits is its size)
 
     @property
     def channels(self) -> int:
@@ -132,6 +136,8 @@ class Codec:
     ``orient_proxy`` names other weights for that search.
     ``feedback`` (with ``adaptive``; default on) fits and sends per tile a linear prediction of the
     model's residual from the residuals around it (feature set 3; sets 1 and 2 are only decoded).
+    ``classic`` (default on) also codes the image as a PNG's zlib stream and as lossless WebP and
+    keeps the smallest file (small, flat or synthetic images; :mod:`armcodec.coding.classic`).
     Decoding reads the tools from the file, and every file any release wrote.
 
     >>> codec = Codec()                                  # default preset, CUDA if available
@@ -143,8 +149,10 @@ class Codec:
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto",
                  tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
                  batch_bytes: int | None = None, adaptive: bool = True, orient: bool | None = None,
-                 feedback: bool = True, feedback_features: int = FEEDBACK_FEATURES, orient_proxy: str | None = None):
+                 feedback: bool = True, feedback_features: int = FEEDBACK_FEATURES, orient_proxy: str | None = None,
+                 classic: bool | None = None):
         self.device = resolve_device(device)
+        self.classic = CLASSIC_DEFAULT if classic is None else classic
         self.weights_dir = weights_dir
         self.manifest: Manifest = read_manifest(weights_dir)
         self.preset: Preset = self.manifest.preset(model)
@@ -232,8 +240,14 @@ class Codec:
         header = ArmHeader(info.mode, w, h, self.tile_size, m.entry.name, m.sha256_prefix,
                            icc_profile=info.icc_profile, metadata=info.metadata, stream_crcs=crcs,
                            tools=self.tools, grey=grey, replication=(fy, fx))
-        data = container.write(header, streams)
-        return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0)
+        data, coder = container.write(header, streams), "model"
+        for name, payload in classic.candidates(arr, info.mode) if self.classic else []:
+            other = container.write(ArmHeader(info.mode, w, h, self.tile_size, "", bytes(16), icc_profile=info.icc_profile,
+                                              metadata=info.metadata, stream_crcs=[samples_crc(arr, 0)], classic=name),
+                                    [payload])
+            if len(other) < len(data):
+                data, coder, bits = other, name, 8.0 * len(payload)
+        return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0, coder)
 
     def _proxy_net(self):
         """The float network that picks each tile's orientation: the preset's orientation weights
@@ -268,6 +282,11 @@ class Codec:
 
     def _decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:
         t0 = time.perf_counter()
+        if header.classic:  # one PNG or WebP file (the encoder found it smaller than the model's streams)
+            out = classic.decode(header.classic, streams[0], header.mode, header.width, header.height)
+            check_crc(out, 0, header.stream_crcs[0], f"classic {header.classic} image")
+            return DecodedImage(out, header.mode, header.icc_profile, 8.0 * len(streams[0]),
+                                time.perf_counter() - t0, header.metadata)
         m = self._weights_for(header)
         ch, cw = header.coded_size
         out = np.empty((ch, cw, header.channels), dtype=np.uint8)
@@ -308,7 +327,10 @@ def decoding_model(header: ArmHeader, manifest: Manifest | None = None) -> str:
     """The name to build a :class:`Codec` with that decodes a file: its weights' name when they are
     installed (found by sha256 prefix in ``manifest``, default the shipped one), else the name the
     file carries (which then fails clearly)."""
-    entry = (manifest or _shipped_manifest()).by_prefix(header.weights_sha256)
+    manifest = manifest or _shipped_manifest()
+    if header.classic:  # no weights needed: any installed preset's codec decodes it
+        return DEFAULT_PRESET if DEFAULT_PRESET in manifest.presets else next(iter(manifest.presets))
+    entry = manifest.by_prefix(header.weights_sha256)
     return entry.name if entry is not None else header.model
 
 

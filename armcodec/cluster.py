@@ -36,7 +36,8 @@ def encode_bytes(name: str, data: bytes, settings: dict, verify: bool = False) -
     n = enc.width * enc.height * enc.channels
     rec = {"width": enc.width, "height": enc.height, "channels": enc.channels, "mode": enc.mode,
            "bytes": len(enc.data), "bpsp": enc.bpsp, "model_bits": enc.model_bits, "model_bpsp": enc.model_bits / n,
-           "seconds": enc.seconds, "weights": codec.model.entry.name, "device": str(codec.device), "verified": verify}
+           "seconds": enc.seconds, "weights": codec.model.entry.name, "device": str(codec.device), "verified": verify,
+           "coder": enc.coder}
     return enc.data, rec
 
 

@@ -8,7 +8,7 @@ Everything is little-endian and written with ``struct``; ``varint`` is unsigned 
            5   u8   0 (version 1: the coder profile)
            6   u32  header length N
           10   header (N bytes):
-                 u8 kind (0 image, 1 replicated image)   u8 mode (see below)   u8 bits per sample (8)
+                 u8 kind (0 image, 1 replicated image, 2 classic)   u8 mode (see below)   u8 bits per sample (8)
                  varint width   varint height   varint frames (1)   u16 tile size
                  kind 1 only: u8 fy, u8 fx (see below)
                  u8 n + n bytes weights name (utf-8)      16 bytes: sha256 prefix of the weights
@@ -41,6 +41,11 @@ Kind 1: the image is made of fy x fx blocks of equal pixels (a nearest-neighbour
 integer factors, fy and fx in [1, 255], not both 1, dividing the height and the width); the
 streams code the (height / fy) x (width / fx) image of the blocks' pixels, which the decoder
 repeats.  Tiles, streams and everything below count in that coded image.
+Kind 2 (classic, :mod:`armcodec.coding.classic`): the encoder found a classic lossless coding of
+the image smaller than the model's (small, flat or synthetic images).  Its header is short: after
+width, height and frames come u8 codec (1: the zlib stream of a PNG's IDAT chunks, 2: a lossless
+WebP file), the ICC profile, in version 3 the metadata, and a u32 CRC32 of the decoded samples
+(as tile stream 0's); the payload is the rest of the file.  No tile size, weights or streams.
 Streams are ordered by plane group (RGB, L or the grey of modes 5 and 6 first, then alpha), then
 tile (row-major).
 :func:`parse` validates everything it can before anything is allocated or decoded.
@@ -114,7 +119,8 @@ MODE_CODES = {v: k for k, v in MODES.items()}
 GREY_MODES = {5: "RGB", 6: "RGBA"}  # R = G = B, coded once
 GREY_MODE_CODES = {v: k for k, v in GREY_MODES.items()}
 MODE_GROUPS = {"L": (1,), "LA": (1, 1), "RGB": (3,), "RGBA": (3, 1)}  # plane groups (streams per tile) per mode
-KIND_IMAGE, KIND_REPLICATED = 0, 1
+KIND_IMAGE, KIND_REPLICATED, KIND_CLASSIC = 0, 1, 2
+CLASSIC_CODECS = {1: "png", 2: "webp"}  # kind 2: the image as a PNG's zlib stream or a lossless WebP file
 MAX_REPLICATION = 255
 MIN_TILE, MAX_TILE = 8, 1024
 MAX_HEADER = 64 << 20
@@ -139,6 +145,7 @@ class ArmHeader:
     tools: CoderTools = CoderTools()
     grey: bool = False  # an RGB(A) image whose R, G and B are equal, coded as one plane (modes 5, 6)
     replication: tuple[int, int] = (1, 1)  # (fy, fx): blocks of equal pixels, coded once (kind 1)
+    classic: str | None = None  # kind 2: "png" or "webp", the one stream is that file
 
     @property
     def channels(self) -> int:
@@ -155,6 +162,8 @@ class ArmHeader:
         return self.height // self.replication[0], self.width // self.replication[1]
 
     def n_tiles(self) -> int:
+        if self.classic:
+            return 1
         h, w = self.coded_size
         return -(-h // self.tile) * -(-w // self.tile)
 
@@ -163,7 +172,7 @@ class ArmHeader:
             "format_version": self.version,
             "coder_profile": self.profile,
             "coder_tools": self.tools.describe(),
-            "kind": "image",
+            "kind": f"classic ({self.classic})" if self.classic else "image",
             "mode": self.mode,
             "grey_rgb": self.grey,
             "replication": list(self.replication),
@@ -219,6 +228,8 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     replicated = tuple(h.replication) != (1, 1)
     if replicated:
         _check_replication(*h.replication, h.width, h.height)
+    if h.classic:
+        return _write_classic(h, streams)
     tools = _tool_list(h.tools)
     if any(not 0 < t < 256 or len(v) > 255 for t, v in tools) or len({t for t, _ in tools}) != len(tools):
         raise ValueError(f"invalid coder tools {h.tools}")
@@ -236,6 +247,55 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     header = b"".join(body)
     head = PREAMBLE.pack(MAGIC, METADATA_VERSION if h.metadata else FORMAT_VERSION, 0, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
+
+
+def _write_classic(h: ArmHeader, streams: list[bytes]) -> bytes:
+    code = {v: k for k, v in CLASSIC_CODECS.items()}.get(h.classic)
+    if code is None or h.grey or tuple(h.replication) != (1, 1) or _tool_list(h.tools) or len(streams) != 1 or not streams[0]:
+        raise ValueError(f"invalid classic file: {h.classic}")
+    header = b"".join([
+        struct.pack("<BBB", KIND_CLASSIC, mode_code(h.mode), h.bits), varint(h.width), varint(h.height), varint(h.frames),
+        struct.pack("<B", code), varint(len(h.icc_profile)), h.icc_profile,
+        _metadata_bytes(h.metadata) if h.metadata else b"", struct.pack("<I", h.stream_crcs[0]),
+    ])
+    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if h.metadata else FORMAT_VERSION, 0, len(header)) + header
+    return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + streams[0]
+
+
+def _parse_classic(r: "_Reader", data, version: int, mode_code: int, bits: int, width: int, height: int,
+                   frames: int) -> tuple[ArmHeader, list[bytes]]:
+    (code,) = r.take("<B")
+    if code not in CLASSIC_CODECS:
+        raise FormatError(f"unknown classic codec {code}")
+    if mode_code not in MODES:
+        raise FormatError(f"classic image with mode code {mode_code}")
+    icc = r.raw(r.varint())
+    metadata = _read_metadata(r) if version >= METADATA_VERSION else ()
+    (crc,) = r.take("<I")
+    if r.pos != r.end:
+        raise FormatError("classic header has bytes left over")
+    payload = bytes(data[r.end + 4 :])
+    if not payload:
+        raise FormatError("classic image without a payload (truncated file)")
+    h = ArmHeader(MODES[mode_code], width, height, 0, "", bytes(16), bits, frames, icc, metadata, [len(payload)], [crc],
+                  version=version, classic=CLASSIC_CODECS[code])
+    _check_transparency(h)
+    return h, [payload]
+
+
+def _check_size(bits: int, frames: int, width: int, height: int, max_pixels: int) -> None:
+    if bits != 8 or frames != 1:
+        raise FormatError(f"unsupported sample depth {bits} or frame count {frames}")
+    if width < 1 or height < 1:
+        raise FormatError(f"invalid image size {width}x{height}")
+    if width * height > max_pixels:
+        raise LimitError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
+
+
+def _check_transparency(h: ArmHeader) -> None:
+    for kind, _, value in h.metadata:
+        if kind == "transparency" and (h.mode not in ("L", "RGB") or len(value) != 2 * h.channels):
+            raise FormatError(f"a transparent colour of {len(value)} bytes does not fit a mode {h.mode} image")
 
 
 def _metadata_bytes(items) -> bytes:
@@ -350,17 +410,15 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     else:
         kind, mode_code, bits = r.take("<BBB")
         width, height, frames = r.varint(), r.varint(), r.varint()
+        if kind == KIND_CLASSIC:
+            _check_size(bits, frames, width, height, max_pixels)
+            return _parse_classic(r, data, version, mode_code, bits, width, height, frames)
         (tile,) = r.take("<H")
     if kind not in (KIND_IMAGE, KIND_REPLICATED):
         raise FormatError(f"unsupported content kind {kind}")
     if mode_code not in MODES and mode_code not in GREY_MODES:
         raise FormatError(f"unknown image mode code {mode_code}")
-    if bits != 8 or frames != 1:
-        raise FormatError(f"unsupported sample depth {bits} or frame count {frames}")
-    if width < 1 or height < 1:
-        raise FormatError(f"invalid image size {width}x{height}")
-    if width * height > max_pixels:
-        raise LimitError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
+    _check_size(bits, frames, width, height, max_pixels)
     if not MIN_TILE <= tile <= MAX_TILE:
         raise FormatError(f"invalid tile size {tile}")
     replication = (1, 1)
@@ -388,9 +446,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     mode = GREY_MODES[mode_code] if grey else MODES[mode_code]
     h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, metadata, version=version, tools=tools,
                   grey=grey, replication=tuple(replication))
-    for kind, _, value in metadata:
-        if kind == "transparency" and (h.mode not in ("L", "RGB") or len(value) != 2 * h.channels):
-            raise FormatError(f"a transparent colour of {len(value)} bytes does not fit a mode {h.mode} image")
+    _check_transparency(h)
     expected = h.n_tiles() * len(MODE_GROUPS[h.mode])
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")

@@ -154,6 +154,7 @@ def compress(
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
     adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Coder tool: choose a scale offset per 32x32 block and channel and send it (smaller files, slower encode, same decode speed); --no-adapt turns off the orientation and feedback too.")] = True,
     orient: Annotated[Optional[bool], typer.Option("--orient/--no-orient", help="Coder tool: also choose per tile whether it is coded mirrored (about 0.2% smaller, same decode speed; the encoder scores the mirrorings with the preset's orientation weights: for default the 9x smaller pixelcnn-s, about 15% slower encode; for max the model itself, about 2.4x). Default: the preset's setting (on for default and max).")] = None,
+    classic: Annotated[Optional[bool], typer.Option("--classic/--no-classic", help="Also try a classic lossless coding (PNG's zlib stream, lossless WebP) and keep it where it is smaller than the model's (small, flat or synthetic images; default on); decoding reads which from the file.")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run the batch on a Dask distributed cluster: the scheduler's address (tcp://HOST:PORT). Files are identical to a serial run. Needs the cluster extra.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Run the batch on N local worker processes (a Dask cluster started for it). Needs the cluster extra.")] = 0,
     feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Coder tool: also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
@@ -167,7 +168,7 @@ def compress(
     to_stdout = _stdio_plan(inputs, output)
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
-                      adaptive=adapt, orient=orient, feedback=feedback)
+                      adaptive=adapt, orient=orient, feedback=feedback, classic=classic)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
@@ -175,7 +176,8 @@ def compress(
         if to_stdout:
             _fail("--scheduler / --workers write files, not standard output", 2)
         settings = dict(model=model, device=device, tile_size=tile_size, max_pixels=max_pixels,
-                        batch_bytes=batch_mb << 20 or None, adaptive=adapt, orient=orient, feedback=feedback)
+                        batch_bytes=batch_mb << 20 or None, adaptive=adapt, orient=orient, feedback=feedback,
+                        classic=codec.classic)  # this process's choice, not the workers' default
         _compress_on_cluster(inputs, outs, settings, scheduler, workers, verify, force, as_json)
         return
 
@@ -202,6 +204,7 @@ def compress(
             "channels": enc.channels, "mode": enc.mode, "bytes": len(enc.data), "bpsp": enc.bpsp,
             "model_bits": enc.model_bits, "model_bpsp": enc.model_bits / n, "seconds": enc.seconds,
             "model": model, "weights": codec.model.entry.name, "device": str(codec.device), "verified": verify,
+            "coder": enc.coder,
         }
 
     _run_batch(inputs, outs, work, as_json, records_to_stderr=to_stdout)

@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import armcodec
+from armcodec import container
 
 from conftest import load, write_with_metadata
 from mutations import structured_cases
 
-SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "with metadata"]
+SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "with metadata", "classic"]
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +29,32 @@ def corpus(tiny_codec, tmp_path_factory):
     path = tmp_path_factory.mktemp("meta") / "m.png"  # a version-3 file: EXIF, XMP and text in the header
     write_with_metadata(load("kodim23_rgb_64x48.png")[:20, :24], path)
     out.append((tiny_codec.compress(path), load("kodim23_rgb_64x48.png")[:20, :24]))
+    flat = np.repeat(np.arange(0, 240, 10, dtype=np.uint8)[None, :, None], 18, 0).repeat(3, 2)  # the classic path (kind 2)
+    data = armcodec.Codec("tiny", "cpu", weights_dir=tiny_codec.weights_dir, classic=True).compress(flat)
+    assert armcodec.read_info(data)["kind"] == "classic (png)"
+    out.append((data, flat))
     return out
+
+
+def classic_cases(data: bytes):
+    """A classic file (kind 2, a short header): every truncation, every byte flipped, and in the
+    header every byte flipped with the header CRC fixed up."""
+    from mutations import fix_header_crc
+
+    hend = container.PREAMBLE.size + int.from_bytes(data[6:10], "little")
+    for k in range(len(data)):
+        yield f"truncate at {k}", data[:k]
+        flipped = data[:k] + bytes([data[k] ^ 0x5A]) + data[k + 1 :]
+        yield f"flip byte {k}", flipped
+        if container.PREAMBLE.size <= k < hend:
+            yield f"flip header byte {k} (crc fixed)", fix_header_crc(flipped, hend)
 
 
 @pytest.mark.parametrize("which", range(len(SOURCES)), ids=SOURCES)
 def test_structured_damage_raises_or_decodes_exactly(tiny_codec, corpus, which):
     data, img = corpus[which]
     n, wrong = 0, []
-    for label, bad in structured_cases(data):
+    for label, bad in (classic_cases(data) if SOURCES[which] == "classic" else structured_cases(data)):
         n += 1
         t0 = time.perf_counter()
         try:
@@ -47,7 +66,7 @@ def test_structured_damage_raises_or_decodes_exactly(tiny_codec, corpus, which):
                 wrong.append(f"{label}: returned a wrong image")
         if time.perf_counter() - t0 > 20:
             wrong.append(f"{label}: took over 20 s")
-    assert n > 150 and not wrong, wrong
+    assert n > (100 if SOURCES[which] == "classic" else 150) and not wrong, wrong
 
 
 mutation = st.one_of(
