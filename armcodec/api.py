@@ -241,10 +241,11 @@ class Codec:
                            icc_profile=info.icc_profile, metadata=info.metadata, stream_crcs=crcs,
                            tools=self.tools, grey=grey, replication=(fy, fx))
         data, coder = container.write(header, streams), "model"
-        for name, payload in classic.candidates(arr, info.mode) if self.classic else []:
+        found = classic.candidates(arr, info.mode) if self.classic else []
+        crc = samples_crc(arr, 0) if found else 0
+        for name, payload in found:
             other = container.write(ArmHeader(info.mode, w, h, self.tile_size, "", bytes(16), icc_profile=info.icc_profile,
-                                              metadata=info.metadata, stream_crcs=[samples_crc(arr, 0)], classic=name),
-                                    [payload])
+                                              metadata=info.metadata, stream_crcs=[crc], classic=name), [payload])
             if len(other) < len(data):
                 data, coder, bits = other, name, 8.0 * len(payload)
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0, coder)

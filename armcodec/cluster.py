@@ -22,17 +22,24 @@ _codecs: dict = {}
 def encode_bytes(name: str, data: bytes, settings: dict, verify: bool = False) -> tuple[bytes, dict]:
     """On a worker: an image file's bytes -> (.arm bytes, record); raises ArmcodecError."""
     from armcodec.api import Codec
-    from armcodec.io.image import read_image
 
     key = tuple(sorted(settings.items()))
     if key not in _codecs:
         _codecs[key] = Codec(**settings)
-    codec = _codecs[key]
-    enc = codec.encode(data)
-    if verify and not np.array_equal(codec.decode(enc.data).array, read_image(data)[0]):
+    return encode_record(_codecs[key], data, name, verify)
+
+
+def encode_record(codec, source, label: str, verify: bool = False) -> tuple[bytes, dict]:
+    """Encode ``source`` (a path or an image file's bytes) -> (.arm bytes, the record ``armcodec
+    compress`` prints, without input and output); with ``verify`` decode and compare first
+    (ChecksumError naming ``label`` if they differ).  The serial CLI and the workers both use it."""
+    from armcodec.io.image import read_image
+
+    enc = codec.encode(source)
+    if verify and not np.array_equal(codec.decode(enc.data).array, read_image(source)[0]):
         from armcodec.errors import ChecksumError
 
-        raise ChecksumError(f"verification failed: {name} would not decode to the input (nothing written)")
+        raise ChecksumError(f"verification failed: {label} would not decode to the input (nothing written)")
     n = enc.width * enc.height * enc.channels
     rec = {"width": enc.width, "height": enc.height, "channels": enc.channels, "mode": enc.mode,
            "bytes": len(enc.data), "bpsp": enc.bpsp, "model_bits": enc.model_bits, "model_bpsp": enc.model_bits / n,

@@ -186,26 +186,14 @@ def compress(
             from armcodec.errors import OutputExistsError
 
             raise OutputExistsError(f"{out} exists (use --force to overwrite)")
-        source = _read_input(inp) if _is_stdio(inp) else inp
-        enc = codec.encode(source)
-        if verify:
-            from armcodec.errors import ChecksumError
-            from armcodec.io.image import read_image
+        from armcodec.cluster import encode_record
 
-            if not np.array_equal(codec.decode(enc.data).array, read_image(source)[0]):
-                raise ChecksumError(f"verification failed: {out} would not decode to the input (nothing written)")
+        data, rec = encode_record(codec, _read_input(inp) if _is_stdio(inp) else inp, str(out), verify)
         if to_stdout:
-            _write_stdout(enc.data)
+            _write_stdout(data)
         else:
-            write_atomic(out, enc.data, force=force)
-        n = enc.width * enc.height * enc.channels
-        return {
-            "input": str(inp), "output": str(out), "width": enc.width, "height": enc.height,
-            "channels": enc.channels, "mode": enc.mode, "bytes": len(enc.data), "bpsp": enc.bpsp,
-            "model_bits": enc.model_bits, "model_bpsp": enc.model_bits / n, "seconds": enc.seconds,
-            "model": model, "weights": codec.model.entry.name, "device": str(codec.device), "verified": verify,
-            "coder": enc.coder,
-        }
+            write_atomic(out, data, force=force)
+        return {"input": str(inp), "output": str(out), **rec, "model": model}
 
     _run_batch(inputs, outs, work, as_json, records_to_stderr=to_stdout)
 
