@@ -26,7 +26,7 @@ from armcodec.errors import (
 
 from armcodec import plugins  # noqa: F401,E402  (Pillow and imageio learn the .arm format)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "ArmcodecError", "ChecksumError", "Codec", "DecodedImage", "Encoded", "FormatError", "LimitError",

@@ -26,10 +26,10 @@ from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group
 from armcodec.coding.scan import check_crc, samples_crc
 from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, CoderTools
 from armcodec.encoder.group import encode_group
-from armcodec.errors import ArmcodecError, LimitError, ModelError
+from armcodec.errors import ArmcodecError, LimitError, ModelError, UnsupportedInputError
 from armcodec.io.files import write_atomic  # noqa: F401  (part of the API since 0.1)
 from armcodec.io.image import ImageInfo, from_array, from_pil, read_image
-from armcodec.transforms import is_grey_rgb, plane_groups, replicate, replication_factors  # noqa: F401
+from armcodec.transforms import from_planes, is_grey_rgb, plane_groups, replicate, replication_factors, to_planes  # noqa: F401
 from armcodec.weights import DEFAULT_PRESET, LoadedWeights, Manifest, Preset, get_weights, read_manifest
 
 DEFAULT_MODEL = DEFAULT_PRESET
@@ -97,8 +97,9 @@ class Evaluation:
 
 @dataclass
 class DecodedImage:
-    """Result of :meth:`Codec.decode`: array uint8 (H, W, C), mode L/LA/RGB/RGBA, ICC profile and
-    the other metadata the file stores (EXIF, XMP, PNG text)."""
+    """Result of :meth:`Codec.decode`: samples (H, W, C) at their native values (uint8, uint16 for
+    16 bits), mode L/LA/RGB/RGBA/P/PA, bit depth, palette, ICC profile and the other metadata the
+    file stores (EXIF, XMP, PNG text, transparency, PNG chunks)."""
 
     array: np.ndarray
     mode: str
@@ -106,10 +107,12 @@ class DecodedImage:
     model_bits: float
     seconds: float
     metadata: tuple = ()  # ((kind, key, value bytes), ...): the EXIF, XMP and text entries stored
+    bits: int = 8
+    palette: bytes = b""
 
     @property
     def info(self) -> ImageInfo:
-        return ImageInfo(self.mode, self.icc_profile, self.metadata)
+        return ImageInfo(self.mode, self.icc_profile, self.metadata, self.bits, self.palette)
 
 
 def _set_exact_math(device: torch.device) -> None:
@@ -197,8 +200,9 @@ class Codec:
         return container.legacy_profile(self.tools)
 
     def encode(self, image, progress=None) -> Encoded:
-        """image: uint8 array (H, W) or (H, W, 1..4), a path Pillow reads exactly (or that file's
-        bytes), or a Pillow image (mode L, LA, RGB or RGBA; its ICC profile is kept)."""
+        """image: uint8 or uint16 array (H, W) or (H, W, 1..4), a path of an image file (or its
+        bytes: any PNG, 16-bit TIFF, what Pillow reads exactly), or a Pillow image (modes L, LA,
+        RGB, RGBA, P, PA, 1, I;16; its ICC profile and metadata are kept)."""
         with threads.managed(self.device), allocator.coding():
             return self._encode(image, progress)
 
@@ -222,32 +226,44 @@ class Codec:
         h, w, _ = arr.shape
         if h * w > self.max_pixels:
             raise LimitError(f"image of {w}x{h} pixels exceeds the limit of {self.max_pixels} pixels")
-        m = self.model
-        proxy = self._proxy_net()
-        streams, crcs, bits = [], [], 0.0
-        grey = is_grey_rgb(arr, info.mode)
-        fy, fx = replication_factors(arr)
-        coded = arr[::fy, ::fx]  # the blocks' pixels
-        for sl, _ in plane_groups(info.mode, grey):
-            g = encode_group(coded[:, :, sl], m.net, m.luts, self.tile_size, self.device, self.tools,
-                             first_stream=len(streams), max_batch_bytes=self.batch_bytes, progress=progress,
-                             orient_proxy=proxy, count_only=count_only)
-            streams += g.streams
-            crcs += g.crcs
-            bits += g.model_bits
-        if count_only:
-            return Encoded(b"", bits, w, h, info.mode, time.perf_counter() - t0)
-        header = ArmHeader(info.mode, w, h, self.tile_size, m.entry.name, m.sha256_prefix,
-                           icc_profile=info.icc_profile, metadata=info.metadata, stream_crcs=crcs,
-                           tools=self.tools, grey=grey, replication=(fy, fx))
-        data, coder = container.write(header, streams), "model"
-        found = classic.candidates(arr, info.mode) if self.classic else []
-        crc = samples_crc(arr, 0) if found else 0
+        transparency = _palette_alpha(info.mode, info.metadata)
+        planes = to_planes(arr, info.mode, info.bits, info.palette, transparency)  # what the model codes
+        header = ArmHeader(info.mode, w, h, self.tile_size, self.model.entry.name, self.model.sha256_prefix, bits=info.bits,
+                           icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette)
+        data, coder, bits = b"", "model", 0.0
+        if planes is not None:
+            m = self.model
+            proxy = self._proxy_net()
+            streams, crcs = [], []
+            header.grey = is_grey_rgb(planes, info.mode, info.bits)
+            header.replication = replication_factors(planes)
+            fy, fx = header.replication
+            coded = planes[::fy, ::fx]  # the blocks' pixels
+            for sl, _ in plane_groups(info.mode, header.grey, info.bits, header.transparent):
+                g = encode_group(coded[:, :, sl], m.net, m.luts, self.tile_size, self.device, self.tools,
+                                 first_stream=len(streams), max_batch_bytes=self.batch_bytes, progress=progress,
+                                 orient_proxy=proxy, count_only=count_only)
+                streams += g.streams
+                crcs += g.crcs
+                bits += g.model_bits
+            if count_only:
+                return Encoded(b"", bits, w, h, info.mode, time.perf_counter() - t0)
+            header.stream_crcs, header.tools = crcs, self.tools
+            data = container.write(header, streams)
+        elif not self.classic or count_only:
+            raise UnsupportedInputError("palette image whose pixels use entries that repeat an earlier entry's colour: "
+                                        "the model cannot code it; the classic path can (classic=True, the default)")
+        found = classic.candidates(arr, info.mode, info.bits, planes, info.source_stream, info.palette, transparency) \
+            if self.classic else []
+        crc = samples_crc(_sample_bytes(arr), 0) if found else 0
         for name, payload in found:
-            other = container.write(ArmHeader(info.mode, w, h, self.tile_size, "", bytes(16), icc_profile=info.icc_profile,
-                                              metadata=info.metadata, stream_crcs=[crc], classic=name), [payload])
-            if len(other) < len(data):
+            other = container.write(ArmHeader(info.mode, w, h, self.tile_size, "", bytes(16), bits=info.bits,
+                                              icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette,
+                                              stream_crcs=[crc], classic=name), [payload])
+            if not data or len(other) < len(data):
                 data, coder, bits = other, name, 8.0 * len(payload)
+        if not data:
+            raise UnsupportedInputError(f"no coding of this {info.mode} image decodes to it exactly (palette entries repeat a colour)")
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0, coder)
 
     def _proxy_net(self):
@@ -283,30 +299,35 @@ class Codec:
 
     def _decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:
         t0 = time.perf_counter()
-        if header.classic:  # one PNG or WebP file (the encoder found it smaller than the model's streams)
-            out = classic.decode(header.classic, streams[0], header.mode, header.width, header.height)
-            check_crc(out, 0, header.stream_crcs[0], f"classic {header.classic} image")
+        transparency = _palette_alpha(header.mode, header.metadata)
+        if header.classic:  # one PNG stream or WebP file (the encoder found it smaller than the model's streams)
+            out = classic.decode(header.classic, streams[0], header.mode, header.width, header.height, header.bits,
+                                 header.palette, transparency)
+            check_crc(_sample_bytes(out), 0, header.stream_crcs[0], f"classic {header.classic} image")
             return DecodedImage(out, header.mode, header.icc_profile, 8.0 * len(streams[0]),
-                                time.perf_counter() - t0, header.metadata)
+                                time.perf_counter() - t0, header.metadata, header.bits, header.palette)
         m = self._weights_for(header)
         ch, cw = header.coded_size
-        out = np.empty((ch, cw, header.channels), dtype=np.uint8)
+        planes = np.empty((ch, cw, sum(header.group_sizes)), dtype=np.uint8)
         n_tiles, bits, k = header.n_tiles(), 0.0, 0
-        for sl, fill in plane_groups(header.mode, header.grey):
+        for sl, fill in plane_groups(header.mode, header.grey, header.bits, header.transparent):
             group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
-            planes, b = decode_group(group, ch, cw, sl.stop - sl.start, m.net, m.luts, header.tile, self.device,
-                                     header.tools, first_stream=k, max_batch_bytes=self.batch_bytes, progress=progress)
-            out[:, :, fill] = planes  # a grey plane fills R, G and B
+            got, b = decode_group(group, ch, cw, sl.stop - sl.start, m.net, m.luts, header.tile, self.device,
+                                  header.tools, first_stream=k, max_batch_bytes=self.batch_bytes, progress=progress)
+            planes[:, :, fill] = got  # a grey plane fills R, G and B
             bits += b
             k += n_tiles
-        out = replicate(out, header.replication)  # the blocks' pixels, repeated
-        return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0, header.metadata)
+        planes = replicate(planes, header.replication)  # the blocks' pixels, repeated
+        out = from_planes(planes, header.mode, header.bits, header.palette, transparency)
+        return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0, header.metadata,
+                            header.bits, header.palette)
 
     def compress(self, image) -> bytes:
         return self.encode(image).data
 
     def decompress(self, data: bytes) -> np.ndarray:
-        """-> uint8 (H, W) for L, else (H, W, C): C = 2 LA, 3 RGB, 4 RGBA."""
+        """-> (H, W) for L and P, else (H, W, C): C = 2 LA and PA, 3 RGB, 4 RGBA; uint8, uint16 for
+        16 bits per sample (:meth:`decode` gives the mode, bit depth and palette)."""
         a = self.decode(data).array
         return a[:, :, 0] if a.shape[2] == 1 else a
 
@@ -322,6 +343,16 @@ class Codec:
             raise ModelError(f"file was written with model {header.model!r} weights {header.weights_sha256.hex()}, "
                              f"but {installed}: install the matching weights")
         return get_weights(entry, self.device, self.manifest.directory)
+
+
+def _palette_alpha(mode: str, metadata: tuple) -> bytes | None:
+    """A palette image's tRNS alpha bytes (None for other modes, or without one)."""
+    return next((v for kind, _, v in metadata if kind == "transparency"), None) if mode == "P" else None
+
+
+def _sample_bytes(arr: np.ndarray) -> np.ndarray:
+    """Samples as the bytes a classic file's CRC covers (16-bit samples little-endian)."""
+    return arr if arr.dtype == np.uint8 else np.ascontiguousarray(arr.astype("<u2")).view(np.uint8)
 
 
 def decoding_model(header: ArmHeader, manifest: Manifest | None = None) -> str:

@@ -8,14 +8,16 @@ Everything is little-endian and written with ``struct``; ``varint`` is unsigned 
            5   u8   0 (version 1: the coder profile)
            6   u32  header length N
           10   header (N bytes):
-                 u8 kind (0 image, 1 replicated image, 2 classic)   u8 mode (see below)   u8 bits per sample (8)
+                 u8 kind (0 image, 1 replicated image, 2 classic)   u8 mode (see below)   u8 bits per sample
+                     (8; 1, 2, 4 for L and P; 16 for L, LA, RGB, RGBA)
                  varint width   varint height   varint frames (1)   u16 tile size
                  kind 1 only: u8 fy, u8 fx (see below)
                  u8 n + n bytes weights name (utf-8)      16 bytes: sha256 prefix of the weights
                  u8 T, then T coder tools, ids ascending: u8 id, u8 length L, L bytes
                  varint n + n bytes ICC profile (0: none)
                  version 3 only: varint M, then M metadata items: u8 kind (1 EXIF, 2 XMP, 3 text,
-                     4 transparent colour),
+                     4 transparency, 5 palette, 6 PNG chunk (key: its type), 7 deflated: a metadata
+                     list, raw-deflated, read in its place),
                      varint k + k bytes key (utf-8; text only, else 0), varint n + n bytes value
                  varint stream count S, then S x (u32 byte length, u32 CRC32 of the stream index
                      as u32 followed by the tile's decoded samples)
@@ -36,7 +38,9 @@ list, u32 ICC and stream counts, and a coder profile number in byte 5 that names
 (:data:`PROFILE_TOOLS`).
 
 Modes: 1 L, 2 LA, 3 RGB, 4 RGBA; 5 RGB and 6 RGBA whose R, G and B planes are equal, coded as
-one grey plane that the decoder writes to all three (the image decodes as RGB(A), bit for bit).
+one grey plane that the decoder writes to all three (the image decodes as RGB(A), bit for bit);
+7 P and 8 PA (palette in metadata item 5), coded as their colours (:func:`coded_mode`).  The
+plane groups per tile follow :func:`group_sizes` (16 bits: high bytes' groups, then low bytes').
 Kind 1: the image is made of fy x fx blocks of equal pixels (a nearest-neighbour upscale by
 integer factors, fy and fx in [1, 255], not both 1, dividing the height and the width); the
 streams code the (height / fy) x (width / fx) image of the blocks' pixels, which the decoder
@@ -64,7 +68,7 @@ METADATA_VERSION = 3  # ... and with metadata (version 2 plus the metadata list)
 READ_VERSIONS = (1, 2, 3)
 # metadata kinds (version 3): the image's EXIF block, its XMP packet, a text entry (key, value),
 # the transparent colour of an L or RGB image (PNG's tRNS: one u16 little-endian per channel)
-META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency"}
+META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
 TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK = 1, 2, 3
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
@@ -114,13 +118,14 @@ def legacy_profile(tools: CoderTools) -> int | None:
 
 
 PREAMBLE = struct.Struct("<4sBBI")
-MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA", 7: "P", 8: "PA"}
 MODE_CODES = {v: k for k, v in MODES.items()}
 GREY_MODES = {5: "RGB", 6: "RGBA"}  # R = G = B, coded once
 GREY_MODE_CODES = {v: k for k, v in GREY_MODES.items()}
 MODE_GROUPS = {"L": (1,), "LA": (1, 1), "RGB": (3,), "RGBA": (3, 1)}  # plane groups (streams per tile) per mode
+BITS = {"L": (1, 2, 4, 8, 16), "LA": (8, 16), "RGB": (8, 16), "RGBA": (8, 16), "P": (1, 2, 4, 8), "PA": (8,)}
 KIND_IMAGE, KIND_REPLICATED, KIND_CLASSIC = 0, 1, 2
-CLASSIC_CODECS = {1: "png", 2: "webp"}  # kind 2: the image as a PNG's zlib stream or a lossless WebP file
+CLASSIC_CODECS = {1: "png", 2: "webp", 3: "png-adam7"}  # kind 2: a PNG's zlib stream (3: interlaced) or a lossless WebP file
 MAX_REPLICATION = 255
 MIN_TILE, MAX_TILE = 8, 1024
 MAX_HEADER = 64 << 20
@@ -145,7 +150,18 @@ class ArmHeader:
     tools: CoderTools = CoderTools()
     grey: bool = False  # an RGB(A) image whose R, G and B are equal, coded as one plane (modes 5, 6)
     replication: tuple[int, int] = (1, 1)  # (fy, fx): blocks of equal pixels, coded once (kind 1)
-    classic: str | None = None  # kind 2: "png" or "webp", the one stream is that file
+    classic: str | None = None  # kind 2: "png", "png-adam7" or "webp", the one stream is that file
+    palette: bytes = b""  # modes P and PA: 3 bytes (R, G, B) per entry, stored as metadata item 5
+
+    @property
+    def transparent(self) -> bool:
+        """A palette image with a tRNS chunk (its coded colours carry alpha)."""
+        return any(kind == "transparency" for kind, _, _ in self.metadata)
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        """Channels of each coded plane group, in stream order (:func:`group_sizes`)."""
+        return group_sizes(self.mode, self.bits, self.transparent)
 
     @property
     def channels(self) -> int:
@@ -186,9 +202,25 @@ class ArmHeader:
             "model": self.model,
             "weights_sha256_prefix": self.weights_sha256.hex(),
             "icc_profile_bytes": len(self.icc_profile),
+            "palette_entries": len(self.palette) // 3,
             "metadata": [f"{kind} {key}".strip() + f" ({len(value)} bytes)" for kind, key, value in self.metadata],
             "payload_bytes": sum(self.stream_lengths),
         }
+
+
+def coded_mode(mode: str, transparent: bool = False) -> str:
+    """The 8-bit mode of the planes the model (or WebP) codes: a palette image as its colours
+    (RGB, or RGBA with its tRNS alpha or alpha plane), every other mode as itself."""
+    if mode == "P":
+        return "RGBA" if transparent else "RGB"
+    return "RGBA" if mode == "PA" else mode
+
+
+def group_sizes(mode: str, bits: int = 8, transparent: bool = False) -> tuple[int, ...]:
+    """Channels of each plane group a tile's streams code, in stream order: the coded mode's
+    groups; for 16 bits per sample those of the high bytes, then those of the low bytes."""
+    groups = MODE_GROUPS[coded_mode(mode, transparent)]
+    return groups * 2 if bits == 16 else groups
 
 
 def mode_code(mode: str, grey: bool = False) -> int:
@@ -240,13 +272,19 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
         struct.pack("<B", len(name)), name, h.weights_sha256[:16].ljust(16, b"\0"),
         struct.pack("<B", len(tools)), *(struct.pack("<BB", t, len(v)) + v for t, v in tools),
         varint(len(h.icc_profile)), h.icc_profile,
-        _metadata_bytes(h.metadata) if h.metadata else b"",
+        _metadata_bytes(_items(h)) if _items(h) else b"",
         varint(len(streams)),
     ]
     body += [struct.pack("<II", len(s), crc) for s, crc in zip(streams, h.stream_crcs)]
     header = b"".join(body)
-    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if h.metadata else FORMAT_VERSION, 0, len(header)) + header
+    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if _items(h) else FORMAT_VERSION, 0, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
+
+
+def _items(h: ArmHeader) -> tuple:
+    """The header's metadata list: the metadata, then the palette (modes P and PA)."""
+    _check_image(h, ValueError)
+    return tuple(h.metadata) + ((("palette", "", h.palette),) if h.palette else ())
 
 
 def _write_classic(h: ArmHeader, streams: list[bytes]) -> bytes:
@@ -256,9 +294,9 @@ def _write_classic(h: ArmHeader, streams: list[bytes]) -> bytes:
     header = b"".join([
         struct.pack("<BBB", KIND_CLASSIC, mode_code(h.mode), h.bits), varint(h.width), varint(h.height), varint(h.frames),
         struct.pack("<B", code), varint(len(h.icc_profile)), h.icc_profile,
-        _metadata_bytes(h.metadata) if h.metadata else b"", struct.pack("<I", h.stream_crcs[0]),
+        _metadata_bytes(_items(h)) if _items(h) else b"", struct.pack("<I", h.stream_crcs[0]),
     ])
-    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if h.metadata else FORMAT_VERSION, 0, len(header)) + header
+    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if _items(h) else FORMAT_VERSION, 0, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + streams[0]
 
 
@@ -279,12 +317,16 @@ def _parse_classic(r: "_Reader", data, version: int, mode_code: int, bits: int, 
         raise FormatError("classic image without a payload (truncated file)")
     h = ArmHeader(MODES[mode_code], width, height, 0, "", bytes(16), bits, frames, icc, metadata, [len(payload)], [crc],
                   version=version, classic=CLASSIC_CODECS[code])
-    _check_transparency(h)
+    _split_palette(h)
+    if h.classic == "webp" and (h.bits != 8 or h.mode == "L" or h.mode == "LA"):
+        raise FormatError(f"a WebP payload cannot hold a {h.bits}-bit {h.mode} image")
+    if h.classic.startswith("png") and h.mode == "PA":
+        raise FormatError("a PNG payload cannot hold a PA image")
     return h, [payload]
 
 
 def _check_size(bits: int, frames: int, width: int, height: int, max_pixels: int) -> None:
-    if bits != 8 or frames != 1:
+    if bits not in (1, 2, 4, 8, 16) or frames != 1:
         raise FormatError(f"unsupported sample depth {bits} or frame count {frames}")
     if width < 1 or height < 1:
         raise FormatError(f"invalid image size {width}x{height}")
@@ -292,23 +334,54 @@ def _check_size(bits: int, frames: int, width: int, height: int, max_pixels: int
         raise LimitError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
 
 
-def _check_transparency(h: ArmHeader) -> None:
-    for kind, _, value in h.metadata:
-        if kind == "transparency" and (h.mode not in ("L", "RGB") or len(value) != 2 * h.channels):
-            raise FormatError(f"a transparent colour of {len(value)} bytes does not fit a mode {h.mode} image")
+def _check_image(h: ArmHeader, error=FormatError) -> None:
+    """The mode's bit depth, palette, transparency and kept PNG chunks agree."""
+    if h.bits not in BITS[h.mode]:
+        raise error(f"a mode {h.mode} image cannot have {h.bits} bits per sample")
+    entries = len(h.palette) // 3
+    if (h.mode in ("P", "PA")) != bool(h.palette) or len(h.palette) % 3 or entries > 256:
+        raise error(f"a mode {h.mode} image with a palette of {len(h.palette)} bytes")
+    if h.mode == "P" and entries > 1 << h.bits:
+        raise error(f"a {h.bits}-bit palette image with {entries} palette entries")
+    kinds = [kind for kind, _, _ in h.metadata]
+    if "palette" in kinds or kinds.count("transparency") > 1:
+        raise error("metadata lists a palette or a transparency twice")
+    for kind, key, value in h.metadata:
+        if kind == "transparency":
+            fits = 1 <= len(value) <= entries if h.mode == "P" else h.mode in ("L", "RGB") and len(value) == 2 * h.channels
+            if not fits:
+                what = "palette alpha" if h.mode == "P" else "transparent colour"
+                raise error(f"a {what} of {len(value)} bytes does not fit a mode {h.mode} image")
+        if kind == "chunk" and not (len(key) == 4 and key.isascii() and key.isalpha() and key[0].islower()) and \
+                not (key == "PLTE" and h.mode in ("RGB", "RGBA")):
+            raise error(f"{key!r} is not an ancillary PNG chunk type (or a true-colour image's PLTE)")
+
+
+def _split_palette(h: ArmHeader) -> None:
+    """Move a parsed metadata list's palette item into ``h.palette``, then check the image."""
+    h.palette = b"".join(value for kind, _, value in h.metadata if kind == "palette")
+    if sum(kind == "palette" for kind, _, _ in h.metadata) > 1:
+        raise FormatError("metadata lists a palette twice")
+    h.metadata = tuple(item for item in h.metadata if item[0] != "palette")
+    _check_image(h)
 
 
 def _metadata_bytes(items) -> bytes:
+    """The metadata list; as one item of kind 7 (the list, raw-deflated) where that is smaller."""
     out = [varint(len(items))]
     for kind, key, value in items:
-        if kind not in META_CODES or (key and kind != "text"):
+        if kind not in META_CODES or kind == "deflated" or (key and kind not in ("text", "chunk")):
             raise ValueError(f"invalid metadata item {kind!r} {key!r}")
         k = key.encode("utf-8")
         out += [struct.pack("<B", META_CODES[kind]), varint(len(k)), k, varint(len(value)), bytes(value)]
-    return b"".join(out)
+    plain = b"".join(out)
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = z.compress(plain) + z.flush()
+    packed = varint(1) + struct.pack("<B", META_CODES["deflated"]) + varint(0) + varint(len(packed)) + packed
+    return packed if len(packed) < len(plain) else plain
 
 
-def _read_metadata(r: "_Reader") -> tuple:
+def _read_metadata(r: "_Reader", nested: bool = False) -> tuple:
     items = []
     for _ in range(r.varint()):
         (code,) = r.take("<B")
@@ -318,9 +391,25 @@ def _read_metadata(r: "_Reader") -> tuple:
             key = r.raw(r.varint()).decode("utf-8")
         except UnicodeDecodeError:
             raise FormatError("metadata key is not valid utf-8") from None
-        if key and META_KINDS[code] != "text":
+        if key and META_KINDS[code] not in ("text", "chunk"):
             raise FormatError("metadata item has a key where none belongs")
-        items.append((META_KINDS[code], key, r.raw(r.varint())))
+        value = r.raw(r.varint())
+        if META_KINDS[code] == "deflated":  # a metadata list, raw-deflated
+            if nested:
+                raise FormatError("a deflated metadata list inside another")
+            d = zlib.decompressobj(-15)
+            try:
+                plain = d.decompress(value, MAX_HEADER)
+            except zlib.error:
+                raise FormatError("deflated metadata is damaged") from None
+            if d.unconsumed_tail or not d.eof:
+                raise FormatError("deflated metadata is damaged or too large")
+            inner = _Reader(plain, 0, len(plain))
+            items += _read_metadata(inner, nested=True)
+            if inner.pos != inner.end:
+                raise FormatError("deflated metadata has bytes left over")
+        else:
+            items.append((META_KINDS[code], key, value))
     return tuple(items)
 
 
@@ -446,8 +535,10 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     mode = GREY_MODES[mode_code] if grey else MODES[mode_code]
     h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, metadata, version=version, tools=tools,
                   grey=grey, replication=tuple(replication))
-    _check_transparency(h)
-    expected = h.n_tiles() * len(MODE_GROUPS[h.mode])
+    _split_palette(h)
+    if grey and bits != 8:
+        raise FormatError(f"a grey {mode} image with {bits} bits per sample")
+    expected = h.n_tiles() * len(h.group_sizes)
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")
     if r.end - r.pos != 8 * n_streams:

@@ -291,7 +291,7 @@ def decompress(
         data = _read_input(inp)
         header, streams = parse(data, max_pixels)
         out_suffix = (suffix or ".png") if to_stdout else None
-        check_output_format(out, header.mode, out_suffix, header.metadata)  # refuse before spending time decoding
+        check_output_format(out, header.mode, out_suffix, header.metadata, header.bits)  # refuse before spending time decoding
         name = decoding_model(header, manifest)
         if name not in codecs:
             codecs[name] = Codec(name, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)

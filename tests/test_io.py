@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import armcodec
-from armcodec.io.image import ImageInfo, read_image, write_image
+from armcodec.io.image import ImageInfo, from_pil, read_image, write_image
 
 from conftest import DATA, load
 
@@ -30,11 +30,9 @@ def test_modes_and_icc_profile_survive(tmp_path):
 
 
 @pytest.mark.parametrize("make, why", [
-    (lambda: Image.new("P", (8, 8)), "palette"),
-    (lambda: Image.new("1", (8, 8)), "1-bit"),
-    (lambda: Image.new("I;16", (8, 8)), "16-bit"),
     (lambda: Image.new("F", (8, 8)), "float"),
     (lambda: Image.new("CMYK", (8, 8)), "CMYK"),
+    (lambda: Image.new("I", (8, 8)), "32-bit integer"),
 ])
 def test_unsupported_modes_are_refused(tmp_path, make, why):
     p = tmp_path / "x.tif"
@@ -43,19 +41,41 @@ def test_unsupported_modes_are_refused(tmp_path, make, why):
         read_image(p)
 
 
-def test_16_bit_rgb_png_is_refused_not_truncated(tmp_path):
-    """Pillow may load a 48-bit PNG as 8-bit RGB; the stored bit depth is checked."""
+def test_palette_1_bit_and_16_bit_pillow_images_are_read_exactly():
+    """Modes 0.2 refused: P keeps its indices and palette, 1 is 1-bit grey (0/1), I;16 is uint16."""
+    rng = np.random.default_rng(1)
+    p = Image.fromarray(rng.integers(0, 5, (6, 7)).astype(np.uint8), "P")
+    p.putpalette(bytes(range(15)))
+    arr, info = from_pil(p)
+    assert info.mode == "P" and info.palette == bytes(range(15)) and np.array_equal(arr[:, :, 0], np.asarray(p))
+    one = Image.fromarray(rng.integers(0, 2, (6, 7)).astype(bool))
+    arr, info = from_pil(one)
+    assert (info.mode, info.bits) == ("L", 1) and np.array_equal(arr[:, :, 0], np.asarray(one))
+    sixteen = Image.fromarray(rng.integers(0, 65536, (6, 7)).astype(np.uint16))
+    arr, info = from_pil(sixteen)
+    assert (info.mode, info.bits) == ("L", 16) and arr.dtype == np.uint16 and np.array_equal(arr[:, :, 0], np.asarray(sixteen))
+
+
+def test_16_bit_rgb_png_is_read_exactly_not_truncated(tmp_path):
+    """Pillow loads a 48-bit PNG as 8-bit RGB; armcodec reads (and writes) its 16-bit samples."""
     import struct
     import zlib
 
-    raw = b"".join(b"\0" + bytes(range(24)) for _ in range(4))  # 4 rows of 4 RGB16 pixels
+    raw = b"".join(b"\0" + bytes(range(k, k + 24)) for k in range(4))  # 4 rows of 4 RGB16 pixels
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
     p = tmp_path / "rgb16.png"
     p.write_bytes(png)
-    with pytest.raises(armcodec.UnsupportedInputError, match="16 bits"):
-        read_image(p)
+    arr, info = read_image(p)
+    want = np.frombuffer(b"".join(bytes(range(k, k + 24)) for k in range(4)), ">u2").reshape(4, 4, 3)
+    assert (info.mode, info.bits) == ("RGB", 16) and arr.dtype == np.uint16 and np.array_equal(arr, want)
+    for suffix in (".png", ".tiff"):
+        write_image(tmp_path / f"back{suffix}", arr, info)
+        back, info2 = read_image(tmp_path / f"back{suffix}")
+        assert np.array_equal(back, want) and (info2.mode, info2.bits) == ("RGB", 16)
+    with pytest.raises(armcodec.UnsupportedInputError, match="BMP cannot store mode RGB at 16 bits"):
+        write_image(tmp_path / "x.bmp", arr, info)
 
 
 def test_multiframe_and_unreadable_inputs_are_refused(tmp_path):

@@ -10,7 +10,10 @@ armcodec's message.
 """
 from __future__ import annotations
 
-from PIL import Image, ImageFile, UnidentifiedImageError
+import re
+
+import numpy as np
+from PIL import Image, ImageFile, ImagePalette, UnidentifiedImageError
 
 from armcodec import container
 from armcodec.errors import ArmcodecError
@@ -36,17 +39,39 @@ class ArmImageFile(ImageFile.ImageFile):
             raise UnidentifiedImageError(f"cannot identify image file as {FORMAT}: armcodec: {e}") from None
         if header.frames != 1:
             raise UnidentifiedImageError(f"armcodec: {header.frames} frames; the Pillow plugin reads single images")
-        self._mode = header.mode
+        self._mode = pillow_mode(header.mode, header.bits)
         self._size = (header.width, header.height)
         if header.icc_profile:
             self.info["icc_profile"] = header.icc_profile
+        if header.palette:
+            self.palette = ImagePalette.raw("RGB", header.palette)
         for kind, key, value in header.metadata:  # as Pillow's PNG and WebP readers give them
             if kind == "text":
                 self.info[key] = value.decode("utf-8")
+            elif kind == "transparency":
+                self.info[kind] = _transparency(header.mode, value)
+            elif kind == "chunk":
+                self.info.setdefault("png_chunks", []).append((key, value))
             else:
                 self.info[kind] = value
         self.info["armcodec"] = header.describe()
         self.tile = [ImageFile._Tile(FORMAT, (0, 0) + self.size, 0, None)]
+
+
+def pillow_mode(mode: str, bits: int) -> str:
+    """The Pillow mode an image is opened as: Pillow's PNG reader's (1-bit grey is "1", 16-bit grey
+    "I;16", 2/4-bit grey "L" scaled to 0..255, 16-bit RGB/RGBA their 8-bit mode and LA RGBA, high bytes:
+    ``armcodec.Codec().decode`` or imageio give those samples exactly)."""
+    if mode == "L":
+        return {1: "1", 16: "I;16"}.get(bits, "L")
+    return "RGBA" if (mode, bits) == ("LA", 16) else mode
+
+
+def _transparency(mode: str, value: bytes):
+    if mode == "P":  # as PngImagePlugin: one fully transparent entry is its index
+        return value.find(b"\0") if re.fullmatch(b"\xff*\x00\xff*", value) else value
+    values = [int.from_bytes(value[k : k + 2], "little") for k in range(0, len(value), 2)]
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 class ArmDecoder(ImageFile.PyDecoder):
@@ -62,8 +87,16 @@ class ArmDecoder(ImageFile.PyDecoder):
             image = _codec(decoding_model(header), "auto").decode_parsed(header, streams)
         except ArmcodecError as e:
             raise OSError(f"armcodec: {e}") from None
-        a = image.array
-        self.set_as_raw(a[:, :, 0].tobytes() if a.shape[2] == 1 else a.tobytes(), image.mode)
+        a, mode = image.array, pillow_mode(image.mode, image.bits)
+        if image.bits == 16 and mode != "I;16":
+            a = (a >> 8).astype(np.uint8)
+        elif image.bits < 8 and mode == "L":
+            a = a * (255 // ((1 << image.bits) - 1))
+        if image.mode == "LA" and mode == "RGBA":
+            a = a[:, :, [0, 0, 0, 1]]
+        raw = {"1": "1;8", "I;16": "I;16"}.get(mode, mode)
+        a = a.astype("<u2") if mode == "I;16" else a.astype(np.uint8)
+        self.set_as_raw(np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a).tobytes(), raw)
         return -1, 0
 
 
@@ -71,9 +104,9 @@ def _save(im: Image.Image, fp, filename) -> None:
     from armcodec.api import _codec
 
     params = im.encoderinfo
-    if im.mode not in ("L", "LA", "RGB", "RGBA"):
-        raise OSError(f"cannot write mode {im.mode} as {FORMAT} (armcodec codes L, LA, RGB and RGBA exactly; "
-                      "convert first if that is what you want to store)")
+    if im.mode not in ("1", "L", "LA", "RGB", "RGBA", "P", "PA", "I;16", "I;16B", "I;16L"):
+        raise OSError(f"cannot write mode {im.mode} as {FORMAT} (armcodec codes 1, L, LA, RGB, RGBA, P, PA and "
+                      "I;16 exactly; convert first if that is what you want to store)")
     icc = params.get("icc_profile", im.info.get("icc_profile"))
     if icc != im.info.get("icc_profile"):
         im = im.copy()

@@ -1,22 +1,60 @@
 """The PngSuite through the embedding API (`Codec().encode(path)`, then decode): how many images are
-accepted, and armcodec's bytes next to the same images saved by Pillow as optimised PNG; each file
-decoded and compared.  `python -m benchmarks.experiments.row32_pngsuite_sizes` (writes
-results/pngsuite_sizes.json)."""
-import glob, io, os, numpy as np, armcodec, json
-from PIL import Image
-from armcodec.io.image import read_image
-c=armcodec.Codec('default')
-tot_arm=tot_png=tot_orig=0; n=0; refused=0; coders={}; worse=[]
-for p in sorted(glob.glob('../shared/data/pngsuite/*.png')):
-    try: arr, info = read_image(p)
-    except armcodec.ArmcodecError: refused+=1; continue
-    e=c.encode(p); d=c.decode(e.data)
-    assert np.array_equal(d.array, arr), p
-    im=Image.open(p); b=io.BytesIO(); im.save(b,'PNG',optimize=True); 
-    tot_arm+=len(e.data); tot_png+=len(b.getvalue()); tot_orig+=os.path.getsize(p); n+=1
-    coders[e.coder]=coders.get(e.coder,0)+1
-    if len(e.data) > len(b.getvalue()): worse.append((os.path.basename(p), len(e.data), len(b.getvalue())))
-out = {"accepted": n, "refused": refused, "armcodec_bytes": tot_arm, "pillow_optimized_png_bytes": tot_png, "original_png_bytes": tot_orig, "coders": coders, "larger_than_png": worse}
-print(json.dumps(out, indent=1))
+accepted, armcodec's bytes next to the same images saved by Pillow as optimised PNG (what the
+issue measures against: Pillow drops text, sPLT, gAMA and other chunks armcodec keeps, and writes
+16-bit RGB, LA and RGBA as 8 bits) and next to the original files; each file decoded and compared
+natively (16-bit samples, palette, metadata).  Also armcodec without the metadata (pixels,
+palette and transparency only), the like-for-like comparison with Pillow's output.
+`python -m benchmarks.experiments.row32_pngsuite_sizes [preset]` (writes results/pngsuite_sizes.json)."""
+import collections
+import glob
+import io
+import json
+import os
+import sys
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import armcodec
+from armcodec.io import png
+from armcodec.io.image import read_image
+
+codec = armcodec.Codec(sys.argv[1] if len(sys.argv) > 1 else "default")
+rows, refused = [], []
+for p in sorted(glob.glob("../shared/data/pngsuite/*.png")):
+    name = os.path.basename(p)
+    try:
+        arr, info = read_image(p)
+    except armcodec.ArmcodecError as e:
+        refused.append((name, str(e)))
+        continue
+    enc = codec.encode(p)
+    dec = codec.decode(enc.data)
+    assert np.array_equal(dec.array, arr) and (dec.bits, dec.palette, dec.metadata) == (info.bits, info.palette, info.metadata), name
+    trns = [(k, key, v) for k, key, v in info.metadata if k == "transparency"]
+    bare = png.write(arr, info.bits, png.COLOUR_TYPES[info.mode], palette=info.palette,
+                     trns=png.parse(Path(p).read_bytes()).trns)  # the pixels, palette and tRNS alone
+    enc_bare = codec.encode(bare)
+    buf = io.BytesIO()
+    Image.open(p).save(buf, "PNG", optimize=True)
+    rows.append({"file": name, "layout": f"{info.mode}{info.bits}", "armcodec": len(enc.data), "coder": enc.coder,
+                 "armcodec_pixels_only": len(enc_bare.data), "pillow_optimized_png": len(buf.getvalue()),
+                 "original": os.path.getsize(p), "metadata_items": len(info.metadata) - len(trns)})
+tot = lambda k, rs=rows: sum(r[k] for r in rs)  # noqa: E731
+eight = [r for r in rows if not r["layout"].endswith("16")]
+out = {
+    "preset": codec.preset.name, "accepted": len(rows), "refused": [n for n, _ in refused],
+    "armcodec_bytes": tot("armcodec"), "armcodec_pixels_only_bytes": tot("armcodec_pixels_only"),
+    "pillow_optimized_png_bytes": tot("pillow_optimized_png"), "original_png_bytes": tot("original"),
+    "up_to_8_bits": {"files": len(eight), "armcodec_pixels_only": tot("armcodec_pixels_only", eight),
+                     "pillow_optimized_png": tot("pillow_optimized_png", eight),
+                     "worst_excess_pixels_only": max(r["armcodec_pixels_only"] - r["pillow_optimized_png"] for r in eight)},
+    "coders": dict(collections.Counter(r["coder"] for r in rows)),
+    "larger_than_pillow_png_by_over_64": [(r["file"], r["armcodec"], r["pillow_optimized_png"]) for r in rows
+                                          if r["armcodec"] > r["pillow_optimized_png"] + 64],
+    "larger_than_original": [(r["file"], r["armcodec"], r["original"]) for r in rows if r["armcodec"] > r["original"]],
+    "rows": rows,
+}
+print(json.dumps({k: v for k, v in out.items() if k != "rows"}, indent=1))
 (Path(__file__).parent / "results" / "pngsuite_sizes.json").write_text(json.dumps(out, indent=1) + "\n")
