@@ -1,6 +1,6 @@
 """Exact transforms between an image and what the model codes: the 8-bit planes of any image
-(a palette image's colours, 1/2/4-bit grey scaled to 0..255, 16-bit samples as high and low
-bytes), plane groups, the grey plane of a grey RGB(A) image, and the blocks of a
+(a palette image's colours, 1/2/4-bit grey scaled to 0..255, 16-bit samples as high bytes and
+reflected low bytes), plane groups, the grey plane of a grey RGB(A) image, and the blocks of a
 nearest-neighbour upscale.  Each is undone bit for bit."""
 from __future__ import annotations
 
@@ -77,8 +77,9 @@ def to_planes(arr: np.ndarray, mode: str, bits: int = 8, palette: bytes = b"", t
             planes = np.concatenate([planes, arr[:, :, 1:2]], axis=2)
         back = from_planes(planes, mode, bits, palette, transparency, check=False)
         return planes if back is not None and np.array_equal(back, arr) else None
-    if bits == 16:
-        return np.concatenate([arr >> 8, arr & 0xFF], axis=2).astype(np.uint8)
+    if bits == 16:  # high bytes, then low bytes reflected where the high byte is odd: a smooth
+        hi, lo = arr >> 8, arr & 0xFF  # ramp stays smooth in both planes (no jump from 255 to 0)
+        return np.concatenate([hi, np.where(hi & 1, 255 - lo, lo)], axis=2).astype(np.uint8)
     if bits < 8:
         return (arr * (255 // ((1 << bits) - 1))).astype(np.uint8)
     return arr
@@ -105,7 +106,8 @@ def from_planes(planes: np.ndarray, mode: str, bits: int = 8, palette: bytes = b
         return np.concatenate([idx, planes[:, :, n:]], axis=2) if mode == "PA" else idx
     if bits == 16:
         c = planes.shape[2] // 2
-        return (planes[:, :, :c].astype(np.uint16) << 8) | planes[:, :, c:]
+        hi, lo = planes[:, :, :c].astype(np.uint16), planes[:, :, c:].astype(np.uint16)
+        return (hi << 8) | np.where(hi & 1, 255 - lo, lo)
     if bits < 8:
         step = 255 // ((1 << bits) - 1)
         if check and (planes % step).any():
