@@ -9,6 +9,7 @@ Data flow::
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from PIL import Image
 from armcodec import allocator, container, threads
 from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
 from armcodec.coding.feedback import LATEST as FEEDBACK_FEATURES
-from armcodec.coding import classic
+from armcodec.coding import classic, tile_png
+from armcodec.coding.scan import tile_grid
 from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group
 from armcodec.coding.scan import check_crc, samples_crc
 from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, CoderTools
@@ -63,7 +65,8 @@ class Encoded:
     height: int
     mode: str
     seconds: float
-    coder: str = "model"  # or "png" / "webp": the classic file the encoder found smaller (then model_bits is its size)
+    coder: str = "model"  # or "png" / "png-adam7" / "webp": the classic file the encoder found smaller (then
+    # model_bits is its size); "model+png": some tile streams are PNG zlib streams (coder tool 4)
 
     @property
     def channels(self) -> int:
@@ -250,6 +253,22 @@ class Codec:
                 return Encoded(b"", bits, w, h, info.mode, time.perf_counter() - t0)
             header.stream_crcs, header.tools = crcs, self.tools
             data = container.write(header, streams)
+            if self.classic:  # tiles that zlib codes in fewer bytes than the model (coder tool 4)
+                tiles = tile_grid(coded.shape[0], coded.shape[1], self.tile_size)
+                flags, mixed = [], list(streams)
+                for k, (sl, _) in enumerate(plane_groups(info.mode, header.grey, info.bits, header.transparent)):
+                    for i, t in enumerate(tiles):
+                        n = k * len(tiles) + i
+                        alt = tile_png.encode(coded[t.y : t.y + t.h, t.x : t.x + t.w, sl])
+                        flags.append(len(alt) < len(streams[n]))
+                        mixed[n] = alt if flags[-1] else streams[n]
+                if any(flags):
+                    other = container.write(dataclasses.replace(header, tools=dataclasses.replace(self.tools, classic_tiles=True),
+                                                                classic_streams=flags), mixed)
+                    if len(other) < len(data):
+                        data, coder = other, "model+png"
+                        bits = sum(8.0 * len(s) for s, f in zip(mixed, flags) if f) + bits * (
+                            1 - sum(len(s) for s, f in zip(streams, flags) if f) / max(1, sum(len(s) for s in streams)))
         elif not self.classic or count_only:
             raise UnsupportedInputError("palette image whose pixels use entries that repeat an earlier entry's colour: "
                                         "the model cannot code it; the classic path can (classic=True, the default)")
@@ -311,7 +330,8 @@ class Codec:
         planes = np.empty((ch, cw, sum(header.group_sizes)), dtype=np.uint8)
         n_tiles, bits, k = header.n_tiles(), 0.0, 0
         for sl, fill in plane_groups(header.mode, header.grey, header.bits, header.transparent):
-            group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0)
+            group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0,
+                               header.classic_streams[k : k + n_tiles] or None)
             got, b = decode_group(group, ch, cw, sl.stop - sl.start, m.net, m.luts, header.tile, self.device,
                                   header.tools, first_stream=k, max_batch_bytes=self.batch_bytes, progress=progress)
             planes[:, :, fill] = got  # a grey plane fills R, G and B

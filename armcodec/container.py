@@ -27,7 +27,9 @@ Everything is little-endian and written with ``struct``; ``varint`` is unsigned 
 Coder tools (:class:`CoderTools`): 1 adaptation (L = 0: scale offsets per 32x32 block and channel
 head each tile stream, :mod:`armcodec.coding.side`), 2 orientation (L = 0, needs 1: each tile's
 orientation comes first), 3 residual feedback (L = 1: the feature set, needs 1,
-:mod:`armcodec.coding.feedback`).  Ids 128-255 are reserved for a model family's own side
+:mod:`armcodec.coding.feedback`), 4 classic tiles (L = 0: one more stream after the tiles', a map
+saying which streams are PNG zlib streams of their tile, :mod:`armcodec.coding.tile_png`; its CRC
+field is its own CRC32).  Ids 128-255 are reserved for a model family's own side
 information.  A reader refuses a tool it does not know, so new tools never pass for old ones.
 
 Version 3 is version 2 with the metadata list; :func:`write` writes it only for an image that has
@@ -60,6 +62,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from armcodec.errors import ChecksumError, FormatError, LimitError
 
 MAGIC = b"ARMC"
@@ -70,7 +74,7 @@ READ_VERSIONS = (1, 2, 3)
 # the transparent colour of an L or RGB image (PNG's tRNS: one u16 little-endian per channel)
 META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
-TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK = 1, 2, 3
+TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES = 1, 2, 3, 4
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
 FEEDBACK_SETS = (1, 2, 3)  # the residual feedback's feature sets a file may name (3 is written)
 
@@ -85,6 +89,7 @@ class CoderTools:
     orientation: bool = False
     feedback: int = 0
     family: tuple[tuple[int, bytes], ...] = ()
+    classic_tiles: bool = False  # tool 4: some tile streams are PNG zlib streams (a map stream says which)
 
     def __post_init__(self):
         if (self.orientation or self.feedback) and not self.adaptation:
@@ -94,6 +99,7 @@ class CoderTools:
 
     def describe(self) -> dict:
         return {"adaptation": self.adaptation, "orientation": self.orientation, "feedback": self.feedback,
+                **({"classic_tiles": True} if self.classic_tiles else {}),
                 **({"family": {str(k): v.hex() for k, v in self.family}} if self.family else {})}
 
 
@@ -152,6 +158,7 @@ class ArmHeader:
     replication: tuple[int, int] = (1, 1)  # (fy, fx): blocks of equal pixels, coded once (kind 1)
     classic: str | None = None  # kind 2: "png", "png-adam7" or "webp", the one stream is that file
     palette: bytes = b""  # modes P and PA: 3 bytes (R, G, B) per entry, stored as metadata item 5
+    classic_streams: list = field(default_factory=list)  # tool 4: per stream, whether it is a PNG zlib stream
 
     @property
     def transparent(self) -> bool:
@@ -199,6 +206,7 @@ class ArmHeader:
             "tile_size": self.tile,
             "tiles": self.n_tiles(),
             "streams": len(self.stream_lengths),
+            "png_streams": sum(self.classic_streams),
             "model": self.model,
             "weights_sha256_prefix": self.weights_sha256.hex(),
             "icc_profile_bytes": len(self.icc_profile),
@@ -249,6 +257,8 @@ def _tool_list(tools: CoderTools) -> list[tuple[int, bytes]]:
         out.append((TOOL_ORIENTATION, b""))
     if tools.feedback:
         out.append((TOOL_FEEDBACK, bytes([tools.feedback])))
+    if tools.classic_tiles:
+        out.append((TOOL_CLASSIC_TILES, b""))
     return out + sorted(tools.family)
 
 
@@ -265,6 +275,12 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     tools = _tool_list(h.tools)
     if any(not 0 < t < 256 or len(v) > 255 for t, v in tools) or len({t for t, _ in tools}) != len(tools):
         raise ValueError(f"invalid coder tools {h.tools}")
+    crcs = list(h.stream_crcs)
+    if h.tools.classic_tiles:  # the map of PNG streams, one more stream after the tiles'
+        if len(h.classic_streams) != len(streams) or not any(h.classic_streams):
+            raise ValueError("classic tiles need one flag per stream, one of them set")
+        streams = list(streams) + [classic_map(h.classic_streams)]
+        crcs.append(zlib.crc32(streams[-1]) & 0xFFFFFFFF)
     body = [
         struct.pack("<BBB", KIND_REPLICATED if replicated else KIND_IMAGE, mode_code(h.mode, h.grey), h.bits),
         varint(h.width), varint(h.height), varint(h.frames), struct.pack("<H", h.tile),
@@ -275,10 +291,18 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
         _metadata_bytes(_items(h)) if _items(h) else b"",
         varint(len(streams)),
     ]
-    body += [struct.pack("<II", len(s), crc) for s, crc in zip(streams, h.stream_crcs)]
+    body += [struct.pack("<II", len(s), crc) for s, crc in zip(streams, crcs)]
     header = b"".join(body)
     head = PREAMBLE.pack(MAGIC, METADATA_VERSION if _items(h) else FORMAT_VERSION, 0, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
+
+
+def classic_map(flags) -> bytes:
+    """Tool 4's map: bit k (least significant first) of byte k // 8 set when stream k is a PNG
+    zlib stream; zero-padded to a multiple of 4 bytes."""
+    n = -(-len(flags) // 8)
+    bits = np.packbits(np.array(flags, bool), bitorder="little").tobytes() if n else b""
+    return bits.ljust(-(-n // 4) * 4, b"\0")
 
 
 def _items(h: ArmHeader) -> tuple:
@@ -460,16 +484,17 @@ def _read_tools(r: _Reader) -> CoderTools:
         if found and tool <= max(found):
             raise FormatError("coder tools are not listed in ascending order")
         found[tool] = value
-    unknown = [t for t in found if t not in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK)]
+    unknown = [t for t in found if t not in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES)]
     if unknown:
         raise FormatError(f"the file uses coder tool {unknown[0]}, which this armcodec does not know "
                           "(written by a newer version?)")
-    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION) if t in found) or \
+    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_CLASSIC_TILES) if t in found) or \
             (TOOL_FEEDBACK in found and len(found[TOOL_FEEDBACK]) != 1):
         raise FormatError("a coder tool has a value of the wrong length")
     feedback = found[TOOL_FEEDBACK][0] if TOOL_FEEDBACK in found else 0
     try:
-        return CoderTools(TOOL_ADAPTATION in found, TOOL_ORIENTATION in found, feedback)
+        return CoderTools(TOOL_ADAPTATION in found, TOOL_ORIENTATION in found, feedback,
+                          classic_tiles=TOOL_CLASSIC_TILES in found)
     except ValueError as e:
         raise FormatError(f"invalid coder tools: {e}") from None
 
@@ -538,7 +563,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     _split_palette(h)
     if grey and bits != 8:
         raise FormatError(f"a grey {mode} image with {bits} bits per sample")
-    expected = h.n_tiles() * len(h.group_sizes)
+    expected = h.n_tiles() * len(h.group_sizes) + (1 if tools.classic_tiles else 0)
     if n_streams != expected:
         raise FormatError(f"stream table lists {n_streams} streams, the image needs {expected}")
     if r.end - r.pos != 8 * n_streams:
@@ -556,4 +581,13 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     for n in h.stream_lengths:
         streams.append(bytes(data[pos : pos + n]))
         pos += n
+    if tools.classic_tiles:
+        bitmap, crc = streams.pop(), h.stream_crcs.pop()
+        h.stream_lengths.pop()
+        if zlib.crc32(bitmap) & 0xFFFFFFFF != crc:
+            raise ChecksumError("the classic tiles' map fails its CRC32: the file is corrupted")
+        flags = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")[: len(streams)].astype(bool).tolist()
+        if bitmap != classic_map(flags) or len(flags) != len(streams) or not any(flags):
+            raise FormatError("the classic tiles' map does not fit the stream table")
+        h.classic_streams = flags
     return h, streams

@@ -145,3 +145,39 @@ def test_the_png_writer_gives_back_what_was_read(name, tmp_path):
     assert same_for_pillow(pillow_view(DATA / name), pillow_view(tmp_path / "w.png"))
     p = png.parse((tmp_path / "w.png").read_bytes())
     assert p.interlace == 0  # interlaced input is written back non-interlaced
+
+
+def mixed_image() -> np.ndarray:
+    """A photograph beside a synthetic region (a screenshot's UI): the model wins one, zlib the other."""
+    from conftest import load
+
+    photo = load("kodim05_rgb_130x70.png")[:64, :64]
+    ui = np.full((64, 64, 3), 240, np.uint8)
+    ui[8:56:8, 4:60] = (20, 40, 200)
+    return np.concatenate([photo, ui], axis=1)
+
+
+@pytest.mark.classic
+def test_tiles_that_zlib_codes_smaller_are_kept_as_png_streams():
+    a = mixed_image()
+    mixed = armcodec.Codec("fast", "cpu", tile_size=64)
+    model_only = armcodec.Codec("fast", "cpu", tile_size=64, classic=False)
+    enc, ref = mixed.encode(a), model_only.encode(a)
+    info = armcodec.read_info(enc.data)
+    assert enc.coder == "model+png" and info["coder_tools"]["classic_tiles"] and 0 < info["png_streams"] < info["streams"]
+    assert len(enc.data) < len(ref.data)
+    assert np.array_equal(mixed.decompress(enc.data), a) and np.array_equal(model_only.decompress(enc.data), a)
+    header, streams = container.parse(enc.data)
+    assert len(streams) == header.n_tiles() == len(header.classic_streams)
+    # the map is the last stream: a flipped bit fails its CRC; every damaged byte raises or decodes exactly
+    with pytest.raises(armcodec.ChecksumError, match="map"):
+        mixed.decode(enc.data[:-1] + bytes([enc.data[-1] ^ 0x01]))
+    png_stream = next(k for k, f in enumerate(header.classic_streams) if f)
+    start = len(enc.data) - sum(header.stream_lengths) - 4 + sum(header.stream_lengths[:png_stream])
+    for k in range(start, start + header.stream_lengths[png_stream]):
+        bad = enc.data[:k] + bytes([enc.data[k] ^ 0x20]) + enc.data[k + 1 :]
+        try:
+            out = mixed.decompress(bad)
+        except armcodec.ArmcodecError:
+            continue
+        assert np.array_equal(out, a)

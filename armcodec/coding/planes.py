@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from armcodec.coding import feedback
+from armcodec.coding import feedback, tile_png
 from armcodec.coding.scan import DecodeCoder, Schedule, Tile, check_crc, scan, tile_grid
 from armcodec.coding.side import N_ORIENTATIONS, Adaptation, side_bits, tile_coords
 from armcodec.container import CoderTools
@@ -29,6 +29,7 @@ class CodedGroup:
     streams: list[bytes]
     crcs: list[int]
     model_bits: float
+    classic: list[bool] | None = None  # per tile: its stream is a PNG zlib stream (coder tool 4), not ANS
 
 
 def tile_batches(tiles: list[Tile], model, tile: int, max_batch_bytes: int, decoding: bool = False) -> list[list[int]]:
@@ -68,7 +69,17 @@ def decode_group(group: CodedGroup, height: int, width: int, channels: int, mode
     tiles = tile_grid(height, width, tile)
     out = np.zeros((height, width, channels), dtype=np.uint8)
     bits = 0.0
-    for batch in tile_batches(tiles, model, tile, max_batch_bytes, decoding=True):
+    classic = group.classic or [False] * len(tiles)
+    for k in (k for k in range(len(tiles)) if classic[k]):  # PNG zlib streams: no model
+        t = tiles[k]
+        out[t.y : t.y + t.h, t.x : t.x + t.w] = tile_png.decode(group.streams[k], t.w, t.h, channels)
+        check_crc(tile_samples(out, t), first_stream + k, group.crcs[k], f"stream {first_stream + k}")
+        bits += 8.0 * len(group.streams[k])
+        if progress:
+            progress(1)
+    modelled = [k for k in range(len(tiles)) if not classic[k]]
+    for batch in tile_batches([tiles[k] for k in modelled], model, tile, max_batch_bytes, decoding=True):
+        batch = [modelled[k] for k in batch]
         bt = [tiles[k] for k in batch]
         sched = Schedule(bt, model, tile)
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if tools.adaptation else None
