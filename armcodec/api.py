@@ -31,7 +31,8 @@ from armcodec.encoder.group import encode_group
 from armcodec.errors import ArmcodecError, LimitError, ModelError, UnsupportedInputError
 from armcodec.io.files import write_atomic  # noqa: F401  (part of the API since 0.1)
 from armcodec.io.image import ImageInfo, from_array, from_pil, read_image
-from armcodec.transforms import from_planes, is_grey_rgb, plane_groups, replicate, replication_factors, to_planes  # noqa: F401
+from armcodec.transforms import (from_levels, from_planes, is_grey_rgb, plane_groups, replicate,  # noqa: F401
+                                 replication_factors, sample_levels, to_levels, to_planes)
 from armcodec.weights import DEFAULT_PRESET, LoadedWeights, Manifest, Preset, get_weights, read_manifest
 
 DEFAULT_MODEL = DEFAULT_PRESET
@@ -230,60 +231,77 @@ class Codec:
         if h * w > self.max_pixels:
             raise LimitError(f"image of {w}x{h} pixels exceeds the limit of {self.max_pixels} pixels")
         transparency = _palette_alpha(info.mode, info.metadata)
-        planes = to_planes(arr, info.mode, info.bits, info.palette, transparency)  # what the model codes
+        levels = sample_levels(arr, info.bits)  # 16-bit samples of at most 256 values per channel: their indices
+        planes = to_planes(arr, info.mode, info.bits, info.palette, transparency, levels)  # what the model codes
         header = ArmHeader(info.mode, w, h, self.tile_size, self.model.entry.name, self.model.sha256_prefix, bits=info.bits,
-                           icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette)
-        data, coder, bits = b"", "model", 0.0
+                           icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette, levels=levels)
+        files = []  # (bytes, coder, model bits), in order of preference on equal size
         if planes is not None:
-            m = self.model
-            proxy = self._proxy_net()
-            streams, crcs = [], []
-            header.grey = is_grey_rgb(planes, info.mode, info.bits)
-            header.replication = replication_factors(planes)
-            fy, fx = header.replication
-            coded = planes[::fy, ::fx]  # the blocks' pixels
-            for sl, _ in plane_groups(info.mode, header.grey, info.bits, header.transparent):
-                g = encode_group(coded[:, :, sl], m.net, m.luts, self.tile_size, self.device, self.tools,
-                                 first_stream=len(streams), max_batch_bytes=self.batch_bytes, progress=progress,
-                                 orient_proxy=proxy, count_only=count_only)
-                streams += g.streams
-                crcs += g.crcs
-                bits += g.model_bits
+            files = self._model_files(planes, header, progress, count_only)
             if count_only:
-                return Encoded(b"", bits, w, h, info.mode, time.perf_counter() - t0)
-            header.stream_crcs, header.tools = crcs, self.tools
-            data = container.write(header, streams)
-            if self.classic:  # tiles that zlib codes in fewer bytes than the model (coder tool 4)
-                tiles = tile_grid(coded.shape[0], coded.shape[1], self.tile_size)
-                flags, mixed = [], list(streams)
-                for k, (sl, _) in enumerate(plane_groups(info.mode, header.grey, info.bits, header.transparent)):
-                    for i, t in enumerate(tiles):
-                        n = k * len(tiles) + i
-                        alt = tile_png.encode(coded[t.y : t.y + t.h, t.x : t.x + t.w, sl])
-                        flags.append(len(alt) < len(streams[n]))
-                        mixed[n] = alt if flags[-1] else streams[n]
-                if any(flags):
-                    other = container.write(dataclasses.replace(header, tools=dataclasses.replace(self.tools, classic_tiles=True),
-                                                                classic_streams=flags), mixed)
-                    if len(other) < len(data):
-                        data, coder = other, "model+png"
-                        bits = sum(8.0 * len(s) for s, f in zip(mixed, flags) if f) + bits * (
-                            1 - sum(len(s) for s, f in zip(streams, flags) if f) / max(1, sum(len(s) for s in streams)))
+                return Encoded(b"", files[0][2], w, h, info.mode, time.perf_counter() - t0)
         elif not self.classic or count_only:
             raise UnsupportedInputError("palette image whose pixels use entries that repeat an earlier entry's colour: "
                                         "the model cannot code it; the classic path can (classic=True, the default)")
-        found = classic.candidates(arr, info.mode, info.bits, planes, info.source_stream, info.palette, transparency) \
-            if self.classic else []
-        crc = samples_crc(_sample_bytes(arr), 0) if found else 0
-        for name, payload in found:
-            other = container.write(ArmHeader(info.mode, w, h, self.tile_size, "", bytes(16), bits=info.bits,
-                                              icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette,
-                                              stream_crcs=[crc], classic=name), [payload])
-            if not data or len(other) < len(data):
-                data, coder, bits = other, name, 8.0 * len(payload)
-        if not data:
+        if self.classic:
+            files += self._classic_files(arr, info, None if levels else planes, header)
+        if not files:
             raise UnsupportedInputError(f"no coding of this {info.mode} image decodes to it exactly (palette entries repeat a colour)")
+        data, coder, bits = min(files, key=lambda f: len(f[0]))  # the first of equal sizes
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0, coder)
+
+    def _model_files(self, planes: np.ndarray, header: ArmHeader, progress, count_only: bool) -> list[tuple]:
+        """The model's file of an image's planes, and (classic path on) the same with the tile
+        streams that zlib codes smaller kept as PNG streams (coder tool 4)."""
+        m = self.model
+        proxy = self._proxy_net()
+        streams, crcs, bits = [], [], 0.0
+        header.grey = is_grey_rgb(planes, header.mode, header.coded_bits)
+        header.replication = replication_factors(planes)
+        fy, fx = header.replication
+        coded = planes[::fy, ::fx]  # the blocks' pixels
+        groups = plane_groups(header.mode, header.grey, header.coded_bits, header.transparent)
+        for sl, _ in groups:
+            g = encode_group(coded[:, :, sl], m.net, m.luts, self.tile_size, self.device, self.tools,
+                             first_stream=len(streams), max_batch_bytes=self.batch_bytes, progress=progress,
+                             orient_proxy=proxy, count_only=count_only)
+            streams += g.streams
+            crcs += g.crcs
+            bits += g.model_bits
+        if count_only:
+            return [(b"", "model", bits)]
+        header.stream_crcs, header.tools = crcs, self.tools
+        files = [(container.write(header, streams), "model", bits)]
+        if self.classic:
+            tiles = tile_grid(coded.shape[0], coded.shape[1], self.tile_size)
+            flags, mixed = [], list(streams)
+            for k, (sl, _) in enumerate(groups):
+                for i, t in enumerate(tiles):
+                    n = k * len(tiles) + i
+                    alt = tile_png.encode(coded[t.y : t.y + t.h, t.x : t.x + t.w, sl])
+                    flags.append(len(alt) < len(streams[n]))
+                    mixed[n] = alt if flags[-1] else streams[n]
+            if any(flags):
+                kept = sum(len(s) for s, f in zip(streams, flags) if not f) / max(1, sum(len(s) for s in streams))
+                files.append((container.write(dataclasses.replace(header, tools=dataclasses.replace(
+                    self.tools, classic_tiles=True), classic_streams=flags), mixed), "model+png",
+                    bits * kept + sum(8.0 * len(s) for s, f in zip(mixed, flags) if f)))  # model bits: by stream bytes
+        return files
+
+    def _classic_files(self, arr: np.ndarray, info: ImageInfo, planes, header: ArmHeader) -> list[tuple]:
+        """Classic files of the image (:mod:`armcodec.coding.classic`): of its samples, and of its
+        levels' indices where it has levels."""
+        transparency = _palette_alpha(info.mode, info.metadata)
+        found = [(name, payload, ()) for name, payload in classic.candidates(
+            arr, info.mode, info.bits, planes, info.source_stream, info.palette, transparency)]
+        if header.levels:
+            idx = to_levels(arr, header.levels)
+            found += [(name, payload, header.levels) for name, payload in classic.candidates(idx, info.mode, 8, idx)]
+        crc = samples_crc(_sample_bytes(arr), 0)
+        return [(container.write(ArmHeader(info.mode, arr.shape[1], arr.shape[0], self.tile_size, "", bytes(16), bits=info.bits,
+                                           icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette,
+                                           stream_crcs=[crc], classic=name, levels=levels), [payload]),
+                 name, 8.0 * len(payload)) for name, payload, levels in found]
 
     def _proxy_net(self):
         """The float network that picks each tile's orientation: the preset's orientation weights
@@ -320,8 +338,9 @@ class Codec:
         t0 = time.perf_counter()
         transparency = _palette_alpha(header.mode, header.metadata)
         if header.classic:  # one PNG stream or WebP file (the encoder found it smaller than the model's streams)
-            out = classic.decode(header.classic, streams[0], header.mode, header.width, header.height, header.bits,
+            out = classic.decode(header.classic, streams[0], header.mode, header.width, header.height, header.coded_bits,
                                  header.palette, transparency)
+            out = from_levels(out, header.levels) if header.levels else out
             check_crc(_sample_bytes(out), 0, header.stream_crcs[0], f"classic {header.classic} image")
             return DecodedImage(out, header.mode, header.icc_profile, 8.0 * len(streams[0]),
                                 time.perf_counter() - t0, header.metadata, header.bits, header.palette)
@@ -329,7 +348,7 @@ class Codec:
         ch, cw = header.coded_size
         planes = np.empty((ch, cw, sum(header.group_sizes)), dtype=np.uint8)
         n_tiles, bits, k = header.n_tiles(), 0.0, 0
-        for sl, fill in plane_groups(header.mode, header.grey, header.bits, header.transparent):
+        for sl, fill in plane_groups(header.mode, header.grey, header.coded_bits, header.transparent):
             group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0,
                                header.classic_streams[k : k + n_tiles] or None)
             got, b = decode_group(group, ch, cw, sl.stop - sl.start, m.net, m.luts, header.tile, self.device,
@@ -338,7 +357,7 @@ class Codec:
             bits += b
             k += n_tiles
         planes = replicate(planes, header.replication)  # the blocks' pixels, repeated
-        out = from_planes(planes, header.mode, header.bits, header.palette, transparency)
+        out = from_planes(planes, header.mode, header.bits, header.palette, transparency, levels=header.levels)
         return DecodedImage(out, header.mode, header.icc_profile, bits, time.perf_counter() - t0, header.metadata,
                             header.bits, header.palette)
 

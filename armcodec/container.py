@@ -72,7 +72,7 @@ METADATA_VERSION = 3  # ... and with metadata (version 2 plus the metadata list)
 READ_VERSIONS = (1, 2, 3)
 # metadata kinds (version 3): the image's EXIF block, its XMP packet, a text entry (key, value),
 # the transparent colour of an L or RGB image (PNG's tRNS: one u16 little-endian per channel)
-META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated"}
+META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated", 8: "levels"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
 TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES = 1, 2, 3, 4
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
@@ -159,6 +159,8 @@ class ArmHeader:
     classic: str | None = None  # kind 2: "png", "png-adam7" or "webp", the one stream is that file
     palette: bytes = b""  # modes P and PA: 3 bytes (R, G, B) per entry, stored as metadata item 5
     classic_streams: list = field(default_factory=list)  # tool 4: per stream, whether it is a PNG zlib stream
+    levels: tuple = ()  # 16 bits: per channel, the sorted values the samples take (at most 256 each), metadata item 8:
+    # the streams (or the classic payload) code each sample's index among them, an 8-bit image
 
     @property
     def transparent(self) -> bool:
@@ -166,9 +168,14 @@ class ArmHeader:
         return any(kind == "transparency" for kind, _, _ in self.metadata)
 
     @property
+    def coded_bits(self) -> int:
+        """Bits per sample of what is coded: 8 for 16-bit samples coded by their levels' indices."""
+        return 8 if self.levels else self.bits
+
+    @property
     def group_sizes(self) -> tuple[int, ...]:
         """Channels of each coded plane group, in stream order (:func:`group_sizes`)."""
-        return group_sizes(self.mode, self.bits, self.transparent)
+        return group_sizes(self.mode, self.coded_bits, self.transparent)
 
     @property
     def channels(self) -> int:
@@ -211,6 +218,7 @@ class ArmHeader:
             "weights_sha256_prefix": self.weights_sha256.hex(),
             "icc_profile_bytes": len(self.icc_profile),
             "palette_entries": len(self.palette) // 3,
+            "levels": [len(v) for v in self.levels],
             "metadata": [f"{kind} {key}".strip() + f" ({len(value)} bytes)" for kind, key, value in self.metadata],
             "payload_bytes": sum(self.stream_lengths),
         }
@@ -306,9 +314,39 @@ def classic_map(flags) -> bytes:
 
 
 def _items(h: ArmHeader) -> tuple:
-    """The header's metadata list: the metadata, then the palette (modes P and PA)."""
+    """The header's metadata list: the metadata, then the palette (modes P and PA) or levels."""
     _check_image(h, ValueError)
-    return tuple(h.metadata) + ((("palette", "", h.palette),) if h.palette else ())
+    return tuple(h.metadata) + ((("palette", "", h.palette),) if h.palette else ()) + \
+        ((("levels", "", levels_bytes(h.levels)),) if h.levels else ())
+
+
+def levels_bytes(levels) -> bytes:
+    """Metadata item 8: per channel, u16 n - 1, then the n values as u16 differences (the first
+    from 0), all little-endian; deflated with the list, evenly spaced levels cost almost nothing."""
+    out = []
+    for v in levels:
+        v = np.asarray(v, np.int64)
+        out += [struct.pack("<H", len(v) - 1), np.diff(v, prepend=0).astype("<u2").tobytes()]
+    return b"".join(out)
+
+
+def parse_levels(data: bytes, channels: int) -> tuple:
+    out, pos = [], 0
+    for _ in range(channels):
+        if pos + 2 > len(data):
+            raise FormatError("levels item is truncated")
+        n = struct.unpack_from("<H", data, pos)[0] + 1
+        if n > 256 or pos + 2 + 2 * n > len(data):
+            raise FormatError("levels item is truncated or has more than 256 levels")
+        d = np.frombuffer(data, "<u2", n, pos + 2).astype(np.int64)
+        v = np.cumsum(d)
+        if (d[1:] == 0).any() or v[-1] > 65535:
+            raise FormatError("levels are not increasing 16-bit values")
+        out.append(v.astype(np.uint16))
+        pos += 2 + 2 * n
+    if pos != len(data):
+        raise FormatError("levels item has bytes left over")
+    return tuple(out)
 
 
 def _write_classic(h: ArmHeader, streams: list[bytes]) -> bytes:
@@ -342,7 +380,7 @@ def _parse_classic(r: "_Reader", data, version: int, mode_code: int, bits: int, 
     h = ArmHeader(MODES[mode_code], width, height, 0, "", bytes(16), bits, frames, icc, metadata, [len(payload)], [crc],
                   version=version, classic=CLASSIC_CODECS[code])
     _split_palette(h)
-    if h.classic == "webp" and (h.bits != 8 or h.mode == "L" or h.mode == "LA"):
+    if h.classic == "webp" and (h.coded_bits != 8 or h.mode == "L" or h.mode == "LA"):
         raise FormatError(f"a WebP payload cannot hold a {h.bits}-bit {h.mode} image")
     if h.classic.startswith("png") and h.mode == "PA":
         raise FormatError("a PNG payload cannot hold a PA image")
@@ -368,7 +406,9 @@ def _check_image(h: ArmHeader, error=FormatError) -> None:
     if h.mode == "P" and entries > 1 << h.bits:
         raise error(f"a {h.bits}-bit palette image with {entries} palette entries")
     kinds = [kind for kind, _, _ in h.metadata]
-    if "palette" in kinds or kinds.count("transparency") > 1:
+    if h.levels and (h.bits != 16 or len(h.levels) != h.channels or max(map(len, h.levels)) > 256):
+        raise error(f"levels of a {h.bits}-bit {h.mode} image")
+    if "palette" in kinds or "levels" in kinds or kinds.count("transparency") > 1:
         raise error("metadata lists a palette or a transparency twice")
     for kind, key, value in h.metadata:
         if kind == "transparency":
@@ -382,11 +422,17 @@ def _check_image(h: ArmHeader, error=FormatError) -> None:
 
 
 def _split_palette(h: ArmHeader) -> None:
-    """Move a parsed metadata list's palette item into ``h.palette``, then check the image."""
+    """Move a parsed metadata list's palette and levels items into ``h.palette`` and ``h.levels``,
+    then check the image."""
     h.palette = b"".join(value for kind, _, value in h.metadata if kind == "palette")
-    if sum(kind == "palette" for kind, _, _ in h.metadata) > 1:
-        raise FormatError("metadata lists a palette twice")
-    h.metadata = tuple(item for item in h.metadata if item[0] != "palette")
+    levels = [value for kind, _, value in h.metadata if kind == "levels"]
+    if sum(kind == "palette" for kind, _, _ in h.metadata) > 1 or len(levels) > 1:
+        raise FormatError("metadata lists a palette or levels twice")
+    if levels:
+        if h.bits != 16 or h.mode not in MODE_GROUPS:
+            raise FormatError(f"levels in a {h.bits}-bit {h.mode} image")
+        h.levels = parse_levels(levels[0], h.channels)
+    h.metadata = tuple(item for item in h.metadata if item[0] not in ("palette", "levels"))
     _check_image(h)
 
 
@@ -394,7 +440,7 @@ def _metadata_bytes(items) -> bytes:
     """The metadata list; as one item of kind 7 (the list, raw-deflated) where that is smaller."""
     out = [varint(len(items))]
     for kind, key, value in items:
-        if kind not in META_CODES or kind == "deflated" or (key and kind not in ("text", "chunk")):
+        if kind not in META_CODES or kind == "deflated" or (key and kind not in ("text", "chunk")):  # noqa: E501
             raise ValueError(f"invalid metadata item {kind!r} {key!r}")
         k = key.encode("utf-8")
         out += [struct.pack("<B", META_CODES[kind]), varint(len(k)), k, varint(len(value)), bytes(value)]
@@ -561,7 +607,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     h = ArmHeader(mode, width, height, tile, model, sha, bits, frames, icc, metadata, version=version, tools=tools,
                   grey=grey, replication=tuple(replication))
     _split_palette(h)
-    if grey and bits != 8:
+    if grey and h.coded_bits != 8:
         raise FormatError(f"a grey {mode} image with {bits} bits per sample")
     expected = h.n_tiles() * len(h.group_sizes) + (1 if tools.classic_tiles else 0)
     if n_streams != expected:

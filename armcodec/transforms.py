@@ -1,6 +1,6 @@
 """Exact transforms between an image and what the model codes: the 8-bit planes of any image
 (a palette image's colours, 1/2/4-bit grey scaled to 0..255, 16-bit samples as high bytes and
-reflected low bytes), plane groups, the grey plane of a grey RGB(A) image, and the blocks of a
+reflected low bytes, or as indices among at most 256 levels per channel), plane groups, the grey plane of a grey RGB(A) image, and the blocks of a
 nearest-neighbour upscale.  Each is undone bit for bit."""
 from __future__ import annotations
 
@@ -63,10 +63,40 @@ def palette_colours(mode: str, palette: bytes, transparency: bytes | None) -> np
     return rgb
 
 
-def to_planes(arr: np.ndarray, mode: str, bits: int = 8, palette: bytes = b"", transparency: bytes | None = None):
+def sample_levels(arr: np.ndarray, bits: int) -> tuple:
+    """16-bit samples that take at most 256 values in every channel: those values per channel
+    (the image is then coded as their indices, an 8-bit image); else ()."""
+    if bits != 16:
+        return ()
+    levels = []
+    for c in range(arr.shape[2]):
+        seen = np.zeros(65536, bool)
+        seen[arr[:, :, c]] = True
+        if seen.sum() > 256:
+            return ()
+        levels.append(np.flatnonzero(seen).astype(np.uint16))
+    return tuple(levels)
+
+
+def to_levels(arr: np.ndarray, levels: tuple) -> np.ndarray:
+    """16-bit samples -> uint8 indices among their channel's levels."""
+    return np.stack([np.searchsorted(v, arr[:, :, c]) for c, v in enumerate(levels)], axis=2).astype(np.uint8)
+
+
+def from_levels(idx: np.ndarray, levels: tuple) -> np.ndarray:
+    """The inverse of :func:`to_levels`; an index past a channel's levels raises FormatError."""
+    if any(idx[:, :, c].max(initial=0) >= len(v) for c, v in enumerate(levels)):
+        raise FormatError("decoded index past its channel's levels")
+    return np.stack([v[idx[:, :, c]] for c, v in enumerate(levels)], axis=2)
+
+
+def to_planes(arr: np.ndarray, mode: str, bits: int = 8, palette: bytes = b"", transparency: bytes | None = None,
+              levels: tuple = ()):
     """An image's samples (native values: uint8 up to 8 bits, uint16 for 16) -> the uint8 planes
     the model codes, or None where they cannot be mapped back (a palette image using an entry
-    whose colour an earlier entry also has)."""
+    whose colour an earlier entry also has).  ``levels``: 16-bit samples coded as their indices."""
+    if levels:
+        return to_levels(arr, levels)
     if mode in ("P", "PA"):
         colours = palette_colours(mode, palette, transparency)
         idx = arr[:, :, 0]
@@ -86,9 +116,11 @@ def to_planes(arr: np.ndarray, mode: str, bits: int = 8, palette: bytes = b"", t
 
 
 def from_planes(planes: np.ndarray, mode: str, bits: int = 8, palette: bytes = b"", transparency: bytes | None = None,
-                check: bool = True):
+                check: bool = True, levels: tuple = ()):
     """The inverse of :func:`to_planes`.  A palette image's colours go back to the first entry of
     that colour; a colour no entry has raises FormatError (``check=False``: returns None)."""
+    if levels:
+        return from_levels(planes, levels)
     if mode in ("P", "PA"):
         colours = palette_colours(mode, palette, transparency).astype(np.uint32)
         n = colours.shape[1]

@@ -181,3 +181,19 @@ def test_tiles_that_zlib_codes_smaller_are_kept_as_png_streams():
         except armcodec.ArmcodecError:
             continue
         assert np.array_equal(out, a)
+
+
+def test_16_bit_samples_of_few_values_are_coded_as_their_levels(tiny_codec):
+    """A 16-bit label image (a few distinct values per channel: segmentation masks, synthetic
+    ramps) is coded as the 8-bit indices of its levels, the levels in the header; more than 256
+    values in a channel keeps the high and low bytes."""
+    rng = np.random.default_rng(5)
+    labels = np.array([0, 1000, 1001, 65535], np.uint16)[rng.integers(0, 4, (20, 24))]
+    for a, levels in ((labels, [4]), (rng.integers(0, 65536, (20, 24)).astype(np.uint16), [])):
+        data = tiny_codec.compress(a)
+        assert armcodec.read_info(data)["levels"] == levels
+        header, streams = container.parse(data)
+        assert len(streams) == header.n_tiles() * (1 if levels else 2)
+        assert np.array_equal(tiny_codec.decompress(data), a)
+    with pytest.raises(armcodec.FormatError, match="levels"):
+        container.parse_levels(b"\x01\x00\x05\x00\x00\x00", 1)  # two levels, the second equal to the first
