@@ -142,17 +142,17 @@ def structured_cases(data: bytes):
             yield f"{name}={v} (crc fixed)", splice_header(data, f[name], lay["varints"][name], container.varint(v))
         else:
             yield f"{name}={v} (crc fixed)", fix_header_crc(_put(data, f[name], fmt, v), hend)
-    for name, n in lay["varints"].items():  # overlong and unterminated varints
-        yield f"{name} overlong varint", splice_header(data, f[name], n, b"\x80" * 5 + b"\x01")
-        yield f"{name} varint with a zero continuation", splice_header(data, f[name], n, data[f[name] : f[name] + n - 1]
-                                                                        + bytes([data[f[name] + n - 1] | 0x80, 0]))
+    for name, size in lay["varints"].items():  # overlong and unterminated varints (``n`` stays the stream count)
+        yield f"{name} overlong varint", splice_header(data, f[name], size, b"\x80" * 5 + b"\x01")
+        yield f"{name} varint with a zero continuation", splice_header(
+            data, f[name], size, data[f[name] : f[name] + size - 1] + bytes([data[f[name] + size - 1] | 0x80, 0]))
     if "tools" in f:  # version 2: the coder tool list
         t, old = f["tools"], data[f["tools"]]
         k, old_len = t + 1, 1
         for _ in range(old):
             old_len += 2 + data[k + 1]
             k += 2 + data[k + 1]
-        for label, tools in (("none", b"\x00"), ("unknown tool 4", b"\x01\x04\x00"), ("family tool 200", b"\x01\xc8\x01\x07"),
+        for label, tools in (("none", b"\x00"), ("unknown tool 5", b"\x01\x05\x00"), ("classic tiles without a map", b"\x01\x04\x00"), ("family tool 200", b"\x01\xc8\x01\x07"),
                              ("orientation alone", b"\x01\x02\x00"), ("feedback alone", b"\x01\x03\x01\x03"),
                              ("feedback set 0", b"\x02\x01\x00\x03\x01\x00"), ("feedback set 9", b"\x02\x01\x00\x03\x01\x09"),
                              ("descending", b"\x02\x02\x00\x01\x00"), ("twice", b"\x02\x01\x00\x01\x00"),

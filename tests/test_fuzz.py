@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 import armcodec
 from armcodec import container
 
-from conftest import load, write_with_metadata
+from armcodec.io.image import read_image
+from conftest import DATA, load, write_with_metadata
 from mutations import structured_cases
 
-SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "with metadata", "classic"]
+SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "with metadata", "classic",
+           "palette", "16-bit levels", "16-bit bytes", "classic tiles"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,28 @@ def corpus(tiny_codec, tmp_path_factory):
     data = armcodec.Codec("tiny", "cpu", weights_dir=tiny_codec.weights_dir, classic=True).compress(flat)
     assert armcodec.read_info(data)["kind"] == "classic (png)"
     out.append((data, flat))
+    for name in ("pngsuite_tbbn3p08.png", "pngsuite_basn2c16.png"):  # palette with tRNS; 16 bits in 32 levels
+        out.append((tiny_codec.compress(DATA / name), read_image(DATA / name)[0]))
+    sixteen = np.random.default_rng(7).integers(0, 65536, (10, 12, 3)).astype(np.uint16)  # high and low bytes
+    out.append((tiny_codec.compress(sixteen), sixteen))
+    out.append(classic_tiles_file(tiny_codec))
     return out
+
+
+def classic_tiles_file(codec):
+    """A file whose tile stream 1 is a PNG zlib stream (coder tool 4), built from the model's file."""
+    import dataclasses
+
+    from armcodec.coding import tile_png
+
+    img = load("kodim05_rgb_37x29.png")[:24, :32]
+    header, streams = container.parse(codec.compress(img))
+    streams[1] = tile_png.encode(img[:16, 16:32])
+    flags = [False, True] + [False] * (len(streams) - 2)
+    header = dataclasses.replace(header, tools=dataclasses.replace(header.tools, classic_tiles=True), classic_streams=flags)
+    data = container.write(header, streams)
+    assert np.array_equal(codec.decode(data).array, img)
+    return data, img
 
 
 def classic_cases(data: bytes):
