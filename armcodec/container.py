@@ -380,7 +380,7 @@ def _parse_classic(r: "_Reader", data, version: int, mode_code: int, bits: int, 
     h = ArmHeader(MODES[mode_code], width, height, 0, "", bytes(16), bits, frames, icc, metadata, [len(payload)], [crc],
                   version=version, classic=CLASSIC_CODECS[code])
     _split_palette(h)
-    if h.classic == "webp" and (h.coded_bits != 8 or h.mode == "L" or h.mode == "LA"):
+    if h.classic == "webp" and (h.mode in ("L", "LA") or (h.coded_bits != 8 and h.mode not in ("P", "PA"))):
         raise FormatError(f"a WebP payload cannot hold a {h.bits}-bit {h.mode} image")
     if h.classic.startswith("png") and h.mode == "PA":
         raise FormatError("a PNG payload cannot hold a PA image")

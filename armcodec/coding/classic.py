@@ -4,7 +4,8 @@ palette and low-bit-depth images).
 
 Encoding tries a PNG zlib stream at the image's own colour type and bit depth (adaptive filters,
 zlib level 9; :mod:`armcodec.io.png`), the zlib stream of the PNG file the image was read from
-(interlaced or not: it was often made by a stronger optimiser), and lossless WebP (method 4,
+(interlaced or not: it was often made by a stronger optimiser), and lossless WebP (methods 4 and 6
+up to 256K pixels, else 4;
 ``exact``: colours under transparent pixels kept) of an 8-bit RGB or RGBA image or of a palette
 image's colours (mapped back to its indices on decoding, :mod:`armcodec.transforms`); a candidate
 is kept only if it decodes to the very samples (checked, not assumed).  Of a PNG only the zlib
@@ -26,6 +27,7 @@ from armcodec.transforms import from_planes
 
 FORMATS = {"png": "PNG", "png-adam7": "PNG", "webp": "WEBP"}
 WEBP_OPTIONS = {"lossless": True, "method": 4, "quality": 100, "exact": True}
+WEBP_SLOW_PIXELS = 1 << 18  # up to this size also WebP's method 6 (a palette crop of 256x256: -7%)
 
 
 def candidates(arr: np.ndarray, mode: str, bits: int = 8, planes: np.ndarray | None = None,
@@ -42,10 +44,13 @@ def candidates(arr: np.ndarray, mode: str, bits: int = 8, planes: np.ndarray | N
         out.append(("png", png.stream(arr, bits, png.COLOUR_TYPES[mode], level=9, search=True)))
         if source_stream is not None:
             out.append(("png-adam7" if source_stream[1] else "png", source_stream[0]))
-    if bits == 8 and planes is not None and planes.shape[2] >= 3:
-        buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(planes)).save(buf, format="WEBP", **WEBP_OPTIONS)
-        out.append(("webp", buf.getvalue()))
+    if planes is not None and planes.shape[2] >= 3 and (bits == 8 or mode in ("P", "PA")):
+        webp = []
+        for method in (4, 6) if h * w <= WEBP_SLOW_PIXELS else (4,):  # 6 is not always the smaller
+            buf = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(planes)).save(buf, format="WEBP", **{**WEBP_OPTIONS, "method": method})
+            webp.append(buf.getvalue())
+        out.append(("webp", min(webp, key=len)))
     kept = []
     for name, data in out:
         try:
