@@ -1,6 +1,9 @@
 """Add golden files to tests/data/golden (only on purpose: when the .arm format gains something).
 Files that exist are never rewritten: they are what earlier releases wrote, and must keep decoding.
 
+Version 3 (armcodec 0.3, every PNG): ``v3-*.arm``, one per new layout (palette, 1-bit, 16-bit
+bytes and levels, PNG chunks, classic palette/interlaced/16-bit, classic tiles).
+
 The frozen model golden-tiny is exported only when it is missing (it predates the linear
 skip and must stay as it is, so that the old weights format keeps being exercised).  The
 version-1 files (``<stem>.arm``, ``.p2``, ``.p4``, ``.p6``, ``.p8``, ``.p8-levels``, ``.p4-ls``) were
@@ -13,7 +16,7 @@ from pathlib import Path
 import armcodec
 from conftest import DATA, make_tiny_model
 from armcodec.training.export import export_model
-from test_golden import V2
+from test_golden import V2, V3, classic_tiles_file
 
 GOLDEN = DATA / "golden"
 SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_la_28x21.png"]
@@ -29,3 +32,12 @@ if __name__ == "__main__":
             if not out.exists():
                 out.write_bytes(codec.compress(DATA / src))
                 print("wrote", out.name)
+    for name, (src, options, _) in V3.items():  # armcodec 0.3: every PNG layout
+        if not (GOLDEN / name).exists():
+            codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, **options)
+            (GOLDEN / name).write_bytes(codec.compress(DATA / src))
+            print("wrote", name)
+    if not (GOLDEN / "v3-classic-tiles.arm").exists():
+        codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False)
+        (GOLDEN / "v3-classic-tiles.arm").write_bytes(classic_tiles_file(codec))
+        print("wrote v3-classic-tiles.arm")

@@ -10,7 +10,8 @@ profile 8 (the third: a level symbol, coefficients per tile, quarter or sixteent
 commit 5d7bc4f), kept to show that files from it keep decoding: the encoder's choice of
 coefficients is its own business, the format did not change.  Format version 2 (coder tools in the
 header): ``<stem>.v2-<tools>.arm`` for each set of tools the encoder writes; the encoder must write
-their bytes again, and the same tile streams as the version-1 file with the same tools."""
+their bytes again, and the same tile streams as the version-1 file with the same tools.  armcodec
+0.3 (every PNG): ``v3-*.arm``, one per new layout (:data:`V3`) and a classic-tiles file."""
 import re
 
 import numpy as np
@@ -25,7 +26,8 @@ from conftest import DATA, load
 GOLDEN = DATA / "golden"
 PROFILES = (1, 2, 4, 6, 8)
 FEEDBACK_FEATURES = {1: 0, 2: 0, 4: 1, 6: 2, 8: 3}
-STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm") if not re.search(r"\.(p|v2-)[\w-]+$", p.stem))
+STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm")
+               if not re.search(r"\.(p|v2-)[\w-]+$", p.stem) and not p.stem.startswith("v3-"))
 CASES = [(stem, profile) for stem in STEMS for profile in PROFILES]
 
 
@@ -91,3 +93,57 @@ def test_encoder_still_writes_the_golden_bytes(stem, name):
         assert old_header.version == 1 and old_streams == streams
     img = load(f"{stem}.png")
     assert np.array_equal(codec.decode(data).array, img if img.ndim == 3 else img[:, :, None])
+
+
+# armcodec 0.3 (every PNG): file -> (source in tests/data, Codec options, whether the encoder must
+# write the same bytes again: the model's files are exact; classic payloads depend on zlib and libwebp)
+V3 = {
+    "v3-p-trns.arm": ("pngsuite_tbbn3p08.png", {"classic": False}, True),  # palette colours + tRNS alpha
+    "v3-l1.arm": ("pngsuite_basn0g01.png", {"classic": False}, True),  # 1-bit grey, scaled
+    "v3-l16-bytes.arm": ("pngsuite_basn0g16.png", {"classic": False}, True),  # high and reflected low bytes
+    "v3-rgb16-levels.arm": ("pngsuite_basn2c16.png", {"classic": False}, True),  # 16 bits in 32 levels
+    "v3-chunks.arm": ("pngsuite_ps1n0g08.png", {"classic": False}, True),  # gAMA, sPLT: deflated metadata
+    "v3-classic-p2.arm": ("pngsuite_basn3p02.png", {"classic": True}, False),
+    "v3-classic-interlaced.arm": ("pngsuite_basi0g02.png", {"classic": True}, False),
+    "v3-classic-rgb16.arm": ("pngsuite_tbbn2c16.png", {"classic": True}, False),
+}
+
+
+def classic_tiles_file(codec) -> bytes:
+    """A model file whose tile stream 1 is a PNG zlib stream (coder tool 4), built by hand: the
+    encoder picks such tiles only where zlib wins, which a random tiny model does not show."""
+    import dataclasses
+
+    from armcodec.coding import tile_png
+
+    img = load("kodim05_rgb_37x29.png")[:24, :32]
+    header, streams = container.parse(codec.compress(img))
+    streams[1] = tile_png.encode(img[:16, 16:32])
+    flags = [False, True] + [False] * (len(streams) - 2)
+    return container.write(dataclasses.replace(header, tools=dataclasses.replace(header.tools, classic_tiles=True),
+                                               classic_streams=flags), streams)
+
+
+@pytest.mark.parametrize("name", V3)
+def test_version_3_golden_files_decode_and_the_model_writes_them_again(name):
+    from armcodec.io.image import read_image
+
+    src, options, same_bytes = V3[name]
+    data = (GOLDEN / name).read_bytes()
+    arr, info = read_image(DATA / src)
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, **options)
+    dec = codec.decode(data)
+    assert np.array_equal(dec.array, arr) and (dec.mode, dec.bits, dec.palette, dec.metadata) == \
+        (info.mode, info.bits, info.palette, info.metadata)
+    assert (container.parse(data)[0].classic is None) == same_bytes
+    if same_bytes:
+        assert codec.compress(DATA / src) == data
+
+
+def test_the_classic_tiles_golden_file_decodes():
+    data = (GOLDEN / "v3-classic-tiles.arm").read_bytes()
+    header, _ = container.parse(data)
+    assert header.tools.classic_tiles and header.classic_streams[:2] == [False, True]
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False)
+    assert np.array_equal(codec.decode(data).array, load("kodim05_rgb_37x29.png")[:24, :32])
+    assert classic_tiles_file(codec) == data
