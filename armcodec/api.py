@@ -244,7 +244,7 @@ class Codec:
             raise UnsupportedInputError("palette image whose pixels use entries that repeat an earlier entry's colour: "
                                         "the model cannot code it; the classic path can (classic=True, the default)")
         if self.classic:
-            files += self._classic_files(arr, info, None if levels else planes, header)
+            files += self._classic_files(arr, info, None if levels else planes, header, transparency)
         if not files:
             raise UnsupportedInputError(f"no coding of this {info.mode} image decodes to it exactly (palette entries repeat a colour)")
         data, coder, bits = min(files, key=lambda f: len(f[0]))  # the first of equal sizes
@@ -288,10 +288,10 @@ class Codec:
                     bits * kept + sum(8.0 * len(s) for s, f in zip(mixed, flags) if f)))  # model bits: by stream bytes
         return files
 
-    def _classic_files(self, arr: np.ndarray, info: ImageInfo, planes, header: ArmHeader) -> list[tuple]:
+    def _classic_files(self, arr: np.ndarray, info: ImageInfo, planes, header: ArmHeader,
+                       transparency: bytes | None) -> list[tuple]:
         """Classic files of the image (:mod:`armcodec.coding.classic`): of its samples, and of its
         levels' indices where it has levels."""
-        transparency = _palette_alpha(info.mode, info.metadata)
         found = [(name, payload, ()) for name, payload in classic.candidates(
             arr, info.mode, info.bits, planes, info.source_stream, info.palette, transparency)]
         if header.levels:

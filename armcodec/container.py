@@ -283,6 +283,7 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     tools = _tool_list(h.tools)
     if any(not 0 < t < 256 or len(v) > 255 for t, v in tools) or len({t for t, _ in tools}) != len(tools):
         raise ValueError(f"invalid coder tools {h.tools}")
+    items = _items(h)
     crcs = list(h.stream_crcs)
     if h.tools.classic_tiles:  # the map of PNG streams, one more stream after the tiles'
         if len(h.classic_streams) != len(streams) or not any(h.classic_streams):
@@ -296,12 +297,12 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
         struct.pack("<B", len(name)), name, h.weights_sha256[:16].ljust(16, b"\0"),
         struct.pack("<B", len(tools)), *(struct.pack("<BB", t, len(v)) + v for t, v in tools),
         varint(len(h.icc_profile)), h.icc_profile,
-        _metadata_bytes(_items(h)) if _items(h) else b"",
+        _metadata_bytes(items) if items else b"",
         varint(len(streams)),
     ]
     body += [struct.pack("<II", len(s), crc) for s, crc in zip(streams, crcs)]
     header = b"".join(body)
-    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if _items(h) else FORMAT_VERSION, 0, len(header)) + header
+    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if items else FORMAT_VERSION, 0, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
 
 
@@ -353,12 +354,13 @@ def _write_classic(h: ArmHeader, streams: list[bytes]) -> bytes:
     code = {v: k for k, v in CLASSIC_CODECS.items()}.get(h.classic)
     if code is None or h.grey or tuple(h.replication) != (1, 1) or _tool_list(h.tools) or len(streams) != 1 or not streams[0]:
         raise ValueError(f"invalid classic file: {h.classic}")
+    items = _items(h)
     header = b"".join([
         struct.pack("<BBB", KIND_CLASSIC, mode_code(h.mode), h.bits), varint(h.width), varint(h.height), varint(h.frames),
         struct.pack("<B", code), varint(len(h.icc_profile)), h.icc_profile,
-        _metadata_bytes(_items(h)) if _items(h) else b"", struct.pack("<I", h.stream_crcs[0]),
+        _metadata_bytes(items) if items else b"", struct.pack("<I", h.stream_crcs[0]),
     ])
-    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if _items(h) else FORMAT_VERSION, 0, len(header)) + header
+    head = PREAMBLE.pack(MAGIC, METADATA_VERSION if items else FORMAT_VERSION, 0, len(header)) + header
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + streams[0]
 
 

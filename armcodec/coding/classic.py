@@ -21,6 +21,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from armcodec.container import coded_mode
 from armcodec.errors import FormatError
 from armcodec.io import png
 from armcodec.transforms import from_planes
@@ -70,12 +71,11 @@ def decode(name: str, data: bytes, mode: str, width: int, height: int, bits: int
             return png.decode(data, width, height, bits, png.COLOUR_TYPES[mode], int(name == "png-adam7"))
         except png.PngError as e:
             raise FormatError(f"classic {name} payload: {e}") from None
-    planes_mode = "RGBA" if mode == "PA" or (mode == "P" and transparency is not None) else "RGB"
     try:
         im = Image.open(io.BytesIO(data), formats=[FORMATS[name]])
         if im.size != (width, height):
             raise FormatError(f"classic {name} payload is {im.size[0]}x{im.size[1]}, the header says {width}x{height}")
-        if im.mode != (planes_mode if mode in ("P", "PA") else mode):
+        if im.mode != coded_mode(mode, transparency is not None):  # a palette image: its colours
             raise FormatError(f"classic {name} payload holds mode {im.mode}, the header says {mode}")
         a = np.asarray(im)
     except FormatError:

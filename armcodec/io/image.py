@@ -90,7 +90,7 @@ def read_metadata(im: Image.Image) -> tuple:
         if im.mode == "PA" or not isinstance(colour, (int, bytes)):
             raise UnsupportedInputError(f"transparency {colour!r} of a mode {im.mode} image is not one armcodec can keep")
         alpha = b"\xff" * colour + b"\0" if isinstance(colour, int) else colour
-        items.append(("transparency", "", alpha))
+        items.append(("transparency", "", alpha[: len(im.getpalette("RGB") or ()) // 3]))  # no alpha past the palette
     elif colour is not None and im.mode in ("L", "RGB") + _16:  # PNG's tRNS on an L or RGB image: the transparent colour
         values = (colour,) if isinstance(colour, int) else tuple(colour)
         if len(values) != (3 if im.mode == "RGB" else 1) or not all(isinstance(v, int) and 0 <= v < 65536 for v in values):
@@ -261,9 +261,6 @@ def from_pil(im: Image.Image, where: str = "image") -> tuple[np.ndarray, ImageIn
     info.palette = palette
     info.icc_profile = bytes(im.info.get("icc_profile") or b"")
     info.metadata = read_metadata(im)
-    for kind, _, value in info.metadata:
-        if kind == "transparency" and mode == "P":
-            info.metadata = tuple(m if m[0] != "transparency" else (kind, "", value[: len(palette) // 3]) for m in info.metadata)
     return arr, info
 
 

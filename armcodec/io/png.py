@@ -254,12 +254,9 @@ def _rows(samples: np.ndarray, bits: int) -> np.ndarray:
     return out
 
 
-def _filtered(rows: np.ndarray, bpp: int, choice: int | None = None) -> np.ndarray:
-    """Each row filtered: with filter ``choice`` (0-4), or (None) with the filter whose output has
-    the smallest sum of absolute values (the usual heuristic).  (H, 1 + row bytes) uint8, filter
-    byte first."""
+def _filter_outputs(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """Every row through each of the 5 filters: (5, H, row bytes) uint8."""
     x = rows.astype(np.int16)
-    h, n = x.shape
     a = np.zeros_like(x)
     a[:, bpp:] = x[:, :-bpp]
     b = np.zeros_like(x)
@@ -269,14 +266,22 @@ def _filtered(rows: np.ndarray, bpp: int, choice: int | None = None) -> np.ndarr
     p = a + b - c
     pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
     paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-    cands = np.stack([x, x - a, x - b, x - ((a + b) >> 1), x - paeth]) & 0xFF  # (5, H, n)
+    return (np.stack([x, x - a, x - b, x - ((a + b) >> 1), x - paeth]) & 0xFF).astype(np.uint8)
+
+
+def _filtered(outputs: np.ndarray, choice: int | None = None) -> np.ndarray:
+    """Each row filtered: with filter ``choice`` (0-4), or (None) with the filter whose output has
+    the smallest sum of absolute values (the usual heuristic).  (H, 1 + row bytes) uint8, filter
+    byte first."""
+    h = outputs.shape[1]
     if choice is None:
-        best = np.where(cands < 128, cands, 256 - cands).sum(axis=2).argmin(axis=0)
+        signed = outputs.astype(np.int16)
+        best = np.where(signed < 128, signed, 256 - signed).sum(axis=2).argmin(axis=0)
     else:
         best = np.full(h, choice)
-    out = np.empty((h, n + 1), np.uint8)
+    out = np.empty((h, outputs.shape[2] + 1), np.uint8)
     out[:, 0] = best
-    out[:, 1:] = cands[best, np.arange(h)]
+    out[:, 1:] = outputs[best, np.arange(h)]
     return out
 
 
@@ -289,11 +294,12 @@ def stream(samples: np.ndarray, bits: int, colour_type: int, level: int = 9, sea
     c = samples.shape[2]
     bpp = max(1, c * bits // 8)
     rows = _rows(samples, bits)
+    outputs = _filter_outputs(rows, bpp)
     choices = [None] + ([0, 1, 2, 3, 4] if search and rows.size <= SEARCH_BYTES else [])
     strategies = [zlib.Z_DEFAULT_STRATEGY] + ([zlib.Z_FILTERED] if len(choices) > 1 else [])
     best = None
     for choice in choices:
-        raw = _filtered(rows, bpp, choice).tobytes()
+        raw = _filtered(outputs, choice).tobytes()
         for strategy in strategies:
             z = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS, 9, strategy)
             out = z.compress(raw) + z.flush()
