@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, decode_group
 from armcodec.coding.scan import check_crc, samples_crc
 from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, CoderTools
 from armcodec.encoder.group import encode_group
+from armcodec.exact import kernels
 from armcodec.errors import ArmcodecError, LimitError, ModelError, UnsupportedInputError
 from armcodec.io.files import write_atomic  # noqa: F401  (part of the API since 0.1)
 from armcodec.io.image import ImageInfo, from_array, from_pil, read_image
@@ -146,6 +148,9 @@ class Codec:
     ``classic`` (default on) also codes the image as a PNG's zlib stream and as lossless WebP and
     keeps the smallest file (small, flat or synthetic images; :mod:`armcodec.coding.classic`).
     Decoding reads the tools from the file, and every file any release wrote.
+    ``kernel`` (``auto``, ``float``, ``int8``; default ``ARMCODEC_KERNEL`` or ``auto``) picks the
+    model's integer products (:mod:`armcodec.exact.kernels`): ``auto`` takes int8 products on CUDA
+    and on CPUs with VNNI/AMX once they passed an exactness check; every kernel gives the same bytes.
 
     >>> codec = Codec()                                  # default preset, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
@@ -157,8 +162,12 @@ class Codec:
                  tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
                  batch_bytes: int | None = None, adaptive: bool = True, orient: bool | None = None,
                  feedback: bool = True, feedback_features: int = FEEDBACK_FEATURES, orient_proxy: str | None = None,
-                 classic: bool | None = None):
+                 classic: bool | None = None, kernel: str | None = None):
         self.device = resolve_device(device)
+        try:
+            self.kernel = kernels.check_name(kernel) if kernel is not None else kernels.requested()
+        except ValueError as e:
+            raise ArmcodecError(str(e)) from None
         self.classic = CLASSIC_DEFAULT if classic is None else classic
         self.weights_dir = weights_dir
         self.manifest: Manifest = read_manifest(weights_dir)
@@ -180,6 +189,21 @@ class Codec:
             if self.orient_weights is None:
                 raise ModelError(f"unknown model {orient_proxy!r} (orientation search weights)")
         _set_exact_math(self.device)
+
+    @contextmanager
+    def _coding(self):
+        """Around one encode or decode: the thread budget, the allocator, the kernel."""
+        with threads.managed(self.device), allocator.coding(), kernels.using(self.kernel):
+            try:
+                yield
+            except kernels.KernelError as e:
+                raise ArmcodecError(str(e)) from None
+
+    @property
+    def kernel_in_use(self) -> str:
+        """``float`` or ``int8``: what this codec's products run with on its device."""
+        with kernels.using(self.kernel):
+            return kernels.kernel_for(self.device)
 
     @property
     def adaptive(self) -> bool:
@@ -207,7 +231,7 @@ class Codec:
         """image: uint8 or uint16 array (H, W) or (H, W, 1..4), a path of an image file (or its
         bytes: any PNG, 16-bit TIFF, what Pillow reads exactly), or a Pillow image (modes L, LA,
         RGB, RGBA, P, PA, 1, I;16; its ICC profile and metadata are kept)."""
-        with threads.managed(self.device), allocator.coding():
+        with self._coding():
             return self._encode(image, progress)
 
     def evaluate(self, image, progress=None) -> Evaluation:
@@ -215,7 +239,7 @@ class Codec:
         tables, summed.  With this codec's coder tools off (``adaptive=False``) that is the model
         alone, one parallel pass: the ``model_bits`` :meth:`encode` reports for the same codec; with
         them on it includes the encoder's searches and their side information."""
-        with threads.managed(self.device), allocator.coding():
+        with self._coding():
             enc = self._encode(image, progress, count_only=True)
         return Evaluation(enc.model_bits, enc.width, enc.height, enc.mode, enc.seconds)
 
@@ -324,14 +348,15 @@ class Codec:
         if not (1 <= width <= 4096 and 1 <= height <= 4096):
             raise LimitError(f"sample size {width}x{height} outside 1..4096")
         m = self.model
-        return sample_image(m.net, m.luts, height, width, self.tile_size, seed, self.device, progress)[0]
+        with kernels.using(self.kernel):
+            return sample_image(m.net, m.luts, height, width, self.tile_size, seed, self.device, progress)[0]
 
     def decode(self, data: bytes, progress=None) -> DecodedImage:
         return self.decode_parsed(*container.parse(data, self.max_pixels), progress=progress)
 
     def decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:
         """Decode what :func:`armcodec.container.parse` returned (its validation already done)."""
-        with threads.managed(self.device), allocator.coding():
+        with self._coding():
             return self._decode_parsed(header, streams, progress)
 
     def _decode_parsed(self, header: ArmHeader, streams: list[bytes], progress=None) -> DecodedImage:

@@ -11,10 +11,13 @@
 # the CPU (a dry run of this script; small images from tests/data when gpu_images is missing;
 # CORPUS=1 runs the corpus step too, CPU against CPU).
 #
-# Steps: (1) the CUDA tests (tests/test_cuda.py) and the exactness tests on that device;
-# (2) encode and decode throughput of the default and fast presets, the model loaded, every
-# decode compared; (3) a cross-device corpus: every file written on the device decodes on the CPU
-# bit for bit, every file written on the CPU decodes on the device, and both write the same bytes.
+# Steps: (1) the CUDA tests (tests/test_cuda.py: int8 and float kernels on the GPU) and the
+# exactness tests; (2) encode and decode throughput of the default and fast presets, the model
+# loaded, every decode compared, with the kernel auto picks (int8 on CUDA) and a float-kernel
+# decode of the first image beside it; (3) a cross-device corpus: every file written on the device
+# decodes on the CPU bit for bit, every file written on the CPU decodes on the device, and both
+# write the same bytes; (4) the kernel study (benchmarks/experiments/row35_kernels.py) on the GPU
+# and on the machine's CPU (which may have VNNI/AMX, unlike the project's).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/device_check}
@@ -27,7 +30,7 @@ fi
 python3 -c "import torch, constriction; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee "$OUT/env.txt"
 
 if [ "$DEVICE" = cuda ]; then
-    timeout 240 python3 -m pytest -q -x tests/test_cuda.py tests/test_model.py tests/test_tables.py \
+    timeout 240 python3 -m pytest -q -x tests/test_cuda.py tests/test_kernels.py tests/test_model.py tests/test_tables.py \
         -p no:cacheprovider 2>&1 | tee "$OUT/pytest.log" | tail -5
 fi
 
@@ -55,13 +58,22 @@ for preset in ("fast", "default"):
     sync(); t = time.perf_counter()
     files = [dev.encode(a).data for a in images]
     sync(); enc = time.perf_counter() - t
-    t = time.perf_counter()
-    back = [dev.decode(f).array for f in files]
-    sync(); dec = time.perf_counter() - t
+    back, times = [], []
+    for f in files:
+        t = time.perf_counter()
+        back.append(dev.decode(f).array)
+        sync(); times.append(time.perf_counter() - t)
+    dec = sum(times)
     exact = all(np.array_equal(b.reshape(a.shape), a) for a, b in zip(images, back))
     bpsp = sum(len(f) * 8 for f in files) / sum(a.size for a in images)
-    result["presets"][preset] = {"encode_s": enc, "decode_s": dec, "encode_mp_per_s": mp / enc,
+    result["presets"][preset] = {"kernel": dev.kernel_in_use, "encode_s": enc, "decode_s": dec, "encode_mp_per_s": mp / enc,
                                  "decode_mp_per_s": mp / dec, "bpsp": bpsp, "exact": exact}
+    if device != "cpu":  # the first image again with the float kernel
+        flt = armcodec.Codec(preset, device, kernel="float")
+        t = time.perf_counter()
+        same = np.array_equal(flt.decode(files[0]).array.reshape(images[0].shape), images[0])
+        sync(); result["presets"][preset]["first_image_decode_s"] = {dev.kernel_in_use: times[0], "float": time.perf_counter() - t,
+                                                                     "float_exact": same}
     print(preset, result["presets"][preset], flush=True)
     if device != "cpu" or os.environ.get("CORPUS"):  # the cross-device corpus on 128x128 crops (CPU: the slow side)
         mismatches = 0
@@ -74,4 +86,8 @@ for preset in ("fast", "default"):
         print(preset, "corpus", result["corpus"][preset], flush=True)
     (out / "device_check.json").write_text(json.dumps(result, indent=1) + "\n")
 EOF
+timeout 100 python3 -m benchmarks.experiments.row35_kernels --device "$DEVICE" --out "$OUT/kernels_$DEVICE.json" 2>&1 | tail -3
+if [ "$DEVICE" != cpu ] && python3 -c "import sys; from armcodec.exact import kernels; sys.exit(not kernels.cpu_has_int8_dot())"; then
+    timeout 100 python3 -m benchmarks.experiments.row35_kernels --device cpu --out "$OUT/kernels_cpu.json" 2>&1 | tail -3
+fi
 echo "device check done: $OUT/device_check.json"

@@ -158,6 +158,7 @@ def compress(
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run the batch on a Dask distributed cluster: the scheduler's address (tcp://HOST:PORT). Files are identical to a serial run. Needs the cluster extra.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Run the batch on N local worker processes (a Dask cluster started for it). Needs the cluster extra.")] = 0,
     feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Coder tool: also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
+    kernel: Annotated[Optional[str], typer.Option("--kernel", help="The model's integer products: auto (int8 on CUDA and on CPUs with VNNI/AMX once checked exact, else float), float or int8 (refused where not exact). Default: $ARMCODEC_KERNEL or auto. The output does not depend on it.")] = None,
 ) -> None:
     """Compress images to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -168,7 +169,7 @@ def compress(
     to_stdout = _stdio_plan(inputs, output)
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
-                      adaptive=adapt, orient=orient, feedback=feedback, classic=classic)
+                      adaptive=adapt, orient=orient, feedback=feedback, classic=classic, kernel=kernel)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
@@ -177,7 +178,7 @@ def compress(
             _fail("--scheduler / --workers write files, not standard output", 2)
         settings = dict(model=model, device=device, tile_size=tile_size, max_pixels=max_pixels,
                         batch_bytes=batch_mb << 20 or None, adaptive=adapt, orient=orient, feedback=feedback,
-                        classic=codec.classic)  # this process's choice, not the workers' default
+                        classic=codec.classic, kernel=kernel)  # this process's choice, not the workers' default
         _compress_on_cluster(inputs, outs, settings, scheduler, workers, verify, force, as_json)
         return
 
@@ -260,6 +261,7 @@ def decompress(
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse files declaring more pixels than this.")] = DEFAULT_MAX_PIXELS,
     threads: Annotated[int, typer.Option("--threads", help="At most this many CPU threads (0: every core this process may use); fewer while other programs hold cores. The output does not depend on it.")] = 0,
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
+    kernel: Annotated[Optional[str], typer.Option("--kernel", help="The model's integer products: auto (int8 on CUDA and on CPUs with VNNI/AMX once checked exact, else float), float or int8 (refused where not exact). Default: $ARMCODEC_KERNEL or auto. The output does not depend on it.")] = None,
 ) -> None:
     """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""
     _set_threads(threads)
@@ -294,7 +296,7 @@ def decompress(
         check_output_format(out, header.mode, out_suffix, header.metadata, header.bits)  # refuse before spending time decoding
         name = decoding_model(header, manifest)
         if name not in codecs:
-            codecs[name] = Codec(name, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None)
+            codecs[name] = Codec(name, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None, kernel=kernel)
         dec = codecs[name].decode_parsed(header, streams)
         if to_stdout:  # whole, then written: TIFF needs a seekable file
             buf = io.BytesIO()

@@ -34,3 +34,29 @@ def test_orientation_search_on_gpu_decodes_on_cpu(name):
     img = load(name)
     data = armcodec.Codec("max", device="cuda").compress(img)
     assert np.array_equal(armcodec.Codec("max", device="cpu").decompress(data).reshape(img.shape), img)
+
+
+def test_int8_kernel_is_exact_on_the_gpu_and_writes_the_cpu_files(tiny_dir):
+    """cuBLAS int8 products (the kernel ``auto`` picks on CUDA): the same integers as the float
+    kernel on every shipped layer, and the same files as the CPU's float kernel."""
+    from armcodec.exact import kernels
+    from test_kernels import extreme_inputs, shipped_layers
+
+    assert kernels.int8_exact("cuda")
+    assert armcodec.Codec("tiny", device="cuda", weights_dir=tiny_dir).kernel_in_use == "int8"
+    for name, layer in shipped_layers():
+        x = extreme_inputs(layer, rows=30)
+        with kernels.using("float"):
+            want = layer.acc(x)
+        gpu = layer.to("cuda")
+        with kernels.using("int8"):
+            got = gpu.acc(x.cuda()).cpu()
+        assert torch.equal(got, want), name
+    img = load("kodim05_rgb_130x70.png")
+    gpu = armcodec.Codec("tiny", device="cuda", weights_dir=tiny_dir, kernel="int8")
+    cpu = armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir, kernel="float")
+    data = gpu.compress(img)
+    assert data == cpu.compress(img)
+    assert np.array_equal(gpu.decompress(data), img)
+    data = armcodec.Codec(device="cuda", kernel="int8").compress(img[:40, :40])
+    assert np.array_equal(armcodec.Codec(device="cpu", kernel="float").decompress(data), img[:40, :40])

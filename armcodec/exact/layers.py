@@ -3,7 +3,8 @@
 Every layer computes ``acc = sum(w * a) + b`` with int8-range weights ``w`` and small integer
 activations ``a`` held in float32 tensors; construction checks the worst case
 ``sum(|w|) * max|a| + |b| < 2**24`` per output channel, so every partial sum is an exact integer
-in any summation order (layers that could exceed it run in float64, exact below 2**53).
+in any summation order (layers that could exceed it run in float64, exact below 2**53); the
+same sums come from int8 products where the device has them (:mod:`armcodec.exact.kernels`).
 Requantization ``floor(acc * m * 2**-shift + 1/2)`` runs in float64 with an integer multiplier
 ``m < 2**15``: ``m * 2**-shift`` is one float64 (``scale``) and ``acc * scale`` is exactly
 ``acc * m`` (< 2**52) moved by a power of two, so it is exact as well.  The result does not depend on batch, order, threads, BLAS or device.
@@ -13,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from armcodec.exact import kernels
 
 F32_EXACT = 2**24
 F64_SAFE = 2**37  # acc * m (< 2**15) stays below 2**52
@@ -42,9 +45,15 @@ class IntConv:
         self._b32 = self.bias.float() if self.exact_f32 else None
         self.scale = self.mult * self.inv_shift  # m * 2**-shift, exact in float64
         self._half = torch.tensor(0.5, dtype=torch.float64, device=self.weight.device)
+        self._int8: kernels.Int8Product | None = None  # built on first use of the int8 kernel
 
     def acc(self, x: torch.Tensor) -> torch.Tensor:
-        """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, float64 (M, C_out)."""
+        """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, float64 (M, C_out),
+        by the kernel :func:`armcodec.exact.kernels.kernel_for` picks (the same integers)."""
+        if kernels.kernel_for(x.device) == "int8":
+            if self._int8 is None:
+                self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
+            return self._int8(x)
         if self.exact_f32:
             return torch.addmm(self._b32, x, self.weight).double()
         return torch.addmm(self.bias, x.double(), self._w64)

@@ -1,0 +1,178 @@
+"""The integer matrix products of :class:`armcodec.exact.layers.IntConv`: decoder-exact.
+
+Two kernels compute the same integers, so a file written with one decodes with the other:
+
+- ``float`` (the reference, and the fallback everywhere): integer-valued float32 tensors and
+  ``addmm``, exact because every partial sum stays below 2**24 (float64 below 2**53 for a layer
+  whose worst case does not): :class:`IntConv` checks the bound.
+- ``int8``: ``torch._int_mm`` (int8 x int8 -> int32), which the hardware computes exactly where it
+  has integer dot products (CUDA; a CPU with VNNI or AMX through oneDNN).  The weights are int8
+  already; an input wider than int8 (the residual stream, |x| <= 511; the first layer's constant
+  128) is split as ``x = hi * 2**k + lo`` with ``hi`` in [-128, 127] and ``lo`` in [0, 2**k), both
+  int8, and the two products (one call on the stacked rows) are joined in float64:
+  ``acc = (hi @ W) * 2**k + lo @ W + b``, exact below 2**53.  Each int32 product is at most
+  ``128 * sum|w|`` per column, checked below 2**31 per layer.
+
+Which one runs: :func:`kernel_for` a device, from :func:`using` (``Codec(kernel=...)``,
+``--kernel``) or ``ARMCODEC_KERNEL`` (``auto``, ``float``, ``int8``).  ``auto`` takes ``int8`` on
+CUDA and on a CPU that reports VNNI or AMX (without them torch's int8 product is a reference loop,
+26-43x slower than float32 here: docs/PROFILE.md), and only after :func:`int8_exact` checked that
+device's products on worst-case inputs (fbgemm's AVX2 path without VNNI saturates 16-bit
+intermediates, PyTorch #44939; a backend that rounds or saturates must never code a file).
+``int8`` asked for where that check fails raises :class:`KernelError`.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+
+KERNELS = ("auto", "float", "int8")
+ENV = "ARMCODEC_KERNEL"
+INT32_LIMIT = 2**31
+CUDA_MIN_ROWS = 24  # cuBLAS int8: more than 16 rows, and every dimension a multiple of 8
+CPU_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+_local = threading.local()
+_exact: dict[str, bool] = {}
+
+
+class KernelError(RuntimeError):
+    """A kernel that was asked for does not compute exact products on this device."""
+
+
+def check_name(name: str) -> str:
+    if name not in KERNELS:
+        raise ValueError(f"unknown kernel {name!r} (known: {', '.join(KERNELS)})")
+    return name
+
+
+def requested() -> str:
+    """The kernel asked for in this thread: :func:`using`, else ``ARMCODEC_KERNEL``, else ``auto``."""
+    name = getattr(_local, "name", None)
+    return name if name is not None else check_name(os.environ.get(ENV, "auto") or "auto")
+
+
+@contextmanager
+def using(name: str):
+    """Run the products inside this block with kernel ``name`` (``auto``, ``float``, ``int8``)."""
+    old = getattr(_local, "name", None)
+    _local.name = check_name(name)
+    try:
+        yield
+    finally:
+        _local.name = old
+
+
+def _device_key(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device)
+
+
+def cpu_has_int8_dot() -> bool:
+    """Whether this CPU reports VNNI or AMX int8 instructions (Linux ``/proc/cpuinfo``)."""
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return any(f in flags for f in CPU_INT8_FLAGS)
+    return False
+
+
+def int8_exact(device) -> bool:
+    """Whether ``torch._int_mm`` on ``device`` gives exact int32 sums at the extremes this module
+    uses (-128 * -128, 127 * -128 and 127 * 127 over 8 to 2048 terms, past 2**24 where float32
+    would round, and random values), once per device."""
+    key = _device_key(device)
+    if key not in _exact:
+        _exact[key] = _probe(torch.device(key))
+    return _exact[key]
+
+
+def _probe(device: torch.device) -> bool:
+    if not hasattr(torch, "_int_mm"):
+        return False
+    gen = torch.Generator().manual_seed(0)
+    try:
+        for k in (8, 640, 2048):
+            cases = [(torch.full((CUDA_MIN_ROWS, k), -128), torch.full((k, 8), -128)),
+                     (torch.full((CUDA_MIN_ROWS, k), 127), torch.full((k, 8), -128)),
+                     (torch.full((CUDA_MIN_ROWS, k), 127), torch.full((k, 8), 127)),  # odd sums past 2**24
+                     (torch.randint(-128, 128, (CUDA_MIN_ROWS, k), generator=gen),
+                      torch.randint(-128, 128, (k, 16), generator=gen))]
+            for a, b in cases:
+                want = a.double() @ b.double()
+                got = torch._int_mm(a.to(torch.int8).to(device), b.to(torch.int8).to(device))
+                if got.dtype != torch.int32 or not torch.equal(got.cpu().double(), want):
+                    return False
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+def kernel_for(device) -> str:
+    """``float`` or ``int8``: the kernel the products on ``device`` run with now."""
+    name = requested()
+    if name == "float":
+        return "float"
+    dev = torch.device(device)
+    if name == "auto":
+        fast = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_int8_dot())
+        return "int8" if fast and int8_exact(dev) else "float"
+    if not int8_exact(dev):
+        raise KernelError(f"the int8 kernel does not compute exact products on {dev} (torch {torch.__version__}); "
+                          "use the float kernel (--kernel float, or auto)")
+    return "int8"
+
+
+def split_bits(in_max: int) -> int:
+    """The smallest k with every integer in [-in_max, in_max] = hi * 2**k + lo, hi in [-128, 127]."""
+    k = 0
+    while (in_max >> k) > 127 or -((-in_max) >> k) > 128:
+        k += 1
+    return k
+
+
+class Int8Product:
+    """``x @ W + b`` of one layer with int8 products: W int8 (K, N), b float64 (N,), inputs integers
+    in [-in_max, in_max] held in float32.  On CUDA the operands are padded with zeros to cuBLAS's
+    shapes (the padding adds nothing)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, in_max: int, pad: bool | None = None):
+        self.k = split_bits(in_max)
+        worst = float(weight.double().abs().sum(0).max()) * 128
+        if worst >= INT32_LIMIT:
+            raise ValueError(f"int8 product bound {worst:.3g} exceeds 2**31")
+        self.pad = weight.device.type == "cuda" if pad is None else pad
+        self.K, self.N = weight.shape
+        w = weight.to(torch.int8)
+        if self.pad:
+            w = F.pad(w, (0, -self.N % 8, 0, -self.K % 8))
+        self.w8 = w.contiguous()
+        self.bias = bias.double()
+        self.step = float(2**self.k)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        m = len(x)
+        if self.k:
+            hi = torch.floor(x * (1.0 / self.step))  # exact: a power of two
+            a = torch.cat([hi, x - hi * self.step])
+        else:
+            a = x
+        a = a.to(torch.int8)
+        if self.pad:
+            a = F.pad(a, (0, -self.K % 8, 0, max(CUDA_MIN_ROWS - len(a), -len(a) % 8)))
+        out = torch._int_mm(a, self.w8)
+        acc = out[:m, : self.N].double()
+        if self.k:
+            acc.mul_(self.step).add_(out[m : 2 * m, : self.N])
+        return acc.add_(self.bias)

@@ -1,0 +1,193 @@
+"""The model's integer products: the int8 kernel gives the float kernel's integers on every layer of
+every shipped model (worst cases included), the same tables and the same files, and is picked only
+where a check found it exact."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import armcodec
+from armcodec.errors import ArmcodecError
+from armcodec.exact import kernels
+from armcodec.exact.layers import IntConv
+from armcodec.weights import get_weights, read_manifest
+
+from conftest import load
+
+pytestmark = pytest.mark.skipif(not kernels.int8_exact("cpu"), reason="torch._int_mm is not exact on this CPU")
+
+
+def shipped_layers():
+    manifest = read_manifest()
+    for sha, entry in sorted(manifest.weights.items()):
+        net = get_weights(entry, torch.device("cpu"), manifest.directory).net
+        named = [("first", net.first), ("head_hidden", net.head_hidden), ("head_out", net.head_out), ("skip", net.skip)]
+        named += [(f"gate.{b}", g) for b, g in enumerate(net.gates)] + [(f"mix.{b}", m) for b, m in enumerate(net.mixes)]
+        for name, layer in named:
+            if layer is not None:
+                yield f"{entry.name}.{name}", layer
+
+
+def extreme_inputs(layer: IntConv, rows: int = 24) -> torch.Tensor:
+    """Inputs in [-in_max, in_max] that reach every column's worst case (+-in_max against the
+    weights' signs), the extremes on their own, and random values."""
+    w = layer.weight
+    gen = torch.Generator().manual_seed(1)
+    cols = torch.randint(0, w.shape[1], (rows // 3,), generator=gen)
+    worst = torch.sign(w[:, cols]).t() * layer.in_max
+    edges = torch.tensor([[layer.in_max], [-layer.in_max], [1], [-1]], dtype=torch.float32).expand(-1, w.shape[0])
+    rand = torch.randint(-layer.in_max, layer.in_max + 1, (rows, w.shape[0]), generator=gen).float()
+    return torch.cat([worst, -worst, edges, rand]).contiguous()
+
+
+@pytest.mark.parametrize("in_max", [1, 64, 127, 128, 129, 255, 256, 511, 1000, 4095])
+def test_split_covers_the_input_range(in_max):
+    k = kernels.split_bits(in_max)
+    x = torch.arange(-in_max, in_max + 1, dtype=torch.float32)
+    hi = torch.floor(x / 2**k)
+    lo = x - hi * 2**k
+    assert hi.min() >= -128 and hi.max() <= 127 and lo.min() >= 0 and lo.max() < 2**k
+    assert k == 0 or (in_max >> (k - 1)) > 127 or -((-in_max) >> (k - 1)) > 128  # the smallest such k
+
+
+def test_every_shipped_layer_gives_the_float_integers():
+    layers = list(shipped_layers())
+    assert len(layers) >= 2 * 12
+    for name, layer in layers:
+        x = extreme_inputs(layer)
+        with kernels.using("float"):
+            want = layer.acc(x)
+        with kernels.using("int8"):
+            got = layer.acc(x)
+        assert torch.equal(got, want), name
+        assert torch.equal(layer(x), torch.addcmul(layer._half, want, layer.scale).floor_()), name
+
+
+def test_int8_tables_equal_float_tables_at_every_layer(monkeypatch):
+    """The default model on a real crop: every layer's requantized output and the parameters are
+    the same numbers with either kernel."""
+    from test_model import params_full_pass
+    from armcodec.coding.scan import tile_grid
+
+    codec = armcodec.Codec(device="cpu")
+    net = codec.model.net
+    img = load("kodim23_rgb_64x48.png")[:12, :16]
+    tiles = tile_grid(12, 16, 16)
+    seen: dict[str, list] = {"float": [], "int8": []}
+    call = IntConv.__call__
+
+    def recording(self, x):
+        out = call(self, x)
+        seen[kernels.requested()].append(out.clone())
+        return out
+
+    monkeypatch.setattr(IntConv, "__call__", recording)
+    results = {}
+    for name in ("float", "int8"):
+        with kernels.using(name):
+            results[name] = params_full_pass(net, img, tiles, 16)[3]
+    assert len(seen["float"]) == len(seen["int8"]) >= 2 + 2 * len(net.gates) + 1
+    for a, b in zip(seen["float"], seen["int8"]):
+        assert torch.equal(a, b)
+    assert torch.equal(results["float"], results["int8"])
+
+
+@pytest.mark.parametrize("name", ["kodim05_rgb_130x70.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_gray_40x33.png"])
+def test_files_are_the_same_with_either_kernel(tiny_dir, name):
+    img = load(name)
+    img = img[:20, :28] if img.ndim == 2 else img[:20, :28, :]
+    f = armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir, kernel="float")
+    i = armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir, kernel="int8")
+    assert i.kernel_in_use == "int8" and f.kernel_in_use == "float"
+    data = f.compress(img)
+    assert i.compress(img) == data
+    assert np.array_equal(i.decompress(data).reshape(img.shape), img)
+
+
+def test_default_model_file_crosses_kernels():
+    img = load("kodim23_rgb_64x48.png")[:16, :20]
+    f, i = armcodec.Codec(device="cpu", kernel="float"), armcodec.Codec(device="cpu", kernel="int8")
+    data = i.compress(img)
+    assert data == f.compress(img)
+    assert np.array_equal(f.decompress(data).reshape(img.shape), img)
+
+
+def test_auto_takes_int8_only_with_integer_dot_products_and_a_passed_check(monkeypatch):
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: False)
+    assert kernels.kernel_for("cpu") == "float"
+    monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: True)
+    assert kernels.kernel_for("cpu") == "int8"
+    monkeypatch.setitem(kernels._exact, "cpu", False)  # a backend that failed the check
+    assert kernels.kernel_for("cpu") == "float"
+    with kernels.using("int8"), pytest.raises(kernels.KernelError, match="not compute exact"):
+        kernels.kernel_for("cpu")
+    monkeypatch.setenv(kernels.ENV, "float")
+    monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: True)
+    assert kernels.kernel_for("cpu") == "float"
+
+
+def test_forced_int8_where_inexact_is_a_clean_error(tiny_dir, monkeypatch):
+    monkeypatch.setitem(kernels._exact, "cpu", False)
+    codec = armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir, kernel="int8")
+    with pytest.raises(ArmcodecError, match="int8 kernel does not compute exact products"):
+        codec.compress(load("kodim03_rgba_32x24.png"))
+    with pytest.raises(ArmcodecError, match="unknown kernel"):
+        armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir, kernel="int4")
+
+
+def test_the_check_catches_a_saturating_backend(monkeypatch):
+    """A product that saturates 16-bit partial sums (fbgemm's AVX2 path without VNNI, PyTorch
+    #44939) or rounds like float32 fails the check, so ``auto`` never codes with it."""
+    real = torch._int_mm
+
+    def saturating(a, b):  # pairs of products summed in int16, as vpmaddubsw does
+        p = a.long().unsqueeze(2) * b.long().unsqueeze(0)
+        p = p[:, : p.shape[1] // 2 * 2].view(a.shape[0], -1, 2, b.shape[1]).sum(2).clamp(-32768, 32767)
+        return p.sum(1).to(torch.int32)
+
+    def float32(a, b):
+        return (a.float() @ b.float()).to(torch.int32)
+
+    assert kernels._probe(torch.device("cpu"))
+    for fake in (saturating, float32):
+        monkeypatch.setattr(torch, "_int_mm", fake)
+        assert not kernels._probe(torch.device("cpu"))
+    monkeypatch.setattr(torch, "_int_mm", real)
+
+
+def test_cublas_padding_adds_nothing():
+    """The zero rows and columns that give cuBLAS its shapes (M > 16, K and N multiples of 8),
+    run here on the CPU: the same integers for every row count from 1."""
+    gen = torch.Generator().manual_seed(2)
+    odd = IntConv([(0, 0)], torch.randint(-128, 128, (13, 7), generator=gen).float(),
+                  torch.randint(-1000, 1000, (7,), generator=gen).double(), torch.full((7,), 3.0, dtype=torch.float64),
+                  torch.full((7,), 2.0**-12, dtype=torch.float64), 511)
+    for name, layer in [*shipped_layers(), ("K 13, N 7", odd)]:
+        if name.endswith(("first", "head_out", "skip", "N 7")):  # K or N not a multiple of 8
+            padded = kernels.Int8Product(layer.weight, layer.bias, layer.in_max, pad=True)
+            assert padded.w8.shape[0] % 8 == 0 and padded.w8.shape[1] % 8 == 0
+            x = extreme_inputs(layer)
+            with kernels.using("float"):
+                want = layer.acc(x)
+            for m in (1, 5, 17, len(x)):
+                assert torch.equal(padded(x[:m]), want[:m]), (name, m)
+
+
+def test_cli_kernel_option(tmp_path, tiny_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from armcodec_cli.main import app
+    from conftest import DATA
+
+    monkeypatch.setenv("ARMCODEC_WEIGHTS_DIR", str(tiny_dir))
+    runner = CliRunner()
+    src = tmp_path / "a.png"
+    src.write_bytes((DATA / "kodim03_rgba_32x24.png").read_bytes())
+    r = runner.invoke(app, ["compress", str(src), "--model", "tiny", "--kernel", "int8", "--no-classic"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["decompress", str(src) + ".arm", "-o", str(tmp_path / "b.png"), "--kernel", "float"])
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(load("kodim03_rgba_32x24.png"), np.asarray(Image.open(tmp_path / "b.png")))
+    r = runner.invoke(app, ["compress", str(src), "--model", "tiny", "--kernel", "int4", "-f"])
+    assert r.exit_code == 1 and "unknown kernel 'int4'" in r.stderr
