@@ -55,7 +55,7 @@ def _sample(model, luts, height, width, tile, seed, device, progress):
         bt = [tiles[k] for k in batch]
         sched = Schedule(bt, model, tile)
         coder = SamplingCoder(len(sched.n), channels, rng, device)
-        bits += scan(sched, model.decoder_steps(bt, sched, tile, device, channels), coder, channels, model.cfg, luts)
+        bits += float(scan(sched, model.decoder_steps(bt, sched, tile, device, channels), coder, channels, model.cfg, luts).sum())
         ys, xs = image_coords(bt, sched, None)
         out[ys, xs] = coder.values.cpu().numpy().astype(np.uint8)
         if progress:

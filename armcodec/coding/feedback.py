@@ -274,10 +274,13 @@ class Feedback:
 
     def side_bits(self) -> float:
         """The coefficients' (and levels' and spreads') bits of every tile: part of model_bits."""
+        return sum(self.tile_side_bits(t) for t in range(self.n_tiles))
+
+    def tile_side_bits(self, tile: int) -> float:
+        """The coefficients' (and level's and spread's) bits of tile ``tile``."""
         if self.sets == 1:
-            return side_bits(self.n_tiles * coefs_per_tile(len(self.nb), self.channels, self.feature_set), N_COEF_VALUES)
-        bits = sum(coef_bits(self.tile_symbols(t), self.scale(t)) for t in range(self.n_tiles))
-        return bits + side_bits(self.n_tiles, LEVELS) + side_bits(self.n_tiles, N_SCALES)
+            return side_bits(coefs_per_tile(len(self.nb), self.channels, self.feature_set), N_COEF_VALUES)
+        return coef_bits(self.tile_symbols(tile), self.scale(tile)) + side_bits(1, LEVELS) + side_bits(1, N_SCALES)
 
 
 def coefs_from_symbols(symbols: np.ndarray, n_neighbours: int, channels: int, features: int = 1) -> torch.Tensor:

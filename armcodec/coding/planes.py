@@ -61,42 +61,67 @@ def tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
     return planes[t.y : t.y + t.h, t.x : t.x + t.w]
 
 
-def decode_group(group: CodedGroup, height: int, width: int, channels: int, model, luts: TableLUTs,
-                 tile: int, device, tools: CoderTools, first_stream: int = 0,
-                 max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> tuple[np.ndarray, float]:
-    """Inverse of encode_group: uint8 (H, W, channels) and the model bits; checks every CRC.
-    ``tools``: the file's coder tools."""
-    tiles = tile_grid(height, width, tile)
-    out = np.zeros((height, width, channels), dtype=np.uint8)
-    bits = 0.0
-    classic = group.classic or [False] * len(tiles)
-    for k in (k for k in range(len(tiles)) if classic[k]):  # PNG zlib streams: no model
-        t = tiles[k]
-        out[t.y : t.y + t.h, t.x : t.x + t.w] = tile_png.decode(group.streams[k], t.w, t.h, channels)
-        check_crc(tile_samples(out, t), first_stream + k, group.crcs[k], f"stream {first_stream + k}")
-        bits += 8.0 * len(group.streams[k])
-        if progress:
-            progress(1)
-    modelled = [k for k in range(len(tiles)) if not classic[k]]
-    for batch in tile_batches([tiles[k] for k in modelled], model, tile, max_batch_bytes, decoding=True):
-        batch = [modelled[k] for k in batch]
-        bt = [tiles[k] for k in batch]
+@dataclass
+class GroupJob:
+    """One plane group of one image for :func:`decode_groups`: its streams, coded size, channels
+    and the file index of its first stream (which seeds the tile CRCs)."""
+
+    group: CodedGroup
+    height: int
+    width: int
+    channels: int
+    first_stream: int = 0
+
+
+def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, device, tools: CoderTools,
+                  max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> list[tuple[np.ndarray, float]]:
+    """Inverse of encode_group for plane groups (of one image or of many) that share the model,
+    nominal tile size, coder tools (``tools``: the files') and channel count; checks every CRC.
+    Their tiles are decoded in common batches, so every wavefront step serves the tiles of all of
+    them (larger products, the same number of steps).  Each tile is an independent stream, so every
+    output is what decoding its job alone gives.  -> [(uint8 (H, W, channels), model bits)] in the
+    order of ``jobs``."""
+    if len({job.channels for job in jobs}) > 1:
+        raise ValueError("decode_groups: the jobs' plane groups must have the same channel count")
+    outs = [np.zeros((job.height, job.width, job.channels), dtype=np.uint8) for job in jobs]
+    bits = [0.0] * len(jobs)
+    todo = []  # (job, tile index in its group, tile) of every modelled tile
+    for j, job in enumerate(jobs):
+        tiles = tile_grid(job.height, job.width, tile)
+        classic = job.group.classic or [False] * len(tiles)
+        for k, t in enumerate(tiles):
+            if not classic[k]:
+                todo.append((j, k, t))
+                continue
+            out = outs[j]  # a PNG zlib stream (coder tool 4): no model
+            out[t.y : t.y + t.h, t.x : t.x + t.w] = tile_png.decode(job.group.streams[k], t.w, t.h, job.channels)
+            check_crc(tile_samples(out, t), job.first_stream + k, job.group.crcs[k], f"stream {job.first_stream + k}")
+            bits[j] += 8.0 * len(job.group.streams[k])
+            if progress:
+                progress(1)
+    channels = jobs[0].channels if jobs else 0
+    for batch in tile_batches([t for _, _, t in todo], model, tile, max_batch_bytes, decoding=True):
+        batch = [todo[b] for b in batch]
+        bt = [t for _, _, t in batch]
         sched = Schedule(bt, model, tile)
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if tools.adaptation else None
-        if blocks is not None:
-            bits += side_bits(sum(blocks[1]) * channels) + (side_bits(len(bt), N_ORIENTATIONS) if tools.orientation else 0.0)
         fb = new_feedback(bt, sched, channels, model, tile, device, tools.feedback) if tools.feedback else None
-        coder = DecodeCoder([group.streams[k] for k in batch], device, channels, blocks, tools.orientation, fb,
+        coder = DecodeCoder([jobs[j].group.streams[k] for j, k, _ in batch], device, channels, blocks, tools.orientation, fb,
                             n_pixels=len(sched.n))
-        if fb is not None:
-            bits += fb.side_bits()
+        for n, (j, _, _) in enumerate(batch):  # the side information, per tile
+            bits[j] += side_bits(blocks[1][n] * channels) if blocks is not None else 0.0
+            bits[j] += side_bits(1, N_ORIENTATIONS) if blocks is not None and tools.orientation else 0.0
+            bits[j] += fb.tile_side_bits(n) if fb is not None else 0.0
         source = model.decoder_steps(bt, sched, tile, device, channels)
-        bits += scan(sched, source, coder, channels, model.cfg, luts, fb)
+        tile_bits = scan(sched, source, coder, channels, model.cfg, luts, fb)
         coder.check_exhausted()
         ys, xs = image_coords(bt, sched, coder.adaptation.orientations if coder.adaptation else None)
-        out[ys, xs] = coder.values.cpu().numpy().astype(np.uint8)
-        for k in batch:
-            check_crc(tile_samples(out, tiles[k]), first_stream + k, group.crcs[k], f"stream {first_stream + k}")
+        values = coder.values.cpu().numpy().astype(np.uint8)
+        for n, (j, k, t) in enumerate(batch):
+            mine = sched.n == n
+            outs[j][ys[mine], xs[mine]] = values[mine]
+            check_crc(tile_samples(outs[j], t), jobs[j].first_stream + k, jobs[j].group.crcs[k], f"stream {jobs[j].first_stream + k}")
+            bits[j] += float(tile_bits[n])
         if progress:
             progress(len(batch))
-    return out, bits
+    return list(zip(outs, bits))

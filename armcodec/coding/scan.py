@@ -32,7 +32,7 @@ from armcodec.coding import feedback, side
 from armcodec.coding.ans import StreamDecoder, StreamEncoder
 from armcodec.errors import ChecksumError, FormatError
 from armcodec.exact.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, PRECISION, TableLUTs, component_tables, mixture_params,
-                                   counts_bits, mixture_weights, symbol_counts)
+                                   mixture_weights, symbol_counts)
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class Schedule:
             ns.append(np.full(t.h * t.w, k))
             is_.append(ii.ravel())
             js.append(jj.ravel())
+        self.n_tiles = len(tiles)
         n, i, j = (np.concatenate(a).astype(np.int64) for a in (ns, is_, js))
         step = np.asarray(model.step_of(i, j, tile), dtype=np.int64)
         order = np.lexsort((i, n, step))
@@ -226,8 +227,9 @@ class DecodeCoder:
 
 
 def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLUTs,
-         fb: feedback.Feedback | None = None, span_pixels: int = 0) -> float:
-    """Run the wavefront in the coder's direction; returns the model's -log2 likelihood in bits.
+         fb: feedback.Feedback | None = None, span_pixels: int = 0) -> np.ndarray:
+    """Run the wavefront in the coder's direction; returns the model's -log2 likelihood in bits of
+    each tile of the batch, float64 (n_tiles,).
 
     ``span_pixels`` (the encoder only): build the tables of consecutive steps together, up to this
     many pixels at once (:meth:`Schedule.spans`); the same tables, symbols and order, fewer calls.
@@ -267,7 +269,9 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
                 fb.write(a, b, c, residuals[:, c])
         coder.end_step(steps)
         params_at.observe(a, b, values)
-    return counts_bits(counts)
+    pixel_bits = (PRECISION - torch.log2(counts.double())).sum(1)  # as counts_bits, per pixel
+    n = torch.as_tensor(schedule.n, device=pixel_bits.device)
+    return torch.zeros(schedule.n_tiles, dtype=torch.float64, device=pixel_bits.device).index_add_(0, n, pixel_bits).cpu().numpy()
 
 
 def samples_crc(samples: np.ndarray, stream: int) -> int:

@@ -23,6 +23,7 @@ intermediates, PyTorch #44939; a backend that rounds or saturates must never cod
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from contextlib import contextmanager
@@ -74,8 +75,9 @@ def _device_key(device) -> str:
     return str(device)
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_int8_dot() -> bool:
-    """Whether this CPU reports VNNI or AMX int8 instructions (Linux ``/proc/cpuinfo``)."""
+    """Whether this CPU reports VNNI or AMX int8 instructions (Linux ``/proc/cpuinfo``; read once)."""
     try:
         with open("/proc/cpuinfo", "rb") as f:
             text = f.read().decode("ascii", "replace")
@@ -124,7 +126,7 @@ def kernel_for(device) -> str:
     name = requested()
     if name == "float":
         return "float"
-    dev = torch.device(device)
+    dev = device if isinstance(device, torch.device) else torch.device(device)
     if name == "auto":
         fast = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_int8_dot())
         return "int8" if fast and int8_exact(dev) else "float"
