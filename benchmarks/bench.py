@@ -112,6 +112,22 @@ def run_codec(name, encode, decode, images, tmp: Path, progress) -> list[dict]:
     return rows
 
 
+def decode_together(codec, name: str, images, tmp: Path, together: int) -> dict:
+    """The files run_codec wrote, read back and decoded ``together`` at a time in one call each
+    (``Codec.decode_many``: their tiles share the model's steps), compared exactly."""
+    seconds = 0.0
+    for k in range(0, len(images), together):
+        chunk = images[k : k + together]
+        files = [(tmp / f"{path.stem}.{name}").read_bytes() for path, _ in chunk]
+        t = time.perf_counter()
+        out = codec.decode_many(files)
+        seconds += time.perf_counter() - t
+        for (path, img), dec in zip(chunk, out):
+            if not np.array_equal(dec.array.reshape(img.shape), img):
+                raise SystemExit(f"{name}: {path.name} did not decode exactly with {together} files at a time")
+    return {"decode_together": together, "decode_together_s_mean": seconds / len(images)}
+
+
 def summarize(rows: list[dict]) -> dict:
     n = sum(r["width"] * r["height"] * r["channels"] for r in rows)
     tot = {"images": len(rows), "bytes": sum(r["bytes"] for r in rows), "subpixels": n,
@@ -140,13 +156,14 @@ def codec_results(folder: Path) -> list[dict]:
 def write_table(folder: Path) -> str:
     results = codec_results(folder)
     results.sort(key=lambda r: r["summary"]["bpsp_mean"])
-    lines = ["| codec | mean bpsp | total bpsp | mean encode s | mean decode s | encode s/MP | decode s/MP |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| codec | mean bpsp | total bpsp | mean encode s | mean decode s | encode s/MP | decode s/MP | decode s, files decoded together |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         s = r["summary"]
         per_mp = (f"{s['encode_s_per_mp']:.3g} | {s['decode_s_per_mp']:.3g}" if "encode_s_per_mp" in s else "- | -")
+        together = f"{s['decode_together_s_mean']:.2f} ({s['decode_together']} at a time)" if "decode_together" in s else "-"
         lines.append(f"| {r['description']} | {s['bpsp_mean']:.3f} | {s['bpsp_total']:.3f} | {s['encode_s_mean']:.2f} | "
-                     f"{s['decode_s_mean']:.2f} | {per_mp} |")
+                     f"{s['decode_s_mean']:.2f} | {per_mp} | {together} |")
     text = "\n".join(lines) + "\n"
     (folder / "table.md").write_text(text)
     return text
@@ -207,10 +224,11 @@ def collect_images(inputs: list[Path]) -> list[Path]:
 
 
 def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, model: str = "default",
-        device: str = "cpu", threads: int = 0, limit: int = 0, out: Path | None = None, log=print) -> Path:
+        device: str = "cpu", threads: int = 0, limit: int = 0, out: Path | None = None, log=print, together: int = 6) -> Path:
     """Benchmark the codecs on the images; write <out>/<name>/<codec>.json, table.md and plot.png.
 
-    name: the dataset (default: the folder's name when one folder is given).  Returns the folder."""
+    name: the dataset (default: the folder's name when one folder is given); together: armcodec's
+    files are also decoded this many at a time (``decode_together_s_mean``; 1: not).  Returns the folder."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -262,8 +280,12 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
                     enc, dec, desc = refs[c]
                     extra = {}
                 rows = run_codec(c, enc, dec, images, Path(tmp), progress)
+                summary = summarize(rows)
+                if c in ARMCODEC_VARIANTS and together > 1:
+                    summary.update(decode_together(codec, c, images, Path(tmp), together))
+                    log(f"{c}: decoded {together} at a time: {summary['decode_together_s_mean']:.2f} s per image")
                 result = {"codec": c, "description": desc, "dataset": name, "inputs": [str(i) for i in inputs],
-                          "environment": env, **extra, "summary": summarize(rows), "images": rows}
+                          "environment": env, **extra, "summary": summary, "images": rows}
                 fname = f"armcodec-{model}{c[len('armcodec'):]}.json" if c in ARMCODEC_VARIANTS else f"{c}.json"
                 (folder / fname).write_text(json.dumps(result, indent=1) + "\n")
                 s = result["summary"]
@@ -283,8 +305,10 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="threads for armcodec (a cap) and JPEG-XL (0: torch's default, the cores)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--together", type=int, default=6, help="also decode armcodec's files N at a time in one call (1: not)")
     a = ap.parse_args(argv)
-    run(a.inputs, a.name, a.codecs, a.model, a.device, a.threads, a.limit, a.out, log=lambda m: print(m, flush=True))
+    run(a.inputs, a.name, a.codecs, a.model, a.device, a.threads, a.limit, a.out, log=lambda m: print(m, flush=True),
+        together=a.together)
 
 
 if __name__ == "__main__":

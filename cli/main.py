@@ -545,12 +545,13 @@ def bench(
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option("--threads", help="At most this many threads for armcodec, and as many for JPEG-XL (0: the cores).")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="Only the first N images.")] = 0,
+    together: Annotated[int, typer.Option("--together", min=1, help="Also decode armcodec's files N at a time in one call, as decompress --together does (1: not).")] = 6,
 ) -> None:
     """Compress, decompress and verify every image with armcodec and the reference codecs; write
     per-codec JSON, a Markdown table and a plot (reference codecs need the package's bench extra, for imagecodecs)."""
     from armcodec_benchmarks.bench import run
 
-    run(inputs, name, codecs, model, device, threads, limit, out, log=typer.echo)
+    run(inputs, name, codecs, model, device, threads, limit, out, log=typer.echo, together=together)
 
 
 @app.command()

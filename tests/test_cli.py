@@ -129,6 +129,7 @@ def test_bench_writes_verified_results_for_each_codec(work):
     assert r.exit_code == 0, r.output
     arm = json.loads((out / "t" / "armcodec-tiny.json").read_text())
     assert arm["summary"]["images"] == 2 and arm["environment"]["commit"] is not None
+    assert arm["summary"]["decode_together"] == 6 and arm["summary"]["decode_together_s_mean"] > 0
     for row in arm["images"]:
         assert row["bytes"] * 8 >= row["model_bits"] and row["decode_s"] > 0
     assert {p.name for p in (out / "t").iterdir()} >= {"armcodec-tiny.json", "armcodec-tiny-noadapt.json", "png.json", "webp.json", "table.md"}
