@@ -275,7 +275,7 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
                              "adaptive": codec.adaptive, "orient": codec.orient, "orient_proxy": codec.orient_proxy,
                              "feedback": codec.feedback,
                              "coder_profile": codec.profile, "coder_tools": codec.tools.describe(),
-                             "weights": codec.model.entry.name}
+                             "weights": codec.model.entry.name, "kernel": codec.kernel_in_use}
                 else:
                     enc, dec, desc = refs[c]
                     extra = {}
