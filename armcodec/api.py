@@ -391,10 +391,10 @@ class Codec:
             ch, cw = header.coded_size
             planes[i] = np.empty((ch, cw, sum(header.group_sizes)), dtype=np.uint8)
             n_tiles, k = header.n_tiles(), 0
+            tools = dataclasses.replace(header.tools, classic_tiles=False)  # tile-wise: each group says which
             for sl, fill in plane_groups(header.mode, header.grey, header.coded_bits, header.transparent):
                 group = CodedGroup(streams[k : k + n_tiles], header.stream_crcs[k : k + n_tiles], 0.0,
                                    header.classic_streams[k : k + n_tiles] or None)
-                tools = dataclasses.replace(header.tools, classic_tiles=False)  # tile-wise: each group says which
                 key = (m.entry.sha256, header.tile, tools, sl.stop - sl.start)
                 jobs.setdefault(key, (m, []))[1].append((i, fill, GroupJob(group, ch, cw, sl.stop - sl.start, k)))
                 k += n_tiles

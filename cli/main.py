@@ -16,6 +16,8 @@ from armcodec.container import DEFAULT_MAX_PIXELS
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lossless image compression with an integer-exact autoregressive model and ANS.")
 
 ARM_SUFFIX = ".arm"
+KERNEL_HELP = ("The model's integer products: auto (int8 on CUDA and on CPUs with VNNI/AMX once checked exact, else "
+               "float), float or int8 (refused where not exact). Default: $ARMCODEC_KERNEL or auto. The output does not depend on it.")
 
 
 def _fail(msg: str, code: int) -> None:
@@ -159,7 +161,7 @@ def compress(
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run the batch on a Dask distributed cluster: the scheduler's address (tcp://HOST:PORT). Files are identical to a serial run. Needs the cluster extra.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Run the batch on N local worker processes (a Dask cluster started for it). Needs the cluster extra.")] = 0,
     feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Coder tool: also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
-    kernel: Annotated[Optional[str], typer.Option("--kernel", help="The model's integer products: auto (int8 on CUDA and on CPUs with VNNI/AMX once checked exact, else float), float or int8 (refused where not exact). Default: $ARMCODEC_KERNEL or auto. The output does not depend on it.")] = None,
+    kernel: Annotated[Optional[str], typer.Option("--kernel", help=KERNEL_HELP)] = None,
 ) -> None:
     """Compress images to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -262,7 +264,7 @@ def decompress(
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse files declaring more pixels than this.")] = DEFAULT_MAX_PIXELS,
     threads: Annotated[int, typer.Option("--threads", help="At most this many CPU threads (0: every core this process may use); fewer while other programs hold cores. The output does not depend on it.")] = 0,
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
-    kernel: Annotated[Optional[str], typer.Option("--kernel", help="The model's integer products: auto (int8 on CUDA and on CPUs with VNNI/AMX once checked exact, else float), float or int8 (refused where not exact). Default: $ARMCODEC_KERNEL or auto. The output does not depend on it.")] = None,
+    kernel: Annotated[Optional[str], typer.Option("--kernel", help=KERNEL_HELP)] = None,
     together: Annotated[int, typer.Option("--together", min=1, help="Decode up to N files at once (at most 64 megapixels): their tiles share the model's steps, about twice the files per second on 2 cores; 1: one at a time. The output does not depend on it.")] = 8,
 ) -> None:
     """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""
@@ -303,7 +305,7 @@ def decompress(
             codecs[name] = Codec(name, device, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None, kernel=kernel)
         return data, header, streams, codecs[name]
 
-    ahead: dict[int, object] = {}  # input index -> its DecodedImage, decoded with the files after it
+    ahead: dict[int, tuple] = {}  # input index -> (what prepare gave, its DecodedImage), decoded with the files after it
     position = [0]
 
     def decode_ahead(k: int) -> None:
@@ -314,29 +316,33 @@ def decompress(
             if _is_stdio(inputs[n]):
                 break
             try:
-                data, header, streams, codec = prepare(inputs[n], outs[n])
+                prepared = prepare(inputs[n], outs[n])
             except ArmcodecError:
                 break
+            header = prepared[1]
             if group and pixels + header.width * header.height > BATCH_PIXELS:
                 break
             pixels += header.width * header.height
-            group.append((n, header, streams, codec))
+            group.append((n, prepared))
         if len(group) < 2:
             return
         try:
-            decoded = group[0][3].decode_parsed_many([(h, st) for _, h, st, _ in group])
+            decoded = group[0][1][3].decode_parsed_many([(p[1], p[2]) for _, p in group])
         except ArmcodecError:
             return
-        for (n, h, _, _), d in zip(group, decoded):  # each file's share of the call's time, by its pixels
-            ahead[n] = dataclasses.replace(d, seconds=d.seconds * h.width * h.height / pixels)
+        for (n, p), d in zip(group, decoded):  # each file's share of the call's time, by its pixels
+            ahead[n] = (p, dataclasses.replace(d, seconds=d.seconds * p[1].width * p[1].height / pixels))
 
     def work(inp: Path, out: Path) -> dict:
         k = position[0]
         position[0] += 1
         if together > 1 and k not in ahead:
             decode_ahead(k)
-        data, header, streams, codec = prepare(inp, out)
-        dec = ahead.pop(k, None) or codec.decode_parsed(header, streams)
+        if k in ahead:  # read, checked and decoded with the files after it (write_atomic checks the output again)
+            (data, header, streams, codec), dec = ahead.pop(k)
+        else:
+            data, header, streams, codec = prepare(inp, out)
+            dec = codec.decode_parsed(header, streams)
         if to_stdout:  # whole, then written: TIFF needs a seekable file
             buf = io.BytesIO()
             write_image(buf, dec.array, dec.info, out_suffix)

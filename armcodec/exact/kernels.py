@@ -16,7 +16,7 @@ Two kernels compute the same integers, so a file written with one decodes with t
 Which one runs: :func:`kernel_for` a device, from :func:`using` (``Codec(kernel=...)``,
 ``--kernel``) or ``ARMCODEC_KERNEL`` (``auto``, ``float``, ``int8``).  ``auto`` takes ``int8`` on
 CUDA and on a CPU that reports VNNI or AMX (without them torch's int8 product is a reference loop,
-26-43x slower than float32 here: docs/PROFILE.md), and only after :func:`int8_exact` checked that
+50-80x slower than float32 on this project's CPU: row 35 of docs/EXPERIMENTS.md), and only after :func:`int8_exact` checked that
 device's products on worst-case inputs (fbgemm's AVX2 path without VNNI saturates 16-bit
 intermediates, PyTorch #44939; a backend that rounds or saturates must never code a file).
 ``int8`` asked for where that check fails raises :class:`KernelError`.
