@@ -23,6 +23,7 @@ from PIL import Image
 from armcodec import allocator, container, threads
 from armcodec.coding.feedback import FEATURE_SETS as FEEDBACK_FEATURE_SETS
 from armcodec.coding.feedback import LATEST as FEEDBACK_FEATURES
+from armcodec.coding.feedback import usable as usable_feedback
 from armcodec.coding import classic, tile_png
 from armcodec.coding.scan import tile_grid
 from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, GroupJob, decode_groups
@@ -182,6 +183,7 @@ class Codec:
             raise ArmcodecError(f"feedback feature set {feedback_features} is only decoded; new files use set "
                                 f"{FEEDBACK_FEATURES} (known: {FEEDBACK_FEATURE_SETS})")
         orient = adaptive and (self.preset.orient if orient is None else orient)
+        feedback = feedback and usable_feedback(self.model.net.precedes)  # not with a multi-scale model
         self.tools = CoderTools(adaptive, orient, FEEDBACK_FEATURES if adaptive and feedback else 0)
         self.orient_weights = self.preset.orient_proxy  # None: the model's own float copy
         if orient_proxy is not None and orient:  # only the search uses them

@@ -1,6 +1,9 @@
 """Add golden files to tests/data/golden (only on purpose: when the .arm format gains something).
 Files that exist are never rewritten: they are what earlier releases wrote, and must keep decoding.
 
+armcodec 0.4 (the multi-scale family): ``pyramid/<stem>.<tools>.arm`` with the frozen tiny
+polyphase pyramid ``golden-pyramid`` (its own weights directory, exported when missing).
+
 Version 3 (armcodec 0.3, every PNG): ``v3-*.arm``, one per new layout (palette, 1-bit, 16-bit
 bytes and levels, PNG chunks, classic palette/interlaced/16-bit, classic tiles).
 
@@ -16,7 +19,8 @@ from pathlib import Path
 import armcodec
 from conftest import DATA, make_tiny_model
 from armcodec.training.export import export_model
-from test_golden import V2, V3, classic_tiles_file
+from test_golden import PYRAMID, PYRAMID_TOOLS, V2, V3, classic_tiles_file, pyramid_files
+from test_pyramid import make_tiny_pyramid
 
 GOLDEN = DATA / "golden"
 SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_la_28x21.png"]
@@ -41,3 +45,11 @@ if __name__ == "__main__":
         codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False)
         (GOLDEN / "v3-classic-tiles.arm").write_bytes(classic_tiles_file(codec))
         print("wrote v3-classic-tiles.arm")
+    if not (PYRAMID / "golden-pyramid.safetensors").exists():
+        export_model(make_tiny_pyramid(), PYRAMID, "golden-pyramid", tile_size=16)
+    for stem, name in pyramid_files():
+        out = PYRAMID / f"{stem}.{name}.arm"
+        if not out.exists():
+            codec = armcodec.Codec("golden-pyramid", device="cpu", weights_dir=PYRAMID, classic=False, **PYRAMID_TOOLS[name])
+            out.write_bytes(codec.compress(DATA / f"{stem}.png"))
+            print("wrote", out.name)

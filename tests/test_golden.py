@@ -147,3 +147,26 @@ def test_the_classic_tiles_golden_file_decodes():
     codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False)
     assert np.array_equal(codec.decode(data).array, load("kodim05_rgb_37x29.png")[:24, :32])
     assert classic_tiles_file(codec) == data
+
+
+# armcodec 0.4: the multi-scale family (a frozen tiny polyphase pyramid, its own weights directory)
+PYRAMID = GOLDEN / "pyramid"
+PYRAMID_TOOLS = {"adapt": {}, "orient": {"orient": True}, "plain": {"adaptive": False}}
+
+
+def pyramid_files():
+    return [(stem, name) for stem in ("kodim05_rgb_37x29", "usc_sipi_6.1_gray_40x33", "kodim03_rgba_32x24",
+                                      "usc_sipi_6.1_la_28x21") for name in PYRAMID_TOOLS]
+
+
+def test_pyramid_golden_files_exist():
+    assert all((PYRAMID / f"{stem}.{name}.arm").exists() for stem, name in pyramid_files())
+
+
+@pytest.mark.parametrize("stem,name", pyramid_files())
+def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, name):
+    data = (PYRAMID / f"{stem}.{name}.arm").read_bytes()
+    codec = armcodec.Codec("golden-pyramid", device="cpu", weights_dir=PYRAMID, classic=False, **PYRAMID_TOOLS[name])
+    img = load(f"{stem}.png")
+    assert np.array_equal(codec.decompress(data), img)
+    assert codec.compress(DATA / f"{stem}.png") == data

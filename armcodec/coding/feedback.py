@@ -69,6 +69,13 @@ COEF_RATIOS = (8869, 24109, 39750, 51039, 57835, 61565, 63520, 64520)
 N_SCALES = len(COEF_RATIOS)
 
 
+def usable(precedes) -> bool:
+    """Whether a model's schedule allows the feedback of sets 2 and 3, whose :data:`CROSS`
+    neighbours must be coded before every pixel (the wavefront PixelCNN's are; a multi-scale
+    model codes a pixel's left and upper neighbours after it on its coarser levels)."""
+    return all(precedes(di, dj) for di, dj in CROSS)
+
+
 def neighbours(precedes) -> list[tuple[int, int]]:
     """The offsets of :data:`CANDIDATES` coded before the pixel: ``precedes(di, dj)`` (the model's)."""
     return [(di, dj) for di, dj in CANDIDATES if precedes(di, dj)]

@@ -19,6 +19,7 @@ from armcodec.coding import feedback, tile_png
 from armcodec.coding.scan import DecodeCoder, Schedule, Tile, check_crc, scan, tile_grid
 from armcodec.coding.side import N_ORIENTATIONS, Adaptation, side_bits, tile_coords
 from armcodec.container import CoderTools
+from armcodec.errors import FormatError
 from armcodec.exact.tables import TableLUTs
 
 DEFAULT_BATCH_BYTES = 2560 << 20  # three of default's 512x512 tiles encode side by side, 25 decode
@@ -51,6 +52,9 @@ def image_coords(tiles: list[Tile], sched: Schedule, orientations: np.ndarray | 
 
 def new_feedback(tiles: list[Tile], sched: Schedule, g: int, model, tile: int, device, features: int) -> feedback.Feedback:
     """An empty residual map (coefficients zero) for the batch, in coded coordinates."""
+    if features >= 2 and not feedback.usable(model.precedes):
+        raise FormatError(f"the file asks for residual feedback, which its model ({model.architecture}) cannot use "
+                          "(corrupted file)")
     nb = feedback.neighbours(model.precedes)
     width = feedback.n_features(len(nb), g - 1, g, features)
     coefs = torch.zeros((len(tiles) * feedback.sets_per_tile(features), g, width), dtype=torch.int64)

@@ -146,10 +146,32 @@ class MaskedConv2d(nn.Module):
         fan_in = c_in * len(self.offsets)
         nn.init.normal_(self.weight, std=1 / math.sqrt(fan_in))
 
+    @property
+    def origin(self) -> tuple[int, int]:
+        """Kernel index of offset (0, 0): offset (di, dj) is ``weight[:, :, di + origin[0], dj + origin[1]]``."""
+        return self.reach[0], self.reach[1]
+
     def forward(self, x: torch.Tensor, qat: bool, in_scale: float) -> torch.Tensor:
         up, left, right = self.reach
         w, b = quantized_weight_bias(self.weight * self.mask, self.bias, qat, in_scale)
         return F.conv2d(F.pad(x, (left, right, up, 0)), w, b)
+
+
+class DenseConv2d(nn.Module):
+    """k x k convolution reading every side (the multi-scale passes: their inputs are all
+    decoded), zero padding outside the tensor; offsets row by row."""
+
+    def __init__(self, c_in: int, c_out: int, k: int = 3):
+        super().__init__()
+        r = k // 2
+        self.offsets = [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)]
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, k, k) / math.sqrt(c_in * k * k))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.origin = (r, r)
+
+    def forward(self, x: torch.Tensor, qat: bool, in_scale: float) -> torch.Tensor:
+        w, b = quantized_weight_bias(self.weight, self.bias, qat, in_scale)
+        return F.conv2d(x, w, b, padding=self.origin[0])
 
 
 class Conv1x1(nn.Module):
@@ -157,6 +179,8 @@ class Conv1x1(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(c_out, c_in, 1, 1) / math.sqrt(c_in))
         self.bias = nn.Parameter(torch.zeros(c_out))
+        self.offsets = [(0, 0)]
+        self.origin = (0, 0)
 
     def forward(self, x: torch.Tensor, qat: bool, in_scale: float) -> torch.Tensor:
         w, b = quantized_weight_bias(self.weight, self.bias, qat, in_scale)
@@ -176,6 +200,44 @@ def quantized_weight_bias(w, b, qat: bool, in_scale: float):
     bs = s * in_scale
     bq = _ste_round(b / bs) * bs
     return wq, bq
+
+
+def activation(x: torch.Tensor, qat: bool, scale: float, lo: int, hi: int) -> torch.Tensor:
+    """Clamp to ``scale * [lo, hi]``; with ``qat`` also round onto that integer grid."""
+    if qat:
+        return fake_quant(x, scale, lo, hi)
+    return torch.clamp(x, lo * scale, hi * scale)
+
+
+def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool) -> torch.Tensor:
+    """The graph every network of the model family shares, on the input grid ``INPUT_SCALE``:
+    first conv -> gated residual blocks -> head, plus the linear skip from the input.
+
+    ``net`` has ``cfg`` (width, resid_scale, resid_max), ``first``, ``gate_convs``, ``mix_convs``,
+    ``head_hidden``, ``head_out``, ``skip`` (or None) and the ``param_scale`` buffer; its convs are
+    masked (the wavefront PixelCNN) or dense (the multi-scale passes).  -> raw head output
+    (B, n_params, H, W)."""
+    rs, rmax = net.cfg.resid_scale, net.cfg.resid_max
+    h = activation(net.first(inp, qat, INPUT_SCALE), qat, rs, -rmax, rmax)
+    f = net.cfg.width
+    for gconv, mconv in zip(net.gate_convs, net.mix_convs):
+        u = gconv(h, qat, rs)  # (B, 2F, H, W)
+        a = activation(u[:, :f], qat, GATE_SCALE, -GATE_MAX, GATE_MAX)
+        b_gate = activation(u[:, f:] + 0.5, qat, GATE_SCALE, 0, GATE_MAX)  # hard sigmoid
+        g = a * b_gate
+        if qat:  # integer path: (a_int * b_int) >> 6
+            g = _ste_floor(g / GATE_SCALE) * GATE_SCALE
+        v = activation(mconv(g, qat, GATE_SCALE), qat, rs, -rmax, rmax)
+        h = torch.clamp(h + v, -rmax * rs, rmax * rs)
+    z = activation(net.head_hidden(h, qat, rs), qat, HEAD_SCALE, 0, ACT_MAX)
+    out = net.head_out(z, qat, HEAD_SCALE)
+    if net.skip is None:
+        return out
+    skip = net.skip(inp, qat, INPUT_SCALE)
+    if qat:  # integer path: each term is requantized to the parameter grid, then added
+        out = _ste_round(out / net.param_scale) * net.param_scale
+        skip = _ste_round(skip / net.param_scale) * net.param_scale
+    return out + skip
 
 
 class PixelCNN(nn.Module):
@@ -204,36 +266,11 @@ class PixelCNN(nn.Module):
         with torch.no_grad():  # start with broad distributions around mid-gray
             self.head_out.bias[2 * k * c : 3 * k * c] = 3.0
 
-    def act(self, x: torch.Tensor, qat: bool, scale: float, lo: int, hi: int) -> torch.Tensor:
-        if qat:
-            return fake_quant(x, scale, lo, hi)
-        return torch.clamp(x, lo * scale, hi * scale)
-
     def features(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """x: float (B, C, H, W) pixel values 0..255 -> raw head output (B, n_params, H, W)."""
         ones = torch.full_like(x[:, :1], ONES_VALUE * INPUT_SCALE)
         inp = torch.cat([(x - 128) * INPUT_SCALE, ones], 1)  # (B, C+1, H, W), exact on the grid
-        rs, rmax = self.cfg.resid_scale, self.cfg.resid_max
-        h = self.act(self.first(inp, qat, INPUT_SCALE), qat, rs, -rmax, rmax)
-        f = self.cfg.width
-        for gconv, mconv in zip(self.gate_convs, self.mix_convs):
-            u = gconv(h, qat, rs)  # (B, 2F, H, W)
-            a = self.act(u[:, :f], qat, GATE_SCALE, -GATE_MAX, GATE_MAX)
-            b_gate = self.act(u[:, f:] + 0.5, qat, GATE_SCALE, 0, GATE_MAX)  # hard sigmoid
-            g = a * b_gate
-            if qat:  # integer path: (a_int * b_int) >> 6
-                g = _ste_floor(g / GATE_SCALE) * GATE_SCALE
-            v = self.act(mconv(g, qat, GATE_SCALE), qat, rs, -rmax, rmax)
-            h = torch.clamp(h + v, -rmax * rs, rmax * rs)
-        z = self.act(self.head_hidden(h, qat, rs), qat, HEAD_SCALE, 0, ACT_MAX)
-        out = self.head_out(z, qat, HEAD_SCALE)
-        if self.skip is None:
-            return out
-        skip = self.skip(inp, qat, INPUT_SCALE)
-        if qat:  # integer path: each term is requantized to the parameter grid, then added
-            out = _ste_round(out / self.param_scale) * self.param_scale
-            skip = _ste_round(skip / self.param_scale) * self.param_scale
-        return out + skip
+        return gated_trunk(self, inp, qat)
 
     def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """Negative log2-likelihood per subpixel, (B, C, H, W)."""

@@ -26,7 +26,6 @@ from armcodec.models.pixelcnn import (
     HEAD_SCALE,
     INPUT_SCALE,
     ONES_VALUE,
-    MaskedConv2d,
     PixelCNN,
     PixelCNNConfig,
     causal_offsets,
@@ -36,6 +35,46 @@ from armcodec.models.registry import register
 
 ENCODE_PIXEL_BYTES = 1536  # per pixel besides the maps: parameters, the fit's and searches' temporaries
 DECODE_PIXEL_BYTES = 456  # per pixel besides the ring: schedule, values, feedback and gather indices
+
+
+def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor, resid: torch.Tensor, rmax: int) -> torch.Tensor:
+    """One gated residual block on M positions: ``gathered`` the residual stream at the gate's
+    offsets (float32 (M, n_off*F)), ``resid`` the stream at the positions (M, F) -> the new stream,
+    float32 (M, F) integers in [-rmax, rmax]."""
+    u = gate(gathered)  # float64 (M, 2F), in place below
+    f = u.shape[1] // 2
+    a = u[:, :f].clamp_(-GATE_MAX, GATE_MAX)
+    s = u[:, f:].add_(GATE_MAX // 2).clamp_(0, GATE_MAX)
+    g = a.mul_(s).mul_(1 / GATE_MAX).floor_()  # floor(a * s / GATE_MAX): a power of two, exact
+    v = mix(g.float()).clamp_(-rmax, rmax)
+    return v.add_(resid).clamp_(-rmax, rmax).float()
+
+
+def int_head(net, h: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """The head of an integer network (``head_hidden``, ``head_out``, ``skip`` or None): h the
+    residual stream, pixels the first layer's gathered input -> int64 parameters."""
+    z = net.head_hidden(h).clamp_(0, ACT_MAX).float()
+    out = net.head_out(z)
+    if net.skip is not None:
+        out = out + net.skip(pixels)
+    return out.long()
+
+
+def dequantize_into(pairs) -> None:
+    """Copy integer layers into float convs: ``pairs`` of (float conv, IntConv, input scale, output
+    scale(s)); weights ``w_int * s_w`` with ``s_w`` from the stored multipliers (the float copy
+    tracks the integer model closely, not exactly: it may only inform encoder choices)."""
+    with torch.no_grad():
+        for conv, ic, in_scale, out_scale in pairs:
+            s_w = (ic.mult.cpu() * ic.inv_shift.cpu()) * torch.as_tensor(out_scale, dtype=torch.float64) / in_scale
+            c_out, c_in = conv.weight.shape[:2]
+            w = torch.zeros(conv.weight.shape, dtype=torch.float64)
+            up, left = conv.origin
+            rows = ic.weight.cpu().double().t().reshape(c_out, len(ic.offsets), c_in)
+            for k, (di, dj) in enumerate(ic.offsets):
+                w[:, :, di + up, dj + left] = rows[:, k]
+            conv.weight.copy_(w * s_w.view(-1, 1, 1, 1))
+            conv.bias.copy_(ic.bias.cpu() * s_w * in_scale)
 
 
 class WavefrontState:
@@ -173,17 +212,7 @@ class IntPixelCNN:
         pairs += [(m, im, GATE_SCALE, rs) for m, im in zip(model.mix_convs, self.mixes)]
         if self.skip is not None:
             pairs.append((model.skip, self.skip, INPUT_SCALE, param_scales(cfg)))
-        with torch.no_grad():
-            for conv, ic, in_scale, out_scale in pairs:
-                s_w = (ic.mult.cpu() * ic.inv_shift.cpu()) * torch.as_tensor(out_scale, dtype=torch.float64) / in_scale
-                c_out, c_in = conv.weight.shape[:2]
-                w = torch.zeros(conv.weight.shape, dtype=torch.float64)
-                up, left = (conv.reach[0], conv.reach[1]) if isinstance(conv, MaskedConv2d) else (0, 0)
-                rows = ic.weight.cpu().double().t().reshape(c_out, len(ic.offsets), c_in)
-                for k, (di, dj) in enumerate(ic.offsets):
-                    w[:, :, di + up, dj + left] = rows[:, k]
-                conv.weight.copy_(w * s_w.view(-1, 1, 1, 1))
-                conv.bias.copy_(ic.bias.cpu() * s_w * in_scale)
+        dequantize_into(pairs)
         return model.eval()
 
     def float_proxy(self) -> PixelCNN:
@@ -273,7 +302,7 @@ class IntPixelCNN:
         encoder's parallel pass; with one wavefront step it is a decoder step.  ``single_pass``
         (the encoder's pass, the state used once): each residual map is freed as soon as the
         next is written, so at most two of them are held at a time."""
-        f, rmax = self.cfg.width, self.cfg.resid_max
+        rmax = self.cfg.resid_max
         if index is not None:  # the decoder's one step, its rows gathered in advance
             chunks, first_idx, gate_idx = [pos], [index[0]], [index[1]]
         else:
@@ -294,14 +323,9 @@ class IntPixelCNN:
             last = b == len(self.gates) - 1
             src = state.map(b + 1)
             for k, p in enumerate(chunks):
-                u = gate(read(src, gate_idx[k], p))  # float64 (M, 2F), in place below
-                a = u[:, :f].clamp_(-GATE_MAX, GATE_MAX)
-                s = u[:, f:].add_(GATE_MAX // 2).clamp_(0, GATE_MAX)
-                g = a.mul_(s).mul_(1 / GATE_MAX).floor_()  # floor(a * s / GATE_MAX): a power of two, exact
-                v = mix(g.float()).clamp_(-rmax, rmax)
-                h = v.add_(src[p]).clamp_(-rmax, rmax).float()
+                h = gated_block(gate, mix, read(src, gate_idx[k], p), src[p], rmax)
                 if last:
-                    out.append(self.head(h, read(state.map(0), first_idx[k], p)))
+                    out.append(int_head(self, h, read(state.map(0), first_idx[k], p)))
                 else:
                     state.map(b + 2)[p] = h
             if single_pass:
@@ -309,13 +333,6 @@ class IntPixelCNN:
                 state.release(b + 1)
         return torch.cat(out) if out else torch.empty((0, self.cfg.n_params), dtype=torch.int64, device=pos.device)
 
-    def head(self, h: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-        """h: residual stream, pixels: the first layer's gathered input -> int64 parameters."""
-        z = self.head_hidden(h).clamp_(0, ACT_MAX).float()
-        out = self.head_out(z)
-        if self.skip is not None:
-            out = out + self.skip(pixels)
-        return out.long()
 
 
 class FullPass:

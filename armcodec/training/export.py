@@ -24,18 +24,20 @@ from armcodec.models.pixelcnn import (
     weight_scale,
 )
 from armcodec.models.pixelcnn_exact import IntPixelCNN
+from armcodec.models.pyramid import Pyramid
+from armcodec.models.pyramid_exact import INPUT_MAX, IntPassNet, IntPyramid
 from armcodec.training.loop import load_checkpoint
 from armcodec.weights import _from_first_layout, export_weights
 
 
 def export_conv(conv, offsets, in_scale: float, out_scale: torch.Tensor, in_max: int) -> IntConv:
-    """Float conv (masked or 1x1) -> IntConv with the QAT model's weight and bias grids."""
+    """Float conv (masked, dense or 1x1) -> IntConv with the QAT model's weight and bias grids."""
     w = conv.weight.detach().double()
     if isinstance(conv, MaskedConv2d):
         w = w * conv.mask.double()
     s_w = weight_scale(w.float()).double()  # (C_out,), as in quantized_weight_bias
     w_int = torch.clamp(torch.round(w / s_w[:, None, None, None]), -127, 127)
-    up, left = (conv.reach[0], conv.reach[1]) if isinstance(conv, MaskedConv2d) else (0, 0)
+    up, left = conv.origin
     rows = [w_int[:, :, di + up, dj + left] for di, dj in offsets]  # each (C_out, C_in)
     weight = torch.cat(rows, 1).t().contiguous().float()  # (n_off*C_in, C_out)
     bias = torch.round(conv.bias.detach().double() / (s_w * in_scale))
@@ -62,6 +64,31 @@ def export_pixelcnn(model: PixelCNN) -> IntPixelCNN:
     return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
 
 
+def export_pyramid(model: Pyramid) -> IntPyramid:
+    """A trained (QAT) pyramid -> its integer-exact model: the base as :func:`export_pixelcnn`, the
+    passes' dense layers on the same grids (their input, :func:`~armcodec.models.pyramid.pass_input`,
+    is within +-INPUT_MAX)."""
+    cfg = model.cfg
+    f, rs, rmax = cfg.width, cfg.resid_scale, cfg.resid_max
+    full = lambda n, s: torch.full((n,), s, dtype=torch.float64)  # noqa: E731
+    passes = []
+    for net in model.passes:
+        dense = net.first.offsets
+        first = export_conv(net.first, dense, INPUT_SCALE, full(f, rs), INPUT_MAX)
+        gates = [export_conv(g, g.offsets, rs, full(2 * f, GATE_SCALE), rmax) for g in net.gate_convs]
+        mixes = [export_conv(m, [(0, 0)], GATE_SCALE, full(f, rs), GATE_MAX) for m in net.mix_convs]
+        hid = export_conv(net.head_hidden, [(0, 0)], rs, full(cfg.head_width, HEAD_SCALE), rmax)
+        out = export_conv(net.head_out, [(0, 0)], HEAD_SCALE, param_scales(cfg), ACT_MAX)
+        skip = export_conv(net.skip, dense, INPUT_SCALE, param_scales(cfg), INPUT_MAX)
+        passes.append(IntPassNet(cfg, first, gates, mixes, hid, out, skip))
+    return IntPyramid(cfg, export_pixelcnn(model.base), passes)
+
+
+def export_net(model: torch.nn.Module):
+    """Any trained float model -> its integer-exact model."""
+    return export_pyramid(model) if isinstance(model, Pyramid) else export_pixelcnn(model)
+
+
 def export_checkpoint(ckpt: Path, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
     """Export a (QAT) checkpoint's integer weights; see :func:`export_model`."""
     model, meta, _ = load_checkpoint(Path(ckpt))
@@ -70,10 +97,10 @@ def export_checkpoint(ckpt: Path, weights_dir: Path, name: str, tile_size: int, 
     return export_model(model, weights_dir, name, tile_size, {"training": training, **(extra or {})})
 
 
-def export_model(model: PixelCNN, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
+def export_model(model: torch.nn.Module, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:
     """Write ``name.safetensors`` (integer weights and lookup tables) into ``weights_dir`` and add
     or replace its weights entry and a preset of the same name (see :func:`write_model`).    """
-    net = export_pixelcnn(model)
+    net = export_net(model)
     return write_model(net, TableLUTs.compute(), sum(p.numel() for p in model.parameters()),
                        weights_dir, name, tile_size, extra)
 

@@ -1,7 +1,9 @@
 """Training: float training, then quantization-aware fine-tuning, on real photographs.
 
-``armcodec train DATA_DIR --out CKPT`` (or ``python -m armcodec.training``) trains a
-:class:`~armcodec.models.pixelcnn.PixelCNN` on random crops of the images in ``DATA_DIR`` and
+``armcodec train DATA_DIR --out CKPT`` (or ``python -m armcodec.training``) trains a float model
+of any architecture in :data:`FLOAT_MODELS` (``--architecture``: the wavefront
+:class:`~armcodec.models.pixelcnn.PixelCNN`, the default, or the multi-scale
+:class:`~armcodec.models.pyramid.Pyramid`) on random crops of the images in ``DATA_DIR`` and
 checkpoints to ``CKPT`` (safetensors: weights, Adam moments, step and config in the metadata),
 resuming from it when it exists.  The last ``qat_steps`` steps fake-quantize weights and
 activations onto the integer grids of the exported model.  Every tenth image (sorted by name) is
@@ -20,7 +22,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from armcodec.models.pixelcnn import PixelCNN, PixelCNNConfig
+from armcodec.models.pyramid import Pyramid, PyramidConfig
 from armcodec.training.data import fixed_val_crops, list_images, load_rgb, random_crops, split_train_val
+
+
+# registered architecture name -> (float model, config): what training and export build
+FLOAT_MODELS = {"wavefront-pixelcnn": (PixelCNN, PixelCNNConfig), "polyphase-pyramid": (Pyramid, PyramidConfig)}
+
+
+def architecture_of(model: torch.nn.Module) -> str:
+    return next(name for name, (cls, _) in FLOAT_MODELS.items() if isinstance(model, cls))
 
 
 @dataclass
@@ -39,7 +50,7 @@ class TrainSettings:
 
 
 @torch.no_grad()
-def evaluate(model: PixelCNN, crops: torch.Tensor, qat: bool) -> float:
+def evaluate(model: torch.nn.Module, crops: torch.Tensor, qat: bool) -> float:
     if len(crops) == 0:  # no validation image is large enough
         return float("nan")
     model.eval()
@@ -51,7 +62,7 @@ def evaluate(model: PixelCNN, crops: torch.Tensor, qat: bool) -> float:
     return tot / crops.numel()
 
 
-def save_checkpoint(path: Path, model: PixelCNN, opt: torch.optim.Optimizer, meta: dict) -> None:
+def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, meta: dict) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     names = dict(model.named_parameters())
     for name, p in names.items():
@@ -59,19 +70,20 @@ def save_checkpoint(path: Path, model: PixelCNN, opt: torch.optim.Optimizer, met
         if st:
             tensors[f"adam.{name}.exp_avg"] = st["exp_avg"].cpu().contiguous()
             tensors[f"adam.{name}.exp_avg_sq"] = st["exp_avg_sq"].cpu().contiguous()
-    meta = {k: json.dumps(v) for k, v in meta.items()}
+    meta = {k: json.dumps(v) for k, v in {**meta, "architecture": architecture_of(model)}.items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
 
 
-def load_checkpoint(path: Path) -> tuple[PixelCNN, dict, dict]:
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict, dict]:
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
         meta = {k: json.loads(v) for k, v in f.metadata().items()}
     tensors = load_file(str(path))
-    model = PixelCNN(PixelCNNConfig.from_dict(meta["config"]))
+    cls, config = FLOAT_MODELS[meta.get("architecture", "wavefront-pixelcnn")]
+    model = cls(config.from_dict(meta["config"]))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     adam = {k[5:]: v for k, v in tensors.items() if k.startswith("adam.")}
     return model, meta, adam
@@ -87,17 +99,17 @@ def lr_at(step: int, s: TrainSettings) -> float:
 GRID_FIELDS = ("resid_steps", "coef_steps")
 
 
-def regrid_model(model: PixelCNN, fields: dict) -> PixelCNN:
+def regrid_model(model: torch.nn.Module, fields: dict) -> torch.nn.Module:
     """The same parameters on other integer grids (``GRID_FIELDS`` of the config only)."""
     if set(fields) - set(GRID_FIELDS):
         raise ValueError(f"only {GRID_FIELDS} can change on a trained model, not {sorted(set(fields) - set(GRID_FIELDS))}")
-    out = PixelCNN(PixelCNNConfig.from_dict({**model.cfg.to_dict(), **fields}))
+    out = type(model)(type(model.cfg).from_dict({**model.cfg.to_dict(), **fields}))
     out.load_state_dict(model.state_dict())
     return out
 
 
-def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log=print,
-          regrid: dict | None = None) -> PixelCNN:
+def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
+          regrid: dict | None = None) -> torch.nn.Module:
     """Train (or resume ``ckpt``) to step ``s.steps``.  ``regrid``: config fields to change on a
     resumed model that keep its parameters' shapes (the integer grids ``resid_steps``, ``coef_steps``)."""
     torch.manual_seed(s.seed)
@@ -121,7 +133,7 @@ def train(data_dir: Path, ckpt: Path, cfg: PixelCNNConfig, s: TrainSettings, log
                 history["regrid"] = history.get("regrid", []) + [{"step": step, **regrid}]
                 log(f"grids changed at step {step}: {regrid}")
     else:
-        model = PixelCNN(cfg)
+        model = next(cls for cls, config in FLOAT_MODELS.values() if isinstance(cfg, config))(cfg)
     dev = torch.device(s.device)
     if dev.type == "cuda":  # training numerics only: the shipped model is integer-exact
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -174,12 +186,15 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("data", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--config", type=str, default="{}", help="JSON overrides of PixelCNNConfig (new model)")
+    ap.add_argument("--architecture", choices=sorted(FLOAT_MODELS), default="wavefront-pixelcnn",
+                    help="the model family of a new model")
+    ap.add_argument("--config", type=str, default="{}", help="JSON overrides of its config (PixelCNNConfig, PyramidConfig)")
     ap.add_argument("--regrid", type=str, default="{}",
                     help='on resume: JSON config fields that keep the parameters, e.g. \'{"resid_steps": 128, "coef_steps": 1024}\'')
     for k, v in TrainSettings().__dict__.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
     a = ap.parse_args(argv)
-    cfg = PixelCNNConfig.from_dict({**PixelCNNConfig().to_dict(), **json.loads(a.config)})
+    config = FLOAT_MODELS[a.architecture][1]
+    cfg = config.from_dict({**config().to_dict(), **json.loads(a.config)})
     s = TrainSettings(**{k: getattr(a, k) for k in TrainSettings().__dict__})
     train(a.data, a.out, cfg, s, log=lambda m: print(m, flush=True), regrid=json.loads(a.regrid))

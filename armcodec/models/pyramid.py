@@ -1,0 +1,195 @@
+"""The polyphase pyramid: the multi-scale model family, float / quantization-aware training model.
+
+An image ``x`` has levels ``x_l = x[::2**l, ::2**l]`` (l = 0 .. levels).  The coarsest level is
+coded by a small wavefront PixelCNN (:class:`armcodec.models.pixelcnn.PixelCNN`).  Each finer
+level ``l`` is the 2x2 polyphase split of ``x_l`` on the grid of ``x_{l+1}``: its phase (0, 0) is
+``x_{l+1}`` (known), its three other phases are coded in three passes, :data:`PHASES` in order,
+each a dense (non-causal) network over that grid that sees every phase coded before it.  One
+network per phase serves every level (an input channel says which).  The networks have the
+PixelCNN's graph (:func:`armcodec.models.pixelcnn.gated_trunk`: hard activations on fixed integer
+grids, gated residual blocks, the mixture head with R -> G -> B coupling, a linear skip), with
+3x3 kernels that read every side, so the integer-exact export
+(:mod:`armcodec.models.pyramid_exact`) carries over; decoding takes the base's wavefront steps
+plus ``3 * levels`` passes, each parallel over every pixel of its phase.
+
+Data flow (training)::
+
+    x (B, C, H, W) -> x_levels -> base PixelCNN on the coarsest level
+                   -> per level, per phase: pass_input(decoded phases) -> pass net -> mixture NLL
+    -> bits (B, C, H, W), each pixel's where it is
+
+Images of any size: each level is zero-padded to even sides and the inputs mark what is inside
+(:func:`pass_input`), the same arithmetic the exact model runs on its tiles.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from armcodec.models.pixelcnn import (
+    INPUT_SCALE,
+    Conv1x1,
+    DenseConv2d,
+    PixelCNN,
+    PixelCNNConfig,
+    gated_trunk,
+    mixture_nll_bits,
+    param_scales,
+)
+
+PHASES = ((1, 1), (0, 1), (1, 0))  # coded in this order on each level; (0, 0) is the coarser level
+INSIDE_VALUE = 32  # integer of the "inside the image" input channel (1.0 on the input grid)
+LEVEL_VALUE = 8  # integer of the level input channel per level (level / 4 on the input grid)
+
+
+@dataclass(frozen=True)
+class PyramidConfig:
+    """Architecture of a polyphase pyramid; stored with the weights.  The head layout
+    (``image_channels``, ``mixtures``, ``coef_steps``) and the residual grid are shared by the base
+    and the passes; ``base_*`` size the base PixelCNN."""
+
+    image_channels: int = 3
+    mixtures: int = 5
+    coef_steps: int = 1024
+    resid_steps: int = 128
+    levels: int = 3
+    width: int = 48
+    blocks: int = 3
+    head_width: int = 96
+    kernel: int = 3
+    base_width: int = 32
+    base_blocks: int = 3
+    base_head_width: int = 64
+    base_slope: int = 3
+
+    def __post_init__(self):
+        if not 1 <= self.levels <= 6:
+            raise ValueError(f"levels must be 1..6, not {self.levels}")
+        if self.kernel not in (1, 3, 5):
+            raise ValueError(f"kernel must be 1, 3 or 5, not {self.kernel}")
+        self.base_config()  # validates the grids
+
+    def base_config(self) -> PixelCNNConfig:
+        return PixelCNNConfig(image_channels=self.image_channels, width=self.base_width, blocks=self.base_blocks,
+                              head_width=self.base_head_width, mixtures=self.mixtures, slope=self.base_slope,
+                              linear_skip=True, resid_steps=self.resid_steps, coef_steps=self.coef_steps)
+
+    @property
+    def resid_scale(self) -> float:
+        return 1 / self.resid_steps
+
+    @property
+    def resid_max(self) -> int:
+        return 4 * self.resid_steps - 1
+
+    @property
+    def n_params(self) -> int:
+        c, k = self.image_channels, self.mixtures
+        return 3 * k * c + k * c * (c - 1) // 2
+
+    def pass_inputs(self, k: int) -> int:
+        """Input channels of pass k: the phases known before it, inside, level."""
+        return self.image_channels * (k + 1) + 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PyramidConfig":
+        return cls(**d)
+
+
+def padded_side(n: int, levels: int) -> int:
+    """``n`` rounded up to a multiple of ``2**levels`` (every level's grid then has even sides)."""
+    return -(-n // 2**levels) * 2**levels
+
+
+def level_grid(centred: torch.Tensor, inside: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Level ``level`` of an image padded to a multiple of ``2**(level+1)``: (B, C, 2h, 2w) and its mask."""
+    s = 2**level
+    return centred[:, :, ::s, ::s], inside[:, :, ::s, ::s]
+
+
+def phase(x: torch.Tensor, p: tuple[int, int]) -> torch.Tensor:
+    return x[:, :, p[0] :: 2, p[1] :: 2]
+
+
+def pass_input(centred: torch.Tensor, inside: torch.Tensor, k: int, level: int) -> torch.Tensor:
+    """The integer input of pass ``k`` of a level: ``centred`` (B, C, 2h, 2w) = pixel - 128 inside
+    the image and 0 outside (undecoded phases may hold anything: only the phases before pass k are
+    read), ``inside`` (B, 1, 2h, 2w) 1 inside the image, 0 outside.  -> (B, C*(k+1) + 2, h, w):
+    phase (0, 0) and the phases of passes before k, then the inside mark of phase (0, 0)
+    (INSIDE_VALUE) and the level (LEVEL_VALUE * level) there.  Integer arithmetic only, the same
+    for the float model (times INPUT_SCALE) and the exact one."""
+    known = [phase(centred, (0, 0))] + [phase(centred, p) for p in PHASES[:k]]
+    mark = phase(inside, (0, 0))
+    return torch.cat(known + [mark * INSIDE_VALUE, mark * (LEVEL_VALUE * level)], 1)
+
+
+class PassNet(nn.Module):
+    """One pass: the known phases of a level -> the target phase's mixture parameters
+    (the PixelCNN's trunk with dense kernels)."""
+
+    def __init__(self, cfg: PyramidConfig, k: int):
+        super().__init__()
+        self.cfg = cfg
+        f, c_in = cfg.width, cfg.pass_inputs(k)
+        self.first = DenseConv2d(c_in, f, cfg.kernel)
+        self.gate_convs = nn.ModuleList(DenseConv2d(f, 2 * f, cfg.kernel) for _ in range(cfg.blocks))
+        self.mix_convs = nn.ModuleList(Conv1x1(f, f) for _ in range(cfg.blocks))
+        for m in self.mix_convs:
+            m.weight.data *= 0.3
+        self.head_hidden = Conv1x1(f, cfg.head_width)
+        self.head_out = Conv1x1(cfg.head_width, cfg.n_params)
+        self.head_out.weight.data *= 0.1
+        self.skip = DenseConv2d(c_in, cfg.n_params, cfg.kernel)  # linear prediction from the known pixels
+        nn.init.zeros_(self.skip.weight)
+        self.register_buffer("param_scale", param_scales(cfg).float().view(1, -1, 1, 1), persistent=False)
+        kk, c = cfg.mixtures, cfg.image_channels
+        with torch.no_grad():
+            self.head_out.bias[2 * kk * c : 3 * kk * c] = 3.0
+
+    def forward(self, inp: torch.Tensor, qat: bool = False) -> torch.Tensor:
+        """inp: :func:`pass_input` (integers) -> raw head output (B, n_params, h, w)."""
+        return gated_trunk(self, inp * INPUT_SCALE, qat)
+
+
+class Pyramid(nn.Module):
+    """Float/QAT polyphase pyramid; see the module docstring."""
+
+    def __init__(self, cfg: PyramidConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.base = PixelCNN(cfg.base_config())
+        self.passes = nn.ModuleList(PassNet(cfg, k) for k in range(len(PHASES)))
+
+    def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
+        """Negative log2-likelihood per subpixel (B, C, H, W) of pixel values x (B, C, H, W)."""
+        b, c, h, w = x.shape
+        levels = self.cfg.levels
+        hp, wp = padded_side(h, levels), padded_side(w, levels)
+        centred = F.pad(x - 128, (0, wp - w, 0, hp - h))
+        inside = F.pad(torch.ones_like(x[:, :1]), (0, wp - w, 0, hp - h))
+        bits = x.new_zeros(x.shape)
+        s = 2**levels
+        bits[:, :, ::s, ::s] = self.base(x[:, :, ::s, ::s], qat)
+        for level in range(levels - 1, -1, -1):
+            cl, il = level_grid(centred, inside, level)
+            s = 2**level
+            for k, (net, p) in enumerate(zip(self.passes, PHASES)):
+                out = net(pass_input(cl, il, k, level), qat)
+                target = phase(cl, p) + 128
+                nll = mixture_nll_bits(out, target, self.cfg, qat)
+                dest = bits[:, :, p[0] * s :: 2 * s, p[1] * s :: 2 * s]  # the phase's pixels inside the image
+                dest.copy_(nll[:, :, : dest.shape[2], : dest.shape[3]])
+        return bits
+
+    def macs_per_pixel(self) -> float:
+        """Multiply-adds per full-resolution pixel (passes, and the base on 1/4**levels of them)."""
+        def macs(m: nn.Module) -> int:
+            return sum(p.numel() for n, p in m.named_parameters() if n.endswith("weight"))
+        passes = sum(macs(n) for n in self.passes) * sum(0.25 ** (lv + 1) for lv in range(self.cfg.levels))
+        return passes + macs(self.base) * 0.25**self.cfg.levels
