@@ -145,7 +145,8 @@ class Codec:
     orientation weights (``fast``'s for ``default``, the model's own for ``max``);
     ``orient_proxy`` names other weights for that search.
     ``feedback`` (with ``adaptive``; default on) fits and sends per tile a linear prediction of the
-    model's residual from the residuals around it (feature set 3; sets 1 and 2 are only decoded).
+    model's residual from the residuals around it (feature set 3; sets 1 and 2 are only decoded);
+    a model whose schedule codes those neighbours later (the multi-scale ``pyramid``) codes without it.
     ``classic`` (default on) also codes the image as a PNG's zlib stream and as lossless WebP and
     keeps the smallest file (small, flat or synthetic images; :mod:`armcodec.coding.classic`).
     Decoding reads the tools from the file, and every file any release wrote.

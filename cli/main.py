@@ -564,7 +564,8 @@ def bench(
 def train(
     data: Annotated[Path, typer.Argument(help="Folder of training photographs (e.g. ../shared/data/train).")],
     out: Annotated[Path, typer.Option("--out", help="Checkpoint (safetensors); resumed if it exists.")],
-    config: Annotated[str, typer.Option("--config", help="JSON overrides of PixelCNNConfig.")] = "{}",
+    architecture: Annotated[str, typer.Option(help="Model family of a new model: wavefront-pixelcnn or polyphase-pyramid.")] = "wavefront-pixelcnn",
+    config: Annotated[str, typer.Option("--config", help="JSON overrides of its config (PixelCNNConfig, PyramidConfig).")] = "{}",
     steps: Annotated[int, typer.Option(help="Total steps (float, then QAT).")] = 10000,
     qat_steps: Annotated[int, typer.Option(help="Final quantization-aware steps.")] = 500,
     batch: Annotated[int, typer.Option(help="Crops per step.")] = 16,
@@ -579,13 +580,15 @@ def train(
     """Train a model (float, then quantization-aware) and optionally export its integer weights."""
     import json as _json
 
-    from armcodec.models.pixelcnn import PixelCNNConfig
     from armcodec.training.export import export_checkpoint
-    from armcodec.training.loop import TrainSettings
+    from armcodec.training.loop import FLOAT_MODELS, TrainSettings
     from armcodec.training.loop import train as run_training
 
+    if architecture not in FLOAT_MODELS:
+        _fail(f"--architecture: {architecture!r} is not one of {', '.join(sorted(FLOAT_MODELS))}", 2)
+    config_class = FLOAT_MODELS[architecture][1]
     try:
-        cfg = PixelCNNConfig.from_dict({**PixelCNNConfig().to_dict(), **_json.loads(config)})
+        cfg = config_class.from_dict({**config_class().to_dict(), **_json.loads(config)})
     except (ValueError, TypeError) as e:
         _fail(f"--config: {e}", 2)
     settings = TrainSettings(steps=steps, qat_steps=qat_steps, batch=batch, crop=crop, lr=lr, device=device, minutes=minutes)
