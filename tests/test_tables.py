@@ -46,6 +46,21 @@ def test_fast_tables_equal_reference(channel):
     assert torch.equal(fast, reference_tables(params, channel, known, CFG, LUTS))
 
 
+@pytest.mark.parametrize("mixtures", [1, 5, 127, 128, 256])
+def test_both_divisions_equal_reference_up_to_the_largest_mixture(mixtures):
+    """The float64 division (below FLOAT_DIVISION_MIXTURES components) and the int64 one give the
+    reference's integers, with the sharpest and the flattest components and the extreme means."""
+    cfg = PixelCNNConfig(mixtures=mixtures)
+    g = torch.Generator().manual_seed(mixtures)
+    n, k, c = 6, mixtures, cfg.image_channels
+    params = torch.randint(-400, 400, (n, cfg.n_params), generator=g)
+    params[:, k * c : 2 * k * c] = torch.randint(-3000, 3000, (n, k * c), generator=g)
+    params[:, 2 * k * c : 3 * k * c] = torch.randint(-60, 70, (n, k * c), generator=g)
+    params[0, :k] = 0  # every component the largest weight: the largest sums
+    known = torch.randint(0, 256, (n, 3), generator=g)
+    assert torch.equal(channel_tables(params, 0, known, cfg, LUTS), reference_tables(params, 0, known, cfg, LUTS))
+
+
 def test_tables_are_valid_pmfs_even_for_extreme_parameters():
     params = random_params(2000, 1, spread=10**6)
     params[:100] = torch.randint(-(2**40), 2**40, (100, CFG.n_params))

@@ -39,6 +39,7 @@ MEAN_MAX_Q = int(MEAN_MAX * MEAN_STEPS)
 CDF_OFFSET = 260 * MEAN_STEPS
 # int64 headroom: mass * 2**PRECISION < K * 2**(CDF_BITS + WEIGHT_BITS + PRECISION) = K * 2**54
 MAX_MIXTURES = 256
+FLOAT_DIVISION_MIXTURES = 128  # below this many components the tables divide in float64 (exact, see component_tables)
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,24 @@ def component_tables(weights: torch.Tensor, means: torch.Tensor, scale_idx: torc
     # CDF at the 255 inner bin boundaries v - 0.5 (v = 1..255): lut index 16*v - 8 - mean + OFFSET.
     first = CDF_OFFSET + MEAN_STEPS // 2 - means  # index of boundary v = 1, >= 0
     cdf_inner = luts.windows[scale_idx, first % MEAN_STEPS, torch.div(first, MEAN_STEPS, rounding_mode="floor")]
-    mixed = torch.bmm(weights.double().unsqueeze(1), cdf_inner).squeeze(1).long()  # (M, 255), sums < 2**31
-    total = weights.sum(1, keepdim=True) * 2**CDF_BITS
-    mass = torch.diff(torch.cat([torch.zeros_like(total), mixed, total], 1), dim=1)  # (M, 256) >= 0
-    q = 1 + torch.div(mass * (2**PRECISION - N_SYMBOLS), total, rounding_mode="floor")
+    w = weights.double()
+    mixed = torch.bmm(w.unsqueeze(1), cdf_inner).squeeze(1)  # (M, 255) integers < 2**33: exact
+    wsum = w.sum(1, keepdim=True)  # >= 2**WEIGHT_BITS (the largest weight)
+    mass = torch.empty((m, N_SYMBOLS), dtype=torch.float64, device=weights.device)  # (M, 256) >= 0
+    mass[:, :1] = mixed[:, :1]
+    torch.sub(mixed[:, 1:], mixed[:, :-1], out=mass[:, 1:-1])
+    mass[:, -1:] = wsum * 2**CDF_BITS - mixed[:, -1:]
+    # q = 1 + floor(mass * (2**PRECISION - N_SYMBOLS) / (wsum * 2**CDF_BITS))
+    #   = 1 + floor(mass * 65535 / (wsum * 1024))   (N_SYMBOLS = 2**8 divides both)
+    if weights.shape[1] < FLOAT_DIVISION_MIXTURES:
+        # in float64 and exact: with K components the numerator (< K * 2**46) and the denominator
+        # b (< K * 2**22) are exact, and a quotient below an integer n <= 2**24 is below it by at
+        # least 1/b, more than its rounding error n * 2**-53 (n * b < K * 2**46 < 2**53), so the
+        # floor of the rounded quotient is the floor of the true one
+        q = mass.mul_((2**PRECISION - N_SYMBOLS) // N_SYMBOLS).div_(wsum * 2 ** (CDF_BITS - 8)).floor_().add_(1).long()
+    else:  # in int64 (K * 2**54 < 2**63)
+        total = wsum.long() * 2**CDF_BITS
+        q = 1 + torch.div(mass.long() * (2**PRECISION - N_SYMBOLS), total, rounding_mode="floor")
     q[torch.arange(m, device=q.device), q.argmax(1)] += 2**PRECISION - q.sum(1)
     return q
 
