@@ -30,7 +30,7 @@ fi
 python3 -c "import torch, constriction; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee "$OUT/env.txt"
 
 if [ "$DEVICE" = cuda ]; then
-    timeout 240 python3 -m pytest -q -x tests/test_cuda.py tests/test_kernels.py tests/test_model.py tests/test_tables.py \
+    timeout 240 python3 -m pytest -q -x tests/test_cuda.py tests/test_kernels.py tests/test_model.py tests/test_tables.py tests/test_pyramid.py \
         -p no:cacheprovider 2>&1 | tee "$OUT/pytest.log" | tail -5
 fi
 
@@ -52,7 +52,7 @@ sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
 result = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "commit": commit,
           "torch": torch.__version__, "images": paths, "megapixels": mp, "presets": {}, "corpus": {}}
-for preset in ("fast", "default"):
+for preset in [p for p in ("fast", "pyramid", "default") if p in {m.name for m in armcodec.list_models()}]:
     dev, cpu = armcodec.Codec(preset, device), armcodec.Codec(preset, "cpu")
     dev.decode(dev.encode(images[0][:64, :64]).data)  # warm: weights, kernels
     sync(); t = time.perf_counter()

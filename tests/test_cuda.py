@@ -60,3 +60,16 @@ def test_int8_kernel_is_exact_on_the_gpu_and_writes_the_cpu_files(tiny_dir):
     assert np.array_equal(gpu.decompress(data), img)
     data = armcodec.Codec(device="cuda", kernel="int8").compress(img[:40, :40])
     assert np.array_equal(armcodec.Codec(device="cpu", kernel="float").decompress(data), img[:40, :40])
+
+
+@pytest.mark.parametrize("name", ["kodim05_rgb_130x70.png", "usc_sipi_6.1_la_28x21.png"])
+def test_the_pyramid_writes_the_same_files_on_the_gpu_and_the_cpu(name):
+    """The multi-scale family's dense passes (int8 on the GPU, float on the CPU): the same bytes."""
+    from test_golden import PYRAMID
+
+    img = load(name)
+    gpu = armcodec.Codec("golden-pyramid", device="cuda", weights_dir=PYRAMID, classic=False)
+    cpu = armcodec.Codec("golden-pyramid", device="cpu", weights_dir=PYRAMID, classic=False, kernel="float")
+    data = gpu.compress(img)
+    assert data == cpu.compress(img)
+    assert np.array_equal(cpu.decompress(data), img) and np.array_equal(gpu.decompress(data), img)
