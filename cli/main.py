@@ -537,7 +537,8 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             c = w.config
             figure = f"Kodak {kodak} bpsp" if kodak is not None else "Kodak not measured"
             orient = (", orientation search by " + (p.orient_proxy.name if p.orient_proxy else w.name)) if p.orient else ""
-            typer.echo(f"{p.name}: weights {w.name} ({w.architecture}, width {c['width']}, {c['blocks']} blocks, "
+            levels = f"{c['levels']} levels, " if "levels" in c else ""
+            typer.echo(f"{p.name}: weights {w.name} ({w.architecture}, {levels}width {c['width']}, {c['blocks']} blocks, "
                        f"{c['mixtures']} mixtures, sha256 {w.sha256[:16]}), tile {p.tile_size}{orient}, {figure}")
 
 
