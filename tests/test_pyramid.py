@@ -207,3 +207,30 @@ def test_training_and_resuming_a_pyramid(tmp_path):
     codec = armcodec.Codec("trained", device="cpu", weights_dir=tmp_path / "w", classic=False)
     img = load("kodim23_rgb_64x48.png")
     assert np.array_equal(codec.decompress(codec.compress(img)), img)
+
+
+@pytest.mark.parametrize("model", ["tiny-pyramid", "tiny"])
+def test_a_large_step_coded_in_parts_of_whole_tiles_gives_the_same_files(pyramid_dir, tiny_dir, monkeypatch, model):
+    """A step's tables are built in parts of whole tiles when it is large (a pass covers a quarter
+    of the batch): the same bytes, decoded the same, whatever the part size."""
+    from armcodec.coding import scan as scan_module
+
+    img = load("kodim05_rgb_130x70.png")
+    wd = pyramid_dir if model == "tiny-pyramid" else tiny_dir
+    codec = armcodec.Codec(model, device="cpu", weights_dir=wd, classic=False)
+    data = codec.compress(img)
+    for limit in (1, 7, 40):
+        monkeypatch.setattr(scan_module, "CHUNK_PIXELS", limit)
+        assert codec.compress(img) == data
+        assert np.array_equal(codec.decompress(data), img)
+
+
+def test_tile_parts_split_a_step_between_tiles():
+    from armcodec.coding.scan import tile_parts
+
+    runs = [(0, 0, 4), (1, 4, 10), (2, 10, 11), (3, 11, 20)]
+    assert tile_parts([(0, runs)], 20, 0) == [(0, 20, [(0, runs)])]
+    parts = tile_parts([(0, runs)], 20, 7)  # a part closes before a tile that would take it past 7
+    assert [(lo, hi) for lo, hi, _ in parts] == [(0, 4), (4, 11), (11, 20)]  # a larger tile alone
+    assert parts[1][2] == [(0, [(1, 0, 6), (2, 6, 7)])]
+    assert [(lo, hi) for lo, hi, _ in tile_parts([(0, runs)], 20, 6)] == [(0, 4), (4, 10), (10, 11), (11, 20)]

@@ -226,6 +226,31 @@ class DecodeCoder:
                 raise FormatError(f"tile stream {k} has data left after its last pixel (corrupted file)")
 
 
+CHUNK_PIXELS = 1 << 13  # a larger step builds its tables in parts of whole tiles (each ~10 KiB a pixel)
+
+
+def tile_parts(steps, n: int, limit: int):
+    """Parts of a span of ``n`` pixels whose tables are built and coded together: (start, end,
+    steps of the part, offsets from its start).  With ``limit`` (one step only) the step splits
+    between tiles into parts of about ``limit`` pixels (a tile's pixels stay in one part), so
+    every tile stream sees its symbols in the same order and memory stays bounded when a step
+    covers a large share of the batch (a multi-scale model's pass); else the span is one part."""
+    if not limit or n <= limit:
+        return [(0, n, steps)]
+    (_, runs), = steps
+
+    def part(first: int, end: int):
+        lo, hi = runs[first][1], runs[end - 1][2]
+        return lo, hi, [(0, [(tile, s - lo, e - lo) for tile, s, e in runs[first:end]])]
+
+    parts, first = [], 0
+    for k in range(1, len(runs)):
+        if runs[k][2] - runs[first][1] > limit:  # run k would take the part past the limit
+            parts.append(part(first, k))
+            first = k
+    return parts + [part(first, len(runs))]
+
+
 def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLUTs,
          fb: feedback.Feedback | None = None, span_pixels: int = 0) -> np.ndarray:
     """Run the wavefront in the coder's direction; returns the model's -log2 likelihood in bits of
@@ -254,20 +279,22 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
         params = params_at(a, b)
         values = torch.empty((b - a, channels), dtype=torch.int64, device=params.device)
         residuals = torch.empty_like(values)
-        for c in range(channels):
-            shift = None if adaptation is None else adaptation.at(a, b, c)
-            logits, means, scale_idx = mixture_params(params, c, values[:, :c], cfg, shift)
-            weights = mixture_weights(logits, cfg, luts)
-            if fb is not None:
-                expected = feedback.weighted_mean(weights, means)  # the model's own mean, before the feedback
-                means = (means + fb.mean_shift(a, b, c, residuals).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
-            q = component_tables(weights, means, scale_idx, luts)
-            values[:, c] = coder.code(a, b, c, q, steps)
-            counts[a:b, c] = symbol_counts(q, values[:, c])
-            if fb is not None:
-                residuals[:, c] = MEAN_STEPS * values[:, c] - expected
-                fb.write(a, b, c, residuals[:, c])
-        coder.end_step(steps)
+        for lo, hi, part in tile_parts(steps, b - a, CHUNK_PIXELS if t1 == t0 + 1 else 0):
+            pa, pb = a + lo, a + hi  # the pixels of whole tiles of the step (or the whole span)
+            for c in range(channels):
+                shift = None if adaptation is None else adaptation.at(pa, pb, c)
+                logits, means, scale_idx = mixture_params(params[lo:hi], c, values[lo:hi, :c], cfg, shift)
+                weights = mixture_weights(logits, cfg, luts)
+                if fb is not None:
+                    expected = feedback.weighted_mean(weights, means)  # the model's own mean, before the feedback
+                    means = (means + fb.mean_shift(pa, pb, c, residuals[lo:hi]).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
+                q = component_tables(weights, means, scale_idx, luts)
+                values[lo:hi, c] = coder.code(pa, pb, c, q, part)
+                counts[pa:pb, c] = symbol_counts(q, values[lo:hi, c])
+                if fb is not None:
+                    residuals[lo:hi, c] = MEAN_STEPS * values[lo:hi, c] - expected
+                    fb.write(pa, pb, c, residuals[lo:hi, c])
+            coder.end_step(part)
         params_at.observe(a, b, values)
     pixel_bits = (PRECISION - torch.log2(counts.double())).sum(1)  # as counts_bits, per pixel
     n = torch.as_tensor(schedule.n, device=pixel_bits.device)
