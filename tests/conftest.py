@@ -99,3 +99,14 @@ def write_with_metadata(a: np.ndarray, path: Path) -> None:
     exif[0x010F] = "Maker"
     exif[0x0110] = "Model"
     Image.fromarray(a).save(path, pnginfo=info, exif=exif.tobytes())
+
+
+def training_folder(tmp_path: Path) -> Path:
+    """Two photographs in a folder, as training reads them (the first by name is the validation split)."""
+    import shutil
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for name in ("kodim05_rgb_130x70.png", "kodim23_rgb_64x48.png"):
+        shutil.copy(DATA / name, data / name)
+    return data

@@ -1,8 +1,6 @@
 """The polyphase pyramid (the multi-scale family): its schedule, a context that reads only earlier
 steps, integer inference that gives the encoder's pass and the decoder's steps the same numbers
 whatever the batch, and files that round-trip through the one codec."""
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -17,7 +15,7 @@ from armcodec.models.pyramid import PHASES, Pyramid, PyramidConfig
 from armcodec.training.export import export_model, export_pyramid
 from armcodec.training.loop import TrainSettings, load_checkpoint, train
 
-from conftest import DATA, load, retool
+from conftest import load, retool, training_folder
 
 TINY = PyramidConfig(width=8, blocks=2, head_width=8, mixtures=2, levels=2, base_width=8, base_blocks=1, base_head_width=8)
 
@@ -193,10 +191,7 @@ def test_feedback_is_off_for_the_pyramid_and_a_file_that_asks_for_it_is_refused(
 
 
 def test_training_and_resuming_a_pyramid(tmp_path):
-    data = tmp_path / "photos"
-    data.mkdir()
-    for name in ("kodim05_rgb_130x70.png", "kodim23_rgb_64x48.png"):  # the first (by name) is validation
-        shutil.copy(DATA / name, data / name)
+    data = training_folder(tmp_path)
     ckpt = tmp_path / "ckpt.safetensors"
     train(data, ckpt, TINY, TrainSettings(steps=3, qat_steps=1, batch=2, crop=16, warmup=1, val_every=10**6), log=lambda m: None)
     model, meta, adam = load_checkpoint(ckpt)

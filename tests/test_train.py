@@ -1,16 +1,11 @@
 """The training loop: a wall-time budget fixes the step count, checkpoints resume."""
-import shutil
-
-from conftest import DATA, TINY_CFG
+from conftest import TINY_CFG, training_folder
 
 from armcodec.training.loop import TrainSettings, load_checkpoint, train
 
 
 def test_minutes_fix_the_step_count_and_the_checkpoint_resumes(tmp_path):
-    data = tmp_path / "photos"
-    data.mkdir()
-    for name in ("kodim05_rgb_130x70.png", "kodim23_rgb_64x48.png"):  # the first (by name) is validation
-        shutil.copy(DATA / name, data / name)
+    data = training_folder(tmp_path)
     ckpt = tmp_path / "ckpt.safetensors"
     s = TrainSettings(steps=10**6, qat_steps=2, batch=2, crop=16, warmup=3, minutes=0.02,
                       val_every=10**6, checkpoint_every=10**6)

@@ -47,8 +47,29 @@ MEAN_GAIN = 32  # head mean output y -> mean = 128 + MEAN_GAIN * y (y on the inp
 COEF_MAX = 1.0
 
 
+class SharedGrids:
+    """What every model family's config derives from its fields ``image_channels``, ``mixtures``
+    and ``resid_steps``: the residual stream's grid and the head's layout."""
+
+    @property
+    def resid_scale(self) -> float:
+        return 1 / self.resid_steps
+
+    @property
+    def resid_max(self) -> int:
+        """Residual stream clamp: the same real range (just under +-4) on every grid."""
+        return 4 * self.resid_steps - 1
+
+    @property
+    def n_params(self) -> int:
+        """Head outputs: per channel K logits, K means, K log-scales, plus K coupling
+        coefficients for every (channel, earlier channel) pair."""
+        c, k = self.image_channels, self.mixtures
+        return 3 * k * c + k * c * (c - 1) // 2
+
+
 @dataclass(frozen=True)
-class PixelCNNConfig:
+class PixelCNNConfig(SharedGrids):
     """Architecture of a wavefront PixelCNN; stored with the weights."""
 
     image_channels: int = 3
@@ -69,15 +90,6 @@ class PixelCNNConfig:
         if self.coef_steps not in (64, 256, 1024, 4096):
             raise ValueError(f"coef_steps must be 64, 256, 1024 or 4096, not {self.coef_steps}")
 
-    @property
-    def resid_scale(self) -> float:
-        return 1 / self.resid_steps
-
-    @property
-    def resid_max(self) -> int:
-        """Residual stream clamp: the same real range (just under +-4) on every grid."""
-        return 4 * self.resid_steps - 1
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -91,12 +103,6 @@ class PixelCNNConfig:
             d[k] = tuple(d[k])
         return cls(**d)
 
-    @property
-    def n_params(self) -> int:
-        """Head outputs: per channel K logits, K means, K log-scales, plus K coupling
-        coefficients for every (channel, earlier channel) pair."""
-        c, k = self.image_channels, self.mixtures
-        return 3 * k * c + k * c * (c - 1) // 2
 
 
 def causal_offsets(reach: tuple[int, int, int], slope: int, strict: bool) -> list[tuple[int, int]]:

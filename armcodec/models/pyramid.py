@@ -35,6 +35,7 @@ from armcodec.models.pixelcnn import (
     DenseConv2d,
     PixelCNN,
     PixelCNNConfig,
+    SharedGrids,
     gated_trunk,
     mixture_nll_bits,
     param_scales,
@@ -46,7 +47,7 @@ LEVEL_VALUE = 8  # integer of the level input channel per level (level / 4 on th
 
 
 @dataclass(frozen=True)
-class PyramidConfig:
+class PyramidConfig(SharedGrids):
     """Architecture of a polyphase pyramid; stored with the weights.  The head layout
     (``image_channels``, ``mixtures``, ``coef_steps``) and the residual grid are shared by the base
     and the passes; ``base_*`` size the base PixelCNN."""
@@ -76,19 +77,6 @@ class PyramidConfig:
         return PixelCNNConfig(image_channels=self.image_channels, width=self.base_width, blocks=self.base_blocks,
                               head_width=self.base_head_width, mixtures=self.mixtures, slope=self.base_slope,
                               linear_skip=True, resid_steps=self.resid_steps, coef_steps=self.coef_steps)
-
-    @property
-    def resid_scale(self) -> float:
-        return 1 / self.resid_steps
-
-    @property
-    def resid_max(self) -> int:
-        return 4 * self.resid_steps - 1
-
-    @property
-    def n_params(self) -> int:
-        c, k = self.image_channels, self.mixtures
-        return 3 * k * c + k * c * (c - 1) // 2
 
     def pass_inputs(self, k: int) -> int:
         """Input channels of pass k: the phases known before it, inside, level."""
