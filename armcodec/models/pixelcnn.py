@@ -246,31 +246,40 @@ def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool) -> torch.Tensor:
     return out + skip
 
 
+def build_trunk(net: nn.Module, cfg, c_in: int, conv, skip: bool = True) -> None:
+    """Give ``net`` the layers :func:`gated_trunk` runs: ``conv(c_in, c_out, role)`` (role
+    ``first``, ``gate`` or ``skip``) makes the spatial convs (masked or dense), 1x1 convs the rest;
+    the skip (a linear prediction of the parameters from the input) starts at zero, the head
+    with broad distributions around mid-grey."""
+    f = cfg.width
+    net.first = conv(c_in, f, "first")
+    net.gate_convs = nn.ModuleList(conv(f, 2 * f, "gate") for _ in range(cfg.blocks))
+    net.mix_convs = nn.ModuleList(Conv1x1(f, f) for _ in range(cfg.blocks))
+    for m in net.mix_convs:
+        m.weight.data *= 0.3
+    net.head_hidden = Conv1x1(f, cfg.head_width)
+    net.head_out = Conv1x1(cfg.head_width, cfg.n_params)
+    net.head_out.weight.data *= 0.1
+    net.skip = conv(c_in, cfg.n_params, "skip") if skip else None
+    if net.skip is not None:
+        nn.init.zeros_(net.skip.weight)
+    net.register_buffer("param_scale", param_scales(cfg).float().view(1, -1, 1, 1), persistent=False)
+    k, c = cfg.mixtures, cfg.image_channels
+    with torch.no_grad():
+        net.head_out.bias[2 * k * c : 3 * k * c] = 3.0
+
+
 class PixelCNN(nn.Module):
     """Float/QAT model; see the module docstring for the graph."""
 
     def __init__(self, cfg: PixelCNNConfig):
         super().__init__()
         self.cfg = cfg
-        f = cfg.width
-        self.first = MaskedConv2d(cfg.image_channels + 1, f, cfg.first_reach, cfg.slope, strict=True)
-        self.gate_convs = nn.ModuleList(
-            MaskedConv2d(f, 2 * f, cfg.block_reach, cfg.slope, strict=False) for _ in range(cfg.blocks)
-        )
-        self.mix_convs = nn.ModuleList(Conv1x1(f, f) for _ in range(cfg.blocks))
-        for m in self.mix_convs:
-            m.weight.data *= 0.3
-        self.head_hidden = Conv1x1(f, cfg.head_width)
-        self.head_out = Conv1x1(cfg.head_width, cfg.n_params)
-        self.head_out.weight.data *= 0.1
-        # Linear prediction of the parameters from the causal pixels (starts at zero).
-        self.skip = MaskedConv2d(cfg.image_channels + 1, cfg.n_params, cfg.first_reach, cfg.slope, strict=True) if cfg.linear_skip else None
-        if self.skip is not None:
-            nn.init.zeros_(self.skip.weight)
-        self.register_buffer("param_scale", param_scales(cfg).float().view(1, -1, 1, 1), persistent=False)
-        k, c = cfg.mixtures, cfg.image_channels
-        with torch.no_grad():  # start with broad distributions around mid-gray
-            self.head_out.bias[2 * k * c : 3 * k * c] = 3.0
+        def conv(c_in: int, c_out: int, role: str) -> MaskedConv2d:
+            reach = cfg.block_reach if role == "gate" else cfg.first_reach
+            return MaskedConv2d(c_in, c_out, reach, cfg.slope, strict=role != "gate")
+
+        build_trunk(self, cfg, cfg.image_channels + 1, conv, cfg.linear_skip)
 
     def features(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """x: float (B, C, H, W) pixel values 0..255 -> raw head output (B, n_params, H, W)."""

@@ -31,14 +31,13 @@ from torch import nn
 
 from armcodec.models.pixelcnn import (
     INPUT_SCALE,
-    Conv1x1,
     DenseConv2d,
     PixelCNN,
     PixelCNNConfig,
     SharedGrids,
+    build_trunk,
     gated_trunk,
     mixture_nll_bits,
-    param_scales,
 )
 
 PHASES = ((1, 1), (0, 1), (1, 0))  # coded in this order on each level; (0, 0) is the coarser level
@@ -124,21 +123,7 @@ class PassNet(nn.Module):
     def __init__(self, cfg: PyramidConfig, k: int):
         super().__init__()
         self.cfg = cfg
-        f, c_in = cfg.width, cfg.pass_inputs(k)
-        self.first = DenseConv2d(c_in, f, cfg.kernel)
-        self.gate_convs = nn.ModuleList(DenseConv2d(f, 2 * f, cfg.kernel) for _ in range(cfg.blocks))
-        self.mix_convs = nn.ModuleList(Conv1x1(f, f) for _ in range(cfg.blocks))
-        for m in self.mix_convs:
-            m.weight.data *= 0.3
-        self.head_hidden = Conv1x1(f, cfg.head_width)
-        self.head_out = Conv1x1(cfg.head_width, cfg.n_params)
-        self.head_out.weight.data *= 0.1
-        self.skip = DenseConv2d(c_in, cfg.n_params, cfg.kernel)  # linear prediction from the known pixels
-        nn.init.zeros_(self.skip.weight)
-        self.register_buffer("param_scale", param_scales(cfg).float().view(1, -1, 1, 1), persistent=False)
-        kk, c = cfg.mixtures, cfg.image_channels
-        with torch.no_grad():
-            self.head_out.bias[2 * kk * c : 3 * kk * c] = 3.0
+        build_trunk(self, cfg, cfg.pass_inputs(k), lambda c_in, c_out, role: DenseConv2d(c_in, c_out, cfg.kernel))
 
     def forward(self, inp: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """inp: :func:`pass_input` (integers) -> raw head output (B, n_params, h, w)."""
