@@ -229,3 +229,17 @@ def test_tile_parts_split_a_step_between_tiles():
     assert [(lo, hi) for lo, hi, _ in parts] == [(0, 4), (4, 11), (11, 20)]  # a larger tile alone
     assert parts[1][2] == [(0, [(1, 0, 6), (2, 6, 7)])]
     assert [(lo, hi) for lo, hi, _ in tile_parts([(0, runs)], 20, 6)] == [(0, 4), (4, 10), (10, 11), (11, 20)]
+
+
+def test_a_large_tile_runs_its_passes_in_bands_of_rows_with_the_same_integers(monkeypatch):
+    """Bands of rows (a tile whose grid exceeds CHUNK_POSITIONS): each band reads halo rows on
+    either side, so the integers are the whole grid's."""
+    from armcodec.models import pyramid_exact
+
+    net = export_pyramid(make_tiny_pyramid())
+    img = load("kodim05_rgb_130x70.png")[:64, :64]
+    tiles, sched, vals = _setup(net, img, 64)
+    whole = net.encoder_pass(tiles, sched, 64, "cpu", vals).params
+    for limit in (16, 100, 200):  # bands of 1, 3 and 6 rows of the 32-wide level-0 grid
+        monkeypatch.setattr(pyramid_exact, "CHUNK_POSITIONS", limit)
+        assert torch.equal(net.encoder_pass(tiles, sched, 64, "cpu", vals).params, whole), limit

@@ -77,10 +77,32 @@ class IntPassNet:
                           [m.to(device) for m in self.mixes], self.head_hidden.to(device), self.head_out.to(device),
                           self.skip.to(device))
 
+    @property
+    def halo(self) -> int:
+        """Rows of input an output row reads on each side (the spatial convs' reach, summed)."""
+        return (self.cfg.kernel // 2) * (1 + len(self.gates))
+
     def run(self, inp: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """inp: float32 (N, C_in, h, w) integers (:func:`pass_input`); rows: int64 flat positions
         (n*h*w + r*w + c) whose parameters are wanted -> int64 (len(rows), n_params), in that order.
-        The trunk runs on every position of the grid (its 3x3 kernels read the neighbours)."""
+        The trunk runs on every position of the grid (its kernels read the neighbours); a grid of
+        more than :data:`CHUNK_POSITIONS` positions (one large tile) runs in bands of rows, each
+        with :attr:`halo` rows more on either side: the same numbers, bounded memory."""
+        n, _, h, w = inp.shape
+        if n * h * w <= CHUNK_POSITIONS or n > 1:
+            return self.run_grid(inp, rows)
+        out = torch.empty((len(rows), self.cfg.n_params), dtype=torch.int64, device=rows.device)
+        row_of = torch.div(rows, w, rounding_mode="floor")
+        band = max(1, CHUNK_POSITIONS // w)
+        for r0 in range(0, h, band):
+            mine = torch.nonzero((row_of >= r0) & (row_of < r0 + band)).view(-1)
+            if len(mine):
+                top = max(0, r0 - self.halo)
+                out[mine] = self.run_grid(inp[:, :, top : min(h, r0 + band + self.halo)], rows[mine] - top * w)
+        return out
+
+    def run_grid(self, inp: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """:meth:`run` on the whole grid at once."""
         rmax = self.cfg.resid_max
         n, _, h, w = inp.shape
         x = inp.permute(0, 2, 3, 1).contiguous()
