@@ -20,6 +20,12 @@ KERNEL_HELP = ("The model's integer products: auto (int8 on CUDA and on CPUs wit
                "float), float or int8 (refused where not exact). Default: $ARMCODEC_KERNEL or auto. The output does not depend on it.")
 
 
+def _named(path, error: Exception) -> str:
+    """The error's message, after the file's name unless the message starts with it already."""
+    msg = str(error)
+    return msg if msg.startswith(f"{path}:") else f"{path}: {msg}"
+
+
 def _fail(msg: str, code: int) -> None:
     typer.echo(f"armcodec: error: {msg}", err=True)
     raise typer.Exit(code)
@@ -103,7 +109,7 @@ class _Batch:
         if error is None:
             typer.echo(json.dumps(rec) if self.as_json else self.human(rec), err=self.err)
         else:
-            typer.echo(f"armcodec: error: {inp}: {error}", err=True)
+            typer.echo(f"armcodec: error: {_named(inp, error)}", err=True)
             self.failed.append((inp, getattr(error, "exit_code", 1)))
         self.bar.advance(self.task)
 
@@ -506,7 +512,7 @@ def info(
         try:
             rec = work(f, None)
         except ArmcodecError as e:
-            typer.echo(f"armcodec: error: {f}: {e}", err=True)
+            typer.echo(f"armcodec: error: {_named(f, e)}", err=True)
             failed.append(e.exit_code)
             continue
         typer.echo(json.dumps(rec) if as_json else "\n".join(f"{k:>22}: {v}" for k, v in rec.items()))

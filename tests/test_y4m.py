@@ -93,3 +93,13 @@ def test_the_shared_clips_round_trip():
     for p in sorted(SHARED_Y4M.glob("*.y4m")):
         data = p.read_bytes()
         assert round_trip(data) == data, p.name
+
+
+def test_a_y4m_file_given_as_an_image_is_refused_by_name(tmp_path):
+    from armcodec.errors import UnsupportedInputError
+    from armcodec.io.image import read_image
+
+    p = tmp_path / "clip.y4m"
+    p.write_bytes(stream(b"YUV4MPEG2 W4 H4 C420jpeg", 1))
+    with pytest.raises(UnsupportedInputError, match="YUV4MPEG2 .* video coding is not implemented"):
+        read_image(p)

@@ -162,6 +162,9 @@ def read_image(source: str | os.PathLike | bytes) -> tuple[np.ndarray, ImageInfo
         raise UnsupportedInputError(f"{path}: cannot read ({e})") from None
     if png.is_png(head):
         return _read_png(src)
+    if src.head(9) == b"YUV4MPEG2":
+        raise UnsupportedInputError(f"{path}: a YUV4MPEG2 (Y4M) video: armcodec codes still images, video coding "
+                                    "is not implemented yet")
     if head[:4] in (b"II*\0", b"MM\0*"):
         found = _read_tiff16(src)
         if found is not None:
