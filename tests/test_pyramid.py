@@ -11,7 +11,8 @@ from armcodec.coding.planes import image_coords
 from armcodec.coding.scan import CountingCoder, Schedule, scan, tile_grid
 from armcodec.exact.tables import TableLUTs
 from armcodec.errors import FormatError
-from armcodec.models.pyramid import PHASES, Pyramid, PyramidConfig
+from armcodec.models.polyphase_exact import PHASES
+from armcodec.models.pyramid import Pyramid, PyramidConfig
 from armcodec.training.export import export_model, export_pyramid
 from armcodec.training.loop import TrainSettings, load_checkpoint, train
 

@@ -19,7 +19,7 @@ Data flow (training)::
     -> bits (B, C, H, W), each pixel's where it is
 
 Images of any size: each level is zero-padded to even sides and the inputs mark what is inside
-(:func:`pass_input`), the same arithmetic the exact model runs on its tiles.
+(:func:`~armcodec.models.polyphase_exact.pass_input`), the arithmetic the exact model runs on its tiles.
 """
 from __future__ import annotations
 
@@ -39,10 +39,7 @@ from armcodec.models.pixelcnn import (
     gated_trunk,
     mixture_nll_bits,
 )
-
-PHASES = ((1, 1), (0, 1), (1, 0))  # coded in this order on each level; (0, 0) is the coarser level
-INSIDE_VALUE = 32  # integer of the "inside the image" input channel (1.0 on the input grid)
-LEVEL_VALUE = 8  # integer of the level input channel per level (level / 4 on the input grid)
+from armcodec.models.polyphase_exact import PHASES, level_grid, padded_side, pass_input, phase
 
 
 @dataclass(frozen=True)
@@ -87,33 +84,6 @@ class PyramidConfig(SharedGrids):
     @classmethod
     def from_dict(cls, d: dict) -> "PyramidConfig":
         return cls(**d)
-
-
-def padded_side(n: int, levels: int) -> int:
-    """``n`` rounded up to a multiple of ``2**levels`` (every level's grid then has even sides)."""
-    return -(-n // 2**levels) * 2**levels
-
-
-def level_grid(centred: torch.Tensor, inside: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Level ``level`` of an image padded to a multiple of ``2**(level+1)``: (B, C, 2h, 2w) and its mask."""
-    s = 2**level
-    return centred[:, :, ::s, ::s], inside[:, :, ::s, ::s]
-
-
-def phase(x: torch.Tensor, p: tuple[int, int]) -> torch.Tensor:
-    return x[:, :, p[0] :: 2, p[1] :: 2]
-
-
-def pass_input(centred: torch.Tensor, inside: torch.Tensor, k: int, level: int) -> torch.Tensor:
-    """The integer input of pass ``k`` of a level: ``centred`` (B, C, 2h, 2w) = pixel - 128 inside
-    the image and 0 outside (undecoded phases may hold anything: only the phases before pass k are
-    read), ``inside`` (B, 1, 2h, 2w) 1 inside the image, 0 outside.  -> (B, C*(k+1) + 2, h, w):
-    phase (0, 0) and the phases of passes before k, then the inside mark of phase (0, 0)
-    (INSIDE_VALUE) and the level (LEVEL_VALUE * level) there.  Integer arithmetic only, the same
-    for the float model (times INPUT_SCALE) and the exact one."""
-    known = [phase(centred, (0, 0))] + [phase(centred, p) for p in PHASES[:k]]
-    mark = phase(inside, (0, 0))
-    return torch.cat(known + [mark * INSIDE_VALUE, mark * (LEVEL_VALUE * level)], 1)
 
 
 class PassNet(nn.Module):

@@ -4,9 +4,9 @@ A tile (padded to a multiple of ``2**levels``) is coded coarsest level first: th
 ``x[::2**levels, ::2**levels]`` by the base wavefront PixelCNN
 (:class:`~armcodec.models.pixelcnn_exact.IntPixelCNN`, its own steps), then, level after level,
 the three missing phases of the level's 2x2 polyphase split, one *pass* each
-(:data:`~armcodec.models.pyramid.PHASES`).  A pass runs a dense integer network
+(:data:`~armcodec.models.polyphase_exact.PHASES`).  A pass runs a dense integer network
 (:class:`IntPassNet`) over the level's grid of every tile of the batch at once, reading only the
-pixels of earlier steps (:func:`~armcodec.models.pyramid.pass_input`); the encoder runs every pass
+pixels of earlier steps (:func:`~armcodec.models.polyphase_exact.pass_input`); the encoder runs every pass
 on the known image (:class:`PyramidPass`), the decoder each pass when its step comes
 (:class:`PyramidSteps`).  Both go through :meth:`IntPyramid.pass_params`, so their tables are
 the same numbers.
@@ -28,7 +28,8 @@ from armcodec.exact.layers import IntConv
 from armcodec.models.pixelcnn import ACT_MAX, GATE_MAX, GATE_SCALE, HEAD_SCALE, INPUT_SCALE, param_scales
 from armcodec.models.pixelcnn_exact import (DECODE_PIXEL_BYTES, ENCODE_PIXEL_BYTES, IntPixelCNN, dequantize_into,
                                             gated_block, int_head)
-from armcodec.models.pyramid import PHASES, Pyramid, PyramidConfig, level_grid, padded_side, pass_input
+from armcodec.models.polyphase_exact import PHASES, level_grid, padded_side, pass_input
+from armcodec.models.pyramid import Pyramid, PyramidConfig
 from armcodec.models.registry import register
 
 CHUNK_POSITIONS = 1 << 15  # grid positions per product of a pass (bounds its temporaries: ~60 MiB)

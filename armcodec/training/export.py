@@ -66,7 +66,7 @@ def export_pixelcnn(model: PixelCNN) -> IntPixelCNN:
 
 def export_pyramid(model: Pyramid) -> IntPyramid:
     """A trained (QAT) pyramid -> its integer-exact model: the base as :func:`export_pixelcnn`, the
-    passes' dense layers on the same grids (their input, :func:`~armcodec.models.pyramid.pass_input`,
+    passes' dense layers on the same grids (their input, :func:`~armcodec.models.polyphase_exact.pass_input`,
     is within +-INPUT_MAX)."""
     cfg = model.cfg
     f, rs, rmax = cfg.width, cfg.resid_scale, cfg.resid_max

@@ -8,7 +8,7 @@ continues it (float, then quantization-aware) and exports the integer-exact mode
 
 Row 37's modules map one to one (``gates`` -> ``gate_convs``, ``mixes`` -> ``mix_convs``); its
 level input was ``level / levels``, the shipped graph's is ``level / 4`` (an integer on the input
-grid, :data:`armcodec.models.pyramid.LEVEL_VALUE`), so that channel's weights are scaled by
+grid, :data:`armcodec.models.polyphase_exact.LEVEL_VALUE`), so that channel's weights are scaled by
 ``4 / levels``: the same function (the script checks the validation bpsp before and after).
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from armcodec.models.pyramid import LEVEL_VALUE, Pyramid, PyramidConfig
+from armcodec.models.polyphase_exact import LEVEL_VALUE
+from armcodec.models.pyramid import Pyramid, PyramidConfig
 from armcodec.training.data import fixed_val_crops, list_images, load_rgb, split_train_val
 from armcodec.training.loop import evaluate, save_checkpoint
 
