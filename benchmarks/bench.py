@@ -91,7 +91,7 @@ def run_codec(name, encode, decode, images, tmp: Path, progress) -> list[dict]:
         t0 = time.perf_counter()
         enc = encode(img)
         t1 = time.perf_counter()
-        data, extra = (enc.data, {"model_bits": enc.model_bits}) if hasattr(enc, "data") else (enc, {})
+        data, extra = (enc.data, {"model_bits": enc.model_bits, "coder": enc.coder}) if hasattr(enc, "data") else (enc, {})
         f = tmp / f"{path.stem}.{name}"
         f.write_bytes(data)
         size = f.stat().st_size
@@ -203,9 +203,10 @@ def write_plot(folder: Path) -> None:
 IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff")
 ALL_CODECS = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9"
 # name -> Codec options: the model's own settings; no coder tools; without / with the
-# orientation search; without the residual feedback
+# orientation search; without the residual feedback; the model only (no classic path)
 ARMCODEC_VARIANTS = {"armcodec": {}, "armcodec-noadapt": {"adaptive": False}, "armcodec-noorient": {"orient": False},
-                     "armcodec-orient": {"orient": True}, "armcodec-nofeedback": {"feedback": False}}
+                     "armcodec-orient": {"orient": True}, "armcodec-nofeedback": {"feedback": False},
+                     "armcodec-noclassic": {"classic": False}}
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
@@ -270,10 +271,11 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
                     what = "" if codec.adaptive else ", no adaptation"
                     what += f", orientation search (picked by {codec.orient_proxy or model})" if codec.orient else ""
                     what += "" if codec.feedback or not codec.adaptive else ", no residual feedback"
+                    what += "" if codec.classic else ", the model only (no PNG or WebP)"
                     desc = f"armcodec {model}{what} ({device}, {torch.get_num_threads()} threads)"
                     extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size,
                              "adaptive": codec.adaptive, "orient": codec.orient, "orient_proxy": codec.orient_proxy,
-                             "feedback": codec.feedback,
+                             "feedback": codec.feedback, "classic": codec.classic,
                              "coder_profile": codec.profile, "coder_tools": codec.tools.describe(),
                              "weights": codec.model.entry.name, "kernel": codec.kernel_in_use}
                 else:

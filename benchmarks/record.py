@@ -2,6 +2,7 @@
 manifest's figures are always a benchmark run's, never typed in).
 
     python benchmarks/record.py default benchmarks/results/kodak
+    python benchmarks/record.py pyramid benchmarks/results/kodak_pyramid kodak   # under another set's name
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(name: str, folder: Path) -> None:
+def main(name: str, folder: Path, dataset: str | None = None) -> None:
     man_path = ROOT / "weights" / "manifest.json"
     manifest = json.loads(man_path.read_text())
     entry = next(p for p in manifest["presets"] if p["name"] == name)
@@ -39,16 +40,23 @@ def main(name: str, folder: Path) -> None:
             ps = pb["summary"]
             rec.update({"no_adaptation_bpsp": round(ps["bpsp_mean"], 4), "no_adaptation_encode_s_mean": round(ps["encode_s_mean"], 2),
                         "adaptation_gain_percent": round(100 * (1 - s["bpsp_mean"] / ps["bpsp_mean"]), 2)})
+    alone = folder / f"armcodec-{name}-noclassic.json"
+    if alone.exists():
+        ab = json.loads(alone.read_text())
+        if ab["weights_sha256"] == entry["sha256"] and ab["tile_size"] == bench["tile_size"]:
+            a = ab["summary"]
+            rec.update({"model_only_bpsp": round(a["bpsp_mean"], 4), "model_only_encode_s_mean": round(a["encode_s_mean"], 2),
+                        "model_only_decode_s_mean": round(a["decode_s_mean"], 2), "model_only_commit": ab["environment"]["commit"]})
     q = folder / "quantization.json"
     if q.exists():
         qm = json.loads(q.read_text())
         if qm["weights_sha256"] == entry["sha256"]:
             rec.update({k: round(v, 4) for k, v in qm["mean"].items() if k.endswith("bpsp") or k.endswith("percent")})
-    entry[folder.name] = rec
+    entry[dataset or folder.name] = rec
     del entry["sha256"]
     man_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(rec, indent=1))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    main(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:4])

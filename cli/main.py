@@ -551,7 +551,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 @app.command()
 def bench(
     inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.")],
-    codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9 (also armcodec-noadapt: without adaptation; armcodec-noorient / armcodec-orient: without / with the orientation search; armcodec-nofeedback: without the residual feedback).")] = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9",
+    codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9 (also armcodec-noadapt: without adaptation; armcodec-noorient / armcodec-orient: without / with the orientation search; armcodec-nofeedback: without the residual feedback; armcodec-noclassic: the model's path only, never PNG or WebP).")] = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9",
     out: Annotated[Optional[Path], typer.Option("--out", help="Results root (default: benchmarks/results).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Dataset name: results go to OUT/NAME (default: the folder's name).")] = None,
     model: Annotated[str, typer.Option("--model", help="armcodec preset.")] = "default",
