@@ -21,11 +21,8 @@ def shipped_layers():
     manifest = read_manifest()
     for sha, entry in sorted(manifest.weights.items()):
         net = get_weights(entry, torch.device("cpu"), manifest.directory).net
-        named = [("first", net.first), ("head_hidden", net.head_hidden), ("head_out", net.head_out), ("skip", net.skip)]
-        named += [(f"gate.{b}", g) for b, g in enumerate(net.gates)] + [(f"mix.{b}", m) for b, m in enumerate(net.mixes)]
-        for name, layer in named:
-            if layer is not None:
-                yield f"{entry.name}.{name}", layer
+        for name, layer in net.layers().items():
+            yield f"{entry.name}.{name}", layer
 
 
 def extreme_inputs(layer: IntConv, rows: int = 24) -> torch.Tensor:

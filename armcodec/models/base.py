@@ -17,6 +17,8 @@ and integer tensors (:mod:`armcodec.weights`).  The coder needs from it:
 - ``tile_bytes(tile, decoding)``: the memory one tile needs (batches are sized from it).
 - ``float_proxy()``: a float network giving bits per subpixel (B, C, H, W) close to the exact
   model's, for encoder-only searches; it never influences a table.
+- ``layers()``: every integer layer (:class:`~armcodec.exact.layers.IntConv`) by name, for checks
+  that run on all of them (the kernels' exactness).
 - ``tensors()`` / ``from_tensors(cfg, tensors)`` and ``cfg`` (a dataclass with ``to_dict`` /
   ``from_dict`` and the head layout fields ``image_channels``, ``mixtures``, ``coef_steps``).
 """
@@ -54,6 +56,8 @@ class ExactModel(Protocol):
     def decoder_steps(self, tiles: list, schedule, tile: int, device, channels: int) -> ParamSource: ...
 
     def float_proxy(self) -> torch.nn.Module: ...
+
+    def layers(self) -> dict: ...
 
     def tensors(self) -> dict[str, torch.Tensor]: ...
 

@@ -184,6 +184,15 @@ class IntPixelCNN:
             out.update(m.tensors(f"mix.{b}"))
         return out
 
+    def layers(self) -> dict[str, IntConv]:
+        """Every integer layer by name (the names of its stored tensors)."""
+        out = {"first": self.first, "head_hidden": self.head_hidden, "head_out": self.head_out}
+        if self.skip is not None:
+            out["skip"] = self.skip
+        for b, (g, m) in enumerate(zip(self.gates, self.mixes)):
+            out[f"gate.{b}"], out[f"mix.{b}"] = g, m
+        return out
+
     @classmethod
     def from_tensors(cls, cfg: PixelCNNConfig, t: dict) -> "IntPixelCNN":
         """Rebuild from the stored config; raises ValueError on any shape or dtype mismatch."""

@@ -124,11 +124,18 @@ class IntPyramid:
     def __init__(self, cfg: PyramidConfig, base: IntPixelCNN, passes: list[IntPassNet]):
         self.cfg, self.base, self.passes = cfg, base, passes
 
+    def layers(self) -> dict[str, IntConv]:
+        """Every integer layer by name (the names of its stored tensors)."""
+        out = {f"base.{name}": layer for name, layer in self.base.layers().items()}
+        for k, net in enumerate(self.passes):
+            out.update({f"pass.{k}.{name}": layer for name, layer in net.layers().items()})
+        return out
+
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {f"base.{k}": v for k, v in self.base.tensors().items()}
-        for k, net in enumerate(self.passes):
-            for name, layer in net.layers().items():
-                out.update(layer.tensors(f"pass.{k}.{name}"))
+        for name, layer in self.layers().items():
+            if name.startswith("pass."):
+                out.update(layer.tensors(name))
         return out
 
     @classmethod
