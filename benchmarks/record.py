@@ -33,20 +33,21 @@ def main(name: str, folder: Path, dataset: str | None = None) -> None:
     rec["feedback"] = bench.get("feedback", False)
     rec["coder_profile"] = bench.get("coder_profile")
     rec["tile_size"] = bench["tile_size"]
-    plain = folder / f"armcodec-{name}-noadapt.json"
-    if plain.exists():
-        pb = json.loads(plain.read_text())
-        if pb["weights_sha256"] == entry["sha256"] and pb["tile_size"] == bench["tile_size"]:
-            ps = pb["summary"]
-            rec.update({"no_adaptation_bpsp": round(ps["bpsp_mean"], 4), "no_adaptation_encode_s_mean": round(ps["encode_s_mean"], 2),
-                        "adaptation_gain_percent": round(100 * (1 - s["bpsp_mean"] / ps["bpsp_mean"]), 2)})
-    alone = folder / f"armcodec-{name}-noclassic.json"
-    if alone.exists():
-        ab = json.loads(alone.read_text())
-        if ab["weights_sha256"] == entry["sha256"] and ab["tile_size"] == bench["tile_size"]:
-            a = ab["summary"]
-            rec.update({"model_only_bpsp": round(a["bpsp_mean"], 4), "model_only_encode_s_mean": round(a["encode_s_mean"], 2),
-                        "model_only_decode_s_mean": round(a["decode_s_mean"], 2), "model_only_commit": ab["environment"]["commit"]})
+    def variant(suffix: str) -> dict | None:
+        """The run of a variant (armcodec-NAME-SUFFIX.json) with the same weights and tiles."""
+        path = folder / f"armcodec-{name}-{suffix}.json"
+        run = json.loads(path.read_text()) if path.exists() else None
+        ok = run is not None and run["weights_sha256"] == entry["sha256"] and run["tile_size"] == bench["tile_size"]
+        return run if ok else None
+
+    if (plain := variant("noadapt")) is not None:
+        ps = plain["summary"]
+        rec.update({"no_adaptation_bpsp": round(ps["bpsp_mean"], 4), "no_adaptation_encode_s_mean": round(ps["encode_s_mean"], 2),
+                    "adaptation_gain_percent": round(100 * (1 - s["bpsp_mean"] / ps["bpsp_mean"]), 2)})
+    if (alone := variant("noclassic")) is not None:
+        a = alone["summary"]
+        rec.update({"model_only_bpsp": round(a["bpsp_mean"], 4), "model_only_encode_s_mean": round(a["encode_s_mean"], 2),
+                    "model_only_decode_s_mean": round(a["decode_s_mean"], 2), "model_only_commit": alone["environment"]["commit"]})
     q = folder / "quantization.json"
     if q.exists():
         qm = json.loads(q.read_text())
