@@ -539,9 +539,14 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         if as_json:
             typer.echo(json.dumps(rec))
         else:
-            kodak = p.meta.get("kodak", {}).get("bpsp")
+            k = p.meta.get("kodak", {})
             c = w.config
-            figure = f"Kodak {kodak} bpsp" if kodak is not None else "Kodak not measured"
+            figure = f"Kodak {k['bpsp']} bpsp" if "bpsp" in k else "Kodak not measured"
+            if "decode_s_mean" in k and "encode_s_mean" in k:
+                figure += f" (per image: encode {k['encode_s_mean']} s, decode {k['decode_s_mean']} s, {k.get('threads', '?')} threads)"
+            if "model_only_bpsp" in k:
+                figure += (f"; without the PNG/WebP fallback {k['model_only_bpsp']} bpsp, encode {k['model_only_encode_s_mean']} s, "
+                           f"decode {k['model_only_decode_s_mean']} s")
             orient = (", orientation search by " + (p.orient_proxy.name if p.orient_proxy else w.name)) if p.orient else ""
             levels = f"{c['levels']} levels, " if "levels" in c else ""
             typer.echo(f"{p.name}: weights {w.name} ({w.architecture}, {levels}width {c['width']}, {c['blocks']} blocks, "
