@@ -153,7 +153,7 @@ def read_image(source: str | os.PathLike | bytes) -> tuple[np.ndarray, ImageInfo
     src = _Source(source)
     path = src.name
     try:
-        head = src.head(8)
+        head = src.head(9)  # the longest signature looked at: YUV4MPEG2
     except FileNotFoundError:
         raise UnsupportedInputError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -162,7 +162,7 @@ def read_image(source: str | os.PathLike | bytes) -> tuple[np.ndarray, ImageInfo
         raise UnsupportedInputError(f"{path}: cannot read ({e})") from None
     if png.is_png(head):
         return _read_png(src)
-    if src.head(9) == b"YUV4MPEG2":
+    if head == b"YUV4MPEG2":
         raise UnsupportedInputError(f"{path}: a YUV4MPEG2 (Y4M) video: armcodec codes still images, video coding "
                                     "is not implemented yet")
     if head[:4] in (b"II*\0", b"MM\0*"):

@@ -176,13 +176,7 @@ class IntPixelCNN:
         self.head_hidden, self.head_out, self.skip = head_hidden, head_out, skip
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {**self.first.tensors("first"), **self.head_hidden.tensors("head_hidden"), **self.head_out.tensors("head_out")}
-        if self.skip is not None:
-            out.update(self.skip.tensors("skip"))
-        for b, (g, m) in enumerate(zip(self.gates, self.mixes)):
-            out.update(g.tensors(f"gate.{b}"))
-            out.update(m.tensors(f"mix.{b}"))
-        return out
+        return {k: v for name, layer in self.layers().items() for k, v in layer.tensors(name).items()}
 
     def layers(self) -> dict[str, IntConv]:
         """Every integer layer by name (the names of its stored tensors)."""

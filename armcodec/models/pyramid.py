@@ -129,10 +129,3 @@ class Pyramid(nn.Module):
                 dest = bits[:, :, p[0] * s :: 2 * s, p[1] * s :: 2 * s]  # the phase's pixels inside the image
                 dest.copy_(nll[:, :, : dest.shape[2], : dest.shape[3]])
         return bits
-
-    def macs_per_pixel(self) -> float:
-        """Multiply-adds per full-resolution pixel (passes, and the base on 1/4**levels of them)."""
-        def macs(m: nn.Module) -> int:
-            return sum(p.numel() for n, p in m.named_parameters() if n.endswith("weight"))
-        passes = sum(macs(n) for n in self.passes) * sum(0.25 ** (lv + 1) for lv in range(self.cfg.levels))
-        return passes + macs(self.base) * 0.25**self.cfg.levels

@@ -132,11 +132,7 @@ class IntPyramid:
         return out
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {f"base.{k}": v for k, v in self.base.tensors().items()}
-        for name, layer in self.layers().items():
-            if name.startswith("pass."):
-                out.update(layer.tensors(name))
-        return out
+        return {k: v for name, layer in self.layers().items() for k, v in layer.tensors(name).items()}
 
     @classmethod
     def from_tensors(cls, cfg: PyramidConfig, t: dict) -> "IntPyramid":
@@ -276,7 +272,8 @@ class _Plan:
         r, c = self.i[a:b] >> (level + 1), self.j[a:b] >> (level + 1)
         return level, k, (self.n[a:b] * half + r) * half + c
 
-    def params(self, t: int) -> torch.Tensor:
+    def step_params(self, t: int) -> torch.Tensor:
+        """Head integers of pass step t's pixels, in schedule order."""
         level, k, rows = self.step_rows(t)
         return self.model.pass_params(self.grid, level, k, rows)
 
@@ -289,7 +286,7 @@ class PyramidPass(_Plan):
         super().__init__(model, tiles, schedule, tile, device)
         self.grid.write(self.n, self.i, self.j, values)
         parts = [model.base.encoder_pass(self.coarse_tiles, self.coarse, self.tc, device, values[: self.n_base]).params]
-        parts += [self.params(t).to(torch.int32) for t in range(model.base_steps(tile), schedule.n_steps)]
+        parts += [self.step_params(t).to(torch.int32) for t in range(model.base_steps(tile), schedule.n_steps)]
         self.params = torch.cat(parts) if parts else torch.empty((0, model.cfg.n_params), dtype=torch.int32, device=device)
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
@@ -313,7 +310,7 @@ class PyramidSteps(_Plan):
         t = int(np.searchsorted(self.schedule.starts, a, side="right")) - 1
         if int(self.schedule.starts[t + 1]) != b:
             raise ValueError("the decoder asks for one step at a time")
-        return self.params(t)
+        return self.step_params(t)
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
         if b <= self.n_base:
