@@ -6,6 +6,7 @@ Public API::
     array = armcodec.decompress(data)           # -> uint8 (H, W) or (H, W, C)
     codec = armcodec.Codec(model="default", device="auto")   # a preset; keeps its model loaded
     armcodec.list_models(), armcodec.read_info(data)
+    vc = armcodec.VideoCodec()                    # videos: frames -> a video .arm and back (armcodec.video)
 
 Data flow: image -> transforms -> model (integer-exact) -> integer tables -> ANS -> container, and
 back.  Decoder-exact code lives in ``exact/``, ``models/`` (``*_exact``), ``coding/`` and
@@ -25,11 +26,12 @@ from armcodec.errors import (
 )
 
 from armcodec import plugins  # noqa: F401,E402  (Pillow and imageio learn the .arm format)
+from armcodec.video import VideoCodec  # noqa: E402
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "ArmcodecError", "ChecksumError", "Codec", "DecodedImage", "Encoded", "FormatError", "LimitError",
     "ModelError", "OutputExistsError", "UnsupportedInputError", "compress", "decompress", "list_models",
-    "read_info", "__version__",
+    "read_info", "VideoCodec", "__version__",
 ]

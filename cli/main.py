@@ -150,9 +150,9 @@ def _human(rec: dict) -> str:
 
 @app.command()
 def compress(
-    inputs: Annotated[list[Path], typer.Argument(help="Images to compress (PNG, TIFF, BMP, PPM/PGM, lossless WebP); - reads one from standard input.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images to compress (PNG, TIFF, BMP, PPM/PGM, lossless WebP); videos: Y4M files, video files (mp4, mkv, avi, ...: their decoded frames), a folder or glob of frames with --video; - reads one image or Y4M stream from standard input.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory; - writes to standard output (the default for input -).")] = None,
-    model: Annotated[str, typer.Option("--model", help="Preset: weights plus encoder settings (default, fast, max; see `armcodec models`).")] = "default",
+    model: Annotated[Optional[str], typer.Option("--model", help="Preset: weights plus encoder settings (default, fast, max; video for videos; see `armcodec models`).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Tile size in pixels (default: the preset's).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
@@ -168,14 +168,23 @@ def compress(
     workers: Annotated[int, typer.Option("--workers", help="Run the batch on N local worker processes (a Dask cluster started for it). Needs the cluster extra.")] = 0,
     feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Coder tool: also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
     kernel: Annotated[Optional[str], typer.Option("--kernel", help=KERNEL_HELP)] = None,
+    video: Annotated[bool, typer.Option("--video", help="Code the inputs (folders or globs of same-size frames, in natural name order) as one video each, not as images.")] = False,
+    key_interval: Annotated[int, typer.Option("--key-interval", min=1, help="Video: a key frame (coded without the previous frame; decoding can start there) every N frames.")] = 60,
+    video_only: Annotated[bool, typer.Option("--video-only", help="Video files: code the video stream even when the file also holds audio or subtitles, which are then not stored.")] = False,
 ) -> None:
-    """Compress images to .arm files (default: INPUT.arm next to each input)."""
+    """Compress images (or videos) to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
     from armcodec.api import Codec
     from armcodec.errors import ArmcodecError
     from armcodec.io.files import write_atomic
 
+    from armcodec_cli import video as cli_video
+
     to_stdout = _stdio_plan(inputs, output)
+    if any(cli_video.is_video_input(p, video) for p in inputs):
+        return _compress_videos(inputs, output, to_stdout, model or "video", device, tile_size, max_pixels, adapt, kernel,
+                                key_interval, video, video_only, force, as_json)
+    model = model or "default"
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
                       adaptive=adapt, orient=orient, feedback=feedback, classic=classic, kernel=kernel)
@@ -206,6 +215,36 @@ def compress(
         return {"input": str(inp), "output": str(out), **rec, "model": model}
 
     _run_batch(inputs, outs, work, as_json, records_to_stderr=to_stdout)
+
+
+def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pixels, adapt, kernel, key_interval, video,
+                     video_only, force, as_json) -> None:
+    from armcodec.errors import ArmcodecError
+    from armcodec.video import VideoCodec
+
+    from armcodec_cli import video as cli_video
+
+    if not all(cli_video.is_video_input(p, video) for p in inputs):
+        _fail("give videos and images in separate commands", 2)
+    try:
+        codec = VideoCodec(model, device, key_interval, tile_size, adapt, kernel=kernel,
+                           **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
+    except ArmcodecError as e:
+        _fail(str(e), e.exit_code)
+    outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, cli_video.compressed_name)
+
+    def work(inp: Path, out: Path) -> dict:
+        return {**cli_video.compress_video(codec, inp, out, to_stdout, force, video_only), "model": model}
+
+    _run_batch(inputs, outs, work, as_json, records_to_stderr=to_stdout, human=_human_video)
+
+
+def _human_video(rec: dict) -> str:
+    if "bpsp" in rec:
+        return (f"{rec['input']} -> {rec['output']}: {rec['frames']} frames of {rec['width']}x{rec['height']} "
+                f"({rec['source']}), {rec['bytes']} bytes, {rec['bpsp']:.4f} bpsp (model {rec['model_bpsp']:.4f}), "
+                f"{rec['seconds']:.2f} s, {rec['frames_per_second']:.2f} frames/s")
+    return f"{rec['input']} -> {rec['output']}: {rec['frames']} frames of {rec['width']}x{rec['height']} ({rec['mode']})"
 
 
 def _compress_on_cluster(inputs, outs, settings, scheduler, workers, verify, force, as_json) -> None:
@@ -272,9 +311,17 @@ def decompress(
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
     kernel: Annotated[Optional[str], typer.Option("--kernel", help=KERNEL_HELP)] = None,
     together: Annotated[int, typer.Option("--together", min=1, help="Decode up to N files at once (at most 64 megapixels): their tiles share the model's steps, about twice the files per second on 2 cores; 1: one at a time. The output does not depend on it.")] = 8,
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Video: decode frames A:B only (0-based, end excluded, like a Python slice), starting from the key frame at or before A.")] = None,
 ) -> None:
-    """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format)."""
+    """Decompress .arm files to images (default: strip .arm; PNG unless that names another lossless format).
+    A video file decodes to a Y4M file (a Y4M input's), a folder of PNG frames (-o DIR/) or FFV1 (-o NAME.mkv)."""
     _set_threads(threads)
+    from armcodec_cli import video as cli_video
+
+    if _video_files(inputs):
+        return _decompress_videos(inputs, output, device, force, frames, kernel, max_pixels, as_json)
+    if frames is not None:
+        _fail("--frames applies to video files", 2)
     from armcodec.api import Codec, decoding_model
     from armcodec.weights import read_manifest
     from armcodec.container import parse
@@ -362,6 +409,42 @@ def decompress(
         }
 
     _run_batch(inputs, outs, work, as_json, records_to_stderr=to_stdout)
+
+
+def _video_files(inputs: list[Path]) -> bool:
+    """Whether the inputs are video .arm files (all of them; a mix is refused)."""
+    from armcodec.container_video import is_video
+
+    kinds = set()
+    for p in inputs:
+        if _is_stdio(p):
+            head = sys.stdin.buffer.peek(11)[:11] if hasattr(sys.stdin.buffer, "peek") else b""
+        else:
+            try:
+                with open(p, "rb") as f:
+                    head = f.read(11)
+            except OSError:
+                head = b""
+        kinds.add(is_video(head))
+    if len(kinds) > 1:
+        _fail("give video and image files in separate commands", 2)
+    return kinds == {True}
+
+
+def _decompress_videos(inputs, output, device, force, frames, kernel, max_pixels, as_json) -> None:
+    from armcodec_cli import video as cli_video
+
+    if output is not None and len(inputs) > 1:
+        _fail("-o names the output of one video; decode several videos one by one", 2)
+    to_stdout = _is_stdio(output) or (output is None and _is_stdio(inputs[0]))
+    if to_stdout and sys.stdout.isatty():
+        _fail("refusing to write binary data to a terminal: redirect standard output or use -o FILE", 2)
+
+    def work(inp: Path, out) -> dict:
+        return cli_video.decompress_video(inp, output, device, force, frames, kernel,
+                                          min(max_pixels, 1 << 28))
+
+    _run_batch(inputs, [output] * len(inputs), work, as_json, records_to_stderr=to_stdout, human=_human_video)
 
 
 BATCH_PIXELS = 64_000_000  # decompress --together: at most this many pixels decoded in one call
@@ -503,6 +586,10 @@ def info(
     from armcodec.errors import ArmcodecError
 
     def work(inp: Path, _out) -> dict:
+        if not _is_stdio(inp) and _video_files([inp]):
+            from armcodec_cli import video as cli_video
+
+            return cli_video.info_video(inp)
         data = _read_input(inp)
         header, _ = parse(data)
         return {"file": str(inp), "bytes": len(data), **header.describe()}
@@ -564,9 +651,17 @@ def bench(
     threads: Annotated[int, typer.Option("--threads", help="At most this many threads for armcodec, and as many for JPEG-XL (0: the cores).")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="Only the first N images.")] = 0,
     together: Annotated[int, typer.Option("--together", min=1, help="Also decode armcodec's files N at a time in one call, as decompress --together does (1: not).")] = 6,
+    video: Annotated[bool, typer.Option("--video", help="The inputs are video clips (Y4M files, folders of frames, video files): armcodec's video preset next to FFV1, x264 and x265 lossless, JPEG-XL e7 and PNG per frame (benchmarks/video_bench.py).")] = False,
+    frames: Annotated[int, typer.Option("--frames", help="Video: the first N frames of each clip.")] = 60,
 ) -> None:
     """Compress, decompress and verify every image with armcodec and the reference codecs; write
     per-codec JSON, a Markdown table and a plot (reference codecs need the package's bench extra, for imagecodecs)."""
+    if video:
+        from armcodec_benchmarks.video_bench import run as run_video
+
+        codec_list = "armcodec,ffv1,x264,x265,jxl-e7,png" if "--codecs" not in sys.argv else codecs
+        run_video(inputs, frames, codec_list, model if "--model" in sys.argv else "video", out, name or "video", log=typer.echo)
+        return
     from armcodec_benchmarks.bench import run
 
     run(inputs, name, codecs, model, device, threads, limit, out, log=typer.echo, together=together)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from armcodec.models.pixelcnn import PixelCNN, PixelCNNConfig
+from armcodec.models.temporal import TemporalConfig, TemporalPixelCNN
 from armcodec.training.export import export_model
 
 DATA = Path(__file__).parent / "data"
@@ -110,3 +111,60 @@ def training_folder(tmp_path: Path) -> Path:
     for name in ("kodim05_rgb_130x70.png", "kodim23_rgb_64x48.png"):
         shutil.copy(DATA / name, data / name)
     return data
+
+
+# --- video: a tiny temporal model and small clips ---------------------------------------------------
+TINY_TEMPORAL = TemporalConfig(width=8, blocks=2, head_width=8, mixtures=2, context_reach=1)
+
+
+def make_tiny_temporal(seed: int = 0) -> TemporalPixelCNN:
+    """A small random temporal model whose context terms matter: its means are the previous
+    frame's pixel one column right (what :func:`moving_frames` pans by), its scales random."""
+    torch.manual_seed(seed)
+    m = TemporalPixelCNN(TINY_TEMPORAL)
+    k, c = TINY_TEMPORAL.mixtures, TINY_TEMPORAL.image_channels
+    means = slice(k * c, 2 * k * c)
+    with torch.no_grad():
+        m.head_out.weight.mul_(20.0)
+        m.skip.weight.normal_(0, 0.05)
+        m.context_first.weight.normal_(0, 0.2)
+        m.head_out.weight[means] = 0
+        m.head_out.bias[means] = 0
+        m.skip.weight[means] = 0
+        r = TINY_TEMPORAL.context_reach
+        for ch in range(c):
+            m.context_skip.weight[k * c + ch * k : k * c + (ch + 1) * k, ch, r, r + 1] = 1.0
+    return m
+
+
+@pytest.fixture(scope="session")
+def temporal_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("temporal")
+    export_model(make_tiny_temporal(), d, "tiny-temporal", tile_size=16)
+    return d
+
+
+@pytest.fixture(scope="session")
+def vcodec(temporal_dir):
+    from armcodec.video import VideoCodec
+
+    return VideoCodec("tiny-temporal", "cpu", key_interval=3, weights_dir=temporal_dir)
+
+
+def moving_frames(n: int = 5, h: int = 21, w: int = 30, seed: int = 0) -> list[np.ndarray]:
+    """A textured scene panning one pixel a frame, with noise: consecutive frames are alike."""
+    rng = np.random.default_rng(seed)
+    scene = rng.integers(0, 256, (h, w + n), dtype=np.int64)
+    scene = (scene + np.roll(scene, 1, 1) + np.roll(scene, 1, 0)) // 3
+    return [np.clip(scene[:, k : k + w] + rng.integers(-2, 3, (h, w)), 0, 255).astype(np.uint8) for k in range(n)]
+
+
+def y4m_bytes(frames: list[np.ndarray], params: list[bytes] | None = None, line: bytes | None = None) -> bytes:
+    h, w = frames[0].shape
+    ch, cw = -(-h // 2), -(-w // 2)
+    out = [line or f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg XCOLORRANGE=FULL".encode()]
+    out[0] += b"\n"
+    for k, f in enumerate(frames):
+        u = f[::2, ::2][:ch, :cw] // 2 + 60
+        out += [b"FRAME" + (params[k] if params else b"") + b"\n", f.tobytes(), u.tobytes(), (255 - u).tobytes()]
+    return b"".join(out)

@@ -16,10 +16,13 @@ written by armcodec 0.1 and cannot be written any more.
 """
 from pathlib import Path
 
+import numpy as np
+
 import armcodec
 from conftest import DATA, make_tiny_model
 from armcodec.training.export import export_model
-from test_golden import PYRAMID, PYRAMID_TOOLS, V2, V3, classic_tiles_file, pyramid_files
+from test_golden import (PYRAMID, PYRAMID_TOOLS, V2, V3, VIDEO, classic_tiles_file, encode_video, golden_video_sources,
+                         pyramid_files, video_codec)
 from test_pyramid import make_tiny_pyramid
 
 GOLDEN = DATA / "golden"
@@ -53,3 +56,18 @@ if __name__ == "__main__":
             codec = armcodec.Codec("golden-pyramid", device="cpu", weights_dir=PYRAMID, classic=False, **PYRAMID_TOOLS[name])
             out.write_bytes(codec.compress(DATA / f"{stem}.png"))
             print("wrote", out.name)
+    if not (VIDEO / "golden-temporal.safetensors").exists():  # armcodec 0.4: video files
+        from conftest import make_tiny_temporal, moving_frames, y4m_bytes
+        from PIL import Image
+
+        VIDEO.mkdir(exist_ok=True)
+        export_model(make_tiny_temporal(), VIDEO, "golden-temporal", tile_size=16)
+        (VIDEO / "clip420.y4m").write_bytes(y4m_bytes(moving_frames(5, 19, 26), [b"", b" Ib", b"", b" XA=1", b""]))
+        (VIDEO / "rgba-frames").mkdir(exist_ok=True)
+        rgba = np.stack([moving_frames(4, 12, 14, seed=s) for s in range(4)], -1)  # (frames, h, w, 4)
+        for k in range(4):
+            Image.fromarray(rgba[k], "RGBA").save(VIDEO / "rgba-frames" / f"f{k * 5}.png")
+    for name, source in golden_video_sources():
+        if not (VIDEO / name).exists():
+            (VIDEO / name).write_bytes(encode_video(video_codec(), source()))
+            print("wrote", name)

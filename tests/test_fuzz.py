@@ -139,3 +139,56 @@ def test_random_bytes_raise_armcodec_errors(junk):
         armcodec.decompress(b"ARMC" + junk, device="cpu")
     with pytest.raises(armcodec.ArmcodecError):
         armcodec.decompress(junk, device="cpu")
+
+
+# --- video files (format version 4): the same oracle, frame by frame -------------------------------
+@pytest.fixture(scope="module")
+def video_file(vcodec):
+    import io
+
+    from armcodec.io.frames import y4m_source
+    from conftest import moving_frames, y4m_bytes
+
+    clip = y4m_bytes(moving_frames(4, 18, 20), [b"", b" Ib", b"", b""])
+    out = io.BytesIO()
+    vcodec.encode(y4m_source(io.BytesIO(clip)), out)
+    frames = [f.groups for f in y4m_source(io.BytesIO(clip)).frames]
+    return out.getvalue(), frames
+
+
+def decode_video(vcodec, data: bytes, seekable: bool):
+    import io
+
+    f = io.BytesIO(data)
+    header = vcodec.open(f)
+    return [fr.groups for _, fr, _ in vcodec.decode(f, header, seekable=seekable)]
+
+
+def check_video(vcodec, bad: bytes, frames) -> None:
+    for seekable in (True, False):
+        try:
+            got = decode_video(vcodec, bad, seekable)
+        except armcodec.ArmcodecError:
+            continue
+        assert len(got) == len(frames)
+        assert all(np.array_equal(a, b) for g, f in zip(got, frames) for a, b in zip(g, f))
+
+
+def test_video_structured_damage_raises_or_decodes_exactly(vcodec, video_file):
+    data, frames = video_file
+    for seekable in (True, False):  # intact: both ways, exactly
+        got = decode_video(vcodec, data, seekable)
+        assert all(np.array_equal(a, b) for g, f in zip(got, frames) for a, b in zip(g, f)) and len(got) == len(frames)
+    for cut in range(0, len(data), 29):  # truncations
+        check_video(vcodec, data[:cut], frames)
+    for pos in range(3, len(data), 41):  # every 41st byte, a bit in turn
+        b = bytearray(data)
+        b[pos] ^= 1 << (pos % 8)
+        check_video(vcodec, bytes(b), frames)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(m=mutation)
+def test_mutated_video_files_raise_or_decode_exactly(vcodec, video_file, m):
+    data, frames = video_file
+    check_video(vcodec, mutate(data, m), frames)

@@ -170,3 +170,51 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
     img = load(f"{stem}.png")
     assert np.array_equal(codec.decompress(data), img)
     assert codec.compress(DATA / f"{stem}.png") == data
+
+
+# armcodec 0.4: video files (format version 4), a frozen tiny temporal model (its own weights directory)
+VIDEO = GOLDEN / "video"
+
+
+def video_codec():
+    from armcodec.video import VideoCodec
+
+    return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO)
+
+
+def encode_video(codec, source) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    codec.encode(source, out)
+    return out.getvalue()
+
+
+def golden_video_sources():
+    """(golden file, a fresh VideoSource of its input): a 4:2:0 Y4M clip with FRAME parameters, RGBA frames."""
+    import io
+
+    from armcodec.io.frames import frames_source, y4m_source
+
+    return [("clip420.y4m.arm", lambda: y4m_source(io.BytesIO((VIDEO / "clip420.y4m").read_bytes()))),
+            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]))]
+
+
+@pytest.mark.parametrize("k", range(2))
+def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
+    import io
+
+    name, source = golden_video_sources()[k]
+    data = (VIDEO / name).read_bytes()
+    codec = video_codec()
+    f = io.BytesIO(data)
+    header = codec.open(f)
+    got = list(codec.decode(f, header, seekable=True))
+    want = list(source().frames)
+    assert len(got) == len(want) and all(g.extra == w.extra for (_, g, _), w in zip(got, want))
+    assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
+    from armcodec.video import read_info
+
+    info = read_info(io.BytesIO(data))
+    assert info["key_frames"] < info["frames"]  # frames coded with their predecessor among them
+    assert encode_video(codec, source()) == data

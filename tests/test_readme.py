@@ -19,7 +19,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     for code in blocks:
         exec(compile(code, "README.md", "exec"), scope)  # noqa: S102
     out = capsys.readouterr().out
-    assert "['default', 'fast', 'max', 'pyramid']" in out and "refused: not an armcodec file" in out
+    assert "['default', 'fast', 'max', 'pyramid', 'video']" in out and "refused: not an armcodec file" in out
 
 
 def test_readme_starts_with_the_ci_commands():

@@ -68,13 +68,15 @@ def tile_samples(planes: np.ndarray, t: Tile) -> np.ndarray:
 @dataclass
 class GroupJob:
     """One plane group of one image for :func:`decode_groups`: its streams, coded size, channels
-    and the file index of its first stream (which seeds the tile CRCs)."""
+    and the file index of its first stream (which seeds the tile CRCs); ``context``: the previous
+    frame's planes of the group (uint8 (H, W, channels)) for the temporal model, or None."""
 
     group: CodedGroup
     height: int
     width: int
     channels: int
     first_stream: int = 0
+    context: np.ndarray | None = None
 
 
 def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, device, tools: CoderTools,
@@ -104,6 +106,9 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
             if progress:
                 progress(1)
     channels = jobs[0].channels if jobs else 0
+    with_context = [job.context is not None for job in jobs]
+    if any(with_context) and not all(with_context):
+        raise ValueError("decode_groups: either every job has a previous frame or none has")
     for batch in tile_batches([t for _, _, t in todo], model, tile, max_batch_bytes, decoding=True):
         batch = [todo[b] for b in batch]
         bt = [t for _, _, t in batch]
@@ -116,7 +121,12 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
             bits[j] += side_bits(blocks[1][n] * channels) if blocks is not None else 0.0
             bits[j] += side_bits(1, N_ORIENTATIONS) if blocks is not None and tools.orientation else 0.0
             bits[j] += fb.tile_side_bits(n) if fb is not None else 0.0
-        source = model.decoder_steps(bt, sched, tile, device, channels)
+        extra = {}
+        if any(with_context):  # each tile's job's previous frame
+            used = sorted({j for j, _, _ in batch})
+            which = np.searchsorted(used, np.array([j for j, _, _ in batch])[sched.n])
+            extra = {"context": ([jobs[j].context for j in used], *image_coords(bt, sched, None), which)}
+        source = model.decoder_steps(bt, sched, tile, device, channels, **extra)
         tile_bits = scan(sched, source, coder, channels, model.cfg, luts, fb)
         coder.check_exhausted()
         ys, xs = image_coords(bt, sched, coder.adaptation.orientations if coder.adaptation else None)

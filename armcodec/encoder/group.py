@@ -25,12 +25,18 @@ SPAN_PIXELS = 1 << 13  # pixels per table-building call of the encoder's scan (i
 
 def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, tools: CoderTools,
                  first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None,
-                 orient_proxy=None, count_only: bool = False) -> CodedGroup:
+                 orient_proxy=None, count_only: bool = False, context: np.ndarray | None = None) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); tools: the coder tools to use;
     first_stream: the file index of the group's first tile stream (it seeds the tile CRCs);
     orient_proxy: the float network that picks each tile's orientation (default: the model's own
     ``float_proxy()``; any network with the model's image channels will do, the decoder never sees it);
-    count_only: the model's bits (and the side information's) without ANS: no streams."""
+    count_only: the model's bits (and the side information's) without ANS: no streams;
+    context: the previous frame's planes of this group, uint8 (H, W, g), for a model that takes them
+    (``uses_context``: the temporal model), None for an image or a key frame."""
+    if context is not None and not getattr(model, "uses_context", False):
+        raise ValueError(f"a {model.architecture} model takes no previous frame")
+    if context is not None and tools.orientation:
+        raise ValueError("a frame coded with its previous frame is coded unmirrored (no orientation search)")
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
@@ -46,7 +52,8 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
             bits += side_bits(len(bt), N_ORIENTATIONS)
         ys, xs = image_coords(bt, sched, orientations)
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
-        source = model.encoder_pass(bt, sched, tile, device, values)
+        extra = {"context": (context, ys, xs)} if context is not None else {}
+        source = model.encoder_pass(bt, sched, tile, device, values, **extra)
         adaptation = fb = mean_shifts = None
         if tools.feedback:
             threads.poll()

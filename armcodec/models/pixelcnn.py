@@ -215,16 +215,24 @@ def activation(x: torch.Tensor, qat: bool, scale: float, lo: int, hi: int) -> to
     return torch.clamp(x, lo * scale, hi * scale)
 
 
-def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool) -> torch.Tensor:
+def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool, first_extra: torch.Tensor | None = None,
+                out_extra: torch.Tensor | None = None) -> torch.Tensor:
     """The graph every network of the model family shares, on the input grid ``INPUT_SCALE``:
     first conv -> gated residual blocks -> head, plus the linear skip from the input.
 
     ``net`` has ``cfg`` (width, resid_scale, resid_max), ``first``, ``gate_convs``, ``mix_convs``,
     ``head_hidden``, ``head_out``, ``skip`` (or None) and the ``param_scale`` buffer; its convs are
-    masked (the wavefront PixelCNN) or dense (the multi-scale passes).  -> raw head output
-    (B, n_params, H, W)."""
+    masked (the wavefront PixelCNN) or dense (the multi-scale passes).  ``first_extra`` and
+    ``out_extra``: terms from a condition (the temporal model's previous frame), added to the first
+    conv's output and to the head's, each on its integer grid as the exact model adds them.
+    -> raw head output (B, n_params, H, W)."""
     rs, rmax = net.cfg.resid_scale, net.cfg.resid_max
-    h = activation(net.first(inp, qat, INPUT_SCALE), qat, rs, -rmax, rmax)
+    first = net.first(inp, qat, INPUT_SCALE)
+    if first_extra is not None:
+        if qat:  # integer path: both terms requantized to the residual grid, then added
+            first, first_extra = _ste_round(first / rs) * rs, _ste_round(first_extra / rs) * rs
+        first = first + first_extra
+    h = activation(first, qat, rs, -rmax, rmax)
     f = net.cfg.width
     for gconv, mconv in zip(net.gate_convs, net.mix_convs):
         u = gconv(h, qat, rs)  # (B, 2F, H, W)
@@ -237,13 +245,11 @@ def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool) -> torch.Tensor:
         h = torch.clamp(h + v, -rmax * rs, rmax * rs)
     z = activation(net.head_hidden(h, qat, rs), qat, HEAD_SCALE, 0, ACT_MAX)
     out = net.head_out(z, qat, HEAD_SCALE)
-    if net.skip is None:
-        return out
-    skip = net.skip(inp, qat, INPUT_SCALE)
-    if qat:  # integer path: each term is requantized to the parameter grid, then added
-        out = _ste_round(out / net.param_scale) * net.param_scale
-        skip = _ste_round(skip / net.param_scale) * net.param_scale
-    return out + skip
+    terms = [out] + ([net.skip(inp, qat, INPUT_SCALE)] if net.skip is not None else []) + \
+        ([out_extra] if out_extra is not None else [])
+    if qat and len(terms) > 1:  # integer path: each term is requantized to the parameter grid, then added
+        terms = [_ste_round(t / net.param_scale) * net.param_scale for t in terms]
+    return sum(terms[1:], terms[0])
 
 
 def build_trunk(net: nn.Module, cfg, c_in: int, conv, skip: bool = True) -> None:

@@ -297,14 +297,16 @@ class IntPixelCNN:
         return state.around(pos, first_off), state.around(pos, gate_off)
 
     def run(self, state: WavefrontState, pos: torch.Tensor, chunk: int = 1024, single_pass: bool = False,
-            index: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+            index: tuple[torch.Tensor, torch.Tensor] | None = None, extra=None) -> torch.Tensor:
         """Head parameters at positions ``pos`` (flat map rows), int64 (M, n_params).
 
         Stage by stage: stage s reads map s at its kernel offsets (filled at these or earlier
         positions) and writes map s+1 at ``pos``.  With ``pos`` = every position this is the
         encoder's parallel pass; with one wavefront step it is a decoder step.  ``single_pass``
         (the encoder's pass, the state used once): each residual map is freed as soon as the
-        next is written, so at most two of them are held at a time."""
+        next is written, so at most two of them are held at a time.  ``extra``: integer terms
+        aligned with ``pos`` added to the first layer's and the head's outputs (float64 (M, F),
+        int64 (M, n_params): the temporal model's previous frame), or None."""
         rmax = self.cfg.resid_max
         if index is not None:  # the decoder's one step, its rows gathered in advance
             chunks, first_idx, gate_idx = [pos], [index[0]], [index[1]]
@@ -317,9 +319,12 @@ class IntPixelCNN:
         def read(src: torch.Tensor, idx: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
             return src.index_select(0, idx).view(len(p), -1)
 
-        for p, idx in zip(chunks, first_idx):
+        spans = [(k * chunk, k * chunk + len(p)) for k, p in enumerate(chunks)] if index is None else [(0, len(pos))]
+        for p, idx, (a, b) in zip(chunks, first_idx, spans):
             threads.poll()
             h = self.first(read(state.map(0), idx, p))
+            if extra is not None:
+                h += extra[0][a:b]
             state.map(1)[p] = h.clamp_(-rmax, rmax).float()
         out = []
         for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
@@ -328,7 +333,8 @@ class IntPixelCNN:
             for k, p in enumerate(chunks):
                 h = gated_block(gate, mix, read(src, gate_idx[k], p), src[p], rmax)
                 if last:
-                    out.append(int_head(self, h, read(state.map(0), first_idx[k], p)))
+                    params = int_head(self, h, read(state.map(0), first_idx[k], p))
+                    out.append(params if extra is None else params + extra[1][spans[k][0] : spans[k][1]])
                 else:
                     state.map(b + 2)[p] = h
             if single_pass:
@@ -341,9 +347,9 @@ class IntPixelCNN:
 class FullPass:
     """Encoder parameter source: one parallel pass over every pixel of the batch."""
 
-    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, values: torch.Tensor):
+    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, values: torch.Tensor, extra=None):
         state.write_pixels(pos, values)
-        self.params = model.run(state, pos, single_pass=True).to(torch.int32)
+        self.params = model.run(state, pos, single_pass=True, extra=extra).to(torch.int32)
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
         return self.params[a:b].long()
@@ -356,8 +362,9 @@ class CachedSteps:
     """Decoder parameter source: the cached model evaluated on one wavefront step (in a state with
     a ring of columns per tile row; ``last``: bool (M,), the pixels that end their tile row)."""
 
-    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, channels: int, last: torch.Tensor):
-        self.model, self.state, self.pos = model, state, pos
+    def __init__(self, model: IntPixelCNN, state: WavefrontState, pos: torch.Tensor, channels: int, last: torch.Tensor,
+                 extra=None):
+        self.model, self.state, self.pos, self.extra = model, state, pos, extra
         # every step's gather rows and row ends, computed once for the batch (sliced per step)
         self.first_idx, self.gate_idx = model.gather_index(state, pos)
         self.n_first = len(model.first.offsets)
@@ -372,7 +379,8 @@ class CachedSteps:
         if self.n_right:  # = state.clear_right(row ends among p), its rows computed in advance
             self.state.zero_rows(self.right_rows[self.ends_before[a] : self.ends_before[b]])
         index = (self.first_idx[a * self.n_first : b * self.n_first], self.gate_idx[a * self.n_gate : b * self.n_gate])
-        return self.model.run(self.state, p, index=index)
+        extra = None if self.extra is None else (self.extra[0][a:b], self.extra[1][a:b])
+        return self.model.run(self.state, p, index=index, extra=extra)
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
         self.state.write_pixels(self.pos[a:b], values)

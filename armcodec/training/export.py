@@ -4,6 +4,7 @@ This is where float weights become the integers the decoder runs; nothing the de
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from armcodec.models.pixelcnn import (
 from armcodec.models.pixelcnn_exact import IntPixelCNN
 from armcodec.models.pyramid import Pyramid
 from armcodec.models.pyramid_exact import INPUT_MAX, IntPassNet, IntPyramid
+from armcodec.models.temporal import TemporalPixelCNN
+from armcodec.models.temporal_exact import IntTemporalPixelCNN, window_offsets
 from armcodec.training.loop import load_checkpoint
 from armcodec.weights import _from_first_layout, export_weights
 
@@ -84,9 +87,24 @@ def export_pyramid(model: Pyramid) -> IntPyramid:
     return IntPyramid(cfg, export_pixelcnn(model.base), passes)
 
 
+def export_temporal(model: TemporalPixelCNN) -> IntTemporalPixelCNN:
+    """A trained (QAT) temporal model -> its integer-exact model: :func:`export_pixelcnn` plus the
+    context layers (input: the image input's grid, output: the residual and parameter grids)."""
+    cfg = model.cfg
+    b = export_pixelcnn(model)
+    win = window_offsets(cfg.context_reach)
+    cf = export_conv(model.context_first, win, INPUT_SCALE, torch.full((cfg.width,), cfg.resid_scale, dtype=torch.float64), 128)
+    skip = copy.deepcopy(model.context_skip)  # the means' rows only (the float model's mask)
+    skip.weight.data *= model.skip_mask
+    cs = export_conv(skip, win, INPUT_SCALE, param_scales(cfg), 128)
+    return IntTemporalPixelCNN(cfg, b.first, b.gates, b.mixes, b.head_hidden, b.head_out, b.skip, cf, cs)
+
+
 def export_net(model: torch.nn.Module):
     """Any trained float model -> its integer-exact model."""
-    return export_pyramid(model) if isinstance(model, Pyramid) else export_pixelcnn(model)
+    if isinstance(model, Pyramid):
+        return export_pyramid(model)
+    return export_temporal(model) if isinstance(model, TemporalPixelCNN) else export_pixelcnn(model)
 
 
 def export_checkpoint(ckpt: Path, weights_dir: Path, name: str, tile_size: int, extra: dict | None = None) -> dict:

@@ -23,15 +23,17 @@ from safetensors.torch import load_file, save_file
 
 from armcodec.models.pixelcnn import PixelCNN, PixelCNNConfig
 from armcodec.models.pyramid import Pyramid, PyramidConfig
+from armcodec.models.temporal import TemporalConfig, TemporalPixelCNN
 from armcodec.training.data import fixed_val_crops, list_images, load_rgb, random_crops, split_train_val
 
 
 # registered architecture name -> (float model, config): what training and export build
-FLOAT_MODELS = {"wavefront-pixelcnn": (PixelCNN, PixelCNNConfig), "polyphase-pyramid": (Pyramid, PyramidConfig)}
+FLOAT_MODELS = {"wavefront-pixelcnn": (PixelCNN, PixelCNNConfig), "polyphase-pyramid": (Pyramid, PyramidConfig),
+                "temporal-pixelcnn": (TemporalPixelCNN, TemporalConfig)}
 
 
 def architecture_of(model: torch.nn.Module) -> str:
-    return next(name for name, (cls, _) in FLOAT_MODELS.items() if isinstance(model, cls))
+    return next(name for name, (cls, _) in FLOAT_MODELS.items() if type(model) is cls)
 
 
 @dataclass
@@ -133,7 +135,7 @@ def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
                 history["regrid"] = history.get("regrid", []) + [{"step": step, **regrid}]
                 log(f"grids changed at step {step}: {regrid}")
     else:
-        model = next(cls for cls, config in FLOAT_MODELS.values() if isinstance(cfg, config))(cfg)
+        model = next(cls for cls, config in FLOAT_MODELS.values() if type(cfg) is config)(cfg)
     dev = torch.device(s.device)
     if dev.type == "cuda":  # training numerics only: the shipped model is integer-exact
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -1,0 +1,286 @@
+"""The video kind of the ``.arm`` container (format version 4): the only module that knows its bytes
+(docs/FORMAT.md, "Video files").  Little-endian, ``varint`` as in :mod:`armcodec.container`::
+
+    offset 0   "ARMC"  u8 version (4)  u8 0  u32 header length N
+           10  header (N bytes):
+                 u8 kind (3 video)   u8 source (1 Y4M, 2 image frames, 3 a video file's decoded frames)
+                 varint width   varint height
+                 u8 P planes, each: varint width, varint height, u8 channels (1, or 3: R, G, B coded jointly)
+                 varint key interval K (a key frame every K frames, coded without the previous frame)
+                 u16 tile size
+                 u8 n + n bytes weights name (utf-8)   16 bytes: sha256 prefix of the weights
+                 u8 T, then T coder tools (as the image kind's; 1 adaptation is the only one used)
+                 varint n + n bytes: the source's description (Y4M: its header line, verbatim;
+                     image frames: the mode (L, LA, RGB, RGBA); a video file: JSON, its rate and streams)
+       10+N    u32 CRC32 of bytes [0, 10+N)
+    then one record per frame:
+               u32 R: record header length (below 2**24)
+               record header (R bytes): u8 flags (bit k: plane group k is coded with the previous
+                   frame's; none set: a key frame)   varint frame number
+                   varint n + n bytes: the frame's own bytes (Y4M: the FRAME line's parameters;
+                   image frames: its file name)
+                   varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples)
+               u32 CRC32 of the record header (its length field included)
+               the S streams (plane by plane, tiles row-major), lengths multiples of 4
+    then the frame table:
+               "ARMX"   varint F frames, each: varint record offset minus the previous one's (the first:
+                   from the end of the header's CRC), u8 flags
+               u32 CRC32 of the table (from "ARMX")
+               16 bytes: u64 offset of "ARMX", u32 F, "ARMV"
+
+Records come in frame order and carry everything a reader needs, so a decoder streams them from a
+pipe without seeking; the table at the end gives random access (``--frames A:B`` starts from the
+key frame at or before A).  The encoder codes a group without the previous frame wherever that is
+smaller (a cut), so key frames may come more often than the interval.  :func:`parse_header`, :func:`read_record` and :func:`parse_table`
+validate every length against the limits and the bytes present before anything is allocated.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from armcodec.container import MAGIC, MAX_TILE, MIN_TILE, PREAMBLE, CoderTools, _Reader, _read_tools, _tool_list, varint
+from armcodec.errors import ChecksumError, FormatError, LimitError
+
+VIDEO_VERSION = 4
+KIND_VIDEO = 3
+SOURCES = {1: "y4m", 2: "frames", 3: "video"}
+SOURCE_CODES = {v: k for k, v in SOURCES.items()}
+TABLE_MAGIC = b"ARMX"
+END_MAGIC = b"ARMV"
+END = struct.Struct("<QI4s")
+MAX_VIDEO_HEADER = 1 << 20
+MAX_RECORD_HEADER = 1 << 24
+MAX_PLANES = 4
+MAX_FRAMES = 1 << 31
+DEFAULT_MAX_PIXELS = 1 << 28  # per frame
+
+
+def MAX_TABLE_BYTES(frames: int) -> int:  # noqa: N802
+    """The most bytes a frame table of ``frames`` frames takes after its magic (varints of at most 5 bytes)."""
+    return 5 + 6 * frames + 4 + END.size + 1
+
+
+@dataclass
+class VideoHeader:
+    source: str  # "y4m", "frames" or "video"
+    width: int
+    height: int
+    planes: list[tuple[int, int, int]]  # (width, height, channels) of each coded plane group
+    key_interval: int
+    tile: int
+    model: str
+    weights_sha256: bytes
+    tools: CoderTools = CoderTools()
+    description: bytes = b""
+    version: int = VIDEO_VERSION
+    size: int = 0  # bytes of the header, CRC included (where the first record starts), once read or written
+
+    def n_streams(self) -> int:
+        return sum(-(-h // self.tile) * -(-w // self.tile) for w, h, _ in self.planes)
+
+    def describe(self) -> dict:
+        return {"format_version": self.version, "kind": "video", "source": self.source, "width": self.width,
+                "height": self.height, "planes": [list(p) for p in self.planes], "key_interval": self.key_interval,
+                "tile_size": self.tile, "model": self.model, "weights_sha256_prefix": self.weights_sha256.hex(),
+                "coder_tools": self.tools.describe()}
+
+
+@dataclass
+class FrameRecord:
+    """One frame's record: which plane groups use the previous frame (none: a key frame), its
+    number, its own bytes, its tile streams."""
+
+    temporal: tuple[bool, ...]
+    number: int
+    extra: bytes
+    streams: list[bytes]
+    crcs: list[int]
+    offset: int = 0  # where it starts in the file (set by the writer and reader)
+    size: int = 0
+
+    @property
+    def key(self) -> bool:
+        return not any(self.temporal)
+
+
+@dataclass
+class FrameTable:
+    offsets: list[int] = field(default_factory=list)
+    keys: list[bool] = field(default_factory=list)
+
+
+def write_header(h: VideoHeader) -> bytes:
+    name = h.model.encode("utf-8")
+    if len(name) > 255 or not 1 <= len(h.planes) <= MAX_PLANES or h.key_interval < 1:
+        raise ValueError("invalid video header")
+    tools = _tool_list(h.tools)
+    body = [struct.pack("<BB", KIND_VIDEO, SOURCE_CODES[h.source]), varint(h.width), varint(h.height),
+            struct.pack("<B", len(h.planes))]
+    body += [varint(w) + varint(ph) + struct.pack("<B", c) for w, ph, c in h.planes]
+    body += [varint(h.key_interval), struct.pack("<H", h.tile), struct.pack("<B", len(name)), name,
+             h.weights_sha256[:16].ljust(16, b"\0"), struct.pack("<B", len(tools)),
+             *(struct.pack("<BB", t, len(v)) + v for t, v in tools), varint(len(h.description)), h.description]
+    header = b"".join(body)
+    head = PREAMBLE.pack(MAGIC, VIDEO_VERSION, 0, len(header)) + header
+    return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF)
+
+
+def is_video(prefix: bytes) -> bool:
+    """Whether an .arm file's first bytes (at least 11) are a video file's."""
+    return len(prefix) >= 11 and prefix[:4] == MAGIC and prefix[4] == VIDEO_VERSION and prefix[10] == KIND_VIDEO
+
+
+def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise FormatError(f"file is truncated inside {what}")
+    return data
+
+
+def read_header(stream: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoHeader:
+    """Read and validate the header at the stream's position (the file's start)."""
+    pre = _read_exact(stream, PREAMBLE.size, "the header")
+    magic, version, reserved, hlen = PREAMBLE.unpack(pre)
+    if magic != MAGIC:
+        raise FormatError("not an armcodec file (bad magic)")
+    if version != VIDEO_VERSION:
+        raise FormatError(f"not an armcodec video file (format version {version})")
+    if reserved or hlen > MAX_VIDEO_HEADER:
+        raise FormatError("invalid video header")
+    body = _read_exact(stream, hlen + 4, "the header")
+    (crc,) = struct.unpack_from("<I", body, hlen)
+    if zlib.crc32(pre + body[:hlen]) & 0xFFFFFFFF != crc:
+        raise ChecksumError("header CRC32 mismatch: the file is corrupted")
+    r = _Reader(body, 0, hlen)
+    kind, source = r.take("<BB")
+    if kind != KIND_VIDEO or source not in SOURCES:
+        raise FormatError(f"invalid video header (kind {kind}, source {source})")
+    width, height = r.varint(), r.varint()
+    (n_planes,) = r.take("<B")
+    if not 1 <= n_planes <= MAX_PLANES:
+        raise FormatError(f"a video frame of {n_planes} planes")
+    planes = []
+    for _ in range(n_planes):
+        w, h = r.varint(), r.varint()
+        (c,) = r.take("<B")
+        if c not in (1, 3) or not (1 <= w <= width and 1 <= h <= height):
+            raise FormatError(f"invalid plane {w}x{h}x{c} in a {width}x{height} video")
+        planes.append((w, h, c))
+    if width < 1 or height < 1:
+        raise FormatError(f"invalid frame size {width}x{height}")
+    if width * height > max_pixels:
+        raise LimitError(f"frames of {width}x{height} pixels exceed the limit of {max_pixels} pixels")
+    key_interval = r.varint()
+    (tile,) = r.take("<H")
+    if key_interval < 1 or not MIN_TILE <= tile <= MAX_TILE:
+        raise FormatError(f"invalid key interval {key_interval} or tile size {tile}")
+    (name_len,) = r.take("<B")
+    try:
+        model = r.raw(name_len).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError("weights name is not valid utf-8") from None
+    sha = r.raw(16)
+    tools = _read_tools(r)
+    if tools.orientation or tools.feedback or tools.classic_tiles:
+        raise FormatError("a video file with coder tools other than the adaptation")
+    description = r.raw(r.varint())
+    if r.pos != r.end:
+        raise FormatError("video header has bytes left over")
+    return VideoHeader(SOURCES[source], width, height, planes, key_interval, tile, model, sha, tools, description,
+                       size=PREAMBLE.size + hlen + 4)
+
+
+def write_record(rec: FrameRecord) -> bytes:
+    if any(len(s) % 4 for s in rec.streams) or len(rec.streams) != len(rec.crcs):
+        raise ValueError("invalid frame record")
+    flags = sum(1 << k for k, t in enumerate(rec.temporal) if t)
+    body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
+                     varint(len(rec.streams)), *(struct.pack("<II", len(s), c) for s, c in zip(rec.streams, rec.crcs))])
+    head = struct.pack("<I", len(body)) + body
+    return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(rec.streams)
+
+
+def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: int | None = None) -> FrameRecord | None:
+    """The record at the stream's position (file offset ``offset``), or None at the frame table
+    (which the stream is then positioned after the magic of).  ``remaining``: bytes left in the
+    file when known (a seekable file), checked before streams are read."""
+    first = stream.read(4)
+    if first == TABLE_MAGIC:
+        return None
+    if len(first) != 4:
+        raise FormatError("file is truncated: it ends before its frame table")
+    (rlen,) = struct.unpack("<I", first)
+    if rlen >= MAX_RECORD_HEADER or (remaining is not None and rlen + 8 > remaining):
+        raise FormatError(f"frame record at byte {offset} is damaged or truncated")
+    body = _read_exact(stream, rlen + 4, f"the frame record at byte {offset}")
+    (crc,) = struct.unpack_from("<I", body, rlen)
+    if zlib.crc32(first + body[:rlen]) & 0xFFFFFFFF != crc:
+        raise ChecksumError(f"frame record at byte {offset} fails its CRC32: the file is corrupted")
+    r = _Reader(body, 0, rlen)
+    (flags,) = r.take("<B")
+    if flags >> len(header.planes):
+        raise FormatError(f"frame record at byte {offset} has flags {flags} for {len(header.planes)} plane groups")
+    number = r.varint()
+    extra = r.raw(r.varint())
+    n = r.varint()
+    if n != header.n_streams():
+        raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
+    if r.end - r.pos != 8 * n:
+        raise FormatError(f"frame {number}'s stream table does not fill its record header")
+    table = struct.unpack_from(f"<{2 * n}I", body, r.pos)
+    lengths, crcs = list(table[0::2]), list(table[1::2])
+    total = sum(lengths)
+    if any(x % 4 for x in lengths) or (remaining is not None and 8 + rlen + total > remaining):
+        raise FormatError(f"frame {number}'s streams run past the end of the file (truncated?)")
+    streams = [_read_exact(stream, x, f"frame {number}'s streams") for x in lengths]
+    temporal = tuple(bool(flags >> k & 1) for k in range(len(header.planes)))
+    return FrameRecord(temporal, number, extra, streams, crcs, offset, 8 + rlen + total)
+
+
+def write_table(table: FrameTable, table_offset: int, first_offset: int) -> bytes:
+    out = [TABLE_MAGIC, varint(len(table.offsets))]
+    prev = first_offset
+    for off, key in zip(table.offsets, table.keys):
+        out += [varint(off - prev), struct.pack("<B", 1 if key else 0)]
+        prev = off
+    body = b"".join(out)
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF) + END.pack(table_offset, len(table.offsets), END_MAGIC)
+
+
+def read_table(data: bytes, first_offset: int, file_size: int) -> FrameTable:
+    """The frame table from the file's last bytes (``data``: from "ARMX" to the end)."""
+    if len(data) < 4 + 4 + END.size or data[:4] != TABLE_MAGIC:
+        raise FormatError("the frame table is missing or damaged (truncated file?)")
+    body = data[: len(data) - END.size - 4]
+    (crc,) = struct.unpack_from("<I", data, len(body))
+    if zlib.crc32(body) & 0xFFFFFFFF != crc:
+        raise ChecksumError("the frame table fails its CRC32: the file is corrupted")
+    r = _Reader(body, 4, len(body))
+    n = r.varint()
+    if n > len(body):
+        raise FormatError("the frame table lists more frames than it holds")
+    table, prev = FrameTable(), first_offset
+    for _ in range(n):
+        prev += r.varint()
+        (flags,) = r.take("<B")
+        if prev >= file_size or flags > 1 or (table.offsets and prev <= table.offsets[-1]):
+            raise FormatError("the frame table's offsets are out of order or out of the file")
+        table.offsets.append(prev)
+        table.keys.append(bool(flags))
+    if r.pos != r.end or (n and not table.keys[0]):
+        raise FormatError("the frame table is damaged (bytes left over, or the first frame is not a key frame)")
+    return table
+
+
+def read_end(stream: BinaryIO, file_size: int) -> tuple[int, int]:
+    """(offset of the frame table, frame count) from a seekable file's last 16 bytes."""
+    if file_size < END.size:
+        raise FormatError("file is truncated")
+    stream.seek(file_size - END.size)
+    offset, count, magic = END.unpack(stream.read(END.size))
+    if magic != END_MAGIC or offset >= file_size - END.size:
+        raise FormatError("the file does not end with a frame table (truncated or damaged)")
+    return offset, count

@@ -1,0 +1,114 @@
+"""The temporal PixelCNN, integer-exact (registered as ``temporal-pixelcnn``): the wavefront
+PixelCNN of :mod:`armcodec.models.pixelcnn_exact` plus two integer layers over the previous
+frame's window (:mod:`armcodec.models.temporal`).
+
+The previous frame is known whole to both sides before a frame is coded, so its terms are one
+dense product over the batch's pixels, computed before the scan (:meth:`context_terms`) and
+added, position by position, to the first layer's and the head's integers inside
+:meth:`IntPixelCNN.run`: the encoder's parallel pass and the decoder's steps add the same
+integers.  Without a previous frame (a key frame) the terms are left out, which is what the
+bias-free layers give for an all-zero input.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from armcodec.exact.layers import IntConv
+from armcodec.models.pixelcnn import INPUT_SCALE, param_scales
+from armcodec.models.pixelcnn_exact import CachedSteps, FullPass, IntPixelCNN, dequantize_into
+from armcodec.models.registry import register
+from armcodec.models.temporal import TemporalConfig, TemporalPixelCNN
+
+CONTEXT_CHUNK = 1 << 16  # positions per context product (its gathered input: ~400 bytes each)
+
+
+def window_offsets(reach: int) -> list[tuple[int, int]]:
+    """The context window's offsets, row by row (the stored weight's row order)."""
+    return [(di, dj) for di in range(-reach, reach + 1) for dj in range(-reach, reach + 1)]
+
+
+@register("temporal-pixelcnn")
+class IntTemporalPixelCNN(IntPixelCNN):
+    """Integer-exact temporal PixelCNN (implements :class:`armcodec.models.base.ExactModel`, and
+    takes ``context`` in its parameter sources)."""
+
+    config_class = TemporalConfig
+    uses_context = True
+
+    def __init__(self, cfg: TemporalConfig, first, gates, mixes, head_hidden, head_out, skip, context_first: IntConv,
+                 context_skip: IntConv):
+        super().__init__(cfg, first, gates, mixes, head_hidden, head_out, skip)
+        self.context_first, self.context_skip = context_first, context_skip
+
+    def layers(self) -> dict[str, IntConv]:
+        return {**super().layers(), "context_first": self.context_first, "context_skip": self.context_skip}
+
+    @classmethod
+    def from_tensors(cls, cfg: TemporalConfig, t: dict) -> "IntTemporalPixelCNN":
+        base = IntPixelCNN.from_tensors(cfg, t)
+        win, c_in = window_offsets(cfg.context_reach), cfg.image_channels + 1
+        cf = IntConv.from_tensors(t, "context_first", win, 128, c_in, cfg.width)
+        cs = IntConv.from_tensors(t, "context_skip", win, 128, c_in, cfg.n_params)
+        if bool(cf.bias.any()) or bool(cs.bias.any()):
+            raise ValueError("the context layers must have no bias")
+        return cls(cfg, base.first, base.gates, base.mixes, base.head_hidden, base.head_out, base.skip, cf, cs)
+
+    def to(self, device) -> "IntTemporalPixelCNN":
+        b = super().to(device)
+        return IntTemporalPixelCNN(self.cfg, b.first, b.gates, b.mixes, b.head_hidden, b.head_out, b.skip,
+                                   self.context_first.to(device), self.context_skip.to(device))
+
+    def to_float(self) -> TemporalPixelCNN:
+        model = TemporalPixelCNN(self.cfg)
+        model.load_state_dict(super().to_float().state_dict(), strict=False)
+        dequantize_into([(model.context_first, self.context_first, INPUT_SCALE, self.cfg.resid_scale),
+                         (model.context_skip, self.context_skip, INPUT_SCALE, param_scales(self.cfg))])
+        return model.eval()
+
+    # --- the previous frame's terms --------------------------------------------------------
+    def context_terms(self, planes, ys: np.ndarray, xs: np.ndarray, device, which: np.ndarray | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """planes: the previous frame's samples of the coded plane group, uint8 (H, W, g), g in
+        (1, channels), or a list of them with ``which`` (M,) naming each position's; ys, xs: image
+        rows and columns of the positions -> (float64 (M, F), int64 (M, n_params)): the integers
+        :meth:`run` adds at those positions."""
+        if which is None:
+            planes, which = [planes], np.zeros(len(ys), np.int64)
+        r, c = self.cfg.context_reach, self.cfg.image_channels
+        flats, starts, widths = [], [0], []
+        for p in planes:
+            h, w, g = p.shape
+            padded = np.zeros((h + 2 * r, w + 2 * r, c + 1), np.float32)  # zero outside the frame
+            padded[r : r + h, r : r + w, :c] = p.astype(np.float32) - 128  # a plane g = 1: replicated
+            padded[r : r + h, r : r + w, c] = 128  # ONES_VALUE
+            flats.append(padded.reshape(-1, c + 1))
+            starts.append(starts[-1] + len(flats[-1]))
+            widths.append(w + 2 * r)
+        flat = torch.from_numpy(np.concatenate(flats))
+        base, width = np.array(starts[:-1])[which], np.array(widths)[which]
+        di, dj = np.array(window_offsets(r)).T
+        firsts, skips = [], []
+        for a in range(0, len(ys), CONTEXT_CHUNK):
+            s = slice(a, a + CONTEXT_CHUNK)
+            y, x = ys[s], xs[s]
+            rows = base[s, None] + (y[:, None] + r + di[None]) * width[s, None] + x[:, None] + r + dj[None]  # (M, n_off)
+            gathered = flat[torch.from_numpy(rows.reshape(-1))].view(len(y), -1).to(device)
+            firsts.append(self.context_first(gathered))
+            skips.append(self.context_skip(gathered).long())
+        if not firsts:
+            return (torch.zeros((0, self.cfg.width), dtype=torch.float64, device=device),
+                    torch.zeros((0, self.cfg.n_params), dtype=torch.int64, device=device))
+        return torch.cat(firsts), torch.cat(skips)
+
+    def encoder_pass(self, tiles: list, schedule, tile: int, device, values: torch.Tensor, context=None) -> FullPass:
+        """:meth:`IntPixelCNN.encoder_pass`; ``context``: (previous planes, ys, xs[, which]) (see
+        :meth:`context_terms`) or None."""
+        state = self.new_state(len(tiles), tile, device)
+        extra = self.context_terms(*context[:3], device, *context[3:]) if context is not None else None
+        return FullPass(self, state, state.flat_index(schedule.n, schedule.i, schedule.j), values, extra)
+
+    def decoder_steps(self, tiles: list, schedule, tile: int, device, channels: int, context=None) -> CachedSteps:
+        steps = super().decoder_steps(tiles, schedule, tile, device, channels)
+        steps.extra = self.context_terms(*context[:3], device, *context[3:]) if context is not None else None
+        return steps

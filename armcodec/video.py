@@ -1,0 +1,245 @@
+"""Video: frame sequences -> a video ``.arm`` file and back, frame by frame.
+
+Data flow::
+
+    encode: VideoSource (armcodec.io.frames) -> per frame, per plane group: encode_group(group,
+            context = the previous frame's same group, None on a key frame) -> FrameRecord
+            -> container_video (header, records, frame table) -> output stream
+    decode: stream -> container_video (validated header, then record by record) -> decode_groups
+            (same context) -> VideoFrame -> sink (Y4M, PNG frames, FFV1)
+
+Every frame's groups are coded by the preset's model, which sees the previous decoded frame when
+it takes one (``uses_context``: the temporal model; an image preset codes every frame alone); the
+first frame and every ``key_interval``-th are key frames, coded without it, so decoding can start
+there.  The encoder holds the previous frame and the current one; the decoder the same.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from armcodec import container_video as cv
+from armcodec.api import Codec, DEFAULT_MAX_PIXELS
+from armcodec.coding.planes import CodedGroup, GroupJob, decode_groups
+from armcodec.container import CoderTools
+from armcodec.encoder.group import encode_group
+from armcodec.errors import FormatError, LimitError, ModelError
+from armcodec.io.frames import VideoFrame, VideoSource
+
+VIDEO_PRESET = "video"
+DEFAULT_KEY_INTERVAL = 60
+
+
+@dataclass
+class FrameStats:
+    number: int
+    key: bool
+    bytes: int
+    model_bits: float
+    seconds: float
+
+
+@dataclass
+class VideoStats:
+    """What an encode wrote: frames, bytes, the model's bits, samples per frame."""
+
+    frames: int = 0
+    bytes: int = 0
+    model_bits: float = 0.0
+    samples_per_frame: int = 0
+    seconds: float = 0.0
+
+    @property
+    def bpsp(self) -> float:
+        return 8 * self.bytes / max(1, self.frames * self.samples_per_frame)
+
+    @property
+    def model_bpsp(self) -> float:
+        return self.model_bits / max(1, self.frames * self.samples_per_frame)
+
+
+class VideoCodec:
+    """Codes frame sequences with a preset's model (default ``video``: the temporal PixelCNN).
+    ``key_interval``: a key frame every that many frames (random access, ``frames=`` in
+    :meth:`decode`).  The coder tools: the adaptation (``adaptive``) only.  ``intra_check``: also
+    code each plane group of a frame without the previous frame and keep the smaller (scene cuts,
+    fast motion; about twice the encode time of the frames between key frames)."""
+
+    def __init__(self, model: str = VIDEO_PRESET, device="auto", key_interval: int = DEFAULT_KEY_INTERVAL,
+                 tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
+                 kernel: str | None = None, weights_dir=None, intra_check: bool = True):
+        if key_interval < 1:
+            raise ValueError("the key interval is at least 1")
+        self.codec = Codec(model, device, tile_size, weights_dir=weights_dir, adaptive=adaptive, orient=False,
+                           feedback=False, classic=False, kernel=kernel, max_pixels=max(max_pixels, DEFAULT_MAX_PIXELS))
+        self.key_interval, self.max_pixels = key_interval, max_pixels
+        self.tools = CoderTools(adaptive)
+        self.intra_check = intra_check
+
+    @property
+    def temporal(self) -> bool:
+        return bool(getattr(self.codec.model.net, "uses_context", False))
+
+    # --- encode ---------------------------------------------------------------------------
+    def encode(self, source: VideoSource, out: BinaryIO, progress=None) -> VideoStats:
+        """Code every frame of ``source`` into ``out`` (written as it goes; a seekable file is not
+        needed).  ``progress(FrameStats)`` after each frame."""
+        c = self.codec
+        if source.width * source.height > self.max_pixels:
+            raise LimitError(f"frames of {source.width}x{source.height} pixels exceed the limit of {self.max_pixels}")
+        header = cv.VideoHeader(source.kind, source.width, source.height, list(source.groups), self.key_interval,
+                                c.tile_size, c.model.entry.name, c.model.sha256_prefix, self.tools, source.description)
+        with c._coding():
+            head = cv.write_header(header)
+            out.write(head)
+            pos = first = len(head)
+            table = cv.FrameTable()
+            stats = VideoStats(samples_per_frame=sum(w * h * ch for w, h, ch in source.groups))
+            prev = None
+            t_all = time.perf_counter()
+            for number, frame in enumerate(source.frames):
+                t0 = time.perf_counter()
+                if [g.shape for g in frame.groups] != [(h, w, ch) for w, h, ch in source.groups]:
+                    raise FormatError(f"frame {number} does not have the first frame's planes")
+                key = number % self.key_interval == 0 or not self.temporal
+                rec, bits = self.encode_frame(frame, number, None if key else prev)
+                key = rec.key
+                data = cv.write_record(rec)
+                out.write(data)
+                table.offsets.append(pos)
+                table.keys.append(key)
+                pos += len(data)
+                stats.frames += 1
+                stats.model_bits += bits
+                prev = frame
+                if progress:
+                    progress(FrameStats(number, key, len(data), bits, time.perf_counter() - t0))
+            if not stats.frames:
+                raise FormatError(f"{source.name or 'the input'} holds no frames")
+            tail = cv.write_table(table, pos, first)
+            out.write(tail)
+            stats.bytes = pos + len(tail)
+            stats.seconds = time.perf_counter() - t_all
+        return stats
+
+    def encode_frame(self, frame: VideoFrame, number: int, prev: VideoFrame | None) -> tuple[cv.FrameRecord, float]:
+        """Each plane group with the previous frame (when given) and, unless ``intra_check`` is
+        off, also without it, keeping the smaller (encoder-only: the record's flags say which)."""
+        c = self.codec
+        m = c.model
+        streams, crcs, bits, temporal = [], [], 0.0, []
+        for k, g in enumerate(frame.groups):
+            g = np.ascontiguousarray(g)
+            options = [prev.groups[k]] if prev is not None else []
+            options += [None] if prev is None or self.intra_check else []
+            coded = [(encode_group(g, m.net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
+                                   max_batch_bytes=c.batch_bytes, context=ctx), ctx is not None) for ctx in options]
+            best, uses_prev = min(coded, key=lambda x: sum(map(len, x[0].streams)))
+            streams += best.streams
+            crcs += best.crcs
+            bits += best.model_bits
+            temporal.append(uses_prev)
+        return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, crcs), bits
+
+    # --- decode ---------------------------------------------------------------------------
+    def open(self, stream: BinaryIO) -> cv.VideoHeader:
+        """Read and check a video file's header (and that this codec's weights are its)."""
+        header = cv.read_header(stream, self.max_pixels)
+        self._check_weights(header)
+        return header
+
+    def _check_weights(self, header: cv.VideoHeader) -> None:
+        m = self.codec.model
+        if m.sha256_prefix != header.weights_sha256 or not m.entry.answers_to(header.model):
+            raise ModelError(f"the file was written with weights {header.model!r} {header.weights_sha256.hex()}, "
+                             f"this codec has {m.entry.name!r} {m.sha256_prefix.hex()}")
+
+    def decode(self, stream: BinaryIO, header: cv.VideoHeader, frames: slice | None = None,
+               seekable: bool = False) -> Iterator[tuple[int, VideoFrame, float]]:
+        """Frames of the file after its header: (number, frame, model bits), in order.
+        ``frames``: a range (``slice(a, b)``, 0-based, end excluded): with a seekable file the
+        decoding starts at the key frame at or before ``a`` (the frame table), else at the start."""
+        start, stop = (frames.start or 0, frames.stop) if frames is not None else (0, None)
+        first = header.size
+        if seekable:
+            size = stream.seek(0, 2)
+            table_at, count = cv.read_end(stream, size)
+            stream.seek(table_at)
+            table = cv.read_table(stream.read(size - table_at), first, size)
+            if len(table.offsets) != count:
+                raise FormatError("the frame table's count does not match its end")
+            key = max([k for k in range(min(start, count - 1) + 1) if table.keys[k]] or [0]) if count else 0
+            stream.seek(table.offsets[key] if count else first)
+            number, pos, end = key, table.offsets[key] if count else first, table_at
+        else:
+            number, pos, end = 0, first, None
+        prev = None
+        c = self.codec
+        with c._coding():
+            while stop is None or number < stop:
+                rec = cv.read_record(stream, header, pos, None if end is None else end - pos)
+                if rec is None:  # the frame table: read from a pipe, it is checked here
+                    if end is None:
+                        self._check_table(cv.TABLE_MAGIC + stream.read(cv.MAX_TABLE_BYTES(number)), pos, number, first)
+                    break
+                if rec.number != number:
+                    raise FormatError(f"frame record {number} is numbered {rec.number} (damaged file)")
+                if not rec.key and prev is None:  # (the table's first frame is a key frame)
+                    raise FormatError(f"frame {number} needs the frame before it, and no key frame came before "
+                                      "(damaged file)")
+                frame, bits = self.decode_frame(header, rec, prev)
+                pos += rec.size
+                if number >= start:
+                    yield number, frame, bits
+                prev = frame
+                number += 1
+            else:
+                return
+        if end is not None and pos != end:
+            raise FormatError("the frame records do not end where the frame table begins (damaged file)")
+
+    @staticmethod
+    def _check_table(data: bytes, at: int, frames: int, first: int) -> None:
+        """A streamed file's frame table: intact, at ``at``, listing the ``frames`` records read."""
+        table = cv.read_table(data, first, at + len(data))
+        offset, count, _ = cv.END.unpack(data[-cv.END.size :])
+        if offset != at or count != frames or len(table.offsets) != frames:
+            raise FormatError("the frame table does not match the frames read (damaged or truncated file)")
+
+    def decode_frame(self, header: cv.VideoHeader, rec: cv.FrameRecord, prev: VideoFrame | None) -> tuple[VideoFrame, float]:
+        c = self.codec
+        m = c.model
+        jobs, k = [], 0
+        tools = dataclasses.replace(header.tools)
+        for g, (w, h, ch) in enumerate(header.planes):
+            n = -(-h // header.tile) * -(-w // header.tile)
+            group = CodedGroup(rec.streams[k : k + n], rec.crcs[k : k + n], 0.0)
+            jobs.append(GroupJob(group, h, w, ch, k, prev.groups[g] if rec.temporal[g] else None))
+            k += n
+        out: list = [None] * len(jobs)
+        bits = 0.0
+        for ch, ctx in sorted({(j.channels, j.context is not None) for j in jobs}):  # as many in one scan as can be
+            idx = [i for i, j in enumerate(jobs) if j.channels == ch and (j.context is not None) == ctx]
+            for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], m.net, m.luts, header.tile, c.device, tools,
+                                                      max_batch_bytes=c.batch_bytes)):
+                out[i] = arr
+                bits += b
+        return VideoFrame(out, rec.extra), bits
+
+
+def read_info(stream: BinaryIO, seekable: bool = True) -> dict:
+    """A video file's validated header and, from its frame table, frames and key frames."""
+    header = cv.read_header(stream, 1 << 62)
+    info = header.describe()
+    if seekable:
+        first = stream.tell()
+        size = stream.seek(0, 2)
+        table_at, count = cv.read_end(stream, size)
+        stream.seek(table_at)
+        table = cv.read_table(stream.read(size - table_at), first, size)
+        info.update(frames=count, key_frames=sum(table.keys), bytes=size)
+    return info

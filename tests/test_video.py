@@ -1,0 +1,303 @@
+"""Video: the temporal model's exactness, the video container, VideoCodec and the CLI's video paths."""
+from __future__ import annotations
+
+import io
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from armcodec import container_video as cv
+from armcodec.coding.planes import GroupJob, decode_groups
+from armcodec.container import CoderTools
+from armcodec.encoder.group import encode_group
+from armcodec.errors import ArmcodecError, ChecksumError, FormatError, UnsupportedInputError
+from armcodec.exact.tables import TableLUTs
+from armcodec.io.frames import VideoFrame, VideoSource, frames_source, natural_key, write_y4m, y4m_source
+from armcodec.models.temporal import TemporalPixelCNN, context_input
+from armcodec.training.export import export_model, export_net
+from armcodec.video import VideoCodec
+from conftest import TINY_TEMPORAL, make_tiny_temporal, moving_frames, y4m_bytes
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
+# --- the model -----------------------------------------------------------------------------------
+def test_temporal_encoder_and_decoder_agree_and_the_context_pays():
+    """The encoder's pass and the decoder's steps give the same integers with a previous frame
+    (the round trip's CRCs), and a frame coded with its predecessor costs what the model says."""
+    net = export_net(make_tiny_temporal())
+    luts = TableLUTs.compute().to("cpu")
+    prev, cur = moving_frames(2)
+    prev, cur = prev[:, :, None], cur[:, :, None]
+    for tools in (CoderTools(), CoderTools(True)):
+        for ctx in (None, prev):
+            g = encode_group(cur, net, luts, 16, torch.device("cpu"), tools, context=ctx)
+            (out, bits), = decode_groups([GroupJob(g, *cur.shape, 0, ctx)], net, luts, 16, torch.device("cpu"), tools)
+            assert (out == cur).all()
+            assert bits == pytest.approx(g.model_bits, rel=1e-9)
+            assert sum(map(len, g.streams)) * 8 <= g.model_bits * 1.005 + 64 * len(g.streams)
+
+
+def test_temporal_exact_model_tracks_its_qat_float_graph():
+    """The exported integers and the QAT float graph give nearly the same bits (the float graph
+    adds each term on its grid as the exact model does)."""
+    m = make_tiny_temporal()
+    net = export_net(m)
+    luts = TableLUTs.compute().to("cpu")
+    prev, cur = moving_frames(2, 32, 32)
+    g = encode_group(cur[:, :, None], net, luts, 32, torch.device("cpu"), CoderTools(), context=prev[:, :, None],
+                     count_only=True)
+    x = torch.from_numpy(cur).float()[None, None].expand(1, 3, -1, -1)
+    c = torch.from_numpy(prev).float()[None, None].expand(1, 3, -1, -1)
+    r = TINY_TEMPORAL.context_reach
+    cinp = torch.nn.functional.pad(context_input(c), (r,) * 4)
+    with torch.no_grad():
+        float_bits = m(x, qat=True, context=cinp)[:, :1].sum().item()
+    assert g.model_bits == pytest.approx(float_bits, rel=0.03)
+
+
+def test_a_frame_without_context_is_the_image_model():
+    """A key frame (no previous frame) costs what the same network without the context layers does."""
+    from armcodec.models.pixelcnn import PixelCNN
+
+    m = make_tiny_temporal()
+    image = PixelCNN(TINY_TEMPORAL)
+    image.load_state_dict(m.state_dict(), strict=False)
+    x = torch.from_numpy(moving_frames(1)[0]).float()[None, None].expand(1, 3, -1, -1)
+    with torch.no_grad():
+        assert torch.equal(m(x, qat=True), image(x, qat=True))
+
+
+def test_warm_start_keeps_the_image_model():
+    from armcodec.models.pixelcnn import PixelCNN, PixelCNNConfig
+
+    torch.manual_seed(1)
+    image = PixelCNN(PixelCNNConfig(width=8, blocks=1, head_width=8, mixtures=2))
+    t = TemporalPixelCNN.from_image_model(image, 1)
+    x = torch.from_numpy(moving_frames(1)[0]).float()[None, None].expand(1, 3, -1, -1).contiguous()
+    cinp = torch.nn.functional.pad(context_input(x), (1,) * 4)
+    with torch.no_grad():
+        assert torch.equal(t(x, context=cinp), image(x))  # the context terms start at zero
+
+
+# --- the container ---------------------------------------------------------------------------------
+def encode_bytes(codec: VideoCodec, data: bytes, n: int | None = None) -> bytes:
+    src = y4m_source(io.BytesIO(data))
+    if n is not None:
+        src.frames = itertools.islice(src.frames, n)
+    out = io.BytesIO()
+    codec.encode(src, out)
+    return out.getvalue()
+
+
+def decode_bytes(codec: VideoCodec, data: bytes, frames=None, seekable=True) -> bytes:
+    f = io.BytesIO(data)
+    h = codec.open(f)
+    out = io.BytesIO()
+    write_y4m(out, h.description, (fr for _, fr, _ in codec.decode(f, h, frames, seekable=seekable)))
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    return y4m_bytes(moving_frames(5), [b"", b" Ib", b"", b" XFOO=1", b""])
+
+
+@pytest.fixture(scope="module")
+def coded(vcodec, clip) -> bytes:
+    return encode_bytes(vcodec, clip)
+
+
+def test_y4m_round_trip_is_byte_exact(vcodec, clip, coded):
+    assert decode_bytes(vcodec, coded) == clip
+    assert decode_bytes(vcodec, coded, seekable=False) == clip  # a pipe: record by record
+
+
+def test_temporal_frames_are_smaller_than_key_frames(vcodec, temporal_dir, clip, coded):
+    intra = encode_bytes(VideoCodec("tiny-temporal", "cpu", key_interval=1, weights_dir=temporal_dir), clip)
+    assert len(coded) < len(intra)
+    info = __import__("armcodec.video", fromlist=["read_info"]).read_info(io.BytesIO(coded))
+    assert info["frames"] == 5 and info["key_frames"] == 2 and info["source"] == "y4m"
+
+
+@pytest.mark.parametrize("rng", [slice(1, 3), slice(3, 5), slice(4, None), slice(0, 1), slice(2, 2)])
+def test_a_frame_range_decodes_exactly(vcodec, clip, coded, rng):
+    whole = list(y4m_source(io.BytesIO(clip)).frames)
+    f = io.BytesIO(coded)
+    h = vcodec.open(f)
+    got = list(vcodec.decode(f, h, rng, seekable=True))
+    want = list(range(5))[rng]
+    assert [n for n, _, _ in got] == want
+    for n, frame, _ in got:
+        assert all((a == b).all() for a, b in zip(frame.groups, whole[n].groups))
+
+
+def test_every_truncation_is_refused(vcodec, coded):
+    for cut in list(range(0, 64, 3)) + list(range(64, len(coded), max(1, len(coded) // 97))):
+        with pytest.raises(ArmcodecError):
+            decode_bytes(vcodec, coded[:cut])
+        with pytest.raises(ArmcodecError):
+            decode_bytes(vcodec, coded[:cut], seekable=False)
+
+
+def test_flipped_bytes_are_refused_or_decode_exactly(vcodec, clip, coded):
+    rng = np.random.default_rng(0)
+    for pos in rng.choice(len(coded), 60, replace=False):
+        bad = bytearray(coded)
+        bad[pos] ^= 1 << int(rng.integers(8))
+        try:
+            out = decode_bytes(vcodec, bytes(bad))
+        except ArmcodecError:
+            continue
+        assert out == clip  # a flip the format does not read (none is expected)
+
+
+def test_header_fields_are_validated():
+    h = cv.VideoHeader("y4m", 30, 21, [(30, 21, 1), (15, 11, 1), (15, 11, 1)], 3, 16, "m", bytes(16),
+                       description=b"YUV4MPEG2 W30 H21")
+    data = cv.write_header(h)
+    assert cv.read_header(io.BytesIO(data)).planes == h.planes
+    with pytest.raises(ChecksumError):
+        cv.read_header(io.BytesIO(data[:20] + bytes([data[20] ^ 1]) + data[21:]))
+    with pytest.raises(FormatError):
+        cv.read_header(io.BytesIO(data[:-3]))
+    with pytest.raises(ArmcodecError):  # a limit before anything is allocated
+        cv.read_header(io.BytesIO(data), max_pixels=100)
+
+
+def test_weights_of_another_model_are_refused(vcodec, coded, tiny_dir):
+    other = VideoCodec("tiny", "cpu", weights_dir=tiny_dir)
+    with pytest.raises(ArmcodecError, match="written with weights"):
+        other.open(io.BytesIO(coded))
+
+
+def test_an_image_model_codes_every_frame_alone(tiny_dir, clip):
+    codec = VideoCodec("tiny", "cpu", weights_dir=tiny_dir)
+    data = encode_bytes(codec, clip, 3)
+    assert decode_bytes(codec, data) == clip[: len(decode_bytes(codec, data))]
+    assert __import__("armcodec.video", fromlist=["read_info"]).read_info(io.BytesIO(data))["key_frames"] == 3
+
+
+# --- frame folders --------------------------------------------------------------------------------
+def test_natural_order():
+    names = ["f10.png", "f2.png", "f1.png", "F3.png"]
+    assert sorted(names, key=natural_key) == ["f1.png", "f2.png", "F3.png", "f10.png"]
+
+
+def test_rgba_frames_round_trip_with_their_names(vcodec, tmp_path):
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (18, 20, 4), dtype=np.uint8)
+    for k in (1, 2, 10):
+        Image.fromarray(np.roll(base, k, 1), "RGBA").save(tmp_path / f"shot{k}.png")
+    src = frames_source([tmp_path])
+    assert src.groups == [(20, 18, 3), (20, 18, 1)]
+    out = io.BytesIO()
+    vcodec.encode(src, out)
+    f = io.BytesIO(out.getvalue())
+    h = vcodec.open(f)
+    got = list(vcodec.decode(f, h, seekable=True))
+    assert [fr.extra for _, fr, _ in got] == [b"shot1.png", b"shot2.png", b"shot10.png"]
+    for (_, fr, _), k in zip(got, (1, 2, 10)):
+        assert (np.concatenate(fr.groups, 2) == np.roll(base, k, 1)).all()
+
+
+def test_frames_of_another_size_or_with_metadata_are_refused(tmp_path):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a1.png")
+    Image.fromarray(np.zeros((8, 9), np.uint8)).save(tmp_path / "a2.png")
+    with pytest.raises(UnsupportedInputError, match="a2.png"):
+        list(frames_source([tmp_path]).frames)
+    (tmp_path / "a2.png").unlink()
+    im = Image.fromarray(np.zeros((8, 8), np.uint8))
+    from PIL import PngImagePlugin
+
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text("Comment", "kept?")
+    im.save(tmp_path / "a3.png", pnginfo=meta)
+    with pytest.raises(UnsupportedInputError, match="metadata"):
+        list(frames_source([tmp_path]).frames)
+
+
+# --- the command line -------------------------------------------------------------------------------
+def cli(*args, stdin=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "armcodec_cli.main", *map(str, args)], capture_output=True,
+                          input=stdin, cwd=cwd)
+
+
+def test_cli_y4m_frames_and_ffv1(tmp_path, clip):
+    """The shipped video preset: Y4M in and out byte for byte (a file and a pipe), a middle range,
+    FFV1 out, info; a damaged file leaves no output."""
+    src = tmp_path / "clip.y4m"
+    src.write_bytes(clip)
+    r = cli("compress", src, "--key-interval", "2")
+    assert r.returncode == 0, r.stderr.decode()
+    arm = tmp_path / "clip.y4m.arm"
+    r = cli("decompress", arm, "-o", tmp_path / "back.y4m")
+    assert r.returncode == 0, r.stderr.decode()
+    assert (tmp_path / "back.y4m").read_bytes() == clip
+    r = cli("decompress", "-", stdin=arm.read_bytes())
+    assert r.returncode == 0 and r.stdout == clip
+    r = cli("compress", "-", "-o", "-", "--key-interval", "2", stdin=clip)
+    assert r.returncode == 0 and r.stdout == arm.read_bytes()  # the same file from a pipe
+    r = cli("decompress", arm, "-o", tmp_path / "mid.y4m", "--frames", "1:4")
+    assert r.returncode == 0, r.stderr.decode()
+    whole = list(y4m_source(io.BytesIO(clip)).frames)
+    mid = list(y4m_source(open(tmp_path / "mid.y4m", "rb")).frames)
+    assert len(mid) == 3 and all((a == b).all() for f, g in zip(mid, whole[1:4]) for a, b in zip(f.groups, g.groups))
+    r = cli("decompress", arm, "-o", tmp_path / "clip.mkv")
+    assert r.returncode == 0, r.stderr.decode()
+    from armcodec.io.frames import ffmpeg_exe
+
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", tmp_path / "clip.mkv", "-f", "rawvideo", "-pix_fmt",
+                          "yuv420p", "-"], capture_output=True, check=True).stdout
+    assert raw == b"".join(b"".join(g.tobytes() for g in f.groups) for f in whole)
+    r = cli("info", arm)
+    assert r.returncode == 0 and b"frames: 5" in r.stdout
+    bad = tmp_path / "bad.arm"
+    bad.write_bytes(arm.read_bytes()[:-40])
+    r = cli("decompress", bad, "-o", tmp_path / "bad.y4m")
+    assert r.returncode != 0 and not (tmp_path / "bad.y4m").exists() and b"error" in r.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_png_folder_round_trip(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k, f in enumerate(moving_frames(4, 16, 24)):
+        Image.fromarray(f).save(frames / f"img{k + 8}.png")
+    r = cli("compress", frames, "--video", "-o", tmp_path / "seq.arm")
+    assert r.returncode == 0, r.stderr.decode()
+    r = cli("decompress", tmp_path / "seq.arm", "-o", str(tmp_path / "out") + "/")
+    assert r.returncode == 0, r.stderr.decode()
+    for k in range(4):
+        a = np.asarray(Image.open(frames / f"img{k + 8}.png"))
+        b = Image.open(tmp_path / "out" / f"img{k + 8}.png")
+        assert b.mode == "L" and (np.asarray(b) == a).all()
+
+
+def test_cli_refuses_what_it_cannot_write_exactly(tmp_path, clip):
+    src = tmp_path / "c.y4m"
+    src.write_bytes(clip)
+    assert cli("compress", src).returncode == 0
+    r = cli("decompress", tmp_path / "c.y4m.arm", "-o", str(tmp_path / "pngs") + "/")
+    assert r.returncode != 0 and b"not PNG images" in r.stderr
+    r = cli("decompress", tmp_path / "c.y4m.arm", "-o", tmp_path / "x.mp4")
+    assert r.returncode != 0 and b".mkv" in r.stderr
+    r = cli("decompress", tmp_path / "c.y4m.arm", "--frames", "3", "-o", tmp_path / "y.y4m")
+    assert r.returncode != 0 and b"A:B" in r.stderr
+
+
+@pytest.mark.skipif(not (SHARED / "y4m" / "CiscoVT2people_320x192_9f.y4m").exists(), reason="../shared not present")
+def test_shared_clip_round_trips_smaller_than_intra(tmp_path):
+    """A real clip (9 frames of a video call) through the shipped video preset: exact, and the
+    frames after the key frame cost less than the same frames coded alone."""
+    clip = (SHARED / "y4m" / "CiscoVT2people_320x192_9f.y4m").read_bytes()
+    short = b"".join(clip.split(b"FRAME")[:4][:1]) + b"".join(b"FRAME" + p for p in clip.split(b"FRAME")[1:4])
+    codec = VideoCodec("video", "cpu")
+    data = encode_bytes(codec, short)
+    assert decode_bytes(codec, data) == short
+    intra = encode_bytes(VideoCodec("video", "cpu", key_interval=1), short)
+    assert len(data) < len(intra)
