@@ -185,7 +185,7 @@ def _write_frames(folder: Path, header, frames, force: bool) -> None:
     tmp = folder / f".armcodec-{os.getpid()}.tmp"
     tmp.mkdir(exist_ok=True)
     try:
-        writer = FrameFolderWriter(tmp, header.description)
+        writer = FrameFolderWriter(tmp, header.source, header.description)
         written = [writer.write(n, fr) for n, fr in enumerate(frames)]
         targets = [folder / p.name for p in written]
         clash = [t for t in targets if t.exists()]

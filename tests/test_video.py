@@ -301,3 +301,32 @@ def test_shared_clip_round_trips_smaller_than_intra(tmp_path):
     assert decode_bytes(codec, data) == short
     intra = encode_bytes(VideoCodec("video", "cpu", key_interval=1), short)
     assert len(data) < len(intra)
+
+
+def test_video_files_in_and_ffv1_or_png_frames_out(tmp_path):
+    """A video file's decoded frames are what is stored; audio is refused by name unless
+    --video-only; the frames come back as FFV1 or PNG frames, exactly."""
+    from armcodec.io.frames import ffmpeg_exe, video_source
+
+    ff = ffmpeg_exe()
+    mp4, av = tmp_path / "m.mp4", tmp_path / "av.mp4"
+    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=40x24:rate=5", "-t", "0.6", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", mp4], check=True)
+    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=40x24:rate=5", "-f", "lavfi", "-i",
+                    "sine=frequency=440", "-t", "0.6", "-c:v", "libx264", "-c:a", "aac", "-shortest", av], check=True)
+    frames = [f.groups[0] for f in video_source(mp4).frames]
+    assert len(frames) == 3 and frames[0].shape == (24, 40, 3)
+    with pytest.raises(UnsupportedInputError, match="Audio"):
+        video_source(av)
+    r = cli("compress", av)
+    assert r.returncode == 5 and b"--video-only" in r.stderr and not (tmp_path / "av.mp4.arm").exists()
+    assert cli("compress", av, "--video-only").returncode == 0
+    r = cli("compress", mp4)
+    assert r.returncode == 0, r.stderr.decode()
+    r = cli("decompress", tmp_path / "m.mp4.arm")  # -> m.mkv (FFV1), checked by decoding it again
+    assert r.returncode == 0, r.stderr.decode()
+    assert [f.groups[0].tobytes() for f in video_source(tmp_path / "m.mkv").frames] == [f.tobytes() for f in frames]
+    r = cli("decompress", tmp_path / "m.mp4.arm", "-o", str(tmp_path / "png") + "/")
+    assert r.returncode == 0, r.stderr.decode()
+    got = [np.asarray(Image.open(tmp_path / "png" / f"frame_{k:06d}.png")) for k in range(3)]
+    assert all((a == b).all() for a, b in zip(got, frames))

@@ -123,8 +123,9 @@ class FrameFolderWriter:
     """PNG frames into a folder: under their stored names (with a .png suffix where the name had
     another), or ``frame_000000.png`` where none was stored."""
 
-    def __init__(self, folder: Path, description: bytes):
-        self.folder, self.mode = Path(folder), description.decode("ascii") if description else None
+    def __init__(self, folder: Path, kind: str, description: bytes):
+        self.folder = Path(folder)
+        self.mode = description.decode("ascii") if kind == "frames" else None  # else by the channels
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def name(self, number: int, extra: bytes) -> str:
@@ -180,7 +181,7 @@ def probe(path: Path) -> Probe:
             others.append(f"{m.group(1)}: {m.group(2).split(',')[0]}")
     if video is None:
         raise UnsupportedInputError(f"{path}: no video stream that ffmpeg can read")
-    size = re.search(r"(\d{1,5})x(\d{1,5})", video)
+    size = re.search(r",\s*(\d{1,5})x(\d{1,5})\b", video)  # not the codec tag's hex (0x31637661)
     rate = re.search(r"([\d.]+) (?:fps|tbr)", video)
     pix = re.match(r"(\w+)[^,]*, (\w+)", video)
     return Probe(int(size.group(1)), int(size.group(2)), rate.group(1) if rate else None,
@@ -189,7 +190,9 @@ def probe(path: Path) -> Probe:
 
 def video_source(path: Path, video_only: bool = False) -> VideoSource:
     """A video file's decoded frames as RGB (what imageio-ffmpeg gives): they are what is stored
-    exactly.  Audio, subtitle and data streams are refused by name unless ``video_only``."""
+    exactly, with the stream's frame rate.  Audio, subtitle and data streams, and frame times that
+    are not evenly spaced (variable frame rate), are refused by name unless ``video_only`` (then the
+    description lists what was not stored)."""
     p = probe(path)
     if p.other_streams and not video_only:
         raise UnsupportedInputError(f"{path} also holds {'; '.join(p.other_streams)}, which armcodec does not store: "
@@ -200,22 +203,34 @@ def video_source(path: Path, video_only: bool = False) -> VideoSource:
     size = w * h * 3
 
     def frames():
-        cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-fps_mode", "passthrough", "-"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            while True:
-                data = proc.stdout.read(size)
-                if not data:
-                    break
-                if len(data) != size:
-                    raise UnsupportedInputError(f"{path}: ffmpeg's output ends inside a frame")
-                yield VideoFrame([np.frombuffer(data, np.uint8).reshape(h, w, 3)])
-        finally:
-            proc.stdout.close()
-            err = proc.stderr.read().decode("utf-8", "replace").strip()
-            if proc.wait() != 0:
-                raise UnsupportedInputError(f"{path}: ffmpeg could not decode it: {err.splitlines()[-1] if err else '?'}")
+        import tempfile
+
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-map", "0:v:0", "-vf", "showinfo",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-fps_mode", "passthrough", "-"]
+        with tempfile.TemporaryFile() as log:  # showinfo's frame times (a pipe could fill and stall ffmpeg)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
+            try:
+                while True:
+                    data = proc.stdout.read(size)
+                    if not data:
+                        break
+                    if len(data) != size:
+                        raise UnsupportedInputError(f"{path}: ffmpeg's output ends inside a frame")
+                    yield VideoFrame([np.frombuffer(data, np.uint8).reshape(h, w, 3)])
+            finally:
+                proc.stdout.close()
+                code = proc.wait()
+            log.seek(0)
+            err = log.read().decode("utf-8", "replace")
+        if code != 0:
+            last = [line for line in err.splitlines() if line.strip()]
+            raise UnsupportedInputError(f"{path}: ffmpeg could not decode it: {last[-1] if last else '?'}")
+        times = [float(t) for t in re.findall(r"pts_time:\s*(-?[\d.]+)", err)]
+        steps = np.diff(times)
+        if len(steps) >= 2 and not video_only and (steps.max() - steps.min()) > 0.25 * np.median(steps):
+            raise UnsupportedInputError(f"{path}: its frames are not evenly spaced in time (variable frame rate, "
+                                        f"{steps.min():.4f} to {steps.max():.4f} s apart), which armcodec does not "
+                                        "store: use --video-only to code the frames at the stream's rate")
 
     return VideoSource("video", w, h, [(w, h, 3)], desc, frames(), str(path))
 
