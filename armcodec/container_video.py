@@ -19,6 +19,8 @@
                    frame's; none set: a key frame)   varint frame number
                    varint n + n bytes: the frame's own bytes (Y4M: the FRAME line's parameters;
                    image frames: its file name)
+                   varint m + m bytes: the motion vectors of the groups coded with the previous frame
+                   (:mod:`armcodec.coding.motion`; empty: all zero)
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples)
                u32 CRC32 of the record header (its length field included)
                the S streams (plane by plane, tiles row-major), lengths multiples of 4
@@ -98,6 +100,7 @@ class FrameRecord:
     extra: bytes
     streams: list[bytes]
     crcs: list[int]
+    motion: bytes = b""
     offset: int = 0  # where it starts in the file (set by the writer and reader)
     size: int = 0
 
@@ -197,7 +200,10 @@ def write_record(rec: FrameRecord) -> bytes:
     if any(len(s) % 4 for s in rec.streams) or len(rec.streams) != len(rec.crcs):
         raise ValueError("invalid frame record")
     flags = sum(1 << k for k, t in enumerate(rec.temporal) if t)
+    if rec.motion and rec.key:
+        raise ValueError("a key frame has no motion vectors")
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
+                     varint(len(rec.motion)), rec.motion,
                      varint(len(rec.streams)), *(struct.pack("<II", len(s), c) for s, c in zip(rec.streams, rec.crcs))])
     head = struct.pack("<I", len(body)) + body
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(rec.streams)
@@ -225,6 +231,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         raise FormatError(f"frame record at byte {offset} has flags {flags} for {len(header.planes)} plane groups")
     number = r.varint()
     extra = r.raw(r.varint())
+    motion = r.raw(r.varint())
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -237,7 +244,9 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         raise FormatError(f"frame {number}'s streams run past the end of the file (truncated?)")
     streams = [_read_exact(stream, x, f"frame {number}'s streams") for x in lengths]
     temporal = tuple(bool(flags >> k & 1) for k in range(len(header.planes)))
-    return FrameRecord(temporal, number, extra, streams, crcs, offset, 8 + rlen + total)
+    if motion and not any(temporal):
+        raise FormatError(f"key frame {number} carries motion vectors")
+    return FrameRecord(temporal, number, extra, streams, crcs, motion, offset, 8 + rlen + total)
 
 
 def write_table(table: FrameTable, table_offset: int, first_offset: int) -> bytes:

@@ -24,8 +24,10 @@ import numpy as np
 
 from armcodec import container_video as cv
 from armcodec.api import Codec, DEFAULT_MAX_PIXELS
+from armcodec.coding import motion
 from armcodec.coding.planes import CodedGroup, GroupJob, decode_groups
 from armcodec.container import CoderTools
+from armcodec.encoder import motion as motion_search
 from armcodec.encoder.group import encode_group
 from armcodec.errors import FormatError, LimitError, ModelError
 from armcodec.io.frames import VideoFrame, VideoSource
@@ -67,18 +69,19 @@ class VideoCodec:
     ``key_interval``: a key frame every that many frames (random access, ``frames=`` in
     :meth:`decode`).  The coder tools: the adaptation (``adaptive``) only.  ``intra_check``: also
     code each plane group of a frame without the previous frame and keep the smaller (scene cuts,
-    fast motion; about twice the encode time of the frames between key frames)."""
+    fast motion; about twice the encode time of the frames between key frames).  ``motion``: move
+    the previous frame by a motion vector per 16x16 block (block matching) before the model sees it."""
 
     def __init__(self, model: str = VIDEO_PRESET, device="auto", key_interval: int = DEFAULT_KEY_INTERVAL,
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
-                 kernel: str | None = None, weights_dir=None, intra_check: bool = True):
+                 kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         self.codec = Codec(model, device, tile_size, weights_dir=weights_dir, adaptive=adaptive, orient=False,
                            feedback=False, classic=False, kernel=kernel, max_pixels=max(max_pixels, DEFAULT_MAX_PIXELS))
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive)
-        self.intra_check = intra_check
+        self.intra_check, self.motion = intra_check, motion
 
     @property
     def temporal(self) -> bool:
@@ -127,23 +130,32 @@ class VideoCodec:
         return stats
 
     def encode_frame(self, frame: VideoFrame, number: int, prev: VideoFrame | None) -> tuple[cv.FrameRecord, float]:
-        """Each plane group with the previous frame (when given) and, unless ``intra_check`` is
-        off, also without it, keeping the smaller (encoder-only: the record's flags say which)."""
+        """Each plane group with the previous frame (when given: moved by the motion vectors the
+        block search picks) and, unless ``intra_check`` is off, also without it, keeping the smaller
+        (encoder-only: the record's flags and motion field say which)."""
         c = self.codec
         m = c.model
-        streams, crcs, bits, temporal = [], [], 0.0, []
+        streams, crcs, bits, temporal, fields = [], [], 0.0, [], []
         for k, g in enumerate(frame.groups):
             g = np.ascontiguousarray(g)
-            options = [prev.groups[k]] if prev is not None else []
-            options += [None] if prev is None or self.intra_check else []
+            options = []  # (context, motion field)
+            if prev is not None:
+                field = motion_search.search(g, prev.groups[k]) if self.motion else None
+                options.append((motion.compensate(prev.groups[k], field), field))
+            options += [(None, None)] if prev is None or self.intra_check else []
             coded = [(encode_group(g, m.net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
-                                   max_batch_bytes=c.batch_bytes, context=ctx), ctx is not None) for ctx in options]
-            best, uses_prev = min(coded, key=lambda x: sum(map(len, x[0].streams)))
+                                   max_batch_bytes=c.batch_bytes, context=ctx), ctx is not None, field)
+                     for ctx, field in options]
+            best, uses_prev, field = min(coded, key=lambda x: sum(map(len, x[0].streams)))
             streams += best.streams
             crcs += best.crcs
             bits += best.model_bits
             temporal.append(uses_prev)
-        return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, crcs), bits
+            if uses_prev:
+                fields.append(field if field is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64))
+        packed = motion.pack(fields)
+        bits += 8 * len(packed)
+        return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, crcs, packed), bits
 
     # --- decode ---------------------------------------------------------------------------
     def open(self, stream: BinaryIO) -> cv.VideoHeader:
@@ -215,13 +227,17 @@ class VideoCodec:
         m = c.model
         jobs, k = [], 0
         tools = dataclasses.replace(header.tools)
+        used = [g for g, t in enumerate(rec.temporal) if t]
+        fields = dict(zip(used, motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0])
+                                                           for g in used])))
         for g, (w, h, ch) in enumerate(header.planes):
             n = -(-h // header.tile) * -(-w // header.tile)
             group = CodedGroup(rec.streams[k : k + n], rec.crcs[k : k + n], 0.0)
-            jobs.append(GroupJob(group, h, w, ch, k, prev.groups[g] if rec.temporal[g] else None))
+            context = motion.compensate(prev.groups[g], fields[g]) if rec.temporal[g] else None
+            jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
         out: list = [None] * len(jobs)
-        bits = 0.0
+        bits = 8.0 * len(rec.motion)
         for ch, ctx in sorted({(j.channels, j.context is not None) for j in jobs}):  # as many in one scan as can be
             idx = [i for i, j in enumerate(jobs) if j.channels == ch and (j.context is not None) == ctx]
             for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], m.net, m.luts, header.tile, c.device, tools,

@@ -2,6 +2,12 @@
 
     python benchmarks/memory.py --megapixels 0.4 4 24 --threads 2
     python benchmarks/memory.py --megapixels 24 --batch-mb 256
+    python benchmarks/memory.py --video-frames 2 8 1000 --model video    # 1280x720 4:2:0 clips, streamed
+
+Video: a 1280x720 4:2:0 clip of N frames made by tiling and shifting the frames of
+``../shared/data/video/y4m/foreman_cif_60f.y4m`` is streamed into the video encoder (never held
+whole) and the file decoded frame by frame; a peak that does not grow with N is what bounds a
+clip of any length.  Results go to benchmarks/results/memory_video.json.
 
 The test image of each size is a mosaic of real photographs (``--data``, default
 ../shared/data/train), so the coded streams are realistic.  Each encode and each decode runs in
@@ -55,6 +61,8 @@ def _status_kb(field: str) -> int:
 
 def child(args: list[str]) -> None:
     """In a fresh process: load the model, then encode (src .npy -> dst .arm) or decode (src .arm)."""
+    if args[0].startswith("video-"):
+        return video_child([args[0][6:], *args[1:]])
     what, src, model, threads, batch_mb = args[0], args[1], args[3], int(args[4]), int(args[5])
     import torch
 
@@ -72,6 +80,47 @@ def child(args: list[str]) -> None:
     print(json.dumps({"rss_after_load_mb": base / 2**20, "peak_rss_mb": peak / 2**20, "seconds": time.perf_counter() - t0}))
 
 
+def clip_frames(n: int, width: int = 1280, height: int = 720):
+    """VideoFrames of a 4:2:0 clip: the shared foreman frames tiled over the frame, shifted a pixel a frame."""
+    from armcodec.io.frames import VideoFrame, y4m_source
+
+    src = list(y4m_source(open(ROOT.parent / "shared" / "data" / "video" / "y4m" / "foreman_cif_60f.y4m", "rb")).frames)
+    for k in range(n):
+        planes = []
+        for p, (h, w) in zip(src[k % len(src)].groups, [(height, width), (height // 2, width // 2), (height // 2, width // 2)]):
+            reps = (-(-h // p.shape[0]) + 1, -(-w // p.shape[1]) + 1, 1)
+            planes.append(np.ascontiguousarray(np.tile(p, reps)[: h, k % 16 : k % 16 + w]))
+        yield VideoFrame(planes)
+
+
+def video_child(args: list[str]) -> None:
+    """In a fresh process: encode a streamed clip of N frames to a file, or decode one frame by frame."""
+    what, n, path, model, threads = args[0], int(args[1]), Path(args[2]), args[3], int(args[4])
+    import torch
+
+    from armcodec.io.frames import VideoSource
+    from armcodec.video import VideoCodec
+
+    torch.set_num_threads(threads)
+    codec = VideoCodec(model, "cpu")
+    base = _status_kb("VmRSS") * 1024
+    t0 = time.perf_counter()
+    frames = 0
+    if what == "encode":
+        src = VideoSource("y4m", 1280, 720, [(1280, 720, 1), (640, 360, 1), (640, 360, 1)],
+                          b"YUV4MPEG2 W1280 H720 F30:1 Ip A1:1 C420jpeg", clip_frames(n))
+        with open(path, "wb") as f:
+            frames = codec.encode(src, f).frames
+    else:
+        with open(path, "rb") as f:
+            header = codec.open(f)
+            for _ in codec.decode(f, header, seekable=True):
+                frames += 1
+    peak = _status_kb("VmHWM") * 1024
+    print(json.dumps({"frames": frames, "rss_after_load_mb": base / 2**20, "peak_rss_mb": peak / 2**20,
+                      "seconds": time.perf_counter() - t0}))
+
+
 def run_child(*args) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", *map(str, args)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -85,8 +134,24 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-mb", type=int, default=0, help="batch budget (MiB; 0: the library default)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "memory.json")
+    ap.add_argument("--video-frames", type=int, nargs="+", help="video clips of these frame counts instead of images")
     a = ap.parse_args(argv)
     import torch
+
+    if a.video_frames:
+        out = a.out.with_name("memory_video.json") if a.out.name == "memory.json" else a.out
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in a.video_frames:
+                arm = Path(tmp) / "clip.arm"
+                enc = run_child("video-encode", n, arm, a.model, a.threads)
+                dec = run_child("video-decode", n, arm, a.model, a.threads)
+                rows.append({"frames": n, "width": 1280, "height": 720, "file_mb": arm.stat().st_size / 2**20,
+                             "encode": enc, "decode": dec})
+                print(json.dumps(rows[-1]), flush=True)
+                out.write_text(json.dumps({"model": a.model, "threads": a.threads, "torch": torch.__version__,
+                                           "cpu_count": os.cpu_count(), "rows": rows}, indent=1) + "\n")
+        return
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -212,15 +212,35 @@ def write_table(folder: Path) -> str:
     return text
 
 
+def record(folder: Path, preset: str = "video", weights_dir: Path = ROOT / "weights") -> dict:
+    """Copy a run's armcodec figures (mean over its clips) into the preset's ``video`` entry of the
+    manifest, which ``armcodec models`` prints."""
+    recs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    rows = [r["codecs"]["armcodec"] for r in recs if "armcodec" in r["codecs"]]
+    fig = {"bpsp": round(float(np.mean([r["bpsp"] for r in rows])), 4), "clips": len(rows),
+           "frames": max(r["frames"] for r in recs), "encode_fps": round(float(np.mean([r["encode_fps"] for r in rows])), 3),
+           "decode_fps": round(float(np.mean([r["decode_fps"] for r in rows])), 3),
+           "commit": recs[0]["environment"].get("commit"), "results": str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)}
+    man = weights_dir / "manifest.json"
+    m = json.loads(man.read_text())
+    next(p for p in m["presets"] if p["name"] == preset)["video"] = fig
+    man.write_text(json.dumps(m, indent=2) + "\n")
+    return fig
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("clips", nargs="+", type=Path)
+    ap.add_argument("clips", nargs="*", type=Path)
     ap.add_argument("--frames", type=int, default=60, help="the first N frames of each clip")
     ap.add_argument("--codecs", default="armcodec,ffv1,x264,x265,jxl-e7,png")
     ap.add_argument("--model", default="video")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--name", default="video")
+    ap.add_argument("--record", action="store_true", help="only copy the results folder's figures into the preset")
     a = ap.parse_args(argv)
+    if a.record:
+        print(json.dumps(record((a.out or DEFAULT_OUT) / a.name, a.model)))
+        return
     run(a.clips, a.frames, a.codecs, a.model, a.out, a.name)
 
 

@@ -629,6 +629,10 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             k = p.meta.get("kodak", {})
             c = w.config
             figure = f"Kodak {k['bpsp']} bpsp" if "bpsp" in k else "Kodak not measured"
+            v = p.meta.get("video", {})
+            if "bpsp" in v:  # a video preset: its mean over the benchmark's clips
+                figure = (f"video clips {v['bpsp']} bpsp (mean of {v['clips']} clips, first {v['frames']} frames; "
+                          f"encode {v['encode_fps']} frames/s, decode {v['decode_fps']} frames/s, 2 threads)")
             if "decode_s_mean" in k and "encode_s_mean" in k:
                 figure += f" (per image: encode {k['encode_s_mean']} s, decode {k['decode_s_mean']} s, {k.get('threads', '?')} threads)"
             if "model_only_bpsp" in k:
@@ -636,6 +640,8 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                            f"decode {k['model_only_decode_s_mean']} s")
             orient = (", orientation search by " + (p.orient_proxy.name if p.orient_proxy else w.name)) if p.orient else ""
             levels = f"{c['levels']} levels, " if "levels" in c else ""
+            levels += f"previous frame's {2 * c['context_reach'] + 1}x{2 * c['context_reach'] + 1} window, " \
+                if "context_reach" in c else ""
             typer.echo(f"{p.name}: weights {w.name} ({w.architecture}, {levels}width {c['width']}, {c['blocks']} blocks, "
                        f"{c['mixtures']} mixtures, sha256 {w.sha256[:16]}), tile {p.tile_size}{orient}, {figure}")
 

@@ -118,8 +118,8 @@ TINY_TEMPORAL = TemporalConfig(width=8, blocks=2, head_width=8, mixtures=2, cont
 
 
 def make_tiny_temporal(seed: int = 0) -> TemporalPixelCNN:
-    """A small random temporal model whose context terms matter: its means are the previous
-    frame's pixel one column right (what :func:`moving_frames` pans by), its scales random."""
+    """A small random temporal model whose context terms matter: its means are the context's pixel
+    (the previous frame moved by the motion vectors), its scales random."""
     torch.manual_seed(seed)
     m = TemporalPixelCNN(TINY_TEMPORAL)
     k, c = TINY_TEMPORAL.mixtures, TINY_TEMPORAL.image_channels
@@ -133,7 +133,7 @@ def make_tiny_temporal(seed: int = 0) -> TemporalPixelCNN:
         m.skip.weight[means] = 0
         r = TINY_TEMPORAL.context_reach
         for ch in range(c):
-            m.context_skip.weight[k * c + ch * k : k * c + (ch + 1) * k, ch, r, r + 1] = 1.0
+            m.context_skip.weight[k * c + ch * k : k * c + (ch + 1) * k, ch, r, r] = 1.0
     return m
 
 
