@@ -218,7 +218,7 @@ def record(folder: Path, preset: str = "video", weights_dir: Path = ROOT / "weig
     recs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     rows = [r["codecs"]["armcodec"] for r in recs if "armcodec" in r["codecs"]]
     fig = {"bpsp": round(float(np.mean([r["bpsp"] for r in rows])), 4), "clips": len(rows),
-           "frames": max(r["frames"] for r in recs), "encode_fps": round(float(np.mean([r["encode_fps"] for r in rows])), 3),
+           "frames": "-".join(sorted({str(min(r["frames"] for r in recs)), str(max(r["frames"] for r in recs))}, key=int)), "encode_fps": round(float(np.mean([r["encode_fps"] for r in rows])), 3),
            "decode_fps": round(float(np.mean([r["decode_fps"] for r in rows])), 3),
            "commit": recs[0]["environment"].get("commit"), "results": str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)}
     man = weights_dir / "manifest.json"
