@@ -523,6 +523,16 @@ class _Reader:
         return b
 
 
+def read_weights_id(r: _Reader) -> tuple[str, bytes]:
+    """The weights' name (u8 n + n bytes, utf-8) and sha256 prefix (16 bytes) a header names."""
+    (name_len,) = r.take("<B")
+    try:
+        model = r.raw(name_len).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError("weights name is not valid utf-8") from None
+    return model, r.raw(16)
+
+
 def _read_tools(r: _Reader) -> CoderTools:
     (count,) = r.take("<B")
     found: dict[int, bytes] = {}
@@ -587,12 +597,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
     if kind == KIND_REPLICATED:
         replication = r.take("<BB")
         _check_replication(*replication, width, height)
-    (name_len,) = r.take("<B")
-    try:
-        model = r.raw(name_len).decode("utf-8")
-    except UnicodeDecodeError:
-        raise FormatError("weights name is not valid utf-8") from None
-    sha = r.raw(16)
+    model, sha = read_weights_id(r)
     if version == 1:
         tools = PROFILE_TOOLS[profile]
         (icc_len,) = r.take("<I")

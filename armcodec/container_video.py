@@ -43,7 +43,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from armcodec.container import MAGIC, MAX_TILE, MIN_TILE, PREAMBLE, CoderTools, _Reader, _read_tools, _tool_list, varint
+from armcodec.container import (MAGIC, MAX_TILE, MIN_TILE, PREAMBLE, CoderTools, _Reader, _read_tools, _tool_list,
+                                read_weights_id, varint)
 from armcodec.errors import ChecksumError, FormatError, LimitError
 
 VIDEO_VERSION = 4
@@ -180,12 +181,7 @@ def read_header(stream: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Video
     (tile,) = r.take("<H")
     if key_interval < 1 or not MIN_TILE <= tile <= MAX_TILE:
         raise FormatError(f"invalid key interval {key_interval} or tile size {tile}")
-    (name_len,) = r.take("<B")
-    try:
-        model = r.raw(name_len).decode("utf-8")
-    except UnicodeDecodeError:
-        raise FormatError("weights name is not valid utf-8") from None
-    sha = r.raw(16)
+    model, sha = read_weights_id(r)
     tools = _read_tools(r)
     if tools.orientation or tools.feedback or tools.classic_tiles:
         raise FormatError("a video file with coder tools other than the adaptation")

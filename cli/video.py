@@ -125,7 +125,7 @@ def decompress_video(inp: Path, output: Path | None, device: str, force: bool, f
                      max_pixels: int) -> dict:
     from armcodec import container_video as cv
     from armcodec.api import _shipped_manifest
-    from armcodec.io.frames import FFV1Writer, FrameFolderWriter, write_y4m
+    from armcodec.io.frames import FFV1Writer, write_y4m
     from armcodec.video import VideoCodec
 
     rng = parse_range(frames)

@@ -166,20 +166,29 @@ def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
         for g in opt.param_groups:
             g["lr"] = lr_at(step, s)
         x = random_crops(train_imgs, s.batch, s.crop, rng, dev)
-        loss = model(x, qat=qat).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
-        if step % 25 == 0:
-            log(f"step {step} qat={int(qat)} lr {lr_at(step, s):.2e} train {run_loss:.4f} bpsp {time.time() - t0:.0f}s")
-        if step % s.val_every == 0 or step == s.steps:
-            log(f"step {step} val {evaluate(model, val, qat):.4f} bpsp (qat={int(qat)})")
-        if step % s.checkpoint_every == 0 or step == s.steps:
-            save_checkpoint(ckpt, model, opt, {**meta, "step": step, "qat": qat})
+        step, run_loss = optimizer_step(model, opt, model(x, qat=qat).mean(), step, run_loss)
+        report(step, s, qat, run_loss, t0, log, lambda: f"{evaluate(model, val, qat):.4f} bpsp",
+               lambda: save_checkpoint(ckpt, model, opt, {**meta, "step": step, "qat": qat}))
     return model
+
+
+def optimizer_step(model, opt, loss, step: int, run_loss: float | None) -> tuple[int, float]:
+    """Backward, clip the trained parameters' gradient norm at 1, step -> (step + 1, running loss)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    opt.step()
+    return step + 1, loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
+
+
+def report(step: int, s: TrainSettings, qat: bool, run_loss: float, t0: float, log, validate, checkpoint) -> None:
+    """The training log every 25 steps, ``validate()`` (a text) and ``checkpoint()`` on their schedules."""
+    if step % 25 == 0:
+        log(f"step {step} qat={int(qat)} lr {lr_at(step, s):.2e} train {run_loss:.4f} bpsp {time.time() - t0:.0f}s")
+    if step % s.val_every == 0 or step == s.steps:
+        log(f"step {step} val {validate()} (qat={int(qat)})")
+    if step % s.checkpoint_every == 0 or step == s.steps:
+        checkpoint()
 
 
 def main(argv=None) -> None:

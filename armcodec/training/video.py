@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from armcodec.models.temporal import TemporalPixelCNN
-from armcodec.training.loop import TrainSettings, load_checkpoint, lr_at, save_checkpoint
+from armcodec.training.loop import TrainSettings, load_checkpoint, lr_at, optimizer_step, report, save_checkpoint
 from armcodec.training.video_data import Clip, _stacks, fixed_pairs, load_clip, sample_pairs
 
 RGB_FRACTION = 1 / 3
@@ -87,19 +87,9 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
             g["lr"] = lr_at(step, s) * g["scale"]
         kind = "rgb" if rng.random() < RGB_FRACTION else "grey"
         x, c = sample_pairs(stacks[kind], s.batch, s.crop, reach, rng)
-        loss = bits(model, x, c, kind == "grey", qat).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        opt.step()
-        step += 1
-        run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
-        if step % 25 == 0:
-            log(f"step {step} qat={int(qat)} lr {lr_at(step, s):.2e} train {run:.4f} {time.time() - t0:.0f}s")
-        if step % s.val_every == 0 or step == s.steps:
-            log(f"step {step} val {evaluate(model, val_sets, qat)} (qat={int(qat)})")
-        if step % s.checkpoint_every == 0 or step == s.steps:
-            save_checkpoint(ckpt, model, opt, {**meta, "step": step, "qat": qat})
+        step, run = optimizer_step(model, opt, bits(model, x, c, kind == "grey", qat).mean(), step, run)
+        report(step, s, qat, run, t0, log, lambda: evaluate(model, val_sets, qat),
+               lambda: save_checkpoint(ckpt, model, opt, {**meta, "step": step, "qat": qat}))
     return model
 
 

@@ -9,40 +9,24 @@ the samples have no previous frame (the key frames, coded with the context terms
 """
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from armcodec.io.frames import ffmpeg_exe, natural_key, probe
 from armcodec.models.temporal import context_input
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".264", ".h264", ".webm", ".y4m"}
 KEY_FRACTION = 0.1
-
-
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def probe_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a clip's video stream, from ffmpeg's report."""
-    err = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
-    m = re.search(r"Video: .*?(\d{2,5})x(\d{2,5})", err)
-    if not m:
-        raise ValueError(f"{path}: no video stream found")
-    return int(m.group(1)), int(m.group(2))
 
 
 def decode_clip(path: Path, pix_fmt: str, first: int = 0, count: int = 10**9) -> list:
     """Frames ``first .. first + count`` of a clip: pix_fmt ``rgb24`` -> uint8 (H, W, 3) each,
     ``yuv420p`` -> (Y (H, W), U, V (H/2, W/2 rounded up)) each."""
-    w, h = probe_size(path)
+    p = probe(path)
+    w, h = p.width, p.height
     cw, ch = -(-w // 2), -(-h // 2)
     size = w * h * 3 if pix_fmt == "rgb24" else w * h + 2 * cw * ch
     cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]
@@ -82,8 +66,6 @@ def load_clip(path: Path, first: int = 0, count: int = 10**9) -> Clip:
     path = Path(path)
     if path.is_dir():
         from PIL import Image
-
-        from armcodec.io.frames import natural_key
 
         files = sorted((p for p in path.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff", ".bmp")),
                        key=lambda p: natural_key(p.name))[first : first + count]
@@ -143,8 +125,3 @@ def sample_pairs(stacks: list[np.ndarray], n: int, crop: int, reach: int, rng: n
 def fixed_pairs(clips: list[Clip], rgb: bool, crop: int, reach: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The validation pairs (the same on every run), without key frames."""
     return sample_pairs(_stacks(clips, rgb, crop), n, crop, reach, np.random.default_rng(12345), key_fraction=0.0)
-
-
-def pad_context(cinp: torch.Tensor, reach: int) -> torch.Tensor:
-    """A context input without its margin -> zero margin (outside the frame)."""
-    return F.pad(cinp, (reach,) * 4)
