@@ -61,7 +61,7 @@ MAX_FRAMES = 1 << 31
 DEFAULT_MAX_PIXELS = 1 << 28  # per frame
 
 
-def MAX_TABLE_BYTES(frames: int) -> int:  # noqa: N802
+def max_table_bytes(frames: int) -> int:
     """The most bytes a frame table of ``frames`` frames takes after its magic (varints of at most 5 bytes)."""
     return 5 + 6 * frames + 4 + END.size + 1
 
@@ -278,6 +278,17 @@ def read_table(data: bytes, first_offset: int, file_size: int) -> FrameTable:
     if r.pos != r.end or (n and not table.keys[0]):
         raise FormatError("the frame table is damaged (bytes left over, or the first frame is not a key frame)")
     return table
+
+
+def read_frame_table(stream: BinaryIO, first_offset: int) -> tuple[FrameTable, int, int]:
+    """A seekable file's frame table, checked against its end -> (table, its offset, file size)."""
+    size = stream.seek(0, 2)
+    table_at, count = read_end(stream, size)
+    stream.seek(table_at)
+    table = read_table(stream.read(size - table_at), first_offset, size)
+    if len(table.offsets) != count:
+        raise FormatError("the frame table's count does not match its end")
+    return table, table_at, size
 
 
 def read_end(stream: BinaryIO, file_size: int) -> tuple[int, int]:

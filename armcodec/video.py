@@ -15,7 +15,6 @@ there.  The encoder holds the previous frame and the current one; the decoder th
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -23,7 +22,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from armcodec import container_video as cv
-from armcodec.api import Codec, DEFAULT_MAX_PIXELS
+from armcodec.api import Codec
 from armcodec.coding import motion
 from armcodec.coding.planes import CodedGroup, GroupJob, decode_groups
 from armcodec.container import CoderTools
@@ -78,7 +77,7 @@ class VideoCodec:
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         self.codec = Codec(model, device, tile_size, weights_dir=weights_dir, adaptive=adaptive, orient=False,
-                           feedback=False, classic=False, kernel=kernel, max_pixels=max(max_pixels, DEFAULT_MAX_PIXELS))
+                           feedback=False, classic=False, kernel=kernel)
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive)
         self.intra_check, self.motion = intra_check, motion
@@ -178,12 +177,8 @@ class VideoCodec:
         start, stop = (frames.start or 0, frames.stop) if frames is not None else (0, None)
         first = header.size
         if seekable:
-            size = stream.seek(0, 2)
-            table_at, count = cv.read_end(stream, size)
-            stream.seek(table_at)
-            table = cv.read_table(stream.read(size - table_at), first, size)
-            if len(table.offsets) != count:
-                raise FormatError("the frame table's count does not match its end")
+            table, table_at, _ = cv.read_frame_table(stream, first)
+            count = len(table.offsets)
             key = max([k for k in range(min(start, count - 1) + 1) if table.keys[k]] or [0]) if count else 0
             stream.seek(table.offsets[key] if count else first)
             number, pos, end = key, table.offsets[key] if count else first, table_at
@@ -196,7 +191,7 @@ class VideoCodec:
                 rec = cv.read_record(stream, header, pos, None if end is None else end - pos)
                 if rec is None:  # the frame table: read from a pipe, it is checked here
                     if end is None:
-                        self._check_table(cv.TABLE_MAGIC + stream.read(cv.MAX_TABLE_BYTES(number)), pos, number, first)
+                        self._check_table(cv.TABLE_MAGIC + stream.read(cv.max_table_bytes(number)), pos, number, first)
                     break
                 if rec.number != number:
                     raise FormatError(f"frame record {number} is numbered {rec.number} (damaged file)")
@@ -226,7 +221,6 @@ class VideoCodec:
         c = self.codec
         m = c.model
         jobs, k = [], 0
-        tools = dataclasses.replace(header.tools)
         used = [g for g, t in enumerate(rec.temporal) if t]
         fields = dict(zip(used, motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0])
                                                            for g in used])))
@@ -240,7 +234,7 @@ class VideoCodec:
         bits = 8.0 * len(rec.motion)
         for ch, ctx in sorted({(j.channels, j.context is not None) for j in jobs}):  # as many in one scan as can be
             idx = [i for i, j in enumerate(jobs) if j.channels == ch and (j.context is not None) == ctx]
-            for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], m.net, m.luts, header.tile, c.device, tools,
+            for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], m.net, m.luts, header.tile, c.device, header.tools,
                                                       max_batch_bytes=c.batch_bytes)):
                 out[i] = arr
                 bits += b
@@ -252,10 +246,6 @@ def read_info(stream: BinaryIO, seekable: bool = True) -> dict:
     header = cv.read_header(stream, 1 << 62)
     info = header.describe()
     if seekable:
-        first = stream.tell()
-        size = stream.seek(0, 2)
-        table_at, count = cv.read_end(stream, size)
-        stream.seek(table_at)
-        table = cv.read_table(stream.read(size - table_at), first, size)
-        info.update(frames=count, key_frames=sum(table.keys), bytes=size)
+        table, _, size = cv.read_frame_table(stream, header.size)
+        info.update(frames=len(table.offsets), key_frames=sum(table.keys), bytes=size)
     return info

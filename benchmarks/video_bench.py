@@ -136,6 +136,7 @@ def run_per_frame(name, frames, tmp: Path) -> dict:
 
 def run_armcodec(codec, src, frames, tmp: Path) -> dict:
     from armcodec.io.frames import VideoSource
+    from armcodec.video import read_info
 
     f = tmp / "clip.arm"
     source = VideoSource(src.kind, src.width, src.height, src.groups, src.description, iter(frames), src.name)
@@ -150,7 +151,8 @@ def run_armcodec(codec, src, frames, tmp: Path) -> dict:
     if len(got) != len(frames) or any(not all(np.array_equal(a, b) for a, b in zip(d.groups, fr.groups))
                                       for (_, d, _), fr in zip(got, frames)):
         raise SystemExit("armcodec: did not decode exactly")
-    keys = __import__("armcodec.video", fromlist=["read_info"]).read_info(open(f, "rb"))["key_frames"]
+    with open(f, "rb") as g:
+        keys = read_info(g)["key_frames"]
     return {"bytes": f.stat().st_size, "encode_s": t1 - t0, "decode_s": t2 - t1, "model_bits": stats.model_bits,
             "key_frames": keys}
 

@@ -649,10 +649,10 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 @app.command()
 def bench(
     inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.")],
-    codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9 (also armcodec-noadapt: without adaptation; armcodec-noorient / armcodec-orient: without / with the orientation search; armcodec-nofeedback: without the residual feedback; armcodec-noclassic: the model's path only, never PNG or WebP).")] = "armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9",
+    codecs: Annotated[Optional[str], typer.Option("--codecs", help="Comma-separated: armcodec,png,webp,jpegls,jpeg2000,jxl-e7,jxl-e9 (also armcodec-noadapt: without adaptation; armcodec-noorient / armcodec-orient: without / with the orientation search; armcodec-nofeedback: without the residual feedback; armcodec-noclassic: the model's path only, never PNG or WebP; with --video: armcodec,ffv1,x264,x265,jxl-e7,png).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Results root (default: benchmarks/results).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Dataset name: results go to OUT/NAME (default: the folder's name).")] = None,
-    model: Annotated[str, typer.Option("--model", help="armcodec preset.")] = "default",
+    model: Annotated[Optional[str], typer.Option("--model", help="armcodec preset (default; video with --video).")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option("--threads", help="At most this many threads for armcodec, and as many for JPEG-XL (0: the cores).")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="Only the first N images.")] = 0,
@@ -665,12 +665,12 @@ def bench(
     if video:
         from armcodec_benchmarks.video_bench import run as run_video
 
-        codec_list = "armcodec,ffv1,x264,x265,jxl-e7,png" if "--codecs" not in sys.argv else codecs
-        run_video(inputs, frames, codec_list, model if "--model" in sys.argv else "video", out, name or "video", log=typer.echo)
+        run_video(inputs, frames, codecs or "armcodec,ffv1,x264,x265,jxl-e7,png", model or "video", out, name or "video",
+                  log=typer.echo)
         return
-    from armcodec_benchmarks.bench import run
+    from armcodec_benchmarks.bench import ALL_CODECS, run
 
-    run(inputs, name, codecs, model, device, threads, limit, out, log=typer.echo, together=together)
+    run(inputs, name, codecs or ALL_CODECS, model or "default", device, threads, limit, out, log=typer.echo, together=together)
 
 
 @app.command()

@@ -18,7 +18,7 @@ import torch
 
 from armcodec.models.temporal import TemporalPixelCNN
 from armcodec.training.loop import TrainSettings, load_checkpoint, lr_at, optimizer_step, report, save_checkpoint
-from armcodec.training.video_data import Clip, _stacks, fixed_pairs, load_clip, sample_pairs
+from armcodec.training.video_data import Clip, frame_stacks, fixed_pairs, load_clip, sample_pairs
 
 RGB_FRACTION = 1 / 3
 
@@ -49,7 +49,7 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
     torch.manual_seed(s.seed)
     train, val = zip(*(c.split() for c in clips))
     val_sets = {"grey": fixed_pairs(list(val), False, 64, reach, 96), "rgb": fixed_pairs(list(val), True, 64, reach, 48)}
-    stacks = {"grey": _stacks(list(train), False, s.crop), "rgb": _stacks(list(train), True, s.crop)}
+    stacks = {"grey": frame_stacks(list(train), False, s.crop), "rgb": frame_stacks(list(train), True, s.crop)}
     step, adam, meta_in = 0, {}, {}
     if ckpt.exists():
         model, meta_in, adam = load_checkpoint(ckpt)

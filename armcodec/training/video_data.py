@@ -79,7 +79,7 @@ def load_clip(path: Path, first: int = 0, count: int = 10**9) -> Clip:
     return Clip(path.name, rgb, [np.stack([f[k] for f in yuv]) for k in range(3)])
 
 
-def _stacks(clips: list[Clip], rgb: bool, crop: int) -> list[np.ndarray]:
+def frame_stacks(clips: list[Clip], rgb: bool, crop: int) -> list[np.ndarray]:
     """The frame stacks (n, C, H, W) a batch draws from: RGB, or every grey plane."""
     if rgb:
         out = [c.rgb for c in clips if c.rgb is not None]
@@ -124,4 +124,4 @@ def sample_pairs(stacks: list[np.ndarray], n: int, crop: int, reach: int, rng: n
 
 def fixed_pairs(clips: list[Clip], rgb: bool, crop: int, reach: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The validation pairs (the same on every run), without key frames."""
-    return sample_pairs(_stacks(clips, rgb, crop), n, crop, reach, np.random.default_rng(12345), key_fraction=0.0)
+    return sample_pairs(frame_stacks(clips, rgb, crop), n, crop, reach, np.random.default_rng(12345), key_fraction=0.0)
