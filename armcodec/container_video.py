@@ -11,7 +11,9 @@
                  u8 n + n bytes weights name (utf-8)   16 bytes: sha256 prefix of the weights
                  u8 T, then T coder tools (as the image kind's; 1 adaptation is the only one used)
                  varint n + n bytes: the source's description (Y4M: its header line, verbatim;
-                     image frames: the mode (L, LA, RGB, RGBA); a video file: JSON, its rate and streams)
+                     image frames: the mode (L, LA, RGB, RGBA); a video file: JSON, its rate,
+                     pixel format and streams, and "y4m": the header line of its planes when the
+                     frames are stored as the decoder's YUV or grey planes (0.5), else RGB frames)
        10+N    u32 CRC32 of bytes [0, 10+N)
     then one record per frame:
                u32 R: record header length (below 2**24)

@@ -32,6 +32,7 @@ from armcodec.errors import FormatError, LimitError, ModelError
 from armcodec.io.frames import VideoFrame, VideoSource
 
 VIDEO_PRESET = "video"
+VIDEO_BATCH_BYTES = 1 << 30
 DEFAULT_KEY_INTERVAL = 60
 
 
@@ -69,15 +70,18 @@ class VideoCodec:
     :meth:`decode`).  The coder tools: the adaptation (``adaptive``) only.  ``intra_check``: also
     code each plane group of a frame without the previous frame and keep the smaller (scene cuts,
     fast motion; about twice the encode time of the frames between key frames).  ``motion``: move
-    the previous frame by a motion vector per 16x16 block (block matching) before the model sees it."""
+    the previous frame by a motion vector per 16x16 block (block matching) before the model sees it.
+    ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
+    batch and encodes in three, and a clip of any length stays under 2 GiB)."""
 
     def __init__(self, model: str = VIDEO_PRESET, device="auto", key_interval: int = DEFAULT_KEY_INTERVAL,
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
-                 kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True):
+                 kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True,
+                 batch_bytes: int = VIDEO_BATCH_BYTES):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         self.codec = Codec(model, device, tile_size, weights_dir=weights_dir, adaptive=adaptive, orient=False,
-                           feedback=False, classic=False, kernel=kernel)
+                           feedback=False, classic=False, kernel=kernel, batch_bytes=batch_bytes)
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive)
         self.intra_check, self.motion = intra_check, motion

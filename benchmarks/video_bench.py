@@ -52,18 +52,16 @@ def _ffmpeg():
 
 def raw_input_args(src, tmp: Path, frames) -> tuple[list[str], bytes, str]:
     """ffmpeg input arguments, the raw bytes to compare against, and the raw pix_fmt."""
-    if src.kind == "y4m":
-        from armcodec.io.frames import write_y4m
+    from armcodec.io.frames import write_y4m, y4m_line
+    from armcodec.io.y4m import Y4MHeader
 
+    line = y4m_line(src.kind, src.description)
+    if line is not None:  # Y4M planes (a Y4M file's, a video file's as decoded)
         f = tmp / "in.y4m"
         with open(f, "wb") as g:
-            write_y4m(g, src.description, frames)
+            write_y4m(g, line, frames)
         raw = b"".join(b"".join(np.ascontiguousarray(p).tobytes() for p in fr.groups) for fr in frames)
-        pix = {"420jpeg": "yuv420p", "420": "yuv420p", "420mpeg2": "yuv420p", "420paldv": "yuv420p", "422": "yuv422p",
-               "444": "yuv444p", "mono": "gray"}
-        from armcodec.io.y4m import Y4MHeader
-
-        return ["-i", str(f)], raw, pix[Y4MHeader.parse(src.description).colorspace]
+        return ["-i", str(f)], raw, Y4MHeader.parse(line).pix_fmt
     arrs = [np.concatenate(fr.groups, 2) for fr in frames]
     pix = {1: "gray", 3: "rgb24", 4: "rgba", 2: "ya8"}[arrs[0].shape[2]]
     f = tmp / "in.raw"

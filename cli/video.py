@@ -89,9 +89,10 @@ def parse_range(text: str | None) -> slice | None:
     return slice(start, stop)
 
 
-def output_kind(out: Path, source: str) -> str:
+def output_kind(out: Path, source: str, planes: bool) -> str:
     """What ``-o`` asks for: ``y4m``, ``frames`` (a folder) or ``ffv1`` (.mkv); refuses what cannot
-    hold the frames exactly."""
+    hold the frames exactly.  ``planes``: the frames are Y4M planes (a Y4M file's, a video file's as
+    decoded)."""
     name = str(out)
     slash = name.endswith(("/", os.sep)) or any(a.endswith(("/", os.sep)) and Path(a) == out for a in sys.argv[1:])
     if name == STDIO:
@@ -104,11 +105,11 @@ def output_kind(out: Path, source: str) -> str:
         kind = "ffv1"
     else:
         raise ArmcodecError(f"-o {out}: a video decodes to .y4m, .mkv (FFV1) or a folder of PNG frames (a name ending in /)")
-    if kind == "y4m" and source != "y4m":
+    if kind == "y4m" and not planes:
         raise ArmcodecError(f"-o {out}: this video holds {'RGB' if source == 'video' else 'image'} frames, which a Y4M "
                             "file cannot hold exactly; use .mkv or a folder")
-    if kind == "frames" and source == "y4m":
-        raise ArmcodecError(f"-o {out}: Y4M frames (Y, U, V planes) are not PNG images; use .y4m or .mkv")
+    if kind == "frames" and planes:
+        raise ArmcodecError(f"-o {out}: this video holds Y4M planes (Y, U, V), which are not PNG images; use .y4m or .mkv")
     return kind
 
 
@@ -125,7 +126,7 @@ def decompress_video(inp: Path, output: Path | None, device: str, force: bool, f
                      max_pixels: int) -> dict:
     from armcodec import container_video as cv
     from armcodec.api import _shipped_manifest
-    from armcodec.io.frames import FFV1Writer, write_y4m
+    from armcodec.io.frames import FFV1Writer, write_y4m, y4m_line
     from armcodec.video import VideoCodec
 
     rng = parse_range(frames)
@@ -137,7 +138,8 @@ def decompress_video(inp: Path, output: Path | None, device: str, force: bool, f
         codec = VideoCodec(entry.name if entry else header.model, device, kernel=kernel, max_pixels=max_pixels)
         codec._check_weights(header)
         out = output if output is not None else (Path(STDIO) if stdin else default_output(inp, header.source))
-        kind = output_kind(out, header.source)
+        line = y4m_line(header.source, header.description)
+        kind = output_kind(out, header.source, line is not None)
         decoded = codec.decode(f, header, rng, seekable=not stdin)
         count = [0]
 
@@ -147,7 +149,7 @@ def decompress_video(inp: Path, output: Path | None, device: str, force: bool, f
                 yield frame
 
         if str(out) == STDIO:
-            write_y4m(sys.stdout.buffer, header.description, counted())
+            write_y4m(sys.stdout.buffer, line, counted())
             sys.stdout.buffer.flush()
         elif kind == "frames":
             _write_frames(out, header, counted(), force)
@@ -158,7 +160,7 @@ def decompress_video(inp: Path, output: Path | None, device: str, force: bool, f
             try:
                 if kind == "y4m":
                     with open(tmp, "wb") as g:
-                        write_y4m(g, header.description, counted())
+                        write_y4m(g, line, counted())
                 else:
                     w = FFV1Writer(tmp, header.source, header.description, header.width, header.height, header.planes)
                     try:

@@ -304,29 +304,51 @@ def test_shared_clip_round_trips_smaller_than_intra(tmp_path):
 
 
 def test_video_files_in_and_ffv1_or_png_frames_out(tmp_path):
-    """A video file's decoded frames are what is stored; audio is refused by name unless
-    --video-only; the frames come back as FFV1 or PNG frames, exactly."""
+    """A video file's decoded frames are what is stored: YUV as the decoder's planes (back as Y4M
+    or FFV1, not as PNG), RGB as RGB (back as FFV1 or PNG frames); other pixel formats (10-bit) and
+    audio are refused by name (audio unless --video-only)."""
     from armcodec.io.frames import ffmpeg_exe, video_source
+    from armcodec.io.y4m import Y4MReader
 
     ff = ffmpeg_exe()
-    mp4, av = tmp_path / "m.mp4", tmp_path / "av.mp4"
-    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=40x24:rate=5", "-t", "0.6", "-c:v", "libx264",
-                    "-pix_fmt", "yuv420p", mp4], check=True)
-    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=40x24:rate=5", "-f", "lavfi", "-i",
-                    "sine=frequency=440", "-t", "0.6", "-c:v", "libx264", "-c:a", "aac", "-shortest", av], check=True)
-    frames = [f.groups[0] for f in video_source(mp4).frames]
-    assert len(frames) == 3 and frames[0].shape == (24, 40, 3)
+    mp4, av, rgb, deep = tmp_path / "m.mp4", tmp_path / "av.mp4", tmp_path / "rgb.mkv", tmp_path / "deep.mkv"
+    src = ["-f", "lavfi", "-i", "testsrc=size=40x24:rate=5", "-t", "0.6"]
+    subprocess.run([ff, "-v", "error", *src, "-c:v", "libx264", "-pix_fmt", "yuv420p", mp4], check=True)
+    subprocess.run([ff, "-v", "error", *src, "-f", "lavfi", "-i", "sine=frequency=440", "-c:v", "libx264", "-c:a", "aac",
+                    "-shortest", av], check=True)
+    subprocess.run([ff, "-v", "error", *src, "-c:v", "ffv1", "-pix_fmt", "bgr0", rgb], check=True)
+    subprocess.run([ff, "-v", "error", *src, "-c:v", "ffv1", "-pix_fmt", "yuv420p10le", deep], check=True)
+    decoded = subprocess.run([ff, "-v", "error", "-i", mp4, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+                             capture_output=True, check=True).stdout  # the decoder's own planes
+    planes = [f.groups for f in video_source(mp4).frames]
+    assert [g.shape for g in planes[0]] == [(24, 40, 1), (12, 20, 1), (12, 20, 1)]
+    assert b"".join(g.tobytes() for fr in planes for g in fr) == decoded and len(planes) == 3
     with pytest.raises(UnsupportedInputError, match="Audio"):
         video_source(av)
+    with pytest.raises(UnsupportedInputError, match="yuv420p10le"):
+        video_source(deep)
     r = cli("compress", av)
     assert r.returncode == 5 and b"--video-only" in r.stderr and not (tmp_path / "av.mp4.arm").exists()
     assert cli("compress", av, "--video-only").returncode == 0
-    r = cli("compress", mp4)
+    for f in (mp4, rgb):
+        r = cli("compress", f)
+        assert r.returncode == 0, r.stderr.decode()
+    r = cli("compress", deep)
+    assert r.returncode != 0 and b"yuv420p10le" in r.stderr and not (tmp_path / "deep.mkv.arm").exists()
+
+    r = cli("decompress", tmp_path / "m.mp4.arm")  # -> m.mkv (FFV1 in the same planes), checked by decoding it again
     assert r.returncode == 0, r.stderr.decode()
-    r = cli("decompress", tmp_path / "m.mp4.arm")  # -> m.mkv (FFV1), checked by decoding it again
-    assert r.returncode == 0, r.stderr.decode()
-    assert [f.groups[0].tobytes() for f in video_source(tmp_path / "m.mkv").frames] == [f.tobytes() for f in frames]
+    assert [[g.tobytes() for g in f.groups] for f in video_source(tmp_path / "m.mkv").frames] == \
+        [[g.tobytes() for g in fr] for fr in planes]
+    assert cli("decompress", tmp_path / "m.mp4.arm", "-o", tmp_path / "m.y4m").returncode == 0
+    back = list(Y4MReader(open(tmp_path / "m.y4m", "rb")))
+    assert b"".join(q.tobytes() for f in back for q in f.planes) == decoded
     r = cli("decompress", tmp_path / "m.mp4.arm", "-o", str(tmp_path / "png") + "/")
+    assert r.returncode != 0 and b"Y4M planes" in r.stderr
+
+    frames = [f.groups[0] for f in video_source(rgb).frames]
+    assert len(frames) == 3 and frames[0].shape == (24, 40, 3)
+    r = cli("decompress", tmp_path / "rgb.mkv.arm", "-o", str(tmp_path / "png") + "/")
     assert r.returncode == 0, r.stderr.decode()
     got = [np.asarray(Image.open(tmp_path / "png" / f"frame_{k:06d}.png")) for k in range(3)]
     assert all((a == b).all() for a, b in zip(got, frames))

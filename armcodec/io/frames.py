@@ -3,8 +3,8 @@ through the ffmpeg that imageio-ffmpeg ships.  Nothing holds more than the frame
 
 Every source gives a :class:`VideoSource`: the frame size, the coded plane groups (each (width,
 height, channels): a Y4M file's Y, U, V (and alpha) planes, one channel each; image frames' RGB and
-alpha, or grey and alpha; a video file's RGB), the source's description (stored verbatim in the
-file) and an iterator of :class:`VideoFrame`.  Every sink takes them back:
+alpha, or grey and alpha; a video file's planes as decoded (like a Y4M file's) or its RGB), the
+source's description (stored verbatim in the file) and an iterator of :class:`VideoFrame`.  Every sink takes them back:
 :func:`write_y4m` (the same header line and FRAME parameters), :class:`FrameFolderWriter` (PNG
 frames under their stored names) and :class:`FFV1Writer` (an FFV1 .mkv through ffmpeg).
 """
@@ -62,9 +62,9 @@ def y4m_source(stream: BinaryIO, name: str = "-") -> VideoSource:
     return VideoSource("y4m", h.width, h.height, [(c, r, 1) for r, c in shapes], h.line, frames, name)
 
 
-def write_y4m(stream: BinaryIO, description: bytes, frames) -> int:
-    """Y4M stream of decoded frames (header line: the stored description); -> frames written."""
-    writer = Y4MWriter(stream, Y4MHeader.parse(description))
+def write_y4m(stream: BinaryIO, line: bytes, frames) -> int:
+    """Y4M stream of decoded frames under the stored header ``line`` (:func:`y4m_line`); -> frames written."""
+    writer = Y4MWriter(stream, Y4MHeader.parse(line))
     n = 0
     for f in frames:
         writer.write(Y4MFrame([g[:, :, 0] for g in f.groups], f.extra))
@@ -188,35 +188,82 @@ def probe(path: Path) -> Probe:
                  pix.group(2) if pix else "?", pix.group(1) if pix else "?", others)
 
 
+# A video decoder's pixel formats that are stored exactly: those a Y4M stream holds as they are (8-bit
+# planes; NV12/NV21 are 4:2:0 planes interleaved), and 8-bit RGB ones (as RGB).  Any other (more
+# than 8 bits, alpha, ...) is refused: its frames would not come back as decoded.
+Y4M_PIX_FMTS = {"gray": "gray", "yuv420p": "yuv420p", "yuvj420p": "yuvj420p", "nv12": "yuv420p", "nv21": "yuv420p",
+                "yuv422p": "yuv422p", "yuvj422p": "yuvj422p", "yuv444p": "yuv444p", "yuvj444p": "yuvj444p"}
+RGB_PIX_FMTS = ("rgb24", "bgr24", "rgb0", "bgr0", "0rgb", "0bgr", "gbrp", "pal8")
+
+
+def y4m_line(kind: str, description: bytes) -> bytes | None:
+    """The Y4M header line of a source whose frames are Y4M planes (a Y4M file; a video file decoded
+    in its own pixel format), else None (image frames; RGB frames of a video file)."""
+    if kind == "y4m":
+        return description
+    if kind == "video":
+        line = json.loads(description).get("y4m")
+        return line.encode() if line else None
+    return None
+
+
+def _decode_command(path: Path, output: list[str]) -> list[str]:
+    """ffmpeg decoding the first video stream to stdout, every frame as it comes (frame times to stderr)."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-map", "0:v:0", "-vf", "showinfo", *output,
+            "-fps_mode", "passthrough", "-"]
+
+
 def video_source(path: Path, video_only: bool = False) -> VideoSource:
-    """A video file's decoded frames as RGB (what imageio-ffmpeg gives): they are what is stored
-    exactly, with the stream's frame rate.  Audio, subtitle and data streams, and frame times that
-    are not evenly spaced (variable frame rate), are refused by name unless ``video_only`` (then the
-    description lists what was not stored)."""
+    """A video file's decoded frames, stored exactly, with the stream's frame rate: 8-bit grey and
+    YUV (4:2:0, 4:2:2, 4:4:4, either range) as the planes the decoder gave, read through ffmpeg's
+    Y4M output (the header line kept); 8-bit RGB and palette frames as RGB; other pixel formats
+    (more than 8 bits, alpha) refused.
+    Audio, subtitle and data streams, and frame times that are not evenly spaced (variable frame
+    rate), are refused by name unless ``video_only`` (then the description lists what was not stored)."""
     p = probe(path)
     if p.other_streams and not video_only:
         raise UnsupportedInputError(f"{path} also holds {'; '.join(p.other_streams)}, which armcodec does not store: "
                                     "use --video-only to code the video stream alone")
-    desc = json.dumps({"rate": p.rate, "source_pix_fmt": p.pix_fmt, "source_codec": p.codec,
-                       "dropped": p.other_streams}, sort_keys=True).encode()
+    info = {"rate": p.rate, "source_pix_fmt": p.pix_fmt, "source_codec": p.codec, "dropped": p.other_streams}
     w, h = p.width, p.height
-    size = w * h * 3
+    if p.pix_fmt in Y4M_PIX_FMTS:
+        output = ["-f", "yuv4mpegpipe", "-pix_fmt", Y4M_PIX_FMTS[p.pix_fmt], "-strict", "-1"]
+        first = subprocess.run(_decode_command(path, ["-frames:v", "1", *output]), capture_output=True)
+        line = first.stdout.split(b"\n", 1)[0]
+        if first.returncode != 0 or not line.startswith(b"YUV4MPEG2 "):
+            raise UnsupportedInputError(f"{path}: ffmpeg could not decode it as {p.pix_fmt}")
+        header = Y4MHeader.parse(line)
+        info["y4m"] = line.decode("ascii")
+        groups = [(c, r, 1) for r, c in header.plane_shapes()]
+
+        def read(stdout):
+            reader = Y4MReader(stdout)
+            if reader.header.line != line:
+                raise UnsupportedInputError(f"{path}: ffmpeg's Y4M header changed between two runs")
+            for f in reader:
+                yield VideoFrame([q[:, :, None] for q in f.planes], f.params)
+    elif p.pix_fmt in RGB_PIX_FMTS:
+        output = ["-f", "rawvideo", "-pix_fmt", "rgb24"]
+        groups = [(w, h, 3)]
+
+        def read(stdout):
+            size = w * h * 3
+            while data := stdout.read(size):
+                if len(data) != size:
+                    raise UnsupportedInputError(f"{path}: ffmpeg's output ends inside a frame")
+                yield VideoFrame([np.frombuffer(data, np.uint8).reshape(h, w, 3)])
+    else:
+        raise UnsupportedInputError(f"{path}: its frames are {p.pix_fmt}, which armcodec cannot store as decoded "
+                                    f"(8-bit grey, YUV and RGB only); convert it first, e.g. ffmpeg -i {path.name} "
+                                    "-pix_fmt yuv420p (not lossless)")
 
     def frames():
         import tempfile
 
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-map", "0:v:0", "-vf", "showinfo",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-fps_mode", "passthrough", "-"]
         with tempfile.TemporaryFile() as log:  # showinfo's frame times (a pipe could fill and stall ffmpeg)
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
+            proc = subprocess.Popen(_decode_command(path, output), stdout=subprocess.PIPE, stderr=log)
             try:
-                while True:
-                    data = proc.stdout.read(size)
-                    if not data:
-                        break
-                    if len(data) != size:
-                        raise UnsupportedInputError(f"{path}: ffmpeg's output ends inside a frame")
-                    yield VideoFrame([np.frombuffer(data, np.uint8).reshape(h, w, 3)])
+                yield from read(proc.stdout)
             finally:
                 proc.stdout.close()
                 code = proc.wait()
@@ -232,12 +279,13 @@ def video_source(path: Path, video_only: bool = False) -> VideoSource:
                                         f"{steps.min():.4f} to {steps.max():.4f} s apart), which armcodec does not "
                                         "store: use --video-only to code the frames at the stream's rate")
 
-    return VideoSource("video", w, h, [(w, h, 3)], desc, frames(), str(path))
+    return VideoSource("video", w, h, groups, json.dumps(info, sort_keys=True).encode(), frames(), str(path))
 
 
 class FFV1Writer:
-    """An FFV1 (level 3) .mkv through ffmpeg: frames piped in as Y4M (a Y4M source, its planes and
-    colour range unchanged) or raw RGB / grey (image frames, video files), at the stored rate.
+    """An FFV1 (level 3) .mkv through ffmpeg: frames piped in as Y4M (Y4M planes: a Y4M file's, a
+    video file's as decoded; planes and colour range unchanged) or raw RGB / grey (image frames, a
+    video file's RGB frames), at the stored rate.
     :meth:`close` decodes the written file again and compares it with what went in (a CRC32 of the
     raw frames): an FFV1 file that would not give the frames back is an error, never an output."""
 
@@ -249,10 +297,11 @@ class FFV1Writer:
         if kind == "video":
             rate = json.loads(description).get("rate") or rate
         out = []
-        if kind == "y4m":
-            h = Y4MHeader.parse(description)
+        line = y4m_line(kind, description)
+        if line is not None:
+            h = Y4MHeader.parse(line)
             inp = ["-f", "yuv4mpegpipe", "-i", "-"]
-            self.pix = {"mono": "gray", "444alpha": "yuva444p", "444": "yuv444p", "422": "yuv422p"}.get(h.colorspace, "yuv420p")
+            self.pix = h.pix_fmt
             rng = next((c.split("=", 1)[1] for c in h.comments if c.startswith("COLORRANGE=")), None)
             out = ["-color_range", {"FULL": "pc", "LIMITED": "tv"}[rng]] if rng in ("FULL", "LIMITED") else []
         else:
@@ -261,7 +310,7 @@ class FFV1Writer:
             inp = ["-f", "rawvideo", "-pix_fmt", self.pix, "-s", f"{width}x{height}", "-r", rate, "-i", "-"]
         self.proc = subprocess.Popen([ffmpeg_exe(), "-v", "error", "-y", *inp, "-c:v", "ffv1", "-level", "3", *out,
                                       str(self.path)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.y4m = Y4MWriter(self.proc.stdin, Y4MHeader.parse(description)) if kind == "y4m" else None
+        self.y4m = Y4MWriter(self.proc.stdin, Y4MHeader.parse(line)) if line is not None else None
 
     def write(self, frame: VideoFrame) -> None:
         if self.y4m is not None:

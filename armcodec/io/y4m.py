@@ -56,6 +56,11 @@ class Y4MHeader:
         return shapes
 
     @property
+    def pix_fmt(self) -> str:
+        """ffmpeg's name for these planes (the siting of 4:2:0 aside)."""
+        return {"mono": "gray", "444alpha": "yuva444p", "444": "yuv444p", "422": "yuv422p"}.get(self.colorspace, "yuv420p")
+
+    @property
     def frame_bytes(self) -> int:
         return sum(r * c for r, c in self.plane_shapes())
 

@@ -305,8 +305,10 @@ class IntPixelCNN:
         encoder's parallel pass; with one wavefront step it is a decoder step.  ``single_pass``
         (the encoder's pass, the state used once): each residual map is freed as soon as the
         next is written, so at most two of them are held at a time.  ``extra``: integer terms
-        aligned with ``pos`` added to the first layer's and the head's outputs (float64 (M, F),
-        int64 (M, n_params): the temporal model's previous frame), or None."""
+        aligned with ``pos`` added to the first layer's and the head's outputs (``extra.first(a, b)``,
+        float64 (b - a, F), and ``extra.skip(a, b)``, int64 (b - a, n_params), asked for in position
+        order: the temporal model's previous frame, :class:`armcodec.models.temporal_exact.ContextTerms`),
+        or None."""
         rmax = self.cfg.resid_max
         if index is not None:  # the decoder's one step, its rows gathered in advance
             chunks, first_idx, gate_idx = [pos], [index[0]], [index[1]]
@@ -324,7 +326,7 @@ class IntPixelCNN:
             threads.poll()
             h = self.first(read(state.map(0), idx, p))
             if extra is not None:
-                h += extra[0][a:b]
+                h += extra.first(a, b)
             state.map(1)[p] = h.clamp_(-rmax, rmax).float()
         out = []
         for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
@@ -334,7 +336,7 @@ class IntPixelCNN:
                 h = gated_block(gate, mix, read(src, gate_idx[k], p), src[p], rmax)
                 if last:
                     params = int_head(self, h, read(state.map(0), first_idx[k], p))
-                    out.append(params if extra is None else params + extra[1][spans[k][0] : spans[k][1]])
+                    out.append(params if extra is None else params + extra.skip(*spans[k]))
                 else:
                     state.map(b + 2)[p] = h
             if single_pass:
@@ -379,7 +381,7 @@ class CachedSteps:
         if self.n_right:  # = state.clear_right(row ends among p), its rows computed in advance
             self.state.zero_rows(self.right_rows[self.ends_before[a] : self.ends_before[b]])
         index = (self.first_idx[a * self.n_first : b * self.n_first], self.gate_idx[a * self.n_gate : b * self.n_gate])
-        extra = None if self.extra is None else (self.extra[0][a:b], self.extra[1][a:b])
+        extra = None if self.extra is None else self.extra.at(a)
         return self.model.run(self.state, p, index=index, extra=extra)
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:

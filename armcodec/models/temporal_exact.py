@@ -21,6 +21,41 @@ from armcodec.models.registry import register
 from armcodec.models.temporal import TemporalConfig, TemporalPixelCNN
 
 CONTEXT_CHUNK = 1 << 16  # positions per context product (its gathered input: ~400 bytes each)
+CONTEXT_INDEX_BYTES = 32  # per position: its row, column and frame plane (int64 each), and their sum
+
+
+class ContextTerms:
+    """The previous frame's integer terms at a batch's positions (in scan order): the first
+    layer's (float64 (M, F)) and the head's (int64 (M, n_params)).  Each is computed a block of
+    :data:`CONTEXT_CHUNK` positions at a time when :meth:`IntPixelCNN.run` first asks for it (the
+    encoder's pass and the decoder's steps ask in position order), so the terms take one block of
+    memory whatever the frame size; the integers are those of one product over every position."""
+
+    def __init__(self, model: "IntTemporalPixelCNN", flat: torch.Tensor, rows, count: int, device, offset: int = 0,
+                 blocks: dict | None = None):
+        self.model, self.flat, self.rows, self.count, self.device, self.offset = model, flat, rows, count, device, offset
+        self._blocks = blocks if blocks is not None else {}  # "first" / "skip" -> (start, end, terms)
+
+    def at(self, offset: int) -> "ContextTerms":
+        """The same terms with position ``offset`` as 0 (a decoder step's positions)."""
+        return ContextTerms(self.model, self.flat, self.rows, self.count, self.device, self.offset + offset, self._blocks)
+
+    def first(self, a: int, b: int) -> torch.Tensor:
+        return self._terms("first", self.offset + a, self.offset + b)
+
+    def skip(self, a: int, b: int) -> torch.Tensor:
+        return self._terms("skip", self.offset + a, self.offset + b)
+
+    def _terms(self, which: str, a: int, b: int) -> torch.Tensor:
+        start, end, terms = self._blocks.get(which, (0, 0, None))
+        if terms is None or a < start or b > end:
+            start, end = a, min(self.count, max(b, a + CONTEXT_CHUNK))
+            rows = torch.from_numpy(self.rows(start, end).reshape(-1))
+            gathered = self.flat[rows].view(end - start, -1).to(self.device)
+            layer = self.model.context_first if which == "first" else self.model.context_skip
+            terms = layer(gathered) if which == "first" else layer(gathered).long()
+            self._blocks[which] = (start, end, terms)
+        return terms[a - start : b - start]
 
 
 def window_offsets(reach: int) -> list[tuple[int, int]]:
@@ -66,13 +101,13 @@ class IntTemporalPixelCNN(IntPixelCNN):
                          (model.context_skip, self.context_skip, INPUT_SCALE, param_scales(self.cfg))])
         return model.eval()
 
-    # --- the previous frame's terms --------------------------------------------------------
+    # --- the previous frame's terms ---------------------------------------------------------
     def context_terms(self, planes, ys: np.ndarray, xs: np.ndarray, device, which: np.ndarray | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+                      ) -> "ContextTerms":
         """planes: the previous frame's samples of the coded plane group, uint8 (H, W, g), g in
         (1, channels), or a list of them with ``which`` (M,) naming each position's; ys, xs: image
-        rows and columns of the positions -> (float64 (M, F), int64 (M, n_params)): the integers
-        :meth:`run` adds at those positions."""
+        rows and columns of the positions -> the integers :meth:`run` adds at those positions
+        (:class:`ContextTerms`: computed as the scan reaches them)."""
         if which is None:
             planes, which = [planes], np.zeros(len(ys), np.int64)
         r, c = self.cfg.context_reach, self.cfg.image_channels
@@ -85,21 +120,14 @@ class IntTemporalPixelCNN(IntPixelCNN):
             flats.append(padded.reshape(-1, c + 1))
             starts.append(starts[-1] + len(flats[-1]))
             widths.append(w + 2 * r)
-        flat = torch.from_numpy(np.concatenate(flats))
-        base, width = np.array(starts[:-1])[which], np.array(widths)[which]
         di, dj = np.array(window_offsets(r)).T
-        firsts, skips = [], []
-        for a in range(0, len(ys), CONTEXT_CHUNK):
-            s = slice(a, a + CONTEXT_CHUNK)
-            y, x = ys[s], xs[s]
-            rows = base[s, None] + (y[:, None] + r + di[None]) * width[s, None] + x[:, None] + r + dj[None]  # (M, n_off)
-            gathered = flat[torch.from_numpy(rows.reshape(-1))].view(len(y), -1).to(device)
-            firsts.append(self.context_first(gathered))
-            skips.append(self.context_skip(gathered).long())
-        if not firsts:
-            return (torch.zeros((0, self.cfg.width), dtype=torch.float64, device=device),
-                    torch.zeros((0, self.cfg.n_params), dtype=torch.int64, device=device))
-        return torch.cat(firsts), torch.cat(skips)
+        base, width = np.array(starts[:-1])[which], np.array(widths)[which]
+        ys, xs = np.asarray(ys), np.asarray(xs)
+
+        def rows(a: int, b: int) -> np.ndarray:  # the window's flat rows of positions a..b-1, (b - a, n_off)
+            return (base[a:b, None] + (ys[a:b, None] + r + di[None]) * width[a:b, None] + xs[a:b, None] + r + dj[None])
+
+        return ContextTerms(self, torch.from_numpy(np.concatenate(flats)), rows, len(ys), device)
 
     def encoder_pass(self, tiles: list, schedule, tile: int, device, values: torch.Tensor, context=None) -> FullPass:
         """:meth:`IntPixelCNN.encoder_pass`; ``context``: (previous planes, ys, xs[, which]) (see
@@ -107,6 +135,11 @@ class IntTemporalPixelCNN(IntPixelCNN):
         state = self.new_state(len(tiles), tile, device)
         extra = self.context_terms(*context[:3], device, *context[3:]) if context is not None else None
         return FullPass(self, state, state.flat_index(schedule.n, schedule.i, schedule.j), values, extra)
+
+    def tile_bytes(self, tile: int, decoding: bool) -> int:
+        """:meth:`IntPixelCNN.tile_bytes` and the context's indices per pixel (its terms take one
+        block, :data:`CONTEXT_CHUNK` positions, whatever the batch)."""
+        return super().tile_bytes(tile, decoding) + tile * tile * CONTEXT_INDEX_BYTES
 
     def decoder_steps(self, tiles: list, schedule, tile: int, device, channels: int, context=None) -> CachedSteps:
         steps = super().decoder_steps(tiles, schedule, tile, device, channels)
