@@ -42,6 +42,24 @@ def test_temporal_encoder_and_decoder_agree_and_the_context_pays():
             assert sum(map(len, g.streams)) * 8 <= g.model_bits * 1.005 + 64 * len(g.streams)
 
 
+def test_context_terms_do_not_depend_on_their_block_size(monkeypatch):
+    """The previous frame's terms are computed a block at a time as the scan reaches them: blocks
+    of 7 positions (every decoder step and encoder chunk straddles some) give the streams and the
+    frame of one block for everything."""
+    from armcodec.models import temporal_exact
+
+    net = export_net(make_tiny_temporal())
+    luts = TableLUTs.compute().to("cpu")
+    prev, cur = (f[:, :, None] for f in moving_frames(2))
+    cpu = torch.device("cpu")
+    whole = encode_group(cur, net, luts, 16, cpu, CoderTools(True), context=prev)
+    monkeypatch.setattr(temporal_exact, "CONTEXT_CHUNK", 7)
+    small = encode_group(cur, net, luts, 16, cpu, CoderTools(True), context=prev)
+    assert small.streams == whole.streams
+    (out, _), = decode_groups([GroupJob(whole, *cur.shape, 0, prev)], net, luts, 16, cpu, CoderTools(True))
+    assert (out == cur).all()
+
+
 def test_temporal_exact_model_tracks_its_qat_float_graph():
     """The exported integers and the QAT float graph give nearly the same bits (the float graph
     adds each term on its grid as the exact model does)."""
