@@ -9,7 +9,7 @@
                  varint key interval K (a key frame every K frames, coded without the previous frame)
                  u16 tile size
                  u8 n + n bytes weights name (utf-8)   16 bytes: sha256 prefix of the weights
-                 u8 T, then T coder tools (as the image kind's; 1 adaptation is the only one used)
+                 u8 T, then T coder tools (as the image kind's: 1 adaptation, 3 feedback (0.5))
                  varint n + n bytes: the source's description (Y4M: its header line, verbatim;
                      image frames: the mode (L, LA, RGB, RGBA); a video file: JSON, its rate,
                      pixel format and streams, and "y4m": the header line of its planes when the
@@ -185,8 +185,8 @@ def read_header(stream: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Video
         raise FormatError(f"invalid key interval {key_interval} or tile size {tile}")
     model, sha = read_weights_id(r)
     tools = _read_tools(r)
-    if tools.orientation or tools.feedback or tools.classic_tiles:
-        raise FormatError("a video file with coder tools other than the adaptation")
+    if tools.orientation or tools.classic_tiles:
+        raise FormatError("a video file with coder tools other than the adaptation and the feedback")
     description = r.raw(r.varint())
     if r.pos != r.end:
         raise FormatError("video header has bytes left over")

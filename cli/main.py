@@ -182,7 +182,7 @@ def compress(
 
     to_stdout = _stdio_plan(inputs, output)
     if any(cli_video.is_video_input(p, video) for p in inputs):
-        return _compress_videos(inputs, output, to_stdout, model or "video", device, tile_size, max_pixels, adapt, kernel,
+        return _compress_videos(inputs, output, to_stdout, model or "video", device, tile_size, max_pixels, adapt, feedback, kernel,
                                 key_interval, video, video_only, force, as_json)
     model = model or "default"
     try:
@@ -217,7 +217,7 @@ def compress(
     _run_batch(inputs, outs, work, as_json, records_to_stderr=to_stdout)
 
 
-def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pixels, adapt, kernel, key_interval, video,
+def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pixels, adapt, feedback, kernel, key_interval, video,
                      video_only, force, as_json) -> None:
     from armcodec.errors import ArmcodecError
     from armcodec.video import VideoCodec
@@ -227,7 +227,7 @@ def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pi
     if not all(cli_video.is_video_input(p, video) for p in inputs):
         _fail("give videos and images in separate commands", 2)
     try:
-        codec = VideoCodec(model, device, key_interval, tile_size, adapt, kernel=kernel,
+        codec = VideoCodec(model, device, key_interval, tile_size, adapt, kernel=kernel, feedback=feedback,
                            **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)

@@ -67,7 +67,7 @@ if __name__ == "__main__":
         rgba = np.stack([moving_frames(4, 12, 14, seed=s) for s in range(4)], -1)  # (frames, h, w, 4)
         for k in range(4):
             Image.fromarray(rgba[k], "RGBA").save(VIDEO / "rgba-frames" / f"f{k * 5}.png")
-    for name, source in golden_video_sources():
+    for name, source, feedback in golden_video_sources():
         if not (VIDEO / name).exists():
-            (VIDEO / name).write_bytes(encode_video(video_codec(), source()))
+            (VIDEO / name).write_bytes(encode_video(video_codec(feedback), source()))
             print("wrote", name)

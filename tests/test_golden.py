@@ -176,10 +176,10 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
 VIDEO = GOLDEN / "video"
 
 
-def video_codec():
+def video_codec(feedback: bool = False):
     from armcodec.video import VideoCodec
 
-    return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO)
+    return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO, feedback=feedback)
 
 
 def encode_video(codec, source) -> bytes:
@@ -191,22 +191,26 @@ def encode_video(codec, source) -> bytes:
 
 
 def golden_video_sources():
-    """(golden file, a fresh VideoSource of its input): a 4:2:0 Y4M clip with FRAME parameters, RGBA frames."""
+    """(golden file, a fresh VideoSource of its input, the feedback used): a 4:2:0 Y4M clip with FRAME
+    parameters and RGBA frames with the adaptation alone (0.4), the clip with the feedback too (0.5)."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
 
-    return [("clip420.y4m.arm", lambda: y4m_source(io.BytesIO((VIDEO / "clip420.y4m").read_bytes()))),
-            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]))]
+    def clip():
+        return y4m_source(io.BytesIO((VIDEO / "clip420.y4m").read_bytes()))
+
+    return [("clip420.y4m.arm", clip, False), ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False),
+            ("clip420-feedback.y4m.arm", clip, True)]
 
 
-@pytest.mark.parametrize("k", range(2))
+@pytest.mark.parametrize("k", range(3))
 def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
     import io
 
-    name, source = golden_video_sources()[k]
+    name, source, feedback = golden_video_sources()[k]
     data = (VIDEO / name).read_bytes()
-    codec = video_codec()
+    codec = video_codec(feedback)
     f = io.BytesIO(data)
     header = codec.open(f)
     got = list(codec.decode(f, header, seekable=True))

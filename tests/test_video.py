@@ -33,7 +33,7 @@ def test_temporal_encoder_and_decoder_agree_and_the_context_pays():
     luts = TableLUTs.compute().to("cpu")
     prev, cur = moving_frames(2)
     prev, cur = prev[:, :, None], cur[:, :, None]
-    for tools in (CoderTools(), CoderTools(True)):
+    for tools in (CoderTools(), CoderTools(True), CoderTools(True, feedback=3)):
         for ctx in (None, prev):
             g = encode_group(cur, net, luts, 16, torch.device("cpu"), tools, context=ctx)
             (out, bits), = decode_groups([GroupJob(g, *cur.shape, 0, ctx)], net, luts, 16, torch.device("cpu"), tools)
