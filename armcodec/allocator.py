@@ -52,3 +52,11 @@ def coding():
         _depth -= 1
         if libc and not _depth:
             libc.malloc_trim(0)
+
+
+def release() -> None:
+    """Return the memory freed so far to the system now (between the frames of a video, so what
+    one frame freed is not kept while the next is coded: the peak stays that of one frame)."""
+    libc = _glibc()
+    if libc:
+        libc.malloc_trim(0)

@@ -21,6 +21,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from armcodec import allocator
 from armcodec import container_video as cv
 from armcodec.api import Codec
 from armcodec.coding import motion
@@ -123,6 +124,7 @@ class VideoCodec:
                 stats.frames += 1
                 stats.model_bits += bits
                 prev = frame
+                allocator.release()
                 if progress:
                     progress(FrameStats(number, key, len(data), bits, time.perf_counter() - t0))
             if not stats.frames:
@@ -205,6 +207,7 @@ class VideoCodec:
                                       "(damaged file)")
                 frame, bits = self.decode_frame(header, rec, prev)
                 pos += rec.size
+                allocator.release()
                 if number >= start:
                     yield number, frame, bits
                 prev = frame
