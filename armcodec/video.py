@@ -30,7 +30,7 @@ from armcodec.container import CoderTools
 from armcodec.encoder import motion as motion_search
 from armcodec.encoder.group import encode_group
 from armcodec.errors import FormatError, LimitError, ModelError
-from armcodec.io.frames import VideoFrame, VideoSource
+from armcodec.io.frames import VideoFrame, VideoSource, describe_source
 
 VIDEO_PRESET = "video"
 VIDEO_BATCH_BYTES = 1 << 30
@@ -252,7 +252,7 @@ class VideoCodec:
 def read_info(stream: BinaryIO, seekable: bool = True) -> dict:
     """A video file's validated header and, from its frame table, frames and key frames."""
     header = cv.read_header(stream, 1 << 62)
-    info = header.describe()
+    info = {**header.describe(), **describe_source(header.source, header.description)}
     if seekable:
         table, _, size = cv.read_frame_table(stream, header.size)
         info.update(frames=len(table.offsets), key_frames=sum(table.keys), bytes=size)

@@ -354,6 +354,11 @@ def test_video_files_in_and_ffv1_or_png_frames_out(tmp_path):
     r = cli("compress", deep)
     assert r.returncode != 0 and b"yuv420p10le" in r.stderr and not (tmp_path / "deep.mkv.arm").exists()
 
+    from armcodec.video import read_info
+
+    info = read_info(open(tmp_path / "m.mp4.arm", "rb"))
+    assert (info["rate"], info["source_codec"], info["frames"]) == ("5", "h264", 3)
+    assert info["pixel_format"] == "yuv420p (Y4M C420mpeg2)"  # x264's chroma siting (left), kept
     r = cli("decompress", tmp_path / "m.mp4.arm")  # -> m.mkv (FFV1 in the same planes), checked by decoding it again
     assert r.returncode == 0, r.stderr.decode()
     assert [[g.tobytes() for g in f.groups] for f in video_source(tmp_path / "m.mkv").frames] == \

@@ -207,6 +207,24 @@ def y4m_line(kind: str, description: bytes) -> bytes | None:
     return None
 
 
+def describe_source(kind: str, description: bytes) -> dict:
+    """What ``armcodec info`` shows of a stored source description: frame rate, pixel format and,
+    for a video file, its codec and the streams not stored."""
+    line = y4m_line(kind, description)
+    out: dict = {}
+    if line is not None:
+        h = Y4MHeader.parse(line)
+        out.update(rate=f"{h.rate[0]}/{h.rate[1]}" if h.rate else None, pixel_format=f"{h.pix_fmt} (Y4M C{h.colorspace})")
+    if kind == "video":
+        d = json.loads(description)
+        out.update(rate=d.get("rate"), source_codec=d.get("source_codec"), source_pixel_format=d.get("source_pix_fmt"),
+                   dropped=d.get("dropped", []))
+        out.setdefault("pixel_format", "rgb24")
+    elif kind == "frames":
+        out.update(pixel_format=description.decode("ascii", "replace"))
+    return out
+
+
 def _decode_command(path: Path, output: list[str]) -> list[str]:
     """ffmpeg decoding the first video stream to stdout, every frame as it comes (frame times to stderr)."""
     return [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-map", "0:v:0", "-vf", "showinfo", *output,
