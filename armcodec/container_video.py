@@ -23,6 +23,10 @@
                    image frames: its file name)
                    varint m + m bytes: the motion vectors of the groups coded with the previous frame
                    (:mod:`armcodec.coding.motion`; empty: all zero)
+                   only with flags bit 7 (0.5): varint c + c bytes, c = ceil(S / 8), the copy map:
+                   bit k (least significant first) of byte k // 8 set when tile stream k is empty
+                   because the tile equals the previous frame's (moved) samples there (a group
+                   coded with the previous frame; the tile's CRC32 checks the copy)
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples)
                u32 CRC32 of the record header (its length field included)
                the S streams (plane by plane, tiles row-major), lengths multiples of 4
@@ -58,6 +62,7 @@ END_MAGIC = b"ARMV"
 END = struct.Struct("<QI4s")
 MAX_VIDEO_HEADER = 1 << 20
 MAX_RECORD_HEADER = 1 << 24
+COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
 DEFAULT_MAX_PIXELS = 1 << 28  # per frame
@@ -104,6 +109,7 @@ class FrameRecord:
     streams: list[bytes]
     crcs: list[int]
     motion: bytes = b""
+    copied: tuple[bool, ...] = ()  # per stream: the tile is the previous frame's (moved) samples, no stream; () none
     offset: int = 0  # where it starts in the file (set by the writer and reader)
     size: int = 0
 
@@ -194,14 +200,28 @@ def read_header(stream: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Video
                        size=PREAMBLE.size + hlen + 4)
 
 
+def _bitmap(bits) -> bytes:
+    """Bit k (least significant first) of byte k // 8 set where ``bits[k]``."""
+    out = bytearray((len(bits) + 7) // 8)
+    for k, b in enumerate(bits):
+        out[k // 8] |= b << (k % 8)
+    return bytes(out)
+
+
 def write_record(rec: FrameRecord) -> bytes:
     if any(len(s) % 4 for s in rec.streams) or len(rec.streams) != len(rec.crcs):
         raise ValueError("invalid frame record")
     flags = sum(1 << k for k, t in enumerate(rec.temporal) if t)
     if rec.motion and rec.key:
         raise ValueError("a key frame has no motion vectors")
+    copy_map = b""
+    if any(rec.copied):
+        if len(rec.copied) != len(rec.streams) or any(c and s for c, s in zip(rec.copied, rec.streams)):
+            raise ValueError("invalid copy map")
+        flags |= COPY_FLAG
+        copy_map = varint((len(rec.copied) + 7) // 8) + _bitmap(rec.copied)
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
-                     varint(len(rec.motion)), rec.motion,
+                     varint(len(rec.motion)), rec.motion, copy_map,
                      varint(len(rec.streams)), *(struct.pack("<II", len(s), c) for s, c in zip(rec.streams, rec.crcs))])
     head = struct.pack("<I", len(body)) + body
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(rec.streams)
@@ -225,11 +245,14 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         raise ChecksumError(f"frame record at byte {offset} fails its CRC32: the file is corrupted")
     r = _Reader(body, 0, rlen)
     (flags,) = r.take("<B")
-    if flags >> len(header.planes):
+    copy_map = None
+    if (flags & ~COPY_FLAG) >> len(header.planes):
         raise FormatError(f"frame record at byte {offset} has flags {flags} for {len(header.planes)} plane groups")
     number = r.varint()
     extra = r.raw(r.varint())
     motion = r.raw(r.varint())
+    if flags & COPY_FLAG:
+        copy_map = r.raw(r.varint())
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -244,7 +267,15 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     temporal = tuple(bool(flags >> k & 1) for k in range(len(header.planes)))
     if motion and not any(temporal):
         raise FormatError(f"key frame {number} carries motion vectors")
-    return FrameRecord(temporal, number, extra, streams, crcs, motion, offset, 8 + rlen + total)
+    copied = ()
+    if copy_map is not None:
+        if len(copy_map) != (n + 7) // 8 or any(copy_map[k // 8] >> (k % 8) & 1 for k in range(n, 8 * len(copy_map))):
+            raise FormatError(f"frame {number}'s copy map does not match its {n} streams")
+        copied = tuple(bool(copy_map[k // 8] >> (k % 8) & 1) for k in range(n))
+        group_of = [g for g, (w, h, _) in enumerate(header.planes) for _ in range(-(-h // header.tile) * -(-w // header.tile))]
+        if not any(copied) or any(c and (lengths[k] or not temporal[group_of[k]]) for k, c in enumerate(copied)):
+            raise FormatError(f"frame {number}'s copy map marks a stream that has bytes or no previous frame")
+    return FrameRecord(temporal, number, extra, streams, crcs, motion, copied, offset, 8 + rlen + total)
 
 
 def write_table(table: FrameTable, table_offset: int, first_offset: int) -> bytes:

@@ -25,7 +25,8 @@ from armcodec import allocator
 from armcodec import container_video as cv
 from armcodec.api import Codec
 from armcodec.coding import motion
-from armcodec.coding.planes import CodedGroup, GroupJob, decode_groups
+from armcodec.coding.planes import CodedGroup, GroupJob, decode_groups, tile_samples
+from armcodec.coding.scan import tile_grid
 from armcodec.container import CoderTools
 from armcodec.encoder import motion as motion_search
 from armcodec.encoder.group import encode_group
@@ -141,7 +142,7 @@ class VideoCodec:
         (encoder-only: the record's flags and motion field say which)."""
         c = self.codec
         m = c.model
-        streams, crcs, bits, temporal, fields = [], [], 0.0, [], []
+        streams, crcs, bits, temporal, fields, copied = [], [], 0.0, [], [], []
         for k, g in enumerate(frame.groups):
             g = np.ascontiguousarray(g)
             options = []  # (context, motion field)
@@ -150,18 +151,20 @@ class VideoCodec:
                 options.append((motion.compensate(prev.groups[k], field), field))
             options += [(None, None)] if prev is None or self.intra_check else []
             coded = [(encode_group(g, m.net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
-                                   max_batch_bytes=c.batch_bytes, context=ctx), ctx is not None, field)
+                                   max_batch_bytes=c.batch_bytes, context=ctx, copied=unchanged_tiles(g, ctx, c.tile_size)),
+                      ctx is not None, field)
                      for ctx, field in options]
             best, uses_prev, field = min(coded, key=lambda x: sum(map(len, x[0].streams)))
             streams += best.streams
             crcs += best.crcs
             bits += best.model_bits
+            copied += best.copied or [False] * len(best.streams)
             temporal.append(uses_prev)
             if uses_prev:
                 fields.append(field if field is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64))
         packed = motion.pack(fields)
         bits += 8 * len(packed)
-        return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, crcs, packed), bits
+        return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, crcs, packed, tuple(copied) if any(copied) else ()), bits
 
     # --- decode ---------------------------------------------------------------------------
     def open(self, stream: BinaryIO) -> cv.VideoHeader:
@@ -234,7 +237,7 @@ class VideoCodec:
                                                            for g in used])))
         for g, (w, h, ch) in enumerate(header.planes):
             n = -(-h // header.tile) * -(-w // header.tile)
-            group = CodedGroup(rec.streams[k : k + n], rec.crcs[k : k + n], 0.0)
+            group = CodedGroup(rec.streams[k : k + n], rec.crcs[k : k + n], 0.0, copied=list(rec.copied[k : k + n]) or None)
             context = motion.compensate(prev.groups[g], fields[g]) if rec.temporal[g] else None
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
@@ -247,6 +250,14 @@ class VideoCodec:
                 out[i] = arr
                 bits += b
         return VideoFrame(out, rec.extra), bits
+
+
+def unchanged_tiles(planes: np.ndarray, context: np.ndarray | None, tile: int) -> list[bool] | None:
+    """Per tile of the group: whether it equals the (moved) previous frame there, so the decoder
+    copies it and nothing is coded (static scenes, screen content).  Encoder-only."""
+    if context is None:
+        return None
+    return [np.array_equal(tile_samples(planes, t), tile_samples(context, t)) for t in tile_grid(*planes.shape[:2], tile)]
 
 
 def read_info(stream: BinaryIO, seekable: bool = True) -> dict:

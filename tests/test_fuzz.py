@@ -149,7 +149,8 @@ def video_file(vcodec):
     from armcodec.io.frames import y4m_source
     from conftest import moving_frames, y4m_bytes
 
-    clip = y4m_bytes(moving_frames(4, 18, 20), [b"", b" Ib", b"", b""])
+    fr = moving_frames(3, 18, 20)
+    clip = y4m_bytes([fr[0], fr[1], fr[1], fr[2]], [b"", b" Ib", b"", b""])  # frame 2: copied tiles (a copy map)
     out = io.BytesIO()
     vcodec.encode(y4m_source(io.BytesIO(clip)), out)
     frames = [f.groups for f in y4m_source(io.BytesIO(clip)).frames]

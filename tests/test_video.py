@@ -377,6 +377,38 @@ def test_video_files_in_and_ffv1_or_png_frames_out(tmp_path):
     assert all((a == b).all() for a, b in zip(got, frames))
 
 
+def test_unchanged_tiles_are_copied_not_coded(vcodec):
+    """A tile equal to the previous frame's samples there is copied (a bit in the record's copy
+    map, no stream); the others are coded; the frames come back exactly, and a copy map that marks
+    a stream with bytes, or a tile of a key frame, is refused."""
+    f0 = moving_frames(1, 40, 44)[0]
+    f1 = f0.copy()
+    f1[20:, 32:] ^= 1  # the last column of tiles below row 20 (16x16 tiles) of the luma plane changes; the chroma planes do not
+    clip = y4m_bytes([f0, f1, f1])
+    data = encode_bytes(vcodec, clip)
+    assert decode_bytes(vcodec, data) == clip
+    f = io.BytesIO(data)
+    header = vcodec.open(f)
+    recs = [cv.read_record(f, header, header.size)]
+    recs.append(cv.read_record(f, header, header.size + recs[0].size))
+    recs.append(cv.read_record(f, header, header.size + recs[0].size + recs[1].size))
+    assert recs[0].copied == () and recs[0].key
+    luma = 3 * 3  # 40x44 in 16x16 tiles
+    assert [k for k, c in enumerate(recs[1].copied) if not c and k < luma] == [5, 8]  # rows 16.. and columns 32..
+    assert all(recs[1].copied[luma:]) and all(recs[2].copied)  # a repeated frame: nothing coded
+    assert recs[2].size < 8 * len(recs[2].streams) + 24 and all(len(recs[1].streams[k]) == 0 for k, c in enumerate(recs[1].copied) if c)
+    # a copy map marking a stream with bytes (luma tile 5 of frame 1), then a key frame's streams
+    bad = cv.FrameRecord(recs[1].temporal, 1, b"", recs[1].streams, recs[1].crcs, recs[1].motion,
+                         tuple(k in (5,) or c for k, c in enumerate(recs[1].copied)))
+    with pytest.raises(ValueError):
+        cv.write_record(bad)
+    key = cv.FrameRecord((False,) * 3, 0, b"", [b""] * len(recs[0].streams), recs[0].crcs, b"",
+                         (True,) * len(recs[0].streams))
+    raw = cv.write_record(key)
+    with pytest.raises(FormatError, match="copy map"):
+        cv.read_record(io.BytesIO(raw), header, 0)
+
+
 def test_motion_vectors_are_found_sent_and_applied(temporal_dir):
     """A scene moved by (3, -5): the block search finds the move, the decoder moves the previous
     frame by what was sent, and the frame costs less than with the previous frame unmoved."""

@@ -31,6 +31,7 @@ class CodedGroup:
     crcs: list[int]
     model_bits: float
     classic: list[bool] | None = None  # per tile: its stream is a PNG zlib stream (coder tool 4), not ANS
+    copied: list[bool] | None = None  # per tile: equal to the previous frame's (moved) samples there, no stream (video)
 
 
 def tile_batches(tiles: list[Tile], model, tile: int, max_batch_bytes: int, decoding: bool = False) -> list[list[int]]:
@@ -95,7 +96,14 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
     for j, job in enumerate(jobs):
         tiles = tile_grid(job.height, job.width, tile)
         classic = job.group.classic or [False] * len(tiles)
+        copied = job.group.copied or [False] * len(tiles)
         for k, t in enumerate(tiles):
+            if copied[k]:  # the previous frame's samples (moved), checked by the tile's CRC
+                if job.context is None:
+                    raise FormatError(f"stream {job.first_stream + k} is a copy of a previous frame that is not there")
+                outs[j][t.y : t.y + t.h, t.x : t.x + t.w] = tile_samples(job.context, t)
+                check_crc(tile_samples(outs[j], t), job.first_stream + k, job.group.crcs[k], f"stream {job.first_stream + k}")
+                continue
             if not classic[k]:
                 todo.append((j, k, t))
                 continue

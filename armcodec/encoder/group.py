@@ -25,23 +25,29 @@ SPAN_PIXELS = 1 << 13  # pixels per table-building call of the encoder's scan (i
 
 def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, tools: CoderTools,
                  first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None,
-                 orient_proxy=None, count_only: bool = False, context: np.ndarray | None = None) -> CodedGroup:
+                 orient_proxy=None, count_only: bool = False, context: np.ndarray | None = None,
+                 copied: list[bool] | None = None) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); tools: the coder tools to use;
     first_stream: the file index of the group's first tile stream (it seeds the tile CRCs);
     orient_proxy: the float network that picks each tile's orientation (default: the model's own
     ``float_proxy()``; any network with the model's image channels will do, the decoder never sees it);
     count_only: the model's bits (and the side information's) without ANS: no streams;
     context: the previous frame's planes of this group, uint8 (H, W, g), for a model that takes them
-    (``uses_context``: the temporal model), None for an image or a key frame."""
+    (``uses_context``: the temporal model), None for an image or a key frame; copied: per tile,
+    whether the decoder takes it from ``context`` as it is (not coded: no stream, no bits)."""
     if context is not None and not getattr(model, "uses_context", False):
         raise ValueError(f"a {model.architecture} model takes no previous frame")
+    if copied and any(copied) and context is None:
+        raise ValueError("tiles copied from a previous frame need the previous frame")
     if context is not None and tools.orientation:
         raise ValueError("a frame coded with its previous frame is coded unmirrored (no orientation search)")
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
     bits = 0.0
-    for batch in tile_batches(tiles, model, tile, max_batch_bytes):
+    todo = [k for k in range(len(tiles)) if not (copied and copied[k])]
+    for batch in tile_batches([tiles[k] for k in todo], model, tile, max_batch_bytes):
+        batch = [todo[b] for b in batch]
         bt = [tiles[k] for k in batch]
         sched = Schedule(bt, model, tile)
         orientations = None
@@ -79,4 +85,4 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         if progress:
             progress(len(batch))
     crcs = [samples_crc(tile_samples(planes, t), first_stream + k) for k, t in enumerate(tiles)]
-    return CodedGroup(streams, crcs, bits)
+    return CodedGroup(streams, crcs, bits, copied=list(copied) if copied and any(copied) else None)
