@@ -27,7 +27,9 @@
                    bit k (least significant first) of byte k // 8 set when tile stream k is empty
                    because the tile equals the previous frame's (moved) samples there (a group
                    coded with the previous frame; the tile's CRC32 checks the copy)
-                   varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples)
+                   varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
+                   or with flags bit 6 (0.5, the compact table): S x varint (length / 4), then u32
+                   CRC32 of the frame's decoded samples (every plane group in order, row-major)
                u32 CRC32 of the record header (its length field included)
                the S streams (plane by plane, tiles row-major), lengths multiples of 4
     then the frame table:
@@ -63,6 +65,7 @@ END = struct.Struct("<QI4s")
 MAX_VIDEO_HEADER = 1 << 20
 MAX_RECORD_HEADER = 1 << 24
 COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
+COMPACT_FLAG = 0x40  # record flags: the compact stream table (0.5): varint lengths / 4, one CRC32 of the frame
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
 DEFAULT_MAX_PIXELS = 1 << 28  # per frame
@@ -107,8 +110,9 @@ class FrameRecord:
     number: int
     extra: bytes
     streams: list[bytes]
-    crcs: list[int]
+    crcs: list[int]  # per stream (the full table); [] with frame_crc
     motion: bytes = b""
+    frame_crc: int | None = None  # the compact table's CRC32 of the frame's samples (every group in order, row-major)
     copied: tuple[bool, ...] = ()  # per stream: the tile is the previous frame's (moved) samples, no stream; () none
     offset: int = 0  # where it starts in the file (set by the writer and reader)
     size: int = 0
@@ -209,7 +213,8 @@ def _bitmap(bits) -> bytes:
 
 
 def write_record(rec: FrameRecord) -> bytes:
-    if any(len(s) % 4 for s in rec.streams) or len(rec.streams) != len(rec.crcs):
+    compact = rec.frame_crc is not None
+    if any(len(s) % 4 for s in rec.streams) or len(rec.crcs) != (0 if compact else len(rec.streams)):
         raise ValueError("invalid frame record")
     flags = sum(1 << k for k, t in enumerate(rec.temporal) if t)
     if rec.motion and rec.key:
@@ -220,9 +225,12 @@ def write_record(rec: FrameRecord) -> bytes:
             raise ValueError("invalid copy map")
         flags |= COPY_FLAG
         copy_map = varint((len(rec.copied) + 7) // 8) + _bitmap(rec.copied)
+    flags |= COMPACT_FLAG if compact else 0
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
                      varint(len(rec.motion)), rec.motion, copy_map,
-                     varint(len(rec.streams)), *(struct.pack("<II", len(s), c) for s, c in zip(rec.streams, rec.crcs))])
+                     varint(len(rec.streams)),
+                     *([varint(len(s) // 4) for s in rec.streams] + [struct.pack("<I", rec.frame_crc)] if compact else
+                       [struct.pack("<II", len(s), c) for s, c in zip(rec.streams, rec.crcs)])])
     head = struct.pack("<I", len(body)) + body
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(rec.streams)
 
@@ -246,7 +254,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     r = _Reader(body, 0, rlen)
     (flags,) = r.take("<B")
     copy_map = None
-    if (flags & ~COPY_FLAG) >> len(header.planes):
+    if (flags & ~(COPY_FLAG | COMPACT_FLAG)) >> len(header.planes):
         raise FormatError(f"frame record at byte {offset} has flags {flags} for {len(header.planes)} plane groups")
     number = r.varint()
     extra = r.raw(r.varint())
@@ -256,10 +264,19 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
-    if r.end - r.pos != 8 * n:
-        raise FormatError(f"frame {number}'s stream table does not fill its record header")
-    table = struct.unpack_from(f"<{2 * n}I", body, r.pos)
-    lengths, crcs = list(table[0::2]), list(table[1::2])
+    frame_crc = None
+    if flags & COMPACT_FLAG:
+        if r.end - r.pos < n + 4:
+            raise FormatError(f"frame {number}'s stream table does not fill its record header")
+        lengths, crcs = [4 * r.varint() for _ in range(n)], []
+        (frame_crc,) = r.take("<I")
+        if r.pos != r.end:
+            raise FormatError(f"frame {number}'s stream table does not fill its record header")
+    else:
+        if r.end - r.pos != 8 * n:
+            raise FormatError(f"frame {number}'s stream table does not fill its record header")
+        table = struct.unpack_from(f"<{2 * n}I", body, r.pos)
+        lengths, crcs = list(table[0::2]), list(table[1::2])
     total = sum(lengths)
     if any(x % 4 for x in lengths) or (remaining is not None and 8 + rlen + total > remaining):
         raise FormatError(f"frame {number}'s streams run past the end of the file (truncated?)")
@@ -275,7 +292,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         group_of = [g for g, (w, h, _) in enumerate(header.planes) for _ in range(-(-h // header.tile) * -(-w // header.tile))]
         if not any(copied) or any(c and (lengths[k] or not temporal[group_of[k]]) for k, c in enumerate(copied)):
             raise FormatError(f"frame {number}'s copy map marks a stream that has bytes or no previous frame")
-    return FrameRecord(temporal, number, extra, streams, crcs, motion, copied, offset, 8 + rlen + total)
+    return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, offset, 8 + rlen + total)
 
 
 def write_table(table: FrameTable, table_offset: int, first_offset: int) -> bytes:

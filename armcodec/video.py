@@ -16,6 +16,7 @@ there.  The encoder holds the previous frame and the current one; the decoder th
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -30,7 +31,7 @@ from armcodec.coding.scan import tile_grid
 from armcodec.container import CoderTools
 from armcodec.encoder import motion as motion_search
 from armcodec.encoder.group import encode_group
-from armcodec.errors import FormatError, LimitError, ModelError
+from armcodec.errors import ChecksumError, FormatError, LimitError, ModelError
 from armcodec.io.frames import VideoFrame, VideoSource, describe_source
 
 VIDEO_PRESET = "video"
@@ -142,7 +143,7 @@ class VideoCodec:
         (encoder-only: the record's flags and motion field say which)."""
         c = self.codec
         m = c.model
-        streams, crcs, bits, temporal, fields, copied = [], [], 0.0, [], [], []
+        streams, bits, temporal, fields, copied = [], 0.0, [], [], []
         for k, g in enumerate(frame.groups):
             g = np.ascontiguousarray(g)
             options = []  # (context, motion field)
@@ -156,7 +157,6 @@ class VideoCodec:
                      for ctx, field in options]
             best, uses_prev, field = min(coded, key=lambda x: sum(map(len, x[0].streams)))
             streams += best.streams
-            crcs += best.crcs
             bits += best.model_bits
             copied += best.copied or [False] * len(best.streams)
             temporal.append(uses_prev)
@@ -164,7 +164,8 @@ class VideoCodec:
                 fields.append(field if field is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64))
         packed = motion.pack(fields)
         bits += 8 * len(packed)
-        return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, crcs, packed, tuple(copied) if any(copied) else ()), bits
+        return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, [], packed, frame_crc(frame.groups),
+                              tuple(copied) if any(copied) else ()), bits
 
     # --- decode ---------------------------------------------------------------------------
     def open(self, stream: BinaryIO) -> cv.VideoHeader:
@@ -237,7 +238,8 @@ class VideoCodec:
                                                            for g in used])))
         for g, (w, h, ch) in enumerate(header.planes):
             n = -(-h // header.tile) * -(-w // header.tile)
-            group = CodedGroup(rec.streams[k : k + n], rec.crcs[k : k + n], 0.0, copied=list(rec.copied[k : k + n]) or None)
+            crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
+            group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None)
             context = motion.compensate(prev.groups[g], fields[g]) if rec.temporal[g] else None
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
@@ -249,7 +251,17 @@ class VideoCodec:
                                                       max_batch_bytes=c.batch_bytes)):
                 out[i] = arr
                 bits += b
+        if rec.frame_crc is not None and frame_crc(out) != rec.frame_crc:
+            raise ChecksumError(f"frame {rec.number} fails its CRC32: the file is corrupted")
         return VideoFrame(out, rec.extra), bits
+
+
+def frame_crc(groups) -> int:
+    """CRC32 of a frame's samples: every plane group in order, row-major (the compact stream table's)."""
+    crc = 0
+    for g in groups:
+        crc = zlib.crc32(np.ascontiguousarray(g).data, crc)
+    return crc & 0xFFFFFFFF
 
 
 def unchanged_tiles(planes: np.ndarray, context: np.ndarray | None, tile: int) -> list[bool] | None:

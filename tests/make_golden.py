@@ -67,6 +67,11 @@ if __name__ == "__main__":
         rgba = np.stack([moving_frames(4, 12, 14, seed=s) for s in range(4)], -1)  # (frames, h, w, 4)
         for k in range(4):
             Image.fromarray(rgba[k], "RGBA").save(VIDEO / "rgba-frames" / f"f{k * 5}.png")
+    if not (VIDEO / "clip420-repeat.y4m").exists():  # armcodec 0.5: the compact stream table, a copy map
+        from conftest import moving_frames, y4m_bytes
+
+        fr = moving_frames(3, 19, 26, seed=3)
+        (VIDEO / "clip420-repeat.y4m").write_bytes(y4m_bytes([fr[0], fr[1], fr[1], fr[2]]))
     for name, source, feedback in golden_video_sources():
         if not (VIDEO / name).exists():
             (VIDEO / name).write_bytes(encode_video(video_codec(feedback), source()))

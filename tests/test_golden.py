@@ -192,16 +192,22 @@ def encode_video(codec, source) -> bytes:
 
 def golden_video_sources():
     """(golden file, a fresh VideoSource of its input, the feedback used): a 4:2:0 Y4M clip with FRAME
-    parameters and RGBA frames with the adaptation alone (0.4), the clip with the feedback too (0.5)."""
+    parameters and RGBA frames with the adaptation alone (0.4); a clip whose third frame repeats its
+    second with the feedback and 0.5's records (the compact stream table, a copy map)."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
 
-    def clip():
-        return y4m_source(io.BytesIO((VIDEO / "clip420.y4m").read_bytes()))
+    def clip(name):
+        return lambda: y4m_source(io.BytesIO((VIDEO / name).read_bytes()))
 
-    return [("clip420.y4m.arm", clip, False), ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False),
-            ("clip420-feedback.y4m.arm", clip, True)]
+    return [("clip420.y4m.arm", clip("clip420.y4m"), False),
+            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False),
+            ("clip420-repeat.y4m.arm", clip("clip420-repeat.y4m"), True)]
+
+
+# the golden files this release writes again byte for byte (the others: 0.4's full stream table)
+VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm",)
 
 
 @pytest.mark.parametrize("k", range(3))
@@ -221,4 +227,5 @@ def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
 
     info = read_info(io.BytesIO(data))
     assert info["key_frames"] < info["frames"]  # frames coded with their predecessor among them
-    assert encode_video(codec, source()) == data
+    if name in VIDEO_REWRITTEN:
+        assert encode_video(codec, source()) == data

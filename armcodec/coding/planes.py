@@ -28,7 +28,7 @@ DEFAULT_BATCH_BYTES = 2560 << 20  # three of default's 512x512 tiles encode side
 @dataclass
 class CodedGroup:
     streams: list[bytes]
-    crcs: list[int]
+    crcs: list[int] | None  # per tile: CRC32 of its stream index and samples; None: checked by the caller (a video frame's one CRC)
     model_bits: float
     classic: list[bool] | None = None  # per tile: its stream is a PNG zlib stream (coder tool 4), not ANS
     copied: list[bool] | None = None  # per tile: equal to the previous frame's (moved) samples there, no stream (video)
@@ -80,6 +80,11 @@ class GroupJob:
     context: np.ndarray | None = None
 
 
+def _check_tile(out: np.ndarray, t: Tile, job: GroupJob, k: int) -> None:
+    if job.group.crcs is not None:
+        check_crc(tile_samples(out, t), job.first_stream + k, job.group.crcs[k], f"stream {job.first_stream + k}")
+
+
 def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, device, tools: CoderTools,
                   max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> list[tuple[np.ndarray, float]]:
     """Inverse of encode_group for plane groups (of one image or of many) that share the model,
@@ -102,14 +107,14 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
                 if job.context is None:
                     raise FormatError(f"stream {job.first_stream + k} is a copy of a previous frame that is not there")
                 outs[j][t.y : t.y + t.h, t.x : t.x + t.w] = tile_samples(job.context, t)
-                check_crc(tile_samples(outs[j], t), job.first_stream + k, job.group.crcs[k], f"stream {job.first_stream + k}")
+                _check_tile(outs[j], t, job, k)
                 continue
             if not classic[k]:
                 todo.append((j, k, t))
                 continue
             out = outs[j]  # a PNG zlib stream (coder tool 4): no model
             out[t.y : t.y + t.h, t.x : t.x + t.w] = tile_png.decode(job.group.streams[k], t.w, t.h, job.channels)
-            check_crc(tile_samples(out, t), job.first_stream + k, job.group.crcs[k], f"stream {job.first_stream + k}")
+            _check_tile(out, t, job, k)
             bits[j] += 8.0 * len(job.group.streams[k])
             if progress:
                 progress(1)
@@ -142,7 +147,7 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
         for n, (j, k, t) in enumerate(batch):
             mine = sched.n == n
             outs[j][ys[mine], xs[mine]] = values[mine]
-            check_crc(tile_samples(outs[j], t), jobs[j].first_stream + k, jobs[j].group.crcs[k], f"stream {jobs[j].first_stream + k}")
+            _check_tile(outs[j], t, jobs[j], k)
             bits[j] += float(tile_bits[n])
         if progress:
             progress(len(batch))
