@@ -191,6 +191,7 @@ def run(clips: list[Path], frames: int = 60, codecs: str = "armcodec,ffv1,x264,x
                "samples": samples, "model": model, "codecs": rows, "environment": env}
         (folder / f"{clip.name}.json").write_text(json.dumps(rec, indent=1) + "\n")
     log(write_table(folder))
+    write_plot(folder)
     return folder
 
 
@@ -210,6 +211,38 @@ def write_table(folder: Path) -> str:
     text = "\n".join(lines) + "\n"
     (folder / "table.md").write_text(text)
     return text
+
+
+def write_plot(folder: Path) -> None:
+    """plot.png: every codec's rate on every clip relative to the best reference's (below 1:
+    smaller than all of them), when matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    recs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    names = [c for c in ("armcodec", "ffv1", "x264", "x265", "jxl-e7", "png") if any(c in r["codecs"] for r in recs)]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(names)
+    for k, c in enumerate(names):
+        xs, ys = [], []
+        for i, r in enumerate(recs):
+            refs = [v["bpsp"] for n, v in r["codecs"].items() if n != "armcodec"]
+            if c in r["codecs"] and refs:
+                xs.append(i + (k - (len(names) - 1) / 2) * width)
+                ys.append(r["codecs"][c]["bpsp"] / min(refs))
+        ax.bar(xs, ys, width, label=c, color="black" if c == "armcodec" else None)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(recs)), [r["clip"].removesuffix(".y4m")[:20] for r in recs], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0.6, 1.9)
+    ax.set_ylabel("bpsp / best reference's")
+    ax.set_title(f"{folder.name}: lossless rate per clip (below 1: smaller than every reference)")
+    ax.legend(fontsize=7, ncol=len(names))
+    fig.tight_layout()
+    fig.savefig(folder / "plot.png", dpi=120)
 
 
 def record(folder: Path, preset: str = "video", weights_dir: Path = ROOT / "weights") -> dict:
