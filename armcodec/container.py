@@ -306,12 +306,22 @@ def write(h: ArmHeader, streams: list[bytes]) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + b"".join(streams)
 
 
+def stream_bitmap(flags) -> bytes:
+    """A flag per stream: bit k (least significant first) of byte k // 8 set where ``flags[k]``
+    (tool 4's map, a video record's copy map); :func:`bitmap_flags` reads it back."""
+    return np.packbits(np.array(flags, bool), bitorder="little").tobytes() if len(flags) else b""
+
+
+def bitmap_flags(bitmap: bytes, n: int) -> list[bool]:
+    """The first ``n`` flags of a :func:`stream_bitmap` (fewer if it is shorter)."""
+    return np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")[:n].astype(bool).tolist()
+
+
 def classic_map(flags) -> bytes:
     """Tool 4's map: bit k (least significant first) of byte k // 8 set when stream k is a PNG
     zlib stream; zero-padded to a multiple of 4 bytes."""
-    n = -(-len(flags) // 8)
-    bits = np.packbits(np.array(flags, bool), bitorder="little").tobytes() if n else b""
-    return bits.ljust(-(-n // 4) * 4, b"\0")
+    bits = stream_bitmap(flags)
+    return bits.ljust(-(-len(bits) // 4) * 4, b"\0")
 
 
 def _items(h: ArmHeader) -> tuple:
@@ -639,7 +649,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
         h.stream_lengths.pop()
         if zlib.crc32(bitmap) & 0xFFFFFFFF != crc:
             raise ChecksumError("the classic tiles' map fails its CRC32: the file is corrupted")
-        flags = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")[: len(streams)].astype(bool).tolist()
+        flags = bitmap_flags(bitmap, len(streams))
         if bitmap != classic_map(flags) or len(flags) != len(streams) or not any(flags):
             raise FormatError("the classic tiles' map does not fit the stream table")
         h.classic_streams = flags

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from armcodec.container import (MAGIC, MAX_TILE, MIN_TILE, PREAMBLE, CoderTools, _Reader, _read_tools, _tool_list,
-                                read_weights_id, varint)
+                                bitmap_flags, read_weights_id, stream_bitmap, varint)
 from armcodec.errors import ChecksumError, FormatError, LimitError
 
 VIDEO_VERSION = 4
@@ -91,8 +91,12 @@ class VideoHeader:
     version: int = VIDEO_VERSION
     size: int = 0  # bytes of the header, CRC included (where the first record starts), once read or written
 
+    def plane_streams(self) -> list[int]:
+        """Tile streams of each plane group of a frame."""
+        return [-(-h // self.tile) * -(-w // self.tile) for w, h, _ in self.planes]
+
     def n_streams(self) -> int:
-        return sum(-(-h // self.tile) * -(-w // self.tile) for w, h, _ in self.planes)
+        return sum(self.plane_streams())
 
     def describe(self) -> dict:
         return {"format_version": self.version, "kind": "video", "source": self.source, "width": self.width,
@@ -204,14 +208,6 @@ def read_header(stream: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Video
                        size=PREAMBLE.size + hlen + 4)
 
 
-def _bitmap(bits) -> bytes:
-    """Bit k (least significant first) of byte k // 8 set where ``bits[k]``."""
-    out = bytearray((len(bits) + 7) // 8)
-    for k, b in enumerate(bits):
-        out[k // 8] |= b << (k % 8)
-    return bytes(out)
-
-
 def write_record(rec: FrameRecord) -> bytes:
     compact = rec.frame_crc is not None
     if any(len(s) % 4 for s in rec.streams) or len(rec.crcs) != (0 if compact else len(rec.streams)):
@@ -224,7 +220,8 @@ def write_record(rec: FrameRecord) -> bytes:
         if len(rec.copied) != len(rec.streams) or any(c and s for c, s in zip(rec.copied, rec.streams)):
             raise ValueError("invalid copy map")
         flags |= COPY_FLAG
-        copy_map = varint((len(rec.copied) + 7) // 8) + _bitmap(rec.copied)
+        bitmap = stream_bitmap(rec.copied)
+        copy_map = varint(len(bitmap)) + bitmap
     flags |= COMPACT_FLAG if compact else 0
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
                      varint(len(rec.motion)), rec.motion, copy_map,
@@ -286,10 +283,10 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         raise FormatError(f"key frame {number} carries motion vectors")
     copied = ()
     if copy_map is not None:
-        if len(copy_map) != (n + 7) // 8 or any(copy_map[k // 8] >> (k % 8) & 1 for k in range(n, 8 * len(copy_map))):
+        copied = tuple(bitmap_flags(copy_map, n))
+        if len(copied) != n or copy_map != stream_bitmap(copied):
             raise FormatError(f"frame {number}'s copy map does not match its {n} streams")
-        copied = tuple(bool(copy_map[k // 8] >> (k % 8) & 1) for k in range(n))
-        group_of = [g for g, (w, h, _) in enumerate(header.planes) for _ in range(-(-h // header.tile) * -(-w // header.tile))]
+        group_of = [g for g, count in enumerate(header.plane_streams()) for _ in range(count)]
         if not any(copied) or any(c and (lengths[k] or not temporal[group_of[k]]) for k, c in enumerate(copied)):
             raise FormatError(f"frame {number}'s copy map marks a stream that has bytes or no previous frame")
     return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, offset, 8 + rlen + total)

@@ -236,8 +236,7 @@ class VideoCodec:
         used = [g for g, t in enumerate(rec.temporal) if t]
         fields = dict(zip(used, motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0])
                                                            for g in used])))
-        for g, (w, h, ch) in enumerate(header.planes):
-            n = -(-h // header.tile) * -(-w // header.tile)
+        for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
             crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
             group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None)
             context = motion.compensate(prev.groups[g], fields[g]) if rec.temporal[g] else None
