@@ -328,7 +328,7 @@ class FFV1Writer:
             inp = ["-f", "rawvideo", "-pix_fmt", self.pix, "-s", f"{width}x{height}", "-r", rate, "-i", "-"]
         self.proc = subprocess.Popen([ffmpeg_exe(), "-v", "error", "-y", *inp, "-c:v", "ffv1", "-level", "3", *out,
                                       str(self.path)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.y4m = Y4MWriter(self.proc.stdin, Y4MHeader.parse(line)) if line is not None else None
+        self.y4m = Y4MWriter(self.proc.stdin, h) if line is not None else None
 
     def write(self, frame: VideoFrame) -> None:
         if self.y4m is not None:
