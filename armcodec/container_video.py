@@ -27,6 +27,14 @@
                    bit k (least significant first) of byte k // 8 set when tile stream k is empty
                    because the tile equals the previous frame's (moved) samples there (a group
                    coded with the previous frame; the tile's CRC32 checks the copy)
+                   only with flags bit 5 (0.6): the block maps: u8 b | m << 4 (blocks of 2**b samples a
+                   side, b in 2..5, from each tile's top left, the last ones cut at its edges; m: 0
+                   stored, 1 raw deflate), varint L + L bytes that hold (m = 1: deflate to) ceil(S / 8)
+                   bytes, bit k set when tile stream k has a map, then per such stream: varint r + r
+                   varints, the run lengths over the tile's blocks in row-major order, alternating
+                   coded / copied, the first run coded (may be 0), the others above 0, at least one
+                   copied block: a copied block is the previous frame's (moved) samples, which its
+                   tile stream does not code
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
                    or with flags bit 6 (0.5, the compact table): S x varint (length / 4), then u32
                    CRC32 of the frame's decoded samples (every plane group in order, row-major)
@@ -51,6 +59,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import numpy as np
+
 from armcodec.container import (MAGIC, MAX_TILE, MIN_TILE, PREAMBLE, CoderTools, _Reader, _read_tools, _tool_list,
                                 bitmap_flags, read_weights_id, stream_bitmap, varint)
 from armcodec.errors import ChecksumError, FormatError, LimitError
@@ -66,6 +76,8 @@ MAX_VIDEO_HEADER = 1 << 20
 MAX_RECORD_HEADER = 1 << 24
 COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
 COMPACT_FLAG = 0x40  # record flags: the compact stream table (0.5): varint lengths / 4, one CRC32 of the frame
+BLOCKS_FLAG = 0x20  # record flags: block maps follow the copy map (0.6)
+BLOCK_LOG2 = (2, 5)  # copied blocks: 4x4 to 32x32 samples
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
 DEFAULT_MAX_PIXELS = 1 << 28  # per frame
@@ -95,6 +107,11 @@ class VideoHeader:
         """Tile streams of each plane group of a frame."""
         return [-(-h // self.tile) * -(-w // self.tile) for w, h, _ in self.planes]
 
+    def tile_shapes(self) -> list[tuple[int, int]]:
+        """(height, width) of every tile stream of a frame, in stream order."""
+        return [(min(self.tile, h - y), min(self.tile, w - x)) for w, h, _ in self.planes
+                for y in range(0, h, self.tile) for x in range(0, w, self.tile)]
+
     def n_streams(self) -> int:
         return sum(self.plane_streams())
 
@@ -118,6 +135,8 @@ class FrameRecord:
     motion: bytes = b""
     frame_crc: int | None = None  # the compact table's CRC32 of the frame's samples (every group in order, row-major)
     copied: tuple[bool, ...] = ()  # per stream: the tile is the previous frame's (moved) samples, no stream; () none
+    blocks: tuple = ()  # per stream: None or bool (rows, cols), the tile's blocks copied from the previous frame; () none
+    block_log2: int = 3  # the blocks' size: 2**block_log2 samples a side
     offset: int = 0  # where it starts in the file (set by the writer and reader)
     size: int = 0
 
@@ -223,8 +242,14 @@ def write_record(rec: FrameRecord) -> bytes:
         bitmap = stream_bitmap(rec.copied)
         copy_map = varint(len(bitmap)) + bitmap
     flags |= COMPACT_FLAG if compact else 0
+    block_maps = b""
+    if any(m is not None for m in rec.blocks):
+        if len(rec.blocks) != len(rec.streams) or any(m is not None and c for m, c in zip(rec.blocks, rec.copied)):
+            raise ValueError("invalid block maps")
+        flags |= BLOCKS_FLAG
+        block_maps = write_block_maps(rec.blocks, rec.block_log2)
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
-                     varint(len(rec.motion)), rec.motion, copy_map,
+                     varint(len(rec.motion)), rec.motion, copy_map, block_maps,
                      varint(len(rec.streams)),
                      *([varint(len(s) // 4) for s in rec.streams] + [struct.pack("<I", rec.frame_crc)] if compact else
                        [struct.pack("<II", len(s), c) for s, c in zip(rec.streams, rec.crcs)])])
@@ -250,14 +275,17 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         raise ChecksumError(f"frame record at byte {offset} fails its CRC32: the file is corrupted")
     r = _Reader(body, 0, rlen)
     (flags,) = r.take("<B")
-    copy_map = None
-    if (flags & ~(COPY_FLAG | COMPACT_FLAG)) >> len(header.planes):
+    copy_map = block_maps = None
+    if (flags & ~(COPY_FLAG | COMPACT_FLAG | BLOCKS_FLAG)) >> len(header.planes):
         raise FormatError(f"frame record at byte {offset} has flags {flags} for {len(header.planes)} plane groups")
     number = r.varint()
     extra = r.raw(r.varint())
     motion = r.raw(r.varint())
     if flags & COPY_FLAG:
         copy_map = r.raw(r.varint())
+    if flags & BLOCKS_FLAG:
+        (code,) = r.take("<B")
+        block_maps = (code, r.raw(r.varint()))
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -289,7 +317,84 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         group_of = [g for g, count in enumerate(header.plane_streams()) for _ in range(count)]
         if not any(copied) or any(c and (lengths[k] or not temporal[group_of[k]]) for k, c in enumerate(copied)):
             raise FormatError(f"frame {number}'s copy map marks a stream that has bytes or no previous frame")
-    return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, offset, 8 + rlen + total)
+    blocks, log2 = (), 3
+    if block_maps is not None:
+        blocks, log2 = read_block_maps(*block_maps, header, temporal, copied, number)
+    return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, blocks, log2, offset,
+                       8 + rlen + total)
+
+
+def _runs(m: np.ndarray) -> list[int]:
+    """Run lengths of a block map in row-major order, alternating coded / copied, the first coded."""
+    flat = m.ravel()
+    cuts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    edges = np.concatenate([[0], cuts, [flat.size]])
+    runs = np.diff(edges).tolist()
+    return ([0] + runs) if flat[0] else runs
+
+
+def write_block_maps(maps, log2: int) -> bytes:
+    """The block map section (flags bit 5) of ``maps`` (per stream: None or bool (rows, cols))."""
+    if not BLOCK_LOG2[0] <= log2 <= BLOCK_LOG2[1]:
+        raise ValueError(f"copied blocks of 2**{log2} samples are not in the format")
+    payload = bytearray(stream_bitmap([m is not None for m in maps]))
+    for m in maps:
+        if m is not None:
+            runs = _runs(np.asarray(m, bool))
+            if len(runs) < 2:
+                raise ValueError("a block map needs a coded and a copied block")
+            payload += varint(len(runs)) + b"".join(varint(x) for x in runs)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = packer.compress(bytes(payload)) + packer.flush()
+    method, data = (1, packed) if len(packed) < len(payload) else (0, bytes(payload))
+    return struct.pack("<B", log2 | method << 4) + varint(len(data)) + data
+
+
+def read_block_maps(code: int, data: bytes, header: VideoHeader, temporal, copied, number: int):
+    """The block maps of a record (per stream: None or bool (rows, cols)) and their log2 size,
+    validated against the record's tiles; FormatError otherwise."""
+    bad = f"frame {number}'s block maps are damaged"
+    log2, method = code & 15, code >> 4
+    if not BLOCK_LOG2[0] <= log2 <= BLOCK_LOG2[1] or method > 1:
+        raise FormatError(bad)
+    shapes = header.tile_shapes()
+    n = len(shapes)
+    limit = -(-n // 8) + sum(5 * (1 + -(-h >> log2) * -(-w >> log2) + 1) for h, w in shapes)
+    if method:
+        unpacker = zlib.decompressobj(-15)
+        try:
+            payload = unpacker.decompress(data, limit)
+        except zlib.error:
+            raise FormatError(bad) from None
+        if unpacker.unconsumed_tail or not unpacker.eof or unpacker.unused_data:
+            raise FormatError(bad)
+    else:
+        payload = data
+    r = _Reader(payload, 0, len(payload))
+    try:
+        has = bitmap_flags(r.raw(-(-n // 8)), n)
+        group_of = [g for g, count in enumerate(header.plane_streams()) for _ in range(count)]
+        maps = []
+        for k, (h, w) in enumerate(shapes):
+            if not has[k]:
+                maps.append(None)
+                continue
+            if not temporal[group_of[k]] or (copied and copied[k]):
+                raise FormatError(f"frame {number} has a block map for a tile without a previous frame or a copied one")
+            rows, cols = -(-h >> log2), -(-w >> log2)
+            count = r.varint()
+            if not 2 <= count <= rows * cols + 1:
+                raise FormatError(bad)
+            runs = [r.varint() for _ in range(count)]
+            if any(x <= 0 for x in runs[1:]) or sum(runs) != rows * cols:
+                raise FormatError(bad)
+            flat = np.repeat(np.arange(count) % 2 == 1, runs)
+            maps.append(flat.reshape(rows, cols))
+    except FormatError as e:
+        raise FormatError(f"{bad}: {e}" if str(e) != bad else bad) from None
+    if r.pos != r.end or payload[: -(-n // 8)] != stream_bitmap(has) or not any(has):
+        raise FormatError(bad)
+    return tuple(maps), log2
 
 
 def write_table(table: FrameTable, table_offset: int, first_offset: int) -> bytes:

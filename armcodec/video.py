@@ -37,6 +37,8 @@ from armcodec.io.frames import VideoFrame, VideoSource, describe_source
 VIDEO_PRESET = "video"
 VIDEO_BATCH_BYTES = 1 << 30
 DEFAULT_KEY_INTERVAL = 60
+BLOCK_LOG2_DEFAULT = 3  # copied blocks of 8x8 samples unless another size pays more
+COPY_SAMPLE_BITS = 2.0  # what the encoder assumes a copied sample would cost coded (its block size choice)
 
 
 @dataclass
@@ -81,14 +83,14 @@ class VideoCodec:
     def __init__(self, model: str = VIDEO_PRESET, device="auto", key_interval: int = DEFAULT_KEY_INTERVAL,
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
                  kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True,
-                 batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True):
+                 batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         self.codec = Codec(model, device, tile_size, weights_dir=weights_dir, adaptive=adaptive, orient=False,
                            feedback=feedback, classic=False, kernel=kernel, batch_bytes=batch_bytes)
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback)
-        self.intra_check, self.motion = intra_check, motion
+        self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
 
     @property
     def temporal(self) -> bool:
@@ -139,33 +141,49 @@ class VideoCodec:
 
     def encode_frame(self, frame: VideoFrame, number: int, prev: VideoFrame | None) -> tuple[cv.FrameRecord, float]:
         """Each plane group with the previous frame (when given: moved by the motion vectors the
-        block search picks) and, unless ``intra_check`` is off, also without it, keeping the smaller
-        (encoder-only: the record's flags and motion field say which)."""
+        block search picks; the tiles and blocks equal to it there copied) and, unless
+        ``intra_check`` is off, also without it, keeping the smaller (encoder-only: the record's
+        flags, motion field, copy map and block maps say which)."""
         c = self.codec
         m = c.model
-        streams, bits, temporal, fields, copied = [], 0.0, [], [], []
-        for k, g in enumerate(frame.groups):
-            g = np.ascontiguousarray(g)
-            options = []  # (context, motion field)
-            if prev is not None:
-                field = motion_search.search(g, prev.groups[k]) if self.motion else None
-                options.append((motion.compensate(prev.groups[k], field), field))
-            options += [(None, None)] if prev is None or self.intra_check else []
-            coded = [(encode_group(g, m.net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
-                                   max_batch_bytes=c.batch_bytes, context=ctx, copied=unchanged_tiles(g, ctx, c.tile_size)),
-                      ctx is not None, field)
-                     for ctx, field in options]
-            best, uses_prev, field = min(coded, key=lambda x: sum(map(len, x[0].streams)))
+        groups = [np.ascontiguousarray(g) for g in frame.groups]
+        moved = []  # per group: (the moved previous frame, motion field), or None for a key frame
+        for k, g in enumerate(groups):
+            field = motion_search.search(g, prev.groups[k]) if prev is not None and self.motion else None
+            moved.append(None if prev is None else (motion.compensate(prev.groups[k], field), field))
+        log2 = BLOCK_LOG2_DEFAULT
+        if prev is not None and self.copy_blocks:
+            log2 = copy_block_size(groups, [ctx for ctx, _ in moved], c.tile_size)
+        streams, bits, temporal, fields, copied, blocks = [], 0.0, [], [], [], []
+        for g, with_prev in zip(groups, moved):
+            options = [with_prev] if with_prev is not None else []  # (context, motion field)
+            options += [(None, None)] if with_prev is None or self.intra_check else []
+            coded = []
+            for ctx, field in options:
+                tiles, maps = None, None
+                if ctx is not None and self.copy_blocks:
+                    tiles, maps = copied_blocks(g, ctx, c.tile_size, log2)
+                elif ctx is not None:
+                    tiles = unchanged_tiles(g, ctx, c.tile_size)
+                group = encode_group(g, m.net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
+                                     max_batch_bytes=c.batch_bytes, context=ctx, copied=tiles, copied_blocks=maps,
+                                     block_log2=log2)
+                size = sum(map(len, group.streams)) + (len(cv.write_block_maps(maps, log2)) if maps else 0)
+                coded.append((size, group, ctx is not None, field))
+            _, best, uses_prev, field = min(coded, key=lambda x: x[0])
             streams += best.streams
             bits += best.model_bits
             copied += best.copied or [False] * len(best.streams)
+            blocks += best.blocks or [None] * len(best.streams)
             temporal.append(uses_prev)
             if uses_prev:
                 fields.append(field if field is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64))
         packed = motion.pack(fields)
         bits += 8 * len(packed)
+        has_maps = any(b is not None for b in blocks)
+        bits += 8 * len(cv.write_block_maps(blocks, log2)) if has_maps else 0
         return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, [], packed, frame_crc(frame.groups),
-                              tuple(copied) if any(copied) else ()), bits
+                              tuple(copied) if any(copied) else (), tuple(blocks) if has_maps else (), log2), bits
 
     # --- decode ---------------------------------------------------------------------------
     def open(self, stream: BinaryIO) -> cv.VideoHeader:
@@ -238,7 +256,8 @@ class VideoCodec:
                                                            for g in used])))
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
             crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
-            group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None)
+            group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None,
+                               blocks=list(rec.blocks[k : k + n]) or None, block_log2=rec.block_log2)
             context = motion.compensate(prev.groups[g], fields[g]) if rec.temporal[g] else None
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
@@ -269,6 +288,50 @@ def unchanged_tiles(planes: np.ndarray, context: np.ndarray | None, tile: int) -
     if context is None:
         return None
     return [np.array_equal(tile_samples(planes, t), tile_samples(context, t)) for t in tile_grid(*planes.shape[:2], tile)]
+
+
+def copied_blocks(planes: np.ndarray, context: np.ndarray, tile: int, log2: int
+                  ) -> tuple[list[bool], list[np.ndarray | None] | None]:
+    """Per tile of the group: whether all of it equals the (moved) previous frame (a copied tile)
+    and, for the others, the map of its blocks of ``2**log2`` samples a side that do (None where
+    none does), so the decoder copies them and only the rest is coded (static backgrounds, the
+    skipped blocks of a lossy source, screen content).  Encoder-only."""
+    tiles, maps = [], []
+    for t in tile_grid(*planes.shape[:2], tile):
+        m = equal_blocks(tile_samples(planes, t), tile_samples(context, t), log2)
+        tiles.append(bool(m.all()))
+        maps.append(m if m.any() and not m.all() else None)
+    return tiles, maps if any(m is not None for m in maps) else None
+
+
+def equal_blocks(a: np.ndarray, b: np.ndarray, log2: int) -> np.ndarray:
+    """bool (rows, cols): which blocks of 2**log2 samples a side (the last ones cut) are equal in
+    a and b (uint8 (h, w, g) each)."""
+    h, w = a.shape[:2]
+    s = 1 << log2
+    rows, cols = -(-h // s), -(-w // s)
+    diff = np.zeros((rows * s, cols * s), bool)
+    diff[:h, :w] = (a != b).any(axis=2)
+    return ~diff.reshape(rows, s, cols, s).any(axis=(1, 3))
+
+
+def copy_block_size(groups, contexts, tile: int) -> int:
+    """The block size of a frame's copied-block maps (log2), picked by the encoder from the plane
+    groups and their moved previous frames: the one whose copied samples, at an assumed
+    :data:`COPY_SAMPLE_BITS` each, minus 8 bits per map run, pay most.  Encoder-only (the size is
+    in the record)."""
+    best, gain = BLOCK_LOG2_DEFAULT, None
+    for log2 in range(cv.BLOCK_LOG2[0], cv.BLOCK_LOG2[1] + 1):
+        g_all = 0.0
+        for g, p in zip(groups, contexts):
+            for t in tile_grid(*g.shape[:2], tile):
+                m = equal_blocks(tile_samples(g, t), tile_samples(p, t), log2)
+                if m.any() and not m.all():
+                    flat = m.ravel()
+                    g_all += COPY_SAMPLE_BITS * int(m.sum()) * (1 << 2 * log2) * g.shape[2] - 8 * (1 + int((flat[1:] != flat[:-1]).sum()))
+        if gain is None or g_all > gain:
+            best, gain = log2, g_all
+    return best
 
 
 def read_info(stream: BinaryIO, seekable: bool = True) -> dict:

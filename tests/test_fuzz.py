@@ -150,10 +150,21 @@ def video_file(vcodec):
     from conftest import moving_frames, y4m_bytes
 
     fr = moving_frames(3, 18, 20)
-    clip = y4m_bytes([fr[0], fr[1], fr[1], fr[2]], [b"", b" Ib", b"", b""])  # frame 2: copied tiles (a copy map)
+    patched = fr[2].copy()
+    patched[2:6, 3:9] ^= 3
+    # frame 2: copied tiles (a copy map); frame 3 a key frame; frame 4: copied blocks (block maps)
+    clip = y4m_bytes([fr[0], fr[1], fr[1], fr[2], patched], [b"", b" Ib", b"", b"", b""])
     out = io.BytesIO()
     vcodec.encode(y4m_source(io.BytesIO(clip)), out)
     frames = [f.groups for f in y4m_source(io.BytesIO(clip)).frames]
+    from armcodec import container_video as cv
+
+    f = io.BytesIO(out.getvalue())
+    header = vcodec.open(f)
+    recs = []
+    for _ in frames:
+        recs.append(cv.read_record(f, header, f.tell()))
+    assert any(recs[2].copied) and recs[4].blocks  # the fuzzed file has both maps
     return out.getvalue(), frames
 
 

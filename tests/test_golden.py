@@ -176,10 +176,11 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
 VIDEO = GOLDEN / "video"
 
 
-def video_codec(feedback: bool = False):
+def video_codec(feedback: bool = False, copy_blocks: bool = False):
     from armcodec.video import VideoCodec
 
-    return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO, feedback=feedback)
+    return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO, feedback=feedback,
+                      copy_blocks=copy_blocks)
 
 
 def encode_video(codec, source) -> bytes:
@@ -191,9 +192,10 @@ def encode_video(codec, source) -> bytes:
 
 
 def golden_video_sources():
-    """(golden file, a fresh VideoSource of its input, the feedback used): a 4:2:0 Y4M clip with FRAME
-    parameters and RGBA frames with the adaptation alone (0.4); a clip whose third frame repeats its
-    second with the feedback and 0.5's records (the compact stream table, a copy map)."""
+    """(golden file, a fresh VideoSource of its input, the feedback used, block maps used): a 4:2:0
+    Y4M clip with FRAME parameters and RGBA frames with the adaptation alone (0.4); a clip whose
+    third frame repeats its second with the feedback and 0.5's records (the compact stream table, a
+    copy map); a clip whose second frame changes a few blocks of its first, with 0.6's block maps."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
@@ -201,22 +203,23 @@ def golden_video_sources():
     def clip(name):
         return lambda: y4m_source(io.BytesIO((VIDEO / name).read_bytes()))
 
-    return [("clip420.y4m.arm", clip("clip420.y4m"), False),
-            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False),
-            ("clip420-repeat.y4m.arm", clip("clip420-repeat.y4m"), True)]
+    return [("clip420.y4m.arm", clip("clip420.y4m"), False, False),
+            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False, False),
+            ("clip420-repeat.y4m.arm", clip("clip420-repeat.y4m"), True, False),
+            ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True)]
 
 
 # the golden files this release writes again byte for byte (the others: 0.4's full stream table)
-VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm",)
+VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "clip420-blocks.y4m.arm")
 
 
-@pytest.mark.parametrize("k", range(3))
+@pytest.mark.parametrize("k", range(4))
 def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
     import io
 
-    name, source, feedback = golden_video_sources()[k]
+    name, source, feedback, copy_blocks = golden_video_sources()[k]
     data = (VIDEO / name).read_bytes()
-    codec = video_codec(feedback)
+    codec = video_codec(feedback, copy_blocks)
     f = io.BytesIO(data)
     header = codec.open(f)
     got = list(codec.decode(f, header, seekable=True))

@@ -409,6 +409,91 @@ def test_unchanged_tiles_are_copied_not_coded(vcodec):
         cv.read_record(io.BytesIO(raw), header, 0)
 
 
+def test_copied_blocks_are_not_coded(temporal_dir):
+    """Blocks of a tile equal to the previous frame there are copied (the record's block map) and
+    not coded: the frames come back exactly, the map is the equal blocks, the file is smaller than
+    without block maps."""
+    from armcodec.video import equal_blocks
+
+    f0 = moving_frames(1, 40, 44)[0]
+    f1 = f0.copy()
+    f1[5:9, 3:7] ^= 1  # inside the first 16x16 luma tile
+    f1[33:, 40:] ^= 1  # the bottom right tile's corner
+    clip = y4m_bytes([f0, f1, f1])
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=3, weights_dir=temporal_dir, motion=False)
+    data = encode_bytes(codec, clip)
+    assert decode_bytes(codec, data) == clip and decode_bytes(codec, data, seekable=False) == clip
+    f = io.BytesIO(data)
+    header = codec.open(f)
+    r0 = cv.read_record(f, header, header.size)
+    r1 = cv.read_record(f, header, header.size + r0.size)
+    assert r0.blocks == () and r1.blocks and r1.temporal == (True,) * 3
+    y0, y1 = [next(iter(y4m_source(io.BytesIO(y4m_bytes([fr]))).frames)).groups[0] for fr in (f0, f1)]
+    for k, (ty, tx) in ((0, (0, 0)), (8, (32, 32))):
+        want = equal_blocks(y1[ty : ty + 16, tx : tx + 16], y0[ty : ty + 16, tx : tx + 16], r1.block_log2)
+        assert not r1.copied[k] and np.array_equal(r1.blocks[k], want) and want.any() and not want.all()
+    assert all(r1.copied[k] for k in range(1, 8))  # unchanged luma tiles are copied whole
+    plain = VideoCodec("tiny-temporal", "cpu", key_interval=3, weights_dir=temporal_dir, motion=False, copy_blocks=False)
+    without = encode_bytes(plain, clip)
+    assert len(data) < len(without)
+    assert decode_bytes(codec, without) == clip  # the same decoder reads both
+
+
+def test_block_maps_are_validated():
+    """The block map section round-trips for every block size, stored or deflated, and damaged
+    or misplaced maps are refused."""
+    from armcodec.coding.planes import block_map_shape
+
+    header = cv.VideoHeader("y4m", 44, 40, [(44, 40, 1), (22, 20, 1), (22, 20, 1)], 3, 16, "x", bytes(16))
+    shapes = header.tile_shapes()
+    assert len(shapes) == header.n_streams() == 9 + 4 + 4 and shapes[8] == (8, 12)
+    rng = np.random.default_rng(0)
+    for log2 in (2, 3, 4, 5):
+        for density in (0.1, 0.9):
+            maps = []
+            for k, (h, w) in enumerate(shapes):
+                m = rng.random(block_map_shape(h, w, log2)) < density
+                m.flat[0] = True  # at least one copied block
+                maps.append(m if k % 3 else None)
+            data = cv.write_block_maps(maps, log2)
+            got, got_log2 = cv.read_block_maps(data[0], _section_payload(data), header, (True,) * 3, (), 7)
+            assert got_log2 == log2 and all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(got, maps))
+    maps = [None] * len(shapes)
+    maps[3] = np.array([[False, True], [True, True]])  # a 16x16 tile in 8x8 blocks
+    good = cv.write_block_maps(maps, 3)
+    code, payload = good[0], _section_payload(good)
+    assert code == 3  # stored (deflate does not pay for 6 bytes)
+    bad_cases = [
+        (3 | 2 << 4, payload),  # an unknown method
+        (6, payload),  # 64x64 blocks
+        (1, payload),  # 2x2 blocks
+        (2, payload),  # 4x4 blocks: the runs do not cover the tile's 16
+        (3, payload + b"\0"),  # bytes left over
+        (3, payload[:-1]),  # truncated
+        (3, payload[:2] + bytes([payload[2] | 1 << 7]) + payload[3:]),  # a map flag past the last stream
+        (3, payload[:-3] + bytes([3, 1, 0, 3])),  # a zero run after the first
+        (3, payload[:-1] + bytes([2])),  # runs that do not sum to the blocks
+        (3 | 1 << 4, payload),  # "deflated" bytes that are not deflate
+    ]
+    for code2, p in bad_cases:
+        with pytest.raises(FormatError):
+            cv.read_block_maps(code2, p, header, (True,) * 3, (), 7)
+    with pytest.raises(FormatError, match="previous frame"):  # a key frame's tile
+        cv.read_block_maps(code, payload, header, (False, True, True), (), 7)
+    with pytest.raises(FormatError, match="copied one"):  # a copied tile
+        cv.read_block_maps(code, payload, header, (True,) * 3, tuple(k == 3 for k in range(len(shapes))), 7)
+    with pytest.raises(ValueError):
+        cv.write_block_maps(maps, 6)
+
+
+def _section_payload(section: bytes) -> bytes:
+    """The L bytes of a block map section (after its u8 and varint L)."""
+    r = cv._Reader(section, 1, len(section))
+    n = r.varint()
+    assert r.end - r.pos == n
+    return section[r.pos :]
+
+
 def test_motion_vectors_are_found_sent_and_applied(temporal_dir):
     """A scene moved by (3, -5): the block search finds the move, the decoder moves the previous
     frame by what was sent, and the frame costs less than with the previous frame unmoved."""

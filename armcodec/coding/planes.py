@@ -32,6 +32,27 @@ class CodedGroup:
     model_bits: float
     classic: list[bool] | None = None  # per tile: its stream is a PNG zlib stream (coder tool 4), not ANS
     copied: list[bool] | None = None  # per tile: equal to the previous frame's (moved) samples there, no stream (video)
+    blocks: list[np.ndarray | None] | None = None  # per tile: its copied blocks (bool (rows, cols)) or None (video)
+    block_log2: int = 3  # their size: 2**block_log2 samples a side
+
+
+def block_map_shape(h: int, w: int, log2: int) -> tuple[int, int]:
+    """Blocks of 2**log2 samples a side (the last ones cut) that cover an h x w tile."""
+    return -(-h // (1 << log2)), -(-w // (1 << log2))
+
+
+def known_pixels(maps: list[np.ndarray | None], sched: Schedule, log2: int) -> np.ndarray | None:
+    """bool (pixels in schedule order,): the pixels inside the copied blocks of their tile
+    (``maps``: per tile of the batch, bool (rows, cols) or None), which the decoder takes from the
+    previous frame and no stream codes; None when no tile has any."""
+    if all(m is None for m in maps):
+        return None
+    known = np.zeros(len(sched.n), bool)
+    for k, m in enumerate(maps):
+        if m is not None:
+            mine = sched.n == k
+            known[mine] = m[sched.i[mine] >> log2, sched.j[mine] >> log2]
+    return known
 
 
 def tile_batches(tiles: list[Tile], model, tile: int, max_batch_bytes: int, decoding: bool = False) -> list[list[int]]:
@@ -128,8 +149,26 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
         sched = Schedule(bt, model, tile)
         blocks = Adaptation.blocks(bt, sched.n, sched.i, sched.j) if tools.adaptation else None
         fb = new_feedback(bt, sched, channels, model, tile, device, tools.feedback) if tools.feedback else None
+        known = None
+        maps = [jobs[j].group.blocks[k] if jobs[j].group.blocks else None for j, k, _ in batch]
+        if any(m is not None for m in maps):  # copied blocks: the previous frame's (moved) samples
+            if tools.orientation:
+                raise FormatError("copied blocks in a file whose tiles are coded mirrored (corrupted file)")
+            sizes = {jobs[j].group.block_log2 for (j, _, _), m in zip(batch, maps) if m is not None}
+            if len(sizes) > 1:
+                raise ValueError("decode_groups: the jobs' copied blocks must have one size")
+            mask = known_pixels(maps, sched, sizes.pop())
+            ys, xs = image_coords(bt, sched, None)
+            owner = np.array([j for j, _, _ in batch])[sched.n]
+            vals = np.zeros((len(mask), channels), np.int64)
+            for j in sorted(set(owner[mask].tolist())):
+                if jobs[j].context is None:
+                    raise FormatError(f"stream {jobs[j].first_stream} has copied blocks and no previous frame")
+                at = mask & (owner == j)
+                vals[at] = jobs[j].context[ys[at], xs[at]]
+            known = (mask, vals)
         coder = DecodeCoder([jobs[j].group.streams[k] for j, k, _ in batch], device, channels, blocks, tools.orientation, fb,
-                            n_pixels=len(sched.n))
+                            n_pixels=len(sched.n), known=known)
         for n, (j, _, _) in enumerate(batch):  # the side information, per tile
             bits[j] += side_bits(blocks[1][n] * channels) if blocks is not None else 0.0
             bits[j] += side_bits(1, N_ORIENTATIONS) if blocks is not None and tools.orientation else 0.0

@@ -103,30 +103,39 @@ class Schedule:
 class EncodeCoder:
     """Pushes the known pixel values; one StreamEncoder per tile.  adaptation: the batch's
     offsets (the adaptation tool), pushed last so that they head each stream; None without it.
-    fb: the batch's residual feedback (the feedback tool), pushed just before the offsets."""
+    fb: the batch's residual feedback (the feedback tool), pushed just before the offsets.
+    known: bool (pixels in schedule order,) or None: pixels the decoder already has (copied
+    blocks of a video frame), which are not coded."""
 
     reverse = True
 
     def __init__(self, values: torch.Tensor, n_tiles: int, adaptation: side.Adaptation | None = None,
-                 fb: feedback.Feedback | None = None):
+                 fb: feedback.Feedback | None = None, known: np.ndarray | None = None):
         self.values = values  # int64 (pixels in schedule order, g)
         self.adaptation = adaptation
         self.feedback = fb
+        self.known = known
         self.streams = [StreamEncoder() for _ in range(n_tiles)]
         self._pending: list = []
 
-    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps) -> torch.Tensor:
-        """``steps``: [(offset, runs)] of every step in a..b (offset: its first pixel's, from a); pushed at end_step."""
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps, rows: np.ndarray | None = None) -> torch.Tensor:
+        """``steps``: [(offset, runs)] of every step in a..b (offset: its first pixel's, from a); pushed at end_step.
+        ``rows``: the coded pixels' offsets from a (ascending), whose tables ``q`` holds; None: all."""
         v = self.values[a:b, c]
-        self._pending.append((q.cpu().numpy(), v.cpu().numpy()))
+        self._pending.append((q.cpu().numpy(), v.cpu().numpy(), rows))
         return v
 
     def end_step(self, steps) -> None:
         """Push what the span coded: its steps last first, each step's channels last first."""
         for off, runs in reversed(steps):
-            for q, v in reversed(self._pending):
+            for q, v, rows in reversed(self._pending):
                 for tile, s, e in runs:
-                    self.streams[tile].push(v[off + s : off + e], q[off + s : off + e])
+                    if rows is None:
+                        self.streams[tile].push(v[off + s : off + e], q[off + s : off + e])
+                        continue
+                    i0, i1 = np.searchsorted(rows, (off + s, off + e))
+                    if i1 > i0:
+                        self.streams[tile].push(v[rows[i0:i1]], q[i0:i1])
         self._pending = []
 
     def finish(self) -> list[bytes]:
@@ -155,10 +164,10 @@ class CountingCoder:
 
     reverse = True
 
-    def __init__(self, values: torch.Tensor, adaptation: side.Adaptation | None = None):
-        self.values, self.adaptation = values, adaptation
+    def __init__(self, values: torch.Tensor, adaptation: side.Adaptation | None = None, known: np.ndarray | None = None):
+        self.values, self.adaptation, self.known = values, adaptation, known
 
-    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps) -> torch.Tensor:
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps, rows: np.ndarray | None = None) -> torch.Tensor:
         return self.values[a:b, c]
 
     def end_step(self, steps) -> None:
@@ -171,16 +180,20 @@ class DecodeCoder:
     each stream first gives its tile's orientation (``oriented``), then its adaptation offsets, then
     with ``fb`` (the feedback tool: the batch's :class:`feedback.Feedback`) its feedback
     coefficients (after the level and spread symbols with feature set 3), written into ``fb``.
-    ``values``: int64 (M, channels), every decoded value in schedule order."""
+    ``values``: int64 (M, channels), every decoded value in schedule order.  ``known``: (bool (M,),
+    int64 (M, channels)) or None: pixels the decoder has already (copied blocks of a video frame)
+    and their values, which no stream codes."""
 
     reverse = False
 
     def __init__(self, streams: list[bytes], device, channels: int = 1,
                  blocks: tuple[np.ndarray, list[int]] | None = None, oriented: bool = False,
-                 fb: feedback.Feedback | None = None, n_pixels: int = 0):
+                 fb: feedback.Feedback | None = None, n_pixels: int = 0,
+                 known: tuple[np.ndarray, np.ndarray] | None = None):
         self.streams = [StreamDecoder(s) for s in streams]
         self.device = device
         self.values = torch.zeros((n_pixels, channels), dtype=torch.int64, device=device)
+        self.known, self._known_values = (None, None) if known is None else known
         self.adaptation = None
         if blocks is not None:
             block_of, counts = blocks
@@ -205,13 +218,20 @@ class DecodeCoder:
                     n = fb.n_symbols(k, level)
                     fb.read_tile(k, level, scale, d.pop(feedback.coef_tables(n, scale)))
 
-    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps) -> torch.Tensor:
+    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps, rows: np.ndarray | None = None) -> torch.Tensor:
         if len(steps) != 1:
             raise ValueError("the decoder pops one wavefront step at a time")
         qn = q.cpu().numpy()
-        out = np.empty(b - a, dtype=np.int64)
-        for tile, s, e in steps[0][1]:
-            out[s:e] = self.streams[tile].pop(qn[s:e])
+        if rows is None:
+            out = np.empty(b - a, dtype=np.int64)
+            for tile, s, e in steps[0][1]:
+                out[s:e] = self.streams[tile].pop(qn[s:e])
+        else:
+            out = self._known_values[a:b, c].copy()
+            for tile, s, e in steps[0][1]:
+                i0, i1 = np.searchsorted(rows, (s, e))
+                if i1 > i0:
+                    out[rows[i0:i1]] = self.streams[tile].pop(qn[i0:i1])
         v = torch.from_numpy(out).to(self.device)
         if len(self.values):
             self.values[a:b, c] = v
@@ -269,6 +289,7 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
     counts = torch.full((int(schedule.starts[-1]) if schedule.n_steps else 0, channels), 2**PRECISION,
                         dtype=torch.int64, device=coder.values.device)
     adaptation = coder.adaptation
+    known = coder.known  # bool (M,) or None: pixels not coded (copied blocks)
     spans = schedule.spans(span_pixels)
     for t0, t1 in reversed(spans) if coder.reverse else spans:
         a, b = int(schedule.starts[t0]), int(schedule.starts[t1])
@@ -281,6 +302,10 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
         residuals = torch.empty_like(values)
         for lo, hi, part in tile_parts(steps, b - a, CHUNK_PIXELS if t1 == t0 + 1 else 0):
             pa, pb = a + lo, a + hi  # the pixels of whole tiles of the step (or the whole span)
+            rows = None if known is None else np.flatnonzero(~known[pa:pb])  # the coded pixels, from pa
+            if rows is not None and len(rows) == pb - pa:
+                rows = None
+            sel = None if rows is None else torch.from_numpy(rows).to(params.device)
             for c in range(channels):
                 shift = None if adaptation is None else adaptation.at(pa, pb, c)
                 logits, means, scale_idx = mixture_params(params[lo:hi], c, values[lo:hi, :c], cfg, shift)
@@ -288,9 +313,14 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
                 if fb is not None:
                     expected = feedback.weighted_mean(weights, means)  # the model's own mean, before the feedback
                     means = (means + fb.mean_shift(pa, pb, c, residuals[lo:hi]).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
-                q = component_tables(weights, means, scale_idx, luts)
-                values[lo:hi, c] = coder.code(pa, pb, c, q, part)
-                counts[pa:pb, c] = symbol_counts(q, values[lo:hi, c])
+                if sel is None:
+                    q = component_tables(weights, means, scale_idx, luts)
+                    values[lo:hi, c] = coder.code(pa, pb, c, q, part)
+                    counts[pa:pb, c] = symbol_counts(q, values[lo:hi, c])
+                else:  # the tables of the coded pixels only; a known pixel costs nothing
+                    q = component_tables(weights[sel], means[sel], scale_idx[sel], luts)
+                    values[lo:hi, c] = coder.code(pa, pb, c, q, part, rows)
+                    counts[pa + sel, c] = symbol_counts(q, values[lo:hi, c][sel])
                 if fb is not None:
                     residuals[lo:hi, c] = MEAN_STEPS * values[lo:hi, c] - expected
                     fb.write(pa, pb, c, residuals[lo:hi, c])

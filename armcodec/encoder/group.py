@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from armcodec import threads
-from armcodec.coding.planes import (DEFAULT_BATCH_BYTES, CodedGroup, image_coords, new_feedback, tile_batches,
-                                    tile_samples)
+from armcodec.coding.planes import (DEFAULT_BATCH_BYTES, CodedGroup, image_coords, known_pixels, new_feedback,
+                                    tile_batches, tile_samples)
 from armcodec.coding.scan import CountingCoder, EncodeCoder, Schedule, samples_crc, scan, tile_grid
 from armcodec.coding.side import N_ORIENTATIONS, Adaptation, side_bits
 from armcodec.container import CoderTools
@@ -26,7 +26,8 @@ SPAN_PIXELS = 1 << 13  # pixels per table-building call of the encoder's scan (i
 def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, tools: CoderTools,
                  first_stream: int = 0, max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None,
                  orient_proxy=None, count_only: bool = False, context: np.ndarray | None = None,
-                 copied: list[bool] | None = None) -> CodedGroup:
+                 copied: list[bool] | None = None, copied_blocks: list[np.ndarray | None] | None = None,
+                 block_log2: int = 3) -> CodedGroup:
     """planes: uint8 (H, W, g), g in (1, model channels); tools: the coder tools to use;
     first_stream: the file index of the group's first tile stream (it seeds the tile CRCs);
     orient_proxy: the float network that picks each tile's orientation (default: the model's own
@@ -34,9 +35,13 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
     count_only: the model's bits (and the side information's) without ANS: no streams;
     context: the previous frame's planes of this group, uint8 (H, W, g), for a model that takes them
     (``uses_context``: the temporal model), None for an image or a key frame; copied: per tile,
-    whether the decoder takes it from ``context`` as it is (not coded: no stream, no bits)."""
+    whether the decoder takes it from ``context`` as it is (not coded: no stream, no bits);
+    copied_blocks: per tile, None or bool (rows, cols) of its blocks of ``2**block_log2`` samples a
+    side that the decoder takes from ``context`` (not coded: no bits)."""
     if context is not None and not getattr(model, "uses_context", False):
         raise ValueError(f"a {model.architecture} model takes no previous frame")
+    if copied_blocks and any(m is not None for m in copied_blocks) and context is None:
+        raise ValueError("blocks copied from a previous frame need the previous frame")
     if copied and any(copied) and context is None:
         raise ValueError("tiles copied from a previous frame need the previous frame")
     if context is not None and tools.orientation:
@@ -60,11 +65,15 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
         extra = {"context": (context, ys, xs)} if context is not None else {}
         source = model.encoder_pass(bt, sched, tile, device, values, **extra)
+        known = known_pixels([copied_blocks[k] for k in batch], sched, block_log2) if copied_blocks else None
+        coded = None if known is None else torch.from_numpy(~known).to(device)  # the searches fit these pixels only
         adaptation = fb = mean_shifts = None
         if tools.feedback:
             threads.poll()
             fb = new_feedback(bt, sched, g, model, tile, device, tools.feedback)
             residuals, precisions = feedback_fit.all_residuals(source.params, values, model.cfg, luts)
+            if coded is not None:
+                precisions = precisions * coded.view(-1, 1)  # a copied pixel's residual does not weigh in the fit
             fb.fill(residuals)
             choice = feedback_fit.choose(fb, residuals, precisions, source.params, values, model.cfg, luts)
             fb.assign(choice.coefs, choice.levels, choice.scales)
@@ -74,10 +83,14 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
             threads.poll()
             block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
             block_of = torch.from_numpy(block_of).to(device)
-            shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts, mean_shifts=mean_shifts)
+            if coded is None:
+                shifts = choose_shifts(source.params, values, block_of, sum(counts), model.cfg, luts, mean_shifts=mean_shifts)
+            else:
+                shifts = choose_shifts(source.params[coded], values[coded], block_of[coded], sum(counts), model.cfg, luts,
+                                       mean_shifts=None if mean_shifts is None else mean_shifts[coded])
             adaptation = Adaptation(block_of, counts, shifts, orientations)
             bits += side_bits(sum(counts) * g)
-        coder = CountingCoder(values, adaptation) if count_only else EncodeCoder(values, len(bt), adaptation, fb)
+        coder = CountingCoder(values, adaptation, known) if count_only else EncodeCoder(values, len(bt), adaptation, fb, known)
         bits += float(scan(sched, source, coder, g, model.cfg, luts, fb, span_pixels=SPAN_PIXELS).sum())
         if not count_only:
             for k, data in zip(batch, coder.finish()):
@@ -85,4 +98,6 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         if progress:
             progress(len(batch))
     crcs = [samples_crc(tile_samples(planes, t), first_stream + k) for k, t in enumerate(tiles)]
-    return CodedGroup(streams, crcs, bits, copied=list(copied) if copied and any(copied) else None)
+    has_blocks = copied_blocks and any(m is not None for m in copied_blocks)
+    return CodedGroup(streams, crcs, bits, copied=list(copied) if copied and any(copied) else None,
+                      blocks=list(copied_blocks) if has_blocks else None, block_log2=block_log2)
