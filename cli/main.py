@@ -171,6 +171,7 @@ def compress(
     video: Annotated[bool, typer.Option("--video", help="Code the inputs (folders or globs of same-size frames, in natural name order) as one video each, not as images.")] = False,
     key_interval: Annotated[int, typer.Option("--key-interval", min=1, help="Video: a key frame (coded without the previous frame; decoding can start there) every N frames.")] = 60,
     video_only: Annotated[bool, typer.Option("--video-only", help="Video files: code the video stream even when the file also holds audio or subtitles, which are then not stored.")] = False,
+    copy_blocks: Annotated[bool, typer.Option("--copy-blocks/--no-copy-blocks", help="Video: take the blocks (4x4 to 32x32 samples) that equal the moved previous frame from it instead of coding them (static backgrounds, the unchanged blocks of a lossy source, screen content; default on).")] = True,
 ) -> None:
     """Compress images (or videos) to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -183,7 +184,7 @@ def compress(
     to_stdout = _stdio_plan(inputs, output)
     if any(cli_video.is_video_input(p, video) for p in inputs):
         return _compress_videos(inputs, output, to_stdout, model or "video", device, tile_size, max_pixels, adapt, feedback, kernel,
-                                key_interval, video, video_only, force, as_json)
+                                key_interval, video, video_only, force, as_json, copy_blocks)
     model = model or "default"
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
@@ -218,7 +219,7 @@ def compress(
 
 
 def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pixels, adapt, feedback, kernel, key_interval, video,
-                     video_only, force, as_json) -> None:
+                     video_only, force, as_json, copy_blocks=True) -> None:
     from armcodec.errors import ArmcodecError
     from armcodec.video import VideoCodec
 
@@ -228,7 +229,7 @@ def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pi
         _fail("give videos and images in separate commands", 2)
     try:
         codec = VideoCodec(model, device, key_interval, tile_size, adapt, kernel=kernel, feedback=feedback,
-                           **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
+                           copy_blocks=copy_blocks, **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, cli_video.compressed_name)
