@@ -153,6 +153,9 @@ class Codec:
     ``kernel`` (``auto``, ``float``, ``int8``; default ``ARMCODEC_KERNEL`` or ``auto``) picks the
     model's integer products (:mod:`armcodec.exact.kernels`): ``auto`` takes int8 products on CUDA
     and on CPUs with VNNI/AMX once they passed an exactness check; every kernel gives the same bytes.
+    ``strip`` (default off: every chunk is kept) leaves out EXIF, XMP, text and the PNG chunks
+    that do not change how the pixels look (:func:`strip_metadata`); pixels, palette, transparency
+    and the ICC profile stay exact.
 
     >>> codec = Codec()                                  # default preset, CUDA if available
     >>> data = codec.compress(np.zeros((8, 8, 3), np.uint8))
@@ -164,8 +167,9 @@ class Codec:
                  tile_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, weights_dir: Path | None = None,
                  batch_bytes: int | None = None, adaptive: bool = True, orient: bool | None = None,
                  feedback: bool = True, feedback_features: int = FEEDBACK_FEATURES, orient_proxy: str | None = None,
-                 classic: bool | None = None, kernel: str | None = None):
+                 classic: bool | None = None, kernel: str | None = None, strip: bool = False):
         self.device = resolve_device(device)
+        self.strip = strip
         try:
             self.kernel = kernels.check_name(kernel) if kernel is not None else kernels.requested()
         except ValueError as e:
@@ -257,6 +261,8 @@ class Codec:
         h, w, _ = arr.shape
         if h * w > self.max_pixels:
             raise LimitError(f"image of {w}x{h} pixels exceeds the limit of {self.max_pixels} pixels")
+        if self.strip:
+            info.metadata = strip_metadata(info.metadata)
         transparency = _palette_alpha(info.mode, info.metadata)
         levels = sample_levels(arr, info.bits)  # 16-bit samples of at most 256 values per channel: their indices
         planes = to_planes(arr, info.mode, info.bits, info.palette, transparency, levels)  # what the model codes
@@ -441,6 +447,18 @@ class Codec:
             raise ModelError(f"file was written with model {header.model!r} weights {header.weights_sha256.hex()}, "
                              f"but {installed}: install the matching weights")
         return get_weights(entry, self.device, self.manifest.directory)
+
+
+# PNG chunks that change how the pixels look: kept by ``strip`` (with the ICC profile and the transparency)
+RENDERING_CHUNKS = ("gAMA", "cHRM", "sRGB", "sBIT", "cICP", "mDCv", "cLLi")
+
+
+def strip_metadata(metadata: tuple) -> tuple:
+    """What ``Codec(strip=True)`` keeps of an image's metadata: the transparency and the PNG chunks
+    that change how its pixels look (:data:`RENDERING_CHUNKS`); EXIF, XMP, text and the other
+    chunks (time, physical size, suggested palettes, ...) are left out, as ``oxipng --strip safe``
+    and ``cwebp -metadata none`` do.  The ICC profile is kept (it is not in ``metadata``)."""
+    return tuple(m for m in metadata if m[0] == "transparency" or (m[0] == "chunk" and m[1] in RENDERING_CHUNKS))
 
 
 def _palette_alpha(mode: str, metadata: tuple) -> bytes | None:

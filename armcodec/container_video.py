@@ -324,6 +324,12 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
                        8 + rlen + total)
 
 
+def block_map_bytes(m: np.ndarray) -> int:
+    """The bytes a block map takes stored (its run count and runs; before any deflate)."""
+    runs = _runs(np.asarray(m, bool))
+    return len(varint(len(runs))) + sum(len(varint(x)) for x in runs)
+
+
 def _runs(m: np.ndarray) -> list[int]:
     """Run lengths of a block map in row-major order, alternating coded / copied, the first coded."""
     flat = m.ravel()

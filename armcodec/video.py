@@ -168,7 +168,7 @@ class VideoCodec:
                 group = encode_group(g, m.net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
                                      max_batch_bytes=c.batch_bytes, context=ctx, copied=tiles, copied_blocks=maps,
                                      block_log2=log2)
-                size = sum(map(len, group.streams)) + (len(cv.write_block_maps(maps, log2)) if maps else 0)
+                size = sum(map(len, group.streams)) + (len(cv.write_block_maps(group.blocks, log2)) if group.blocks else 0)
                 coded.append((size, group, ctx is not None, field))
             _, best, uses_prev, field = min(coded, key=lambda x: x[0])
             streams += best.streams

@@ -168,6 +168,7 @@ def compress(
     workers: Annotated[int, typer.Option("--workers", help="Run the batch on N local worker processes (a Dask cluster started for it). Needs the cluster extra.")] = 0,
     feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Coder tool: also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
     kernel: Annotated[Optional[str], typer.Option("--kernel", help=KERNEL_HELP)] = None,
+    strip: Annotated[bool, typer.Option("--strip", help="Leave out EXIF, XMP, text and the PNG chunks that do not change how the pixels look (time, physical size, suggested palettes, ...); pixels, palette, transparency, ICC profile and gamma/colour chunks stay exact. Default: everything is kept.")] = False,
     video: Annotated[bool, typer.Option("--video", help="Code the inputs (folders or globs of same-size frames, in natural name order) as one video each, not as images.")] = False,
     key_interval: Annotated[int, typer.Option("--key-interval", min=1, help="Video: a key frame (coded without the previous frame; decoding can start there) every N frames.")] = 60,
     video_only: Annotated[bool, typer.Option("--video-only", help="Video files: code the video stream even when the file also holds audio or subtitles, which are then not stored.")] = False,
@@ -188,7 +189,7 @@ def compress(
     model = model or "default"
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
-                      adaptive=adapt, orient=orient, feedback=feedback, classic=classic, kernel=kernel)
+                      adaptive=adapt, orient=orient, feedback=feedback, classic=classic, kernel=kernel, strip=strip)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
@@ -197,7 +198,7 @@ def compress(
             _fail("--scheduler / --workers write files, not standard output", 2)
         settings = dict(model=model, device=device, tile_size=tile_size, max_pixels=max_pixels,
                         batch_bytes=batch_mb << 20 or None, adaptive=adapt, orient=orient, feedback=feedback,
-                        classic=codec.classic, kernel=kernel)  # this process's choice, not the workers' default
+                        classic=codec.classic, kernel=kernel, strip=strip)  # this process's choice, not the workers' default
         _compress_on_cluster(inputs, outs, settings, scheduler, workers, verify, force, as_json)
         return
 

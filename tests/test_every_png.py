@@ -136,6 +136,43 @@ def test_metadata_is_deflated_in_the_header_when_that_is_smaller(tiny_codec):
     assert int.from_bytes(enc.data[6:10], "little") < len(splt) // 2  # the whole header
 
 
+def test_strip_leaves_out_what_does_not_change_the_pixels(tmp_path, tiny_dir):
+    """--strip / Codec(strip=True): text, time and suggested palettes go, the pixels, palette,
+    transparency, ICC profile and gamma stay; the default keeps everything."""
+    from PIL import PngImagePlugin
+
+    from armcodec.api import strip_metadata
+
+    rng = np.random.default_rng(0)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", rng.bytes(100).hex())  # 200 characters that do not deflate much
+    info.add(b"gAMA", (45455).to_bytes(4, "big"))
+    info.add(b"tIME", bytes([7, 234, 12, 2, 1, 2, 3]))
+    im = Image.fromarray(rng.integers(0, 4, (12, 10), dtype=np.uint8), "P")
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 9, 9, 9])
+    im.save(tmp_path / "in.png", pnginfo=info, transparency=bytes([0, 255, 128, 255]), icc_profile=b"\0" * 132)
+    _, full = read_image(tmp_path / "in.png")
+    kinds = {(kind, key) for kind, key, _ in full.metadata}
+    assert {("text", "Comment"), ("chunk", "gAMA"), ("chunk", "tIME"), ("transparency", "")} <= kinds
+    kept = strip_metadata(full.metadata)
+    assert {(kind, key) for kind, key, _ in kept} == {("chunk", "gAMA"), ("transparency", "")}
+    sizes = []
+    for strip in (False, True):
+        codec = armcodec.Codec("tiny", device="cpu", weights_dir=tiny_dir, strip=strip)
+        data = codec.encode(tmp_path / "in.png").data
+        dec = codec.decode(data)
+        a, _ = read_image(tmp_path / "in.png")
+        assert np.array_equal(dec.array, a) and dec.palette == full.palette and dec.icc_profile == full.icc_profile
+        assert dec.metadata == (kept if strip else full.metadata)
+        sizes.append(len(data))
+    assert sizes[1] < sizes[0] - 100
+    r = CliRunner().invoke(app, ["compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "s.arm"), "--strip",
+                                 "--model", "fast", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert armcodec.read_info((tmp_path / "s.arm").read_bytes())["mode"] == "P"
+    assert armcodec.Codec("fast", device="cpu").decode((tmp_path / "s.arm").read_bytes()).metadata == kept
+
+
 @pytest.mark.parametrize("name", [p.name for p in LOCAL])
 def test_the_png_writer_gives_back_what_was_read(name, tmp_path):
     a, info = read_image(DATA / name)

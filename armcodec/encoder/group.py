@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from armcodec import container_video as cv
 from armcodec import threads
 from armcodec.coding.planes import (DEFAULT_BATCH_BYTES, CodedGroup, image_coords, known_pixels, new_feedback,
                                     tile_batches, tile_samples)
@@ -17,7 +18,7 @@ from armcodec.coding.scan import CountingCoder, EncodeCoder, Schedule, samples_c
 from armcodec.coding.side import N_ORIENTATIONS, Adaptation, side_bits
 from armcodec.container import CoderTools
 from armcodec.encoder import feedback_fit
-from armcodec.encoder.search import choose_orientations, choose_shifts
+from armcodec.encoder.search import choose_orientations, choose_shifts, estimate_bits
 from armcodec.exact.tables import TableLUTs
 
 SPAN_PIXELS = 1 << 13  # pixels per table-building call of the encoder's scan (its temporaries: ~1 KiB each)
@@ -46,6 +47,7 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         raise ValueError("tiles copied from a previous frame need the previous frame")
     if context is not None and tools.orientation:
         raise ValueError("a frame coded with its previous frame is coded unmirrored (no orientation search)")
+    copied_blocks = list(copied_blocks) if copied_blocks else None  # (tiles whose map does not pay are dropped)
     h, w, g = planes.shape
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
@@ -65,7 +67,10 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
         extra = {"context": (context, ys, xs)} if context is not None else {}
         source = model.encoder_pass(bt, sched, tile, device, values, **extra)
-        known = known_pixels([copied_blocks[k] for k in batch], sched, block_log2) if copied_blocks else None
+        known = None
+        if copied_blocks and any(copied_blocks[k] is not None for k in batch):
+            paying_maps(copied_blocks, batch, sched, block_log2, source.params, values, model.cfg, luts)
+            known = known_pixels([copied_blocks[k] for k in batch], sched, block_log2)
         coded = None if known is None else torch.from_numpy(~known).to(device)  # the searches fit these pixels only
         adaptation = fb = mean_shifts = None
         if tools.feedback:
@@ -98,6 +103,22 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         if progress:
             progress(len(batch))
     crcs = [samples_crc(tile_samples(planes, t), first_stream + k) for k, t in enumerate(tiles)]
-    has_blocks = copied_blocks and any(m is not None for m in copied_blocks)
+    has_blocks = bool(copied_blocks) and any(m is not None for m in copied_blocks)
     return CodedGroup(streams, crcs, bits, copied=list(copied) if copied and any(copied) else None,
                       blocks=list(copied_blocks) if has_blocks else None, block_log2=block_log2)
+
+
+def paying_maps(maps: list, batch: list[int], sched, log2: int, params: torch.Tensor, values: torch.Tensor, cfg,
+                luts: TableLUTs) -> None:
+    """Encoder-only: drop (set to None in ``maps``) the block map of each tile of the batch whose
+    copied pixels would cost fewer bits coded, by the model's own mixture (:func:`estimate_bits`,
+    before the coder tools), than the map itself (a flat, well-predicted background)."""
+    known = known_pixels([maps[k] for k in batch], sched, log2)
+    if known is None:
+        return
+    at = torch.from_numpy(np.flatnonzero(known)).to(params.device)
+    bits = sum(estimate_bits(params[at], values[at], c, cfg, luts, 0) for c in range(values.shape[1]))
+    per_tile = np.bincount(sched.n[known], weights=bits.cpu().numpy(), minlength=len(batch))
+    for n, k in enumerate(batch):
+        if maps[k] is not None and per_tile[n] < 8 * (cv.block_map_bytes(maps[k]) + 1):
+            maps[k] = None

@@ -3,7 +3,9 @@ accepted, armcodec's bytes next to the same images saved by Pillow as optimised 
 issue measures against: Pillow drops text, sPLT, gAMA and other chunks armcodec keeps, and writes
 16-bit RGB, LA and RGBA as 8 bits) and next to the original files; each file decoded and compared
 natively (16-bit samples, palette, metadata).  Also armcodec without the metadata (pixels,
-palette and transparency only), the like-for-like comparison with Pillow's output.
+palette and transparency only), the like-for-like comparison with Pillow's output, and with
+`--strip` (`Codec(strip=True)`: EXIF, XMP, text and the chunks that do not change how the pixels
+look left out; gamma and colour chunks kept).
 `python -m benchmarks.experiments.row32_pngsuite_sizes [preset]` (writes results/pngsuite_sizes.json)."""
 import collections
 import glob
@@ -17,10 +19,12 @@ import numpy as np
 from PIL import Image
 
 import armcodec
+from armcodec.api import strip_metadata
 from armcodec.io import png
 from armcodec.io.image import read_image
 
 codec = armcodec.Codec(sys.argv[1] if len(sys.argv) > 1 else "default")
+stripping = armcodec.Codec(codec.preset.name, strip=True)
 rows, refused = [], []
 for p in sorted(glob.glob("../shared/data/pngsuite/*.png")):
     name = os.path.basename(p)
@@ -36,16 +40,21 @@ for p in sorted(glob.glob("../shared/data/pngsuite/*.png")):
     bare = png.write(arr, info.bits, png.COLOUR_TYPES[info.mode], palette=info.palette,
                      trns=png.parse(Path(p).read_bytes()).trns)  # the pixels, palette and tRNS alone
     enc_bare = codec.encode(bare)
+    enc_strip = stripping.encode(p)
+    dec = stripping.decode(enc_strip.data)
+    assert np.array_equal(dec.array, arr) and dec.metadata == strip_metadata(info.metadata), name
     buf = io.BytesIO()
     Image.open(p).save(buf, "PNG", optimize=True)
     rows.append({"file": name, "layout": f"{info.mode}{info.bits}", "armcodec": len(enc.data), "coder": enc.coder,
-                 "armcodec_pixels_only": len(enc_bare.data), "pillow_optimized_png": len(buf.getvalue()),
+                 "armcodec_pixels_only": len(enc_bare.data), "armcodec_strip": len(enc_strip.data),
+                 "pillow_optimized_png": len(buf.getvalue()),
                  "original": os.path.getsize(p), "metadata_items": len(info.metadata) - len(trns)})
 tot = lambda k, rs=rows: sum(r[k] for r in rs)  # noqa: E731
 eight = [r for r in rows if not r["layout"].endswith("16")]
 out = {
     "preset": codec.preset.name, "accepted": len(rows), "refused": [n for n, _ in refused],
     "armcodec_bytes": tot("armcodec"), "armcodec_pixels_only_bytes": tot("armcodec_pixels_only"),
+    "armcodec_strip_bytes": tot("armcodec_strip"),
     "pillow_optimized_png_bytes": tot("pillow_optimized_png"), "original_png_bytes": tot("original"),
     "up_to_8_bits": {"files": len(eight), "armcodec_pixels_only": tot("armcodec_pixels_only", eight),
                      "pillow_optimized_png": tot("pillow_optimized_png", eight),
@@ -53,6 +62,9 @@ out = {
     "coders": dict(collections.Counter(r["coder"] for r in rows)),
     "larger_than_pillow_png_by_over_64": [(r["file"], r["armcodec"], r["pillow_optimized_png"]) for r in rows
                                           if r["armcodec"] > r["pillow_optimized_png"] + 64],
+    "strip_larger_than_pillow_png_by_over_64": [(r["file"], r["armcodec_strip"], r["pillow_optimized_png"]) for r in rows
+                                                if r["armcodec_strip"] > r["pillow_optimized_png"] + 64],
+    "strip_worst_excess": max(r["armcodec_strip"] - r["pillow_optimized_png"] for r in rows),
     "larger_than_original": [(r["file"], r["armcodec"], r["original"]) for r in rows if r["armcodec"] > r["original"]],
     "rows": rows,
 }

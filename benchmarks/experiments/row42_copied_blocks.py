@@ -1,6 +1,7 @@
 """Row 42: copied blocks (the video record's block maps) on real clips, sizes from the coded bytes.
 
-Per clip, its first frames coded by the `video` preset without block maps (tiles equal to the
+Per clip (training clips of ``../shared/data/video-train`` first: the decision is made there; then
+clips of ``../shared/data/video``), its first frames coded by the `video` preset without block maps (tiles equal to the
 moved previous frame are still copied whole) and with them (the encoder's block size choice), each
 file decoded and compared; the share of samples in copied blocks and the block sizes picked.
 
@@ -18,9 +19,11 @@ from armcodec import container_video as cv
 from armcodec import video
 from armcodec.io.frames import frames_source, video_source, y4m_source
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "video"
-CLIPS = {"vtest.avi": 4, "cockatoo.mp4": 2, "foreman_cif_60f.y4m": 4, "CiscoVT2people_320x192_9f.y4m": 4,
-         "carphone_qcif_120f.y4m": 4, "usc_sipi_motion": 4}
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = SHARED / "video"
+# the clips and their frames: the training clips (lossy sources, where copies are common) and the check clips
+CLIPS = {"mm_tests_data_test.mp4": 6, "mm_tests_data_test.avi": 6, "Cisco_Men_whisper_640x320_CABAC_Bframe_9.264": 4,
+         "vtest.avi": 4, "foreman_cif_60f.y4m": 4, "CiscoVT2people_320x192_9f.y4m": 4, "carphone_qcif_120f.y4m": 4}
 
 
 def source(name: str):
@@ -28,7 +31,8 @@ def source(name: str):
         return y4m_source(open(DATA / "y4m" / name, "rb"), name)
     if (DATA / name).is_dir():
         return frames_source(sorted((DATA / name).glob("*.png")))
-    return video_source(DATA / name, video_only=True)
+    path = DATA / name if (DATA / name).exists() else SHARED / "video-train" / name
+    return video_source(path, video_only=True)
 
 
 def run(name: str, n: int, copy_blocks: bool) -> dict:
