@@ -22,6 +22,7 @@ class SamplingCoder:
 
     reverse = False
     adaptation = None
+    known = None  # every pixel drawn (no copied blocks)
 
     def __init__(self, n_pixels: int, channels: int, rng: np.random.Generator, device):
         self.values = torch.zeros((n_pixels, channels), dtype=torch.int64, device=device)

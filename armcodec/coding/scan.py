@@ -283,7 +283,8 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
     (b-a, n_params) for the pixels schedule[a:b] (decode: a model step, which may read the pixels
     of earlier steps); after a step, params_at.observe(a, b, values) receives the step's pixel
     values (int64 (b-a, channels)).  The coder's
-    ``adaptation`` (offsets per block and channel, or None) goes into every table of its block;
+    ``adaptation`` (offsets per block and channel, or None) goes into every table of its block; its
+    ``known`` (bool (M,) or None) marks pixels no stream codes (copied blocks): no table, no bits;
     ``fb`` (residual feedback, or None) moves the means, and receives each coded channel's residuals."""
     # every coded symbol's frequency (out of 2**PRECISION, which costs 0 bits), its bits summed once at the end
     counts = torch.full((int(schedule.starts[-1]) if schedule.n_steps else 0, channels), 2**PRECISION,
