@@ -324,6 +324,11 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
                        8 + rlen + total)
 
 
+def block_map_shape(h: int, w: int, log2: int) -> tuple[int, int]:
+    """Blocks of 2**log2 samples a side (the last ones cut) that cover an h x w tile."""
+    return -(-h >> log2), -(-w >> log2)
+
+
 def block_map_bytes(m: np.ndarray) -> int:
     """The bytes a block map takes stored (its run count and runs; before any deflate)."""
     runs = _runs(np.asarray(m, bool))
@@ -365,7 +370,7 @@ def read_block_maps(code: int, data: bytes, header: VideoHeader, temporal, copie
         raise FormatError(bad)
     shapes = header.tile_shapes()
     n = len(shapes)
-    limit = -(-n // 8) + sum(5 * (1 + -(-h >> log2) * -(-w >> log2) + 1) for h, w in shapes)
+    limit = -(-n // 8) + sum(5 * (1 + np.prod(block_map_shape(h, w, log2)) + 1) for h, w in shapes)
     if method:
         unpacker = zlib.decompressobj(-15)
         try:
@@ -387,7 +392,7 @@ def read_block_maps(code: int, data: bytes, header: VideoHeader, temporal, copie
                 continue
             if not temporal[group_of[k]] or (copied and copied[k]):
                 raise FormatError(f"frame {number} has a block map for a tile without a previous frame or a copied one")
-            rows, cols = -(-h >> log2), -(-w >> log2)
+            rows, cols = block_map_shape(h, w, log2)
             count = r.varint()
             if not 2 <= count <= rows * cols + 1:
                 raise FormatError(bad)

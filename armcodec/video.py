@@ -160,11 +160,8 @@ class VideoCodec:
             options += [(None, None)] if with_prev is None or self.intra_check else []
             coded = []
             for ctx, field in options:
-                tiles, maps = None, None
-                if ctx is not None and self.copy_blocks:
-                    tiles, maps = copied_blocks(g, ctx, c.tile_size, log2)
-                elif ctx is not None:
-                    tiles = unchanged_tiles(g, ctx, c.tile_size)
+                tiles, maps = copied_blocks(g, ctx, c.tile_size, log2) if ctx is not None else (None, None)
+                maps = maps if self.copy_blocks else None  # without block maps: whole tiles only (0.5)
                 group = encode_group(g, m.net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
                                      max_batch_bytes=c.batch_bytes, context=ctx, copied=tiles, copied_blocks=maps,
                                      block_log2=log2)
@@ -282,14 +279,6 @@ def frame_crc(groups) -> int:
     return crc & 0xFFFFFFFF
 
 
-def unchanged_tiles(planes: np.ndarray, context: np.ndarray | None, tile: int) -> list[bool] | None:
-    """Per tile of the group: whether it equals the (moved) previous frame there, so the decoder
-    copies it and nothing is coded (static scenes, screen content).  Encoder-only."""
-    if context is None:
-        return None
-    return [np.array_equal(tile_samples(planes, t), tile_samples(context, t)) for t in tile_grid(*planes.shape[:2], tile)]
-
-
 def copied_blocks(planes: np.ndarray, context: np.ndarray, tile: int, log2: int
                   ) -> tuple[list[bool], list[np.ndarray | None] | None]:
     """Per tile of the group: whether all of it equals the (moved) previous frame (a copied tile)
@@ -309,7 +298,7 @@ def equal_blocks(a: np.ndarray, b: np.ndarray, log2: int) -> np.ndarray:
     a and b (uint8 (h, w, g) each)."""
     h, w = a.shape[:2]
     s = 1 << log2
-    rows, cols = -(-h // s), -(-w // s)
+    rows, cols = cv.block_map_shape(h, w, log2)
     diff = np.zeros((rows * s, cols * s), bool)
     diff[:h, :w] = (a != b).any(axis=2)
     return ~diff.reshape(rows, s, cols, s).any(axis=(1, 3))

@@ -442,7 +442,6 @@ def test_copied_blocks_are_not_coded(temporal_dir):
 def test_block_maps_are_validated():
     """The block map section round-trips for every block size, stored or deflated, and damaged
     or misplaced maps are refused."""
-    from armcodec.coding.planes import block_map_shape
 
     header = cv.VideoHeader("y4m", 44, 40, [(44, 40, 1), (22, 20, 1), (22, 20, 1)], 3, 16, "x", bytes(16))
     shapes = header.tile_shapes()
@@ -452,7 +451,7 @@ def test_block_maps_are_validated():
         for density in (0.1, 0.9):
             maps = []
             for k, (h, w) in enumerate(shapes):
-                m = rng.random(block_map_shape(h, w, log2)) < density
+                m = rng.random(cv.block_map_shape(h, w, log2)) < density
                 m.flat[0] = True  # at least one copied block
                 maps.append(m if k % 3 else None)
             data = cv.write_block_maps(maps, log2)

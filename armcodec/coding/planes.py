@@ -36,11 +36,6 @@ class CodedGroup:
     block_log2: int = 3  # their size: 2**block_log2 samples a side
 
 
-def block_map_shape(h: int, w: int, log2: int) -> tuple[int, int]:
-    """Blocks of 2**log2 samples a side (the last ones cut) that cover an h x w tile."""
-    return -(-h // (1 << log2)), -(-w // (1 << log2))
-
-
 def known_pixels(maps: list[np.ndarray | None], sched: Schedule, log2: int) -> np.ndarray | None:
     """bool (pixels in schedule order,): the pixels inside the copied blocks of their tile
     (``maps``: per tile of the batch, bool (rows, cols) or None), which the decoder takes from the

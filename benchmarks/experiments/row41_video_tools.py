@@ -34,12 +34,12 @@ src, frs = frames("carphone_qcif_120f.y4m", 5)
 for fb in (False, True):
     out["feedback"]["on" if fb else "off"] = encode(video.VideoCodec(feedback=fb), src, frs)
 src, frs = frames("foreman_cif_60f.y4m", 1)
-keep = video.unchanged_tiles
+keep = video.copied_blocks
 for copy in (False, True):
-    video.unchanged_tiles = keep if copy else (lambda planes, context, tile: None)
+    video.copied_blocks = keep if copy else (lambda planes, context, tile, log2: (None, None))
     sizes = []
     encode(video.VideoCodec(copy_blocks=False), src, frs * 4, sizes)  # (0.6's block maps left out)
     out["repeated_frame"]["copy" if copy else "no copy"] = {"frame_bytes": sizes}
-video.unchanged_tiles = keep
+video.copied_blocks = keep
 print(json.dumps(out, indent=1))
 (Path(__file__).parent / "results" / "video_tools.json").write_text(json.dumps(out, indent=1) + "\n")
