@@ -70,7 +70,8 @@ class VideoStats:
 
 
 class VideoCodec:
-    """Codes frame sequences with a preset's model (default ``video``: the temporal PixelCNN).
+    """Codes frame sequences with a preset's model (default ``video``: the temporal PixelCNN; a
+    preset may name other weights for frames of grey planes, :meth:`codec_for`).
     ``key_interval``: a key frame every that many frames (random access, ``frames=`` in
     :meth:`decode`).  The coder tools: the adaptation (``adaptive``) and, with it, the residual
     feedback (``feedback``, the image coder's: about 0.7% smaller, encode 20% slower).  ``intra_check``: also
@@ -86,11 +87,24 @@ class VideoCodec:
                  batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
-        self.codec = Codec(model, device, tile_size, weights_dir=weights_dir, adaptive=adaptive, orient=False,
-                           feedback=feedback, classic=False, kernel=kernel, batch_bytes=batch_bytes)
+        def make(name: str) -> Codec:
+            return Codec(name, device, tile_size, weights_dir=weights_dir, adaptive=adaptive, orient=False,
+                         feedback=feedback, classic=False, kernel=kernel, batch_bytes=batch_bytes)
+
+        self.codec = self._preset_codec = make(model)
+        planes = self.codec.preset.planes
+        self._planes_codec = make(planes.name) if planes is not None and planes != self.codec.preset.weights else None
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
+
+    def codec_for(self, groups) -> Codec:
+        """The codec for frames of these plane groups ((width, height, channels) each): the
+        preset's planes weights (trained on grey planes) when every group is one plane and the
+        preset names them, else the preset's own.  ``encode`` switches to it."""
+        if self._planes_codec is not None and all(ch == 1 for _, _, ch in groups):
+            return self._planes_codec
+        return self._preset_codec
 
     @property
     def temporal(self) -> bool:
@@ -100,7 +114,7 @@ class VideoCodec:
     def encode(self, source: VideoSource, out: BinaryIO, progress=None) -> VideoStats:
         """Code every frame of ``source`` into ``out`` (written as it goes; a seekable file is not
         needed).  ``progress(FrameStats)`` after each frame."""
-        c = self.codec
+        c = self.codec = self.codec_for(source.groups)
         if source.width * source.height > self.max_pixels:
             raise LimitError(f"frames of {source.width}x{source.height} pixels exceed the limit of {self.max_pixels}")
         header = cv.VideoHeader(source.kind, source.width, source.height, list(source.groups), self.key_interval,
@@ -190,6 +204,12 @@ class VideoCodec:
         return header
 
     def _check_weights(self, header: cv.VideoHeader) -> None:
+        """That the file's weights are this codec's (the preset's own or its planes weights; the
+        codec switches to them), else a ModelError."""
+        for c in (self._preset_codec, self._planes_codec):
+            if c is not None and c.model.sha256_prefix == header.weights_sha256 and c.model.entry.answers_to(header.model):
+                self.codec = c
+                return
         m = self.codec.model
         if m.sha256_prefix != header.weights_sha256 or not m.entry.answers_to(header.model):
             raise ModelError(f"the file was written with weights {header.model!r} {header.weights_sha256.hex()}, "

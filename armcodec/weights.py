@@ -68,6 +68,7 @@ class Preset:
     orient: bool = False
     orient_proxy: WeightsEntry | None = None  # the (cheaper) weights whose float copy picks orientations
     meta: dict = field(default_factory=dict)
+    planes: WeightsEntry | None = None  # video: the weights for frames of grey planes (YUV planes, grey frames)
 
     # the fields `armcodec models` and list_models() have always shown
     @property
@@ -148,14 +149,15 @@ def read_manifest(directory: str | Path | None = None) -> Manifest:
         presets: dict[str, Preset] = {}
         for p in raw.get("presets", []):
             enc = p.get("encoder", {})
-            proxy = enc.get("orient_proxy")
-            if p["weights"] not in weights or (proxy is not None and proxy not in weights):
+            proxy, planes = enc.get("orient_proxy"), enc.get("planes")
+            if p["weights"] not in weights or any(w is not None and w not in weights for w in (proxy, planes)):
                 raise ModelError(f"weights manifest {path}: preset {p['name']!r} names weights it does not declare")
             if p["name"] in presets:
                 raise ModelError(f"weights manifest {path}: duplicate preset name {p['name']!r}")
             presets[p["name"]] = Preset(p["name"], weights[p["weights"]], int(p["tile_size"]), bool(enc.get("orient", False)),
                                         weights[proxy] if proxy else None,
-                                        {k: v for k, v in p.items() if k not in ("name", "weights", "tile_size", "encoder")})
+                                        {k: v for k, v in p.items() if k not in ("name", "weights", "tile_size", "encoder")},
+                                        weights[planes] if planes else None)
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"weights manifest {path}: malformed entry ({err})") from None
     return Manifest(directory, weights, presets)

@@ -623,7 +623,8 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         w = p.weights
         rec = {"name": p.name, "weights": w.name, "aliases": list(w.aliases), "file": w.file, "sha256": w.sha256,
                "architecture": w.architecture, "tile_size": p.tile_size, "orient": p.orient,
-               "orient_proxy": p.orient_proxy.name if p.orient_proxy else None, "config": w.config,
+               "orient_proxy": p.orient_proxy.name if p.orient_proxy else None,
+               "planes": p.planes.name if p.planes else None, "config": w.config,
                "parameters": w.meta.get("parameters"), **p.meta}
         if as_json:
             typer.echo(json.dumps(rec))
@@ -644,8 +645,10 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             levels = f"{c['levels']} levels, " if "levels" in c else ""
             levels += f"previous frame's {2 * c['context_reach'] + 1}x{2 * c['context_reach'] + 1} window, " \
                 if "context_reach" in c else ""
+            planes = f", grey planes (YUV, grey frames) by weights {p.planes.name} (sha256 {p.planes.sha256[:16]})" \
+                if p.planes else ""
             typer.echo(f"{p.name}: weights {w.name} ({w.architecture}, {levels}width {c['width']}, {c['blocks']} blocks, "
-                       f"{c['mixtures']} mixtures, sha256 {w.sha256[:16]}), tile {p.tile_size}{orient}, {figure}")
+                       f"{c['mixtures']} mixtures, sha256 {w.sha256[:16]}){planes}, tile {p.tile_size}{orient}, {figure}")
 
 
 @app.command()

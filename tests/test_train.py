@@ -16,3 +16,47 @@ def test_minutes_fix_the_step_count_and_the_checkpoint_resumes(tmp_path):
     more = TrainSettings(steps=meta["step"] + 3, qat_steps=2, batch=2, crop=16, warmup=3, val_every=10**6, checkpoint_every=10**6)
     train(data, ckpt, TINY_CFG, more, log=lambda m: None)
     assert load_checkpoint(ckpt)[1]["step"] == meta["step"] + 3
+
+
+def test_temporal_training_for_grey_planes_exports_as_a_presets_planes_weights(tmp_path):
+    """``armcodec.training.video`` on a grey clip with the trunk learning (``--trunk-lr``) and no RGB
+    steps (``--rgb-fraction 0``): the trunk moves, the checkpoint resumes, and ``--planes`` exports
+    the weights as a preset's weights for grey planes (the preset's own weights stay)."""
+    import json
+
+    import torch
+    from conftest import make_tiny_temporal, moving_frames
+    from PIL import Image
+
+    from armcodec.models.pixelcnn import PixelCNN
+    from armcodec.training.export import export_model
+    from armcodec.training.loop import save_checkpoint
+    from armcodec.training.video import export_video, train_temporal
+    from armcodec.training.video_data import load_clip
+    from armcodec.video import VideoCodec
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k, f in enumerate(moving_frames(12, 20, 20)):
+        Image.fromarray(f).save(frames / f"f{k}.png")
+    image = PixelCNN(TINY_CFG)
+    warm = tmp_path / "image.safetensors"
+    save_checkpoint(warm, image, torch.optim.Adam(image.parameters()), {"config": image.cfg.to_dict(), "step": 0})
+    ckpt = tmp_path / "t.safetensors"
+    s = TrainSettings(steps=3, qat_steps=1, batch=2, crop=16, warmup=1, val_every=10**6, checkpoint_every=10**6)
+    model = train_temporal([load_clip(frames)], ckpt, s, warm, reach=2, log=lambda m: None, trunk_lr=0.5, rgb_fraction=0.0)
+    assert not torch.equal(model.first.weight, image.first.weight)  # the trunk learnt
+    assert load_checkpoint(ckpt)[1]["step"] == 3
+    again = tmp_path / "t2.safetensors"  # --from: its weights, a new schedule
+    train_temporal([load_clip(frames)], again, s, reach=2, log=lambda m: None, rgb_fraction=0.0, start_from=ckpt)
+    meta = load_checkpoint(again)[1]
+    assert meta["step"] == 3 and meta["warm_start"]["then"] == {"from": str(ckpt), "step": 3}
+    d = tmp_path / "w"
+    export_model(make_tiny_temporal(), d, "tiny-temporal", tile_size=16)
+    entry = export_video(ckpt, d, "tiny-planes", "tiny-temporal", tile_size=16, planes=True)
+    man = json.loads((d / "manifest.json").read_text())
+    preset = next(p for p in man["presets"] if p["name"] == "tiny-temporal")
+    assert preset["encoder"]["planes"] == entry["sha256"] and preset["weights"] != entry["sha256"]
+    codec = VideoCodec("tiny-temporal", "cpu", weights_dir=d)
+    assert codec.codec_for([(20, 20, 1)]).model.entry.name == "tiny-planes"
+    assert codec.codec_for([(20, 20, 3)]).model.entry.name == "tiny-temporal"

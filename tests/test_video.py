@@ -193,6 +193,39 @@ def test_weights_of_another_model_are_refused(vcodec, coded, tiny_dir):
         other.open(io.BytesIO(coded))
 
 
+def test_a_preset_codes_grey_planes_with_its_planes_weights(tmp_path, clip):
+    """A preset that names weights for grey planes (``encoder.planes``) codes YUV and grey frames
+    with them and RGB frames with its own; the file names the weights it was written with, and
+    the preset's codec (and the CLI) decodes both kinds."""
+    import json
+
+    from armcodec.video import read_info
+
+    d = tmp_path / "w"
+    export_model(make_tiny_temporal(0), d, "tiny-temporal", tile_size=16)
+    planes = export_model(make_tiny_temporal(1), d, "tiny-planes", tile_size=16)
+    man = json.loads((d / "manifest.json").read_text())
+    for p in man["presets"]:
+        if p["name"] == "tiny-temporal":
+            p["encoder"] = {**p.get("encoder", {}), "planes": planes["sha256"]}
+    (d / "manifest.json").write_text(json.dumps(man))
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=3, weights_dir=d)
+    yuv = encode_bytes(codec, clip, 3)
+    assert read_info(io.BytesIO(yuv))["model"] == "tiny-planes"
+    assert decode_bytes(VideoCodec("tiny-temporal", "cpu", weights_dir=d), yuv) == clip[: len(decode_bytes(codec, yuv))]
+    for k, f in enumerate(moving_frames(3)):
+        Image.fromarray(np.stack([f, 255 - f, f // 2], 2)).save(tmp_path / f"f{k}.png")
+    paths = sorted(tmp_path.glob("f*.png"))
+    out = io.BytesIO()
+    codec.encode(frames_source(paths), out)
+    assert read_info(io.BytesIO(out.getvalue()))["model"] == "tiny-temporal"
+    f = io.BytesIO(out.getvalue())
+    fresh = VideoCodec("tiny-temporal", "cpu", weights_dir=d)
+    h = fresh.open(f)
+    back = [fr.groups[0] for _, fr, _ in fresh.decode(f, h)]
+    assert all(np.array_equal(b, np.asarray(Image.open(p))) for b, p in zip(back, paths)) and len(back) == 3
+
+
 def test_an_image_model_codes_every_frame_alone(tiny_dir, clip):
     codec = VideoCodec("tiny", "cpu", weights_dir=tiny_dir)
     data = encode_bytes(codec, clip, 3)

@@ -51,6 +51,17 @@ class TrainSettings:
     device: str = "cpu"
 
 
+def training_device(name: str) -> torch.device:
+    """The device to train on; on CUDA with TF32 products (training numerics only: the shipped
+    model is integer-exact)."""
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return dev
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, crops: torch.Tensor, qat: bool) -> float:
     if len(crops) == 0:  # no validation image is large enough
@@ -136,11 +147,7 @@ def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
                 log(f"grids changed at step {step}: {regrid}")
     else:
         model = next(cls for cls, config in FLOAT_MODELS.values() if type(cfg) is config)(cfg)
-    dev = torch.device(s.device)
-    if dev.type == "cuda":  # training numerics only: the shipped model is integer-exact
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    dev = training_device(s.device)
     model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
     for name, p in model.named_parameters():

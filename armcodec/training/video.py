@@ -17,10 +17,12 @@ import numpy as np
 import torch
 
 from armcodec.models.temporal import TemporalPixelCNN
-from armcodec.training.loop import TrainSettings, load_checkpoint, lr_at, optimizer_step, report, save_checkpoint
+from armcodec.training.loop import (TrainSettings, load_checkpoint, lr_at, optimizer_step, report, save_checkpoint,
+                                   training_device)
 from armcodec.training.video_data import Clip, frame_stacks, fixed_pairs, load_clip, sample_pairs
 
 RGB_FRACTION = 1 / 3
+VAL_CROP = 64
 
 
 def bits(model: TemporalPixelCNN, x: torch.Tensor, cinp: torch.Tensor, grey: bool, qat: bool) -> torch.Tensor:
@@ -32,34 +34,48 @@ def bits(model: TemporalPixelCNN, x: torch.Tensor, cinp: torch.Tensor, grey: boo
 @torch.no_grad()
 def evaluate(model, val: dict, qat: bool) -> dict:
     model.eval()
-    out = {}
+    out, dev = {}, next(model.parameters()).device
     for kind, (x, c) in val.items():
-        tot = sum(bits(model, x[k : k + 8], c[k : k + 8], kind == "grey", qat).sum().item() for k in range(0, len(x), 8))
+        tot = sum(bits(model, x[k : k + 8].to(dev), c[k : k + 8].to(dev), kind == "grey", qat).sum().item()
+                  for k in range(0, len(x), 8))
         out[kind] = tot / (x[:, :1].numel() if kind == "grey" else x.numel())
     model.train()
     return out
 
 
 def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: Path | None = None, reach: int = 2,
-                   log=print, trunk_lr: float = 0.0, first_lr: float = 0.1) -> TemporalPixelCNN:
+                   log=print, trunk_lr: float = 0.0, first_lr: float = 0.1, rgb_fraction: float = RGB_FRACTION,
+                   start_from: Path | None = None) -> TemporalPixelCNN:
     """``trunk_lr``: the image trunk's learning rate as a fraction of ``s.lr`` (0: frozen, only
     the context layers learn: the warm start's image model stays as it is); ``first_lr``: the
     context's first-layer term's (Adam moves every weight of its wide window at about the rate,
-    and their sum moves the features: measured in row 40, the full rate wrecks the RGB channels)."""
+    and their sum moves the features: measured in row 40, the full rate wrecks the RGB channels);
+    ``rgb_fraction``: the share of steps on RGB pairs (0: a model for grey planes only).
+    A new ``ckpt`` starts from an image model (``warm_start``) or from a temporal checkpoint's
+    weights (``start_from``: a new schedule and new Adam moments); an existing one resumes."""
     torch.manual_seed(s.seed)
     train, val = zip(*(c.split() for c in clips))
-    val_sets = {"grey": fixed_pairs(list(val), False, 64, reach, 96), "rgb": fixed_pairs(list(val), True, 64, reach, 48)}
-    stacks = {"grey": frame_stacks(list(train), False, s.crop), "rgb": frame_stacks(list(train), True, s.crop)}
+    val_sets = {kind: fixed_pairs(list(val), rgb, VAL_CROP, reach, n) for kind, rgb, n in (("grey", False, 96), ("rgb", True, 48))
+                if frame_stacks(list(val), rgb, VAL_CROP)}  # (none where no clip is that large)
+    stacks = {"grey": frame_stacks(list(train), False, s.crop),
+              "rgb": frame_stacks(list(train), True, s.crop) if rgb_fraction > 0 else None}
     step, adam, meta_in = 0, {}, {}
     if ckpt.exists():
         model, meta_in, adam = load_checkpoint(ckpt)
         step = meta_in["step"]
         log(f"resumed {ckpt} at step {step}")
+    elif start_from is not None:
+        model, meta_from, _ = load_checkpoint(start_from)
+        meta_in = {"warm_start": {**meta_from.get("warm_start", {}), "then": {"from": str(start_from),
+                                                                                "step": meta_from.get("step")}}}
+        log(f"new schedule from {start_from} (step {meta_from.get('step')})")
     else:
         image, meta_image, _ = load_checkpoint(warm_start)
         model = TemporalPixelCNN.from_image_model(image, reach)
         meta_in = {"warm_start": {"from": str(warm_start), "step": meta_image.get("step")}}
         log(f"warm start from {warm_start} (step {meta_image.get('step')})")
+    dev = training_device(s.device)
+    model = model.to(dev)
     named = dict(model.named_parameters())
     trunk = [p for n, p in named.items() if not n.startswith("context_")]
     groups = [{"params": [named["context_skip.weight"]], "scale": 1.0},
@@ -70,8 +86,8 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
     opt = torch.optim.Adam(groups, lr=s.lr)
     for name, p in model.named_parameters():
         if f"{name}.exp_avg" in adam:
-            opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": adam[f"{name}.exp_avg"],
-                            "exp_avg_sq": adam[f"{name}.exp_avg_sq"]}
+            opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": adam[f"{name}.exp_avg"].to(dev),
+                            "exp_avg_sq": adam[f"{name}.exp_avg_sq"].to(dev)}
     meta = {"config": model.cfg.to_dict(), "settings": s.__dict__, "data": [c.name for c in clips],
             **{k: meta_in[k] for k in ("warm_start",) if k in meta_in}}
     log(f"step {step} val {evaluate(model, val_sets, step >= s.steps - s.qat_steps)}")
@@ -85,8 +101,8 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
         qat = step >= s.steps - s.qat_steps
         for g in opt.param_groups:
             g["lr"] = lr_at(step, s) * g["scale"]
-        kind = "rgb" if rng.random() < RGB_FRACTION else "grey"
-        x, c = sample_pairs(stacks[kind], s.batch, s.crop, reach, rng)
+        kind = "rgb" if rng.random() < rgb_fraction else "grey"
+        x, c = (t.to(dev) for t in sample_pairs(stacks[kind], s.batch, s.crop, reach, rng))
         step, run = optimizer_step(model, opt, bits(model, x, c, kind == "grey", qat).mean(), step, run)
         report(step, s, qat, run, t0, log, lambda: evaluate(model, val_sets, qat),
                lambda: save_checkpoint(ckpt, model, opt, {**meta, "step": step, "qat": qat}))
@@ -94,10 +110,11 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
 
 
 def export_video(ckpt: Path, weights_dir: Path, name: str, preset: str, tile_size: int = 128,
-                 extra: dict | None = None) -> dict:
+                 extra: dict | None = None, planes: bool = False) -> dict:
     """Export a temporal checkpoint as weights ``name`` and make the preset ``preset`` use them
     (the video commands' default), replacing that preset's earlier weights (which stay installed
-    only if another preset or a weights entry keeps them)."""
+    only if another preset or a weights entry keeps them); with ``planes``, as the preset's
+    weights for frames of grey planes only (its own weights stay)."""
     from armcodec.training.export import export_checkpoint
 
     entry = export_checkpoint(ckpt, weights_dir, name, tile_size, extra)
@@ -106,8 +123,12 @@ def export_video(ckpt: Path, weights_dir: Path, name: str, preset: str, tile_siz
     made = next(p for p in manifest["presets"] if p["name"] == name)
     old = next((p for p in manifest["presets"] if p["name"] == preset), {})
     manifest["presets"] = [p for p in manifest["presets"] if p["name"] not in (name, preset)]
-    manifest["presets"].append({**{k: v for k, v in old.items() if not (isinstance(v, dict) and "bpsp" in v)},
-                                **made, "name": preset})
+    kept = {k: v for k, v in old.items() if not (isinstance(v, dict) and "bpsp" in v)}
+    if planes:
+        kept["encoder"] = {**kept.get("encoder", {}), "planes": entry["sha256"]}
+        manifest["presets"].append({**kept, "name": preset})
+    else:
+        manifest["presets"].append({**kept, **made, "name": preset})
     man_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return entry
 
@@ -118,12 +139,16 @@ def main(argv=None) -> None:
                     "(none, with --steps 0: only --export)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--warm-start", type=Path, help="an image model's float checkpoint (a new model)")
+    ap.add_argument("--from", dest="start_from", type=Path,
+                    help="a temporal checkpoint whose weights start a new run (new schedule and Adam moments)")
     ap.add_argument("--reach", type=int, default=2)
     ap.add_argument("--trunk-lr", type=float, default=0.0, help="the image trunk's lr as a fraction of --lr (0: frozen)")
     ap.add_argument("--first-lr", type=float, default=0.1, help="the context's first-layer term's lr as a fraction of --lr")
+    ap.add_argument("--rgb-fraction", type=float, default=RGB_FRACTION, help="share of steps on RGB pairs (0: grey planes only)")
     ap.add_argument("--max-frames", type=int, default=200, help="frames per clip at most")
     ap.add_argument("--export", help="after training, export the weights under this name and point --preset at them")
     ap.add_argument("--preset", default="video")
+    ap.add_argument("--planes", action="store_true", help="--export as the preset's weights for grey planes only")
     ap.add_argument("--weights-dir", type=Path, default=Path("weights"))
     for k, v in TrainSettings().__dict__.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
@@ -136,9 +161,9 @@ def main(argv=None) -> None:
             clips.append(load_clip(Path(path), int(first or 0), a.max_frames))
             print(f"{spec}: {len(clips[-1].planes[0]) if clips[-1].planes else len(clips[-1].rgb)} frames", flush=True)
         train_temporal(clips, a.out, s, a.warm_start, a.reach, log=lambda m: print(m, flush=True), trunk_lr=a.trunk_lr,
-                       first_lr=a.first_lr)
+                       first_lr=a.first_lr, rgb_fraction=a.rgb_fraction, start_from=a.start_from)
     if a.export:
-        entry = export_video(a.out, a.weights_dir, a.export, a.preset)
+        entry = export_video(a.out, a.weights_dir, a.export, a.preset, planes=a.planes)
         print(json.dumps({"exported": entry["name"], "sha256": entry["sha256"], "preset": a.preset}))
 
 
