@@ -12,6 +12,9 @@ skip and must stay as it is, so that the old weights format keeps being exercise
 version-1 files (``<stem>.arm``, ``.p2``, ``.p4``, ``.p6``, ``.p8``, ``.p8-levels``, ``.p4-ls``) were
 written by armcodec 0.1 and cannot be written any more.
 
+armcodec 0.7: ``video/shipped-*.arm``, two golden video sources written by the shipped ``video``
+preset (grey planes by its temporal-planes-s weights, RGBA frames by temporal-s).
+
     python tests/make_golden.py
 """
 from pathlib import Path
@@ -21,8 +24,8 @@ import numpy as np
 import armcodec
 from conftest import DATA, make_tiny_model
 from armcodec.training.export import export_model
-from test_golden import (PYRAMID, PYRAMID_TOOLS, V2, V3, VIDEO, classic_tiles_file, encode_video, golden_video_sources,
-                         pyramid_files, video_codec)
+from test_golden import (PYRAMID, PYRAMID_TOOLS, SHIPPED_VIDEO, V2, V3, VIDEO, classic_tiles_file, encode_video, golden_video_sources,
+                         pyramid_files, shipped_video_codec, video_codec)
 from test_pyramid import make_tiny_pyramid
 
 GOLDEN = DATA / "golden"
@@ -83,4 +86,9 @@ if __name__ == "__main__":
     for name, source, feedback, copy_blocks in golden_video_sources():
         if not (VIDEO / name).exists():
             (VIDEO / name).write_bytes(encode_video(video_codec(feedback, copy_blocks), source()))
+            print("wrote", name)
+    sources = {n: s for n, s, _, _ in golden_video_sources()}
+    for of, name, _ in SHIPPED_VIDEO:  # the shipped video preset's files (0.7)
+        if not (VIDEO / name).exists():
+            (VIDEO / name).write_bytes(encode_video(shipped_video_codec(), sources[of]()))
             print("wrote", name)

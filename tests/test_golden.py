@@ -209,6 +209,37 @@ def golden_video_sources():
             ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True)]
 
 
+# armcodec 0.7: files of the shipped `video` preset, grey planes by its temporal-planes-s weights and
+# RGBA frames by temporal-s: the shipped weights keep decoding them, and write them again
+SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s"),
+                 ("rgba-frames.arm", "shipped-rgba-frames.arm", "temporal-s"))
+
+
+def shipped_video_codec():
+    from armcodec.video import VideoCodec
+
+    return VideoCodec("video", "cpu", key_interval=3)
+
+
+@pytest.mark.parametrize("k", range(len(SHIPPED_VIDEO)))
+def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
+    import io
+
+    from armcodec.video import read_info
+
+    source = dict((n, s) for n, s, _, _ in golden_video_sources())[SHIPPED_VIDEO[k][0]]
+    name, weights = SHIPPED_VIDEO[k][1:]
+    data = (VIDEO / name).read_bytes()
+    assert read_info(io.BytesIO(data))["model"] == weights
+    codec = shipped_video_codec()
+    f = io.BytesIO(data)
+    got = list(codec.decode(f, codec.open(f), seekable=True))
+    want = list(source().frames)
+    assert len(got) == len(want)
+    assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
+    assert encode_video(shipped_video_codec(), source()) == data
+
+
 # the golden files this release writes again byte for byte (the others: 0.4's full stream table)
 VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "clip420-blocks.y4m.arm")
 
