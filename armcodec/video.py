@@ -87,13 +87,13 @@ class VideoCodec:
                  batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
-        def make(name: str) -> Codec:
-            return Codec(name, device, tile_size, weights_dir=weights_dir, adaptive=adaptive, orient=False,
+        def make(name: str, tile: int | None) -> Codec:
+            return Codec(name, device, tile, weights_dir=weights_dir, adaptive=adaptive, orient=False,
                          feedback=feedback, classic=False, kernel=kernel, batch_bytes=batch_bytes)
 
-        self.codec = self._preset_codec = make(model)
-        planes = self.codec.preset.planes
-        self._planes_codec = make(planes.name) if planes is not None and planes != self.codec.preset.weights else None
+        self.codec = self._preset_codec = make(model, tile_size)
+        planes = self.codec.preset.planes  # in the preset's tile size
+        self._planes_codec = make(planes.name, self.codec.tile_size) if planes not in (None, self.codec.preset.weights) else None
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks

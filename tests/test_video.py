@@ -207,9 +207,10 @@ def test_a_preset_codes_grey_planes_with_its_planes_weights(tmp_path, clip):
     man = json.loads((d / "manifest.json").read_text())
     for p in man["presets"]:
         if p["name"] == "tiny-temporal":
-            p["encoder"] = {**p.get("encoder", {}), "planes": planes["sha256"]}
+            p["encoder"], p["tile_size"] = {**p.get("encoder", {}), "planes": planes["sha256"]}, 24
     (d / "manifest.json").write_text(json.dumps(man))
     codec = VideoCodec("tiny-temporal", "cpu", key_interval=3, weights_dir=d)
+    assert codec.codec_for([(30, 21, 1)]).tile_size == 24  # the preset's tiles
     yuv = encode_bytes(codec, clip, 3)
     assert read_info(io.BytesIO(yuv))["model"] == "tiny-planes"
     assert decode_bytes(VideoCodec("tiny-temporal", "cpu", weights_dir=d), yuv) == clip[: len(decode_bytes(codec, yuv))]
