@@ -91,9 +91,11 @@ class VideoCodec:
             return Codec(name, device, tile, weights_dir=weights_dir, adaptive=adaptive, orient=False,
                          feedback=feedback, classic=False, kernel=kernel, batch_bytes=batch_bytes)
 
+        self._make = make
         self.codec = self._preset_codec = make(model, tile_size)
         planes = self.codec.preset.planes  # in the preset's tile size
         self._planes_codec = make(planes.name, self.codec.tile_size) if planes not in (None, self.codec.preset.weights) else None
+        self._other_codecs: dict[str, Codec] = {}  # other installed weights, for files they wrote (_check_weights)
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
@@ -204,12 +206,18 @@ class VideoCodec:
         return header
 
     def _check_weights(self, header: cv.VideoHeader) -> None:
-        """That the file's weights are this codec's (the preset's own or its planes weights; the
-        codec switches to them), else a ModelError."""
-        for c in (self._preset_codec, self._planes_codec):
+        """That the file's weights are this codec's (the preset's own or its planes weights) or
+        other installed weights (those of an earlier release's preset: as the image codec, a file
+        decodes with whatever installed weights wrote it); the codec switches to them, else a
+        ModelError."""
+        for c in (self._preset_codec, self._planes_codec, *self._other_codecs.values()):
             if c is not None and c.model.sha256_prefix == header.weights_sha256 and c.model.entry.answers_to(header.model):
                 self.codec = c
                 return
+        entry = self._preset_codec.manifest.by_prefix(header.weights_sha256)
+        if entry is not None and entry.answers_to(header.model):
+            self.codec = self._other_codecs[entry.name] = self._make(entry.name, header.tile)
+            return
         m = self.codec.model
         if m.sha256_prefix != header.weights_sha256 or not m.entry.answers_to(header.model):
             raise ModelError(f"the file was written with weights {header.model!r} {header.weights_sha256.hex()}, "

@@ -117,11 +117,12 @@ def training_folder(tmp_path: Path) -> Path:
 TINY_TEMPORAL = TemporalConfig(width=8, blocks=2, head_width=8, mixtures=2, context_reach=1)
 
 
-def make_tiny_temporal(seed: int = 0) -> TemporalPixelCNN:
+def make_tiny_temporal(seed: int = 0, grids: dict | None = None) -> TemporalPixelCNN:
     """A small random temporal model whose context terms matter: its means are the context's pixel
-    (the previous frame moved by the motion vectors), its scales random."""
+    (the previous frame moved by the motion vectors), its scales random; ``grids``: other integer
+    grids (config fields such as ``head_steps``)."""
     torch.manual_seed(seed)
-    m = TemporalPixelCNN(TINY_TEMPORAL)
+    m = TemporalPixelCNN(TemporalConfig.from_dict({**TINY_TEMPORAL.to_dict(), **(grids or {})}))
     k, c = TINY_TEMPORAL.mixtures, TINY_TEMPORAL.image_channels
     means = slice(k * c, 2 * k * c)
     with torch.no_grad():

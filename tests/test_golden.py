@@ -209,16 +209,23 @@ def golden_video_sources():
             ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True)]
 
 
-# armcodec 0.7: files of the shipped `video` preset, grey planes by its temporal-planes-s weights and
-# RGBA frames by temporal-s: the shipped weights keep decoding them, and write them again
+# files of the shipped `video` preset as each release wrote them (source, file, weights): 0.7's grey
+# planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2.
+# The preset decodes each of them (switching to the weights the file names) and those weights write
+# it again byte for byte; the last file of each source is what the preset writes today.
 SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s"),
-                 ("rgba-frames.arm", "shipped-rgba-frames.arm", "temporal-s"))
+                 ("rgba-frames.arm", "shipped-rgba-frames.arm", "temporal-s"),
+                 ("clip420.y4m.arm", "shipped-0.8-clip420.y4m.arm", "temporal-planes-s2"))
 
 
-def shipped_video_codec():
+def shipped_video_codec(weights: str | None = None):
+    """The shipped `video` preset, or the codec of one of its weights as the preset runs them
+    (in its 128x128 tiles)."""
     from armcodec.video import VideoCodec
 
-    return VideoCodec("video", "cpu", key_interval=3)
+    if weights is None:
+        return VideoCodec("video", "cpu", key_interval=3)
+    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128)
 
 
 @pytest.mark.parametrize("k", range(len(SHIPPED_VIDEO)))
@@ -227,17 +234,20 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
 
     from armcodec.video import read_info
 
-    source = dict((n, s) for n, s, _, _ in golden_video_sources())[SHIPPED_VIDEO[k][0]]
-    name, weights = SHIPPED_VIDEO[k][1:]
+    of, name, weights = SHIPPED_VIDEO[k]
+    source = dict((n, s) for n, s, _, _ in golden_video_sources())[of]
     data = (VIDEO / name).read_bytes()
     assert read_info(io.BytesIO(data))["model"] == weights
-    codec = shipped_video_codec()
+    codec = shipped_video_codec()  # the preset decodes every file its releases wrote (switching weights)
     f = io.BytesIO(data)
     got = list(codec.decode(f, codec.open(f), seekable=True))
+    assert codec.codec.model.entry.name == weights
     want = list(source().frames)
     assert len(got) == len(want)
     assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
-    assert encode_video(shipped_video_codec(), source()) == data
+    assert encode_video(shipped_video_codec(weights), source()) == data
+    if name == [n for o, n, _ in SHIPPED_VIDEO if o == of][-1]:
+        assert encode_video(shipped_video_codec(), source()) == data
 
 
 # the golden files this release writes again byte for byte (the others: 0.4's full stream table)

@@ -146,10 +146,11 @@ def test_float32_accumulation_is_exact(net):
     assert torch.equal(p32, p64)
 
 
-@pytest.mark.parametrize("grids", [{}, {"resid_steps": 32, "coef_steps": 64}])
+@pytest.mark.parametrize("grids", [{}, {"resid_steps": 32, "coef_steps": 64}, {"head_steps": 128}])
 def test_integer_model_tracks_the_qat_model(grids):
-    """Integer inference is the QAT graph, on the default grids and on the coarse grids of
-    models stored before grids were per model: the -log2 likelihoods agree closely."""
+    """Integer inference is the QAT graph, on the default grids, on the coarse grids of models
+    stored before grids were per model and on the finer head grid: the -log2 likelihoods agree
+    closely."""
     from armcodec.exact.tables import TableLUTs, channel_tables, symbol_bits
     from armcodec.training.loop import regrid_model
 
@@ -172,6 +173,12 @@ def test_configs_stored_before_per_model_grids_keep_the_coarse_grids():
     assert old.resid_max == 127
     new = PixelCNNConfig.from_dict(TINY_CFG.to_dict())
     assert (new.resid_steps, new.coef_steps, new.resid_max) == (128, 1024, 511)
+    # the head's grid: every model stored before head_steps (and every shipped one until
+    # temporal-planes-s2) has 1/32 in [0, 127]
+    assert (old.head_steps, old.head_max, new.head_steps, new.head_scale) == (32, 127, 32, 1 / 32)
+    assert PixelCNNConfig(head_steps=128).head_max == 511
+    with pytest.raises(ValueError, match="head_steps"):
+        PixelCNNConfig(head_steps=48)
     with pytest.raises(ValueError, match="resid_steps"):
         PixelCNNConfig(resid_steps=100)
     with pytest.raises(ValueError, match="coef_steps"):

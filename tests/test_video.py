@@ -26,10 +26,12 @@ from conftest import TINY_TEMPORAL, make_tiny_temporal, moving_frames, y4m_bytes
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
 # --- the model -----------------------------------------------------------------------------------
-def test_temporal_encoder_and_decoder_agree_and_the_context_pays():
+@pytest.mark.parametrize("grids", [{}, {"head_steps": 128}])
+def test_temporal_encoder_and_decoder_agree_and_the_context_pays(grids):
     """The encoder's pass and the decoder's steps give the same integers with a previous frame
-    (the round trip's CRCs), and a frame coded with its predecessor costs what the model says."""
-    net = export_net(make_tiny_temporal())
+    (the round trip's CRCs), and a frame coded with its predecessor costs what the model says;
+    on the default grids and with the finer head grid of temporal-planes-s2."""
+    net = export_net(make_tiny_temporal(grids=grids))
     luts = TableLUTs.compute().to("cpu")
     prev, cur = moving_frames(2)
     prev, cur = prev[:, :, None], cur[:, :, None]
@@ -60,10 +62,11 @@ def test_context_terms_do_not_depend_on_their_block_size(monkeypatch):
     assert (out == cur).all()
 
 
-def test_temporal_exact_model_tracks_its_qat_float_graph():
+@pytest.mark.parametrize("grids", [{}, {"head_steps": 128}])
+def test_temporal_exact_model_tracks_its_qat_float_graph(grids):
     """The exported integers and the QAT float graph give nearly the same bits (the float graph
     adds each term on its grid as the exact model does)."""
-    m = make_tiny_temporal()
+    m = make_tiny_temporal(grids=grids)
     net = export_net(m)
     luts = TableLUTs.compute().to("cpu")
     prev, cur = moving_frames(2, 32, 32)

@@ -37,19 +37,19 @@ from armcodec.exact.tables import LOG2_SCALE_MAX, LOG2_SCALE_MIN, LOGIT_STEPS, L
 # Fixed integer grids shared by training (fake quantization) and integer inference.
 INPUT_SCALE = 1 / 32  # input: (pixel - 128) in units of 1/32
 ONES_VALUE = 128  # integer value of the constant "inside the image" input channel
-# The residual stream's grid and the coupling coefficients' grid are per model (PixelCNNConfig:
-# resid_steps, coef_steps); models stored before those fields existed use 1/32 and 1/64.
+# The residual stream's, the head hidden layer's and the coupling coefficients' grids are per
+# model (PixelCNNConfig: resid_steps, head_steps, coef_steps); models stored before those fields
+# existed use 1/32, 1/32 (int range [0, 127]) and 1/64.
 GATE_SCALE = 1 / 64  # gate inputs and output, int range [-64, 64]
-HEAD_SCALE = 1 / 32  # head hidden layer, int range [0, 127]
-ACT_MAX = 127
 GATE_MAX = 64
 MEAN_GAIN = 32  # head mean output y -> mean = 128 + MEAN_GAIN * y (y on the input's scale)
 COEF_MAX = 1.0
 
 
 class SharedGrids:
-    """What every model family's config derives from its fields ``image_channels``, ``mixtures``
-    and ``resid_steps``: the residual stream's grid and the head's layout."""
+    """What every model family's config derives from its fields ``image_channels``, ``mixtures``,
+    ``resid_steps`` and ``head_steps``: the residual stream's and the head hidden layer's grids and
+    the head's layout."""
 
     @property
     def resid_scale(self) -> float:
@@ -59,6 +59,23 @@ class SharedGrids:
     def resid_max(self) -> int:
         """Residual stream clamp: the same real range (just under +-4) on every grid."""
         return 4 * self.resid_steps - 1
+
+    @property
+    def head_scale(self) -> float:
+        return 1 / self.head_steps
+
+    @property
+    def head_max(self) -> int:
+        """Head hidden layer clamp (a ReLU): [0, just under 4] on every grid."""
+        return 4 * self.head_steps - 1
+
+    def check_grids(self) -> None:
+        if self.resid_steps not in (32, 64, 128):
+            raise ValueError(f"resid_steps must be 32, 64 or 128, not {self.resid_steps}")
+        if self.head_steps not in (32, 64, 128):
+            raise ValueError(f"head_steps must be 32, 64 or 128, not {self.head_steps}")
+        if self.coef_steps not in (64, 256, 1024, 4096):
+            raise ValueError(f"coef_steps must be 64, 256, 1024 or 4096, not {self.coef_steps}")
 
     @property
     def n_params(self) -> int:
@@ -83,12 +100,10 @@ class PixelCNNConfig(SharedGrids):
     linear_skip: bool = True  # a masked linear conv from the pixels straight to the head parameters
     resid_steps: int = 128  # residual stream in 1/resid_steps, integers in [-resid_max, resid_max]
     coef_steps: int = 1024  # channel coupling coefficients in 1/coef_steps
+    head_steps: int = 32  # head hidden layer in 1/head_steps, integers in [0, head_max]
 
     def __post_init__(self):
-        if self.resid_steps not in (32, 64, 128):
-            raise ValueError(f"resid_steps must be 32, 64 or 128, not {self.resid_steps}")
-        if self.coef_steps not in (64, 256, 1024, 4096):
-            raise ValueError(f"coef_steps must be 64, 256, 1024 or 4096, not {self.coef_steps}")
+        self.check_grids()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -243,8 +258,9 @@ def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool, first_extra: torch
             g = _ste_floor(g / GATE_SCALE) * GATE_SCALE
         v = activation(mconv(g, qat, GATE_SCALE), qat, rs, -rmax, rmax)
         h = torch.clamp(h + v, -rmax * rs, rmax * rs)
-    z = activation(net.head_hidden(h, qat, rs), qat, HEAD_SCALE, 0, ACT_MAX)
-    out = net.head_out(z, qat, HEAD_SCALE)
+    hs = net.cfg.head_scale
+    z = activation(net.head_hidden(h, qat, rs), qat, hs, 0, net.cfg.head_max)
+    out = net.head_out(z, qat, hs)
     terms = [out] + ([net.skip(inp, qat, INPUT_SCALE)] if net.skip is not None else []) + \
         ([out_extra] if out_extra is not None else [])
     if qat and len(terms) > 1:  # integer path: each term is requantized to the parameter grid, then added

@@ -20,10 +20,8 @@ import torch
 from armcodec import threads
 from armcodec.exact.layers import IntConv
 from armcodec.models.pixelcnn import (
-    ACT_MAX,
     GATE_MAX,
     GATE_SCALE,
-    HEAD_SCALE,
     INPUT_SCALE,
     ONES_VALUE,
     PixelCNN,
@@ -53,7 +51,7 @@ def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor, resid: torc
 def int_head(net, h: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     """The head of an integer network (``head_hidden``, ``head_out``, ``skip`` or None): h the
     residual stream, pixels the first layer's gathered input -> int64 parameters."""
-    z = net.head_hidden(h).clamp_(0, ACT_MAX).float()
+    z = net.head_hidden(h).clamp_(0, net.cfg.head_max).float()
     out = net.head_out(z)
     if net.skip is not None:
         out = out + net.skip(pixels)
@@ -198,7 +196,7 @@ class IntPixelCNN:
         gates = [IntConv.from_tensors(t, f"gate.{b}", block, rmax, f, 2 * f) for b in range(cfg.blocks)]
         mixes = [IntConv.from_tensors(t, f"mix.{b}", [(0, 0)], GATE_MAX, f, f) for b in range(cfg.blocks)]
         hid = IntConv.from_tensors(t, "head_hidden", [(0, 0)], rmax, f, cfg.head_width)
-        out = IntConv.from_tensors(t, "head_out", [(0, 0)], ACT_MAX, cfg.head_width, cfg.n_params)
+        out = IntConv.from_tensors(t, "head_out", [(0, 0)], cfg.head_max, cfg.head_width, cfg.n_params)
         skip = IntConv.from_tensors(t, "skip", strict, 128, cfg.image_channels + 1, cfg.n_params) if cfg.linear_skip else None
         return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
 
@@ -209,8 +207,8 @@ class IntPixelCNN:
         cfg = self.cfg
         model = PixelCNN(cfg)
         rs = cfg.resid_scale
-        pairs = [(model.first, self.first, INPUT_SCALE, rs), (model.head_hidden, self.head_hidden, rs, HEAD_SCALE),
-                 (model.head_out, self.head_out, HEAD_SCALE, param_scales(cfg))]
+        pairs = [(model.first, self.first, INPUT_SCALE, rs), (model.head_hidden, self.head_hidden, rs, cfg.head_scale),
+                 (model.head_out, self.head_out, cfg.head_scale, param_scales(cfg))]
         pairs += [(g, ig, rs, GATE_SCALE) for g, ig in zip(model.gate_convs, self.gates)]
         pairs += [(m, im, GATE_SCALE, rs) for m, im in zip(model.mix_convs, self.mixes)]
         if self.skip is not None:

@@ -52,6 +52,7 @@ class PyramidConfig(SharedGrids):
     mixtures: int = 5
     coef_steps: int = 1024
     resid_steps: int = 128
+    head_steps: int = 32
     levels: int = 3
     width: int = 48
     blocks: int = 3
@@ -72,7 +73,8 @@ class PyramidConfig(SharedGrids):
     def base_config(self) -> PixelCNNConfig:
         return PixelCNNConfig(image_channels=self.image_channels, width=self.base_width, blocks=self.base_blocks,
                               head_width=self.base_head_width, mixtures=self.mixtures, slope=self.base_slope,
-                              linear_skip=True, resid_steps=self.resid_steps, coef_steps=self.coef_steps)
+                              linear_skip=True, resid_steps=self.resid_steps, coef_steps=self.coef_steps,
+                              head_steps=self.head_steps)
 
     def pass_inputs(self, k: int) -> int:
         """Input channels of pass k: the phases known before it, inside, level."""

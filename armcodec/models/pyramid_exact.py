@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from armcodec import threads
 from armcodec.coding.scan import Schedule, Tile
 from armcodec.exact.layers import IntConv
-from armcodec.models.pixelcnn import ACT_MAX, GATE_MAX, GATE_SCALE, HEAD_SCALE, INPUT_SCALE, param_scales
+from armcodec.models.pixelcnn import GATE_MAX, GATE_SCALE, INPUT_SCALE, param_scales
 from armcodec.models.pixelcnn_exact import (DECODE_PIXEL_BYTES, ENCODE_PIXEL_BYTES, IntPixelCNN, dequantize_into,
                                             gated_block, int_head)
 from armcodec.models.polyphase_exact import PHASES, level_grid, padded_side, pass_input
@@ -69,7 +69,7 @@ class IntPassNet:
         gates = [IntConv.from_tensors(t, f"{prefix}.gate.{b}", dense, rmax, f, 2 * f) for b in range(cfg.blocks)]
         mixes = [IntConv.from_tensors(t, f"{prefix}.mix.{b}", [(0, 0)], GATE_MAX, f, f) for b in range(cfg.blocks)]
         hid = IntConv.from_tensors(t, f"{prefix}.head_hidden", [(0, 0)], rmax, f, cfg.head_width)
-        out = IntConv.from_tensors(t, f"{prefix}.head_out", [(0, 0)], ACT_MAX, cfg.head_width, cfg.n_params)
+        out = IntConv.from_tensors(t, f"{prefix}.head_out", [(0, 0)], cfg.head_max, cfg.head_width, cfg.n_params)
         skip = IntConv.from_tensors(t, f"{prefix}.skip", dense, INPUT_MAX, c_in, cfg.n_params)
         return IntPassNet(cfg, first, gates, mixes, hid, out, skip)
 
@@ -151,8 +151,8 @@ class IntPyramid:
         rs = self.cfg.resid_scale
         pairs = []
         for net, inet in zip(model.passes, self.passes):
-            pairs += [(net.first, inet.first, INPUT_SCALE, rs), (net.head_hidden, inet.head_hidden, rs, HEAD_SCALE),
-                      (net.head_out, inet.head_out, HEAD_SCALE, param_scales(self.cfg)),
+            pairs += [(net.first, inet.first, INPUT_SCALE, rs), (net.head_hidden, inet.head_hidden, rs, self.cfg.head_scale),
+                      (net.head_out, inet.head_out, self.cfg.head_scale, param_scales(self.cfg)),
                       (net.skip, inet.skip, INPUT_SCALE, param_scales(self.cfg))]
             pairs += [(g, ig, rs, GATE_SCALE) for g, ig in zip(net.gate_convs, inet.gates)]
             pairs += [(m, im, GATE_SCALE, rs) for m, im in zip(net.mix_convs, inet.mixes)]

@@ -13,10 +13,8 @@ import torch
 from armcodec.exact.layers import MULT_BITS, IntConv
 from armcodec.exact.tables import TableLUTs
 from armcodec.models.pixelcnn import (
-    ACT_MAX,
     GATE_MAX,
     GATE_SCALE,
-    HEAD_SCALE,
     INPUT_SCALE,
     MaskedConv2d,
     PixelCNN,
@@ -61,8 +59,8 @@ def export_pixelcnn(model: PixelCNN) -> IntPixelCNN:
     first = export_conv(model.first, strict, INPUT_SCALE, full(f, rs), 128)
     gates = [export_conv(g, block, rs, full(2 * f, GATE_SCALE), rmax) for g in model.gate_convs]
     mixes = [export_conv(m, [(0, 0)], GATE_SCALE, full(f, rs), GATE_MAX) for m in model.mix_convs]
-    hid = export_conv(model.head_hidden, [(0, 0)], rs, full(cfg.head_width, HEAD_SCALE), rmax)
-    out = export_conv(model.head_out, [(0, 0)], HEAD_SCALE, param_scales(cfg), ACT_MAX)
+    hid = export_conv(model.head_hidden, [(0, 0)], rs, full(cfg.head_width, cfg.head_scale), rmax)
+    out = export_conv(model.head_out, [(0, 0)], cfg.head_scale, param_scales(cfg), cfg.head_max)
     skip = export_conv(model.skip, strict, INPUT_SCALE, param_scales(cfg), 128) if cfg.linear_skip else None
     return IntPixelCNN(cfg, first, gates, mixes, hid, out, skip)
 
@@ -80,8 +78,8 @@ def export_pyramid(model: Pyramid) -> IntPyramid:
         first = export_conv(net.first, dense, INPUT_SCALE, full(f, rs), INPUT_MAX)
         gates = [export_conv(g, g.offsets, rs, full(2 * f, GATE_SCALE), rmax) for g in net.gate_convs]
         mixes = [export_conv(m, [(0, 0)], GATE_SCALE, full(f, rs), GATE_MAX) for m in net.mix_convs]
-        hid = export_conv(net.head_hidden, [(0, 0)], rs, full(cfg.head_width, HEAD_SCALE), rmax)
-        out = export_conv(net.head_out, [(0, 0)], HEAD_SCALE, param_scales(cfg), ACT_MAX)
+        hid = export_conv(net.head_hidden, [(0, 0)], rs, full(cfg.head_width, cfg.head_scale), rmax)
+        out = export_conv(net.head_out, [(0, 0)], cfg.head_scale, param_scales(cfg), cfg.head_max)
         skip = export_conv(net.skip, dense, INPUT_SCALE, param_scales(cfg), INPUT_MAX)
         passes.append(IntPassNet(cfg, first, gates, mixes, hid, out, skip))
     return IntPyramid(cfg, export_pixelcnn(model.base), passes)

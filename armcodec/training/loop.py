@@ -109,7 +109,7 @@ def lr_at(step: int, s: TrainSettings) -> float:
     return s.lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * prog)))
 
 
-GRID_FIELDS = ("resid_steps", "coef_steps")
+GRID_FIELDS = ("resid_steps", "coef_steps", "head_steps")
 
 
 def regrid_model(model: torch.nn.Module, fields: dict) -> torch.nn.Module:
@@ -124,7 +124,7 @@ def regrid_model(model: torch.nn.Module, fields: dict) -> torch.nn.Module:
 def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
           regrid: dict | None = None) -> torch.nn.Module:
     """Train (or resume ``ckpt``) to step ``s.steps``.  ``regrid``: config fields to change on a
-    resumed model that keep its parameters' shapes (the integer grids ``resid_steps``, ``coef_steps``)."""
+    resumed model that keep its parameters' shapes (the integer grids :data:`GRID_FIELDS`)."""
     torch.manual_seed(s.seed)
     paths = list_images(Path(data_dir))
     tr_paths, va_paths = split_train_val(paths)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from armcodec.models.temporal import TemporalPixelCNN
-from armcodec.training.loop import (TrainSettings, load_checkpoint, lr_at, optimizer_step, report, save_checkpoint,
-                                   training_device)
+from armcodec.training.loop import (TrainSettings, load_checkpoint, lr_at, optimizer_step, regrid_model, report,
+                                   save_checkpoint, training_device)
 from armcodec.training.video_data import Clip, frame_stacks, fixed_pairs, load_clip, sample_pairs
 
 RGB_FRACTION = 1 / 3
@@ -45,14 +45,16 @@ def evaluate(model, val: dict, qat: bool) -> dict:
 
 def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: Path | None = None, reach: int = 2,
                    log=print, trunk_lr: float = 0.0, first_lr: float = 0.1, rgb_fraction: float = RGB_FRACTION,
-                   start_from: Path | None = None) -> TemporalPixelCNN:
+                   start_from: Path | None = None, regrid: dict | None = None) -> TemporalPixelCNN:
     """``trunk_lr``: the image trunk's learning rate as a fraction of ``s.lr`` (0: frozen, only
     the context layers learn: the warm start's image model stays as it is); ``first_lr``: the
     context's first-layer term's (Adam moves every weight of its wide window at about the rate,
     and their sum moves the features: measured in row 40, the full rate wrecks the RGB channels);
     ``rgb_fraction``: the share of steps on RGB pairs (0: a model for grey planes only).
     A new ``ckpt`` starts from an image model (``warm_start``) or from a temporal checkpoint's
-    weights (``start_from``: a new schedule and new Adam moments); an existing one resumes."""
+    weights (``start_from``: a new schedule and new Adam moments); an existing one resumes.
+    ``regrid``: integer grids to change on the starting model (:data:`~armcodec.training.loop.GRID_FIELDS`,
+    e.g. a finer head grid before quantization-aware steps)."""
     torch.manual_seed(s.seed)
     train, val = zip(*(c.split() for c in clips))
     val_sets = {kind: fixed_pairs(list(val), rgb, VAL_CROP, reach, n) for kind, rgb, n in (("grey", False, 96), ("rgb", True, 48))
@@ -74,6 +76,12 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
         model = TemporalPixelCNN.from_image_model(image, reach)
         meta_in = {"warm_start": {"from": str(warm_start), "step": meta_image.get("step")}}
         log(f"warm start from {warm_start} (step {meta_image.get('step')})")
+    if regrid:
+        regridded = regrid_model(model, regrid)
+        if regridded.cfg != model.cfg:
+            model = regridded
+            meta_in["regrid"] = meta_in.get("regrid", []) + [{"step": step, **regrid}]
+            log(f"grids changed at step {step}: {regrid}")
     dev = training_device(s.device)
     model = model.to(dev)
     named = dict(model.named_parameters())
@@ -89,7 +97,7 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
             opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": adam[f"{name}.exp_avg"].to(dev),
                             "exp_avg_sq": adam[f"{name}.exp_avg_sq"].to(dev)}
     meta = {"config": model.cfg.to_dict(), "settings": s.__dict__, "data": [c.name for c in clips],
-            **{k: meta_in[k] for k in ("warm_start",) if k in meta_in}}
+            **{k: meta_in[k] for k in ("warm_start", "regrid") if k in meta_in}}
     log(f"step {step} val {evaluate(model, val_sets, step >= s.steps - s.qat_steps)}")
     rng = np.random.default_rng(s.seed + step)
     t0, start, run = time.time(), step, None
@@ -145,6 +153,8 @@ def main(argv=None) -> None:
     ap.add_argument("--trunk-lr", type=float, default=0.0, help="the image trunk's lr as a fraction of --lr (0: frozen)")
     ap.add_argument("--first-lr", type=float, default=0.1, help="the context's first-layer term's lr as a fraction of --lr")
     ap.add_argument("--rgb-fraction", type=float, default=RGB_FRACTION, help="share of steps on RGB pairs (0: grey planes only)")
+    ap.add_argument("--regrid", type=str, default="{}",
+                    help='JSON integer grids to change on the starting model, e.g. \'{"head_steps": 128}\'')
     ap.add_argument("--max-frames", type=int, default=200, help="frames per clip at most")
     ap.add_argument("--export", help="after training, export the weights under this name and point --preset at them")
     ap.add_argument("--preset", default="video")
@@ -161,7 +171,8 @@ def main(argv=None) -> None:
             clips.append(load_clip(Path(path), int(first or 0), a.max_frames))
             print(f"{spec}: {len(clips[-1].planes[0]) if clips[-1].planes else len(clips[-1].rgb)} frames", flush=True)
         train_temporal(clips, a.out, s, a.warm_start, a.reach, log=lambda m: print(m, flush=True), trunk_lr=a.trunk_lr,
-                       first_lr=a.first_lr, rgb_fraction=a.rgb_fraction, start_from=a.start_from)
+                       first_lr=a.first_lr, rgb_fraction=a.rgb_fraction, start_from=a.start_from,
+                       regrid=json.loads(a.regrid))
     if a.export:
         entry = export_video(a.out, a.weights_dir, a.export, a.preset, planes=a.planes)
         print(json.dumps({"exported": entry["name"], "sha256": entry["sha256"], "preset": a.preset}))
