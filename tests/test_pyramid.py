@@ -98,9 +98,9 @@ def _setup(net, img, tile):
     return tiles, sched, torch.from_numpy(img[ys, xs].astype(np.int64)).reshape(len(ys), -1)
 
 
-@pytest.mark.parametrize("channels", [3, 1])
-def test_encoder_pass_and_decoder_steps_give_the_same_integers(channels):
-    net = export_pyramid(make_tiny_pyramid())
+@pytest.mark.parametrize("channels, grids", [(3, {}), (1, {}), (3, {"head_steps": 128})])
+def test_encoder_pass_and_decoder_steps_give_the_same_integers(channels, grids):
+    net = export_pyramid(make_tiny_pyramid(cfg=PyramidConfig.from_dict({**TINY.to_dict(), **grids})))
     img = load("kodim05_rgb_37x29.png")
     img = img if channels == 3 else img[:, :, :1]
     tiles, sched, vals = _setup(net, img, 16)
@@ -127,8 +127,9 @@ def test_a_tile_gets_the_same_integers_alone_and_in_a_batch():
         assert torch.equal(together[mine], alone), k
 
 
-def test_the_exact_model_tracks_the_quantization_aware_float_model():
-    model = make_tiny_pyramid()
+@pytest.mark.parametrize("grids", [{}, {"head_steps": 128}])
+def test_the_exact_model_tracks_the_quantization_aware_float_model(grids):
+    model = make_tiny_pyramid(cfg=PyramidConfig.from_dict({**TINY.to_dict(), **grids}))
     net = export_pyramid(model)
     img = load("kodim05_rgb_130x70.png")[:64, :64]
     with torch.no_grad():
