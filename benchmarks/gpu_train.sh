@@ -6,7 +6,7 @@
 #   temporal: the video preset's weights for grey planes (YUV planes, grey frames), trunk and
 #             context layers learning, grey pairs only, from the shipped checkpoint
 #             (weights/train/temporal-planes2.ckpt.safetensors, head grid 1/128) on a new schedule (issue: video)
-#   pyramid:  the multi-scale family resumed from weights/train/pyramid.ckpt.safetensors
+#   pyramid:  the multi-scale family resumed from weights/train/pyramid2.ckpt.safetensors
 #             (CPU-trained, far from converged)                                   (issue: multi-scale)
 #
 # Prepare here (.pack is ignored by git; about 40 MB; carry [".pack", "benchmarks/wheels"]):
@@ -47,7 +47,7 @@ timeout "$LIMIT" python3 -m armcodec.training.video $CLIPS --max-frames 120 \
 
 IMAGES=$PACK
 [ -d "$IMAGES" ] && ls "$IMAGES"/*.webp > /dev/null 2>&1 || IMAGES=../shared/data/train
-cp weights/train/pyramid.ckpt.safetensors "$OUT/pyramid.ckpt.safetensors"
+cp weights/train/pyramid2.ckpt.safetensors "$OUT/pyramid.ckpt.safetensors"
 timeout "$LIMIT" python3 -m armcodec.training "$IMAGES" --architecture polyphase-pyramid \
     --out "$OUT/pyramid.ckpt.safetensors" --steps 60000 --minutes "$MINUTES" --qat-steps 500 --batch 32 --crop 128 \
     --lr 5e-4 --warmup 100 --val-every 500 --checkpoint-every 250 --device "$DEVICE" > "$OUT/pyramid.log" 2>&1 &

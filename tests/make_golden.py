@@ -14,7 +14,8 @@ written by armcodec 0.1 and cannot be written any more.
 
 armcodec 0.7: ``video/shipped-*.arm``, two golden video sources written by the shipped ``video``
 preset (grey planes by its temporal-planes-s weights, RGBA frames by temporal-s); armcodec 0.8:
-``video/shipped-0.8-clip420.y4m.arm`` (grey planes by temporal-planes-s2).
+``video/shipped-0.8-clip420.y4m.arm`` (grey planes by temporal-planes-s2) and
+``pyramid/shipped-pyramid-s*.arm`` (a photograph by the pyramid weights of 0.6-0.7 and 0.8).
 
     python tests/make_golden.py
 """
@@ -25,8 +26,8 @@ import numpy as np
 import armcodec
 from conftest import DATA, make_tiny_model
 from armcodec.training.export import export_model
-from test_golden import (PYRAMID, PYRAMID_TOOLS, SHIPPED_VIDEO, V2, V3, VIDEO, classic_tiles_file, encode_video, golden_video_sources,
-                         pyramid_files, shipped_video_codec, video_codec)
+from test_golden import (PYRAMID, PYRAMID_TOOLS, SHIPPED_PYRAMID, SHIPPED_VIDEO, V2, V3, VIDEO, classic_tiles_file, encode_video, golden_video_sources,
+                         pyramid_files, shipped_pyramid_codec, shipped_video_codec, video_codec)
 from test_pyramid import make_tiny_pyramid
 
 GOLDEN = DATA / "golden"
@@ -60,6 +61,10 @@ if __name__ == "__main__":
             codec = armcodec.Codec("golden-pyramid", device="cpu", weights_dir=PYRAMID, classic=False, **PYRAMID_TOOLS[name])
             out.write_bytes(codec.compress(DATA / f"{stem}.png"))
             print("wrote", out.name)
+    for stem, name, weights in SHIPPED_PYRAMID:  # the shipped pyramid weights' files (0.8)
+        if not (PYRAMID / name).exists():
+            (PYRAMID / name).write_bytes(shipped_pyramid_codec(weights).compress(DATA / f"{stem}.png"))
+            print("wrote", name)
     if not (VIDEO / "golden-temporal.safetensors").exists():  # armcodec 0.4: video files
         from conftest import make_tiny_temporal, moving_frames, y4m_bytes
         from PIL import Image

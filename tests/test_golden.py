@@ -172,6 +172,27 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
     assert codec.compress(DATA / f"{stem}.png") == data
 
 
+# files of the shipped `pyramid` preset's weights (the model's path, no PNG/WebP): pyramid-s (0.6, 0.7)
+# and pyramid-s2 (0.8). The default codec decodes each (finding the weights the file names) and those
+# weights write it again byte for byte; the last is what the preset writes today.
+SHIPPED_PYRAMID = (("kodim05_rgb_37x29", "shipped-pyramid-s.arm", "pyramid-s"),
+                   ("kodim05_rgb_37x29", "shipped-pyramid-s2.arm", "pyramid-s2"))
+
+
+def shipped_pyramid_codec(weights: str):
+    return armcodec.Codec(weights, device="cpu", tile_size=128, classic=False)
+
+
+@pytest.mark.parametrize("stem,name,weights", SHIPPED_PYRAMID)
+def test_files_of_the_shipped_pyramid_weights_decode_and_are_written_again(stem, name, weights):
+    data = (PYRAMID / name).read_bytes()
+    assert container.parse(data)[0].model == weights
+    assert np.array_equal(armcodec.Codec(device="cpu").decompress(data), load(f"{stem}.png"))
+    assert shipped_pyramid_codec(weights).compress(DATA / f"{stem}.png") == data
+    if name == SHIPPED_PYRAMID[-1][1]:
+        assert armcodec.Codec("pyramid", device="cpu", classic=False).compress(DATA / f"{stem}.png") == data
+
+
 # armcodec 0.4: video files (format version 4), a frozen tiny temporal model (its own weights directory)
 VIDEO = GOLDEN / "video"
 
