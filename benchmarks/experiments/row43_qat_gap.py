@@ -22,10 +22,14 @@ CLIPS = [(Path(p), 0) for p in sorted(glob.glob(str(SHARED / "video-train" / "*"
     (SHARED / "video" / "y4m" / "carphone_qcif_120f.y4m", 60)]
 
 
-def main():
+def grey_pairs_and_model(ckpt: str):
+    """Row 40's 96 grey validation pairs and the checkpoint's model (eval mode)."""
     val = [load_clip(p, first, 120).split()[1] for p, first in CLIPS]
-    pairs = {"grey": fixed_pairs(val, False, VAL_CROP, 2, 96)}
-    model = load_checkpoint(Path(sys.argv[1]))[0].eval()
+    return {"grey": fixed_pairs(val, False, VAL_CROP, 2, 96)}, load_checkpoint(Path(ckpt))[0].eval()
+
+
+def main():
+    pairs, model = grey_pairs_and_model(sys.argv[1])
     rounded = P.activation
     print("float", evaluate(model, pairs, False), flush=True)
     print("qat", evaluate(model, pairs, True), flush=True)

@@ -4,21 +4,16 @@ graph with the head's hidden activations on ``1/steps`` in ``[0, hi]`` instead o
 
 `python -m benchmarks.experiments.row44_head_grid weights/train/temporal-planes.ckpt.safetensors`"""
 import sys
-from pathlib import Path
 
 import torch
 
 import armcodec.models.pixelcnn as P
-from armcodec.training.loop import load_checkpoint
 from armcodec.training.video import evaluate
-from armcodec.training.video_data import fixed_pairs, load_clip
-from benchmarks.experiments.row43_qat_gap import CLIPS, HEAD_SCALE, VAL_CROP
+from benchmarks.experiments.row43_qat_gap import HEAD_SCALE, grey_pairs_and_model
 
 
 def main():
-    val = [load_clip(p, first, 120).split()[1] for p, first in CLIPS]
-    pairs = {"grey": fixed_pairs(val, False, VAL_CROP, 2, 96)}
-    model = load_checkpoint(Path(sys.argv[1]))[0].eval()
+    pairs, model = grey_pairs_and_model(sys.argv[1])
     rounded = P.activation
     print("qat (1/32, [0, 127])", evaluate(model, pairs, True), flush=True)
     for steps, hi in ((64, 127), (64, 255), (128, 511)):
