@@ -219,9 +219,8 @@ class VideoCodec:
             self.codec = self._other_codecs[entry.name] = self._make(entry.name, header.tile)
             return
         m = self.codec.model
-        if m.sha256_prefix != header.weights_sha256 or not m.entry.answers_to(header.model):
-            raise ModelError(f"the file was written with weights {header.model!r} {header.weights_sha256.hex()}, "
-                             f"this codec has {m.entry.name!r} {m.sha256_prefix.hex()}")
+        raise ModelError(f"the file was written with weights {header.model!r} {header.weights_sha256.hex()}, "
+                         f"this codec has {m.entry.name!r} {m.sha256_prefix.hex()}")
 
     def decode(self, stream: BinaryIO, header: cv.VideoHeader, frames: slice | None = None,
                seekable: bool = False) -> Iterator[tuple[int, VideoFrame, float]]:

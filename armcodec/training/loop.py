@@ -121,6 +121,19 @@ def regrid_model(model: torch.nn.Module, fields: dict) -> torch.nn.Module:
     return out
 
 
+def apply_regrid(model: torch.nn.Module, regrid: dict | None, step: int, history: dict, log=print) -> torch.nn.Module:
+    """``model`` on the grids ``regrid`` (:func:`regrid_model`), the change recorded in
+    ``history["regrid"]`` (a checkpoint's metadata) when it changes anything."""
+    if not regrid:
+        return model
+    regridded = regrid_model(model, regrid)
+    if regridded.cfg == model.cfg:
+        return model
+    history["regrid"] = history.get("regrid", []) + [{"step": step, **regrid}]
+    log(f"grids changed at step {step}: {regrid}")
+    return regridded
+
+
 def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
           regrid: dict | None = None) -> torch.nn.Module:
     """Train (or resume ``ckpt``) to step ``s.steps``.  ``regrid``: config fields to change on a
@@ -139,12 +152,8 @@ def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
         step = loaded["step"]
         history = {k: loaded[k] for k in ("warm_start", "regrid") if k in loaded}
         log(f"resumed {ckpt} at step {step}")
-        if regrid:  # same parameters, other integer grids (e.g. before quantization-aware steps)
-            regridded = regrid_model(model, regrid)
-            if regridded.cfg != model.cfg:
-                model = regridded
-                history["regrid"] = history.get("regrid", []) + [{"step": step, **regrid}]
-                log(f"grids changed at step {step}: {regrid}")
+        # same parameters, other integer grids (e.g. before quantization-aware steps)
+        model = apply_regrid(model, regrid, step, history, log)
     else:
         model = next(cls for cls, config in FLOAT_MODELS.values() if type(cfg) is config)(cfg)
     dev = training_device(s.device)

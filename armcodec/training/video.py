@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from armcodec.models.temporal import TemporalPixelCNN
-from armcodec.training.loop import (TrainSettings, load_checkpoint, lr_at, optimizer_step, regrid_model, report,
+from armcodec.training.loop import (TrainSettings, apply_regrid, load_checkpoint, lr_at, optimizer_step, report,
                                    save_checkpoint, training_device)
 from armcodec.training.video_data import Clip, frame_stacks, fixed_pairs, load_clip, sample_pairs
 
@@ -76,12 +76,7 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
         model = TemporalPixelCNN.from_image_model(image, reach)
         meta_in = {"warm_start": {"from": str(warm_start), "step": meta_image.get("step")}}
         log(f"warm start from {warm_start} (step {meta_image.get('step')})")
-    if regrid:
-        regridded = regrid_model(model, regrid)
-        if regridded.cfg != model.cfg:
-            model = regridded
-            meta_in["regrid"] = meta_in.get("regrid", []) + [{"step": step, **regrid}]
-            log(f"grids changed at step {step}: {regrid}")
+    model = apply_regrid(model, regrid, step, meta_in, log)
     dev = training_device(s.device)
     model = model.to(dev)
     named = dict(model.named_parameters())
