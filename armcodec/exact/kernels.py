@@ -9,9 +9,10 @@ Two kernels compute the same integers, so a file written with one decodes with t
   has integer dot products (CUDA; a CPU with VNNI or AMX through oneDNN).  The weights are int8
   already; an input wider than int8 (the residual stream, |x| <= 511; the first layer's constant
   128) is split as ``x = hi * 2**k + lo`` with ``hi`` in [-128, 127] and ``lo`` in [0, 2**k), both
-  int8, and the two products (one call on the stacked rows) are joined in float64:
-  ``acc = (hi @ W) * 2**k + lo @ W + b``, exact below 2**53.  Each int32 product is at most
-  ``128 * sum|w|`` per column, checked below 2**31 per layer.
+  int8 (an arithmetic shift and a mask in int16), and the two products (one call on the stacked
+  rows) are joined in int32: ``acc = (hi @ W) * 2**k + lo @ W``, then ``+ b`` in float64.  Each
+  int32 product is at most ``128 * sum|w|`` per column and the join at most ``in_max * sum|w|``,
+  both checked below 2**31 per layer.
 
 Which one runs: :func:`kernel_for` a device, from :func:`using` (``Codec(kernel=...)``,
 ``--kernel``) or ``ARMCODEC_KERNEL`` (``auto``, ``float``, ``int8``).  ``auto`` takes ``int8`` on
@@ -151,7 +152,10 @@ class Int8Product:
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, in_max: int, pad: bool | None = None):
         self.k = split_bits(in_max)
-        worst = float(weight.double().abs().sum(0).max()) * 128
+        if self.k > 7:
+            raise ValueError(f"inputs up to {in_max} do not split into two int8 halves")
+        col = weight.double().abs().sum(0).max()
+        worst = float(col) * max(128, in_max)  # each int8 product, and their join x @ W in int32
         if worst >= INT32_LIMIT:
             raise ValueError(f"int8 product bound {worst:.3g} exceeds 2**31")
         self.pad = weight.device.type == "cuda" if pad is None else pad
@@ -161,20 +165,21 @@ class Int8Product:
             w = F.pad(w, (0, -self.N % 8, 0, -self.K % 8))
         self.w8 = w.contiguous()
         self.bias = bias.double()
-        self.step = float(2**self.k)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         m = len(x)
-        if self.k:
-            hi = torch.floor(x * (1.0 / self.step))  # exact: a power of two
-            a = torch.cat([hi, x - hi * self.step])
+        if self.k:  # x = hi * 2**k + lo: an arithmetic shift is floor(x / 2**k), lo = x mod 2**k
+            x16 = x.to(torch.int16)
+            hi = x16 >> self.k
+            a = torch.empty((2 * m, x.shape[1]), dtype=torch.int8, device=x.device)
+            a[:m] = hi
+            a[m:] = x16.sub_(hi << self.k)
         else:
-            a = x
-        a = a.to(torch.int8)
+            a = x.to(torch.int8)
         if self.pad:
             a = F.pad(a, (0, -self.K % 8, 0, max(CUDA_MIN_ROWS - len(a), -len(a) % 8)))
         out = torch._int_mm(a, self.w8)
-        acc = out[:m, : self.N].double()
-        if self.k:
-            acc.mul_(self.step).add_(out[m : 2 * m, : self.N])
-        return acc.add_(self.bias)
+        acc = out[:m, : self.N]
+        if self.k:  # |x @ W| <= in_max * sum|w| < 2**31 (checked): the join is exact in int32
+            acc = (acc << self.k).add_(out[m : 2 * m, : self.N])
+        return acc.double().add_(self.bias)
