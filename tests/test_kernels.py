@@ -43,6 +43,8 @@ def test_split_covers_the_input_range(in_max):
     x = torch.arange(-in_max, in_max + 1, dtype=torch.float32)
     hi = torch.floor(x / 2**k)
     lo = x - hi * 2**k
+    x16 = x.to(torch.int16)  # the kernel's own arithmetic: an arithmetic shift, the rest
+    assert torch.equal((x16 >> k).float(), hi) and torch.equal((x16 - ((x16 >> k) << k)).float(), lo)
     assert hi.min() >= -128 and hi.max() <= 127 and lo.min() >= 0 and lo.max() < 2**k
     assert k == 0 or (in_max >> (k - 1)) > 127 or -((-in_max) >> (k - 1)) > 128  # the smallest such k
 
@@ -122,6 +124,30 @@ def test_auto_takes_int8_only_with_integer_dot_products_and_a_passed_check(monke
     monkeypatch.setenv(kernels.ENV, "float")
     monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: True)
     assert kernels.kernel_for("cpu") == "float"
+
+
+def test_auto_on_a_cpu_keeps_small_products_on_float(monkeypatch):
+    """Under auto a CPU product runs on int8 only from the sizes where it pays (split inputs
+    later); asked for, int8 runs every product; float asked for, none."""
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: True)
+    monkeypatch.setitem(kernels._exact, "cpu", True)
+    small, large = kernels.CPU_INT8_MIN_MACS // (64 * 64) - 1, kernels.CPU_INT8_MIN_MACS // (64 * 64)
+    assert not kernels.use_int8("cpu", small, 64, 64, 127) and kernels.use_int8("cpu", large, 64, 64, 127)
+    assert not kernels.use_int8("cpu", large, 64, 64, 511)  # split: the larger threshold
+    assert kernels.use_int8("cpu", kernels.CPU_INT8_MIN_MACS_SPLIT // (64 * 64), 64, 64, 511)
+    with kernels.using("int8"):
+        assert kernels.use_int8("cpu", 1, 8, 8, 511)
+    with kernels.using("float"):
+        assert not kernels.use_int8("cpu", 1 << 20, 640, 256, 127)
+    layer = next(layer for _, layer in shipped_layers() if layer.in_max == 127)
+    x = extreme_inputs(layer)
+    calls = []
+    monkeypatch.setattr(torch, "_int_mm", lambda a, b, f=torch._int_mm: calls.append(len(a)) or f(a, b))
+    want = layer.acc(x[:2])  # auto, two rows: float
+    assert not calls
+    with kernels.using("int8"):
+        assert torch.equal(layer.acc(x[:2]), want) and calls
 
 
 def test_forced_int8_where_inexact_is_a_clean_error(tiny_dir, monkeypatch):

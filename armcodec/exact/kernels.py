@@ -21,6 +21,13 @@ CUDA and on a CPU that reports VNNI or AMX (without them torch's int8 product is
 device's products on worst-case inputs (fbgemm's AVX2 path without VNNI saturates 16-bit
 intermediates, PyTorch #44939; a backend that rounds or saturates must never code a file).
 ``int8`` asked for where that check fails raises :class:`KernelError`.
+
+Under ``auto`` on a CPU, :func:`use_int8` also leaves a product on the float kernel where it is
+too small to pay for the int8 path's fixed cost (about 8 us a call, 25 us when the input is
+split: a dozen small tensor operations around ``torch._int_mm``): below :data:`CPU_INT8_MIN_MACS`
+multiply-adds, :data:`CPU_INT8_MIN_MACS_SPLIT` when split (measured per layer of every shipped
+model at 32-2048 rows on a 2-core Zen 4 with AVX512-VNNI, where both are within 10% of the faster
+kernel; row 35 of docs/EXPERIMENTS.md).  ``int8`` asked for explicitly runs every product on it.
 """
 from __future__ import annotations
 
@@ -37,6 +44,8 @@ ENV = "ARMCODEC_KERNEL"
 INT32_LIMIT = 2**31
 CUDA_MIN_ROWS = 24  # cuBLAS int8: more than 16 rows, and every dimension a multiple of 8
 CPU_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+CPU_INT8_MIN_MACS = 1 << 20  # auto on a CPU: smaller products (rows x K x N) of int8-range inputs run on float
+CPU_INT8_MIN_MACS_SPLIT = 8 << 20  # the same for inputs split into two int8 halves
 
 _local = threading.local()
 _exact: dict[str, bool] = {}
@@ -135,6 +144,18 @@ def kernel_for(device) -> str:
         raise KernelError(f"the int8 kernel does not compute exact products on {dev} (torch {torch.__version__}); "
                           "use the float kernel (--kernel float, or auto)")
     return "int8"
+
+
+def use_int8(device, rows: int, k: int, n: int, in_max: int) -> bool:
+    """Whether one product of ``rows`` x ``k`` integers in [-in_max, in_max] by a (k, n) weight
+    runs on the int8 kernel: always where :func:`kernel_for` gives ``int8`` and it was asked for
+    (or the device is not a CPU); under ``auto`` on a CPU only from the sizes where it pays."""
+    dev = device if isinstance(device, torch.device) else torch.device(device)
+    if kernel_for(dev) != "int8":
+        return False
+    if requested() == "int8" or dev.type != "cpu":
+        return True
+    return rows * k * n >= (CPU_INT8_MIN_MACS_SPLIT if split_bits(in_max) else CPU_INT8_MIN_MACS)
 
 
 def split_bits(in_max: int) -> int:

@@ -49,8 +49,8 @@ class IntConv:
 
     def acc(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, float64 (M, C_out),
-        by the kernel :func:`armcodec.exact.kernels.kernel_for` picks (the same integers)."""
-        if kernels.kernel_for(x.device) == "int8":
+        by the kernel :func:`armcodec.exact.kernels.use_int8` picks for this product (the same integers)."""
+        if kernels.use_int8(x.device, len(x), self.weight.shape[0], self.weight.shape[1], self.in_max):
             if self._int8 is None:
                 self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
             return self._int8(x)
