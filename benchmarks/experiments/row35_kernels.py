@@ -3,7 +3,7 @@ against the int8 kernel (``torch._int_mm``, inputs split into int8 halves where 
 computing the same integers (tests/test_kernels.py), at the default model's decoder shapes and over
 a whole encoder pass.
 
-    python -m benchmarks.experiments.row35_kernels [--device cpu|cuda] [--out FILE]
+    python -m benchmarks.experiments.row35_kernels [--device cpu|cuda] [--out FILE] [--every-layer]
 
 Per layer kind of pixelcnn-l (gate: 5 offsets x 128 -> 256 from the 10-bit residual stream, split
 in two int8 products; mix 128 -> 128 and head_out 192 -> 75 from int8-range inputs; head_hidden 128
@@ -59,6 +59,31 @@ def layer_table(net, device, sync, rows=(96, 256, 1024, 4096), repeats=7) -> lis
     return out
 
 
+def every_layer(device, sync, rows=(32, 96, 256, 700, 2048), repeats=15) -> list[dict]:
+    """Every distinct layer shape of the image presets (default, fast, pyramid) at decoder-like
+    rows, float against int8 asked for, and what ``auto`` picks (the thresholds of
+    :func:`armcodec.exact.kernels.use_int8`)."""
+    out = []
+    for preset in ("default", "fast", "pyramid"):
+        seen = set()
+        for name, layer in armcodec.Codec(preset, device=device).model.net.layers().items():
+            k, n = layer.weight.shape
+            if (k, n, layer.in_max) in seen:
+                continue
+            seen.add((k, n, layer.in_max))
+            for m in rows:
+                x = torch.randint(-layer.in_max, layer.in_max + 1, (m, k), device=device).float()
+                rec = {"preset": preset, "layer": name, "M": m, "K": k, "N": n, "in_max": layer.in_max}
+                for kern in ("float", "int8"):
+                    with kernels.using(kern):
+                        rec[f"{kern}_us"] = round(timed(lambda: layer.acc(x), sync, repeats) * 1e6, 1)
+                rec["int8_speedup"] = round(rec["float_us"] / rec["int8_us"], 3)
+                rec["auto_int8"] = kernels.use_int8(device, m, k, n, layer.in_max)
+                out.append(rec)
+                print(rec, flush=True)
+    return out
+
+
 def encoder_pass(net, device, sync, size=96) -> dict:
     root = Path(__file__).resolve().parents[2]
     found = [p for p in (root.parent / "shared/data/kodak/kodim23.png", root / "benchmarks/gpu_images/kodim01.png") if p.exists()]
@@ -86,6 +111,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--every-layer", action="store_true", help="also every layer shape of default, fast and pyramid")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -99,6 +125,8 @@ def main(argv=None) -> None:
     print(result, flush=True)
     result["layers"] = layer_table(net, device, sync)
     result["encoder_pass"] = encoder_pass(net, device, sync)
+    if a.every_layer:
+        result["every_layer"] = every_layer(device, sync)
     out = a.out or HERE / "results" / f"kernels_{device.type}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print("wrote", out)
