@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,13 +308,11 @@ class Codec:
         files = [(container.write(header, streams), "model", bits)]
         if self.classic:
             tiles = tile_grid(coded.shape[0], coded.shape[1], self.tile_size)
-            flags, mixed = [], list(streams)
-            for k, (sl, _) in enumerate(groups):
-                for i, t in enumerate(tiles):
-                    n = k * len(tiles) + i
-                    alt = tile_png.encode(coded[t.y : t.y + t.h, t.x : t.x + t.w, sl])
-                    flags.append(len(alt) < len(streams[n]))
-                    mixed[n] = alt if flags[-1] else streams[n]
+            parts = [coded[t.y : t.y + t.h, t.x : t.x + t.w, sl] for sl, _ in groups for t in tiles]
+            with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # zlib and numpy release the GIL
+                alts = list(pool.map(tile_png.encode, parts))
+            flags = [len(alt) < len(s) for alt, s in zip(alts, streams)]
+            mixed = [alt if f else s for alt, s, f in zip(alts, streams, flags)]
             if any(flags):
                 kept = sum(len(s) for s, f in zip(streams, flags) if not f) / max(1, sum(len(s) for s in streams))
                 files.append((container.write(dataclasses.replace(header, tools=dataclasses.replace(
