@@ -11,8 +11,8 @@ Two kernels compute the same integers, so a file written with one decodes with t
   128) is split as ``x = hi * 2**k + lo`` with ``hi`` in [-128, 127] and ``lo`` in [0, 2**k), both
   int8 (an arithmetic shift and a mask in int16), and the two products (one call on the stacked
   rows) are joined in int32: ``acc = (hi @ W) * 2**k + lo @ W``, then ``+ b`` in float64.  Each
-  int32 product is at most ``128 * sum|w|`` per column and the join at most ``in_max * sum|w|``,
-  both checked below 2**31 per layer.
+  int32 product is at most ``128 * sum|w|`` per column and every partial sum of the join at most
+  ``(in_max + 2**k) * sum|w|``, both checked below 2**31 per layer.
 
 Which one runs: :func:`kernel_for` a device, from :func:`using` (``Codec(kernel=...)``,
 ``--kernel``) or ``ARMCODEC_KERNEL`` (``auto``, ``float``, ``int8``).  ``auto`` takes ``int8`` on
@@ -176,7 +176,9 @@ class Int8Product:
         if self.k > 7:
             raise ValueError(f"inputs up to {in_max} do not split into two int8 halves")
         col = weight.double().abs().sum(0).max()
-        worst = float(col) * max(128, in_max)  # each int8 product, and their join x @ W in int32
+        # each int8 product (|hi|, |lo| <= 128), and in the int32 join (hi @ W) * 2**k, whose
+        # |hi * 2**k| = |x - lo| <= in_max + 2**k - 1, plus lo @ W
+        worst = float(col) * max(128, in_max + 2**self.k)
         if worst >= INT32_LIMIT:
             raise ValueError(f"int8 product bound {worst:.3g} exceeds 2**31")
         self.pad = weight.device.type == "cuda" if pad is None else pad
@@ -201,6 +203,6 @@ class Int8Product:
             a = F.pad(a, (0, -self.K % 8, 0, max(CUDA_MIN_ROWS - len(a), -len(a) % 8)))
         out = torch._int_mm(a, self.w8)
         acc = out[:m, : self.N]
-        if self.k:  # |x @ W| <= in_max * sum|w| < 2**31 (checked): the join is exact in int32
+        if self.k:  # below 2**31 at every partial sum (checked): the join is exact in int32
             acc = (acc << self.k).add_(out[m : 2 * m, : self.N])
         return acc.double().add_(self.bias)
