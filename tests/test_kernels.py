@@ -126,6 +126,15 @@ def test_auto_takes_int8_only_with_integer_dot_products_and_a_passed_check(monke
     assert kernels.kernel_for("cpu") == "float"
 
 
+def test_int8_product_refuses_a_layer_whose_int32_join_could_overflow():
+    """The join (hi @ W) * 2**k + lo @ W stays in int32: a column sum whose products fit (128 *
+    sum|w| < 2**31) but whose split input's join could not ((511 + 4) * sum|w| >= 2**31) is refused."""
+    w = torch.full((40000, 1), 127.0)  # sum|w| = 5.08M: 650M as one int8 product, 2.6G joined
+    kernels.Int8Product(w, torch.zeros(1), 127)
+    with pytest.raises(ValueError, match="exceeds 2\\*\\*31"):
+        kernels.Int8Product(w, torch.zeros(1), 511)
+
+
 def test_auto_on_a_cpu_keeps_small_products_on_float(monkeypatch):
     """Under auto a CPU product runs on int8 only from the sizes where it pays (split inputs
     later); asked for, int8 runs every product; float asked for, none."""
