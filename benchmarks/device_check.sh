@@ -17,7 +17,7 @@
 # decode of the first image beside it; (3) a cross-device corpus: every file written on the device
 # decodes on the CPU bit for bit, every file written on the CPU decodes on the device, and both
 # write the same bytes; (4) the kernel study (benchmarks/experiments/row35_kernels.py) on the GPU
-# and on the machine's CPU (which may have VNNI/AMX, unlike the project's).
+# and on the machine's CPU (VNNI/AMX or not: the project's own CPU differs between sessions; row 46).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/device_check}
