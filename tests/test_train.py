@@ -60,3 +60,28 @@ def test_temporal_training_for_grey_planes_exports_as_a_presets_planes_weights(t
     codec = VideoCodec("tiny-temporal", "cpu", weights_dir=d)
     assert codec.codec_for([(20, 20, 1)]).model.entry.name == "tiny-planes"
     assert codec.codec_for([(20, 20, 3)]).model.entry.name == "tiny-temporal"
+
+
+def test_motion_pairs_show_the_model_the_previous_frame_as_the_coder_moves_it():
+    """``--motion``: the training pairs' previous frame is moved by the encoder's block search, so
+    for a pan it lines up with the current frame (the raw previous frame does not), and the
+    sampled context is that moved frame."""
+    import numpy as np
+    from conftest import moving_frames
+
+    from armcodec.coding.motion import compensate
+    from armcodec.encoder.motion import search
+    from armcodec.training.video_data import moved_previous, sample_pairs
+
+    frames = moving_frames(4, 48, 48)
+    stack = np.stack(frames)[:, None]  # (n, 1, H, W)
+    moved = moved_previous(stack)
+    for t in range(1, 4):
+        cur, prev = stack[t, 0, :, :40].astype(int), stack[t - 1, 0, :, :40].astype(int)
+        assert np.abs(moved[t, 0, :, :40].astype(int) - cur).mean() < np.abs(prev - cur).mean() / 4
+        want = compensate(stack[t - 1].transpose(1, 2, 0), search(stack[t].transpose(1, 2, 0), stack[t - 1].transpose(1, 2, 0)))
+        assert np.array_equal(moved[t], want.transpose(2, 0, 1))
+    rng = np.random.default_rng(0)
+    _, c = sample_pairs([stack], 4, 16, 2, rng, key_fraction=0.0, previous=[moved])
+    raw = sample_pairs([stack], 4, 16, 2, np.random.default_rng(0), key_fraction=0.0)[1]
+    assert c.shape == raw.shape and not np.array_equal(c.numpy(), raw.numpy())

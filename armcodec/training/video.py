@@ -19,7 +19,7 @@ import torch
 from armcodec.models.temporal import TemporalPixelCNN
 from armcodec.training.loop import (TrainSettings, apply_regrid, load_checkpoint, lr_at, optimizer_step, report,
                                    save_checkpoint, training_device)
-from armcodec.training.video_data import Clip, frame_stacks, fixed_pairs, load_clip, sample_pairs
+from armcodec.training.video_data import Clip, fixed_pairs, frame_stacks, load_clip, moved_previous, sample_pairs
 
 RGB_FRACTION = 1 / 3
 VAL_CROP = 64
@@ -45,7 +45,7 @@ def evaluate(model, val: dict, qat: bool) -> dict:
 
 def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: Path | None = None, reach: int = 2,
                    log=print, trunk_lr: float = 0.0, first_lr: float = 0.1, rgb_fraction: float = RGB_FRACTION,
-                   start_from: Path | None = None, regrid: dict | None = None) -> TemporalPixelCNN:
+                   start_from: Path | None = None, regrid: dict | None = None, motion: bool = False) -> TemporalPixelCNN:
     """``trunk_lr``: the image trunk's learning rate as a fraction of ``s.lr`` (0: frozen, only
     the context layers learn: the warm start's image model stays as it is); ``first_lr``: the
     context's first-layer term's (Adam moves every weight of its wide window at about the rate,
@@ -54,13 +54,15 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
     A new ``ckpt`` starts from an image model (``warm_start``) or from a temporal checkpoint's
     weights (``start_from``: a new schedule and new Adam moments); an existing one resumes.
     ``regrid``: integer grids to change on the starting model (:data:`~armcodec.training.loop.GRID_FIELDS`,
-    e.g. a finer head grid before quantization-aware steps)."""
+    e.g. a finer head grid before quantization-aware steps).  ``motion``: the previous frames of
+    the training and validation pairs moved by the encoder's block search, as the coder moves them."""
     torch.manual_seed(s.seed)
     train, val = zip(*(c.split() for c in clips))
-    val_sets = {kind: fixed_pairs(list(val), rgb, VAL_CROP, reach, n) for kind, rgb, n in (("grey", False, 96), ("rgb", True, 48))
+    val_sets = {kind: fixed_pairs(list(val), rgb, VAL_CROP, reach, n, motion) for kind, rgb, n in (("grey", False, 96), ("rgb", True, 48))
                 if frame_stacks(list(val), rgb, VAL_CROP)}  # (none where no clip is that large)
     stacks = {"grey": frame_stacks(list(train), False, s.crop),
               "rgb": frame_stacks(list(train), True, s.crop) if rgb_fraction > 0 else None}
+    previous = {k: [moved_previous(x) for x in v] if motion and v else None for k, v in stacks.items()}
     step, adam, meta_in = 0, {}, {}
     if ckpt.exists():
         model, meta_in, adam = load_checkpoint(ckpt)
@@ -105,7 +107,7 @@ def train_temporal(clips: list[Clip], ckpt: Path, s: TrainSettings, warm_start: 
         for g in opt.param_groups:
             g["lr"] = lr_at(step, s) * g["scale"]
         kind = "rgb" if rng.random() < rgb_fraction else "grey"
-        x, c = (t.to(dev) for t in sample_pairs(stacks[kind], s.batch, s.crop, reach, rng))
+        x, c = (t.to(dev) for t in sample_pairs(stacks[kind], s.batch, s.crop, reach, rng, previous=previous[kind]))
         step, run = optimizer_step(model, opt, bits(model, x, c, kind == "grey", qat).mean(), step, run)
         report(step, s, qat, run, t0, log, lambda: evaluate(model, val_sets, qat),
                lambda: save_checkpoint(ckpt, model, opt, {**meta, "step": step, "qat": qat}))
@@ -151,6 +153,7 @@ def main(argv=None) -> None:
     ap.add_argument("--regrid", type=str, default="{}",
                     help='JSON integer grids to change on the starting model, e.g. \'{"head_steps": 128}\'')
     ap.add_argument("--max-frames", type=int, default=200, help="frames per clip at most")
+    ap.add_argument("--motion", action="store_true", help="previous frames moved by the encoder's block search (as coded)")
     ap.add_argument("--export", help="after training, export the weights under this name and point --preset at them")
     ap.add_argument("--preset", default="video")
     ap.add_argument("--planes", action="store_true", help="--export as the preset's weights for grey planes only")
@@ -167,7 +170,7 @@ def main(argv=None) -> None:
             print(f"{spec}: {len(clips[-1].planes[0]) if clips[-1].planes else len(clips[-1].rgb)} frames", flush=True)
         train_temporal(clips, a.out, s, a.warm_start, a.reach, log=lambda m: print(m, flush=True), trunk_lr=a.trunk_lr,
                        first_lr=a.first_lr, rgb_fraction=a.rgb_fraction, start_from=a.start_from,
-                       regrid=json.loads(a.regrid))
+                       regrid=json.loads(a.regrid), motion=a.motion)
     if a.export:
         entry = export_video(a.out, a.weights_dir, a.export, a.preset, planes=a.planes)
         print(json.dumps({"exported": entry["name"], "sha256": entry["sha256"], "preset": a.preset}))

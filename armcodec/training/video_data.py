@@ -88,10 +88,27 @@ def frame_stacks(clips: list[Clip], rgb: bool, crop: int) -> list[np.ndarray]:
     return [s for s in out if len(s) >= 2 and min(s.shape[2:]) >= crop]
 
 
+def moved_previous(stack: np.ndarray) -> np.ndarray:
+    """(n, C, H, W) frames -> the same shape: at t >= 1 frame t - 1 moved by the motion vectors the
+    encoder's block search picks for frame t (what the coder's model sees, ``VideoCodec(motion=True)``);
+    at 0 zeros (never read)."""
+    from armcodec.coding.motion import compensate
+    from armcodec.encoder.motion import search
+
+    out = np.zeros_like(stack)
+    for t in range(1, len(stack)):
+        cur, prev = stack[t].transpose(1, 2, 0), stack[t - 1].transpose(1, 2, 0)
+        out[t] = compensate(prev, search(np.ascontiguousarray(cur), np.ascontiguousarray(prev))).transpose(2, 0, 1)
+    return out
+
+
 def sample_pairs(stacks: list[np.ndarray], n: int, crop: int, reach: int, rng: np.random.Generator,
-                 key_fraction: float = KEY_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
+                 key_fraction: float = KEY_FRACTION, previous: list[np.ndarray] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """n samples -> (x float (n, 3, crop, crop) pixel values, context input (n, 4, crop + 2r,
-    crop + 2r)); a grey plane is replicated into the three channels, as the coder feeds one."""
+    crop + 2r)); a grey plane is replicated into the three channels, as the coder feeds one.
+    ``previous``: per stack, the previous frame of each frame as the model sees it
+    (:func:`moved_previous`), else the frame before it as it is."""
     areas = np.array([s.shape[0] * s.shape[2] * s.shape[3] for s in stacks], np.float64)
     pick = rng.choice(len(stacks), size=n, p=areas / areas.sum())
     xs, cs, inside = [], [], []
@@ -106,7 +123,8 @@ def sample_pairs(stacks: list[np.ndarray], n: int, crop: int, reach: int, rng: n
         ins = np.zeros((1, m, m), np.float32)
         y0, x0 = i - reach, j - reach
         ya, yb, xa, xb = max(0, y0), min(s.shape[2], y0 + m), max(0, x0), min(s.shape[3], x0 + m)
-        prev[:, ya - y0 : yb - y0, xa - x0 : xb - x0] = s[t - 1, :, ya:yb, xa:xb]
+        before = previous[k][t] if previous is not None else s[t - 1]
+        prev[:, ya - y0 : yb - y0, xa - x0 : xb - x0] = before[:, ya:yb, xa:xb]
         ins[:, ya - y0 : yb - y0, xa - x0 : xb - x0] = 1
         if rng.random() < key_fraction:
             ins[:] = 0
@@ -122,6 +140,10 @@ def sample_pairs(stacks: list[np.ndarray], n: int, crop: int, reach: int, rng: n
     return x.contiguous(), context_input(c, torch.from_numpy(np.stack(inside)))
 
 
-def fixed_pairs(clips: list[Clip], rgb: bool, crop: int, reach: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The validation pairs (the same on every run), without key frames."""
-    return sample_pairs(frame_stacks(clips, rgb, crop), n, crop, reach, np.random.default_rng(12345), key_fraction=0.0)
+def fixed_pairs(clips: list[Clip], rgb: bool, crop: int, reach: int, n: int, motion: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation pairs (the same on every run), without key frames; ``motion``: the previous
+    frames moved as the coder moves them."""
+    stacks = frame_stacks(clips, rgb, crop)
+    previous = [moved_previous(s) for s in stacks] if motion else None
+    return sample_pairs(stacks, n, crop, reach, np.random.default_rng(12345), key_fraction=0.0, previous=previous)
