@@ -16,8 +16,10 @@
 #   mkdir -p .pack/video && cp ../shared/data/video-train/* ../shared/data/video/vtest.avi \
 #       ../shared/data/video/cockatoo.mp4 ../shared/data/video/y4m/carphone_qcif_120f.y4m .pack/video/
 # There: MINUTES=4 bash benchmarks/gpu_train.sh, a call of its own (the runs stop after MINUTES * 60
-# + 300 s: one call is at most 600 s). DEVICE=cpu MINUTES=0.1 is a dry run here: both runs load,
-# resume and take steps, but on this CPU they reach no checkpoint before the limit (~10 s a step).
+# + 300 s: one call is at most 600 s; the temporal run first moves every training frame's
+# previous frame by the block search, about 2 minutes on one core). DEVICE=cpu MINUTES=0.1 is a dry
+# run here: the pyramid run loads, resumes and takes steps; on 2 shared cores the temporal run is
+# still moving frames when the limit comes (alone it resumes in ~4 minutes: row 49's log).
 # Back here: export with `python -m armcodec.training.video --steps 0 --out CKPT --export NAME
 # --planes` and `armcodec export` (docs/TRAINING.md); new weights get new names.
 set -uo pipefail
