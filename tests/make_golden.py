@@ -15,7 +15,8 @@ written by armcodec 0.1 and cannot be written any more.
 armcodec 0.7: ``video/shipped-*.arm``, two golden video sources written by the shipped ``video``
 preset (grey planes by its temporal-planes-s weights, RGBA frames by temporal-s); armcodec 0.8:
 ``video/shipped-0.8-clip420.y4m.arm`` (grey planes by temporal-planes-s2) and
-``pyramid/shipped-pyramid-s*.arm`` (a photograph by the pyramid weights of 0.6-0.7 and 0.8).
+``pyramid/shipped-pyramid-s*.arm`` (a photograph by the pyramid weights of 0.6-0.7 and 0.8);
+armcodec 0.9: ``video/shipped-0.9-clip420.y4m.arm`` (grey planes by temporal-planes-s3).
 
     python tests/make_golden.py
 """
@@ -94,7 +95,7 @@ if __name__ == "__main__":
             (VIDEO / name).write_bytes(encode_video(video_codec(feedback, copy_blocks), source()))
             print("wrote", name)
     sources = {n: s for n, s, _, _ in golden_video_sources()}
-    for of, name, _ in SHIPPED_VIDEO:  # the shipped video preset's files (0.7, 0.8: only the new ones are written)
+    for of, name, _ in SHIPPED_VIDEO:  # the shipped video preset's files (0.7-0.9: only the new ones are written)
         if not (VIDEO / name).exists():
             (VIDEO / name).write_bytes(encode_video(shipped_video_codec(), sources[of]()))
             print("wrote", name)

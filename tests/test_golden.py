@@ -231,12 +231,14 @@ def golden_video_sources():
 
 
 # files of the shipped `video` preset as each release wrote them (source, file, weights): 0.7's grey
-# planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2.
+# planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2,
+# 0.9's by temporal-planes-s3.
 # The preset decodes each of them (switching to the weights the file names) and those weights write
 # it again byte for byte; the last file of each source is what the preset writes today.
 SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s"),
                  ("rgba-frames.arm", "shipped-rgba-frames.arm", "temporal-s"),
-                 ("clip420.y4m.arm", "shipped-0.8-clip420.y4m.arm", "temporal-planes-s2"))
+                 ("clip420.y4m.arm", "shipped-0.8-clip420.y4m.arm", "temporal-planes-s2"),
+                 ("clip420.y4m.arm", "shipped-0.9-clip420.y4m.arm", "temporal-planes-s3"))
 
 
 def shipped_video_codec(weights: str | None = None):
