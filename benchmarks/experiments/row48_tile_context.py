@@ -37,7 +37,6 @@ def confined(tile: int):
     """The two functions that make the previous frame tile-local: the context's rows, and the
     motion compensation (sources clamped into each position's tile)."""
     terms = temporal_exact.IntTemporalPixelCNN.context_terms
-    compensate = motion.compensate
 
     def context_terms(self, planes, ys, xs, device, which=None):
         assert which is None  # the encoder: one plane group
@@ -69,11 +68,14 @@ def confined(tile: int):
     return context_terms, tile_compensate
 
 
-def encode(name: str, n: int) -> dict:
+def encode(name: str, n: int, **codec) -> dict:
+    """The first ``n`` frames of clip ``name`` through ``VideoCodec(**codec)``: bpsp of the file
+    and of the model, and the weights that coded it."""
     src = y4m_source(open(CLIPS / name, "rb"), name)
     src.frames = iter(list(itertools.islice(src.frames, n)))
-    stats = video.VideoCodec().encode(src, io.BytesIO())
-    return {"bpsp": round(stats.bpsp, 5), "model_bpsp": round(stats.model_bpsp, 5), "frames": stats.frames}
+    vc = video.VideoCodec(**codec)
+    stats = vc.encode(src, io.BytesIO())
+    return {"bpsp": round(stats.bpsp, 5), "model_bpsp": round(stats.model_bpsp, 5), "weights": vc.codec.model.entry.name}
 
 
 def main(argv=None) -> None:

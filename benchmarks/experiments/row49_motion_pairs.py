@@ -9,25 +9,12 @@ weights or another weights folder (a model trained on motion-compensated pairs:
 from __future__ import annotations
 
 import argparse
-import io
-import itertools
 import json
 from pathlib import Path
 
-from armcodec import video
-from armcodec.io.frames import y4m_source
+from benchmarks.experiments.row48_tile_context import NAMES, encode
 
 HERE = Path(__file__).parent
-CLIPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "video" / "y4m"
-NAMES = ("foreman_cif_60f.y4m", "carphone_qcif_120f.y4m", "CiscoVT2people_320x192_9f.y4m", "mobile_calendar_cif_30f.y4m")
-
-
-def encode(name: str, n: int, **kw) -> dict:
-    src = y4m_source(open(CLIPS / name, "rb"), name)
-    src.frames = iter(list(itertools.islice(src.frames, n)))
-    codec = video.VideoCodec(**kw)
-    stats = codec.encode(src, io.BytesIO())
-    return {"bpsp": round(stats.bpsp, 5), "model_bpsp": round(stats.model_bpsp, 5), "weights": codec.codec.model.entry.name}
 
 
 def main(argv=None) -> None:
