@@ -102,8 +102,8 @@ def cpu_has_int8_dot() -> bool:
 
 def int8_exact(device) -> bool:
     """Whether ``torch._int_mm`` on ``device`` gives exact int32 sums at the extremes this module
-    uses (-128 * -128, 127 * -128 and 127 * 127 over 8 to 2048 terms, past 2**24 where float32
-    would round, and random values), once per device."""
+    uses (-128 * -128, 127 * -128 and 127 * 127 over 8 to 2048 terms, an odd sum past 2**24 that
+    float32 would round in any order of summation, and random values), once per device."""
     key = _device_key(device)
     if key not in _exact:
         _exact[key] = _probe(torch.device(key))
@@ -118,7 +118,10 @@ def _probe(device: torch.device) -> bool:
         for k in (8, 640, 2048):
             cases = [(torch.full((CUDA_MIN_ROWS, k), -128), torch.full((k, 8), -128)),
                      (torch.full((CUDA_MIN_ROWS, k), 127), torch.full((k, 8), -128)),
-                     (torch.full((CUDA_MIN_ROWS, k), 127), torch.full((k, 8), 127)),  # odd sums past 2**24
+                     (torch.full((CUDA_MIN_ROWS, k), 127), torch.full((k, 8), 127)),
+                     # k - 1 products 127 * 127: an odd sum past 2**24 (k = 2048) whatever the order of
+                     # summation, which float32 cannot hold (with k of them a blocked float32 sum is exact)
+                     (F.pad(torch.full((CUDA_MIN_ROWS, k - 1), 127), (0, 1)), torch.full((k, 8), 127)),
                      (torch.randint(-128, 128, (CUDA_MIN_ROWS, k), generator=gen),
                       torch.randint(-128, 128, (k, 16), generator=gen))]
             for a, b in cases:
