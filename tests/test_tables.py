@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from armcodec.models.pixelcnn import PixelCNNConfig
+from armcodec.exact import tables
 from armcodec.exact.tables import (
-    CDF_BITS, CDF_OFFSET, MEAN_STEPS, N_SYMBOLS, PRECISION, TableLUTs, channel_tables, mixture_params, symbol_bits,
+    CDF_BITS, CDF_OFFSET, MEAN_STEPS, N_SYMBOLS, PRECISION, TableLUTs, channel_tables, mix_windows,
+    mixture_params, mixture_weights, symbol_bits,
 )
 
 CFG = PixelCNNConfig(mixtures=3)
@@ -59,6 +61,33 @@ def test_both_divisions_equal_reference_up_to_the_largest_mixture(mixtures):
     params[0, :k] = 0  # every component the largest weight: the largest sums
     known = torch.randint(0, 256, (n, 3), generator=g)
     assert torch.equal(channel_tables(params, 0, known, cfg, LUTS), reference_tables(params, 0, known, cfg, LUTS))
+
+
+def test_summed_windows_equal_the_gathered_product():
+    """mix_windows on a CPU: embedding_bag over the overlapping rows view and the gather + bmm give
+    the same integers, at the sharpest and flattest scales, the extreme means and the largest
+    weights (every component at the top logit)."""
+    params = random_params(3000, 5, spread=10**6)
+    params[:50, : CFG.mixtures] = 0
+    logits, means, scale_idx = mixture_params(params, 0, torch.zeros((3000, 0), dtype=torch.int64), CFG)
+    w = mixture_weights(logits, CFG, LUTS).double()
+    summed = mix_windows(w, means, scale_idx, LUTS, gather=False)
+    assert torch.equal(summed, mix_windows(w, means, scale_idx, LUTS, gather=True))
+    assert float(summed.max()) == CFG.mixtures * 2**tables.WEIGHT_BITS * 2**CDF_BITS  # the largest sums are reached
+
+
+def test_large_batches_give_the_tables_of_their_rows():
+    """component_tables in parts of TABLE_ROWS rows (embedding_bag on a CPU) equals the tables of
+    small slices (the gather) and the direct reference on a sample of rows."""
+    n = tables.TABLE_ROWS + 700
+    params = random_params(n, 11)
+    known = torch.randint(0, 256, (n, 3), generator=torch.Generator().manual_seed(12))
+    for c in range(3):
+        big = channel_tables(params, c, known, CFG, LUTS)
+        small = torch.cat([channel_tables(params[a : a + 100], c, known[a : a + 100], CFG, LUTS) for a in range(0, n, 100)])
+        assert torch.equal(big, small)
+    rows = torch.arange(0, n, 97)
+    assert torch.equal(big[rows], reference_tables(params[rows], 2, known[rows], CFG, LUTS))
 
 
 def test_tables_are_valid_pmfs_even_for_extreme_parameters():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # The head's integer grids: every model's head hands these integers to the tables (a model's
 # float training graph rounds onto the same grids, see armcodec.models.pixelcnn).
@@ -39,6 +40,8 @@ MEAN_MAX_Q = int(MEAN_MAX * MEAN_STEPS)
 CDF_OFFSET = 260 * MEAN_STEPS
 # int64 headroom: mass * 2**PRECISION < K * 2**(CDF_BITS + WEIGHT_BITS + PRECISION) = K * 2**54
 MAX_MIXTURES = 256
+TABLE_ROWS = 2048  # on a CPU component_tables builds larger batches in parts of this many rows
+SUMMED_WINDOWS_MIN_ROWS = 512  # mix_windows on a CPU: embedding_bag from this many rows, the gather below
 FLOAT_DIVISION_MIXTURES = 128  # below this many components the tables divide in float64 (exact, see component_tables)
 
 
@@ -50,11 +53,16 @@ class TableLUTs:
     ``to(device)`` adds ``windows``: the same cdf integers regrouped so that the 255 bin
     boundaries of one component (stride MEAN_STEPS in a cdf row) are one contiguous window,
     a view of shape (n_scales, MEAN_STEPS, n_windows, 255), held as float64 (integers below
-    2**18: exact) for the product that mixes them."""
+    2**18: exact) for the product that mixes them; and ``rows``, the same windows as the rows of
+    one overlapping view (window ``(s * MEAN_STEPS + r) * stride + j`` starts at element ``j``
+    of scale ``s``'s residue row ``r``, ``stride`` long), which :func:`mix_windows` sums on a
+    CPU without copying them."""
 
     cdf: torch.Tensor
     weight: torch.Tensor
     windows: torch.Tensor | None = None
+    rows: torch.Tensor | None = None
+    stride: int = 0
 
     @staticmethod
     def compute() -> "TableLUTs":
@@ -75,9 +83,11 @@ class TableLUTs:
         n = -(-width // MEAN_STEPS)
         padded = torch.full((n_scales, n * MEAN_STEPS), 2**CDF_BITS, dtype=torch.int64, device=device)
         padded[:, :width] = cdf  # beyond the last d the cdf is 1
-        by_residue = padded.view(n_scales, n, MEAN_STEPS).transpose(1, 2).contiguous()
-        windows = by_residue.double().unfold(2, N_SYMBOLS - 1, 1)
-        return TableLUTs(cdf, self.weight.to(device, torch.int64), windows)
+        by_residue = padded.view(n_scales, n, MEAN_STEPS).transpose(1, 2).contiguous().double()
+        windows = by_residue.unfold(2, N_SYMBOLS - 1, 1)
+        flat = by_residue.view(-1)
+        rows = flat.as_strided((flat.numel() - (N_SYMBOLS - 2), N_SYMBOLS - 1), (1, 1))
+        return TableLUTs(cdf, self.weight.to(device, torch.int64), windows, rows, n)
 
     def validate(self) -> None:
         """Raise ValueError if the tables cannot be what compute() made (shape, monotone)."""
@@ -145,13 +155,23 @@ def channel_tables(
 
 def component_tables(weights: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, luts: TableLUTs) -> torch.Tensor:
     """The tables of :func:`channel_tables` from the mixture's integer weights, clamped means and
-    scale indices (int64 (M, K) each)."""
+    scale indices (int64 (M, K) each), on a CPU :data:`TABLE_ROWS` rows at a time (a row's
+    temporaries are 2-10 KiB: beyond a few thousand rows they leave the cache and a row costs up
+    to 4x more, row 50 of docs/EXPERIMENTS.md)."""
     m = weights.shape[0]
-    # CDF at the 255 inner bin boundaries v - 0.5 (v = 1..255): lut index 16*v - 8 - mean + OFFSET.
-    first = CDF_OFFSET + MEAN_STEPS // 2 - means  # index of boundary v = 1, >= 0
-    cdf_inner = luts.windows[scale_idx, first % MEAN_STEPS, torch.div(first, MEAN_STEPS, rounding_mode="floor")]
+    if m <= TABLE_ROWS or weights.device.type != "cpu":
+        return _component_tables(weights, means, scale_idx, luts)
+    q = torch.empty((m, N_SYMBOLS), dtype=torch.int64, device=weights.device)
+    for a in range(0, m, TABLE_ROWS):
+        b = min(a + TABLE_ROWS, m)
+        q[a:b] = _component_tables(weights[a:b], means[a:b], scale_idx[a:b], luts)
+    return q
+
+
+def _component_tables(weights: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, luts: TableLUTs) -> torch.Tensor:
+    m = weights.shape[0]
     w = weights.double()
-    mixed = torch.bmm(w.unsqueeze(1), cdf_inner).squeeze(1)  # (M, 255) integers < 2**33: exact
+    mixed = mix_windows(w, means, scale_idx, luts)
     wsum = w.sum(1, keepdim=True)  # >= 2**WEIGHT_BITS (the largest weight)
     mass = torch.empty((m, N_SYMBOLS), dtype=torch.float64, device=weights.device)  # (M, 256) >= 0
     mass[:, :1] = mixed[:, :1]
@@ -170,6 +190,27 @@ def component_tables(weights: torch.Tensor, means: torch.Tensor, scale_idx: torc
         q = 1 + torch.div(mass.long() * (2**PRECISION - N_SYMBOLS), total, rounding_mode="floor")
     q[torch.arange(m, device=q.device), q.argmax(1)] += 2**PRECISION - q.sum(1)
     return q
+
+
+def mix_windows(w: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, luts: TableLUTs,
+                gather: bool | None = None) -> torch.Tensor:
+    """The mixture's CDF at the 255 inner bin boundaries v - 1/2 (v = 1..255) times the weights,
+    float64 (M, 255): sum_k w_k * cdf(scale_k, 16 v - 8 - mean_k + CDF_OFFSET), integers below
+    K * 2**30, exact in float64 in any order of summation.
+
+    Either the (M, K, 255) windows are gathered and multiplied by the weights (``bmm``), or, on a
+    CPU from :data:`SUMMED_WINDOWS_MIN_ROWS` rows, one ``embedding_bag`` sums the weighted windows
+    straight from ``luts.rows`` (nothing gathered: 1.3-4x faster there, and the pyramid's decode
+    9% faster, row 50 of docs/EXPERIMENTS.md).  ``gather`` forces one; both give the same
+    integers (tests/test_tables.py)."""
+    first = CDF_OFFSET + MEAN_STEPS // 2 - means  # lut index of boundary v = 1, >= 0
+    residue, start = first % MEAN_STEPS, torch.div(first, MEAN_STEPS, rounding_mode="floor")
+    if gather is None:
+        gather = w.device.type != "cpu" or luts.rows is None or len(w) < SUMMED_WINDOWS_MIN_ROWS
+    if gather:
+        return torch.bmm(w.unsqueeze(1), luts.windows[scale_idx, residue, start]).squeeze(1)
+    index = (scale_idx * MEAN_STEPS + residue) * luts.stride + start
+    return F.embedding_bag(index, luts.rows, per_sample_weights=w, mode="sum")
 
 
 def symbol_counts(q: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
