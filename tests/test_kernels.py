@@ -141,6 +141,8 @@ def test_auto_on_a_cpu_keeps_small_products_on_float(monkeypatch):
     monkeypatch.delenv(kernels.ENV, raising=False)
     monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: True)
     monkeypatch.setitem(kernels._exact, "cpu", True)
+    monkeypatch.setattr(kernels, "_faster", {})
+    monkeypatch.setattr(kernels, "_int8_faster", lambda *shape: True)  # the calibration's say, below
     small, large = kernels.CPU_INT8_MIN_MACS // (64 * 64) - 1, kernels.CPU_INT8_MIN_MACS // (64 * 64)
     assert not kernels.use_int8("cpu", small, 64, 64, 127) and kernels.use_int8("cpu", large, 64, 64, 127)
     assert not kernels.use_int8("cpu", large, 64, 64, 511)  # split: the larger threshold
@@ -157,6 +159,32 @@ def test_auto_on_a_cpu_keeps_small_products_on_float(monkeypatch):
     assert not calls
     with kernels.using("int8"):
         assert torch.equal(layer.acc(x[:2]), want) and calls
+
+
+def test_auto_on_a_cpu_runs_each_shape_on_the_kernel_its_calibration_found_faster(monkeypatch):
+    """Above the minimum sizes, the first product of a shape (K, N, split, rows within a factor 2)
+    times both kernels once; later products of that shape reuse the answer, whichever it is."""
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: True)
+    monkeypatch.setitem(kernels._exact, "cpu", True)
+    monkeypatch.setattr(kernels, "_faster", {})
+    rows = kernels.CPU_INT8_MIN_MACS_SPLIT // (640 * 256) + 1
+    answer = kernels.use_int8("cpu", rows, 640, 256, 511)  # a real calibration: either answer is valid
+    assert kernels._faster == {(640, 256, 2, rows.bit_length()): answer}
+    asked = []
+    monkeypatch.setattr(kernels, "_int8_faster", lambda *shape: asked.append(shape) or not answer)
+    assert kernels.use_int8("cpu", rows + 1, 640, 256, 511) == answer and not asked  # same shape: no new timing
+    assert kernels.use_int8("cpu", 4 * rows, 640, 256, 511) != answer and asked == [(4 * rows, 640, 256, 511)]
+    assert kernels.use_int8("cpu", 4 * rows, 640, 256, 127) != answer  # unsplit input: another shape
+    layer = next(layer for _, layer in shipped_layers() if layer.in_max == 127)
+    x = extreme_inputs(layer)
+    x = x.repeat(-(-4096 // len(x)), 1)[:4096]
+    with kernels.using("float"):
+        want = layer.acc(x)
+    for faster in (True, False):  # the same integers from either choice
+        monkeypatch.setattr(kernels, "_faster", {})
+        monkeypatch.setattr(kernels, "_int8_faster", lambda *shape, f=faster: f)
+        assert torch.equal(layer.acc(x), want)
 
 
 def test_forced_int8_where_inexact_is_a_clean_error(tiny_dir, monkeypatch):

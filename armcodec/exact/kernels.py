@@ -25,15 +25,20 @@ intermediates, PyTorch #44939; a backend that rounds or saturates must never cod
 Under ``auto`` on a CPU, :func:`use_int8` also leaves a product on the float kernel where it is
 too small to pay for the int8 path's fixed cost (about 8 us a call, 25 us when the input is
 split: a dozen small tensor operations around ``torch._int_mm``): below :data:`CPU_INT8_MIN_MACS`
-multiply-adds, :data:`CPU_INT8_MIN_MACS_SPLIT` when split (measured per layer of every shipped
-model at 32-2048 rows on a 2-core Zen 4 with AVX512-VNNI, where both are within 10% of the faster
-kernel; row 35 of docs/EXPERIMENTS.md).  ``int8`` asked for explicitly runs every product on it.
+multiply-adds, :data:`CPU_INT8_MIN_MACS_SPLIT` when split (row 46 of docs/EXPERIMENTS.md).  Above
+them which kernel is faster differs between CPUs (a Zen 4 with VNNI: int8 at 1-3x float's speed
+for nearly every shipped layer; a Sapphire Rapids with AMX, whose float32 products are twice as
+fast: float for layers with few outputs, row 51), so the first product of each shape (K, N, split,
+rows within a factor 2) times both kernels once on random integers and the faster one runs that
+shape from then on in this process (:func:`_int8_faster`).  The choice never changes a result.
+``int8`` asked for explicitly runs every product on it.
 """
 from __future__ import annotations
 
 import functools
 import os
 import threading
+import time
 from contextlib import contextmanager
 
 import torch
@@ -49,6 +54,8 @@ CPU_INT8_MIN_MACS_SPLIT = 8 << 20  # the same for inputs split into two int8 hal
 
 _local = threading.local()
 _exact: dict[str, bool] = {}
+_faster: dict[tuple[int, int, int, int], bool] = {}  # auto on a CPU: (K, N, split bits, rows.bit_length()) -> int8 faster
+CALIBRATION_REPEATS = 3
 
 
 class KernelError(RuntimeError):
@@ -158,7 +165,36 @@ def use_int8(device, rows: int, k: int, n: int, in_max: int) -> bool:
         return False
     if requested() == "int8" or dev.type != "cpu":
         return True
-    return rows * k * n >= (CPU_INT8_MIN_MACS_SPLIT if split_bits(in_max) else CPU_INT8_MIN_MACS)
+    split = split_bits(in_max)
+    if rows * k * n < (CPU_INT8_MIN_MACS_SPLIT if split else CPU_INT8_MIN_MACS):
+        return False
+    key = (k, n, split, rows.bit_length())
+    faster = _faster.get(key)
+    if faster is None:
+        faster = _faster[key] = _int8_faster(rows, k, n, in_max)
+    return faster
+
+
+def _int8_faster(rows: int, k: int, n: int, in_max: int) -> bool:
+    """Whether a (rows, k) x (k, n) product of integers in [-in_max, in_max] runs faster on the
+    int8 kernel than on float32 ``addmm`` here, now: the best of :data:`CALIBRATION_REPEATS` runs
+    of each, after one to warm up, on random integers (their values do not change the time)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(-in_max, in_max + 1, (rows, k), generator=gen).float()
+    w = torch.randint(-8, 9, (k, n), generator=gen).float()
+    bias = torch.zeros(n, dtype=torch.float64)
+    product, bias32 = Int8Product(w, bias, in_max), bias.float()
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(CALIBRATION_REPEATS):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    return best(lambda: product(x)) < best(lambda: torch.addmm(bias32, x, w).double())
 
 
 def split_bits(in_max: int) -> int:
