@@ -270,15 +270,20 @@ class Codec:
         header = ArmHeader(info.mode, w, h, self.tile_size, self.model.entry.name, self.model.sha256_prefix, bits=info.bits,
                            icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette, levels=levels)
         files = []  # (bytes, coder, model bits), in order of preference on equal size
-        if planes is not None:
-            files = self._model_files(planes, header, progress, count_only)
-            if count_only:
-                return Encoded(b"", files[0][2], w, h, info.mode, time.perf_counter() - t0)
-        elif not self.classic or count_only:
+        if planes is None and (not self.classic or count_only):
             raise UnsupportedInputError("palette image whose pixels use entries that repeat an earlier entry's colour: "
                                         "the model cannot code it; the classic path can (classic=True, the default)")
-        if self.classic:
-            files += self._classic_files(arr, info, None if levels else planes, header, transparency)
+        with ThreadPoolExecutor(1) as pool:
+            # the PNG and WebP candidates (zlib and libwebp release the GIL) on a thread of their
+            # own while the model codes: their ~1.5 s for a Kodak image overlap the model's steps
+            classic_files = pool.submit(self._classic_files, arr, info, None if levels else planes, header,
+                                        transparency) if self.classic and not count_only else None
+            if planes is not None:
+                files = self._model_files(planes, header, progress, count_only)
+                if count_only:
+                    return Encoded(b"", files[0][2], w, h, info.mode, time.perf_counter() - t0)
+            if classic_files is not None:
+                files += classic_files.result()
         if not files:
             raise UnsupportedInputError(f"no coding of this {info.mode} image decodes to it exactly (palette entries repeat a colour)")
         data, coder, bits = min(files, key=lambda f: len(f[0]))  # the first of equal sizes
