@@ -194,3 +194,31 @@ def test_regrid_keeps_the_parameters_and_changes_only_grids():
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), r.state_dict().values()))
     with pytest.raises(ValueError, match="only"):
         regrid_model(m, {"width": 16})
+
+
+def test_gated_block_in_float32_equals_the_float64_chain():
+    """gated_block clamps its requantized integers in float32: the same as clamping them in
+    float64, also for outputs beyond 2**24 (which float32 rounds) and at every clamp bound."""
+    from armcodec.exact.layers import IntConv
+    from armcodec.models.pixelcnn import GATE_MAX
+    from armcodec.models.pixelcnn_exact import gated_block
+
+    g = torch.Generator().manual_seed(3)
+    f, n_off, rmax = 16, 5, 511
+    offsets = [(0, -k) for k in range(n_off)]
+
+    def layer(offs, c_in, c_out, in_max, mult):  # shift 0: outputs up to ~2**38 with mult 2**14 + 1
+        w = torch.randint(-128, 128, (len(offs) * c_in, c_out), generator=g).float()
+        return IntConv(offs, w, torch.randint(-999, 1000, (c_out,), generator=g).double(),
+                       torch.full((c_out,), float(mult), dtype=torch.float64), torch.ones(c_out, dtype=torch.float64), in_max)
+
+    for mult in (1, 2**14 + 1):  # small outputs (every clamp bound reached) and huge ones
+        gate, mix = layer(offsets, f, 2 * f, rmax, mult), layer([(0, 0)], f, f, GATE_MAX, mult)
+        gathered = torch.randint(-rmax, rmax + 1, (300, n_off * f), generator=g).float()
+        gathered[:20] = 0  # outputs at the bias alone: near the bounds
+        resid = torch.randint(-rmax, rmax + 1, (300, f), generator=g).float()
+        u = gate(gathered)  # the float64 chain gated_block replaced
+        a, s = u[:, :f].clamp(-GATE_MAX, GATE_MAX), (u[:, f:] + GATE_MAX // 2).clamp(0, GATE_MAX)
+        want = (mix((a * s / GATE_MAX).floor().float()).clamp(-rmax, rmax) + resid).clamp(-rmax, rmax).float()
+        assert bool((u.abs() > 2**24).any()) == (mult > 1)
+        assert torch.equal(gated_block(gate, mix, gathered, resid, rmax), want)
