@@ -71,18 +71,20 @@ class _BinEstimate:
         k, c_all = cfg.mixtures, cfg.image_channels
         self.logs = params[:, (2 * c_all + channel) * k : (2 * c_all + channel + 1) * k]
         x = values[:, channel : channel + 1]
-        # cdf at the bin's upper (16x + 8) and lower (16x - 8) boundary; 1 above 255, 0 below 0
-        self.hi_at = (16 * x + MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET)
-        self.lo_at = (16 * x - MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET)
-        self.top, self.bottom = x == N_SYMBOLS - 1, x == 0
+        # the cdf rows with a 0 before and a 1 (2**CDF_BITS) after, flat: the bin's upper (16x + 8)
+        # and lower (16x - 8) boundary's column, the 1 above 255 and the 0 below 0
+        cdf = luts.cdf
+        self.width = cdf.shape[1] + 2
+        self.flat = torch.cat([torch.zeros_like(cdf[:, :1]), cdf, torch.full_like(cdf[:, :1], 2**CDF_BITS)], 1).view(-1)
+        hi_at = (16 * x + MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET) + 1
+        lo_at = (16 * x - MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET) + 1
+        self.hi_at = torch.where(x == N_SYMBOLS - 1, self.width - 1, hi_at)
+        self.lo_at = torch.where(x == 0, 0, lo_at)
         self.total = (self.weights.sum(1) * 2**CDF_BITS).double()
-        self.luts = luts
 
     def bits(self, shift: int) -> torch.Tensor:
-        scale_idx = (self.logs + shift).clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX
-        cdf = self.luts.cdf
-        hi = torch.where(self.top, 2**CDF_BITS, cdf[scale_idx, self.hi_at])
-        lo = torch.where(self.bottom, 0, cdf[scale_idx, self.lo_at])
+        row = ((self.logs + shift).clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX) * self.width
+        hi, lo = self.flat[row + self.hi_at], self.flat[row + self.lo_at]
         mass = (self.weights * (hi - lo)).sum(1).double()
         p = (mass / self.total).clamp_min(2.0**-PRECISION)
         return -torch.log2(p)
