@@ -276,7 +276,8 @@ class Codec:
         with ThreadPoolExecutor(1) as pool:
             # the PNG and WebP candidates (zlib and libwebp release the GIL) on a thread of their
             # own while the model codes: their ~1.5 s for a Kodak image overlap the model's steps
-            classic_files = pool.submit(self._classic_files, arr, info, None if levels else planes, header,
+            # (their own headers: the model's thread fills in ``header``)
+            classic_files = pool.submit(self._classic_files, arr, info, None if levels else planes, levels,
                                         transparency) if self.classic and not count_only else None
             if planes is not None:
                 files = self._model_files(planes, header, progress, count_only)
@@ -325,20 +326,20 @@ class Codec:
                     bits * kept + sum(8.0 * len(s) for s, f in zip(mixed, flags) if f)))  # model bits: by stream bytes
         return files
 
-    def _classic_files(self, arr: np.ndarray, info: ImageInfo, planes, header: ArmHeader,
+    def _classic_files(self, arr: np.ndarray, info: ImageInfo, planes, levels: tuple,
                        transparency: bytes | None) -> list[tuple]:
         """Classic files of the image (:mod:`armcodec.coding.classic`): of its samples, and of its
         levels' indices where it has levels."""
         found = [(name, payload, ()) for name, payload in classic.candidates(
             arr, info.mode, info.bits, planes, info.source_stream, info.palette, transparency)]
-        if header.levels:
-            idx = to_levels(arr, header.levels)
-            found += [(name, payload, header.levels) for name, payload in classic.candidates(idx, info.mode, 8, idx)]
+        if levels:
+            idx = to_levels(arr, levels)
+            found += [(name, payload, levels) for name, payload in classic.candidates(idx, info.mode, 8, idx)]
         crc = samples_crc(_sample_bytes(arr), 0)
         return [(container.write(ArmHeader(info.mode, arr.shape[1], arr.shape[0], self.tile_size, "", bytes(16), bits=info.bits,
                                            icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette,
-                                           stream_crcs=[crc], classic=name, levels=levels), [payload]),
-                 name, 8.0 * len(payload)) for name, payload, levels in found]
+                                           stream_crcs=[crc], classic=name, levels=lv), [payload]),
+                 name, 8.0 * len(payload)) for name, payload, lv in found]
 
     def _proxy_net(self):
         """The float network that picks each tile's orientation: the preset's orientation weights
