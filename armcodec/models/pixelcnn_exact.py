@@ -325,23 +325,32 @@ class IntPixelCNN:
             return src.index_select(0, idx).view(len(p), -1)
 
         spans = [(k * chunk, k * chunk + len(p)) for k, p in enumerate(chunks)] if index is None else [(0, len(pos))]
+        # one chunk (a decoder step): the stream at the positions and the first layer's input stay
+        # at hand, where several chunks read them back from the maps (the same numbers)
+        one = len(chunks) == 1
+        resid = pixels = None
         for p, idx, (a, b) in zip(chunks, first_idx, spans):
             threads.poll()
-            h = self.first(read(state.map(0), idx, p))
+            x = read(state.map(0), idx, p)
+            h = self.first(x)
             if extra is not None:
                 h += extra.first(a, b)
-            state.map(1)[p] = h.clamp_(-rmax, rmax).float()
+            h = h.clamp_(-rmax, rmax).float()
+            state.map(1)[p] = h
+            if one:
+                resid, pixels = h, x
         out = []
         for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
             last = b == len(self.gates) - 1
             src = state.map(b + 1)
             for k, p in enumerate(chunks):
-                h = gated_block(gate, mix, read(src, gate_idx[k], p), src[p], rmax)
+                h = gated_block(gate, mix, read(src, gate_idx[k], p), src[p] if resid is None else resid, rmax)
                 if last:
-                    params = int_head(self, h, read(state.map(0), first_idx[k], p))
+                    params = int_head(self, h, read(state.map(0), first_idx[k], p) if pixels is None else pixels)
                     out.append(params if extra is None else params + extra.skip(*spans[k]))
                 else:
                     state.map(b + 2)[p] = h
+                    resid = h if one else None
             if single_pass:
                 del src
                 state.release(b + 1)
