@@ -29,16 +29,19 @@ class ContextTerms:
     layer's (float64 (M, F)) and the head's (int64 (M, n_params)).  Each is computed a block of
     :data:`CONTEXT_CHUNK` positions at a time when :meth:`IntPixelCNN.run` first asks for it (the
     encoder's pass and the decoder's steps ask in position order), so the terms take one block of
-    memory whatever the frame size; the integers are those of one product over every position."""
+    memory whatever the frame size; the integers are those of one product over every position.
+    ``windows``: every padded window, a strided view (rows, 2r+1, 2r+1, channels) of the padded
+    planes; ``corners``: int64 (M,) each position's window (its top-left sample's flat row)."""
 
-    def __init__(self, model: "IntTemporalPixelCNN", flat: torch.Tensor, rows, count: int, device, offset: int = 0,
-                 blocks: dict | None = None):
-        self.model, self.flat, self.rows, self.count, self.device, self.offset = model, flat, rows, count, device, offset
+    def __init__(self, model: "IntTemporalPixelCNN", windows: torch.Tensor, corners: torch.Tensor, device,
+                 offset: int = 0, blocks: dict | None = None):
+        self.model, self.windows, self.corners, self.device, self.offset = model, windows, corners, device, offset
+        self.count = len(corners)
         self._blocks = blocks if blocks is not None else {}  # "first" / "skip" -> (start, end, terms)
 
     def at(self, offset: int) -> "ContextTerms":
         """The same terms with position ``offset`` as 0 (a decoder step's positions)."""
-        return ContextTerms(self.model, self.flat, self.rows, self.count, self.device, self.offset + offset, self._blocks)
+        return ContextTerms(self.model, self.windows, self.corners, self.device, self.offset + offset, self._blocks)
 
     def first(self, a: int, b: int) -> torch.Tensor:
         return self._terms("first", self.offset + a, self.offset + b)
@@ -50,8 +53,7 @@ class ContextTerms:
         start, end, terms = self._blocks.get(which, (0, 0, None))
         if terms is None or a < start or b > end:
             start, end = a, min(self.count, max(b, a + CONTEXT_CHUNK))
-            rows = torch.from_numpy(self.rows(start, end).reshape(-1))
-            gathered = self.flat[rows].view(end - start, -1).to(self.device)
+            gathered = self.windows[self.corners[start:end]].view(end - start, -1).to(self.device)
             layer = self.model.context_first if which == "first" else self.model.context_skip
             terms = layer(gathered) if which == "first" else layer(gathered).long()
             self._blocks[which] = (start, end, terms)
@@ -111,23 +113,23 @@ class IntTemporalPixelCNN(IntPixelCNN):
         if which is None:
             planes, which = [planes], np.zeros(len(ys), np.int64)
         r, c = self.cfg.context_reach, self.cfg.image_channels
-        flats, starts, widths = [], [0], []
+        side = 2 * r + 1
+        width = max(p.shape[1] for p in planes) + 2 * r  # every plane padded to one row width
+        flats, starts = [], [0]
         for p in planes:
             h, w, g = p.shape
-            padded = np.zeros((h + 2 * r, w + 2 * r, c + 1), np.float32)  # zero outside the frame
+            padded = np.zeros((h + 2 * r, width, c + 1), np.float32)  # zero outside the frame
             padded[r : r + h, r : r + w, :c] = p.astype(np.float32) - 128  # a plane g = 1: replicated
             padded[r : r + h, r : r + w, c] = 128  # ONES_VALUE
             flats.append(padded.reshape(-1, c + 1))
             starts.append(starts[-1] + len(flats[-1]))
-            widths.append(w + 2 * r)
-        di, dj = np.array(window_offsets(r)).T
-        base, width = np.array(starts[:-1])[which], np.array(widths)[which]
-        ys, xs = np.asarray(ys), np.asarray(xs)
-
-        def rows(a: int, b: int) -> np.ndarray:  # the window's flat rows of positions a..b-1, (b - a, n_off)
-            return (base[a:b, None] + (ys[a:b, None] + r + di[None]) * width[a:b, None] + xs[a:b, None] + r + dj[None])
-
-        return ContextTerms(self, torch.from_numpy(np.concatenate(flats)), rows, len(ys), device)
+        flat = torch.from_numpy(np.concatenate(flats))
+        # window k of position p is rows corner_p + di * width + dj (di, dj in 0..2r), row by row
+        # like window_offsets: one strided view holds every window, none copied
+        windows = flat.as_strided((len(flat) - (side - 1) * (width + 1), side, side, c + 1),
+                                  (c + 1, width * (c + 1), c + 1, 1))
+        corners = np.array(starts[:-1])[which] + np.asarray(ys) * width + np.asarray(xs)
+        return ContextTerms(self, windows, torch.from_numpy(corners.astype(np.int64)), device)
 
     def encoder_pass(self, tiles: list, schedule, tile: int, device, values: torch.Tensor, context=None) -> FullPass:
         """:meth:`IntPixelCNN.encoder_pass`; ``context``: (previous planes, ys, xs[, which]) (see
