@@ -16,7 +16,8 @@ armcodec 0.7: ``video/shipped-*.arm``, two golden video sources written by the s
 preset (grey planes by its temporal-planes-s weights, RGBA frames by temporal-s); armcodec 0.8:
 ``video/shipped-0.8-clip420.y4m.arm`` (grey planes by temporal-planes-s2) and
 ``pyramid/shipped-pyramid-s*.arm`` (a photograph by the pyramid weights of 0.6-0.7 and 0.8);
-armcodec 0.9: ``video/shipped-0.9-clip420.y4m.arm`` (grey planes by temporal-planes-s3).
+armcodec 0.9: ``video/shipped-0.9-clip420.y4m.arm`` (grey planes by temporal-planes-s3); armcodec 0.10:
+``pyramid/shipped-pyramid-s3.arm`` (the photograph by pyramid-s3).
 
     python tests/make_golden.py
 """
@@ -62,7 +63,7 @@ if __name__ == "__main__":
             codec = armcodec.Codec("golden-pyramid", device="cpu", weights_dir=PYRAMID, classic=False, **PYRAMID_TOOLS[name])
             out.write_bytes(codec.compress(DATA / f"{stem}.png"))
             print("wrote", out.name)
-    for stem, name, weights in SHIPPED_PYRAMID:  # the shipped pyramid weights' files (0.8)
+    for stem, name, weights in SHIPPED_PYRAMID:  # the shipped pyramid weights' files (0.8, 0.10: only the new ones are written)
         if not (PYRAMID / name).exists():
             (PYRAMID / name).write_bytes(shipped_pyramid_codec(weights).compress(DATA / f"{stem}.png"))
             print("wrote", name)

@@ -173,10 +173,11 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
 
 
 # files of the shipped `pyramid` preset's weights (the model's path, no PNG/WebP): pyramid-s (0.6, 0.7)
-# and pyramid-s2 (0.8). The default codec decodes each (finding the weights the file names) and those
-# weights write it again byte for byte; the last is what the preset writes today.
+# pyramid-s2 (0.8, 0.9) and pyramid-s3 (0.10). The default codec decodes each (finding the weights the file
+# names) and those weights write it again byte for byte; the last is what the preset writes today.
 SHIPPED_PYRAMID = (("kodim05_rgb_37x29", "shipped-pyramid-s.arm", "pyramid-s"),
-                   ("kodim05_rgb_37x29", "shipped-pyramid-s2.arm", "pyramid-s2"))
+                   ("kodim05_rgb_37x29", "shipped-pyramid-s2.arm", "pyramid-s2"),
+                   ("kodim05_rgb_37x29", "shipped-pyramid-s3.arm", "pyramid-s3"))
 
 
 def shipped_pyramid_codec(weights: str):
