@@ -167,18 +167,19 @@ def use_int8(device, rows: int, k: int, n: int, in_max: int) -> bool:
     if name == "float":
         return False
     dev = device if isinstance(device, torch.device) else torch.device(device)
-    if name == "auto" and dev.type == "cpu":
+    calibrate = name == "auto" and dev.type == "cpu"
+    if calibrate:
         split = split_bits(in_max)
         if rows * k * n < (CPU_INT8_MIN_MACS_SPLIT if split else CPU_INT8_MIN_MACS):
             return False
-        if _faster.get((k, n, split, rows.bit_length())) is False:  # calibrated: float (which is always exact)
+        key = (k, n, split, rows.bit_length())
+        faster = _faster.get(key)
+        if faster is False:  # calibrated: float (which is always exact)
             return False
     if kernel_for(dev) != "int8":
         return False
-    if name == "int8" or dev.type != "cpu":
+    if not calibrate:  # int8 asked for, or not a CPU
         return True
-    key = (k, n, split, rows.bit_length())
-    faster = _faster.get(key)
     if faster is None:
         faster = _faster[key] = _int8_faster(rows, k, n, in_max)
     return faster

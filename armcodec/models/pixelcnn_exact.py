@@ -350,7 +350,8 @@ class IntPixelCNN:
                     out.append(params if extra is None else params + extra.skip(*spans[k]))
                 else:
                     state.map(b + 2)[p] = h
-                    resid = h if one else None
+                    if one:
+                        resid = h
             if single_pass:
                 del src
                 state.release(b + 1)
