@@ -29,7 +29,10 @@ head each tile stream, :mod:`armcodec.coding.side`), 2 orientation (L = 0, needs
 orientation comes first), 3 residual feedback (L = 1: the feature set, needs 1,
 :mod:`armcodec.coding.feedback`), 4 classic tiles (L = 0: one more stream after the tiles', a map
 saying which streams are PNG zlib streams of their tile, :mod:`armcodec.coding.tile_png`; its CRC
-field is its own CRC32).  Ids 128-255 are reserved for a model family's own side
+field is its own CRC32), 5 binned symbols (L = 0, since 0.11: every sample the model codes is
+two symbols, its bin of 16 values under a table of 16 frequencies, then its place in the bin under
+a table of 16 that depends on the bin, :class:`armcodec.exact.tables.BinnedTables`; without it one
+symbol under a table of 256, :func:`armcodec.exact.tables.component_tables`).  Ids 128-255 are reserved for a model family's own side
 information.  A reader refuses a tool it does not know, so new tools never pass for old ones.
 
 Version 3 is version 2 with the metadata list; :func:`write` writes it only for an image that has
@@ -74,7 +77,8 @@ READ_VERSIONS = (1, 2, 3)
 # the transparent colour of an L or RGB image (PNG's tRNS: one u16 little-endian per channel)
 META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated", 8: "levels"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
-TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES = 1, 2, 3, 4
+TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED = 1, 2, 3, 4, 5
+KNOWN_TOOLS = (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED)
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
 FEEDBACK_SETS = (1, 2, 3)  # the residual feedback's feature sets a file may name (3 is written)
 
@@ -90,6 +94,7 @@ class CoderTools:
     feedback: int = 0
     family: tuple[tuple[int, bytes], ...] = ()
     classic_tiles: bool = False  # tool 4: some tile streams are PNG zlib streams (a map stream says which)
+    binned: bool = False  # tool 5: each modelled sample is two symbols, its bin of 16 values and its place in it
 
     def __post_init__(self):
         if (self.orientation or self.feedback) and not self.adaptation:
@@ -100,6 +105,7 @@ class CoderTools:
     def describe(self) -> dict:
         return {"adaptation": self.adaptation, "orientation": self.orientation, "feedback": self.feedback,
                 **({"classic_tiles": True} if self.classic_tiles else {}),
+                **({"binned": True} if self.binned else {}),
                 **({"family": {str(k): v.hex() for k, v in self.family}} if self.family else {})}
 
 
@@ -119,7 +125,11 @@ CODER_PROFILES = tuple(PROFILE_TOOLS)
 
 
 def legacy_profile(tools: CoderTools) -> int | None:
-    """The version-1 coder profile number with these tools (None if no profile has them)."""
+    """The version-1 coder profile number with these tools, the symbols' layout aside (None if no
+    profile has them)."""
+    import dataclasses
+
+    tools = dataclasses.replace(tools, binned=False)
     return next((p for p, t in PROFILE_TOOLS.items() if t == tools), None)
 
 
@@ -267,6 +277,8 @@ def _tool_list(tools: CoderTools) -> list[tuple[int, bytes]]:
         out.append((TOOL_FEEDBACK, bytes([tools.feedback])))
     if tools.classic_tiles:
         out.append((TOOL_CLASSIC_TILES, b""))
+    if tools.binned:
+        out.append((TOOL_BINNED, b""))
     return out + sorted(tools.family)
 
 
@@ -552,17 +564,17 @@ def _read_tools(r: _Reader) -> CoderTools:
         if found and tool <= max(found):
             raise FormatError("coder tools are not listed in ascending order")
         found[tool] = value
-    unknown = [t for t in found if t not in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES)]
+    unknown = [t for t in found if t not in KNOWN_TOOLS]
     if unknown:
         raise FormatError(f"the file uses coder tool {unknown[0]}, which this armcodec does not know "
                           "(written by a newer version?)")
-    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_CLASSIC_TILES) if t in found) or \
+    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_CLASSIC_TILES, TOOL_BINNED) if t in found) or \
             (TOOL_FEEDBACK in found and len(found[TOOL_FEEDBACK]) != 1):
         raise FormatError("a coder tool has a value of the wrong length")
     feedback = found[TOOL_FEEDBACK][0] if TOOL_FEEDBACK in found else 0
     try:
         return CoderTools(TOOL_ADAPTATION in found, TOOL_ORIENTATION in found, feedback,
-                          classic_tiles=TOOL_CLASSIC_TILES in found)
+                          classic_tiles=TOOL_CLASSIC_TILES in found, binned=TOOL_BINNED in found)
     except ValueError as e:
         raise FormatError(f"invalid coder tools: {e}") from None
 

@@ -84,12 +84,13 @@ class VideoCodec:
     def __init__(self, model: str = VIDEO_PRESET, device="auto", key_interval: int = DEFAULT_KEY_INTERVAL,
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
                  kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True,
-                 batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True):
+                 batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True,
+                 binned: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         def make(name: str, tile: int | None) -> Codec:
             return Codec(name, device, tile, weights_dir=weights_dir, adaptive=adaptive, orient=False,
-                         feedback=feedback, classic=False, kernel=kernel, batch_bytes=batch_bytes)
+                         feedback=feedback, classic=False, kernel=kernel, batch_bytes=batch_bytes, binned=binned)
 
         self._make = make
         self.codec = self._preset_codec = make(model, tile_size)
@@ -97,7 +98,7 @@ class VideoCodec:
         self._planes_codec = make(planes.name, self.codec.tile_size) if planes not in (None, self.codec.preset.weights) else None
         self._other_codecs: dict[str, Codec] = {}  # other installed weights, for files they wrote (_check_weights)
         self.key_interval, self.max_pixels = key_interval, max_pixels
-        self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback)
+        self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback, binned=binned)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
 
     def codec_for(self, groups) -> Codec:

@@ -17,7 +17,10 @@ preset (grey planes by its temporal-planes-s weights, RGBA frames by temporal-s)
 ``video/shipped-0.8-clip420.y4m.arm`` (grey planes by temporal-planes-s2) and
 ``pyramid/shipped-pyramid-s*.arm`` (a photograph by the pyramid weights of 0.6-0.7 and 0.8);
 armcodec 0.9: ``video/shipped-0.9-clip420.y4m.arm`` (grey planes by temporal-planes-s3); armcodec 0.10:
-``pyramid/shipped-pyramid-s3.arm`` (the photograph by pyramid-s3).
+``pyramid/shipped-pyramid-s3.arm`` (the photograph by pyramid-s3); armcodec 0.11 (binned symbols,
+coder tool 5): ``<stem>.v11-<tools>.arm``, ``pyramid/<stem>.binned.arm``,
+``pyramid/shipped-0.11-pyramid-s3.arm``, ``video/clip420-binned.y4m.arm``,
+``video/clip420-blocks-binned.y4m.arm`` and ``video/shipped-0.11-*.arm``.
 
     python tests/make_golden.py
 """
@@ -28,7 +31,8 @@ import numpy as np
 import armcodec
 from conftest import DATA, make_tiny_model
 from armcodec.training.export import export_model
-from test_golden import (PYRAMID, PYRAMID_TOOLS, SHIPPED_PYRAMID, SHIPPED_VIDEO, V2, V3, VIDEO, classic_tiles_file, encode_video, golden_video_sources,
+from test_golden import (PYRAMID, PYRAMID_TOOLS, SHIPPED_PYRAMID, SHIPPED_VIDEO, V2, V3, V11, VIDEO, classic_tiles_file, encode_video,
+                         golden_video_sources,
                          pyramid_files, shipped_pyramid_codec, shipped_video_codec, video_codec)
 from test_pyramid import make_tiny_pyramid
 
@@ -46,13 +50,20 @@ if __name__ == "__main__":
             if not out.exists():
                 out.write_bytes(codec.compress(DATA / src))
                 print("wrote", out.name)
+    for name, options in V11.items():  # armcodec 0.11: binned symbols
+        codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False, **options)
+        for src in SOURCES:
+            out = GOLDEN / f"{Path(src).stem}.v11-{name}.arm"
+            if not out.exists():
+                out.write_bytes(codec.compress(DATA / src))
+                print("wrote", out.name)
     for name, (src, options, _) in V3.items():  # armcodec 0.3: every PNG layout
         if not (GOLDEN / name).exists():
             codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, **options)
             (GOLDEN / name).write_bytes(codec.compress(DATA / src))
             print("wrote", name)
     if not (GOLDEN / "v3-classic-tiles.arm").exists():
-        codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False)
+        codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False, binned=False)
         (GOLDEN / "v3-classic-tiles.arm").write_bytes(classic_tiles_file(codec))
         print("wrote v3-classic-tiles.arm")
     if not (PYRAMID / "golden-pyramid.safetensors").exists():
@@ -63,9 +74,9 @@ if __name__ == "__main__":
             codec = armcodec.Codec("golden-pyramid", device="cpu", weights_dir=PYRAMID, classic=False, **PYRAMID_TOOLS[name])
             out.write_bytes(codec.compress(DATA / f"{stem}.png"))
             print("wrote", out.name)
-    for stem, name, weights in SHIPPED_PYRAMID:  # the shipped pyramid weights' files (0.8, 0.10: only the new ones are written)
+    for stem, name, weights, binned in SHIPPED_PYRAMID:  # the shipped pyramid weights' files (only the new ones are written)
         if not (PYRAMID / name).exists():
-            (PYRAMID / name).write_bytes(shipped_pyramid_codec(weights).compress(DATA / f"{stem}.png"))
+            (PYRAMID / name).write_bytes(shipped_pyramid_codec(weights, binned).compress(DATA / f"{stem}.png"))
             print("wrote", name)
     if not (VIDEO / "golden-temporal.safetensors").exists():  # armcodec 0.4: video files
         from conftest import make_tiny_temporal, moving_frames, y4m_bytes
@@ -91,12 +102,12 @@ if __name__ == "__main__":
         changed[3:7, 2:9] ^= 5  # a few blocks of the first luma tile
         changed[17:, 20:] ^= 1  # and of the last
         (VIDEO / "clip420-blocks.y4m").write_bytes(y4m_bytes([fr[0], changed, fr[1]]))
-    for name, source, feedback, copy_blocks in golden_video_sources():
+    for name, source, feedback, copy_blocks, binned in golden_video_sources():
         if not (VIDEO / name).exists():
-            (VIDEO / name).write_bytes(encode_video(video_codec(feedback, copy_blocks), source()))
+            (VIDEO / name).write_bytes(encode_video(video_codec(feedback, copy_blocks, binned), source()))
             print("wrote", name)
-    sources = {n: s for n, s, _, _ in golden_video_sources()}
-    for of, name, _ in SHIPPED_VIDEO:  # the shipped video preset's files (0.7-0.9: only the new ones are written)
+    sources = {n: s for n, s, *_ in golden_video_sources()}
+    for of, name, weights, binned in SHIPPED_VIDEO:  # the shipped video preset's files (only the new ones are written)
         if not (VIDEO / name).exists():
-            (VIDEO / name).write_bytes(encode_video(shipped_video_codec(), sources[of]()))
+            (VIDEO / name).write_bytes(encode_video(shipped_video_codec(weights, binned), sources[of]()))
             print("wrote", name)

@@ -27,7 +27,7 @@ def codec_with_set(tiny_dir, features, orient=False, **kw):
     """A codec writing feedback feature set ``features`` (sets 1 and 2 only through this, as the files
     of armcodec 0.1 have them)."""
     codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir, orient=orient, **kw)
-    codec.tools = CoderTools(True, orient, features)
+    codec.tools = CoderTools(True, orient, features, binned=codec.tools.binned)
     return codec
 
 
@@ -48,7 +48,7 @@ def test_round_trip_exact(tiny_dir, name, orient, features):
     assert codec.profile == PROFILES[features, orient]
     img = load(name)
     enc = codec.encode(img)
-    assert container.parse(enc.data)[0].tools == CoderTools(True, orient, features)
+    assert container.parse(enc.data)[0].tools == CoderTools(True, orient, features, binned=True)
     dec = codec.decode(enc.data)
     assert np.array_equal(dec.array.reshape(img.shape), img)
     assert dec.model_bits == pytest.approx(enc.model_bits, rel=1e-12)
@@ -339,7 +339,7 @@ def test_invalid_feedback_header_is_refused(tiny_dir, header, message):
 def test_streams_read_with_other_tools_are_caught(tiny_dir, features, claimed):
     codec = codec_with_set(tiny_dir, features)
     data = codec.compress(load("kodim05_rgb_37x29.png"))
-    assert container.parse(data)[0].tools == CoderTools(True, False, features)
+    assert container.parse(data)[0].tools == CoderTools(True, False, features, binned=True)
     with pytest.raises(ArmcodecError):
         codec.decode(retool(data, claimed))
 

@@ -11,7 +11,11 @@ commit 5d7bc4f), kept to show that files from it keep decoding: the encoder's ch
 coefficients is its own business, the format did not change.  Format version 2 (coder tools in the
 header): ``<stem>.v2-<tools>.arm`` for each set of tools the encoder writes; the encoder must write
 their bytes again, and the same tile streams as the version-1 file with the same tools.  armcodec
-0.3 (every PNG): ``v3-*.arm``, one per new layout (:data:`V3`) and a classic-tiles file."""
+0.3 (every PNG): ``v3-*.arm``, one per new layout (:data:`V3`) and a classic-tiles file.  armcodec
+0.11 (coder tool 5, binned symbols, what new files use): ``<stem>.v11-<tools>.arm`` (:data:`V11`),
+``pyramid/<stem>.binned.arm``, ``pyramid/shipped-0.11-pyramid-s3.arm``, ``video/*-binned*.arm`` and
+``video/shipped-0.11-*.arm``; the older files are written again with ``binned=False``."""
+import dataclasses
 import re
 
 import numpy as np
@@ -27,7 +31,7 @@ GOLDEN = DATA / "golden"
 PROFILES = (1, 2, 4, 6, 8)
 FEEDBACK_FEATURES = {1: 0, 2: 0, 4: 1, 6: 2, 8: 3}
 STEMS = sorted(p.stem for p in GOLDEN.glob("*.arm")
-               if not re.search(r"\.(p|v2-)[\w-]+$", p.stem) and not p.stem.startswith("v3-"))
+               if not re.search(r"\.(p|v2-|v11-)[\w-]+$", p.stem) and not p.stem.startswith("v3-"))
 CASES = [(stem, profile) for stem in STEMS for profile in PROFILES]
 
 
@@ -69,8 +73,8 @@ def test_files_with_coefficients_per_block_decode(stem):
 
 
 # version-2 golden files: name -> (Codec options, the version-1 profile with the same tools)
-V2 = {"plain": ({"adaptive": False}, 1), "adapt": ({"feedback": False}, 2), "fb3": ({}, 8),
-      "orient-fb3": ({"orient": True}, 9)}
+V2 = {"plain": ({"adaptive": False, "binned": False}, 1), "adapt": ({"feedback": False, "binned": False}, 2),
+      "fb3": ({"binned": False}, 8), "orient-fb3": ({"orient": True, "binned": False}, 9)}
 
 
 def test_version_2_golden_files_exist():
@@ -95,14 +99,42 @@ def test_encoder_still_writes_the_golden_bytes(stem, name):
     assert np.array_equal(codec.decode(data).array, img if img.ndim == 3 else img[:, :, None])
 
 
+# armcodec 0.11: binned symbols (coder tool 5), what the encoder writes by default; name -> Codec options
+V11 = {"plain": {"adaptive": False}, "fb3": {}, "orient-fb3": {"orient": True}}
+
+
+def test_binned_golden_files_exist():
+    assert all((GOLDEN / f"{s}.v11-{n}.arm").exists() for s in STEMS for n in V11)
+
+
+@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("name", V11)
+def test_binned_golden_files_decode_and_the_encoder_writes_them_again(stem, name):
+    """The default layout since 0.11: the same bytes again, the tool in the header, the image back;
+    the flat layout of the same tools (the version-2 file) is within a few bytes of it."""
+    data = (GOLDEN / f"{stem}.v11-{name}.arm").read_bytes()
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False, **V11[name])
+    assert codec.compress(DATA / f"{stem}.png") == data
+    header, _ = container.parse(data)
+    assert header.tools.binned and dataclasses.replace(header.tools, binned=False) == CoderTools(*V2_TOOLS[name])
+    img = load(f"{stem}.png")
+    assert np.array_equal(armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN).decode(data).array,
+                          img if img.ndim == 3 else img[:, :, None])
+    flat = (GOLDEN / f"{stem}.v2-{name}.arm").read_bytes()
+    assert abs(len(data) - len(flat)) <= 8 + len(flat) // 200
+
+
+V2_TOOLS = {"plain": (), "fb3": (True, False, 3), "orient-fb3": (True, True, 3)}
+
+
 # armcodec 0.3 (every PNG): file -> (source in tests/data, Codec options, whether the encoder must
 # write the same bytes again: the model's files are exact; classic payloads depend on zlib and libwebp)
 V3 = {
-    "v3-p-trns.arm": ("pngsuite_tbbn3p08.png", {"classic": False}, True),  # palette colours + tRNS alpha
-    "v3-l1.arm": ("pngsuite_basn0g01.png", {"classic": False}, True),  # 1-bit grey, scaled
-    "v3-l16-bytes.arm": ("pngsuite_basn0g16.png", {"classic": False}, True),  # high and reflected low bytes
-    "v3-rgb16-levels.arm": ("pngsuite_basn2c16.png", {"classic": False}, True),  # 16 bits in 32 levels
-    "v3-chunks.arm": ("pngsuite_ps1n0g08.png", {"classic": False}, True),  # gAMA, sPLT: deflated metadata
+    "v3-p-trns.arm": ("pngsuite_tbbn3p08.png", {"classic": False, "binned": False}, True),  # palette colours + tRNS alpha
+    "v3-l1.arm": ("pngsuite_basn0g01.png", {"classic": False, "binned": False}, True),  # 1-bit grey, scaled
+    "v3-l16-bytes.arm": ("pngsuite_basn0g16.png", {"classic": False, "binned": False}, True),  # high and reflected low bytes
+    "v3-rgb16-levels.arm": ("pngsuite_basn2c16.png", {"classic": False, "binned": False}, True),  # 16 bits in 32 levels
+    "v3-chunks.arm": ("pngsuite_ps1n0g08.png", {"classic": False, "binned": False}, True),  # gAMA, sPLT: deflated metadata
     "v3-classic-p2.arm": ("pngsuite_basn3p02.png", {"classic": True}, False),
     "v3-classic-interlaced.arm": ("pngsuite_basi0g02.png", {"classic": True}, False),
     "v3-classic-rgb16.arm": ("pngsuite_tbbn2c16.png", {"classic": True}, False),
@@ -144,19 +176,20 @@ def test_the_classic_tiles_golden_file_decodes():
     data = (GOLDEN / "v3-classic-tiles.arm").read_bytes()
     header, _ = container.parse(data)
     assert header.tools.classic_tiles and header.classic_streams[:2] == [False, True]
-    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False)
+    codec = armcodec.Codec("golden-tiny", device="cpu", weights_dir=GOLDEN, classic=False, binned=False)
     assert np.array_equal(codec.decode(data).array, load("kodim05_rgb_37x29.png")[:24, :32])
     assert classic_tiles_file(codec) == data
 
 
 # armcodec 0.4: the multi-scale family (a frozen tiny polyphase pyramid, its own weights directory)
 PYRAMID = GOLDEN / "pyramid"
-PYRAMID_TOOLS = {"adapt": {}, "orient": {"orient": True}, "plain": {"adaptive": False}}
+PYRAMID_TOOLS = {"adapt": {"binned": False}, "orient": {"orient": True, "binned": False},
+                 "plain": {"adaptive": False, "binned": False}, "binned": {}}
 
 
 def pyramid_files():
     return [(stem, name) for stem in ("kodim05_rgb_37x29", "usc_sipi_6.1_gray_40x33", "kodim03_rgba_32x24",
-                                      "usc_sipi_6.1_la_28x21") for name in PYRAMID_TOOLS]
+                                      "usc_sipi_6.1_la_28x21") for name in PYRAMID_TOOLS]  # binned: 0.11
 
 
 def test_pyramid_golden_files_exist():
@@ -173,23 +206,25 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
 
 
 # files of the shipped `pyramid` preset's weights (the model's path, no PNG/WebP): pyramid-s (0.6, 0.7)
-# pyramid-s2 (0.8, 0.9) and pyramid-s3 (0.10). The default codec decodes each (finding the weights the file
-# names) and those weights write it again byte for byte; the last is what the preset writes today.
-SHIPPED_PYRAMID = (("kodim05_rgb_37x29", "shipped-pyramid-s.arm", "pyramid-s"),
-                   ("kodim05_rgb_37x29", "shipped-pyramid-s2.arm", "pyramid-s2"),
-                   ("kodim05_rgb_37x29", "shipped-pyramid-s3.arm", "pyramid-s3"))
+# pyramid-s2 (0.8, 0.9), pyramid-s3 (0.10) and pyramid-s3 with binned symbols (0.11). The default codec
+# decodes each (finding the weights the file names) and those weights write it again byte for byte; the
+# last is what the preset writes today.
+SHIPPED_PYRAMID = (("kodim05_rgb_37x29", "shipped-pyramid-s.arm", "pyramid-s", False),
+                   ("kodim05_rgb_37x29", "shipped-pyramid-s2.arm", "pyramid-s2", False),
+                   ("kodim05_rgb_37x29", "shipped-pyramid-s3.arm", "pyramid-s3", False),
+                   ("kodim05_rgb_37x29", "shipped-0.11-pyramid-s3.arm", "pyramid-s3", True))
 
 
-def shipped_pyramid_codec(weights: str):
-    return armcodec.Codec(weights, device="cpu", tile_size=128, classic=False)
+def shipped_pyramid_codec(weights: str, binned: bool):
+    return armcodec.Codec(weights, device="cpu", tile_size=128, classic=False, binned=binned)
 
 
-@pytest.mark.parametrize("stem,name,weights", SHIPPED_PYRAMID)
-def test_files_of_the_shipped_pyramid_weights_decode_and_are_written_again(stem, name, weights):
+@pytest.mark.parametrize("stem,name,weights,binned", SHIPPED_PYRAMID)
+def test_files_of_the_shipped_pyramid_weights_decode_and_are_written_again(stem, name, weights, binned):
     data = (PYRAMID / name).read_bytes()
-    assert container.parse(data)[0].model == weights
+    assert container.parse(data)[0].model == weights and container.parse(data)[0].tools.binned == binned
     assert np.array_equal(armcodec.Codec(device="cpu").decompress(data), load(f"{stem}.png"))
-    assert shipped_pyramid_codec(weights).compress(DATA / f"{stem}.png") == data
+    assert shipped_pyramid_codec(weights, binned).compress(DATA / f"{stem}.png") == data
     if name == SHIPPED_PYRAMID[-1][1]:
         assert armcodec.Codec("pyramid", device="cpu", classic=False).compress(DATA / f"{stem}.png") == data
 
@@ -198,11 +233,11 @@ def test_files_of_the_shipped_pyramid_weights_decode_and_are_written_again(stem,
 VIDEO = GOLDEN / "video"
 
 
-def video_codec(feedback: bool = False, copy_blocks: bool = False):
+def video_codec(feedback: bool = False, copy_blocks: bool = False, binned: bool = False):
     from armcodec.video import VideoCodec
 
     return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO, feedback=feedback,
-                      copy_blocks=copy_blocks)
+                      copy_blocks=copy_blocks, binned=binned)
 
 
 def encode_video(codec, source) -> bytes:
@@ -214,10 +249,11 @@ def encode_video(codec, source) -> bytes:
 
 
 def golden_video_sources():
-    """(golden file, a fresh VideoSource of its input, the feedback used, block maps used): a 4:2:0
-    Y4M clip with FRAME parameters and RGBA frames with the adaptation alone (0.4); a clip whose
-    third frame repeats its second with the feedback and 0.5's records (the compact stream table, a
-    copy map); a clip whose second frame changes a few blocks of its first, with 0.6's block maps."""
+    """(golden file, a fresh VideoSource of its input, the feedback used, block maps used, binned
+    symbols used): a 4:2:0 Y4M clip with FRAME parameters and RGBA frames with the adaptation alone
+    (0.4); a clip whose third frame repeats its second with the feedback and 0.5's records (the
+    compact stream table, a copy map); a clip whose second frame changes a few blocks of its first,
+    with 0.6's block maps; that clip and the first with binned symbols (0.11)."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
@@ -225,31 +261,35 @@ def golden_video_sources():
     def clip(name):
         return lambda: y4m_source(io.BytesIO((VIDEO / name).read_bytes()))
 
-    return [("clip420.y4m.arm", clip("clip420.y4m"), False, False),
-            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False, False),
-            ("clip420-repeat.y4m.arm", clip("clip420-repeat.y4m"), True, False),
-            ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True)]
+    return [("clip420.y4m.arm", clip("clip420.y4m"), False, False, False),
+            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False, False, False),
+            ("clip420-repeat.y4m.arm", clip("clip420-repeat.y4m"), True, False, False),
+            ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True, False),
+            ("clip420-blocks-binned.y4m.arm", clip("clip420-blocks.y4m"), True, True, True),
+            ("clip420-binned.y4m.arm", clip("clip420.y4m"), False, False, True)]
 
 
-# files of the shipped `video` preset as each release wrote them (source, file, weights): 0.7's grey
-# planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2,
-# 0.9's by temporal-planes-s3.
+# files of the shipped `video` preset as each release wrote them (source, file, weights, binned): 0.7's
+# grey planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2,
+# 0.9's by temporal-planes-s3, 0.11's both with binned symbols.
 # The preset decodes each of them (switching to the weights the file names) and those weights write
 # it again byte for byte; the last file of each source is what the preset writes today.
-SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s"),
-                 ("rgba-frames.arm", "shipped-rgba-frames.arm", "temporal-s"),
-                 ("clip420.y4m.arm", "shipped-0.8-clip420.y4m.arm", "temporal-planes-s2"),
-                 ("clip420.y4m.arm", "shipped-0.9-clip420.y4m.arm", "temporal-planes-s3"))
+SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s", False),
+                 ("rgba-frames.arm", "shipped-rgba-frames.arm", "temporal-s", False),
+                 ("clip420.y4m.arm", "shipped-0.8-clip420.y4m.arm", "temporal-planes-s2", False),
+                 ("clip420.y4m.arm", "shipped-0.9-clip420.y4m.arm", "temporal-planes-s3", False),
+                 ("clip420.y4m.arm", "shipped-0.11-clip420.y4m.arm", "temporal-planes-s3", True),
+                 ("rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "temporal-s", True))
 
 
-def shipped_video_codec(weights: str | None = None):
+def shipped_video_codec(weights: str | None = None, binned: bool = True):
     """The shipped `video` preset, or the codec of one of its weights as the preset runs them
     (in its 128x128 tiles)."""
     from armcodec.video import VideoCodec
 
     if weights is None:
         return VideoCodec("video", "cpu", key_interval=3)
-    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128)
+    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128, binned=binned)
 
 
 @pytest.mark.parametrize("k", range(len(SHIPPED_VIDEO)))
@@ -258,8 +298,8 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
 
     from armcodec.video import read_info
 
-    of, name, weights = SHIPPED_VIDEO[k]
-    source = dict((n, s) for n, s, _, _ in golden_video_sources())[of]
+    of, name, weights, binned = SHIPPED_VIDEO[k]
+    source = dict((n, s) for n, s, *_ in golden_video_sources())[of]
     data = (VIDEO / name).read_bytes()
     assert read_info(io.BytesIO(data))["model"] == weights
     codec = shipped_video_codec()  # the preset decodes every file its releases wrote (switching weights)
@@ -269,22 +309,23 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
     want = list(source().frames)
     assert len(got) == len(want)
     assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
-    assert encode_video(shipped_video_codec(weights), source()) == data
-    if name == [n for o, n, _ in SHIPPED_VIDEO if o == of][-1]:
+    assert encode_video(shipped_video_codec(weights, binned), source()) == data
+    if name == [n for o, n, *_ in SHIPPED_VIDEO if o == of][-1]:
         assert encode_video(shipped_video_codec(), source()) == data
 
 
 # the golden files this release writes again byte for byte (the others: 0.4's full stream table)
-VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "clip420-blocks.y4m.arm")
+VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "clip420-blocks.y4m.arm", "clip420-blocks-binned.y4m.arm",
+                   "clip420-binned.y4m.arm")
 
 
-@pytest.mark.parametrize("k", range(4))
+@pytest.mark.parametrize("k", range(len(golden_video_sources())))
 def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
     import io
 
-    name, source, feedback, copy_blocks = golden_video_sources()[k]
+    name, source, feedback, copy_blocks, binned = golden_video_sources()[k]
     data = (VIDEO / name).read_bytes()
-    codec = video_codec(feedback, copy_blocks)
+    codec = video_codec(feedback, copy_blocks, binned)
     f = io.BytesIO(data)
     header = codec.open(f)
     got = list(codec.decode(f, header, seekable=True))

@@ -119,3 +119,97 @@ def test_lookup_tables_validate_and_reject_tampering():
     bad[3, 100] = bad[3, 99] - 1
     with pytest.raises(ValueError):
         TableLUTs(bad, luts.weight).validate()
+
+
+# coder tool 5: binned symbols (a sample's bin of BIN values, then its place in the bin)
+
+def reference_binned(params, channel, known, cfg, luts, values):
+    """Direct formula of BinnedTables for each row's sample ``values``: (first table, second table
+    of the value's bin), from D(v) = 64 C(v) + v W, C(v) = sum_k w_k cdf(16 v - 8 - mean_k), C(0) = 0,
+    C(256) = W 2**18, W = sum_k w_k (Python integers: no overflow to hide)."""
+    logits, means, scale_idx = mixture_params(params, channel, known, cfg)
+    firsts, seconds = [], []
+
+    def quantize(c):
+        n = len(c) - 1
+        span = c[-1] - c[0]
+        cum = [j + (c[j] - c[0]) * (2**PRECISION - n) // span for j in range(n + 1)]
+        assert cum[-1] == 2**PRECISION
+        return np.diff(np.array(cum, dtype=np.int64))
+
+    for r in range(params.shape[0]):
+        top = int(logits[r].max())
+        ws = [int(luts.weight[min(top - int(logits[r, k]), luts.weight.numel() - 1)]) for k in range(cfg.mixtures)]
+
+        def C(v):
+            if v == 0:
+                return 0
+            if v == 256:
+                return sum(ws) * 2**CDF_BITS
+            return sum(w * int(luts.cdf[scale_idx[r, k], 16 * v - 8 - int(means[r, k]) + CDF_OFFSET]) for k, w in enumerate(ws))
+
+        def D(v):
+            return 2 ** (PRECISION - CDF_BITS) * C(v) + v * sum(ws)
+
+        b = int(values[r]) // tables.BIN
+        firsts.append(quantize([D(tables.BIN * j) for j in range(tables.N_BINS + 1)]))
+        seconds.append(quantize([D(tables.BIN * b + j) for j in range(tables.BIN + 1)]))
+    return torch.from_numpy(np.stack(firsts)), torch.from_numpy(np.stack(seconds))
+
+
+@pytest.mark.parametrize("mixtures", [1, 3, 5, 256])
+def test_binned_tables_equal_the_reference_on_both_paths(mixtures):
+    """BinnedTables (embedding_bag on a CPU, and the gather + bmm other devices use) equals the
+    direct formula, with the sharpest and flattest scales, the extreme means, every bin (the first
+    and last take C(0) = 0 and C(256) = the total) and the largest weights."""
+    cfg = PixelCNNConfig(mixtures=mixtures)
+    g = torch.Generator().manual_seed(mixtures)
+    n, k, c = 48, mixtures, cfg.image_channels
+    params = torch.randint(-400, 400, (n, cfg.n_params), generator=g)
+    params[:, k * c : 2 * k * c] = torch.randint(-3000, 3000, (n, k * c), generator=g)
+    params[:, 2 * k * c : 3 * k * c] = torch.randint(-60, 70, (n, k * c), generator=g)
+    params[0, :k] = 0
+    known = torch.randint(0, 256, (n, 3), generator=g)
+    values = torch.arange(n) * 255 // (n - 1)  # every bin, 0 and 255 included
+    want_first, want_second = reference_binned(params, 1, known, cfg, LUTS, values)
+    logits, means, scale_idx = mixture_params(params, 1, known, cfg)
+    w = mixture_weights(logits, cfg, LUTS)
+    for gather in (False, True):
+        t = tables.BinnedTables(w, means, scale_idx, LUTS, gather=gather)
+        bins, inside = t.split(values)
+        assert torch.equal(t.first(), want_first)
+        assert torch.equal(t.second(bins), want_second)
+        assert torch.equal(t.join((bins, inside)), values)
+        counts = t.counts(values)
+        assert torch.equal(counts, want_first.gather(1, bins.view(-1, 1)).view(-1) * want_second.gather(1, inside.view(-1, 1)).view(-1))
+
+
+def test_binned_tables_are_valid_and_cost_what_the_flat_tables_cost():
+    """Every table of both levels is a valid 24-bit pmf for extreme parameters, and the bits of
+    samples drawn from the flat tables differ by less than 0.001% between the two layouts."""
+    params = random_params(3000, 21, spread=10**6)
+    params[:100] = torch.randint(-(2**40), 2**40, (100, CFG.n_params))
+    known = torch.randint(0, 256, (3000, 3), generator=torch.Generator().manual_seed(2))
+    logits, means, scale_idx = mixture_params(params, 0, known[:, :0], CFG)
+    w = mixture_weights(logits, CFG, LUTS)
+    t = tables.BinnedTables(w, means, scale_idx, LUTS)
+    assert t.first().shape == (3000, tables.N_BINS)
+    for b in range(tables.N_BINS):
+        q = t.second(torch.full((3000,), b))
+        assert q.shape == (3000, tables.BIN) and int(q.min()) >= 1 and bool((q.sum(1) == 2**PRECISION).all())
+    assert int(t.first().min()) >= 1 and bool((t.first().sum(1) == 2**PRECISION).all())
+    q = channel_tables(params, 0, known, CFG, LUTS)
+    values = torch.multinomial(q.double(), 1, generator=torch.Generator().manual_seed(3)).view(-1)
+    flat = symbol_bits(q, values)
+    binned = float((2 * PRECISION - torch.log2(t.counts(values).double())).sum())
+    assert abs(binned - flat) < 1e-5 * flat
+
+
+def test_binned_quantization_gives_the_same_integers_with_one_division_and_split():
+    """Up to ONE_DIVISION_MIXTURES components the tables divide once; the split division (more
+    components) gives the same integers where both apply, at the largest D a 7-component mixture has."""
+    g = torch.Generator().manual_seed(4)
+    w = 7 * 2**12 * (2**PRECISION + N_SYMBOLS)
+    d = torch.sort(torch.randint(0, w, (500, 17), generator=g), 1).values + torch.arange(17)  # increasing
+    d[:5, 0], d[:5, -1] = 0, w
+    assert torch.equal(tables.quantized(d, True), tables.quantized(d, False))

@@ -174,7 +174,7 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
             which = np.searchsorted(used, np.array([j for j, _, _ in batch])[sched.n])
             extra = {"context": ([jobs[j].context for j in used], *image_coords(bt, sched, None), which)}
         source = model.decoder_steps(bt, sched, tile, device, channels, **extra)
-        tile_bits = scan(sched, source, coder, channels, model.cfg, luts, fb)
+        tile_bits = scan(sched, source, coder, channels, model.cfg, luts, fb, binned=tools.binned)
         coder.check_exhausted()
         ys, xs = image_coords(bt, sched, coder.adaptation.orientations if coder.adaptation else None)
         values = coder.values.cpu().numpy().astype(np.uint8)

@@ -31,8 +31,8 @@ from armcodec import threads
 from armcodec.coding import feedback, side
 from armcodec.coding.ans import StreamDecoder, StreamEncoder
 from armcodec.errors import ChecksumError, FormatError
-from armcodec.exact.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, PRECISION, TableLUTs, component_tables, mixture_params,
-                                   mixture_weights, symbol_counts)
+from armcodec.exact.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, BinnedTables, FlatTables, TableLUTs, mixture_params,
+                                   mixture_weights)
 
 
 @dataclass(frozen=True)
@@ -118,24 +118,27 @@ class EncodeCoder:
         self.streams = [StreamEncoder() for _ in range(n_tiles)]
         self._pending: list = []
 
-    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps, rows: np.ndarray | None = None) -> torch.Tensor:
-        """``steps``: [(offset, runs)] of every step in a..b (offset: its first pixel's, from a); pushed at end_step.
-        ``rows``: the coded pixels' offsets from a (ascending), whose tables ``q`` holds; None: all."""
+    def code(self, a: int, b: int, c: int, tables, steps, rows: np.ndarray | None = None) -> torch.Tensor:
+        """``tables``: the channel's :class:`~armcodec.exact.tables.FlatTables` or ``BinnedTables``
+        of the coded pixels; ``steps``: [(offset, runs)] of every step in a..b (offset: its first
+        pixel's, from a); pushed at end_step.  ``rows``: the coded pixels' offsets from a
+        (ascending), whose tables ``tables`` holds; None: all."""
         v = self.values[a:b, c]
-        self._pending.append((q.cpu().numpy(), v.cpu().numpy(), rows))
+        symbols = tables.split(v if rows is None else v[torch.from_numpy(rows).to(v.device)])
+        levels = [(tables.first(), symbols[0])] + ([(tables.second(symbols[0]), symbols[1])] if tables.levels == 2 else [])
+        self._pending.append(([(q.cpu().numpy(), s.cpu().numpy()) for q, s in levels], rows))
         return v
 
     def end_step(self, steps) -> None:
-        """Push what the span coded: its steps last first, each step's channels last first."""
+        """Push what the span coded: its steps last first, each step's channels last first, and
+        within a tile's run a sample's second symbols before its first (a stack)."""
         for off, runs in reversed(steps):
-            for q, v, rows in reversed(self._pending):
+            for levels, rows in reversed(self._pending):
                 for tile, s, e in runs:
-                    if rows is None:
-                        self.streams[tile].push(v[off + s : off + e], q[off + s : off + e])
-                        continue
-                    i0, i1 = np.searchsorted(rows, (off + s, off + e))
+                    i0, i1 = (off + s, off + e) if rows is None else np.searchsorted(rows, (off + s, off + e))
                     if i1 > i0:
-                        self.streams[tile].push(v[rows[i0:i1]], q[i0:i1])
+                        for q, symbols in reversed(levels):
+                            self.streams[tile].push(symbols[i0:i1], q[i0:i1])
         self._pending = []
 
     def finish(self) -> list[bytes]:
@@ -167,7 +170,7 @@ class CountingCoder:
     def __init__(self, values: torch.Tensor, adaptation: side.Adaptation | None = None, known: np.ndarray | None = None):
         self.values, self.adaptation, self.known = values, adaptation, known
 
-    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps, rows: np.ndarray | None = None) -> torch.Tensor:
+    def code(self, a: int, b: int, c: int, tables, steps, rows: np.ndarray | None = None) -> torch.Tensor:
         return self.values[a:b, c]
 
     def end_step(self, steps) -> None:
@@ -218,21 +221,25 @@ class DecodeCoder:
                     n = fb.n_symbols(k, level)
                     fb.read_tile(k, level, scale, d.pop(feedback.coef_tables(n, scale)))
 
-    def code(self, a: int, b: int, c: int, q: torch.Tensor, steps, rows: np.ndarray | None = None) -> torch.Tensor:
+    def code(self, a: int, b: int, c: int, tables, steps, rows: np.ndarray | None = None) -> torch.Tensor:
         if len(steps) != 1:
             raise ValueError("the decoder pops one wavefront step at a time")
-        qn = q.cpu().numpy()
-        if rows is None:
-            out = np.empty(b - a, dtype=np.int64)
-            for tile, s, e in steps[0][1]:
-                out[s:e] = self.streams[tile].pop(qn[s:e])
-        else:
-            out = self._known_values[a:b, c].copy()
-            for tile, s, e in steps[0][1]:
-                i0, i1 = np.searchsorted(rows, (s, e))
+        runs = [(tile, s, e) if rows is None else (tile, *np.searchsorted(rows, (s, e))) for tile, s, e in steps[0][1]]
+        n = b - a if rows is None else len(rows)
+        symbols = []  # each tile's run pops its first symbols, then (binned) their second ones
+        for level in range(tables.levels):
+            qn = (tables.first() if level == 0 else tables.second(symbols[0])).cpu().numpy()
+            out = np.empty(n, dtype=np.int64)
+            for tile, i0, i1 in runs:
                 if i1 > i0:
-                    out[rows[i0:i1]] = self.streams[tile].pop(qn[i0:i1])
-        v = torch.from_numpy(out).to(self.device)
+                    out[i0:i1] = self.streams[tile].pop(qn[i0:i1])
+            symbols.append(torch.from_numpy(out).to(self.device))
+        coded = tables.join(symbols)
+        if rows is None:
+            v = coded
+        else:
+            v = torch.from_numpy(self._known_values[a:b, c].copy()).to(self.device)
+            v[torch.from_numpy(rows).to(self.device)] = coded
         if len(self.values):
             self.values[a:b, c] = v
         return v
@@ -272,7 +279,7 @@ def tile_parts(steps, n: int, limit: int):
 
 
 def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLUTs,
-         fb: feedback.Feedback | None = None, span_pixels: int = 0) -> np.ndarray:
+         fb: feedback.Feedback | None = None, span_pixels: int = 0, binned: bool = False) -> np.ndarray:
     """Run the wavefront in the coder's direction; returns the model's -log2 likelihood in bits of
     each tile of the batch, float64 (n_tiles,).
 
@@ -285,9 +292,13 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
     values (int64 (b-a, channels)).  The coder's
     ``adaptation`` (offsets per block and channel, or None) goes into every table of its block; its
     ``known`` (bool (M,) or None) marks pixels no stream codes (copied blocks): no table, no bits;
-    ``fb`` (residual feedback, or None) moves the means, and receives each coded channel's residuals."""
-    # every coded symbol's frequency (out of 2**PRECISION, which costs 0 bits), its bits summed once at the end
-    counts = torch.full((int(schedule.starts[-1]) if schedule.n_steps else 0, channels), 2**PRECISION,
+    ``fb`` (residual feedback, or None) moves the means, and receives each coded channel's residuals.
+    ``binned`` (coder tool 5): every sample is coded as two symbols (:class:`BinnedTables`), else
+    as one (:class:`FlatTables`)."""
+    tables_of = BinnedTables if binned else FlatTables
+    # every coded sample's frequency (out of 2**unit_bits, which costs 0 bits), its bits summed once at the end
+    unit_bits = tables_of.unit_bits
+    counts = torch.full((int(schedule.starts[-1]) if schedule.n_steps else 0, channels), 2**unit_bits,
                         dtype=torch.int64, device=coder.values.device)
     adaptation = coder.adaptation
     known = coder.known  # bool (M,) or None: pixels not coded (copied blocks)
@@ -315,19 +326,19 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
                     expected = feedback.weighted_mean(weights, means)  # the model's own mean, before the feedback
                     means = (means + fb.mean_shift(pa, pb, c, residuals[lo:hi]).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
                 if sel is None:
-                    q = component_tables(weights, means, scale_idx, luts)
-                    values[lo:hi, c] = coder.code(pa, pb, c, q, part)
-                    counts[pa:pb, c] = symbol_counts(q, values[lo:hi, c])
+                    tables = tables_of(weights, means, scale_idx, luts)
+                    values[lo:hi, c] = coder.code(pa, pb, c, tables, part)
+                    counts[pa:pb, c] = tables.counts(values[lo:hi, c])
                 else:  # the tables of the coded pixels only; a known pixel costs nothing
-                    q = component_tables(weights[sel], means[sel], scale_idx[sel], luts)
-                    values[lo:hi, c] = coder.code(pa, pb, c, q, part, rows)
-                    counts[pa + sel, c] = symbol_counts(q, values[lo:hi, c][sel])
+                    tables = tables_of(weights[sel], means[sel], scale_idx[sel], luts)
+                    values[lo:hi, c] = coder.code(pa, pb, c, tables, part, rows)
+                    counts[pa + sel, c] = tables.counts(values[lo:hi, c][sel])
                 if fb is not None:
                     residuals[lo:hi, c] = MEAN_STEPS * values[lo:hi, c] - expected
                     fb.write(pa, pb, c, residuals[lo:hi, c])
             coder.end_step(part)
         params_at.observe(a, b, values)
-    pixel_bits = (PRECISION - torch.log2(counts.double())).sum(1)  # as counts_bits, per pixel
+    pixel_bits = (unit_bits - torch.log2(counts.double())).sum(1)  # as counts_bits, per pixel
     n = torch.as_tensor(schedule.n, device=pixel_bits.device)
     return torch.zeros(schedule.n_tiles, dtype=torch.float64, device=pixel_bits.device).index_add_(0, n, pixel_bits).cpu().numpy()
 

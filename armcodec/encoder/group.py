@@ -96,7 +96,7 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
             adaptation = Adaptation(block_of, counts, shifts, orientations)
             bits += side_bits(sum(counts) * g)
         coder = CountingCoder(values, adaptation, known) if count_only else EncodeCoder(values, len(bt), adaptation, fb, known)
-        bits += float(scan(sched, source, coder, g, model.cfg, luts, fb, span_pixels=SPAN_PIXELS).sum())
+        bits += float(scan(sched, source, coder, g, model.cfg, luts, fb, span_pixels=SPAN_PIXELS, binned=tools.binned).sum())
         if not count_only:
             for k, data in zip(batch, coder.finish()):
                 streams[k] = data

@@ -43,6 +43,9 @@ MAX_MIXTURES = 256
 TABLE_ROWS = 2048  # on a CPU component_tables builds larger batches in parts of this many rows
 SUMMED_WINDOWS_MIN_ROWS = 512  # mix_windows on a CPU: embedding_bag from this many rows, the gather below
 FLOAT_DIVISION_MIXTURES = 128  # below this many components the tables divide in float64 (exact, see component_tables)
+ONE_DIVISION_MIXTURES = 7  # up to this many components BinnedTables' D(256) < 7 * 2**12 * (2**24 + 2**8) < 2**39
+BIN = 16  # binned symbols (coder tool 5): a value is its bin of BIN values, then its place in the bin
+N_BINS = N_SYMBOLS // BIN
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class TableLUTs:
     windows: torch.Tensor | None = None
     rows: torch.Tensor | None = None
     stride: int = 0
+    bin_rows: torch.Tensor | None = None  # (:class:`BinnedTables`) windows of BIN + 1 residue-row elements
+    coarse_rows: torch.Tensor | None = None  # the cdf by residue mod BIN * MEAN_STEPS, windows of N_BINS - 1
+    coarse_stride: int = 0
 
     @staticmethod
     def compute() -> "TableLUTs":
@@ -87,7 +93,14 @@ class TableLUTs:
         windows = by_residue.unfold(2, N_SYMBOLS - 1, 1)
         flat = by_residue.view(-1)
         rows = flat.as_strided((flat.numel() - (N_SYMBOLS - 2), N_SYMBOLS - 1), (1, 1))
-        return TableLUTs(cdf, self.weight.to(device, torch.int64), windows, rows, n)
+        bin_rows = flat.as_strided((flat.numel() - BIN, BIN + 1), (1, 1))
+        step = BIN * MEAN_STEPS  # the boundaries of consecutive bins lie this far apart in a cdf row
+        n_coarse = -(-width // step)
+        padded = torch.full((n_scales, n_coarse * step), 2**CDF_BITS, dtype=torch.int64, device=device)
+        padded[:, :width] = cdf
+        coarse = padded.view(n_scales, n_coarse, step).transpose(1, 2).contiguous().double().view(-1)
+        coarse_rows = coarse.as_strided((coarse.numel() - (N_BINS - 2), N_BINS - 1), (1, 1))
+        return TableLUTs(cdf, self.weight.to(device, torch.int64), windows, rows, n, bin_rows, coarse_rows, n_coarse)
 
     def validate(self) -> None:
         """Raise ValueError if the tables cannot be what compute() made (shape, monotone)."""
@@ -211,6 +224,141 @@ def mix_windows(w: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, l
         return torch.bmm(w.unsqueeze(1), luts.windows[scale_idx, residue, start]).squeeze(1)
     index = (scale_idx * MEAN_STEPS + residue) * luts.stride + start
     return F.embedding_bag(index, luts.rows, per_sample_weights=w, mode="sum")
+
+
+class FlatTables:
+    """One channel's tables for files without coder tool 5: one table of N_SYMBOLS frequencies a
+    sample (:func:`component_tables`); a sample is one symbol."""
+
+    levels = 1
+    unit_bits = PRECISION  # the frequencies of a sample's symbols multiply to a count out of 2**unit_bits
+
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, luts: TableLUTs):
+        self.q = component_tables(weights, means, scale_idx, luts)
+
+    def first(self) -> torch.Tensor:
+        return self.q
+
+    @staticmethod
+    def split(values: torch.Tensor) -> tuple[torch.Tensor]:
+        return (values,)
+
+    @staticmethod
+    def join(symbols) -> torch.Tensor:
+        return symbols[0]
+
+    def counts(self, values: torch.Tensor) -> torch.Tensor:
+        return symbol_counts(self.q, values)
+
+
+class BinnedTables:
+    """One channel's tables with coder tool 5 (binned symbols): a sample ``v`` is two symbols, its
+    bin ``v // BIN`` under a table of N_BINS frequencies (:meth:`first`), then ``v % BIN`` under a
+    table of BIN frequencies that depends on the bin (:meth:`second`).  Each table needs the
+    mixture's CDF at BIN + 1 boundaries only, not 257: about 8x less table work a sample.
+
+    Both are :func:`quantized` from ``D(v) = 2**(PRECISION - CDF_BITS) * C(v) + v * W``, where
+    ``C(v) = sum_k w_k * cdf(scale_k, 16 v - 8 - mean_k)`` is the mixture's mass below the boundary
+    between values v - 1 and v (v = 1..255; :func:`mix_windows`' sums, exact in float64), ``C(0) =
+    0``, ``C(256) = W * 2**CDF_BITS`` and ``W = sum_k w_k``: every value has the floor ``W`` that
+    the flat tables' "at least 1 of 2**24" is, so a value the model did not expect costs about 24
+    bits as it does there (not 24 for its bin plus up to 24 inside it), and a bin without mass
+    still splits evenly.  D(256) = W * (2**24 + 2**8) < K * 2**36."""
+
+    levels = 2
+    unit_bits = 2 * PRECISION
+
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, luts: TableLUTs,
+                 gather: bool | None = None):
+        self.w, self.luts, self.scale_idx = weights.double(), luts, scale_idx
+        self.gather = gather
+        first = CDF_OFFSET + MEAN_STEPS // 2 - means  # lut index of boundary v = 1, >= 2 * MEAN_STEPS
+        self.residue, self.start = first & (MEAN_STEPS - 1), first >> _log2(MEAN_STEPS)  # (powers of two)
+        self.wsum = weights.sum(1, keepdim=True)  # W, int64 (M, 1)
+        self.total = self.wsum * (2**PRECISION + N_SYMBOLS)  # D(256)
+        # the bins' inner boundaries v = BIN * b (b = 1..N_BINS-1) lie BIN * MEAN_STEPS apart in a cdf row:
+        # consecutive elements of one row of the cdf regrouped by residue mod BIN * MEAN_STEPS
+        before, step = first - MEAN_STEPS, BIN * MEAN_STEPS  # before: the lut index "v = 0" would have, >= 0
+        index = (scale_idx * step + (before & (step - 1))) * luts.coarse_stride + (before >> _log2(step)) + 1
+        inner = summed_windows(self.w, index, luts.coarse_rows, gather).long() << (PRECISION - CDF_BITS)
+        inner += self.wsum * torch.arange(BIN, N_SYMBOLS, BIN, device=inner.device)
+        self.one_division = weights.shape[1] <= ONE_DIVISION_MIXTURES
+        self._first = quantized(torch.cat([torch.zeros_like(self.total), inner, self.total], 1), self.one_division)
+        self._second: tuple[torch.Tensor, torch.Tensor] | None = None  # the last (bins, tables) built
+
+    def first(self) -> torch.Tensor:
+        """int64 (M, N_BINS): the bins' frequencies, each >= 1, rows summing to 2**PRECISION."""
+        return self._first
+
+    def second(self, bins: torch.Tensor) -> torch.Tensor:
+        """int64 (M, BIN): the frequencies of the values in each sample's bin ``bins`` (int64 (M,)),
+        each >= 1, rows summing to 2**PRECISION."""
+        if self._second is not None and torch.equal(self._second[0], bins):  # the coder's, then the bits'
+            return self._second[1]
+        luts = self.luts
+        first_of_bin = self.start + (BIN * bins - 1).view(-1, 1)  # residue-row element of boundary v = BIN * bin
+        index = (self.scale_idx * MEAN_STEPS + self.residue) * luts.stride + first_of_bin
+        c = summed_windows(self.w, index, luts.bin_rows, self.gather).long()  # C at BIN * bin + 0..BIN
+        c[:, 0].masked_fill_(bins == 0, 0)  # C(0) = 0 and C(256) = the total, not the lut's values there
+        c[:, -1] = torch.where(bins == N_BINS - 1, self.wsum[:, 0] << CDF_BITS, c[:, -1])
+        c <<= PRECISION - CDF_BITS
+        c += self.wsum * (BIN * bins.view(-1, 1) + torch.arange(BIN + 1, device=c.device))  # D
+        self._second = (bins, quantized(c, self.one_division))
+        return self._second[1]
+
+    @staticmethod
+    def split(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.div(values, BIN, rounding_mode="floor"), values % BIN
+
+    @staticmethod
+    def join(symbols) -> torch.Tensor:
+        return symbols[0] * BIN + symbols[1]
+
+    def counts(self, values: torch.Tensor) -> torch.Tensor:
+        """int64 (M,): the product of the frequencies of each sample's two symbols (out of
+        2**(2 * PRECISION)); the second tables are those of these values' bins."""
+        bins, inside = self.split(values)
+        q2 = self.second(bins)
+        return symbol_counts(self._first, bins) * symbol_counts(q2, inside)
+
+
+def _log2(n: int) -> int:
+    assert n & (n - 1) == 0
+    return n.bit_length() - 1
+
+
+def quantized(d: torch.Tensor, one_division: bool = False) -> torch.Tensor:
+    """int64 (M, n + 1) increasing masses at a table's n + 1 boundaries (``BinnedTables``' D, below
+    2**50) -> int64 (M, n) frequencies, each >= 1, summing to 2**PRECISION: the cumulative ``Q(j) =
+    j + floor((d_j - d_0) * (2**PRECISION - n) / (d_n - d_0))``.  Exact in int64: the product is
+    split at 2**12 (``A = A1 * 2**12 + A0``; ``floor(N A / S) = q1 * 2**12 + floor((r1 * 2**12 + N
+    * A0) / S)`` with ``N A1 = q1 S + r1``), every term below 2**62; ``one_division`` where ``d``
+    is below 2**39 (at most :data:`ONE_DIVISION_MIXTURES` components), so that ``N * 2**24`` is."""
+    n = d.shape[1] - 1
+    num = d - d[:, :1]
+    span = num[:, -1:]
+    if one_division:  # the product fits: one division (the same integers)
+        cum = torch.div(num * (2**PRECISION - n), span, rounding_mode="floor")
+        cum += torch.arange(n + 1, device=d.device)
+        return cum.diff(1)
+    a1, a0 = divmod(2**PRECISION - n, 1 << 12)
+    high = num * a1
+    q1 = torch.div(high, span, rounding_mode="floor")
+    q2 = torch.div(((high - q1 * span) << 12) + num * a0, span, rounding_mode="floor")
+    cum = (q1 << 12) + q2
+    cum += torch.arange(n + 1, device=d.device)
+    return cum.diff(1)
+
+
+def summed_windows(w: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, gather: bool | None = None) -> torch.Tensor:
+    """float64 (M, width): ``sum_k w[:, k] * rows[index[:, k]]`` for the (n, width) overlapping
+    rows view of a lookup table: integers below K * 2**30, exact in any order.  On a CPU one
+    ``embedding_bag`` (nothing gathered), elsewhere (or ``gather``) the rows gathered and ``bmm``."""
+    if gather is None:
+        gather = w.device.type != "cpu"
+    if gather:
+        return torch.bmm(w.unsqueeze(1), rows[index]).squeeze(1)
+    return F.embedding_bag(index, rows, per_sample_weights=w, mode="sum")
 
 
 def symbol_counts(q: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
