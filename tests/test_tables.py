@@ -125,8 +125,8 @@ def test_lookup_tables_validate_and_reject_tampering():
 
 def reference_binned(params, channel, known, cfg, luts, values):
     """Direct formula of BinnedTables for each row's sample ``values``: (first table, second table
-    of the value's bin), from D(v) = 64 C(v) + v W, C(v) = sum_k w_k cdf(16 v - 8 - mean_k), C(0) = 0,
-    C(256) = W 2**18, W = sum_k w_k (Python integers: no overflow to hide)."""
+    of the value's bin), from D(v) = 64 C(v) + v (W >> 4), C(v) = sum_k w_k cdf(16 v - 8 - mean_k),
+    C(0) = 0, C(256) = W 2**18, W = sum_k w_k (Python integers: no overflow to hide)."""
     logits, means, scale_idx = mixture_params(params, channel, known, cfg)
     firsts, seconds = [], []
 
@@ -149,7 +149,7 @@ def reference_binned(params, channel, known, cfg, luts, values):
             return sum(w * int(luts.cdf[scale_idx[r, k], 16 * v - 8 - int(means[r, k]) + CDF_OFFSET]) for k, w in enumerate(ws))
 
         def D(v):
-            return 2 ** (PRECISION - CDF_BITS) * C(v) + v * sum(ws)
+            return 2 ** (PRECISION - CDF_BITS) * C(v) + v * (sum(ws) >> tables.FLOOR_SHIFT)
 
         b = int(values[r]) // tables.BIN
         firsts.append(quantize([D(tables.BIN * j) for j in range(tables.N_BINS + 1)]))
@@ -209,7 +209,7 @@ def test_binned_quantization_gives_the_same_integers_with_one_division_and_split
     """Up to ONE_DIVISION_MIXTURES components the tables divide once; the split division (more
     components) gives the same integers where both apply, at the largest D a 7-component mixture has."""
     g = torch.Generator().manual_seed(4)
-    w = 7 * 2**12 * (2**PRECISION + N_SYMBOLS)
+    w = 7 * 2**12 * 2**PRECISION + N_SYMBOLS * (7 * 2**12 >> tables.FLOOR_SHIFT)
     d = torch.sort(torch.randint(0, w, (500, 17), generator=g), 1).values + torch.arange(17)  # increasing
     d[:5, 0], d[:5, -1] = 0, w
     assert torch.equal(tables.quantized(d, True), tables.quantized(d, False))

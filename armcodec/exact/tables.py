@@ -43,7 +43,8 @@ MAX_MIXTURES = 256
 TABLE_ROWS = 2048  # on a CPU component_tables builds larger batches in parts of this many rows
 SUMMED_WINDOWS_MIN_ROWS = 512  # mix_windows on a CPU: embedding_bag from this many rows, the gather below
 FLOAT_DIVISION_MIXTURES = 128  # below this many components the tables divide in float64 (exact, see component_tables)
-ONE_DIVISION_MIXTURES = 7  # up to this many components BinnedTables' D(256) < 7 * 2**12 * (2**24 + 2**8) < 2**39
+FLOOR_SHIFT = 1  # BinnedTables: each value's floor is W >> FLOOR_SHIFT in D (see there)
+ONE_DIVISION_MIXTURES = 7  # up to this many components BinnedTables' D(256) <= 7 * 2**12 * (2**24 + 2**7) < 2**39
 BIN = 16  # binned symbols (coder tool 5): a value is its bin of BIN values, then its place in the bin
 N_BINS = N_SYMBOLS // BIN
 
@@ -257,13 +258,16 @@ class BinnedTables:
     table of BIN frequencies that depends on the bin (:meth:`second`).  Each table needs the
     mixture's CDF at BIN + 1 boundaries only, not 257: about 8x less table work a sample.
 
-    Both are :func:`quantized` from ``D(v) = 2**(PRECISION - CDF_BITS) * C(v) + v * W``, where
+    Both are :func:`quantized` from ``D(v) = 2**(PRECISION - CDF_BITS) * C(v) + v * F``, where
     ``C(v) = sum_k w_k * cdf(scale_k, 16 v - 8 - mean_k)`` is the mixture's mass below the boundary
     between values v - 1 and v (v = 1..255; :func:`mix_windows`' sums, exact in float64), ``C(0) =
-    0``, ``C(256) = W * 2**CDF_BITS`` and ``W = sum_k w_k``: every value has the floor ``W`` that
-    the flat tables' "at least 1 of 2**24" is, so a value the model did not expect costs about 24
-    bits as it does there (not 24 for its bin plus up to 24 inside it), and a bin without mass
-    still splits evenly.  D(256) = W * (2**24 + 2**8) < K * 2**36."""
+    0``, ``C(256) = W * 2**CDF_BITS``, ``W = sum_k w_k`` and ``F = W >> FLOOR_SHIFT``: every value
+    keeps a floor of about 2**-25, so a value the model did not expect costs about 25 bits (24 in
+    the flat tables), not 24 for its bin plus up to 24 inside it, and a bin without mass splits
+    evenly.  ``F = W`` (the flat tables' floor) made the 6 speed images' files 16 bytes larger than
+    the flat tables', which give the largest entry their rounding remainder; ``W >> 1`` as large
+    as them, ``W >> 4`` too, but a model that is often wrong pays for it (row 53).
+    D(256) = W * 2**24 + 256 * F < K * 2**36."""
 
     levels = 2
     unit_bits = 2 * PRECISION
@@ -275,13 +279,14 @@ class BinnedTables:
         first = CDF_OFFSET + MEAN_STEPS // 2 - means  # lut index of boundary v = 1, >= 2 * MEAN_STEPS
         self.residue, self.start = first & (MEAN_STEPS - 1), first >> _log2(MEAN_STEPS)  # (powers of two)
         self.wsum = weights.sum(1, keepdim=True)  # W, int64 (M, 1)
-        self.total = self.wsum * (2**PRECISION + N_SYMBOLS)  # D(256)
+        self.floor = self.wsum >> FLOOR_SHIFT  # each value's floor in D
+        self.total = (self.wsum << PRECISION) + N_SYMBOLS * self.floor  # D(256)
         # the bins' inner boundaries v = BIN * b (b = 1..N_BINS-1) lie BIN * MEAN_STEPS apart in a cdf row:
         # consecutive elements of one row of the cdf regrouped by residue mod BIN * MEAN_STEPS
         before, step = first - MEAN_STEPS, BIN * MEAN_STEPS  # before: the lut index "v = 0" would have, >= 0
         index = (scale_idx * step + (before & (step - 1))) * luts.coarse_stride + (before >> _log2(step)) + 1
         inner = summed_windows(self.w, index, luts.coarse_rows, gather).long() << (PRECISION - CDF_BITS)
-        inner += self.wsum * torch.arange(BIN, N_SYMBOLS, BIN, device=inner.device)
+        inner += self.floor * torch.arange(BIN, N_SYMBOLS, BIN, device=inner.device)
         self.one_division = weights.shape[1] <= ONE_DIVISION_MIXTURES
         self._first = quantized(torch.cat([torch.zeros_like(self.total), inner, self.total], 1), self.one_division)
         self._second: tuple[torch.Tensor, torch.Tensor] | None = None  # the last (bins, tables) built
@@ -302,7 +307,7 @@ class BinnedTables:
         c[:, 0].masked_fill_(bins == 0, 0)  # C(0) = 0 and C(256) = the total, not the lut's values there
         c[:, -1] = torch.where(bins == N_BINS - 1, self.wsum[:, 0] << CDF_BITS, c[:, -1])
         c <<= PRECISION - CDF_BITS
-        c += self.wsum * (BIN * bins.view(-1, 1) + torch.arange(BIN + 1, device=c.device))  # D
+        c += self.floor * (BIN * bins.view(-1, 1) + torch.arange(BIN + 1, device=c.device))  # D
         self._second = (bins, quantized(c, self.one_division))
         return self._second[1]
 
