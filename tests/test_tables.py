@@ -40,6 +40,19 @@ def random_params(n, seed, spread=3000):
     return p
 
 
+def extreme_params(mixtures, n):
+    """(config, head integers (n, n_params), known channels (n, 3)) with the sharpest and flattest
+    components, means beyond both ends and, in row 0, every component at the largest weight."""
+    cfg = PixelCNNConfig(mixtures=mixtures)
+    g = torch.Generator().manual_seed(mixtures)
+    k, c = mixtures, cfg.image_channels
+    params = torch.randint(-400, 400, (n, cfg.n_params), generator=g)
+    params[:, k * c : 2 * k * c] = torch.randint(-3000, 3000, (n, k * c), generator=g)
+    params[:, 2 * k * c : 3 * k * c] = torch.randint(-60, 70, (n, k * c), generator=g)
+    params[0, :k] = 0  # every component the largest weight: the largest sums
+    return cfg, params, torch.randint(0, 256, (n, 3), generator=g)
+
+
 @pytest.mark.parametrize("channel", [0, 1, 2])
 def test_fast_tables_equal_reference(channel):
     params = random_params(40, channel)
@@ -52,14 +65,7 @@ def test_fast_tables_equal_reference(channel):
 def test_both_divisions_equal_reference_up_to_the_largest_mixture(mixtures):
     """The float64 division (below FLOAT_DIVISION_MIXTURES components) and the int64 one give the
     reference's integers, with the sharpest and the flattest components and the extreme means."""
-    cfg = PixelCNNConfig(mixtures=mixtures)
-    g = torch.Generator().manual_seed(mixtures)
-    n, k, c = 6, mixtures, cfg.image_channels
-    params = torch.randint(-400, 400, (n, cfg.n_params), generator=g)
-    params[:, k * c : 2 * k * c] = torch.randint(-3000, 3000, (n, k * c), generator=g)
-    params[:, 2 * k * c : 3 * k * c] = torch.randint(-60, 70, (n, k * c), generator=g)
-    params[0, :k] = 0  # every component the largest weight: the largest sums
-    known = torch.randint(0, 256, (n, 3), generator=g)
+    cfg, params, known = extreme_params(mixtures, 6)
     assert torch.equal(channel_tables(params, 0, known, cfg, LUTS), reference_tables(params, 0, known, cfg, LUTS))
 
 
@@ -162,14 +168,8 @@ def test_binned_tables_equal_the_reference_on_both_paths(mixtures):
     """BinnedTables (embedding_bag on a CPU, and the gather + bmm other devices use) equals the
     direct formula, with the sharpest and flattest scales, the extreme means, every bin (the first
     and last take C(0) = 0 and C(256) = the total) and the largest weights."""
-    cfg = PixelCNNConfig(mixtures=mixtures)
-    g = torch.Generator().manual_seed(mixtures)
-    n, k, c = 48, mixtures, cfg.image_channels
-    params = torch.randint(-400, 400, (n, cfg.n_params), generator=g)
-    params[:, k * c : 2 * k * c] = torch.randint(-3000, 3000, (n, k * c), generator=g)
-    params[:, 2 * k * c : 3 * k * c] = torch.randint(-60, 70, (n, k * c), generator=g)
-    params[0, :k] = 0
-    known = torch.randint(0, 256, (n, 3), generator=g)
+    n = 48
+    cfg, params, known = extreme_params(mixtures, n)
     values = torch.arange(n) * 255 // (n - 1)  # every bin, 0 and 255 included
     want_first, want_second = reference_binned(params, 1, known, cfg, LUTS, values)
     logits, means, scale_idx = mixture_params(params, 1, known, cfg)
