@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -127,9 +127,7 @@ CODER_PROFILES = tuple(PROFILE_TOOLS)
 def legacy_profile(tools: CoderTools) -> int | None:
     """The version-1 coder profile number with these tools, the symbols' layout aside (None if no
     profile has them)."""
-    import dataclasses
-
-    tools = dataclasses.replace(tools, binned=False)
+    tools = replace(tools, binned=False)
     return next((p for p, t in PROFILE_TOOLS.items() if t == tools), None)
 
 
