@@ -220,11 +220,8 @@ def mix_windows(w: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, l
     first = CDF_OFFSET + MEAN_STEPS // 2 - means  # lut index of boundary v = 1, >= 0
     residue, start = first % MEAN_STEPS, torch.div(first, MEAN_STEPS, rounding_mode="floor")
     if gather is None:
-        gather = w.device.type != "cpu" or luts.rows is None or len(w) < SUMMED_WINDOWS_MIN_ROWS
-    if gather:
-        return torch.bmm(w.unsqueeze(1), luts.windows[scale_idx, residue, start]).squeeze(1)
-    index = (scale_idx * MEAN_STEPS + residue) * luts.stride + start
-    return F.embedding_bag(index, luts.rows, per_sample_weights=w, mode="sum")
+        gather = w.device.type != "cpu" or len(w) < SUMMED_WINDOWS_MIN_ROWS
+    return summed_windows(w, (scale_idx * MEAN_STEPS + residue) * luts.stride + start, luts.rows, gather)
 
 
 class FlatTables:
