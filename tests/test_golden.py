@@ -24,7 +24,6 @@ import pytest
 import armcodec
 from armcodec import container
 
-from armcodec.container import CoderTools
 from conftest import DATA, load
 
 GOLDEN = DATA / "golden"
