@@ -173,6 +173,7 @@ def compress(
     key_interval: Annotated[int, typer.Option("--key-interval", min=1, help="Video: a key frame (coded without the previous frame; decoding can start there) every N frames.")] = 60,
     video_only: Annotated[bool, typer.Option("--video-only", help="Video files: code the video stream even when the file also holds audio or subtitles, which are then not stored.")] = False,
     copy_blocks: Annotated[bool, typer.Option("--copy-blocks/--no-copy-blocks", help="Video: take the blocks (4x4 to 32x32 samples) that equal the moved previous frame from it instead of coding them (static backgrounds, the unchanged blocks of a lossy source, screen content; default on).")] = True,
+    binned: Annotated[bool, typer.Option("--binned/--no-binned", help="Coder tool (0.11): code each sample the model predicts as its bin of 16 values, then its place in the bin (the coder's tables about 8x cheaper; the same size within a few bytes). --no-binned writes one table of 256 per sample: files armcodec 0.10 reads.")] = True,
 ) -> None:
     """Compress images (or videos) to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -185,11 +186,12 @@ def compress(
     to_stdout = _stdio_plan(inputs, output)
     if any(cli_video.is_video_input(p, video) for p in inputs):
         return _compress_videos(inputs, output, to_stdout, model or "video", device, tile_size, max_pixels, adapt, feedback, kernel,
-                                key_interval, video, video_only, force, as_json, copy_blocks)
+                                key_interval, video, video_only, force, as_json, copy_blocks, binned)
     model = model or "default"
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
-                      adaptive=adapt, orient=orient, feedback=feedback, classic=classic, kernel=kernel, strip=strip)
+                      adaptive=adapt, orient=orient, feedback=feedback, classic=classic, kernel=kernel, strip=strip,
+                      binned=binned)
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, lambda p: p.with_name(p.name + ARM_SUFFIX))
@@ -198,7 +200,7 @@ def compress(
             _fail("--scheduler / --workers write files, not standard output", 2)
         settings = dict(model=model, device=device, tile_size=tile_size, max_pixels=max_pixels,
                         batch_bytes=batch_mb << 20 or None, adaptive=adapt, orient=orient, feedback=feedback,
-                        classic=codec.classic, kernel=kernel, strip=strip)  # this process's choice, not the workers' default
+                        classic=codec.classic, kernel=kernel, strip=strip, binned=binned)  # this process's choice, not the workers' default
         _compress_on_cluster(inputs, outs, settings, scheduler, workers, verify, force, as_json)
         return
 
@@ -220,7 +222,7 @@ def compress(
 
 
 def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pixels, adapt, feedback, kernel, key_interval, video,
-                     video_only, force, as_json, copy_blocks=True) -> None:
+                     video_only, force, as_json, copy_blocks=True, binned=True) -> None:
     from armcodec.errors import ArmcodecError
     from armcodec.video import VideoCodec
 
@@ -230,7 +232,7 @@ def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pi
         _fail("give videos and images in separate commands", 2)
     try:
         codec = VideoCodec(model, device, key_interval, tile_size, adapt, kernel=kernel, feedback=feedback,
-                           copy_blocks=copy_blocks, **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
+                           copy_blocks=copy_blocks, binned=binned, **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, cli_video.compressed_name)

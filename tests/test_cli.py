@@ -154,3 +154,16 @@ def test_adapt_and_feedback_flags_pick_the_profile_and_all_decode(work):
         r = runner.invoke(app, ["decompress", str(out), "-o", str(work / f"p{profile}.png")])
         assert r.exit_code == 0, r.output
         assert np.array_equal(np.asarray(Image.open(work / f"p{profile}.png")), load("kodim23_rgb_64x48.png"))
+
+
+def test_no_binned_writes_the_one_table_layout_that_0_10_reads(work):
+    src = work / "kodim23_rgb_64x48.png"
+    for flag, binned in (("--binned", True), ("--no-binned", False)):
+        out = work / f"{flag}.arm"
+        r = runner.invoke(app, ["compress", str(src), "-o", str(out), "--model", "tiny", "--no-classic", flag])
+        assert r.exit_code == 0, r.output
+        info = json.loads(runner.invoke(app, ["info", str(out), "--json"]).stdout)
+        assert info["coder_tools"].get("binned", False) is binned  # (listed only when on)
+        r = runner.invoke(app, ["decompress", str(out), "-o", str(work / f"{flag}.png")])
+        assert r.exit_code == 0, r.output
+        assert np.array_equal(np.asarray(Image.open(work / f"{flag}.png")), load("kodim23_rgb_64x48.png"))
