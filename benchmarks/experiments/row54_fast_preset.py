@@ -8,7 +8,7 @@ Each preset codes each validation photograph as it ships (its tile size, coder t
 fallback), every file is decoded and compared; prints per image and in total the file bpsp, the
 model's -log2 likelihood and the encode / decode seconds (2 threads, one process, the model loaded
 once per preset), and writes ``benchmarks/experiments/results/fast_preset.json`` (or ``--out``).
-A preset may also be given as ``NAME:WEIGHTS`` (the preset's settings with other installed weights).
+``--presets`` also takes installed weights names (their own tile size, no search): new weights against a preset's.
 """
 from __future__ import annotations
 
