@@ -5,7 +5,7 @@ bits on the validation split of the training folder (never Kodak or eval), with 
 
 A variant is a tile size, optionally followed by ``+orient`` (search each tile's mirroring, picked
 by the model entry's orientation proxy), ``+orient:NAME`` (picked by the float copy of model NAME)
-and/or ``+nofb`` (residual feedback off), ``+fb1`` or ``+fb2`` (the feedback's first or second
+and/or ``+nofb`` (residual feedback off), ``+noadapt`` (no adaptation offsets: no orientation or feedback either), ``+fb1`` or ``+fb2`` (the feedback's first or second
 feature set, profiles 4 and 5 or 6 and 7, instead of the latest).  Every file is decoded and compared; prints file bpsp and
 encode/decode seconds per image and variant, and writes benchmarks/results/coder_options.json
 (or ``--out``).
@@ -27,10 +27,10 @@ from armcodec.training.data import list_images, load_rgb, split_train_val
 def codec_for(variant: str, model: str) -> armcodec.Codec:
     tile, *flags = variant.split("+")
     proxies = [f.partition(":")[2] for f in flags if f.startswith("orient")]
-    unknown = {f for f in flags if not f.startswith("orient")} - {"nofb", "fb1", "fb2"}
+    unknown = {f for f in flags if not f.startswith("orient")} - {"nofb", "fb1", "fb2", "noadapt"}
     if unknown:
         raise SystemExit(f"unknown variant flags {sorted(unknown)}")
-    return armcodec.Codec(model, device="cpu", tile_size=int(tile), orient=bool(proxies),
+    return armcodec.Codec(model, device="cpu", tile_size=int(tile), orient=bool(proxies), adaptive="noadapt" not in flags,
                           orient_proxy=(proxies or [None])[0] or None, feedback="nofb" not in flags,
                           feedback_features=next((int(f[2]) for f in flags if f in ("fb1", "fb2")),
                                                  armcodec.api.FEEDBACK_FEATURES))
