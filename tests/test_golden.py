@@ -14,7 +14,8 @@ their bytes again, and the same tile streams as the version-1 file with the same
 0.3 (every PNG): ``v3-*.arm``, one per new layout (:data:`V3`) and a classic-tiles file.  armcodec
 0.11 (coder tool 5, binned symbols, what new files use): ``<stem>.v11-<tools>.arm`` (:data:`V11`),
 ``pyramid/<stem>.binned.arm``, ``pyramid/shipped-0.11-pyramid-s3.arm``, ``video/*-binned*.arm`` and
-``video/shipped-0.11-*.arm``; the older files are written again with ``binned=False``."""
+``video/shipped-0.11-*.arm``; the older files are written again with ``binned=False``.  armcodec 0.12:
+``pyramid/shipped-pyramid-s4.arm`` (the pyramid preset's new weights)."""
 import dataclasses
 import re
 
@@ -211,7 +212,8 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
 SHIPPED_PYRAMID = (("kodim05_rgb_37x29", "shipped-pyramid-s.arm", "pyramid-s", False),
                    ("kodim05_rgb_37x29", "shipped-pyramid-s2.arm", "pyramid-s2", False),
                    ("kodim05_rgb_37x29", "shipped-pyramid-s3.arm", "pyramid-s3", False),
-                   ("kodim05_rgb_37x29", "shipped-0.11-pyramid-s3.arm", "pyramid-s3", True))
+                   ("kodim05_rgb_37x29", "shipped-0.11-pyramid-s3.arm", "pyramid-s3", True),
+                   ("kodim05_rgb_37x29", "shipped-pyramid-s4.arm", "pyramid-s4", True))
 
 
 def shipped_pyramid_codec(weights: str, binned: bool):
