@@ -8,7 +8,7 @@
 #             (weights/train/temporal-planes-motion.ckpt.safetensors: temporal-planes-s2 trained on
 #             motion-compensated pairs, row 49; head grid 1/128) on a new schedule, the pairs' previous
 #             frames moved by the encoder's block search (--motion) as the coder moves them (issue: video)
-#   pyramid:  the multi-scale family resumed from weights/train/pyramid3.ckpt.safetensors
+#   pyramid:  the multi-scale family resumed from weights/train/pyramid4.ckpt.safetensors
 #             (CPU-trained 2 hours in three runs, far from converged)            (issue: multi-scale)
 #
 # Prepare here (.pack is ignored by git; about 40 MB; carry [".pack", "benchmarks/wheels"]):
@@ -51,7 +51,7 @@ timeout "$LIMIT" python3 -m armcodec.training.video $CLIPS --max-frames 120 \
 
 IMAGES=$PACK
 [ -d "$IMAGES" ] && ls "$IMAGES"/*.webp > /dev/null 2>&1 || IMAGES=../shared/data/train
-cp weights/train/pyramid3.ckpt.safetensors "$OUT/pyramid.ckpt.safetensors"
+cp weights/train/pyramid4.ckpt.safetensors "$OUT/pyramid.ckpt.safetensors"
 timeout "$LIMIT" python3 -m armcodec.training "$IMAGES" --architecture polyphase-pyramid \
     --out "$OUT/pyramid.ckpt.safetensors" --steps 60000 --minutes "$MINUTES" --qat-steps 500 --batch 32 --crop 128 \
     --lr 5e-4 --warmup 100 --val-every 500 --checkpoint-every 250 --device "$DEVICE" > "$OUT/pyramid.log" 2>&1 &
