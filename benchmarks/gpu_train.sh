@@ -9,7 +9,7 @@
 #             motion-compensated pairs, row 49; head grid 1/128) on a new schedule, the pairs' previous
 #             frames moved by the encoder's block search (--motion) as the coder moves them (issue: video)
 #   pyramid:  the multi-scale family resumed from weights/train/pyramid4.ckpt.safetensors
-#             (CPU-trained 2 hours in three runs, far from converged)            (issue: multi-scale)
+#             (CPU-trained about 5 hours in five runs; flat on the CPU)             (issue: multi-scale)
 #
 # Prepare here (.pack is ignored by git; about 40 MB; carry [".pack", "benchmarks/wheels"]):
 #   python benchmarks/pack_train.py ../shared/data/train .pack --area 0.5
