@@ -131,7 +131,7 @@ def test_lookup_tables_validate_and_reject_tampering():
 
 def reference_binned(params, channel, known, cfg, luts, values):
     """Direct formula of BinnedTables for each row's sample ``values``: (first table, second table
-    of the value's bin), from D(v) = 64 C(v) + v (W >> 4), C(v) = sum_k w_k cdf(16 v - 8 - mean_k),
+    of the value's bin), from D(v) = 64 C(v) + v (W >> FLOOR_SHIFT), C(v) = sum_k w_k cdf(16 v - 8 - mean_k),
     C(0) = 0, C(256) = W 2**18, W = sum_k w_k (Python integers: no overflow to hide)."""
     logits, means, scale_idx = mixture_params(params, channel, known, cfg)
     firsts, seconds = [], []
