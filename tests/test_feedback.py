@@ -187,6 +187,36 @@ def test_refine_lowers_every_tiles_nll_or_keeps_its_coefficients(tiny_dir):
     assert changed > 0
 
 
+def test_refine_with_cached_bounds_equals_recomputing_them(tiny_dir):
+    """The Newton steps reuse each candidate's mixture bounds (the derivatives at the kept
+    coefficients take them pixel by pixel): the coefficients and NLLs equal, bit for bit, those of
+    steps that recompute every bound from the shift (what the encoder did up to 0.12)."""
+    codec = armcodec.Codec(device="cpu")
+    img = load("kodim05_rgb_130x70.png")
+    fb, _, values, params = _batch(codec, img, tile=32)
+    cfg, luts = codec.model.net.cfg, codec.model.luts
+    residuals, precisions = feedback_fit.all_residuals(params, values, cfg, luts)
+    fb.fill(residuals)
+    start = feedback_fit.fit(fb, residuals, precisions, fb.set_of)
+    rows = feedback_fit.Rows(fb.set_of, fb.coefs.shape[0])
+    for c in range(3):
+        mix = feedback_fit.float_mixture(params, values, c, cfg, luts)
+        f = fb.features(0, len(values), c, residuals)
+        k = f.shape[1]
+        row = start[:, c, :k]
+        best = rows.sum(feedback_fit._nll(feedback_fit._shift(f, row, rows.set_of), mix))
+        for _ in range(3):  # the steps, every bound recomputed
+            grad, hess = feedback_fit.nll_derivatives(feedback_fit._shift(f, row, rows.set_of), mix)
+            step = rows.solve(f.double() * hess.clamp_min(1e-6).unsqueeze(1), f.double(), f.double() * grad.unsqueeze(1))
+            trial = torch.round((row.double() / feedback.COEF_STEPS - step) * feedback.COEF_STEPS).clamp(
+                feedback.COEF_MIN, feedback.COEF_MAX).long()
+            nll = rows.sum(feedback_fit._nll(feedback_fit._shift(f, trial, rows.set_of), mix))
+            row = torch.where((nll < best).view(-1, 1), trial, row)
+            best = torch.where(nll < best, nll, best)
+        got, got_nll = feedback_fit._refine_channel(f, f.double(), start[:, c, :k], rows, mix, rounds=3)
+        assert torch.equal(got, row) and torch.equal(got_nll, best)
+
+
 @pytest.mark.parametrize("slope", [1, 2, 3, 4])
 def test_neighbours_are_coded_before_the_pixel(slope):
     for di, dj in feedback.neighbours(lambda di, dj: dj + slope * di < 0):

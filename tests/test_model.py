@@ -107,6 +107,19 @@ def test_encoder_pass_equals_decoder_steps_across_batches_and_threads(net):
         torch.set_num_threads(old)
 
 
+def test_single_pass_reusing_freed_maps_gives_the_full_maps_numbers():
+    """With 4 blocks the encoder's single pass hands each freed residual map's buffer to the map
+    two blocks on (no fresh zeros): the rows it never computes (edge tiles shorter and narrower
+    than the tile, and the padding) must still read as zero."""
+    net4 = export_pixelcnn(make_tiny_model(5, cfg=PixelCNNConfig(width=8, blocks=4, head_width=8, mixtures=2)))
+    img = load("kodim05_rgb_130x70.png")[:40, :50]
+    tiles = tile_grid(40, 50, 16)
+    full = params_full_pass(net4, img, tiles, 16)[3]
+    assert torch.equal(params_full_pass(net4, img, tiles, 16, single_pass=True)[3], full)
+    ys, xs, steps = params_by_steps(net4, img, tiles, 16)
+    assert torch.equal(as_image(ys, xs, steps, (40, 50)), as_image(*params_full_pass(net4, img, tiles, 16)[1:4], (40, 50)))
+
+
 @pytest.mark.parametrize("cfg", [None, PixelCNNConfig(width=8, blocks=3, head_width=8, mixtures=2, slope=2,
                                                        first_reach=(1, 1, 1), block_reach=(1, 2, 2))])
 def test_decoder_ring_of_columns_gives_the_full_maps_numbers(net, cfg):

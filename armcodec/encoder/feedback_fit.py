@@ -126,9 +126,9 @@ class Rows:
         a += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)
         return torch.linalg.solve(a, b.unsqueeze(2)).squeeze(2)
 
-    def nll(self, delta: torch.Tensor, mix) -> torch.Tensor:
-        """float64 (n_rows,): each row's NLL in nats with every mean moved by ``delta``."""
-        return _tile_nll(delta, mix, self.set_of, self.n_rows)
+    def sum(self, per_pixel: torch.Tensor) -> torch.Tensor:
+        """float64 (n_rows,): the sum of a float64 (M,) figure over each row's pixels."""
+        return torch.zeros(self.n_rows, dtype=torch.float64, device=per_pixel.device).index_add_(0, self.set_of, per_pixel)
 
 
 def refine(fb: Feedback, coefs: torch.Tensor, set_of: torch.Tensor, residuals: torch.Tensor, params: torch.Tensor,
@@ -153,16 +153,22 @@ def refine(fb: Feedback, coefs: torch.Tensor, set_of: torch.Tensor, residuals: t
 def _refine_channel(f: torch.Tensor, fd: torch.Tensor, row: torch.Tensor, rows: Rows, mix,
                     rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One channel of :func:`refine`: int64 features f (M, k) (fd: the same in float64), int64
-    coefficients (rows, k) -> the refined coefficients and each row's NLL in nats."""
-    best = rows.nll(_shift(f, row, rows.set_of), mix)
-    for _ in range(rounds):
-        grad, hess = nll_derivatives(_shift(f, row, rows.set_of).double(), mix)
+    coefficients (rows, k) -> the refined coefficients and each row's NLL in nats.  Each candidate's
+    mixture bounds (:class:`_Bounds`) are computed once: the derivatives at the kept coefficients
+    take, pixel by pixel, the bounds already computed for their NLL (the same numbers)."""
+    at = _Bounds(_shift(f, row, rows.set_of), mix)
+    best = rows.sum(at.nll(mix))
+    for r in range(rounds):
+        grad, hess = at.derivatives(mix)
         step = rows.solve(fd * hess.clamp_min(1e-6).unsqueeze(1), fd, fd * grad.unsqueeze(1))
         trial = torch.round((row.double() / COEF_STEPS - step) * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
-        nll = rows.nll(_shift(f, trial, rows.set_of), mix)
+        tried = _Bounds(_shift(f, trial, rows.set_of), mix)
+        nll = rows.sum(tried.nll(mix))
         better = nll < best
         row = torch.where(better.view(-1, 1), trial, row)
         best = torch.where(better, nll, best)
+        if r + 1 < rounds:
+            at = at.where(better[rows.set_of], tried)
     return row, best
 
 
@@ -200,12 +206,26 @@ def choose(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor, para
     return FeedbackChoice(coefs, chosen, scales)
 
 
-def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs):
-    """float64 (M, K) weights, means and scales in 1/16 level of channel's mixture (before any
-    feedback or scale offset), and its int64 (M,) values: what :func:`_nll` reads."""
+@dataclass
+class Mixture:
+    """A channel's mixture in float64 before any feedback or scale offset, what :class:`_Bounds`
+    reads: weights, means and scales (in 1/16 level) (M, K), the int64 (M,) values, and the
+    weights' sums and squared scales, computed once."""
+
+    weights: torch.Tensor
+    means: torch.Tensor
+    scale: torch.Tensor
+    x: torch.Tensor
+
+    def __post_init__(self):
+        self.total = self.weights.sum(1)
+        self.scale2 = self.scale**2
+
+
+def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs) -> Mixture:
+    """The :class:`Mixture` of channel's values (encoder only: it steers the fit)."""
     logits, means, scale_idx = mixture_params(params, channel, values[:, :channel], cfg)
-    return (mixture_weights(logits, cfg, luts).double(), means.double(),
-            _scales(scale_idx), values[:, channel])
+    return Mixture(mixture_weights(logits, cfg, luts).double(), means.double(), _scales(scale_idx), values[:, channel])
 
 
 def _scales(scale_idx: torch.Tensor) -> torch.Tensor:
@@ -217,38 +237,65 @@ def _shift(f: torch.Tensor, coefs: torch.Tensor, tile_of: torch.Tensor) -> torch
     return torch.div((coefs[tile_of] * f).sum(1), COEF_STEPS, rounding_mode="floor")
 
 
+class _Bounds:
+    """A mixture's logistic CDFs at each value's bin edges, every mean moved by ``delta`` (int64
+    or float64 (M,), in 1/16 level): float64 (M, K) ``upper`` and ``lower`` (1 above 255, 0 below
+    0), and once computed the value's probability ``p`` (M,): what :meth:`nll` and
+    :meth:`derivatives` read."""
+
+    def __init__(self, delta: torch.Tensor | None, mix: Mixture | None, upper=None, lower=None, p=None):
+        if delta is not None:
+            x = mix.x
+            mu = mix.means + delta.double().view(-1, 1)
+            xv = (MEAN_STEPS * x).double().view(-1, 1)
+            upper = torch.where(x.view(-1, 1) >= 255, 1.0, torch.sigmoid((xv + MEAN_STEPS / 2 - mu) / mix.scale))
+            lower = torch.where(x.view(-1, 1) <= 0, 0.0, torch.sigmoid((xv - MEAN_STEPS / 2 - mu) / mix.scale))
+        self.upper, self.lower, self.p = upper, lower, p
+
+    def where(self, take: torch.Tensor, other: "_Bounds") -> "_Bounds":
+        """Per pixel (``take`` bool (M,)): ``other``'s bounds where take, these elsewhere."""
+        t = take.view(-1, 1)
+        p = None if self.p is None or other.p is None else torch.where(take, other.p, self.p)
+        return _Bounds(None, None, torch.where(t, other.upper, self.upper), torch.where(t, other.lower, self.lower), p)
+
+    def probability(self, mix: Mixture) -> torch.Tensor:
+        """float64 (M,): P(x), the mixture's mass in the value's bin."""
+        if self.p is None:
+            self.p = (mix.weights * (self.upper - self.lower)).sum(1) / mix.total
+        return self.p
+
+    def nll(self, mix: Mixture) -> torch.Tensor:
+        """float64 (M,): -ln P(x)."""
+        return -torch.log(self.probability(mix).clamp_min(1e-12))
+
+    def derivatives(self, mix: Mixture) -> tuple[torch.Tensor, torch.Tensor]:
+        """float64 (M,) each: the first and second derivative of :meth:`nll` with respect to the
+        shift (in closed form: p = sum w (U - L) / sum w with U, L logistic CDFs of
+        (x +- 1/2 - mu - delta) / s, so p' = sum w (L(1-L) - U(1-U)) / s and
+        p'' = sum w (U(1-U)(1-2U) - L(1-L)(1-2L)) / s^2, over the same sum w; -ln p then has
+        -p'/p and (p'/p)^2 - p''/p).  Zero where p is below the floor of :meth:`nll`."""
+        weights, total = mix.weights, mix.total
+        upper, lower = self.upper, self.lower
+        du, dl = upper * (1 - upper), lower * (1 - lower)
+        p = self.probability(mix)
+        d1 = (weights * (dl - du) / mix.scale).sum(1) / total
+        d2 = (weights * (du * (1 - 2 * upper) - dl * (1 - 2 * lower)) / mix.scale2).sum(1) / total
+        live = p >= 1e-12
+        p = p.clamp_min(1e-12)
+        grad = torch.where(live, -d1 / p, 0.0)
+        hess = torch.where(live, (d1 / p) ** 2 - d2 / p, 0.0)
+        return grad, hess
+
+
 def _nll(delta: torch.Tensor, mix) -> torch.Tensor:
     """float64 (M,): -ln P(x) under the mixture with every mean moved by ``delta`` (1/16 level)."""
-    weights, means, scale, x = mix
-    mu = means + delta.view(-1, 1)
-    xv = (MEAN_STEPS * x).double().view(-1, 1)
-    upper = torch.where(x.view(-1, 1) >= 255, 1.0, torch.sigmoid((xv + MEAN_STEPS / 2 - mu) / scale))
-    lower = torch.where(x.view(-1, 1) <= 0, 0.0, torch.sigmoid((xv - MEAN_STEPS / 2 - mu) / scale))
-    p = (weights * (upper - lower)).sum(1) / weights.sum(1)
-    return -torch.log(p.clamp_min(1e-12))
+    return _Bounds(delta, mix).nll(mix)
 
 
 def nll_derivatives(delta: torch.Tensor, mix) -> tuple[torch.Tensor, torch.Tensor]:
     """float64 (M,) each: the first and second derivative of :func:`_nll` with respect to
-    ``delta`` (in closed form: p = sum w (U - L) / sum w with U, L logistic CDFs of
-    (x +- 1/2 - mu - delta) / s, so p' = sum w (L(1-L) - U(1-U)) / s and
-    p'' = sum w (U(1-U)(1-2U) - L(1-L)(1-2L)) / s^2, over the same sum w; -ln p then has
-    -p'/p and (p'/p)^2 - p''/p).  Zero where p is below the floor of :func:`_nll`."""
-    weights, means, scale, x = mix
-    mu = means + delta.view(-1, 1)
-    xv = (MEAN_STEPS * x).double().view(-1, 1)
-    upper = torch.where(x.view(-1, 1) >= 255, 1.0, torch.sigmoid((xv + MEAN_STEPS / 2 - mu) / scale))
-    lower = torch.where(x.view(-1, 1) <= 0, 0.0, torch.sigmoid((xv - MEAN_STEPS / 2 - mu) / scale))
-    du, dl = upper * (1 - upper), lower * (1 - lower)
-    total = weights.sum(1)
-    p = (weights * (upper - lower)).sum(1) / total
-    d1 = (weights * (dl - du) / scale).sum(1) / total
-    d2 = (weights * (du * (1 - 2 * upper) - dl * (1 - 2 * lower)) / scale**2).sum(1) / total
-    live = p >= 1e-12
-    p = p.clamp_min(1e-12)
-    grad = torch.where(live, -d1 / p, 0.0)
-    hess = torch.where(live, (d1 / p) ** 2 - d2 / p, 0.0)
-    return grad, hess
+    ``delta`` (:meth:`_Bounds.derivatives`)."""
+    return _Bounds(delta, mix).derivatives(mix)
 
 
 def _tile_nll(delta: torch.Tensor, mix, tile_of: torch.Tensor, n_tiles: int) -> torch.Tensor:

@@ -118,8 +118,14 @@ class WavefrontState:
             self.maps[k] = torch.zeros((self.rows, self.chans[k]), dtype=torch.float32, device=self.device)
         return self.maps[k]
 
-    def release(self, k: int) -> None:
-        """Free map k (the encoder's single pass, once no later stage reads it)."""
+    def release(self, k: int, to: int | None = None) -> None:
+        """Free map k (the encoder's single pass, once no later stage reads it).  ``to``: a map
+        of as many channels, not yet allocated, takes map k's buffer instead of fresh zeros (a
+        map of a few hundred MiB is fresh pages from the kernel, ~0.15 s each to fault in): the
+        single pass writes a map only at the positions it computes, every one of them before
+        any read, so the other rows are still the zeros a fresh map would hold."""
+        if to is not None and self.maps[to] is None and self.chans[to] == self.chans[k]:
+            self.maps[to] = self.maps[k]
         self.maps[k] = None
 
     def flat_index(self, n: np.ndarray, i: np.ndarray, j: np.ndarray) -> torch.Tensor:
@@ -352,9 +358,9 @@ class IntPixelCNN:
                     state.map(b + 2)[p] = h
                     if one:
                         resid = h
-            if single_pass:
+            if single_pass:  # map b+3 (written by the next block) reuses map b+1's buffer
                 del src
-                state.release(b + 1)
+                state.release(b + 1, to=b + 3 if b + 3 < len(state.chans) else None)
         return torch.cat(out) if out else torch.empty((0, self.cfg.n_params), dtype=torch.int64, device=pos.device)
 
 
