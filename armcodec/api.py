@@ -123,12 +123,6 @@ class DecodedImage:
         return ImageInfo(self.mode, self.icc_profile, self.metadata, self.bits, self.palette)
 
 
-def _set_exact_math(device: torch.device) -> None:
-    if device.type == "cuda":  # TF32 would round the integer-valued matmuls
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-
-
 class Codec:
     """Keeps a model loaded for many images.
 
@@ -200,11 +194,11 @@ class Codec:
             self.orient_weights = self.manifest.by_name(orient_proxy)
             if self.orient_weights is None:
                 raise ModelError(f"unknown model {orient_proxy!r} (orientation search weights)")
-        _set_exact_math(self.device)
 
     @contextmanager
     def _coding(self):
-        """Around one encode or decode: the thread budget, the allocator, the kernel."""
+        """Around one encode or decode: the thread budget, the allocator, the kernel (and full
+        float32 products, whatever precision the calling program set: :func:`kernels.ieee_float32`)."""
         with threads.managed(self.device), allocator.coding(), kernels.using(self.kernel):
             try:
                 yield

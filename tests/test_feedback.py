@@ -190,7 +190,7 @@ def test_refine_lowers_every_tiles_nll_or_keeps_its_coefficients(tiny_dir):
 def test_refine_with_cached_bounds_equals_recomputing_them(tiny_dir):
     """The Newton steps reuse each candidate's mixture bounds (the derivatives at the kept
     coefficients take them pixel by pixel): the coefficients and NLLs equal, bit for bit, those of
-    steps that recompute every bound from the shift (what the encoder did up to 0.12)."""
+    steps that recompute every bound from the shift (what the encoder did up to 0.12.0)."""
     codec = armcodec.Codec(device="cpu")
     img = load("kodim05_rgb_130x70.png")
     fb, _, values, params = _batch(codec, img, tile=32)

@@ -162,3 +162,28 @@ def test_replication_with_grey_alpha_and_one_axis(tiny_codec):
     header = container.parse(tiny_codec.compress(flat))[0]
     assert header.replication == (40, 24) and header.coded_size == (1, 1)
     assert np.array_equal(tiny_codec.decompress(tiny_codec.compress(flat)), flat)
+
+
+@pytest.mark.parametrize("model", ["pyramid", "fast"])
+def test_a_programs_reduced_float32_precision_changes_no_byte_and_is_restored(model):
+    """A program that set ``torch.set_float32_matmul_precision("medium")`` (bfloat16 products on a
+    CPU with AMX: 0.12.0 and earlier wrote files no other process decoded, and decoded none) gets the same
+    bytes and the same image; its own setting is back after each call."""
+    import torch
+
+    img = load("kodim05_rgb_130x70.png")[:48, :64]
+    codec = armcodec.Codec(model, device="cpu", classic=False)
+    reference = codec.encode(img).data
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        assert codec.encode(img).data == reference
+        assert np.array_equal(codec.decode(reference).array, img)
+        assert torch.get_float32_matmul_precision() == "medium"
+        # inside a call the products run at full float32 precision
+        x = torch.randint(-511, 512, (256, 432), generator=torch.Generator().manual_seed(0)).float()
+        w = torch.randint(-127, 128, (432, 96), generator=torch.Generator().manual_seed(1)).float()
+        with armcodec.exact.kernels.ieee_float32():
+            assert torch.equal((x @ w).double(), x.double() @ w.double())
+    finally:
+        torch.set_float32_matmul_precision(old)

@@ -76,13 +76,60 @@ def requested() -> str:
 
 @contextmanager
 def using(name: str):
-    """Run the products inside this block with kernel ``name`` (``auto``, ``float``, ``int8``)."""
+    """Run the products inside this block with kernel ``name`` (``auto``, ``float``, ``int8``),
+    their float32 products at full precision (:func:`ieee_float32`)."""
     old = getattr(_local, "name", None)
     _local.name = check_name(name)
     try:
-        yield
+        with ieee_float32():
+            yield
     finally:
         _local.name = old
+
+
+_precision_lock = threading.Lock()
+_precision_users = 0
+_precision_saved: list = []
+
+
+def _precision_knobs() -> list:
+    """torch's per-backend settings of the float32 products' internal precision (torch >= 2.9:
+    oneDNN's and cuBLAS's ``matmul.fp32_precision``), empty on an older torch."""
+    knobs = [getattr(getattr(torch.backends, b, None), "matmul", None) for b in ("mkldnn", "cuda")]
+    return [k for k in knobs if k is not None and hasattr(k, "fp32_precision")]
+
+
+@contextmanager
+def ieee_float32():
+    """Inside: every float32 product in full float32, whatever the program around armcodec set.
+    ``torch.set_float32_matmul_precision("medium")`` (or ``torch.backends.fp32_precision =
+    "bf16"``, common in training scripts) lets oneDNN run float32 ``addmm`` in bfloat16 on a CPU
+    with AMX, and "high" lets cuBLAS use TF32: the float kernel's integers would round, and a file
+    would neither be written as the decoder reads it nor decode.  The settings are the process's,
+    so the first of nested or concurrent blocks (threads) sets them and the last restores them."""
+    global _precision_users, _precision_saved
+    with _precision_lock:
+        if _precision_users == 0:
+            knobs = _precision_knobs()
+            if knobs:
+                _precision_saved = [(k, k.fp32_precision) for k in knobs]
+                for k in knobs:
+                    k.fp32_precision = "ieee"
+            else:
+                _precision_saved = [(None, torch.get_float32_matmul_precision())]
+                torch.set_float32_matmul_precision("highest")
+        _precision_users += 1
+    try:
+        yield
+    finally:
+        with _precision_lock:
+            _precision_users -= 1
+            if _precision_users == 0:
+                for k, value in _precision_saved:
+                    if k is None:
+                        torch.set_float32_matmul_precision(value)
+                    else:
+                        k.fp32_precision = value
 
 
 def _device_key(device) -> str:
