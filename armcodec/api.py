@@ -198,7 +198,7 @@ class Codec:
     @contextmanager
     def _coding(self):
         """Around one encode or decode: the thread budget, the allocator, the kernel (and full
-        float32 products, whatever precision the calling program set: :func:`kernels.ieee_float32`)."""
+        float32 products, whatever precision the calling program set: :func:`kernels.exact_settings`)."""
         with threads.managed(self.device), allocator.coding(), kernels.using(self.kernel):
             try:
                 yield

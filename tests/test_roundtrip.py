@@ -165,25 +165,48 @@ def test_replication_with_grey_alpha_and_one_axis(tiny_codec):
 
 
 @pytest.mark.parametrize("model", ["pyramid", "fast"])
-def test_a_programs_reduced_float32_precision_changes_no_byte_and_is_restored(model):
+def test_a_programs_torch_settings_change_no_byte_and_are_restored(model):
     """A program that set ``torch.set_float32_matmul_precision("medium")`` (bfloat16 products on a
-    CPU with AMX: 0.12.0 and earlier wrote files no other process decoded, and decoded none) gets the same
-    bytes and the same image; its own setting is back after each call."""
+    CPU with AMX: 0.12.0 and earlier then wrote files no other process decoded, and decoded none),
+    float64 as the default dtype (coding failed) or that codes inside ``torch.autocast`` (bfloat16
+    products) gets the same bytes and the same image; its own settings are back after each call."""
+    import contextlib
+
     import torch
+
+    from armcodec.exact import kernels
 
     img = load("kodim05_rgb_130x70.png")[:48, :64]
     codec = armcodec.Codec(model, device="cpu", classic=False)
     reference = codec.encode(img).data
-    old = torch.get_float32_matmul_precision()
-    try:
-        torch.set_float32_matmul_precision("medium")
-        assert codec.encode(img).data == reference
-        assert np.array_equal(codec.decode(reference).array, img)
-        assert torch.get_float32_matmul_precision() == "medium"
-        # inside a call the products run at full float32 precision
-        x = torch.randint(-511, 512, (256, 432), generator=torch.Generator().manual_seed(0)).float()
-        w = torch.randint(-127, 128, (432, 96), generator=torch.Generator().manual_seed(1)).float()
-        with armcodec.exact.kernels.ieee_float32():
-            assert torch.equal((x @ w).double(), x.double() @ w.double())
-    finally:
-        torch.set_float32_matmul_precision(old)
+
+    @contextlib.contextmanager
+    def precision(value):
+        old = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision(value)
+        try:
+            yield
+            assert torch.get_float32_matmul_precision() == value
+        finally:
+            torch.set_float32_matmul_precision(old)
+
+    @contextlib.contextmanager
+    def default_dtype(dtype):
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            yield
+            assert torch.get_default_dtype() == dtype
+        finally:
+            torch.set_default_dtype(old)
+
+    for setting in (precision("medium"), default_dtype(torch.float64), torch.autocast("cpu", torch.bfloat16)):
+        with setting:
+            inside = armcodec.Codec(model, device="cpu", classic=False)
+            assert codec.encode(img).data == reference and inside.encode(img).data == reference
+            assert np.array_equal(inside.decode(reference).array, img)
+    # inside a call the products run at full float32 precision
+    x = torch.randint(-511, 512, (256, 432), generator=torch.Generator().manual_seed(0)).float()
+    w = torch.randint(-127, 128, (432, 96), generator=torch.Generator().manual_seed(1)).float()
+    with precision("medium"), kernels.exact_settings():
+        assert torch.equal((x @ w).double(), x.double() @ w.double())

@@ -39,6 +39,7 @@ import functools
 import os
 import threading
 import time
+import contextlib
 from contextlib import contextmanager
 
 import torch
@@ -77,19 +78,19 @@ def requested() -> str:
 @contextmanager
 def using(name: str):
     """Run the products inside this block with kernel ``name`` (``auto``, ``float``, ``int8``),
-    their float32 products at full precision (:func:`ieee_float32`)."""
+    in the settings the exact model needs whatever the calling program set (:func:`exact_settings`)."""
     old = getattr(_local, "name", None)
     _local.name = check_name(name)
     try:
-        with ieee_float32():
+        with exact_settings():
             yield
     finally:
         _local.name = old
 
 
-_precision_lock = threading.Lock()
-_precision_users = 0
-_precision_saved: list = []
+_settings_lock = threading.Lock()
+_settings_users = 0
+_settings_saved: list = []
 
 
 def _precision_knobs() -> list:
@@ -100,36 +101,52 @@ def _precision_knobs() -> list:
 
 
 @contextmanager
-def ieee_float32():
-    """Inside: every float32 product in full float32, whatever the program around armcodec set.
-    ``torch.set_float32_matmul_precision("medium")`` (or ``torch.backends.fp32_precision =
-    "bf16"``, common in training scripts) lets oneDNN run float32 ``addmm`` in bfloat16 on a CPU
-    with AMX, and "high" lets cuBLAS use TF32: the float kernel's integers would round, and a file
-    would neither be written as the decoder reads it nor decode.  The settings are the process's,
-    so the first of nested or concurrent blocks (threads) sets them and the last restores them."""
-    global _precision_users, _precision_saved
-    with _precision_lock:
-        if _precision_users == 0:
+def exact_settings():
+    """Inside: what the float kernel's exactness assumes, whatever the program around armcodec set.
+
+    - Every float32 product in full float32: ``torch.set_float32_matmul_precision("medium")`` (or
+      ``torch.backends.fp32_precision = "bf16"``, common in training scripts) lets oneDNN compute
+      float32 ``addmm`` in bfloat16 on a CPU with AMX, and "high" lets cuBLAS use TF32.
+    - float32 as torch's default dtype (``torch.set_default_dtype(torch.float64)`` made tensors
+      the model builds without a dtype float64, and coding failed).
+    - No autocast (an encode inside ``torch.autocast("cpu", torch.bfloat16)`` ran the products in
+      bfloat16).
+
+    The rounded integers would otherwise differ: a file neither written as the decoder reads it nor
+    decoded (0.12.0 and earlier, found in the eighth session).  Precision and default dtype are
+    the process's, so the first of nested or concurrent blocks (threads) sets them and the last
+    restores them; autocast is each thread's own."""
+    global _settings_users, _settings_saved
+    with _settings_lock:
+        if _settings_users == 0:
             knobs = _precision_knobs()
-            if knobs:
-                _precision_saved = [(k, k.fp32_precision) for k in knobs]
-                for k in knobs:
-                    k.fp32_precision = "ieee"
-            else:
-                _precision_saved = [(None, torch.get_float32_matmul_precision())]
+            saved = [(k, "fp32_precision", k.fp32_precision) for k in knobs]
+            if not knobs:
+                saved.append((None, "matmul", torch.get_float32_matmul_precision()))
+            saved.append((None, "dtype", torch.get_default_dtype()))
+            for k in knobs:
+                k.fp32_precision = "ieee"
+            if not knobs:
                 torch.set_float32_matmul_precision("highest")
-        _precision_users += 1
+            torch.set_default_dtype(torch.float32)
+            _settings_saved = saved
+        _settings_users += 1
     try:
-        yield
+        with contextlib.ExitStack() as stack:
+            for device in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
+                stack.enter_context(torch.autocast(device, enabled=False))
+            yield
     finally:
-        with _precision_lock:
-            _precision_users -= 1
-            if _precision_users == 0:
-                for k, value in _precision_saved:
-                    if k is None:
+        with _settings_lock:
+            _settings_users -= 1
+            if _settings_users == 0:
+                for k, what, value in _settings_saved:
+                    if what == "fp32_precision":
+                        k.fp32_precision = value
+                    elif what == "matmul":
                         torch.set_float32_matmul_precision(value)
                     else:
-                        k.fp32_precision = value
+                        torch.set_default_dtype(value)
 
 
 def _device_key(device) -> str:
