@@ -245,3 +245,62 @@ def test_a_large_tile_runs_its_passes_in_bands_of_rows_with_the_same_integers(mo
     for limit in (16, 100, 200):  # bands of 1, 3 and 6 rows of the 32-wide level-0 grid
         monkeypatch.setattr(pyramid_exact, "CHUNK_POSITIONS", limit)
         assert torch.equal(net.encoder_pass(tiles, sched, 64, "cpu", vals).params, whole), limit
+
+
+def _worst_windows(layer, n_cols: int = 6) -> torch.Tensor:
+    """(2 n_cols + 2, 3, 3, C_in) grids whose centre window reaches a column's worst case (+-in_max
+    against the weights' signs), its negation, and two random grids."""
+    k = len(layer.offsets)
+    c = layer.weight.shape[0] // k
+    gen = torch.Generator().manual_seed(3)
+    cols = torch.randint(0, layer.weight.shape[1], (n_cols,), generator=gen)
+    grids = []
+    for o in cols:
+        g = torch.zeros(3, 3, c)
+        for i, (di, dj) in enumerate(layer.offsets):
+            g[1 + di, 1 + dj] = torch.sign(layer.weight[i * c : (i + 1) * c, o]) * layer.in_max
+        grids += [g, -g]
+    grids += [torch.randint(-layer.in_max, layer.in_max + 1, (3, 3, c), generator=gen).float() for _ in range(2)]
+    return torch.stack(grids)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 3), (2, 7, 5), (16, 4, 4), (4, 40, 36)])
+def test_dense_layers_as_one_convolution_give_the_gathered_integers(shape):
+    """Every dense layer of the shipped pyramid: where :meth:`IntConv.dense` runs it as one
+    float32 convolution (a CPU), the integers equal those of the gathered windows' product, on
+    grids of the worst cases and random ones of several shapes (torch picks oneDNN or im2col
+    by shape); with oneDNN switched off torch would take NNPACK's transforms, and ``dense``
+    declines (None): the caller gathers."""
+    from armcodec.models.pyramid_exact import gather
+
+    net = armcodec.Codec("pyramid", device="cpu").model.net
+    used = 0
+    for p, pas in enumerate(net.passes):
+        for name, layer in [("first", pas.first), ("skip", pas.skip)] + [(f"gate.{b}", g) for b, g in enumerate(pas.gates)]:
+            worst = _worst_windows(layer)
+            n, h, w = shape
+            gen = torch.Generator().manual_seed(p)
+            x = torch.randint(-layer.in_max, layer.in_max + 1, (n, h, w, worst.shape[-1]), generator=gen).float()
+            for grid in (worst, x):
+                want = layer(gather(grid, layer.offsets))
+                got = layer.dense(grid.contiguous())
+                if got is not None:
+                    used += 1
+                    assert torch.equal(got, want), (p, name, shape)
+            with torch.backends.mkldnn.flags(enabled=False):
+                off = layer.dense(x.contiguous())
+                assert off is None or torch.equal(off, layer(gather(x, layer.offsets)))
+    assert used > 0
+
+
+def test_the_pyramids_pass_with_and_without_convolutions_gives_the_same_integers(monkeypatch):
+    """The shipped pyramid's encoder pass on a real crop: its dense layers as convolutions, and
+    every layer on gathered windows, give every pixel the same integers."""
+    from armcodec.exact import kernels
+
+    net = armcodec.Codec("pyramid", device="cpu").model.net
+    img = load("kodim05_rgb_130x70.png")
+    tiles, sched, vals = _setup(net, img, 64)
+    conv = net.encoder_pass(tiles, sched, 64, "cpu", vals).params
+    monkeypatch.setattr(kernels, "use_conv", lambda x, w: False)
+    assert torch.equal(net.encoder_pass(tiles, sched, 64, "cpu", vals).params, conv)

@@ -95,8 +95,9 @@ _settings_saved: list = []
 
 def _precision_knobs() -> list:
     """torch's per-backend settings of the float32 products' internal precision (torch >= 2.9:
-    oneDNN's and cuBLAS's ``matmul.fp32_precision``), empty on an older torch."""
-    knobs = [getattr(getattr(torch.backends, b, None), "matmul", None) for b in ("mkldnn", "cuda")]
+    oneDNN's ``matmul`` and ``conv`` and cuBLAS's ``matmul.fp32_precision``), empty on an older torch."""
+    knobs = [getattr(getattr(torch.backends, b, None), op, None) for b, op in (("mkldnn", "matmul"), ("mkldnn", "conv"),
+                                                                            ("cuda", "matmul"))]
     return [k for k in knobs if k is not None and hasattr(k, "fp32_precision")]
 
 
@@ -247,6 +248,23 @@ def use_int8(device, rows: int, k: int, n: int, in_max: int) -> bool:
     if faster is None:
         faster = _faster[key] = _int8_faster(rows, k, n, in_max)
     return faster
+
+
+DIRECT_CONV = ("Mkldnn", "Slow2d")  # torch's CPU convolutions that sum products (oneDNN's direct, im2col + gemm)
+
+
+def use_conv(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a dense layer (every offset of a square window) runs as one float32 convolution
+    of ``x`` (N, C_in, h, w) by ``weight`` (C_out, C_in, k, k): on a CPU, unless the int8
+    kernel was asked for, and only where torch picks a convolution that sums the products
+    (oneDNN's direct one or im2col and a product).  Those give the gathered product's integers
+    for a layer whose every partial sum is an integer below 2**24 (the caller checks the bound);
+    a transform (NNPACK's Winograd or FFT, which torch takes with oneDNN switched off) would round."""
+    if x.device.type != "cpu" or requested() == "int8":
+        return False
+    kh, kw = weight.shape[2:]
+    backend = torch._C._select_conv_backend(x, weight, None, [1, 1], [kh // 2, kw // 2], [1, 1], False, [0, 0], 1, None)
+    return backend.name in DIRECT_CONV
 
 
 def _int8_faster(rows: int, k: int, n: int, in_max: int) -> bool:

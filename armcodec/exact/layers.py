@@ -46,6 +46,7 @@ class IntConv:
         self.scale = self.mult * self.inv_shift  # m * 2**-shift, exact in float64
         self._half = torch.tensor(0.5, dtype=torch.float64, device=self.weight.device)
         self._int8: kernels.Int8Product | None = None  # built on first use of the int8 kernel
+        self._conv_w: torch.Tensor | None = None  # built on first use of :meth:`dense`
 
     def acc(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, float64 (M, C_out),
@@ -61,6 +62,29 @@ class IntConv:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
         return torch.addcmul(self._half, self.acc(x), self.scale).floor_()
+
+    def dense(self, x: torch.Tensor) -> torch.Tensor | None:
+        """x: float32 (N, h, w, C_in) integers (channels last, contiguous) -> what ``self`` gives
+        for every position's gathered window (zeros outside the grid), float64 (N*h*w, C_out),
+        as one float32 convolution where :func:`kernels.use_conv` allows it and this layer's
+        partial sums stay below 2**24 (the same integers in any order of summation); None
+        otherwise (the caller gathers)."""
+        if not self.exact_f32:
+            return None
+        n, h, w, c = x.shape
+        k = int(round(len(self.offsets) ** 0.5))
+        r = k // 2
+        if self.offsets != [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)]:
+            return None
+        if self._conv_w is None:  # (C_out, C_in, k, k): offset (di, dj) at [.., di + r, dj + r]
+            cw = self.weight.t().reshape(-1, k * k, c).permute(0, 2, 1).reshape(-1, c, k, k)
+            self._conv_w = cw.contiguous(memory_format=torch.channels_last)
+        xc = x.permute(0, 3, 1, 2)  # a channels-last view of x
+        if not kernels.use_conv(xc, self._conv_w):
+            return None
+        acc = torch.nn.functional.conv2d(xc, self._conv_w, self._b32, padding=r)
+        acc = acc.permute(0, 2, 3, 1).reshape(n * h * w, -1)  # no copy for a channels-last result
+        return torch.addcmul(self._half, acc.double(), self.scale).floor_()
 
     def to(self, device) -> "IntConv":
         return IntConv(

@@ -35,7 +35,8 @@ ENCODE_PIXEL_BYTES = 1536  # per pixel besides the maps: parameters, the fit's a
 DECODE_PIXEL_BYTES = 456  # per pixel besides the ring: schedule, values, feedback and gather indices
 
 
-def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor, resid: torch.Tensor, rmax: int) -> torch.Tensor:
+def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor | None, resid: torch.Tensor, rmax: int,
+                gate_out: torch.Tensor | None = None) -> torch.Tensor:
     """One gated residual block on M positions: ``gathered`` the residual stream at the gate's
     offsets (float32 (M, n_off*F)), ``resid`` the stream at the positions (M, F) -> the new stream,
     float32 (M, F) integers in [-rmax, rmax].
@@ -43,8 +44,9 @@ def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor, resid: torc
     The requantized outputs go to float32 before the clamps (half the bytes for the elementwise
     steps, 7-13% of a block at decoder rows): below 2**24 they are exact, beyond it they round
     to values still beyond every clamp bound (rounding is monotone), so each clamp gives what it
-    gives in float64; a * s <= 4096 and the sums below are exact in float32."""
-    u = gate(gathered).float()  # float32 (M, 2F), in place below
+    gives in float64; a * s <= 4096 and the sums below are exact in float32.  ``gate_out``: the
+    gate layer's output already computed (``gathered`` then unused)."""
+    u = (gate(gathered) if gate_out is None else gate_out).float()  # float32 (M, 2F), in place below
     f = u.shape[1] // 2
     a = u[:, :f].clamp_(-GATE_MAX, GATE_MAX)
     s = u[:, f:].add_(GATE_MAX // 2).clamp_(0, GATE_MAX)
@@ -53,13 +55,14 @@ def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor, resid: torc
     return v.add_(resid).clamp_(-rmax, rmax)
 
 
-def int_head(net, h: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+def int_head(net, h: torch.Tensor, pixels: torch.Tensor | None, skip_out: torch.Tensor | None = None) -> torch.Tensor:
     """The head of an integer network (``head_hidden``, ``head_out``, ``skip`` or None): h the
-    residual stream, pixels the first layer's gathered input -> int64 parameters."""
+    residual stream, pixels the first layer's gathered input -> int64 parameters.  ``skip_out``:
+    the skip layer's output already computed (``pixels`` then unused)."""
     z = net.head_hidden(h).clamp_(0, net.cfg.head_max).float()
     out = net.head_out(z)
     if net.skip is not None:
-        out = out + net.skip(pixels)
+        out = out + (net.skip(pixels) if skip_out is None else skip_out)
     return out.long()
 
 
