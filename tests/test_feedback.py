@@ -162,16 +162,21 @@ def test_the_fits_row_sums_are_the_outer_products_added_per_row():
         assert torch.allclose(got[r], torch.linalg.solve(a, b), rtol=1e-9, atol=1e-12)
 
 
-def test_refine_lowers_every_tiles_nll_or_keeps_its_coefficients(tiny_dir):
-    """After the weighted least squares fit, the Newton steps on the NLL change a tile's
-    coefficients only where that lowers its NLL, and lower it somewhere on a real image."""
+def _fitted_crop():
+    """The default model on a real crop in 32x32 tiles: its feedback filled with every residual,
+    and the least squares coefficients before any Newton step."""
     codec = armcodec.Codec(device="cpu")
-    img = load("kodim05_rgb_130x70.png")
-    fb, _, values, params = _batch(codec, img, tile=32)
+    fb, _, values, params = _batch(codec, load("kodim05_rgb_130x70.png"), tile=32)
     cfg, luts = codec.model.net.cfg, codec.model.luts
     residuals, precisions = feedback_fit.all_residuals(params, values, cfg, luts)
     fb.fill(residuals)
-    before = feedback_fit.fit(fb, residuals, precisions, fb.set_of)
+    return fb, values, params, cfg, luts, residuals, feedback_fit.fit(fb, residuals, precisions, fb.set_of)
+
+
+def test_refine_lowers_every_tiles_nll_or_keeps_its_coefficients(tiny_dir):
+    """After the weighted least squares fit, the Newton steps on the NLL change a tile's
+    coefficients only where that lowers its NLL, and lower it somewhere on a real image."""
+    fb, values, params, cfg, luts, residuals, before = _fitted_crop()
     after, _ = feedback_fit.refine(fb, before, fb.set_of, residuals, params, values, cfg, luts)
     changed = 0
     for c in range(3):
@@ -191,13 +196,7 @@ def test_refine_with_cached_bounds_equals_recomputing_them(tiny_dir):
     """The Newton steps reuse each candidate's mixture bounds (the derivatives at the kept
     coefficients take them pixel by pixel): the coefficients and NLLs equal, bit for bit, those of
     steps that recompute every bound from the shift (what the encoder did up to 0.12.0)."""
-    codec = armcodec.Codec(device="cpu")
-    img = load("kodim05_rgb_130x70.png")
-    fb, _, values, params = _batch(codec, img, tile=32)
-    cfg, luts = codec.model.net.cfg, codec.model.luts
-    residuals, precisions = feedback_fit.all_residuals(params, values, cfg, luts)
-    fb.fill(residuals)
-    start = feedback_fit.fit(fb, residuals, precisions, fb.set_of)
+    fb, values, params, cfg, luts, residuals, start = _fitted_crop()
     rows = feedback_fit.Rows(fb.set_of, fb.coefs.shape[0])
     for c in range(3):
         mix = feedback_fit.float_mixture(params, values, c, cfg, luts)

@@ -264,6 +264,7 @@ def _worst_windows(layer, n_cols: int = 6) -> torch.Tensor:
     return torch.stack(grids)
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # torch.backends.mkldnn.flags' own
 @pytest.mark.parametrize("shape", [(1, 3, 3), (2, 7, 5), (16, 4, 4), (4, 40, 36)])
 def test_dense_layers_as_one_convolution_give_the_gathered_integers(shape):
     """Every dense layer of the shipped pyramid: where :meth:`IntConv.dense` runs it as one

@@ -181,27 +181,21 @@ def test_a_programs_torch_settings_change_no_byte_and_are_restored(model):
     reference = codec.encode(img).data
 
     @contextlib.contextmanager
+    def setting(get, put, value):
+        old = get()
+        put(value)
+        try:
+            yield
+            assert get() == value  # armcodec put the program's value back
+        finally:
+            put(old)
+
     def precision(value):
-        old = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision(value)
-        try:
-            yield
-            assert torch.get_float32_matmul_precision() == value
-        finally:
-            torch.set_float32_matmul_precision(old)
+        return setting(torch.get_float32_matmul_precision, torch.set_float32_matmul_precision, value)
 
-    @contextlib.contextmanager
-    def default_dtype(dtype):
-        old = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)
-        try:
-            yield
-            assert torch.get_default_dtype() == dtype
-        finally:
-            torch.set_default_dtype(old)
-
-    for setting in (precision("medium"), default_dtype(torch.float64), torch.autocast("cpu", torch.bfloat16)):
-        with setting:
+    for program in (precision("medium"), setting(torch.get_default_dtype, torch.set_default_dtype, torch.float64),
+                    torch.autocast("cpu", torch.bfloat16)):
+        with program:
             inside = armcodec.Codec(model, device="cpu", classic=False)
             assert codec.encode(img).data == reference and inside.encode(img).data == reference
             assert np.array_equal(inside.decode(reference).array, img)
