@@ -152,7 +152,7 @@ def _human(rec: dict) -> str:
 def compress(
     inputs: Annotated[list[Path], typer.Argument(help="Images to compress (PNG, TIFF, BMP, PPM/PGM, lossless WebP); videos: Y4M files, video files (mp4, mkv, avi, ...: their decoded frames), a folder or glob of frames with --video; - reads one image or Y4M stream from standard input.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or directory; - writes to standard output (the default for input -).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Preset: weights plus encoder settings (default, fast, max; video for videos; see `armcodec models`).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Preset: weights plus encoder settings (default, fast, max, pyramid; video for videos; see `armcodec models`).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Tile size in pixels (default: the preset's).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
