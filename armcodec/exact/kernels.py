@@ -35,11 +35,11 @@ shape from then on in this process (:func:`_int8_faster`).  The choice never cha
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 import time
-import contextlib
 from contextlib import contextmanager
 
 import torch
@@ -263,7 +263,10 @@ def use_conv(x: torch.Tensor, weight: torch.Tensor) -> bool:
     if x.device.type != "cpu" or requested() == "int8":
         return False
     kh, kw = weight.shape[2:]
-    backend = torch._C._select_conv_backend(x, weight, None, [1, 1], [kh // 2, kw // 2], [1, 1], False, [0, 0], 1, None)
+    try:  # torch's own choice, asked the way F.conv2d will ask it
+        backend = torch._C._select_conv_backend(x, weight, None, [1, 1], [kh // 2, kw // 2], [1, 1], False, [0, 0], 1, None)
+    except (AttributeError, RuntimeError, TypeError):  # a torch without this query: gather
+        return False
     return backend.name in DIRECT_CONV
 
 
