@@ -121,10 +121,10 @@ def exact_settings():
     with _settings_lock:
         if _settings_users == 0:
             knobs = _precision_knobs()
-            saved = [(k, "fp32_precision", k.fp32_precision) for k in knobs]
+            saved = [(functools.partial(setattr, k, "fp32_precision"), k.fp32_precision) for k in knobs]
             if not knobs:
-                saved.append((None, "matmul", torch.get_float32_matmul_precision()))
-            saved.append((None, "dtype", torch.get_default_dtype()))
+                saved.append((torch.set_float32_matmul_precision, torch.get_float32_matmul_precision()))
+            saved.append((torch.set_default_dtype, torch.get_default_dtype()))
             for k in knobs:
                 k.fp32_precision = "ieee"
             if not knobs:
@@ -141,13 +141,8 @@ def exact_settings():
         with _settings_lock:
             _settings_users -= 1
             if _settings_users == 0:
-                for k, what, value in _settings_saved:
-                    if what == "fp32_precision":
-                        k.fp32_precision = value
-                    elif what == "matmul":
-                        torch.set_float32_matmul_precision(value)
-                    else:
-                        torch.set_default_dtype(value)
+                for put, value in _settings_saved:
+                    put(value)
 
 
 def _device_key(device) -> str:

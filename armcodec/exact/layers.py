@@ -46,7 +46,7 @@ class IntConv:
         self.scale = self.mult * self.inv_shift  # m * 2**-shift, exact in float64
         self._half = torch.tensor(0.5, dtype=torch.float64, device=self.weight.device)
         self._int8: kernels.Int8Product | None = None  # built on first use of the int8 kernel
-        self._conv_w: torch.Tensor | None = None  # built on first use of :meth:`dense`
+        self._conv_w: torch.Tensor | bool | None = None  # built on first use of :meth:`dense` (False: not dense)
 
     def acc(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, float64 (M, C_out),
@@ -69,16 +69,18 @@ class IntConv:
         as one float32 convolution where :func:`kernels.use_conv` allows it and this layer's
         partial sums stay below 2**24 (the same integers in any order of summation); None
         otherwise (the caller gathers)."""
-        if not self.exact_f32:
-            return None
         n, h, w, c = x.shape
-        k = int(round(len(self.offsets) ** 0.5))
-        r = k // 2
-        if self.offsets != [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)]:
+        if self._conv_w is None:  # built once: (C_out, C_in, k, k), offset (di, dj) at [.., di + r, dj + r]
+            k = int(round(len(self.offsets) ** 0.5))
+            r = k // 2
+            square = self.offsets == [(di, dj) for di in range(-r, r + 1) for dj in range(-r, r + 1)]
+            self._conv_w = False
+            if square and self.exact_f32:
+                cw = self.weight.t().reshape(-1, k * k, c).permute(0, 2, 1).reshape(-1, c, k, k)
+                self._conv_w = cw.contiguous(memory_format=torch.channels_last)
+        if self._conv_w is False:  # not a full window, or partial sums beyond float32's integers
             return None
-        if self._conv_w is None:  # (C_out, C_in, k, k): offset (di, dj) at [.., di + r, dj + r]
-            cw = self.weight.t().reshape(-1, k * k, c).permute(0, 2, 1).reshape(-1, c, k, k)
-            self._conv_w = cw.contiguous(memory_format=torch.channels_last)
+        r = self._conv_w.shape[2] // 2
         xc = x.permute(0, 3, 1, 2)  # a channels-last view of x
         if not kernels.use_conv(xc, self._conv_w):
             return None

@@ -123,11 +123,11 @@ class WavefrontState:
 
     def release(self, k: int, to: int | None = None) -> None:
         """Free map k (the encoder's single pass, once no later stage reads it).  ``to``: a map
-        of as many channels, not yet allocated, takes map k's buffer instead of fresh zeros (a
+        of as many channels, not yet allocated (if there is one), takes map k's buffer instead of fresh zeros (a
         map of a few hundred MiB is fresh pages from the kernel, ~0.15 s each to fault in): the
         single pass writes a map only at the positions it computes, every one of them before
         any read, so the other rows are still the zeros a fresh map would hold."""
-        if to is not None and self.maps[to] is None and self.chans[to] == self.chans[k]:
+        if to is not None and to < len(self.maps) and self.maps[to] is None and self.chans[to] == self.chans[k]:
             self.maps[to] = self.maps[k]
         self.maps[k] = None
 
@@ -363,7 +363,7 @@ class IntPixelCNN:
                         resid = h
             if single_pass:  # map b+3 (written by the next block) reuses map b+1's buffer
                 del src
-                state.release(b + 1, to=b + 3 if b + 3 < len(state.chans) else None)
+                state.release(b + 1, to=b + 3)
         return torch.cat(out) if out else torch.empty((0, self.cfg.n_params), dtype=torch.int64, device=pos.device)
 
 
