@@ -32,7 +32,7 @@ from armcodec.models.polyphase_exact import PHASES, level_grid, padded_side, pas
 from armcodec.models.pyramid import Pyramid, PyramidConfig
 from armcodec.models.registry import register
 
-CHUNK_POSITIONS = 1 << 15  # grid positions per product of a pass (bounds its temporaries: ~60 MiB)
+CHUNK_POSITIONS = 1 << 13  # grid positions per product of a pass (its temporaries stay near the caches: ~15 MiB)
 INPUT_MAX = 128  # |pass_input| <= 128 (pixel - 128, INSIDE_VALUE, LEVEL_VALUE * level)
 
 
