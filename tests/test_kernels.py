@@ -251,3 +251,61 @@ def test_cli_kernel_option(tmp_path, tiny_dir, monkeypatch):
     assert np.array_equal(load("kodim03_rgba_32x24.png"), np.asarray(Image.open(tmp_path / "b.png")))
     r = runner.invoke(app, ["compress", str(src), "--model", "tiny", "--kernel", "int4", "-f"])
     assert r.exit_code == 1 and "unknown kernel 'int4'" in r.stderr
+
+
+@pytest.mark.parametrize("in_max", [1, 127, 128, 255, 256, 511, 1000])
+def test_conv_split_covers_the_input_range(in_max):
+    """The int8 convolution's split x = 2**s * (hi - 128) + lo: hi a uint8, 0 <= lo < 2**s, by
+    its own int16 arithmetic, with the smallest such s."""
+    s = kernels.conv_split_bits(in_max)
+    x16 = torch.arange(-in_max, in_max + 1, dtype=torch.int16) + (128 << s)
+    hi, lo = x16 >> s, x16 & (2**s - 1)
+    assert hi.min() >= 0 and hi.max() <= 255 and lo.min() >= 0 and lo.max() < 2**s
+    assert torch.equal((hi.long() - 128) * 2**s + lo.long(), torch.arange(-in_max, in_max + 1))
+    assert s == 0 or in_max >= 128 << (s - 1)  # the smallest
+
+
+def _saturating_conv(self, x, zero_point, bias):
+    """oneDNN's int8 convolution as a CPU without VNNI would compute it: products of adjacent
+    input channels summed in pairs into saturating 16-bit integers (vpmaddubsw)."""
+    w = self.w8.double()
+    xp = torch.nn.functional.pad(x.double(), (self.padding,) * 4, value=zero_point)
+    cols = torch.nn.functional.unfold(xp, w.shape[2:])  # (N, C*k*k, L), channel-major
+    n, _, length = cols.shape
+    c, kk = w.shape[1], w.shape[2] * w.shape[3]
+    prod = cols.view(n, 1, c, kk, length) * w.view(1, -1, c, kk, 1)
+    pairs = prod.view(n, w.shape[0], c // 2, 2, kk, length).sum(3).clamp(-32768, 32767)
+    acc = pairs.sum((2, 3)) - zero_point * w.sum((1, 2, 3)).view(1, -1, 1)
+    acc = acc + (bias.double().view(1, -1, 1) if bias is not None else 0)
+    h, wd = x.shape[2:]
+    return acc.view(n, -1, h, wd).float()
+
+
+@pytest.mark.skipif(not kernels.int8_conv_exact(), reason="oneDNN's int8 convolution is not exact on this CPU")
+def test_the_conv_check_catches_a_saturating_backend(monkeypatch):
+    """The int8 convolution's check passes here, and fails for a backend that saturates 16-bit
+    pair sums (oneDNN's int8 path on a CPU without VNNI), so ``auto`` never codes with one."""
+    assert kernels._probe_conv()
+    gen = torch.Generator().manual_seed(4)
+    conv = kernels.Int8Conv(torch.randint(-8, 9, (6, 16, 3, 3), generator=gen).float(), torch.arange(6.0), 511)
+    small = torch.randint(100, 156, (2, 16, 5, 7), generator=gen).to(torch.uint8)  # no pair sum saturates
+    for zp in (128, 0):
+        assert torch.equal(_saturating_conv(conv, small, zp, conv.bias), conv.run(small, zp, conv.bias))
+    monkeypatch.setattr(kernels.Int8Conv, "run", _saturating_conv)
+    assert not kernels._probe_conv()
+
+
+@pytest.mark.skipif(not kernels.int8_conv_exact(), reason="oneDNN's int8 convolution is not exact on this CPU")
+def test_int8_conv_refuses_a_layer_whose_halves_could_round_and_dense_then_gathers():
+    """A layer whose high half's sums could pass 2**24 (128 * sum|w|) is not run on the int8
+    convolution: ``dense`` under ``int8`` declines (None) and the caller gathers."""
+    gen = torch.Generator().manual_seed(3)
+    offsets = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+    big = IntConv(offsets, torch.full((9 * 128, 4), 127.0), torch.zeros(4, dtype=torch.float64),
+                  torch.full((4,), 3.0, dtype=torch.float64), torch.full((4,), 2.0**-20, dtype=torch.float64), 100)
+    assert big.exact_f32  # 127 * 1152 * 100 < 2**24, but 128 * 127 * 1152 is not
+    with pytest.raises(ValueError, match="2\\*\\*24"):
+        kernels.Int8Conv(torch.full((4, 128, 3, 3), 127.0), torch.zeros(4), 100)
+    x = torch.randint(-100, 101, (1, 4, 5, 128), generator=gen).float()
+    with kernels.using("int8"):
+        assert big.dense(x) is None

@@ -265,15 +265,20 @@ def _worst_windows(layer, n_cols: int = 6) -> torch.Tensor:
 
 
 @pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # torch.backends.mkldnn.flags' own
+@pytest.mark.parametrize("kernel", ["float", "int8", "auto"])
 @pytest.mark.parametrize("shape", [(1, 3, 3), (2, 7, 5), (16, 4, 4), (4, 40, 36)])
-def test_dense_layers_as_one_convolution_give_the_gathered_integers(shape):
+def test_dense_layers_as_one_convolution_give_the_gathered_integers(shape, kernel, monkeypatch):
     """Every dense layer of the shipped pyramid: where :meth:`IntConv.dense` runs it as one
-    float32 convolution (a CPU), the integers equal those of the gathered windows' product, on
-    grids of the worst cases and random ones of several shapes (torch picks oneDNN or im2col
-    by shape); with oneDNN switched off torch would take NNPACK's transforms, and ``dense``
-    declines (None): the caller gathers."""
+    convolution (a CPU: float32, or oneDNN's int8 one where it is exact), the integers equal those
+    of the gathered windows' float product, on grids of the worst cases and random ones of
+    several shapes (torch picks oneDNN or im2col by shape); ``auto`` whichever its timing picks
+    for a shape.  With oneDNN switched off torch would take NNPACK's transforms for float32, and
+    ``dense`` declines (None): the caller gathers."""
+    from armcodec.exact import kernels
     from armcodec.models.pyramid_exact import gather
 
+    if kernel == "int8" and not kernels.int8_conv_exact():
+        pytest.skip("oneDNN's int8 convolution is not exact on this CPU")
     net = armcodec.Codec("pyramid", device="cpu").model.net
     used = 0
     for p, pas in enumerate(net.passes):
@@ -283,25 +288,37 @@ def test_dense_layers_as_one_convolution_give_the_gathered_integers(shape):
             gen = torch.Generator().manual_seed(p)
             x = torch.randint(-layer.in_max, layer.in_max + 1, (n, h, w, worst.shape[-1]), generator=gen).float()
             for grid in (worst, x):
-                want = layer(gather(grid, layer.offsets))
-                got = layer.dense(grid.contiguous())
+                with kernels.using("float"):
+                    want = layer(gather(grid, layer.offsets))
+                with kernels.using(kernel):
+                    got = layer.dense(grid.contiguous())
                 if got is not None:
                     used += 1
                     assert torch.equal(got, want), (p, name, shape)
-            with torch.backends.mkldnn.flags(enabled=False):
+            with torch.backends.mkldnn.flags(enabled=False), kernels.using(kernel):
                 off = layer.dense(x.contiguous())
+            with kernels.using("float"):
                 assert off is None or torch.equal(off, layer(gather(x, layer.offsets)))
     assert used > 0
 
 
 def test_the_pyramids_pass_with_and_without_convolutions_gives_the_same_integers(monkeypatch):
-    """The shipped pyramid's encoder pass on a real crop: its dense layers as convolutions, and
-    every layer on gathered windows, give every pixel the same integers."""
+    """The shipped pyramid's encoder pass on a real crop: its dense layers as float32
+    convolutions, as int8 ones (where oneDNN's are exact), and every layer on gathered windows,
+    give every pixel the same integers."""
     from armcodec.exact import kernels
 
     net = armcodec.Codec("pyramid", device="cpu").model.net
     img = load("kodim05_rgb_130x70.png")
     tiles, sched, vals = _setup(net, img, 64)
+    monkeypatch.setattr(kernels, "_faster", {})
+    monkeypatch.setattr(kernels, "_int8_conv_faster", lambda *a: False)
     conv = net.encoder_pass(tiles, sched, 64, "cpu", vals).params
-    monkeypatch.setattr(kernels, "use_conv", lambda x, w: False)
+    if kernels.int8_conv_exact() and kernels.cpu_has_int8_dot():
+        monkeypatch.setattr(kernels, "_faster", {})
+        monkeypatch.setattr(kernels, "_int8_conv_faster", lambda *a: True)
+        built = []
+        monkeypatch.setattr(kernels.Int8Conv, "run", lambda self, *a, run=kernels.Int8Conv.run: built.append(1) or run(self, *a))
+        assert torch.equal(net.encoder_pass(tiles, sched, 64, "cpu", vals).params, conv) and built
+    monkeypatch.setattr(kernels, "conv_kernel", lambda x, w, in_max: None)
     assert torch.equal(net.encoder_pass(tiles, sched, 64, "cpu", vals).params, conv)

@@ -47,6 +47,7 @@ class IntConv:
         self._half = torch.tensor(0.5, dtype=torch.float64, device=self.weight.device)
         self._int8: kernels.Int8Product | None = None  # built on first use of the int8 kernel
         self._conv_w: torch.Tensor | bool | None = None  # built on first use of :meth:`dense` (False: not dense)
+        self._int8_conv: kernels.Int8Conv | bool | None = None  # built on first int8 use of :meth:`dense`
 
     def acc(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, float64 (M, C_out),
@@ -61,14 +62,19 @@ class IntConv:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
-        return torch.addcmul(self._half, self.acc(x), self.scale).floor_()
+        return self.requantize(self.acc(x))
+
+    def requantize(self, acc: torch.Tensor) -> torch.Tensor:
+        """float64 accumulators (M, C_out), overwritten -> ``floor(acc * scale + 1/2)``, in place
+        (a new (M, C_out) float64 tensor per layer cost a fifth of the requantization)."""
+        return torch.addcmul(self._half, acc, self.scale, out=acc).floor_()
 
     def dense(self, x: torch.Tensor) -> torch.Tensor | None:
         """x: float32 (N, h, w, C_in) integers (channels last, contiguous) -> what ``self`` gives
         for every position's gathered window (zeros outside the grid), float64 (N*h*w, C_out),
-        as one float32 convolution where :func:`kernels.use_conv` allows it and this layer's
-        partial sums stay below 2**24 (the same integers in any order of summation); None
-        otherwise (the caller gathers)."""
+        as one convolution where :func:`kernels.conv_kernel` gives one (int8 or float32) and this
+        layer's partial sums stay below 2**24 (the same integers in any order of summation);
+        None otherwise (the caller gathers)."""
         n, h, w, c = x.shape
         if self._conv_w is None:  # built once: (C_out, C_in, k, k), offset (di, dj) at [.., di + r, dj + r]
             k = int(round(len(self.offsets) ** 0.5))
@@ -80,13 +86,23 @@ class IntConv:
                 self._conv_w = cw.contiguous(memory_format=torch.channels_last)
         if self._conv_w is False:  # not a full window, or partial sums beyond float32's integers
             return None
-        r = self._conv_w.shape[2] // 2
         xc = x.permute(0, 3, 1, 2)  # a channels-last view of x
-        if not kernels.use_conv(xc, self._conv_w):
+        kind = kernels.conv_kernel(xc, self._conv_w, self.in_max)
+        if kind == "int8":
+            if self._int8_conv is None:
+                try:
+                    self._int8_conv = kernels.Int8Conv(self._conv_w, self._b32, self.in_max)
+                except ValueError:  # its halves' sums beyond 2**24 (no shipped layer): gathered
+                    self._int8_conv = False
+            if self._int8_conv is False:
+                return None
+            acc = self._int8_conv(x)
+        elif kind == "float":
+            acc = torch.nn.functional.conv2d(xc, self._conv_w, self._b32, padding=self._conv_w.shape[2] // 2)
+        else:
             return None
-        acc = torch.nn.functional.conv2d(xc, self._conv_w, self._b32, padding=r)
         acc = acc.permute(0, 2, 3, 1).reshape(n * h * w, -1)  # no copy for a channels-last result
-        return torch.addcmul(self._half, acc.double(), self.scale).floor_()
+        return self.requantize(acc.double())
 
     def to(self, device) -> "IntConv":
         return IntConv(
