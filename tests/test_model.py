@@ -235,3 +235,22 @@ def test_gated_block_in_float32_equals_the_float64_chain():
         want = (mix((a * s / GATE_MAX).floor().float()).clamp(-rmax, rmax) + resid).clamp(-rmax, rmax).float()
         assert bool((u.abs() > 2**24).any()) == (mult > 1)
         assert torch.equal(gated_block(gate, mix, gathered, resid, rmax), want)
+
+
+@pytest.mark.parametrize("name", ["default", "pyramid"])
+@pytest.mark.parametrize("h, w, tile", [(37, 53, 16), (130, 70, 64), (5, 300, 32), (1, 1, 16), (200, 9, 64)])
+def test_schedule_orders_pixels_by_step_tile_row_column(name, h, w, tile):
+    """The schedule (built once per tile shape) is every pixel of the batch sorted by (step,
+    tile, row, column), as one sort of all of them gives it, with partial tiles at the edges."""
+    import armcodec
+
+    net = armcodec.Codec(name, device="cpu").model.net
+    tiles = tile_grid(h, w, tile)
+    sched = Schedule(tiles, net, tile)
+    n = np.concatenate([np.full(t.h * t.w, k) for k, t in enumerate(tiles)])
+    i = np.concatenate([np.repeat(np.arange(t.h), t.w) for t in tiles])
+    j = np.concatenate([np.tile(np.arange(t.w), t.h) for t in tiles])
+    step = net.step_of(i, j, tile)
+    order = np.lexsort((j, i, n, step))
+    assert np.array_equal(sched.n, n[order]) and np.array_equal(sched.i, i[order]) and np.array_equal(sched.j, j[order])
+    assert np.array_equal(sched.starts, np.searchsorted(step[order], np.arange(sched.n_steps + 1)))

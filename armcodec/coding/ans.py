@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import constriction
+import torch
 
 from armcodec.errors import FormatError
 
@@ -25,6 +26,12 @@ def _rows(q: np.ndarray) -> np.ndarray:
     return np.subtract(q, 1, dtype=np.float64)  # one pass (``(q - 1).astype`` takes two)
 
 
+def rows_of(q: torch.Tensor) -> np.ndarray:
+    """:func:`_rows` of int64 tables held in torch (any device), as numpy, converted once for
+    the slices of many streams (:meth:`StreamEncoder.push_rows`, :meth:`StreamDecoder.pop_rows`)."""
+    return q.double().sub_(1).cpu().numpy()
+
+
 class StreamEncoder:
     """One tile stream being written (in reverse decoding order)."""
 
@@ -33,7 +40,11 @@ class StreamEncoder:
 
     def push(self, symbols: np.ndarray, q: np.ndarray) -> None:
         """Encode ``symbols`` (M,) so that a decoder pops them in this order, with tables q (M, 256)."""
-        self._coder.encode_reverse(symbols.astype(np.int32), _FAMILY, _rows(q))
+        self.push_rows(symbols, _rows(q))
+
+    def push_rows(self, symbols: np.ndarray, rows: np.ndarray) -> None:
+        """:meth:`push` with the tables already as :func:`rows_of` gives them."""
+        self._coder.encode_reverse(symbols.astype(np.int32), _FAMILY, rows)
 
     def finish(self) -> bytes:
         return self._coder.get_compressed().astype("<u4").tobytes()
@@ -53,8 +64,13 @@ class StreamDecoder:
 
     def pop(self, q: np.ndarray) -> np.ndarray:
         """Decode len(q) symbols with tables q (M, 256) -> int64 (M,)."""
+        return self.pop_rows(_rows(q)).astype(np.int64)
+
+    def pop_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Decode len(rows) symbols with the tables as :func:`rows_of` gives them -> (M,) integers
+        (constriction's dtype)."""
         try:
-            return self._coder.decode(_FAMILY, _rows(q)).astype(np.int64)
+            return self._coder.decode(_FAMILY, rows)
         except (ValueError, RuntimeError) as e:
             raise FormatError(f"tile stream ends early or is corrupted: {e}") from None
 

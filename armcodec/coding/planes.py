@@ -178,9 +178,12 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
         coder.check_exhausted()
         ys, xs = image_coords(bt, sched, coder.adaptation.orientations if coder.adaptation else None)
         values = coder.values.cpu().numpy().astype(np.uint8)
-        for n, (j, k, t) in enumerate(batch):
-            mine = sched.n == n
+        owners = sorted({j for j, _, _ in batch})
+        owner = np.array([j for j, _, _ in batch])[sched.n] if len(owners) > 1 else None  # each pixel's job
+        for j in owners:
+            mine = slice(None) if owner is None else owner == j  # the tiles of one image: every pixel
             outs[j][ys[mine], xs[mine]] = values[mine]
+        for n, (j, k, t) in enumerate(batch):
             _check_tile(outs[j], t, jobs[j], k)
             bits[j] += float(tile_bits[n])
         if progress:

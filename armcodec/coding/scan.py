@@ -29,7 +29,7 @@ import torch
 
 from armcodec import threads
 from armcodec.coding import feedback, side
-from armcodec.coding.ans import StreamDecoder, StreamEncoder
+from armcodec.coding.ans import StreamDecoder, StreamEncoder, rows_of
 from armcodec.errors import ChecksumError, FormatError
 from armcodec.exact.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, BinnedTables, FlatTables, TableLUTs, mixture_params,
                                    mixture_weights)
@@ -59,16 +59,23 @@ class Schedule:
     tile size.  n, i, j: int64 arrays (tile index within the batch, row, column inside the tile)."""
 
     def __init__(self, tiles: list[Tile], model, tile: int):
-        ns, is_, js = [], [], []
+        ns, is_, js, steps = [], [], [], []
+        local: dict[tuple[int, int], tuple] = {}  # a tile shape's pixels by (step, row, column)
         for k, t in enumerate(tiles):
-            ii, jj = np.meshgrid(np.arange(t.h), np.arange(t.w), indexing="ij")
-            ns.append(np.full(t.h * t.w, k))
-            is_.append(ii.ravel())
-            js.append(jj.ravel())
+            if (t.h, t.w) not in local:
+                ii, jj = (a.ravel().astype(np.int64) for a in np.meshgrid(np.arange(t.h), np.arange(t.w), indexing="ij"))
+                st = np.asarray(model.step_of(ii, jj, tile), dtype=np.int64)
+                order = np.lexsort((ii, st))  # within a row the columns stay ascending (a stable sort)
+                local[(t.h, t.w)] = (ii[order], jj[order], st[order])
+            ii, jj, st = local[(t.h, t.w)]
+            ns.append(np.full(len(ii), k, dtype=np.int64))
+            is_.append(ii)
+            js.append(jj)
+            steps.append(st)
         self.n_tiles = len(tiles)
-        n, i, j = (np.concatenate(a).astype(np.int64) for a in (ns, is_, js))
-        step = np.asarray(model.step_of(i, j, tile), dtype=np.int64)
-        order = np.lexsort((i, n, step))
+        n, i, j, step = (np.concatenate(a) if a else np.empty(0, np.int64) for a in (ns, is_, js, steps))
+        # tiles in order, each sorted: a stable sort by step gives (step, tile, row, column)
+        order = np.argsort(step.astype(np.int32) if len(step) and step.max() < 2**31 else step, kind="stable")
         self.n, self.i, self.j, step = n[order], i[order], j[order], step[order]
         self.n_steps = int(step.max()) + 1 if len(step) else 0
         self.starts = np.searchsorted(step, np.arange(self.n_steps + 1))
@@ -126,7 +133,7 @@ class EncodeCoder:
         v = self.values[a:b, c]
         symbols = tables.split(v if rows is None else v[torch.from_numpy(rows).to(v.device)])
         levels = [(tables.first(), symbols[0])] + ([(tables.second(symbols[0]), symbols[1])] if tables.levels == 2 else [])
-        self._pending.append(([(q.cpu().numpy(), s.cpu().numpy()) for q, s in levels], rows))
+        self._pending.append(([(rows_of(q), s.cpu().numpy()) for q, s in levels], rows))
         return v
 
     def end_step(self, steps) -> None:
@@ -137,8 +144,8 @@ class EncodeCoder:
                 for tile, s, e in runs:
                     i0, i1 = (off + s, off + e) if rows is None else np.searchsorted(rows, (off + s, off + e))
                     if i1 > i0:
-                        for q, symbols in reversed(levels):
-                            self.streams[tile].push(symbols[i0:i1], q[i0:i1])
+                        for q_rows, symbols in reversed(levels):
+                            self.streams[tile].push_rows(symbols[i0:i1], q_rows[i0:i1])
         self._pending = []
 
     def finish(self) -> list[bytes]:
@@ -228,11 +235,11 @@ class DecodeCoder:
         n = b - a if rows is None else len(rows)
         symbols = []  # each tile's run pops its first symbols, then (binned) their second ones
         for level in range(tables.levels):
-            qn = (tables.first() if level == 0 else tables.second(symbols[0])).cpu().numpy()
+            q_rows = rows_of(tables.first() if level == 0 else tables.second(symbols[0]))
             out = np.empty(n, dtype=np.int64)
             for tile, i0, i1 in runs:
                 if i1 > i0:
-                    out[i0:i1] = self.streams[tile].pop(qn[i0:i1])
+                    out[i0:i1] = self.streams[tile].pop_rows(q_rows[i0:i1])
             symbols.append(torch.from_numpy(out).to(self.device))
         coded = tables.join(symbols)
         if rows is None:

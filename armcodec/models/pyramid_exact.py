@@ -229,10 +229,13 @@ class IntPyramid:
         per = max(1, CHUNK_POSITIONS // (h * w))  # tiles per product
         out = torch.empty((len(rows), self.cfg.n_params), dtype=torch.int64, device=rows.device)
         tile_of = torch.div(rows, h * w, rounding_mode="floor")
-        for t0 in range(0, n, per):
+        ordered = len(rows) < 2 or bool((tile_of[1:] >= tile_of[:-1]).all())  # schedule order: by tile
+        if ordered:  # each product's rows are one slice
+            ends = torch.searchsorted(tile_of, torch.arange(0, n + per, per, device=rows.device)).tolist()
+        for c, t0 in enumerate(range(0, n, per)):
             threads.poll()
-            mine = torch.nonzero((tile_of >= t0) & (tile_of < t0 + per)).view(-1)
-            if len(mine):
+            mine = slice(ends[c], ends[c + 1]) if ordered else torch.nonzero((tile_of >= t0) & (tile_of < t0 + per)).view(-1)
+            if len(rows[mine]):
                 out[mine] = self.passes[k].run(inp[t0 : t0 + per], rows[mine] - t0 * h * w)
         return out
 
