@@ -47,6 +47,27 @@ def test_estimate_matches_the_real_tables_and_the_choice_is_the_cheapest():
         assert real[int(chosen[c])] <= min(real.values()) * 1.001
 
 
+def test_every_shift_at_once_gives_each_shifts_estimate():
+    """The search's estimate of all shifts from one window of scales (``bits_of_shifts``) equals
+    the estimate of each shift alone, bit for bit: on real parameters and on log2-scales far
+    beyond the grid at both ends (where the clamp holds the edge scale) and values 0 and 255."""
+    m = armcodec.Codec("default", "cpu").model
+    params, values = _params(m.net, load("kodim23_rgb_64x48.png"))
+    cfg = m.net.cfg
+    k, g = cfg.mixtures, cfg.image_channels
+    gen = torch.Generator().manual_seed(5)
+    wild = torch.randint(-400, 400, (3000, cfg.n_params), generator=gen)
+    wild[:, 2 * g * k : 3 * g * k] = torch.randint(-70, 80, (3000, g * k), generator=gen)
+    wild_values = torch.randint(0, 256, (3000, g), generator=gen)
+    wild_values[:300], wild_values[300:600] = 0, 255
+    for p, v in ((params, values), (wild, wild_values)):
+        for c in range(g):
+            est = search._BinEstimate(p, v, c, cfg, m.luts)
+            every = est.bits_of_shifts(side.SHIFT_MIN, side.N_SHIFTS)
+            for n, d in enumerate(range(side.SHIFT_MIN, side.SHIFT_MAX + 1)):
+                assert torch.equal(every[:, n], est.bits(d)), (c, d)
+
+
 def test_adaptive_file_is_smaller_and_both_profiles_decode():
     img = load("kodim05_rgb_130x70.png")
     plain = armcodec.Codec(device="cpu", adaptive=False).encode(img)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from armcodec.coding.side import N_ORIENTATIONS, SHIFT_MAX, SHIFT_MIN
+from armcodec.coding.side import N_ORIENTATIONS, N_SHIFTS, SHIFT_MAX, SHIFT_MIN
 from armcodec.exact.tables import (
     CDF_BITS,
     CDF_OFFSET,
@@ -75,7 +76,8 @@ class _BinEstimate:
         # and lower (16x - 8) boundary's column, the 1 above 255 and the 0 below 0
         cdf = luts.cdf
         self.width = cdf.shape[1] + 2
-        self.flat = torch.cat([torch.zeros_like(cdf[:, :1]), cdf, torch.full_like(cdf[:, :1], 2**CDF_BITS)], 1).view(-1)
+        self.padded = torch.cat([torch.zeros_like(cdf[:, :1]), cdf, torch.full_like(cdf[:, :1], 2**CDF_BITS)], 1)
+        self.flat = self.padded.view(-1)
         hi_at = (16 * x + MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET) + 1
         lo_at = (16 * x - MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET) + 1
         self.hi_at = torch.where(x == N_SYMBOLS - 1, self.width - 1, hi_at)
@@ -86,8 +88,29 @@ class _BinEstimate:
         row = ((self.logs + shift).clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX) * self.width
         hi, lo = self.flat[row + self.hi_at], self.flat[row + self.lo_at]
         mass = (self.weights * (hi - lo)).sum(1).double()
-        p = (mass / self.total).clamp_min(2.0**-PRECISION)
+        return self._bits(mass)
+
+    def _bits(self, mass: torch.Tensor) -> torch.Tensor:
+        total = self.total if mass.ndim == 1 else self.total.view(-1, 1)
+        p = (mass / total).clamp_min(2.0**-PRECISION)
         return -torch.log2(p)
+
+    def bits_of_shifts(self, first: int, n: int) -> torch.Tensor:
+        """float64 (M, n): :meth:`bits` of the shifts ``first .. first + n - 1`` (the same
+        numbers), each pixel's masses for all of them from one ``embedding_bag``: the cdf held by
+        boundary, its scales in a row (padded with the edge scales, which the clamp gives), so
+        that one pixel's component reads the n scales it needs as one window; the integer sums
+        are exact in float64."""
+        n_scales = self.padded.shape[0]
+        by_column = torch.cat([self.padded[:1].expand(n, -1), self.padded, self.padded[-1:].expand(n, -1)]).t()
+        by_column = by_column.contiguous().double().view(-1)  # (width, n_scales + 2n), flat
+        stride = n_scales + 2 * n
+        windows = by_column.as_strided((by_column.numel() - n + 1, n), (1, 1))
+        start = (self.logs + first - SCALE_MIN_IDX).clamp(-n, n_scales) + n  # the window's first column
+        index = torch.cat([self.hi_at * stride + start, self.lo_at * stride + start], 1)
+        w = self.weights.double()
+        mass = F.embedding_bag(index, windows, per_sample_weights=torch.cat([w, -w], 1), mode="sum")
+        return self._bits(mass)
 
 
 def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Tensor, n_blocks: int, cfg,
@@ -104,9 +127,11 @@ def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Te
         for a in range(0, len(values), chunk):  # bounded temporaries; the mixture once for every offset
             ms = None if mean_shifts is None else mean_shifts[a : a + chunk, c]
             est = _BinEstimate(params[a : a + chunk], values[a : a + chunk], c, cfg, luts, ms)
-            for n, d in enumerate(cands):
-                # integer sums (1/256 bit per pixel): the same totals in any order, on any device
-                totals[n].index_add_(0, block_of[a : a + chunk], torch.round(est.bits(d) * 256).long())
+            # integer sums (1/256 bit per pixel): the same totals in any order, on any device
+            per_shift = torch.round(est.bits_of_shifts(SHIFT_MIN, N_SHIFTS) * 256).long()  # shifts ascending
+            block_totals = torch.zeros((n_blocks, N_SHIFTS), dtype=torch.int64, device=params.device)
+            block_totals.index_add_(0, block_of[a : a + chunk], per_shift)
+            totals += block_totals.t()[[d - SHIFT_MIN for d in cands]]
         for n, d in enumerate(cands):
             per_block = totals[n]
             if best_bits is None:
