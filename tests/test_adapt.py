@@ -62,7 +62,7 @@ def test_every_shift_at_once_gives_each_shifts_estimate():
     wild_values[:300], wild_values[300:600] = 0, 255
     for p, v in ((params, values), (wild, wild_values)):
         for c in range(g):
-            est = search._BinEstimate(p, v, c, cfg, m.luts)
+            est = search._BinEstimate(p, v, c, cfg, search._CdfRows(m.luts))
             every = est.bits_of_shifts(side.SHIFT_MIN, side.N_SHIFTS)
             for n, d in enumerate(range(side.SHIFT_MIN, side.SHIFT_MAX + 1)):
                 assert torch.equal(every[:, n], est.bits(d)), (c, d)

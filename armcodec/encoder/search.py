@@ -59,34 +59,52 @@ def estimate_bits(params: torch.Tensor, values: torch.Tensor, channel: int, cfg,
     """float64 (M,): -log2 of each value's probability under the mixture with every log2-scale
     offset by ``shift`` (and the means by ``mean_shift``, int64 (M,), if given), from the same lookup tables as the real tables (without their floor of
     one count per symbol, which costs well under 0.01 bit here)."""
-    return _BinEstimate(params, values, channel, cfg, luts, mean_shift).bits(shift)
+    return _BinEstimate(params, values, channel, cfg, _CdfRows(luts), mean_shift).bits(shift)
+
+
+class _CdfRows:
+    """The lookup table's cdf rows with a 0 before and a 1 (2**CDF_BITS) after (the 0 below value 0
+    and the 1 above 255), built once per search, and (:meth:`windows`) the same integers by
+    boundary with the scales in a row, padded with the edge scales the clamp gives."""
+
+    def __init__(self, luts: TableLUTs):
+        self.luts = luts
+        cdf = luts.cdf
+        self.padded = torch.cat([torch.zeros_like(cdf[:, :1]), cdf, torch.full_like(cdf[:, :1], 2**CDF_BITS)], 1)
+        self.width = self.padded.shape[1]
+        self.flat = self.padded.view(-1)
+        self._windows: dict[int, tuple[torch.Tensor, int]] = {}
+
+    def windows(self, n: int) -> tuple[torch.Tensor, int]:
+        """(float64 view (rows, n): window ``b * stride + c`` is boundary b's n scales from padded
+        column c, the stride)."""
+        if n not in self._windows:
+            p = self.padded
+            by_column = torch.cat([p[:1].expand(n, -1), p, p[-1:].expand(n, -1)]).t().contiguous().double().view(-1)
+            self._windows[n] = (by_column.as_strided((by_column.numel() - n + 1, n), (1, 1)), p.shape[0] + 2 * n)
+        return self._windows[n]
 
 
 class _BinEstimate:
     """What :func:`estimate_bits` needs of one channel's mixture that no scale offset changes
     (weights, means, the value's bin edges), computed once for every candidate offset."""
 
-    def __init__(self, params, values, channel, cfg, luts, mean_shift=None):
+    def __init__(self, params, values, channel, cfg, rows: _CdfRows, mean_shift=None):
         logits, means, _ = mixture_params(params, channel, values[:, :channel], cfg, None, mean_shift)
-        self.weights = mixture_weights(logits, cfg, luts)  # (M, K)
+        self.weights = mixture_weights(logits, cfg, rows.luts)  # (M, K)
         k, c_all = cfg.mixtures, cfg.image_channels
         self.logs = params[:, (2 * c_all + channel) * k : (2 * c_all + channel + 1) * k]
         x = values[:, channel : channel + 1]
-        # the cdf rows with a 0 before and a 1 (2**CDF_BITS) after, flat: the bin's upper (16x + 8)
-        # and lower (16x - 8) boundary's column, the 1 above 255 and the 0 below 0
-        cdf = luts.cdf
-        self.width = cdf.shape[1] + 2
-        self.padded = torch.cat([torch.zeros_like(cdf[:, :1]), cdf, torch.full_like(cdf[:, :1], 2**CDF_BITS)], 1)
-        self.flat = self.padded.view(-1)
+        self.rows = rows  # the bin's upper (16x + 8) and lower (16x - 8) boundary's column in them
         hi_at = (16 * x + MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET) + 1
         lo_at = (16 * x - MEAN_STEPS // 2 - means + CDF_OFFSET).clamp(0, 2 * CDF_OFFSET) + 1
-        self.hi_at = torch.where(x == N_SYMBOLS - 1, self.width - 1, hi_at)
+        self.hi_at = torch.where(x == N_SYMBOLS - 1, rows.width - 1, hi_at)
         self.lo_at = torch.where(x == 0, 0, lo_at)
         self.total = (self.weights.sum(1) * 2**CDF_BITS).double()
 
     def bits(self, shift: int) -> torch.Tensor:
-        row = ((self.logs + shift).clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX) * self.width
-        hi, lo = self.flat[row + self.hi_at], self.flat[row + self.lo_at]
+        row = ((self.logs + shift).clamp(SCALE_MIN_IDX, SCALE_MAX_IDX) - SCALE_MIN_IDX) * self.rows.width
+        hi, lo = self.rows.flat[row + self.hi_at], self.rows.flat[row + self.lo_at]
         mass = (self.weights * (hi - lo)).sum(1).double()
         return self._bits(mass)
 
@@ -97,15 +115,11 @@ class _BinEstimate:
 
     def bits_of_shifts(self, first: int, n: int) -> torch.Tensor:
         """float64 (M, n): :meth:`bits` of the shifts ``first .. first + n - 1`` (the same
-        numbers), each pixel's masses for all of them from one ``embedding_bag``: the cdf held by
-        boundary, its scales in a row (padded with the edge scales, which the clamp gives), so
-        that one pixel's component reads the n scales it needs as one window; the integer sums
-        are exact in float64."""
-        n_scales = self.padded.shape[0]
-        by_column = torch.cat([self.padded[:1].expand(n, -1), self.padded, self.padded[-1:].expand(n, -1)]).t()
-        by_column = by_column.contiguous().double().view(-1)  # (width, n_scales + 2n), flat
-        stride = n_scales + 2 * n
-        windows = by_column.as_strided((by_column.numel() - n + 1, n), (1, 1))
+        numbers), each pixel's masses for all of them from one ``embedding_bag`` over
+        :meth:`_CdfRows.windows` (one pixel's component reads its n scales as one window); the
+        integer sums are exact in float64."""
+        windows, stride = self.rows.windows(n)
+        n_scales = self.rows.padded.shape[0]
         start = (self.logs + first - SCALE_MIN_IDX).clamp(-n, n_scales) + n  # the window's first column
         index = torch.cat([self.hi_at * stride + start, self.lo_at * stride + start], 1)
         w = self.weights.double()
@@ -120,13 +134,14 @@ def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Te
     per block and channel (ties: the one nearest zero, then the smaller)."""
     g = values.shape[1]
     cands = sorted(range(SHIFT_MIN, SHIFT_MAX + 1), key=lambda d: (abs(d), d))
+    rows = _CdfRows(luts)
     best = torch.zeros((n_blocks, g), dtype=torch.int64, device=params.device)
     for c in range(g):
         best_bits = None
         totals = torch.zeros((len(cands), n_blocks), dtype=torch.int64, device=params.device)
         for a in range(0, len(values), chunk):  # bounded temporaries; the mixture once for every offset
             ms = None if mean_shifts is None else mean_shifts[a : a + chunk, c]
-            est = _BinEstimate(params[a : a + chunk], values[a : a + chunk], c, cfg, luts, ms)
+            est = _BinEstimate(params[a : a + chunk], values[a : a + chunk], c, cfg, rows, ms)
             # integer sums (1/256 bit per pixel): the same totals in any order, on any device
             per_shift = torch.round(est.bits_of_shifts(SHIFT_MIN, N_SHIFTS) * 256).long()  # shifts ascending
             block_totals = torch.zeros((n_blocks, N_SHIFTS), dtype=torch.int64, device=params.device)
