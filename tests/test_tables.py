@@ -213,3 +213,23 @@ def test_binned_quantization_gives_the_same_integers_with_one_division_and_split
     d = torch.sort(torch.randint(0, w, (500, 17), generator=g), 1).values + torch.arange(17)  # increasing
     d[:5, 0], d[:5, -1] = 0, w
     assert torch.equal(tables.quantized(d, True), tables.quantized(d, False))
+
+
+def test_the_coupling_divides_with_a_floor_on_every_grid():
+    """The means' coupling to earlier channels: ``floor(coef * x / coef_steps)`` (an arithmetic
+    shift: every grid is a power of two) on every grid, negative products and the clamped
+    coefficients at both ends included."""
+    params, known = random_params(500, 9, spread=600), torch.randint(0, 256, (500, 3), generator=torch.Generator().manual_seed(9))
+    k, c = CFG.mixtures, CFG.image_channels
+    params[:, 3 * k * c :] = torch.randint(-1500, 1500, (500, params.shape[1] - 3 * k * c), generator=torch.Generator().manual_seed(10))
+    for steps in (64, 256, 1024, 4096):
+        cfg = PixelCNNConfig(mixtures=3, coef_steps=steps)
+        for channel in (1, 2):
+            _, means, _ = mixture_params(params, channel, known, cfg)
+            want = params[:, (c + channel) * k : (c + channel + 1) * k] + 128 * MEAN_STEPS
+            pair0 = 3 * c * k + channel * (channel - 1) // 2 * k
+            for prev in range(channel):
+                coef = params[:, pair0 + prev * k : pair0 + (prev + 1) * k].clamp(-steps, steps)
+                prod = coef * ((known[:, prev : prev + 1] - 128) * MEAN_STEPS)
+                want = want + torch.from_numpy(np.floor_divide(prod.numpy(), steps))
+            assert torch.equal(means, want.clamp(tables.MEAN_MIN_Q, tables.MEAN_MAX_Q)), (steps, channel)

@@ -129,10 +129,11 @@ def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg,
     means = params[:, (c_all + channel) * k : (c_all + channel + 1) * k] + 128 * MEAN_STEPS
     logs = params[:, (2 * c_all + channel) * k : (2 * c_all + channel + 1) * k]
     pair0 = 3 * c_all * k + channel * (channel - 1) // 2 * k  # coupling pairs (1,0), (2,0), (2,1), ...
+    shift = cfg.coef_steps.bit_length() - 1  # a power of two (the config checks): floor division is a shift
     for prev in range(channel):
         coef = params[:, pair0 + prev * k : pair0 + (prev + 1) * k].clamp(-cfg.coef_steps, cfg.coef_steps)
         xc = (known[:, prev : prev + 1] - 128) * MEAN_STEPS
-        means = means + torch.div(coef * xc, cfg.coef_steps, rounding_mode="floor")
+        means = means + ((coef * xc) >> shift)
     means = means.clamp(MEAN_MIN_Q, MEAN_MAX_Q)
     if mean_shift is not None:
         means = (means + mean_shift.view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
