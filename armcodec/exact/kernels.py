@@ -291,27 +291,41 @@ def conv_kernel(x: torch.Tensor, weight: torch.Tensor, in_max: int) -> str | Non
     return "float" if direct else None
 
 
-def _best_time(fn) -> float:
-    """The best of :data:`CALIBRATION_REPEATS` runs of ``fn``, after one to warm up."""
-    fn()
-    times = []
-    for _ in range(CALIBRATION_REPEATS):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def _first_is_faster(first, second) -> bool:
+    """Whether ``first`` runs faster than ``second``: the best of :data:`CALIBRATION_REPEATS`
+    runs of each, alternating, after one of each to warm up, on one thread.  One thread because
+    the answer holds for the rest of the process: timed on two threads while something else
+    kept a core busy (the encoder's own WebP candidate, on its thread), every parallel region
+    waited for a parked thread and the kernel with more of them lost for good (a pyramid decode
+    afterwards 1.35 -> 1.56 s); one thread's ranking is that of the cores' arithmetic, which
+    does not change with the load."""
+    threads = torch.get_num_threads()
+    if threads != 1:
+        torch.set_num_threads(1)
+    try:
+        first(), second()
+        best = [float("inf"), float("inf")]
+        for _ in range(CALIBRATION_REPEATS):
+            for k, fn in enumerate((first, second)):
+                t = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - t)
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+    return best[0] < best[1]
 
 
 def _int8_conv_faster(x: torch.Tensor, weight: torch.Tensor, in_max: int) -> bool:
-    """Whether :class:`Int8Conv` runs faster here, now, than a float32 convolution of the same
-    shape (timed on random integers: their values do not change the time)."""
+    """Whether :class:`Int8Conv` runs faster here than a float32 convolution of the same shape
+    (:func:`_first_is_faster`, on random integers: their values do not change the time)."""
     gen = torch.Generator().manual_seed(0)
     n, c, h, w = x.shape
     grid = torch.randint(-in_max, in_max + 1, (n, h, w, c), generator=gen).float()
     wt = torch.randint(-8, 9, tuple(weight.shape), generator=gen).float().contiguous(memory_format=torch.channels_last)
     bias = torch.zeros(weight.shape[0])
     conv, r = Int8Conv(wt, bias, in_max), weight.shape[2] // 2
-    return _best_time(lambda: conv(grid)) < _best_time(lambda: F.conv2d(grid.permute(0, 3, 1, 2), wt, bias, padding=r))
+    return _first_is_faster(lambda: conv(grid), lambda: F.conv2d(grid.permute(0, 3, 1, 2), wt, bias, padding=r))
 
 
 @functools.lru_cache(maxsize=None)
@@ -408,14 +422,14 @@ def _probe_conv() -> bool:
 
 def _int8_faster(rows: int, k: int, n: int, in_max: int) -> bool:
     """Whether a (rows, k) x (k, n) product of integers in [-in_max, in_max] runs faster on the
-    int8 kernel than on float32 ``addmm`` here, now: the best of :data:`CALIBRATION_REPEATS` runs
-    of each, after one to warm up, on random integers (their values do not change the time)."""
+    int8 kernel than on float32 ``addmm`` here (:func:`_first_is_faster`, on random integers:
+    their values do not change the time)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(-in_max, in_max + 1, (rows, k), generator=gen).float()
     w = torch.randint(-8, 9, (k, n), generator=gen).float()
     bias = torch.zeros(n, dtype=torch.float64)
     product, bias32 = Int8Product(w, bias, in_max), bias.float()
-    return _best_time(lambda: product(x)) < _best_time(lambda: torch.addmm(bias32, x, w).double())
+    return _first_is_faster(lambda: product(x), lambda: torch.addmm(bias32, x, w).double())
 
 
 @functools.lru_cache(maxsize=None)
