@@ -322,3 +322,20 @@ def test_the_pyramids_pass_with_and_without_convolutions_gives_the_same_integers
         assert torch.equal(net.encoder_pass(tiles, sched, 64, "cpu", vals).params, conv) and built
     monkeypatch.setattr(kernels, "conv_kernel", lambda x, w, in_max: None)
     assert torch.equal(net.encoder_pass(tiles, sched, 64, "cpu", vals).params, conv)
+
+
+def test_what_a_codec_call_caches_on_the_model_serves_calls_outside_inference_mode():
+    """Every encode and decode runs in torch's inference mode, so what it caches on the model (a
+    layer's convolution weight, the int8 convolution's packed weights) is an inference tensor: the
+    model's own methods called outside that mode afterwards read it and give the same integers."""
+    codec = armcodec.Codec("pyramid", device="cpu")
+    img = load("kodim05_rgb_130x70.png")
+    data = codec.compress(img)
+    net = codec.model.net
+    assert any(getattr(layer, "_conv_w", None) is not None for layer in net.layers().values())
+    tiles, sched, vals = _setup(net, img, 64)
+    outside = net.encoder_pass(tiles, sched, 64, "cpu", vals).params
+    with torch.inference_mode():
+        inside = net.encoder_pass(tiles, sched, 64, "cpu", vals).params
+    assert torch.equal(outside, inside)
+    assert np.array_equal(codec.decompress(data).reshape(img.shape), img)

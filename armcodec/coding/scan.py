@@ -75,7 +75,7 @@ class Schedule:
         self.n_tiles = len(tiles)
         n, i, j, step = (np.concatenate(a) if a else np.empty(0, np.int64) for a in (ns, is_, js, steps))
         # tiles in order, each sorted: a stable sort by step gives (step, tile, row, column)
-        order = np.argsort(step.astype(np.int32) if len(step) and step.max() < 2**31 else step, kind="stable")
+        order = np.argsort(step, kind="stable")
         self.n, self.i, self.j, step = n[order], i[order], j[order], step[order]
         self.n_steps = int(step.max()) + 1 if len(step) else 0
         self.starts = np.searchsorted(step, np.arange(self.n_steps + 1))
