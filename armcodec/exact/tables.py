@@ -147,8 +147,8 @@ def mixture_weights(logits: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
     """int64 (M, K) weights <= 2**WEIGHT_BITS of the components with integer ``logits`` (M, K):
     2**-(max - logit) in WEIGHT_BITS fixed point, from the lookup table (the largest is exactly
     2**WEIGHT_BITS)."""
-    gap = (logits.max(1, keepdim=True).values - logits).clamp(max=luts.weight.numel() - 1)
-    return luts.weight[gap]
+    gap = (logits.amax(1, keepdim=True) - logits).clamp(max=luts.weight.numel() - 1)
+    return luts.weight.take(gap)
 
 
 def channel_tables(
