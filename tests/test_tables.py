@@ -233,3 +233,10 @@ def test_the_coupling_divides_with_a_floor_on_every_grid():
                 prod = coef * ((known[:, prev : prev + 1] - 128) * MEAN_STEPS)
                 want = want + torch.from_numpy(np.floor_divide(prod.numpy(), steps))
             assert torch.equal(means, want.clamp(tables.MEAN_MIN_Q, tables.MEAN_MAX_Q)), (steps, channel)
+
+
+def test_mixture_weights_of_int32_and_int64_logits_agree():
+    """The encoder's pass hands int32 head integers, the decoder's steps int64: the same weights."""
+    logits = torch.randint(-200, 1, (300, 5), generator=torch.Generator().manual_seed(11))
+    want = mixture_weights(logits, CFG, LUTS)
+    assert torch.equal(mixture_weights(logits.int(), CFG, LUTS), want) and int(want.max()) == 2**tables.WEIGHT_BITS

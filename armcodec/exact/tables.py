@@ -148,7 +148,7 @@ def mixture_weights(logits: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
     2**-(max - logit) in WEIGHT_BITS fixed point, from the lookup table (the largest is exactly
     2**WEIGHT_BITS)."""
     gap = (logits.amax(1, keepdim=True) - logits).clamp(max=luts.weight.numel() - 1)
-    return luts.weight.take(gap)
+    return luts.weight.index_select(0, gap.reshape(-1)).view(gap.shape)  # int32 or int64 logits
 
 
 def channel_tables(
