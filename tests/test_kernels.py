@@ -257,7 +257,7 @@ def test_cli_kernel_option(tmp_path, tiny_dir, monkeypatch):
 def test_conv_split_covers_the_input_range(in_max):
     """The int8 convolution's split x = 2**s * (hi - 128) + lo: hi a uint8, 0 <= lo < 2**s, by
     its own int16 arithmetic, with the smallest such s."""
-    s = kernels.conv_split_bits(in_max)
+    s = kernels.split_bits(in_max)
     x16 = torch.arange(-in_max, in_max + 1, dtype=torch.int16) + (128 << s)
     hi, lo = x16 >> s, x16 & (2**s - 1)
     assert hi.min() >= 0 and hi.max() <= 255 and lo.min() >= 0 and lo.max() < 2**s

@@ -138,17 +138,14 @@ def choose_shifts(params: torch.Tensor, values: torch.Tensor, block_of: torch.Te
     best = torch.zeros((n_blocks, g), dtype=torch.int64, device=params.device)
     for c in range(g):
         best_bits = None
-        totals = torch.zeros((len(cands), n_blocks), dtype=torch.int64, device=params.device)
+        totals = torch.zeros((n_blocks, N_SHIFTS), dtype=torch.int64, device=params.device)  # shifts ascending
         for a in range(0, len(values), chunk):  # bounded temporaries; the mixture once for every offset
             ms = None if mean_shifts is None else mean_shifts[a : a + chunk, c]
             est = _BinEstimate(params[a : a + chunk], values[a : a + chunk], c, cfg, rows, ms)
             # integer sums (1/256 bit per pixel): the same totals in any order, on any device
-            per_shift = torch.round(est.bits_of_shifts(SHIFT_MIN, N_SHIFTS) * 256).long()  # shifts ascending
-            block_totals = torch.zeros((n_blocks, N_SHIFTS), dtype=torch.int64, device=params.device)
-            block_totals.index_add_(0, block_of[a : a + chunk], per_shift)
-            totals += block_totals.t()[[d - SHIFT_MIN for d in cands]]
-        for n, d in enumerate(cands):
-            per_block = totals[n]
+            totals.index_add_(0, block_of[a : a + chunk], torch.round(est.bits_of_shifts(SHIFT_MIN, N_SHIFTS) * 256).long())
+        for d in cands:
+            per_block = totals[:, d - SHIFT_MIN]
             if best_bits is None:
                 best_bits = per_block
                 best[:, c] = d

@@ -281,7 +281,7 @@ def conv_kernel(x: torch.Tensor, weight: torch.Tensor, in_max: int) -> str | Non
         direct = False
     if name == "auto" and cpu_has_int8_dot() and int8_conv_exact():
         n, _, h, w = x.shape
-        key = ("conv", weight.shape[1], weight.shape[0], kh, conv_split_bits(in_max), (n * h * w).bit_length())
+        key = ("conv", weight.shape[1], weight.shape[0], kh, split_bits(in_max), (n * h * w).bit_length())
         if not direct:
             return "int8"
         faster = _faster.get(key)
@@ -328,31 +328,21 @@ def _int8_conv_faster(x: torch.Tensor, weight: torch.Tensor, in_max: int) -> boo
     return _first_is_faster(lambda: conv(grid), lambda: F.conv2d(grid.permute(0, 3, 1, 2), wt, bias, padding=r))
 
 
-@functools.lru_cache(maxsize=None)
-def conv_split_bits(in_max: int) -> int:
-    """The smallest k with every integer x in [-in_max, in_max] = 2**k * (hi - 128) + lo, hi a
-    uint8 and 0 <= lo < 2**k (i.e. in_max < 128 * 2**k)."""
-    k = 0
-    while in_max >= 128 << k:
-        k += 1
-    return k
-
-
 class Int8Conv:
     """One dense layer as oneDNN's u8 x s8 -> s32 convolution (AMX or VNNI; CPU only): ``weight``
     float32 (C_out, C_in, k, k) int8-valued, ``bias`` float32 (C_out,), inputs integers in
     [-in_max, in_max] held in float32.
 
-    An input wider than uint8 is split like :class:`Int8Product`'s: ``x = 2**s * (hi - 128) +
-    lo``, ``hi = (x + 128 * 2**s) >> s`` a uint8, ``lo`` its low ``s`` bits (an add, a shift and a
-    mask in int16).  ``hi`` runs with zero point 128 (oneDNN subtracts it; the zero padding of
-    the window is the zero point, i.e. x = 0), ``lo`` with zero point 0, and the two float32
-    results join as ``2**s * A + (B + bias)``.  Exact where ``|A| <= 128 * sum|w|`` and ``|B +
+    An input wider than uint8 is split as :class:`Int8Product`'s (:func:`split_bits`), its high
+    part offset to a uint8: ``x = 2**s * (hi - 128) + lo``, ``hi = (x + 128 * 2**s) >> s``, ``lo``
+    its low ``s`` bits (an add, a shift and a mask in int16).  ``hi`` runs with zero point 128
+    (oneDNN subtracts it; the zero padding of the window is the zero point, i.e. x = 0), ``lo``
+    with zero point 0, and the two float32 results join as ``2**s * A + (B + bias)``.  Exact where ``|A| <= 128 * sum|w|`` and ``|B +
     bias|`` are below 2**24 (checked: each converts exactly) and the layer's own sums are (the
     caller's check): the join then is one exact float32 operation."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, in_max: int):
-        self.s = conv_split_bits(in_max)
+        self.s = split_bits(in_max)
         col = float(weight.double().abs().sum((1, 2, 3)).max())
         worst = max(128 * col, (2**self.s - 1) * col + float(bias.double().abs().max()))
         if worst >= 2**24:
