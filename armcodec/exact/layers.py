@@ -7,7 +7,9 @@ in any summation order (layers that could exceed it run in float64, exact below 
 same sums come from int8 products where the device has them (:mod:`armcodec.exact.kernels`).
 Requantization ``floor(acc * m * 2**-shift + 1/2)`` runs in float64 with an integer multiplier
 ``m < 2**15``: ``m * 2**-shift`` is one float64 (``scale``) and ``acc * scale`` is exactly
-``acc * m`` (< 2**52) moved by a power of two, so it is exact as well.  The result does not depend on batch, order, threads, BLAS or device.
+``acc * m`` (< 2**52) moved by a power of two, so it is exact as well (:mod:`armcodec.exact.fused`
+runs it and the clamps after it as one compiled loop).  The result does not depend on batch,
+order, threads, BLAS or device.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from armcodec.exact import kernels
+from armcodec.exact import fused, kernels
 
 F32_EXACT = 2**24
 F64_SAFE = 2**37  # acc * m (< 2**15) stays below 2**52
@@ -50,29 +52,41 @@ class IntConv:
         self._int8_conv: kernels.Int8Conv | bool | None = None  # built on first int8 use of :meth:`dense`
 
     def acc(self, x: torch.Tensor) -> torch.Tensor:
-        """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, float64 (M, C_out),
-        by the kernel :func:`armcodec.exact.kernels.use_int8` picks for this product (the same integers)."""
+        """x: float32 (M, n_off*C_in) integers -> the accumulator ``x @ W + b``, (M, C_out) integers
+        in float32 (a float32 product: below 2**24, exact) or float64, by the kernel
+        :func:`armcodec.exact.kernels.use_int8` picks for this product (the same integers)."""
         if kernels.use_int8(x.device, len(x), self.weight.shape[0], self.weight.shape[1], self.in_max):
             if self._int8 is None:
                 self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
             return self._int8(x)
         if self.exact_f32:
-            return torch.addmm(self._b32, x, self.weight).double()
+            return torch.addmm(self._b32, x, self.weight)
         return torch.addmm(self.bias, x.double(), self._w64)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
         return self.requantize(self.acc(x))
 
+    def clamped(self, x: torch.Tensor, lo: float, hi: float, add: torch.Tensor | None = None) -> torch.Tensor:
+        """x: float32 (M, n_off*C_in) integers -> float32 (M, C_out) ``clamp(requantized [+ add], lo, hi)``
+        (:func:`armcodec.exact.fused.requant_clamp`: one pass where it is compiled)."""
+        return fused.requant_clamp(self.acc(x), self.scale, lo, hi, add)
+
     def requantize(self, acc: torch.Tensor) -> torch.Tensor:
-        """float64 accumulators (M, C_out), overwritten -> ``floor(acc * scale + 1/2)``, in place
+        """Accumulators (M, C_out), float64 (overwritten) or float32 -> float64 ``floor(acc * scale + 1/2)``, in place
         (a new (M, C_out) float64 tensor per layer cost a fifth of the requantization)."""
+        acc = acc if acc.dtype == torch.float64 else acc.double()
         return torch.addcmul(self._half, acc, self.scale, out=acc).floor_()
 
     def dense(self, x: torch.Tensor) -> torch.Tensor | None:
-        """x: float32 (N, h, w, C_in) integers (channels last, contiguous) -> what ``self`` gives
-        for every position's gathered window (zeros outside the grid), float64 (N*h*w, C_out),
-        as one convolution where :func:`kernels.conv_kernel` gives one (int8 or float32) and this
+        """:meth:`dense_acc`, requantized: float64 (N*h*w, C_out), or None."""
+        acc = self.dense_acc(x)
+        return None if acc is None else self.requantize(acc)
+
+    def dense_acc(self, x: torch.Tensor) -> torch.Tensor | None:
+        """x: float32 (N, h, w, C_in) integers (channels last, contiguous) -> the accumulators
+        :meth:`acc` gives for every position's gathered window (zeros outside the grid), float32
+        (N*h*w, C_out), as one convolution where :func:`kernels.conv_kernel` gives one (int8 or float32) and this
         layer's partial sums stay below 2**24 (the same integers in any order of summation);
         None otherwise (the caller gathers)."""
         n, h, w, c = x.shape
@@ -101,8 +115,7 @@ class IntConv:
             acc = torch.nn.functional.conv2d(xc, self._conv_w, self._b32, padding=self._conv_w.shape[2] // 2)
         else:
             return None
-        acc = acc.permute(0, 2, 3, 1).reshape(n * h * w, -1)  # no copy for a channels-last result
-        return self.requantize(acc.double())
+        return acc.permute(0, 2, 3, 1).reshape(n * h * w, -1)  # no copy for a channels-last result
 
     def to(self, device) -> "IntConv":
         return IntConv(

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from armcodec.exact import fused
+
 # The head's integer grids: every model's head hands these integers to the tables (a model's
 # float training graph rounds onto the same grids, see armcodec.models.pixelcnn).
 MEAN_STEPS = 16  # means in 1/16 of a level
@@ -337,6 +339,9 @@ def quantized(d: torch.Tensor, one_division: bool = False) -> torch.Tensor:
     split at 2**12 (``A = A1 * 2**12 + A0``; ``floor(N A / S) = q1 * 2**12 + floor((r1 * 2**12 + N
     * A0) / S)`` with ``N A1 = q1 S + r1``), every term below 2**62; ``one_division`` where ``d``
     is below 2**39 (at most :data:`ONE_DIVISION_MIXTURES` components), so that ``N * 2**24`` is."""
+    out = fused.quantized(d, 2**PRECISION, one_division)  # one pass where it is compiled (the same integers)
+    if out is not None:
+        return out
     n = d.shape[1] - 1
     num = d - d[:, :1]
     span = num[:, -1:]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from armcodec import threads
+from armcodec.exact import fused
 from armcodec.exact.layers import IntConv
 from armcodec.models.pixelcnn import (
     GATE_MAX,
@@ -36,34 +37,24 @@ DECODE_PIXEL_BYTES = 456  # per pixel besides the ring: schedule, values, feedba
 
 
 def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor | None, resid: torch.Tensor, rmax: int,
-                gate_out: torch.Tensor | None = None) -> torch.Tensor:
+                gate_acc: torch.Tensor | None = None) -> torch.Tensor:
     """One gated residual block on M positions: ``gathered`` the residual stream at the gate's
     offsets (float32 (M, n_off*F)), ``resid`` the stream at the positions (M, F) -> the new stream,
-    float32 (M, F) integers in [-rmax, rmax].
-
-    The requantized outputs go to float32 before the clamps (half the bytes for the elementwise
-    steps, 7-13% of a block at decoder rows): below 2**24 they are exact, beyond it they round
-    to values still beyond every clamp bound (rounding is monotone), so each clamp gives what it
-    gives in float64; a * s <= 4096 and the sums below are exact in float32.  ``gate_out``: the
-    gate layer's output already computed (``gathered`` then unused)."""
-    u = (gate(gathered) if gate_out is None else gate_out).float()  # float32 (M, 2F), in place below
-    f = u.shape[1] // 2
-    a = u[:, :f].clamp_(-GATE_MAX, GATE_MAX)
-    s = u[:, f:].add_(GATE_MAX // 2).clamp_(0, GATE_MAX)
-    g = a.mul_(s).mul_(1 / GATE_MAX).floor_()  # floor(a * s / GATE_MAX): a power of two, exact
-    v = mix(g).float().clamp_(-rmax, rmax)
-    return v.add_(resid).clamp_(-rmax, rmax)
+    float32 (M, F) integers in [-rmax, rmax]: the gate ``floor(a * s / GATE_MAX)`` of the gate
+    layer's two halves, the mix layer, the residual add (:mod:`armcodec.exact.fused`).
+    ``gate_acc``: the gate layer's accumulators already computed (``gathered`` then unused)."""
+    g = fused.gate(gate.acc(gathered) if gate_acc is None else gate_acc, gate.scale, GATE_MAX)
+    return fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
 
 
 def int_head(net, h: torch.Tensor, pixels: torch.Tensor | None, skip_out: torch.Tensor | None = None) -> torch.Tensor:
     """The head of an integer network (``head_hidden``, ``head_out``, ``skip`` or None): h the
     residual stream, pixels the first layer's gathered input -> int64 parameters.  ``skip_out``:
     the skip layer's output already computed (``pixels`` then unused)."""
-    z = net.head_hidden(h).clamp_(0, net.cfg.head_max).float()
-    out = net.head_out(z)
-    if net.skip is not None:
-        out = out + (net.skip(pixels) if skip_out is None else skip_out)
-    return out.long()
+    z = net.head_hidden.clamped(h, 0, net.cfg.head_max)
+    if net.skip is None:
+        return net.head_out(z).long()
+    return fused.requant_sum(net.head_out.acc(z), net.head_out.scale, net.skip(pixels) if skip_out is None else skip_out)
 
 
 def dequantize_into(pairs) -> None:
@@ -341,10 +332,7 @@ class IntPixelCNN:
         for p, idx, (a, b) in zip(chunks, first_idx, spans):
             threads.poll()
             x = read(state.map(0), idx, p)
-            h = self.first(x)
-            if extra is not None:
-                h += extra.first(a, b)
-            h = h.clamp_(-rmax, rmax).float()
+            h = self.first.clamped(x, -rmax, rmax, None if extra is None else extra.first(a, b))
             state.map(1)[p] = h
             if one:
                 resid, pixels = h, x

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from armcodec import threads
 from armcodec.coding.scan import Schedule, Tile
+from armcodec.exact import fused
 from armcodec.exact.layers import IntConv
 from armcodec.models.pixelcnn import GATE_MAX, GATE_SCALE, INPUT_SCALE, param_scales
 from armcodec.models.pixelcnn_exact import (DECODE_PIXEL_BYTES, ENCODE_PIXEL_BYTES, IntPixelCNN, dequantize_into,
@@ -111,20 +112,21 @@ class IntPassNet:
         x = inp.permute(0, 2, 3, 1).contiguous()
         windows: dict[tuple, torch.Tensor] = {}  # the input's gathered windows, when a layer needs them
 
-        def on_input(layer: IntConv) -> torch.Tensor:
-            out = layer.dense(x)
+        def on_input(layer: IntConv) -> torch.Tensor:  # the layer's accumulators
+            out = layer.dense_acc(x)
             if out is None:
                 key = tuple(layer.offsets)
                 windows[key] = windows[key] if key in windows else gather(x, layer.offsets)
-                out = layer(windows[key])
+                out = layer.acc(windows[key])
             return out
 
-        hs = on_input(self.first).clamp_(-rmax, rmax).float()
+        hs = fused.requant_clamp(on_input(self.first), self.first.scale, -rmax, rmax)
         for gate, mix in zip(self.gates, self.mixes):
             grid = hs.view(n, h, w, -1)
-            u = gate.dense(grid)
-            hs = gated_block(gate, mix, gather(grid, gate.offsets) if u is None else None, hs, rmax, gate_out=u)
-        return int_head(self, hs.index_select(0, rows), None, skip_out=on_input(self.skip).index_select(0, rows))
+            u = gate.dense_acc(grid)
+            hs = gated_block(gate, mix, gather(grid, gate.offsets) if u is None else None, hs, rmax, gate_acc=u)
+        skip = self.skip.requantize(on_input(self.skip).index_select(0, rows))
+        return int_head(self, hs.index_select(0, rows), None, skip_out=skip)
 
 
 @register("polyphase-pyramid")

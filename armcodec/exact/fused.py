@@ -1,0 +1,245 @@
+"""The integer layers' elementwise steps, fused: decoder-exact.
+
+After each product the integer network requantizes, clamps, gates and adds the residual stream
+(:mod:`armcodec.exact.layers`, :func:`armcodec.models.pixelcnn_exact.gated_block`).  As torch
+operations that is 4-10 passes over the rows per layer (float32 -> float64, multiply-add, floor,
+-> float32, clamps, the gate's products), each a fresh tensor: at a decoder step's few hundred
+rows each pass is a few microseconds of overhead, at a pyramid pass's 8,192 rows each one moves
+megabytes through memory (a (8,192, 96) requantization: 0.63 ms).  Here each step is one loop
+over the rows, compiled once by numba (``cache=True``: later processes load it) where numba is
+installed and the tensors are on a CPU (0.23 ms and 7 us for those two; one thread, no pool of
+its own beside torch's).  Elsewhere, or with ``ARMCODEC_FUSED=0``, the same steps run as the torch
+operations they replace (:func:`reference`).
+
+Both give the same integers.  ``floor(acc * scale + 1/2)`` is computed in float64, where
+``acc * scale`` is exact (``acc`` an integer below 2**37, ``scale = m * 2**-shift`` with ``m <
+2**15``: :mod:`armcodec.exact.layers`), so the sum rounds once, in the same place, whether or not
+the compiler fuses it into one multiply-add; the clamps and the gate's ``a * s / GATE_MAX`` (a
+power of two) are exact.  The torch path converts the requantized values to float32 before its
+clamps; beyond 2**24 that rounds them, monotonically, to values still beyond every clamp bound,
+so each clamp gives what it gives in float64 here.  Tested on random and adversarial values
+(ties at exactly one half, accumulators beyond 2**24): ``tests/test_fused.py``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+_kernels = None  # numba's compiled kernels (a namespace), False where numba is missing or switched off
+
+
+def _compiled():
+    global _kernels
+    if _kernels is None:
+        _kernels = False
+        if os.environ.get("ARMCODEC_FUSED", "1") != "0":
+            try:
+                _kernels = _build()
+            except ImportError:
+                pass
+    return _kernels
+
+
+def enabled(device=None) -> bool:
+    """Whether the compiled kernels run tensors on ``device`` (a CPU; numba installed; not switched off)."""
+    return (device is None or torch.device(device).type == "cpu") and bool(_compiled())
+
+
+def set_enabled(on: bool) -> None:
+    """Switch the compiled kernels off (the torch operations run) or back on (tests)."""
+    global _kernels
+    _kernels = None if on else False
+
+
+def _build():
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+
+    @jit
+    def requant_clamp(acc, scale, lo, hi, out):
+        c = acc.shape[1]
+        for i in range(out.shape[0]):
+            for j in range(c):
+                v = np.floor(np.float64(acc[i, j]) * scale[j] + 0.5)
+                out[i, j] = min(max(v, lo), hi)
+
+    @jit
+    def requant_add_clamp(acc, scale, add, lo, hi, out):
+        c = acc.shape[1]
+        for i in range(out.shape[0]):
+            for j in range(c):
+                v = np.floor(np.float64(acc[i, j]) * scale[j] + 0.5) + add[i, j]
+                out[i, j] = min(max(v, lo), hi)
+
+    @jit
+    def gate(acc, scale, gmax, out):
+        f = out.shape[1]
+        half, inv = np.float64(gmax // 2), 1.0 / gmax
+        for i in range(out.shape[0]):
+            for j in range(f):
+                x = np.floor(np.float64(acc[i, j]) * scale[j] + 0.5)
+                y = np.floor(np.float64(acc[i, f + j]) * scale[f + j] + 0.5) + half
+                x = min(max(x, -gmax), gmax)
+                y = min(max(y, 0.0), gmax)
+                out[i, j] = np.floor(x * y * inv)
+
+    @jit
+    def mix_residual(acc, scale, resid, rmax, out):
+        c = acc.shape[1]
+        for i in range(out.shape[0]):
+            for j in range(c):
+                v = np.floor(np.float64(acc[i, j]) * scale[j] + 0.5)
+                v = min(max(v, -rmax), rmax) + resid[i, j]
+                out[i, j] = min(max(v, -rmax), rmax)
+
+    @jit
+    def requant_sum(acc, scale, add, out):
+        c = acc.shape[1]
+        for i in range(out.shape[0]):
+            for j in range(c):
+                out[i, j] = np.int64(np.floor(np.float64(acc[i, j]) * scale[j] + 0.5) + add[i, j])
+
+    @jit
+    def quantized(d, total, one_division, out):
+        n1 = d.shape[1]
+        n = n1 - 1
+        a1, a0 = (total - n) >> 12, (total - n) & 4095
+        nf = np.float64(total - n)
+        for i in range(out.shape[0]):
+            d0 = d[i, 0]
+            span = d[i, n] - d0
+            if span <= 0:
+                raise ZeroDivisionError("a table without mass")
+            prev = 0
+            for j in range(1, n1):
+                num = d[i, j] - d0
+                if one_division:  # floor(num * N / span): a float64 estimate within 1 of it, corrected
+                    q = np.int64(np.float64(num) * nf / np.float64(span))
+                    r = num * (total - n) - q * span
+                    while r < 0:
+                        q -= 1
+                        r += span
+                    while r >= span:
+                        q += 1
+                        r -= span
+                    cum = j + q
+                else:
+                    high = num * a1
+                    q1 = high // span
+                    cum = j + (q1 << 12) + (((high - q1 * span) << 12) + num * a0) // span
+                out[i, j - 1] = cum - prev
+                prev = cum
+
+    class Kernels:
+        pass
+
+    k = Kernels()
+    k.requant_clamp, k.requant_add_clamp, k.gate, k.mix_residual = requant_clamp, requant_add_clamp, gate, mix_residual
+    k.requant_sum, k.quantized = requant_sum, quantized
+    return k
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.numpy() if t.is_contiguous() else t.contiguous().numpy()
+
+
+def _use(acc: torch.Tensor):
+    return _compiled() if acc.device.type == "cpu" else False
+
+
+def requant_clamp(acc: torch.Tensor, scale: torch.Tensor, lo: float, hi: float, add: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """acc: float32 or float64 (M, C) integer accumulators; scale: float64 (C,) -> float32 (M, C)
+    ``clamp(floor(acc * scale + 1/2) [+ add], lo, hi)`` (``add``: float64 (M, C) integers or None)."""
+    k = _use(acc)
+    if not k:
+        return reference.requant_clamp(acc, scale, lo, hi, add)
+    out = torch.empty(acc.shape, dtype=torch.float32)
+    if add is None:
+        k.requant_clamp(_np(acc), _np(scale), float(lo), float(hi), out.numpy())
+    else:
+        k.requant_add_clamp(_np(acc), _np(scale), _np(add.double()), float(lo), float(hi), out.numpy())
+    return out
+
+
+def gate(acc: torch.Tensor, scale: torch.Tensor, gate_max: int) -> torch.Tensor:
+    """The gate of a residual block: acc float32 or float64 (M, 2F) of the gate layer, requantized
+    to ``u`` -> float32 (M, F) ``floor(a * s / gate_max)``, ``a = clamp(u[:, :F], -gate_max,
+    gate_max)``, ``s = clamp(u[:, F:] + gate_max // 2, 0, gate_max)``."""
+    k = _use(acc)
+    if not k:
+        return reference.gate(acc, scale, gate_max)
+    out = torch.empty((acc.shape[0], acc.shape[1] // 2), dtype=torch.float32)
+    k.gate(_np(acc), _np(scale), float(gate_max), out.numpy())
+    return out
+
+
+def mix_residual(acc: torch.Tensor, scale: torch.Tensor, resid: torch.Tensor, rmax: int) -> torch.Tensor:
+    """A block's end: acc float32 or float64 (M, F) of the mix layer, resid float32 (M, F) -> float32
+    ``clamp(clamp(floor(acc * scale + 1/2), -rmax, rmax) + resid, -rmax, rmax)``."""
+    k = _use(acc)
+    if not k:
+        return reference.mix_residual(acc, scale, resid, rmax)
+    out = torch.empty(acc.shape, dtype=torch.float32)
+    k.mix_residual(_np(acc), _np(scale), _np(resid), float(rmax), out.numpy())
+    return out
+
+
+def requant_sum(acc: torch.Tensor, scale: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """A head's output: acc float32 or float64 (M, C), add float64 (M, C) integers (the skip
+    layer's requantized output) -> int64 ``floor(acc * scale + 1/2) + add``."""
+    k = _use(acc)
+    if not k:
+        return reference.requant_sum(acc, scale, add)
+    out = torch.empty(acc.shape, dtype=torch.int64)
+    k.requant_sum(_np(acc), _np(scale), _np(add.double()), out.numpy())
+    return out
+
+
+def quantized(d: torch.Tensor, total: int, one_division: bool) -> torch.Tensor | None:
+    """:func:`armcodec.exact.tables.quantized` (int64 (M, n + 1) increasing masses -> int64 (M, n)
+    frequencies summing to ``total``) as one loop: one division where ``one_division`` (the product
+    fits), else the split product; None where the kernels do not run (the caller's torch steps)."""
+    k = _use(d)
+    if not k:
+        return None
+    out = torch.empty((d.shape[0], d.shape[1] - 1), dtype=torch.int64)
+    k.quantized(_np(d), total, bool(one_division), out.numpy())
+    return out
+
+
+class reference:
+    """The same steps as torch operations (any device; the definition the kernels are tested against)."""
+
+    @staticmethod
+    def requantize(acc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """float64 (M, C) ``floor(acc * scale + 1/2)`` (in place when ``acc`` is float64)."""
+        acc = acc if acc.dtype == torch.float64 else acc.double()
+        return torch.addcmul(torch.tensor(0.5, dtype=torch.float64, device=acc.device), acc, scale, out=acc).floor_()
+
+    @staticmethod
+    def requant_clamp(acc, scale, lo, hi, add=None):
+        v = reference.requantize(acc, scale)
+        if add is not None:
+            v += add
+        return v.clamp_(lo, hi).float()
+
+    @staticmethod
+    def gate(acc, scale, gate_max):
+        u = reference.requantize(acc, scale).float()
+        f = u.shape[1] // 2
+        a = u[:, :f].clamp_(-gate_max, gate_max)
+        s = u[:, f:].add_(gate_max // 2).clamp_(0, gate_max)
+        return a.mul_(s).mul_(1 / gate_max).floor_()  # a power of two: exact
+
+    @staticmethod
+    def requant_sum(acc, scale, add):
+        return (reference.requantize(acc, scale) + add).long()
+
+    @staticmethod
+    def mix_residual(acc, scale, resid, rmax):
+        v = reference.requantize(acc, scale).float().clamp_(-rmax, rmax)
+        return v.add_(resid).clamp_(-rmax, rmax)

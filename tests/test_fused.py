@@ -1,0 +1,118 @@
+"""The fused elementwise steps (armcodec.exact.fused): the compiled kernels give the torch
+operations' integers on random and adversarial values (ties at exactly one half, accumulators
+beyond 2**24, every clamp bound), the frequency tables' division included, and files are the same
+bytes and decode alike with the kernels on and off."""
+import numpy as np
+import pytest
+import torch
+
+import armcodec
+from armcodec.exact import fused
+from armcodec.exact.tables import PRECISION, quantized
+from armcodec.models.pixelcnn import GATE_MAX
+
+from armcodec.video import VideoCodec
+from conftest import load, moving_frames, y4m_bytes
+from test_video import decode_bytes, encode_bytes
+
+pytestmark = pytest.mark.skipif(not fused.enabled("cpu"), reason="numba is not installed")
+
+
+@pytest.fixture
+def reference_only():
+    fused.set_enabled(False)
+    yield
+    fused.set_enabled(True)
+
+
+def scales(c: int, gen) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per channel ``m * 2**-shift`` (m odd, below 2**15) as the layers store them, and the shifts."""
+    m = (torch.randint(0, 2**14, (c,), generator=gen) * 2 + 1).double()
+    shift = torch.randint(8, 23, (c,), generator=gen)
+    return m * 2.0 ** -shift.double(), shift
+
+
+def accumulators(rows: int, c: int, shift: torch.Tensor, gen, dtype) -> torch.Tensor:
+    """Random integers below 2**23 (2**36 in float64) and, in rows 0-5, ties: with m odd,
+    ``acc = (2k + 1) * 2**(shift - 1)`` makes ``acc * scale + 1/2`` an integer, and one either
+    side of them; in float64, row 6 beyond float32's integers."""
+    big = 2**23 if dtype == torch.float32 else 2**36
+    acc = torch.randint(-big, big, (rows, c), generator=gen).to(dtype)
+    half = 2.0 ** (shift.double() - 1)
+    for r, k in enumerate((1, -1, 3, -3)):
+        acc[r] = (k * half).to(dtype)
+    acc[4], acc[5] = acc[0] + 1, acc[0] - 1
+    if dtype == torch.float64:
+        acc[6] = 2.0**30 + torch.arange(c)
+    return acc
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernels_give_the_torch_integers(dtype):
+    gen = torch.Generator().manual_seed(3)
+    for rows, c in ((1, 8), (7, 96), (300, 96), (2049, 60)):
+        scale, shift = scales(c, gen)
+        acc = accumulators(max(rows, 8), c, shift, gen, dtype)[:rows]
+        add = torch.randint(-600, 601, (rows, c), generator=gen).double()
+        resid = torch.randint(-511, 512, (rows, c), generator=gen).float()
+        for lo, hi in ((-511, 511), (0, 127), (-2**30, 2**30)):
+            want = fused.reference.requant_clamp(acc.clone(), scale, lo, hi)
+            assert torch.equal(fused.requant_clamp(acc, scale, lo, hi), want)
+            assert torch.equal(fused.requant_clamp(acc, scale, lo, hi, add),
+                               fused.reference.requant_clamp(acc.clone(), scale, lo, hi, add))
+        assert torch.equal(fused.mix_residual(acc, scale, resid, 511), fused.reference.mix_residual(acc.clone(), scale, resid, 511))
+        assert torch.equal(fused.requant_sum(acc, scale, add), fused.reference.requant_sum(acc.clone(), scale, add))
+        if c % 2 == 0:
+            got, want = fused.gate(acc, scale, GATE_MAX), fused.reference.gate(acc.clone(), scale, GATE_MAX)
+            assert got.dtype == want.dtype == torch.float32 and torch.equal(got, want)
+
+
+def test_ties_round_up():
+    scale = torch.tensor([0.5, 3 * 2.0**-20], dtype=torch.float64)
+    acc = torch.tensor([[1.0, 2.0**19], [-1.0, -(2.0**19)], [3.0, 3 * 2.0**19]], dtype=torch.float32)
+    got = fused.requant_clamp(acc, scale, -1e9, 1e9)
+    # floor(x + 1/2) at x = 0.5, -0.5, 1.5 and 1.5, -1.5, 4.5
+    assert got.tolist() == [[1.0, 2.0], [0.0, -1.0], [2.0, 5.0]]
+    assert torch.equal(got, fused.reference.requant_clamp(acc.clone(), scale, -1e9, 1e9))
+
+
+def test_quantized_division():
+    gen = torch.Generator().manual_seed(5)
+    for one_division, top in ((True, 2**39), (False, 2**50)):
+        for n in (16, 17, 256):
+            d = torch.sort(torch.randint(0, top, (500, n + 1), generator=gen), dim=1).values
+            d[:, 0] = 0
+            d[:, -1] = torch.maximum(d[:, -1], d[:, -2] + 1)
+            d[:3] = torch.arange(n + 1) * (top // (n + 1))  # equal steps: quotients land on integers
+            d[3] = torch.cat([torch.zeros(n, dtype=torch.int64), torch.tensor([top - 1])])  # all mass in the last
+            got = fused.quantized(d, 2**PRECISION, one_division)
+            fused.set_enabled(False)
+            try:
+                want = quantized(d, one_division)
+            finally:
+                fused.set_enabled(True)
+            assert torch.equal(got, want) and bool((got >= 1).all()) and bool((got.sum(1) == 2**PRECISION).all())
+
+
+@pytest.mark.parametrize("model", ["pyramid", "fast"])
+def test_files_are_the_same_with_the_kernels_off(model, reference_only):
+    img = load("kodim23_rgb_64x48.png")
+    codec = armcodec.Codec(model, classic=False)
+    off = codec.encode(img).data
+    fused.set_enabled(True)
+    on = codec.encode(img).data
+    assert on == off
+    assert np.array_equal(codec.decode(on).array, img)
+    fused.set_enabled(False)
+    assert np.array_equal(codec.decode(on).array, img)
+
+
+def test_video_files_are_the_same_with_the_kernels_off(reference_only):
+    clip = y4m_bytes(moving_frames(3), [b""] * 3)
+    codec = VideoCodec("video", "cpu")
+    off = encode_bytes(codec, clip)
+    fused.set_enabled(True)
+    assert encode_bytes(codec, clip) == off
+    assert decode_bytes(codec, off) == clip
+    fused.set_enabled(False)
+    assert decode_bytes(codec, off) == clip
