@@ -81,7 +81,7 @@ def environment(device: str, threads: int) -> dict:
     return {
         "commit": commit, "dirty": dirty, "python": platform.python_version(), "platform": platform.platform(),
         "cpu_count": __import__("os").cpu_count(), "torch_threads": threads, "device": device,
-        "versions": {p: ver(p) for p in ("armcodec", "torch", "numpy", "constriction", "pillow", "imagecodecs")},
+        "versions": {p: ver(p) for p in ("armcodec", "torch", "numpy", "numba", "constriction", "pillow", "imagecodecs")},
     }
 
 
