@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from armcodec.models.pixelcnn import PixelCNNConfig
-from armcodec.exact import tables
+from armcodec.exact import fused, tables
 from armcodec.exact.tables import (
     CDF_BITS, CDF_OFFSET, MEAN_STEPS, N_SYMBOLS, PRECISION, TableLUTs, channel_tables, mix_windows,
     mixture_params, mixture_weights, symbol_bits,
@@ -165,8 +165,8 @@ def reference_binned(params, channel, known, cfg, luts, values):
 
 @pytest.mark.parametrize("mixtures", [1, 3, 5, 256])
 def test_binned_tables_equal_the_reference_on_both_paths(mixtures):
-    """BinnedTables (embedding_bag on a CPU, and the gather + bmm other devices use) equals the
-    direct formula, with the sharpest and flattest scales, the extreme means, every bin (the first
+    """BinnedTables (the compiled loop of armcodec.exact.fused where numba runs, embedding_bag on a
+    CPU, and the gather + bmm other devices use) equals the direct formula, with the sharpest and flattest scales, the extreme means, every bin (the first
     and last take C(0) = 0 and C(256) = the total) and the largest weights."""
     n = 48
     cfg, params, known = extreme_params(mixtures, n)
@@ -174,8 +174,9 @@ def test_binned_tables_equal_the_reference_on_both_paths(mixtures):
     want_first, want_second = reference_binned(params, 1, known, cfg, LUTS, values)
     logits, means, scale_idx = mixture_params(params, 1, known, cfg)
     w = mixture_weights(logits, cfg, LUTS)
-    for gather in (False, True):
+    for gather in (None, False, True):
         t = tables.BinnedTables(w, means, scale_idx, LUTS, gather=gather)
+        assert (t._kernel_args is not None) == (gather is None and fused.enabled("cpu"))
         bins, inside = t.split(values)
         assert torch.equal(t.first(), want_first)
         assert torch.equal(t.second(bins), want_second)

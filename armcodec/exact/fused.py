@@ -1,4 +1,4 @@
-"""The integer layers' elementwise steps, fused: decoder-exact.
+"""The integer layers' elementwise steps and the binned frequency tables, fused: decoder-exact.
 
 After each product the integer network requantizes, clamps, gates and adds the residual stream
 (:mod:`armcodec.exact.layers`, :func:`armcodec.models.pixelcnn_exact.gated_block`).  As torch
@@ -11,6 +11,12 @@ installed and the tensors are on a CPU (0.23 ms and 7 us for those two; one thre
 its own beside torch's).  Elsewhere, or with ``ARMCODEC_FUSED=0``, the same steps run as the torch
 operations they replace (:func:`reference`).
 
+The binned tables (:class:`armcodec.exact.tables.BinnedTables`, coder tool 5) are two dozen
+torch operations a channel and step (indices, an ``embedding_bag`` over the lookup table's
+windows, shifts, the division of :func:`armcodec.exact.tables.quantized`); here one loop a row
+sums each component's window straight from the table and divides: the pyramid's decode 1.28 ->
+1.14 s.  The division runs in float64 and is corrected to the exact floor by its int64 remainder.
+
 Both give the same integers.  ``floor(acc * scale + 1/2)`` is computed in float64, where
 ``acc * scale`` is exact (``acc`` an integer below 2**37, ``scale = m * 2**-shift`` with ``m <
 2**15``: :mod:`armcodec.exact.layers`), so the sum rounds once, in the same place, whether or not
@@ -18,7 +24,8 @@ the compiler fuses it into one multiply-add; the clamps and the gate's ``a * s /
 power of two) are exact.  The torch path converts the requantized values to float32 before its
 clamps; beyond 2**24 that rounds them, monotonically, to values still beyond every clamp bound,
 so each clamp gives what it gives in float64 here.  Tested on random and adversarial values
-(ties at exactly one half, accumulators beyond 2**24): ``tests/test_fused.py``.
+(ties at exactly one half, accumulators beyond 2**24): ``tests/test_fused.py``; the tables against
+their direct formula at the extremes: ``tests/test_tables.py``.
 """
 from __future__ import annotations
 
@@ -103,42 +110,102 @@ def _build():
                 out[i, j] = np.int64(np.floor(np.float64(acc[i, j]) * scale[j] + 0.5) + add[i, j])
 
     @jit
-    def quantized(d, total, one_division, out):
-        n1 = d.shape[1]
-        n = n1 - 1
+    def quantize_row(d, total, one_division, out):
+        """One row of :func:`quantized`: d int64 (n + 1,) -> out (n,)."""
+        n = len(d) - 1
         a1, a0 = (total - n) >> 12, (total - n) & 4095
-        nf = np.float64(total - n)
+        d0 = d[0]
+        span = d[n] - d0
+        if span <= 0:
+            raise ZeroDivisionError("a table without mass")
+        prev = 0
+        for j in range(1, n + 1):
+            num = d[j] - d0
+            if one_division:  # floor(num * N / span): a float64 estimate within 1 of it, corrected
+                q = np.int64(np.float64(num) * np.float64(total - n) / np.float64(span))
+                r = num * (total - n) - q * span
+                while r < 0:
+                    q -= 1
+                    r += span
+                while r >= span:
+                    q += 1
+                    r -= span
+                cum = j + q
+            else:
+                high = num * a1
+                q1 = high // span
+                cum = j + (q1 << 12) + (((high - q1 * span) << 12) + num * a0) // span
+            out[j - 1] = cum - prev
+            prev = cum
+
+    @jit
+    def quantized(d, total, one_division, out):
         for i in range(out.shape[0]):
-            d0 = d[i, 0]
-            span = d[i, n] - d0
-            if span <= 0:
-                raise ZeroDivisionError("a table without mass")
-            prev = 0
-            for j in range(1, n1):
-                num = d[i, j] - d0
-                if one_division:  # floor(num * N / span): a float64 estimate within 1 of it, corrected
-                    q = np.int64(np.float64(num) * nf / np.float64(span))
-                    r = num * (total - n) - q * span
-                    while r < 0:
-                        q -= 1
-                        r += span
-                    while r >= span:
-                        q += 1
-                        r -= span
-                    cum = j + q
-                else:
-                    high = num * a1
-                    q1 = high // span
-                    cum = j + (q1 << 12) + (((high - q1 * span) << 12) + num * a0) // span
-                out[i, j - 1] = cum - prev
-                prev = cum
+            quantize_row(d[i], total, one_division, out[i])
+
+    @jit
+    def binned_first(weights, means, scale_idx, rows, stride, c, one_division, out):
+        """BinnedTables' first tables; c: the constants (see :func:`binned_first`)."""
+        cdf_offset, mean_steps, bin_, precision, cdf_bits, floor_shift, n_symbols = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+        m, kk = weights.shape
+        n_bins = out.shape[1]
+        step = bin_ * mean_steps
+        acc = np.empty(n_bins - 1, np.float64)
+        d = np.empty(n_bins + 1, np.int64)
+        for i in range(m):
+            wsum = 0
+            for k in range(kk):
+                wsum += weights[i, k]
+            floor = wsum >> floor_shift
+            acc[:] = 0.0
+            for k in range(kk):
+                before = cdf_offset + mean_steps // 2 - means[i, k] - mean_steps
+                idx = (scale_idx[i, k] * step + before % step) * stride + before // step + 1
+                wk = np.float64(weights[i, k])
+                for b in range(n_bins - 1):
+                    acc[b] += wk * rows[idx, b]
+            d[0] = 0
+            for b in range(n_bins - 1):
+                d[b + 1] = (np.int64(acc[b]) << (precision - cdf_bits)) + floor * bin_ * (b + 1)
+            d[n_bins] = (wsum << precision) + n_symbols * floor
+            quantize_row(d, np.int64(1) << precision, one_division, out[i])
+
+    @jit
+    def binned_second(weights, means, scale_idx, bins, rows, stride, c, one_division, out):
+        """BinnedTables' second tables, of the bins ``bins``."""
+        cdf_offset, mean_steps, bin_, precision, cdf_bits, floor_shift = c[0], c[1], c[2], c[3], c[4], c[5]
+        m, kk = weights.shape
+        n_bins = c[6] // bin_
+        acc = np.empty(bin_ + 1, np.float64)
+        d = np.empty(bin_ + 1, np.int64)
+        for i in range(m):
+            wsum = 0
+            for k in range(kk):
+                wsum += weights[i, k]
+            floor = wsum >> floor_shift
+            bn = bins[i]
+            acc[:] = 0.0
+            for k in range(kk):
+                first = cdf_offset + mean_steps // 2 - means[i, k]
+                idx = (scale_idx[i, k] * mean_steps + first % mean_steps) * stride + first // mean_steps + bin_ * bn - 1
+                wk = np.float64(weights[i, k])
+                for t in range(bin_ + 1):
+                    acc[t] += wk * rows[idx, t]
+            for t in range(bin_ + 1):
+                v = np.int64(acc[t])
+                if t == 0 and bn == 0:
+                    v = 0
+                if t == bin_ and bn == n_bins - 1:
+                    v = wsum << cdf_bits
+                d[t] = (v << (precision - cdf_bits)) + floor * (bin_ * bn + t)
+            quantize_row(d, np.int64(1) << precision, one_division, out[i])
 
     class Kernels:
         pass
 
     k = Kernels()
     k.requant_clamp, k.requant_add_clamp, k.gate, k.mix_residual = requant_clamp, requant_add_clamp, gate, mix_residual
-    k.requant_sum, k.quantized = requant_sum, quantized
+    k.requant_sum, k.quantized, k.binned_first, k.binned_second = requant_sum, quantized, binned_first, binned_second
     return k
 
 
@@ -208,6 +275,34 @@ def quantized(d: torch.Tensor, total: int, one_division: bool) -> torch.Tensor |
         return None
     out = torch.empty((d.shape[0], d.shape[1] - 1), dtype=torch.int64)
     k.quantized(_np(d), total, bool(one_division), out.numpy())
+    return out
+
+
+def binned_first(weights, means, scale_idx, rows, stride: int, consts: tuple, one_division: bool, n_bins: int
+                 ) -> torch.Tensor | None:
+    """:class:`armcodec.exact.tables.BinnedTables`' first tables (int64 (M, n_bins)) from the
+    mixture's int64 (M, K) weights, clamped means and scale indices, in one loop per row (the
+    weighted windows summed straight from ``rows``, the view of the lookup table the torch steps
+    give ``embedding_bag``, then :func:`quantized`'s row); ``consts``: (CDF_OFFSET, MEAN_STEPS,
+    BIN, PRECISION, CDF_BITS, FLOOR_SHIFT, N_SYMBOLS).  None where the kernels do not run."""
+    k = _use(weights)
+    if not k:
+        return None
+    out = torch.empty((weights.shape[0], n_bins), dtype=torch.int64)
+    k.binned_first(_np(weights), _np(means), _np(scale_idx), rows.numpy(), stride, np.array(consts, np.int64),
+                   bool(one_division), out.numpy())
+    return out
+
+
+def binned_second(weights, means, scale_idx, bins, rows, stride: int, consts: tuple, one_division: bool
+                  ) -> torch.Tensor | None:
+    """The second tables (int64 (M, BIN)) of the bins ``bins`` (int64 (M,)), as :func:`binned_first`."""
+    k = _use(weights)
+    if not k:
+        return None
+    out = torch.empty((weights.shape[0], consts[2]), dtype=torch.int64)
+    k.binned_second(_np(weights), _np(means), _np(scale_idx), _np(bins), rows.numpy(), stride,
+                    np.array(consts, np.int64), bool(one_division), out.numpy())
     return out
 
 

@@ -274,8 +274,16 @@ class BinnedTables:
 
     def __init__(self, weights: torch.Tensor, means: torch.Tensor, scale_idx: torch.Tensor, luts: TableLUTs,
                  gather: bool | None = None):
-        self.w, self.luts, self.scale_idx = weights.double(), luts, scale_idx
-        self.gather = gather
+        self.luts, self.scale_idx, self.gather = luts, scale_idx, gather
+        self.one_division = weights.shape[1] <= ONE_DIVISION_MIXTURES
+        self._second: tuple[torch.Tensor, torch.Tensor] | None = None  # the last (bins, tables) built
+        if gather is None and fused.enabled(weights.device):  # one compiled loop a row: the same integers
+            self._kernel_args = (weights, means, scale_idx)
+            self._first = fused.binned_first(weights, means, scale_idx, luts.coarse_rows, luts.coarse_stride, _CONSTS,
+                                             self.one_division, N_BINS)
+            return
+        self._kernel_args = None
+        self.w = weights.double()
         first = CDF_OFFSET + MEAN_STEPS // 2 - means  # lut index of boundary v = 1, >= 2 * MEAN_STEPS
         self.residue, self.start = first & (MEAN_STEPS - 1), first >> _log2(MEAN_STEPS)  # (powers of two)
         self.wsum = weights.sum(1, keepdim=True)  # W, int64 (M, 1)
@@ -287,9 +295,7 @@ class BinnedTables:
         index = (scale_idx * step + (before & (step - 1))) * luts.coarse_stride + (before >> _log2(step)) + 1
         inner = summed_windows(self.w, index, luts.coarse_rows, gather).long() << (PRECISION - CDF_BITS)
         inner += self.floor * torch.arange(BIN, N_SYMBOLS, BIN, device=inner.device)
-        self.one_division = weights.shape[1] <= ONE_DIVISION_MIXTURES
         self._first = quantized(torch.cat([torch.zeros_like(self.total), inner, self.total], 1), self.one_division)
-        self._second: tuple[torch.Tensor, torch.Tensor] | None = None  # the last (bins, tables) built
 
     def first(self) -> torch.Tensor:
         """int64 (M, N_BINS): the bins' frequencies, each >= 1, rows summing to 2**PRECISION."""
@@ -301,6 +307,10 @@ class BinnedTables:
         if self._second is not None and torch.equal(self._second[0], bins):  # the coder's, then the bits'
             return self._second[1]
         luts = self.luts
+        if self._kernel_args is not None:
+            q = fused.binned_second(*self._kernel_args, bins, luts.bin_rows, luts.stride, _CONSTS, self.one_division)
+            self._second = (bins, q)
+            return q
         first_of_bin = self.start + (BIN * bins - 1).view(-1, 1)  # residue-row element of boundary v = BIN * bin
         index = (self.scale_idx * MEAN_STEPS + self.residue) * luts.stride + first_of_bin
         c = summed_windows(self.w, index, luts.bin_rows, self.gather).long()  # C at BIN * bin + 0..BIN
@@ -325,6 +335,9 @@ class BinnedTables:
         bins, inside = self.split(values)
         q2 = self.second(bins)
         return symbol_counts(self._first, bins) * symbol_counts(q2, inside)
+
+
+_CONSTS = (CDF_OFFSET, MEAN_STEPS, BIN, PRECISION, CDF_BITS, FLOOR_SHIFT, N_SYMBOLS)  # fused.binned_first's
 
 
 def _log2(n: int) -> int:
