@@ -32,6 +32,7 @@ from armcodec.container import CoderTools
 from armcodec.encoder import motion as motion_search
 from armcodec.encoder.group import encode_group
 from armcodec.errors import ChecksumError, FormatError, LimitError, ModelError
+from armcodec.exact import fused
 from armcodec.io.frames import VideoFrame, VideoSource, describe_source
 
 VIDEO_PRESET = "video"
@@ -118,6 +119,7 @@ class VideoCodec:
         """Code every frame of ``source`` into ``out`` (written as it goes; a seekable file is not
         needed).  ``progress(FrameStats)`` after each frame."""
         c = self.codec = self.codec_for(source.groups)
+        fused.prepare(fused.MIN_SAMPLES)  # a clip: many frames (each alone may be below the size)
         if source.width * source.height > self.max_pixels:
             raise LimitError(f"frames of {source.width}x{source.height} pixels exceed the limit of {self.max_pixels}")
         header = cv.VideoHeader(source.kind, source.width, source.height, list(source.groups), self.key_interval,
@@ -240,6 +242,7 @@ class VideoCodec:
             number, pos, end = 0, first, None
         prev = None
         c = self.codec
+        fused.prepare(fused.MIN_SAMPLES)  # a clip: many frames (each alone may be below the size)
         with c._coding():
             while stop is None or number < stop:
                 rec = cv.read_record(stream, header, pos, None if end is None else end - pos)

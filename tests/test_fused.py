@@ -2,6 +2,9 @@
 operations' integers on random and adversarial values (ties at exactly one half, accumulators
 beyond 2**24, every clamp bound), the frequency tables' division included, and files are the same
 bytes and decode alike with the kernels on and off."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -116,3 +119,21 @@ def test_video_files_are_the_same_with_the_kernels_off(reference_only):
     assert decode_bytes(codec, off) == clip
     fused.set_enabled(False)
     assert decode_bytes(codec, off) == clip
+
+
+def test_small_jobs_do_not_start_the_kernels():
+    """A small image decodes without starting numba (its 0.2-0.45 s start would be most of the
+    decode); a job of MIN_SAMPLES starts it."""
+    code = (
+        "import numpy as np, armcodec\n"
+        "from armcodec.exact import fused\n"
+        "c = armcodec.Codec('fast', classic=False)\n"
+        "img = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)\n"
+        "assert np.array_equal(c.decode(c.encode(img).data).array, img)\n"
+        "print(fused._kernels is None)\n"
+        "fused.prepare(fused.MIN_SAMPLES)\n"
+        "print(fused.active('cpu'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]

@@ -20,6 +20,7 @@ from armcodec.coding.scan import DecodeCoder, Schedule, Tile, check_crc, scan, t
 from armcodec.coding.side import N_ORIENTATIONS, Adaptation, side_bits, tile_coords
 from armcodec.container import CoderTools
 from armcodec.errors import FormatError
+from armcodec.exact import fused
 from armcodec.exact.tables import TableLUTs
 
 DEFAULT_BATCH_BYTES = 2560 << 20  # three of default's 512x512 tiles encode side by side, 25 decode
@@ -111,6 +112,7 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
     order of ``jobs``."""
     if len({job.channels for job in jobs}) > 1:
         raise ValueError("decode_groups: the jobs' plane groups must have the same channel count")
+    fused.prepare(sum(job.height * job.width * job.channels for job in jobs))
     outs = [np.zeros((job.height, job.width, job.channels), dtype=np.uint8) for job in jobs]
     bits = [0.0] * len(jobs)
     todo = []  # (job, tile index in its group, tile) of every modelled tile

@@ -19,6 +19,7 @@ from armcodec.coding.side import N_ORIENTATIONS, Adaptation, side_bits
 from armcodec.container import CoderTools
 from armcodec.encoder import feedback_fit
 from armcodec.encoder.search import choose_orientations, choose_shifts, estimate_bits
+from armcodec.exact import fused
 from armcodec.exact.tables import TableLUTs
 
 SPAN_PIXELS = 1 << 13  # pixels per table-building call of the encoder's scan (its temporaries: ~1 KiB each)
@@ -49,6 +50,7 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
         raise ValueError("a frame coded with its previous frame is coded unmirrored (no orientation search)")
     copied_blocks = list(copied_blocks) if copied_blocks else None  # (tiles whose map does not pay are dropped)
     h, w, g = planes.shape
+    fused.prepare(h * w * g)
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
     bits = 0.0

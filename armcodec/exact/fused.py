@@ -8,7 +8,8 @@ rows each pass is a few microseconds of overhead, at a pyramid pass's 8,192 rows
 megabytes through memory (a (8,192, 96) requantization: 0.63 ms).  Here each step is one loop
 over the rows, compiled once by numba (``cache=True``: later processes load it) where numba is
 installed and the tensors are on a CPU (0.23 ms and 7 us for those two; one thread, no pool of
-its own beside torch's).  Elsewhere, or with ``ARMCODEC_FUSED=0``, the same steps run as the torch
+its own beside torch's), from the first coding job large enough to pay for their start
+(:func:`prepare`).  Elsewhere, or with ``ARMCODEC_FUSED=0``, the same steps run as the torch
 operations they replace (:func:`reference`).
 
 The binned tables (:class:`armcodec.exact.tables.BinnedTables`, coder tool 5) are two dozen
@@ -37,6 +38,9 @@ import torch
 _kernels = None  # numba's compiled kernels (a namespace), False where numba is missing or switched off
 
 
+MIN_SAMPLES = 1 << 20  # a coding job from this size starts the kernels (see prepare)
+
+
 def _compiled():
     global _kernels
     if _kernels is None:
@@ -49,15 +53,33 @@ def _compiled():
     return _kernels
 
 
+def prepare(samples: int) -> None:
+    """Before a coding job of ``samples`` samples: start the kernels (once per process) if the job
+    is large enough to pay for their start, 0.2-0.45 s (numba's import, and its first load of the
+    cached machine code, which imports scipy where it is installed); smaller jobs in a process
+    that has not started them run the torch steps (the same integers).  A Kodak image
+    (1.2M samples) starts them: its `default` decode saves about 0.7 s, `pyramid`'s 0.25 s."""
+    if _kernels is None and samples >= MIN_SAMPLES:
+        _compiled()
+
+
 def enabled(device=None) -> bool:
-    """Whether the compiled kernels run tensors on ``device`` (a CPU; numba installed; not switched off)."""
+    """Start the kernels if they are not started; whether they run tensors on ``device`` (a CPU;
+    numba installed; not switched off)."""
     return (device is None or torch.device(device).type == "cpu") and bool(_compiled())
 
 
+def active(device) -> bool:
+    """Whether the kernels are started and run tensors on ``device`` (starts nothing)."""
+    return bool(_kernels) and torch.device(device).type == "cpu"
+
+
 def set_enabled(on: bool) -> None:
-    """Switch the compiled kernels off (the torch operations run) or back on (tests)."""
+    """Switch the compiled kernels off (the torch operations run) or on (tests)."""
     global _kernels
     _kernels = None if on else False
+    if on:
+        _compiled()
 
 
 def _build():
@@ -214,7 +236,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def _use(acc: torch.Tensor):
-    return _compiled() if acc.device.type == "cpu" else False
+    return _kernels if _kernels and acc.device.type == "cpu" else False
 
 
 def requant_clamp(acc: torch.Tensor, scale: torch.Tensor, lo: float, hi: float, add: torch.Tensor | None = None

@@ -277,7 +277,7 @@ class BinnedTables:
         self.luts, self.scale_idx, self.gather = luts, scale_idx, gather
         self.one_division = weights.shape[1] <= ONE_DIVISION_MIXTURES
         self._second: tuple[torch.Tensor, torch.Tensor] | None = None  # the last (bins, tables) built
-        if gather is None and fused.enabled(weights.device):  # one compiled loop a row: the same integers
+        if gather is None and fused.active(weights.device):  # one compiled loop a row: the same integers
             self._kernel_args = (weights, means, scale_idx)
             self._first = fused.binned_first(weights, means, scale_idx, luts.coarse_rows, luts.coarse_stride, _CONSTS,
                                              self.one_division, N_BINS)
