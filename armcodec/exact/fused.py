@@ -88,11 +88,16 @@ def _build():
     jit = numba.njit(cache=True, nogil=True)
 
     @jit
+    def requant(a, scale):
+        """The requantization: floor(a * scale + 1/2) in float64 (exact, see the module)."""
+        return np.floor(np.float64(a) * scale + 0.5)
+
+    @jit
     def requant_clamp(acc, scale, lo, hi, out):
         c = acc.shape[1]
         for i in range(out.shape[0]):
             for j in range(c):
-                v = np.floor(np.float64(acc[i, j]) * scale[j] + 0.5)
+                v = requant(acc[i, j], scale[j])
                 out[i, j] = min(max(v, lo), hi)
 
     @jit
@@ -100,7 +105,7 @@ def _build():
         c = acc.shape[1]
         for i in range(out.shape[0]):
             for j in range(c):
-                v = np.floor(np.float64(acc[i, j]) * scale[j] + 0.5) + add[i, j]
+                v = requant(acc[i, j], scale[j]) + add[i, j]
                 out[i, j] = min(max(v, lo), hi)
 
     @jit
@@ -109,8 +114,8 @@ def _build():
         half, inv = np.float64(gmax // 2), 1.0 / gmax
         for i in range(out.shape[0]):
             for j in range(f):
-                x = np.floor(np.float64(acc[i, j]) * scale[j] + 0.5)
-                y = np.floor(np.float64(acc[i, f + j]) * scale[f + j] + 0.5) + half
+                x = requant(acc[i, j], scale[j])
+                y = requant(acc[i, f + j], scale[f + j]) + half
                 x = min(max(x, -gmax), gmax)
                 y = min(max(y, 0.0), gmax)
                 out[i, j] = np.floor(x * y * inv)
@@ -120,7 +125,7 @@ def _build():
         c = acc.shape[1]
         for i in range(out.shape[0]):
             for j in range(c):
-                v = np.floor(np.float64(acc[i, j]) * scale[j] + 0.5)
+                v = requant(acc[i, j], scale[j])
                 v = min(max(v, -rmax), rmax) + resid[i, j]
                 out[i, j] = min(max(v, -rmax), rmax)
 
@@ -129,7 +134,7 @@ def _build():
         c = acc.shape[1]
         for i in range(out.shape[0]):
             for j in range(c):
-                out[i, j] = np.int64(np.floor(np.float64(acc[i, j]) * scale[j] + 0.5) + add[i, j])
+                out[i, j] = np.int64(requant(acc[i, j], scale[j]) + add[i, j])
 
     @jit
     def quantize_row(d, total, one_division, out):
