@@ -338,9 +338,10 @@ class reference:
 
     @staticmethod
     def requantize(acc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """float64 (M, C) ``floor(acc * scale + 1/2)`` (in place when ``acc`` is float64)."""
+        """float64 (M, C) ``floor(acc * scale + 1/2)`` (in place when ``acc`` is float64; the
+        product is exact, so the sum rounds once, as in :meth:`IntConv.requantize`'s ``addcmul``)."""
         acc = acc if acc.dtype == torch.float64 else acc.double()
-        return torch.addcmul(torch.tensor(0.5, dtype=torch.float64, device=acc.device), acc, scale, out=acc).floor_()
+        return acc.mul_(scale).add_(0.5).floor_()
 
     @staticmethod
     def requant_clamp(acc, scale, lo, hi, add=None):
