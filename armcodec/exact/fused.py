@@ -305,31 +305,31 @@ def quantized(d: torch.Tensor, total: int, one_division: bool) -> torch.Tensor |
     return out
 
 
-def binned_first(weights, means, scale_idx, rows, stride: int, consts: tuple, one_division: bool, n_bins: int
+def binned_first(weights, means, scale_idx, rows, stride: int, consts: np.ndarray, one_division: bool, n_bins: int
                  ) -> torch.Tensor | None:
     """:class:`armcodec.exact.tables.BinnedTables`' first tables (int64 (M, n_bins)) from the
     mixture's int64 (M, K) weights, clamped means and scale indices, in one loop per row (the
     weighted windows summed straight from ``rows``, the view of the lookup table the torch steps
-    give ``embedding_bag``, then :func:`quantized`'s row); ``consts``: (CDF_OFFSET, MEAN_STEPS,
-    BIN, PRECISION, CDF_BITS, FLOOR_SHIFT, N_SYMBOLS).  None where the kernels do not run."""
+    give ``embedding_bag``, then :func:`quantized`'s row); ``consts``: int64 (CDF_OFFSET,
+    MEAN_STEPS, BIN, PRECISION, CDF_BITS, FLOOR_SHIFT, N_SYMBOLS).  None where the kernels do not run."""
     k = _use(weights)
     if not k:
         return None
     out = torch.empty((weights.shape[0], n_bins), dtype=torch.int64)
-    k.binned_first(_np(weights), _np(means), _np(scale_idx), rows.numpy(), stride, np.array(consts, np.int64),
-                   bool(one_division), out.numpy())
+    k.binned_first(_np(weights), _np(means), _np(scale_idx), rows.numpy(), stride, consts, bool(one_division),
+                   out.numpy())
     return out
 
 
-def binned_second(weights, means, scale_idx, bins, rows, stride: int, consts: tuple, one_division: bool
+def binned_second(weights, means, scale_idx, bins, rows, stride: int, consts: np.ndarray, one_division: bool
                   ) -> torch.Tensor | None:
     """The second tables (int64 (M, BIN)) of the bins ``bins`` (int64 (M,)), as :func:`binned_first`."""
     k = _use(weights)
     if not k:
         return None
-    out = torch.empty((weights.shape[0], consts[2]), dtype=torch.int64)
-    k.binned_second(_np(weights), _np(means), _np(scale_idx), _np(bins), rows.numpy(), stride,
-                    np.array(consts, np.int64), bool(one_division), out.numpy())
+    out = torch.empty((weights.shape[0], int(consts[2])), dtype=torch.int64)
+    k.binned_second(_np(weights), _np(means), _np(scale_idx), _np(bins), rows.numpy(), stride, consts,
+                    bool(one_division), out.numpy())
     return out
 
 

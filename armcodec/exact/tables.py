@@ -337,7 +337,7 @@ class BinnedTables:
         return symbol_counts(self._first, bins) * symbol_counts(q2, inside)
 
 
-_CONSTS = (CDF_OFFSET, MEAN_STEPS, BIN, PRECISION, CDF_BITS, FLOOR_SHIFT, N_SYMBOLS)  # fused.binned_first's
+_CONSTS = np.array([CDF_OFFSET, MEAN_STEPS, BIN, PRECISION, CDF_BITS, FLOOR_SHIFT, N_SYMBOLS], np.int64)  # fused.binned_*'s, built once
 
 
 def _log2(n: int) -> int:

@@ -53,21 +53,11 @@ class ContextTerms:
         start, end, terms = self._blocks.get(which, (0, 0, None))
         if terms is None or a < start or b > end:
             start, end = a, min(self.count, max(b, a + CONTEXT_CHUNK))
+            gathered = self.windows[self.corners[start:end]].view(end - start, -1).to(self.device)
             layer = self.model.context_first if which == "first" else self.model.context_skip
-            terms = layer(self._windows(start, end))
-            self._blocks[which] = (start, end, terms if which == "first" else terms.long())
-            terms = self._blocks[which][2]
+            terms = layer(gathered) if which == "first" else layer(gathered).long()
+            self._blocks[which] = (start, end, terms)
         return terms[a - start : b - start]
-
-    def _windows(self, start: int, end: int) -> torch.Tensor:
-        """The windows of positions start..end, float32 (end - start, (2r+1)**2 * (channels+1)):
-        gathered once for both layers (the decoder asks for a step's first and head terms in
-        turn, from the same block)."""
-        held = self._blocks.get("windows")
-        if held is None or held[:2] != (start, end):
-            held = (start, end, self.windows[self.corners[start:end]].view(end - start, -1).to(self.device))
-            self._blocks["windows"] = held
-        return held[2]
 
 
 def window_offsets(reach: int) -> list[tuple[int, int]]:
