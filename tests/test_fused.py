@@ -137,3 +137,22 @@ def test_small_jobs_do_not_start_the_kernels():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_a_later_process_loads_the_kernels_from_numbas_cache():
+    """The kernels are found in numba's cache by every later process, not compiled again (a
+    kernel defined inside a function was compiled in every process: 1.5-2 s of a video decode)."""
+    pytest.importorskip("numba")
+    code = (
+        "import torch\n"
+        "from armcodec.exact import fused\n"
+        "assert fused.enabled()\n"
+        "acc, scale = torch.randn(10, 4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)\n"
+        "fused.requant_clamp(acc, scale, -5.0, 5.0)\n"
+        "fused.gate(torch.randn(10, 8), torch.ones(8, dtype=torch.float64), 64)\n"
+        "k = fused._kernels\n"
+        "print(sum(sum(getattr(k, n).stats.cache_misses.values()) for n in ('requant_clamp', 'gate')))\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    assert runs[1].stdout.split() == ["0"]  # the first run may have compiled them (a fresh checkout)

@@ -35,7 +35,7 @@ import os
 import numpy as np
 import torch
 
-_kernels = None  # numba's compiled kernels (a namespace), False where numba is missing or switched off
+_kernels = None  # numba's compiled kernels (the module fused_kernels), False where numba is missing or switched off
 
 
 MIN_SAMPLES = 1 << 20  # a coding job from this size starts the kernels (see prepare)
@@ -47,7 +47,9 @@ def _compiled():
         _kernels = False
         if os.environ.get("ARMCODEC_FUSED", "1") != "0":
             try:
-                _kernels = _build()
+                from armcodec.exact import fused_kernels  # imports numba
+
+                _kernels = fused_kernels
             except ImportError:
                 pass
     return _kernels
@@ -80,160 +82,6 @@ def set_enabled(on: bool) -> None:
     _kernels = None if on else False
     if on:
         _compiled()
-
-
-def _build():
-    import numba
-
-    jit = numba.njit(cache=True, nogil=True)
-
-    @jit
-    def requant(a, scale):
-        """The requantization: floor(a * scale + 1/2) in float64 (exact, see the module)."""
-        return np.floor(np.float64(a) * scale + 0.5)
-
-    @jit
-    def requant_clamp(acc, scale, lo, hi, out):
-        c = acc.shape[1]
-        for i in range(out.shape[0]):
-            for j in range(c):
-                v = requant(acc[i, j], scale[j])
-                out[i, j] = min(max(v, lo), hi)
-
-    @jit
-    def requant_add_clamp(acc, scale, add, lo, hi, out):
-        c = acc.shape[1]
-        for i in range(out.shape[0]):
-            for j in range(c):
-                v = requant(acc[i, j], scale[j]) + add[i, j]
-                out[i, j] = min(max(v, lo), hi)
-
-    @jit
-    def gate(acc, scale, gmax, out):
-        f = out.shape[1]
-        half, inv = np.float64(gmax // 2), 1.0 / gmax
-        for i in range(out.shape[0]):
-            for j in range(f):
-                x = requant(acc[i, j], scale[j])
-                y = requant(acc[i, f + j], scale[f + j]) + half
-                x = min(max(x, -gmax), gmax)
-                y = min(max(y, 0.0), gmax)
-                out[i, j] = np.floor(x * y * inv)
-
-    @jit
-    def mix_residual(acc, scale, resid, rmax, out):
-        c = acc.shape[1]
-        for i in range(out.shape[0]):
-            for j in range(c):
-                v = requant(acc[i, j], scale[j])
-                v = min(max(v, -rmax), rmax) + resid[i, j]
-                out[i, j] = min(max(v, -rmax), rmax)
-
-    @jit
-    def requant_sum(acc, scale, add, out):
-        c = acc.shape[1]
-        for i in range(out.shape[0]):
-            for j in range(c):
-                out[i, j] = np.int64(requant(acc[i, j], scale[j]) + add[i, j])
-
-    @jit
-    def quantize_row(d, total, one_division, out):
-        """One row of :func:`quantized`: d int64 (n + 1,) -> out (n,)."""
-        n = len(d) - 1
-        a1, a0 = (total - n) >> 12, (total - n) & 4095
-        d0 = d[0]
-        span = d[n] - d0
-        if span <= 0:
-            raise ZeroDivisionError("a table without mass")
-        prev = 0
-        for j in range(1, n + 1):
-            num = d[j] - d0
-            if one_division:  # floor(num * N / span): a float64 estimate within 1 of it, corrected
-                q = np.int64(np.float64(num) * np.float64(total - n) / np.float64(span))
-                r = num * (total - n) - q * span
-                while r < 0:
-                    q -= 1
-                    r += span
-                while r >= span:
-                    q += 1
-                    r -= span
-                cum = j + q
-            else:
-                high = num * a1
-                q1 = high // span
-                cum = j + (q1 << 12) + (((high - q1 * span) << 12) + num * a0) // span
-            out[j - 1] = cum - prev
-            prev = cum
-
-    @jit
-    def quantized(d, total, one_division, out):
-        for i in range(out.shape[0]):
-            quantize_row(d[i], total, one_division, out[i])
-
-    @jit
-    def binned_first(weights, means, scale_idx, rows, stride, c, one_division, out):
-        """BinnedTables' first tables; c: the constants (see :func:`binned_first`)."""
-        cdf_offset, mean_steps, bin_, precision, cdf_bits, floor_shift, n_symbols = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-        m, kk = weights.shape
-        n_bins = out.shape[1]
-        step = bin_ * mean_steps
-        acc = np.empty(n_bins - 1, np.float64)
-        d = np.empty(n_bins + 1, np.int64)
-        for i in range(m):
-            wsum = 0
-            for k in range(kk):
-                wsum += weights[i, k]
-            floor = wsum >> floor_shift
-            acc[:] = 0.0
-            for k in range(kk):
-                before = cdf_offset + mean_steps // 2 - means[i, k] - mean_steps
-                idx = (scale_idx[i, k] * step + before % step) * stride + before // step + 1
-                wk = np.float64(weights[i, k])
-                for b in range(n_bins - 1):
-                    acc[b] += wk * rows[idx, b]
-            d[0] = 0
-            for b in range(n_bins - 1):
-                d[b + 1] = (np.int64(acc[b]) << (precision - cdf_bits)) + floor * bin_ * (b + 1)
-            d[n_bins] = (wsum << precision) + n_symbols * floor
-            quantize_row(d, np.int64(1) << precision, one_division, out[i])
-
-    @jit
-    def binned_second(weights, means, scale_idx, bins, rows, stride, c, one_division, out):
-        """BinnedTables' second tables, of the bins ``bins``."""
-        cdf_offset, mean_steps, bin_, precision, cdf_bits, floor_shift = c[0], c[1], c[2], c[3], c[4], c[5]
-        m, kk = weights.shape
-        n_bins = c[6] // bin_
-        acc = np.empty(bin_ + 1, np.float64)
-        d = np.empty(bin_ + 1, np.int64)
-        for i in range(m):
-            wsum = 0
-            for k in range(kk):
-                wsum += weights[i, k]
-            floor = wsum >> floor_shift
-            bn = bins[i]
-            acc[:] = 0.0
-            for k in range(kk):
-                first = cdf_offset + mean_steps // 2 - means[i, k]
-                idx = (scale_idx[i, k] * mean_steps + first % mean_steps) * stride + first // mean_steps + bin_ * bn - 1
-                wk = np.float64(weights[i, k])
-                for t in range(bin_ + 1):
-                    acc[t] += wk * rows[idx, t]
-            for t in range(bin_ + 1):
-                v = np.int64(acc[t])
-                if t == 0 and bn == 0:
-                    v = 0
-                if t == bin_ and bn == n_bins - 1:
-                    v = wsum << cdf_bits
-                d[t] = (v << (precision - cdf_bits)) + floor * (bin_ * bn + t)
-            quantize_row(d, np.int64(1) << precision, one_division, out[i])
-
-    class Kernels:
-        pass
-
-    k = Kernels()
-    k.requant_clamp, k.requant_add_clamp, k.gate, k.mix_residual = requant_clamp, requant_add_clamp, gate, mix_residual
-    k.requant_sum, k.quantized, k.binned_first, k.binned_second = requant_sum, quantized, binned_first, binned_second
-    return k
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
