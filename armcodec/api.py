@@ -28,6 +28,7 @@ from armcodec.coding.feedback import usable as usable_feedback
 from armcodec.coding import classic, tile_png
 from armcodec.coding.scan import tile_grid
 from armcodec.coding.planes import DEFAULT_BATCH_BYTES, CodedGroup, GroupJob, decode_groups
+from armcodec.coding.workers import DecodeWorkers
 from armcodec.coding.scan import check_crc, samples_crc
 from armcodec.container import DEFAULT_MAX_PIXELS, ArmHeader, CoderTools
 from armcodec.encoder.group import encode_group
@@ -413,8 +414,10 @@ class Codec:
                 jobs.setdefault(key, (m, []))[1].append((i, fill, GroupJob(group, ch, cw, sl.stop - sl.start, k)))
                 k += n_tiles
         for (_, tile, tools, _), (m, items) in jobs.items():
-            got = decode_groups([job for _, _, job in items], m.net, m.luts, tile, self.device, tools,
-                                max_batch_bytes=self.batch_bytes, progress=progress)
+            group_jobs = [job for _, _, job in items]
+            with DecodeWorkers.for_job(group_jobs, tile, m.net, m.luts, self.device) as workers:
+                got = decode_groups(group_jobs, m.net, m.luts, tile, self.device, tools,
+                                    max_batch_bytes=self.batch_bytes, progress=progress, workers=workers)
             for (i, fill, _), (out, b) in zip(items, got):
                 planes[i][:, :, fill] = out  # a grey plane fills R, G and B
                 bits[i] += b

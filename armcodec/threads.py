@@ -13,7 +13,9 @@ for whole time slices and every barrier waits for it: on 2 cores a decode with 2
   time) and uses one thread per core that was at least ``1 - SLACK`` free, at least one.
 
 :func:`managed` wraps one encode or decode (the scan loops call :func:`poll`), and restores the
-user's setting afterwards.  Where ``/proc`` is missing (not Linux) the cap is used as is.
+user's setting afterwards.  Where ``/proc`` is missing (not Linux) the cap is used as is.  A decode
+that splits its tiles between processes (:mod:`armcodec.coding.workers`) uses one thread in each,
+as many processes as :func:`free_helpers` allows, and counts its workers' CPU time as its own.
 """
 from __future__ import annotations
 
@@ -37,15 +39,28 @@ def allowed_cpus() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-def _busy_ticks(cpus: list[int]) -> tuple[int, int] | None:
-    """(busy ticks of ``cpus`` in total, this process's own ticks), or None without /proc."""
+def _process_ticks(pid: int | str) -> int:
+    """User and system ticks of a process so far (fields 14 and 15 of /proc/PID/stat: the 12th
+    and 13th after the command name)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _busy_ticks(cpus: list[int], helpers: list[int] = ()) -> tuple[int, int] | None:
+    """(busy ticks of ``cpus`` in total, the ticks of this process and its ``helpers``' (the
+    decoder's worker processes)), or None without /proc."""
     try:
         with open("/proc/stat", "rb") as f:
             lines = f.read().split(b"\n")
-        with open("/proc/self/stat", "rb") as f:
-            own = f.read().rsplit(b")", 1)[1].split()
+        own = _process_ticks("self")
     except OSError:
         return None
+    for pid in helpers:
+        try:
+            own += _process_ticks(pid)
+        except (OSError, IndexError, ValueError):
+            pass  # ended
     wanted = {b"cpu%d" % c for c in cpus}
     busy = 0
     for line in lines:
@@ -54,8 +69,7 @@ def _busy_ticks(cpus: list[int]) -> tuple[int, int] | None:
             if parts[0] in wanted:
                 v = [int(x) for x in parts[1:9]]  # user nice system idle iowait irq softirq steal
                 busy += sum(v) - v[3] - v[4]
-    # fields 14 and 15 of /proc/self/stat (utime, stime): 12th and 13th after the command name
-    return busy, int(own[11]) + int(own[12])
+    return busy, own
 
 
 class ThreadBudget:
@@ -65,6 +79,8 @@ class ThreadBudget:
         self.cpus = allowed_cpus()
         self.cap = max(1, min(cap, len(self.cpus)))
         self.threads = self.cap
+        self.helpers: list[int] = []  # worker processes whose CPU time is this run's (armcodec.coding.workers)
+        self.pin: int | None = None  # while set, the thread count stays at it (the estimate still moves)
         self._last = _busy_ticks(self.cpus)
         self._t = time.monotonic()
         self._next = self._t + FIRST_LOOK
@@ -73,7 +89,7 @@ class ThreadBudget:
 
     def free_cores(self) -> float | None:
         """Cores of the affinity mask that other processes left free since the last look."""
-        now, ticks = time.monotonic(), _busy_ticks(self.cpus)
+        now, ticks = time.monotonic(), _busy_ticks(self.cpus, self.helpers)
         if ticks is None or self._last is None:
             return None
         elapsed = (now - self._t) * _TICK
@@ -93,7 +109,8 @@ class ThreadBudget:
         threads = max(1, min(self.cap, int(free + SLACK)))
         if threads != self.threads:
             self.threads = threads
-            torch.set_num_threads(threads)
+            if self.pin is None:
+                torch.set_num_threads(threads)
 
 
 _active: ThreadBudget | None = None
@@ -103,6 +120,58 @@ def poll() -> None:
     """Adjust the thread count if a look at the CPU is due (cheap otherwise); no-op outside :func:`managed`."""
     if _active is not None:
         _active.poll()
+
+
+def cap() -> int:
+    """The most cores this run may use (:func:`managed`'s cap; outside it torch's thread count,
+    at most the cores of the affinity mask)."""
+    if _active is not None:
+        return _active.cap
+    return max(1, min(torch.get_num_threads(), len(allowed_cpus())))
+
+
+def free_helpers() -> int:
+    """How many processes besides this one may work now: the free cores at the last look, less
+    this process's (outside :func:`managed`: the cap's)."""
+    if _active is None:
+        return cap() - 1
+    _active.poll()
+    return _active.threads - 1
+
+
+def set_helpers(pids: list[int]) -> None:
+    """The worker processes whose CPU time counts as this run's, not as other programs'."""
+    if _active is not None:
+        _active.helpers = list(pids)
+        _active._last, _active._t = _busy_ticks(_active.cpus, _active.helpers), time.monotonic()  # a fresh look
+
+
+@contextmanager
+def pinned(n: int):
+    """``n`` threads inside the block, whatever the looks at the CPU find (while worker processes
+    take the other cores); then the budget's count again."""
+    if _active is None:
+        old = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+        return
+    outer = _active.pin
+    _active.pin = n
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        _active.pin = outer
+        torch.set_num_threads(outer if outer is not None else _active.threads)
+
+
+def forget() -> None:
+    """In a forked worker: the parent's budget is not this process's."""
+    global _active
+    _active = None
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from armcodec.api import Codec
 from armcodec.coding import motion
 from armcodec.coding.planes import CodedGroup, GroupJob, decode_groups, tile_samples
 from armcodec.coding.scan import tile_grid
+from armcodec.coding.workers import DecodeWorkers
 from armcodec.container import CoderTools
 from armcodec.encoder import motion as motion_search
 from armcodec.encoder.group import encode_group
@@ -243,7 +244,7 @@ class VideoCodec:
         prev = None
         c = self.codec
         fused.prepare(fused.MIN_SAMPLES)  # a clip: many frames (each alone may be below the size)
-        with c._coding():
+        with c._coding(), DecodeWorkers.for_decode(c.model.net, c.model.luts, c.device) as workers:
             while stop is None or number < stop:
                 rec = cv.read_record(stream, header, pos, None if end is None else end - pos)
                 if rec is None:  # the frame table: read from a pipe, it is checked here
@@ -255,7 +256,7 @@ class VideoCodec:
                 if not rec.key and prev is None:  # (the table's first frame is a key frame)
                     raise FormatError(f"frame {number} needs the frame before it, and no key frame came before "
                                       "(damaged file)")
-                frame, bits = self.decode_frame(header, rec, prev)
+                frame, bits = self.decode_frame(header, rec, prev, workers)
                 pos += rec.size
                 allocator.release()
                 if number >= start:
@@ -275,7 +276,8 @@ class VideoCodec:
         if offset != at or count != frames or len(table.offsets) != frames:
             raise FormatError("the frame table does not match the frames read (damaged or truncated file)")
 
-    def decode_frame(self, header: cv.VideoHeader, rec: cv.FrameRecord, prev: VideoFrame | None) -> tuple[VideoFrame, float]:
+    def decode_frame(self, header: cv.VideoHeader, rec: cv.FrameRecord, prev: VideoFrame | None,
+                     workers: DecodeWorkers | None = None) -> tuple[VideoFrame, float]:
         c = self.codec
         m = c.model
         jobs, k = [], 0
@@ -294,7 +296,7 @@ class VideoCodec:
         for ch, ctx in sorted({(j.channels, j.context is not None) for j in jobs}):  # as many in one scan as can be
             idx = [i for i, j in enumerate(jobs) if j.channels == ch and (j.context is not None) == ctx]
             for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], m.net, m.luts, header.tile, c.device, header.tools,
-                                                      max_batch_bytes=c.batch_bytes)):
+                                                      max_batch_bytes=c.batch_bytes, workers=workers)):
                 out[i] = arr
                 bits += b
         if rec.frame_crc is not None and frame_crc(out) != rec.frame_crc:

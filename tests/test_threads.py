@@ -11,17 +11,19 @@ class FakeCpu:
     """/proc/stat and /proc/self/stat as tick counters the test advances."""
 
     def __init__(self, monkeypatch, cpus=2):
-        self.now, self.busy, self.own = 0.0, 0, 0
+        self.now, self.busy, self.own, self.helper = 0.0, 0, 0, 0
         monkeypatch.setattr(threads, "allowed_cpus", lambda: list(range(cpus)))
-        monkeypatch.setattr(threads, "_busy_ticks", lambda cpus: (self.busy, self.own))
+        monkeypatch.setattr(threads, "_busy_ticks",
+                            lambda cpus, helpers=(): (self.busy, self.own + (self.helper if helpers else 0)))
         monkeypatch.setattr(threads.time, "monotonic", lambda: self.now)
         monkeypatch.setattr(threads, "_TICK", 100)
 
-    def run(self, seconds, others, ours):
-        """Advance time; ``others`` and ``ours``: cores' worth of CPU used meanwhile."""
+    def run(self, seconds, others, ours, helper=0.0):
+        """Advance time; ``others``, ``ours`` and our ``helper`` process's: cores' worth of CPU used meanwhile."""
         self.now += seconds
         self.own += int(ours * seconds * 100)
-        self.busy += int((others + ours) * seconds * 100)
+        self.helper += int(helper * seconds * 100)
+        self.busy += int((others + ours + helper) * seconds * 100)
 
 
 @pytest.fixture
@@ -42,6 +44,21 @@ def test_a_busy_core_takes_a_thread_away_and_gives_it_back(monkeypatch, user_thr
     cpu.run(0.3, others=0.0, ours=1.0)  # it went away
     budget.poll()
     assert budget.threads == 2 and torch.get_num_threads() == 2
+
+
+def test_a_decoders_worker_process_is_not_another_program(monkeypatch, user_threads):
+    """A decode that runs a worker process (armcodec.coding.workers) counts its CPU time as its
+    own: one thread here and one there keep both cores; an unregistered process would take one."""
+    cpu = FakeCpu(monkeypatch)
+    with threads.managed() as budget:
+        threads.set_helpers([12345])
+        with threads.pinned(1):
+            cpu.run(0.3, others=0.0, ours=1.0, helper=1.0)
+            assert threads.free_helpers() == 1 and torch.get_num_threads() == 1  # pinned while split
+        threads.set_helpers([])
+        cpu.run(0.3, others=0.0, ours=1.0, helper=1.0)
+        budget.poll()
+        assert budget.threads == 1 and threads.free_helpers() == 0
 
 
 def test_little_load_keeps_every_thread_and_looks_are_rate_limited(monkeypatch, user_threads):
@@ -76,7 +93,7 @@ def test_the_setting_is_a_cap_and_is_restored(monkeypatch):
 
 
 def test_without_proc_the_cap_is_used(monkeypatch, user_threads):
-    monkeypatch.setattr(threads, "_busy_ticks", lambda cpus: None)
+    monkeypatch.setattr(threads, "_busy_ticks", lambda cpus, helpers=(): None)
     budget = threads.ThreadBudget(cap=2)
     monkeypatch.setattr(threads.time, "monotonic", lambda: 1e9)
     budget.poll()

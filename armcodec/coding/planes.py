@@ -103,13 +103,14 @@ def _check_tile(out: np.ndarray, t: Tile, job: GroupJob, k: int) -> None:
 
 
 def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, device, tools: CoderTools,
-                  max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None) -> list[tuple[np.ndarray, float]]:
+                  max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress=None, workers=None) -> list[tuple[np.ndarray, float]]:
     """Inverse of encode_group for plane groups (of one image or of many) that share the model,
     nominal tile size, coder tools (``tools``: the files') and channel count; checks every CRC.
     Their tiles are decoded in common batches, so every wavefront step serves the tiles of all of
     them (larger products, the same number of steps).  Each tile is an independent stream, so every
     output is what decoding its job alone gives.  -> [(uint8 (H, W, channels), model bits)] in the
-    order of ``jobs``."""
+    order of ``jobs``.  ``workers``: a :class:`armcodec.coding.workers.DecodeWorkers` for this
+    model, which decodes part of the tiles in other processes (the same outputs)."""
     if len({job.channels for job in jobs}) > 1:
         raise ValueError("decode_groups: the jobs' plane groups must have the same channel count")
     fused.prepare(sum(job.height * job.width * job.channels for job in jobs))
@@ -136,10 +137,23 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
             bits[j] += 8.0 * len(job.group.streams[k])
             if progress:
                 progress(1)
-    channels = jobs[0].channels if jobs else 0
     with_context = [job.context is not None for job in jobs]
     if any(with_context) and not all(with_context):
         raise ValueError("decode_groups: either every job has a previous frame or none has")
+    if workers is not None:
+        workers.decode(jobs, todo, outs, bits, tile, tools, max_batch_bytes, progress)
+    else:
+        decode_tiles(jobs, todo, outs, bits, model, luts, tile, device, tools, max_batch_bytes, progress)
+    return list(zip(outs, bits))
+
+
+def decode_tiles(jobs: list[GroupJob], todo: list[tuple[int, int, Tile]], outs: list[np.ndarray], bits: list[float],
+                 model, luts: TableLUTs, tile: int, device, tools: CoderTools, max_batch_bytes: int,
+                 progress=None) -> None:
+    """The modelled tiles ``todo`` ((job, tile index in its group, tile) each) of :func:`decode_groups`'
+    jobs, in batches: their samples into ``outs``, their bits added to ``bits`` (per job)."""
+    channels = jobs[0].channels if jobs else 0
+    with_context = any(job.context is not None for job in jobs)
     for batch in tile_batches([t for _, _, t in todo], model, tile, max_batch_bytes, decoding=True):
         batch = [todo[b] for b in batch]
         bt = [t for _, _, t in batch]
@@ -171,7 +185,7 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
             bits[j] += side_bits(1, N_ORIENTATIONS) if blocks is not None and tools.orientation else 0.0
             bits[j] += fb.tile_side_bits(n) if fb is not None else 0.0
         extra = {}
-        if any(with_context):  # each tile's job's previous frame
+        if with_context:  # each tile's job's previous frame
             used = sorted({j for j, _, _ in batch})
             which = np.searchsorted(used, np.array([j for j, _, _ in batch])[sched.n])
             extra = {"context": ([jobs[j].context for j in used], *image_coords(bt, sched, None), which)}
@@ -190,4 +204,3 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
             bits[j] += float(tile_bits[n])
         if progress:
             progress(len(batch))
-    return list(zip(outs, bits))
