@@ -20,7 +20,8 @@ from armcodec.models.pixelcnn_exact import CachedSteps, FullPass, IntPixelCNN, d
 from armcodec.models.registry import register
 from armcodec.models.temporal import TemporalConfig, TemporalPixelCNN
 
-CONTEXT_CHUNK = 1 << 16  # positions per context product (its gathered input: ~400 bytes each)
+CONTEXT_CHUNK = 1 << 13  # positions per context product: its gathered input (~400 bytes each) and terms stay in
+# a core's cache while they are made (1 << 16: a foreman decode 6-10% slower, docs/PROFILE.md)
 CONTEXT_INDEX_BYTES = 32  # per position: its row, column and frame plane (int64 each), and their sum
 
 
