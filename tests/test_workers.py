@@ -32,11 +32,12 @@ def test_balance_splits_the_samples_evenly_in_order():
 
 @pytest.fixture
 def split(monkeypatch):
-    """Every decode forks one worker and hands it about half its tiles, whatever its size and the
-    free cores; yields the list of the parts the workers were sent (their tile counts)."""
+    """Every decode forks one worker and hands it about half its tiles, whatever its size, the free
+    cores and the other threads; yields the list of the parts the workers were sent (their tile counts)."""
     monkeypatch.setattr(workers, "MIN_SAMPLES", 0)
     monkeypatch.setattr(threads, "cap", lambda: 2)
     monkeypatch.setattr(threads, "free_helpers", lambda: 1)
+    monkeypatch.setattr(workers.threading, "active_count", lambda: 1)  # threads earlier tests left (Dask's)
     sent = []
     balance = workers.balance
 
