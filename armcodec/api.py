@@ -415,7 +415,8 @@ class Codec:
                 k += n_tiles
         for (_, tile, tools, _), (m, items) in jobs.items():
             group_jobs = [job for _, _, job in items]
-            with DecodeWorkers.for_job(group_jobs, tile, m.net, m.luts, self.device) as workers:
+            sizes = [(job.height, job.width, job.channels) for job in group_jobs]
+            with DecodeWorkers.for_decode(sizes, tile, m.net, m.luts, self.device) as workers:
                 got = decode_groups(group_jobs, m.net, m.luts, tile, self.device, tools,
                                     max_batch_bytes=self.batch_bytes, progress=progress, workers=workers)
             for (i, fill, _), (out, b) in zip(items, got):

@@ -244,7 +244,9 @@ class VideoCodec:
         prev = None
         c = self.codec
         fused.prepare(fused.MIN_SAMPLES)  # a clip: many frames (each alone may be below the size)
-        with c._coding(), DecodeWorkers.for_decode(c.model.net, c.model.luts, c.device) as workers:
+        frame = [(h, w, ch) for w, h, ch in header.planes]
+        with c._coding(), DecodeWorkers.for_decode(frame, header.tile, c.model.net, c.model.luts, c.device,
+                                                   clip=True) as workers:
             while stop is None or number < stop:
                 rec = cv.read_record(stream, header, pos, None if end is None else end - pos)
                 if rec is None:  # the frame table: read from a pipe, it is checked here

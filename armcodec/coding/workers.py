@@ -77,17 +77,17 @@ class DecodeWorkers:
         threads.set_helpers([p.pid for p in self._procs])
 
     @classmethod
-    def for_decode(cls, model, luts, device) -> "DecodeWorkers":
-        """As many workers as this decode's thread budget has cores beyond this process's."""
-        return cls(model, luts, device, threads.cap() - 1)
-
-    @classmethod
-    def for_job(cls, jobs: list[GroupJob], tile: int, model, luts, device) -> "DecodeWorkers":
-        """:meth:`for_decode` for one decode of these plane groups, if it is worth a fork: at
-        least :data:`MIN_SAMPLES` samples in more than one tile (else no workers)."""
-        samples = sum(job.height * job.width * job.channels for job in jobs)
-        tiles = sum(len(tile_grid(job.height, job.width, tile)) for job in jobs)
-        return cls(model, luts, device, threads.cap() - 1 if samples >= MIN_SAMPLES and tiles > 1 else 0)
+    def for_decode(cls, groups: list[tuple[int, int, int]], tile: int, model, luts, device, clip: bool = False
+                   ) -> "DecodeWorkers":
+        """Workers for a decode of plane groups of these (height, width, channels) (a video clip's:
+        one frame's): as many as this decode's thread budget has cores beyond this process's, if
+        the groups have more than one tile and (unless a ``clip``: many such decodes) at least
+        :data:`MIN_SAMPLES` samples; else none (the fork and the workers' first steps would cost
+        more than they save)."""
+        samples = sum(h * w * ch for h, w, ch in groups)
+        tiles = sum(len(tile_grid(h, w, tile)) for h, w, _ in groups)
+        worth = tiles > 1 and (clip or samples >= MIN_SAMPLES)
+        return cls(model, luts, device, threads.cap() - 1 if worth else 0)
 
     @property
     def count(self) -> int:
@@ -131,7 +131,11 @@ class DecodeWorkers:
         for conn, part in zip(self._conns, theirs):
             used = sorted({j for j, _, _ in part})  # only the plane groups the part needs
             at = {j: n for n, j in enumerate(used)}
-            conn.send(([jobs[j] for j in used], [(at[j], k, t) for j, k, t in part], tile, tools, max_batch_bytes))
+            try:
+                conn.send(([jobs[j] for j in used], [(at[j], k, t) for j, k, t in part], tile, tools, max_batch_bytes))
+            except OSError:  # the worker is gone
+                self.close()
+                raise ArmcodecError("a decoder worker process ended unexpectedly") from None
             sent.append((conn, part, used))
         failure = None
         try:
