@@ -243,8 +243,7 @@ class VideoCodec:
             number, pos, end = 0, first, None
         prev = None
         c = self.codec
-        fused.prepare(fused.MIN_SAMPLES)  # a clip: many frames (each alone may be below the size)
-        frame = [(h, w, ch) for w, h, ch in header.planes]
+        frame = [(h, w, ch) for w, h, ch in header.planes]  # (for_decode starts the fused kernels: a clip)
         with c._coding(), DecodeWorkers.for_decode(frame, header.tile, c.model.net, c.model.luts, c.device,
                                                    clip=True) as workers:
             while stop is None or number < stop:

@@ -143,3 +143,25 @@ def test_pinned_holds_the_thread_count_and_restores_it():
     with threads.pinned(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_the_workers_run_the_compiled_kernels_the_decode_starts(image_file, split, monkeypatch):
+    """A decode large enough for the fused kernels starts them before the fork, so its workers
+    run them too (forked first, a worker ran the torch steps: a CLI decode 8% slower)."""
+    pytest.importorskip("numba")
+    from armcodec.exact import fused
+
+    codec, _, data = image_file
+    monkeypatch.setattr(fused, "MIN_SAMPLES", 0)
+    monkeypatch.setattr(fused, "_kernels", None)  # not started in this process yet
+    parent = os.getpid()
+    decode_tiles = workers.decode_tiles
+
+    def report_there(*args, **kwargs):
+        if os.getpid() != parent:
+            raise ChecksumError(f"kernels active: {fused.active('cpu')}")
+        return decode_tiles(*args, **kwargs)
+
+    monkeypatch.setattr(workers, "decode_tiles", report_there)
+    with pytest.raises(ChecksumError, match="kernels active: True"):
+        codec.decode(data)

@@ -30,6 +30,7 @@ from armcodec import allocator, threads
 from armcodec.coding.planes import GroupJob, decode_tiles, tile_samples
 from armcodec.coding.scan import Tile, tile_grid
 from armcodec.errors import ArmcodecError
+from armcodec.exact import fused
 
 ENV = "ARMCODEC_WORKERS"
 MIN_SAMPLES = 1 << 16  # an image decode from this size forks workers (a 128x256 RGB image: 1.2x faster with one)
@@ -87,6 +88,7 @@ class DecodeWorkers:
         samples = sum(h * w * ch for h, w, ch in groups)
         tiles = sum(len(tile_grid(h, w, tile)) for h, w, _ in groups)
         worth = tiles > 1 and (clip or samples >= MIN_SAMPLES)
+        fused.prepare(fused.MIN_SAMPLES if clip else samples)  # before the fork: the workers inherit the kernels
         return cls(model, luts, device, threads.cap() - 1 if worth else 0)
 
     @property
