@@ -95,7 +95,9 @@ class _Batch:
 
         self.n, self.as_json, self.err, self.human = n, as_json, records_to_stderr, human or _human
         self.failed: list[tuple[Path, int]] = []
-        self.bar = Progress(transient=True, disable=not (n > 1 and sys.stderr.isatty()))
+        # redrawn after each file, not by a refresh thread: a decode forks its workers only where
+        # no other Python thread runs (armcodec.coding.workers)
+        self.bar = Progress(transient=True, auto_refresh=False, disable=not (n > 1 and sys.stderr.isatty()))
         self.task = self.bar.add_task("coding", total=n)
 
     def __enter__(self):
@@ -112,6 +114,7 @@ class _Batch:
             typer.echo(f"armcodec: error: {_named(inp, error)}", err=True)
             self.failed.append((inp, getattr(error, "exit_code", 1)))
         self.bar.advance(self.task)
+        self.bar.refresh()
 
     def finish(self) -> None:
         if self.failed:

@@ -165,3 +165,18 @@ def test_the_workers_run_the_compiled_kernels_the_decode_starts(image_file, spli
     monkeypatch.setattr(workers, "decode_tiles", report_there)
     with pytest.raises(ChecksumError, match="kernels active: True"):
         codec.decode(data)
+
+
+def test_the_clis_progress_bar_starts_no_thread(monkeypatch):
+    """A batch's progress bar on a terminal is redrawn after each file, not by a thread of its
+    own, so the decodes of a batch still fork their workers."""
+    import sys
+    import threading
+
+    from armcodec_cli.main import _Batch
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    before = threading.active_count()
+    with _Batch(3, as_json=True, human=str) as batch:
+        assert not batch.bar.disable
+        assert threading.active_count() == before
