@@ -209,7 +209,7 @@ def _serve(conn, model, luts, device) -> None:
             outs = [np.zeros((job.height, job.width, job.channels), np.uint8) for job in jobs]
             bits = [0.0] * len(jobs)
             decode_tiles(jobs, todo, outs, bits, model, luts, tile, device, tools, max_batch_bytes)
-            reply = ("done", [tile_samples(outs[j], t).copy() for j, _, t in todo], bits)
+            reply = ("done", [tile_samples(outs[j], t) for j, _, t in todo], bits)  # (a view pickles as its samples)
         except KeyboardInterrupt:
             return
         except BaseException as e:

@@ -100,10 +100,7 @@ def requant_clamp(acc: torch.Tensor, scale: torch.Tensor, lo: float, hi: float, 
     if not k:
         return reference.requant_clamp(acc, scale, lo, hi, add)
     out = torch.empty(acc.shape, dtype=torch.float32)
-    if add is None:
-        k.requant_clamp(_np(acc), _np(scale), float(lo), float(hi), out.numpy())
-    else:
-        k.requant_add_clamp(_np(acc), _np(scale), _np(add.double()), float(lo), float(hi), out.numpy())
+    k.requant_clamp(_np(acc), _np(scale), float(lo), float(hi), out.numpy(), None if add is None else _np(add.double()))
     return out
 
 

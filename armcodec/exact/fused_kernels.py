@@ -19,20 +19,14 @@ def requant(a, scale):
 
 
 @jit
-def requant_clamp(acc, scale, lo, hi, out):
+def requant_clamp(acc, scale, lo, hi, out, add=None):
+    """``add``: integers added before the clamps, or None (numba compiles each case apart)."""
     c = acc.shape[1]
     for i in range(out.shape[0]):
         for j in range(c):
             v = requant(acc[i, j], scale[j])
-            out[i, j] = min(max(v, lo), hi)
-
-
-@jit
-def requant_add_clamp(acc, scale, add, lo, hi, out):
-    c = acc.shape[1]
-    for i in range(out.shape[0]):
-        for j in range(c):
-            v = requant(acc[i, j], scale[j]) + add[i, j]
+            if add is not None:
+                v += add[i, j]
             out[i, j] = min(max(v, lo), hi)
 
 
