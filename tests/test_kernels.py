@@ -8,7 +8,7 @@ from PIL import Image
 
 import armcodec
 from armcodec.errors import ArmcodecError
-from armcodec.exact import kernels
+from armcodec.exact import fused, kernels
 from armcodec.exact.layers import IntConv
 from armcodec.weights import get_weights, read_manifest
 
@@ -46,20 +46,40 @@ def test_split_covers_the_input_range(in_max):
     x16 = x.to(torch.int16)  # the kernel's own arithmetic: an arithmetic shift, the rest
     assert torch.equal((x16 >> k).float(), hi) and torch.equal((x16 - ((x16 >> k) << k)).float(), lo)
     assert hi.min() >= -128 and hi.max() <= 127 and lo.min() >= 0 and lo.max() < 2**k
+    if k and k <= 7 and fused.enabled("cpu"):  # the compiled split (the int8 kernel's, where numba is)
+        halves = fused.split_int8(x.view(1, -1), k)
+        assert halves.dtype == torch.int8 and torch.equal(halves.float(), torch.stack([hi, lo]))
     assert k == 0 or (in_max >> (k - 1)) > 127 or -((-in_max) >> (k - 1)) > 128  # the smallest such k
 
 
-def test_every_shipped_layer_gives_the_float_integers():
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled split and join", "torch split and join"])
+def test_every_shipped_layer_gives_the_float_integers(compiled):
+    """The int8 kernel's inputs split into int8 halves and its int32 products joined by the
+    compiled loops (:mod:`armcodec.exact.fused`) or by torch steps: the float product's integers."""
+    if compiled and not fused.enabled("cpu"):
+        pytest.skip("numba is not installed")
     layers = list(shipped_layers())
     assert len(layers) >= 2 * 12
-    for name, layer in layers:
-        x = extreme_inputs(layer)
-        with kernels.using("float"):
-            want = layer.acc(x)
-        with kernels.using("int8"):
-            got = layer.acc(x)
-        assert torch.equal(got, want), name
-        assert torch.equal(layer(x), torch.addcmul(layer._half, want, layer.scale).floor_()), name
+    fused.set_enabled(compiled)
+    try:
+        for name, layer in layers:
+            x = extreme_inputs(layer)
+            with kernels.using("float"):
+                want = layer.acc(x)
+            with kernels.using("int8"):
+                for rows in (1, 3, len(x)):
+                    got = layer.acc(x[:rows])
+                    assert got.dtype == torch.float64 and torch.equal(got, want[:rows].double()), (name, rows)
+                # gathered from a map (its rows in another order), the gather and the split one loop
+                n_off = len(layer.offsets)
+                perm = torch.randperm(len(x) * n_off, generator=torch.Generator().manual_seed(4))
+                src = x.reshape(len(x) * n_off, -1)[perm].contiguous()
+                idx = torch.argsort(perm)
+                got = layer.gathered_acc(src, idx, len(x))
+                assert got.dtype == torch.float64 and torch.equal(got, want.double()), name
+            assert torch.equal(layer(x), torch.addcmul(layer._half, want, layer.scale).floor_()), name
+    finally:
+        fused.set_enabled(True)
 
 
 def test_int8_tables_equal_float_tables_at_every_layer(monkeypatch):
@@ -73,14 +93,26 @@ def test_int8_tables_equal_float_tables_at_every_layer(monkeypatch):
     img = load("kodim23_rgb_64x48.png")[:12, :16]
     tiles = tile_grid(12, 16, 16)
     seen: dict[str, list] = {"float": [], "int8": []}
-    call = IntConv.acc
+    call, gathered_call = IntConv.acc, IntConv.gathered_acc
+    inside = []  # a gathered product's own call of acc (the float kernel's way) is not recorded twice
 
     def recording(self, x):
         out = call(self, x)
+        if not inside:
+            seen[kernels.requested()].append(out.clone())
+        return out
+
+    def recording_gathered(self, src, idx, m):
+        inside.append(1)
+        try:
+            out = gathered_call(self, src, idx, m)
+        finally:
+            inside.pop()
         seen[kernels.requested()].append(out.clone())
         return out
 
     monkeypatch.setattr(IntConv, "acc", recording)
+    monkeypatch.setattr(IntConv, "gathered_acc", recording_gathered)
     results = {}
     for name in ("float", "int8"):
         with kernels.using(name):

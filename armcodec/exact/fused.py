@@ -92,6 +92,41 @@ def _use(acc: torch.Tensor):
     return _kernels if _kernels and acc.device.type == "cpu" else False
 
 
+def split_int8(x: torch.Tensor, k: int) -> torch.Tensor | None:
+    """x: (M, K) integers (float32) -> int8 (2M, K), rows ``x >> k`` then ``x - (x >> k << k)`` (the
+    halves :class:`armcodec.exact.kernels.Int8Product` multiplies); None where the kernels do not run."""
+    kn = _use(x)
+    if not kn:
+        return None
+    out = torch.empty((2 * x.shape[0], x.shape[1]), dtype=torch.int8)
+    kn.split_int8(_np(x), int(k), out.numpy())
+    return out
+
+
+def gather_int8(src: torch.Tensor, idx: torch.Tensor, m: int, k: int) -> torch.Tensor | None:
+    """The rows ``idx`` (int64, M * n_off: position after position) of the map ``src`` (float32 (R, C)
+    integers) gathered as int8: (M, n_off * C) for k = 0, else split as :func:`split_int8` splits,
+    (2M, n_off * C); None where the kernels do not run."""
+    kn = _use(src)
+    if not kn:
+        return None
+    cols = len(idx) // m * src.shape[1]
+    out = torch.empty((2 * m if k else m, cols), dtype=torch.int8)
+    kn.gather_int8(_np(src), _np(idx), int(k), out.numpy())
+    return out
+
+
+def join_int32(prod: torch.Tensor, m: int, k: int, bias: torch.Tensor) -> torch.Tensor | None:
+    """The int32 product of :func:`split_int8`'s halves (k > 0) or of M int8 rows (k = 0), (2M or M,
+    N) -> float64 (M, N) ``(prod[:M] << k) + prod[M:2M] + bias``; None where the kernels do not run."""
+    kn = _use(prod)
+    if not kn:
+        return None
+    out = torch.empty((m, prod.shape[1]), dtype=torch.float64)
+    kn.join_int32(prod.numpy(), int(m), int(k), _np(bias), out.numpy())
+    return out
+
+
 def requant_clamp(acc: torch.Tensor, scale: torch.Tensor, lo: float, hi: float, add: torch.Tensor | None = None
                   ) -> torch.Tensor:
     """acc: float32 or float64 (M, C) integer accumulators; scale: float64 (C,) -> float32 (M, C)

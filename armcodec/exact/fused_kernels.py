@@ -31,6 +31,52 @@ def requant_clamp(acc, scale, lo, hi, out, add=None):
 
 
 @jit
+def split_int8(x, k, out):
+    """x (M, K) integers -> out int8 (2M, K): rows [0, M) ``x >> k`` (a floor), rows [M, 2M) the
+    remainders ``x - (hi << k)`` in [0, 2**k)."""
+    m = x.shape[0]
+    for i in range(m):
+        for j in range(x.shape[1]):
+            v = np.int32(x[i, j])
+            hi = v >> k
+            out[i, j] = hi
+            out[m + i, j] = v - (hi << k)
+
+
+@jit
+def gather_int8(src, idx, k, out):
+    """The rows ``idx`` of ``src`` (R, C) integers, n_off = len(idx) / M of them a position ->
+    out int8 (M, n_off * C) (k = 0) or, split as :func:`split_int8` splits, (2M, n_off * C)."""
+    c = src.shape[1]
+    m = len(idx) * c // out.shape[1]
+    n_off = len(idx) // m
+    for i in range(m):
+        for o in range(n_off):
+            r = idx[i * n_off + o]
+            base = o * c
+            for j in range(c):
+                v = np.int32(src[r, j])
+                if k:
+                    hi = v >> k
+                    out[i, base + j] = hi
+                    out[m + i, base + j] = v - (hi << k)
+                else:
+                    out[i, base + j] = v
+
+
+@jit
+def join_int32(prod, m, k, bias, out):
+    """The int32 product of :func:`split_int8`'s halves (k > 0) or of M int8 rows (k = 0) -> out
+    float64 (M, N) ``(prod[:M] << k) + prod[M:2M] + bias`` (``prod[:M] + bias`` for k = 0)."""
+    for i in range(m):
+        for j in range(out.shape[1]):
+            v = prod[i, j]
+            if k:
+                v = (v << k) + prod[m + i, j]
+            out[i, j] = np.float64(v) + bias[j]
+
+
+@jit
 def gate(acc, scale, gmax, out):
     f = out.shape[1]
     half, inv = np.float64(gmax // 2), 1.0 / gmax

@@ -52,6 +52,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from armcodec.exact import fused
+
 KERNELS = ("auto", "float", "int8")
 ENV = "ARMCODEC_KERNEL"
 INT32_LIMIT = 2**31
@@ -456,6 +458,9 @@ class Int8Product:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         m = len(x)
+        if not self.pad and fused.active(x.device):  # the split and the join: one compiled loop each
+            a = fused.split_int8(x, self.k) if self.k else x.to(torch.int8)
+            return fused.join_int32(torch._int_mm(a, self.w8), m, self.k, self.bias)
         if self.k:  # x = hi * 2**k + lo: an arithmetic shift is floor(x / 2**k), lo = x mod 2**k
             x16 = x.to(torch.int16)
             hi = x16 >> self.k
@@ -471,3 +476,10 @@ class Int8Product:
         if self.k:  # below 2**31 at every partial sum (checked): the join is exact in int32
             acc = (acc << self.k).add_(out[m : 2 * m, : self.N])
         return acc.double().add_(self.bias)
+
+    def gathered(self, src: torch.Tensor, idx: torch.Tensor, m: int) -> torch.Tensor:
+        """``self(src.index_select(0, idx).view(m, -1))`` with the gather and the split as one
+        compiled loop (where :func:`fused.active`)."""
+        if self.pad or not fused.active(src.device):
+            return self(src.index_select(0, idx).view(m, -1))
+        return fused.join_int32(torch._int_mm(fused.gather_int8(src, idx, m, self.k), self.w8), m, self.k, self.bias)

@@ -63,6 +63,15 @@ class IntConv:
             return torch.mm(x, self.weight).add_(self._b32)
         return torch.addmm(self.bias, x.double(), self._w64)
 
+    def gathered_acc(self, src: torch.Tensor, idx: torch.Tensor, m: int) -> torch.Tensor:
+        """:meth:`acc` of the map ``src``'s rows ``idx`` (float32 (R, C_in); int64 (m * n_off,), position
+        after position): on the int8 kernel the gather and the split are one compiled loop."""
+        if kernels.use_int8(src.device, m, self.weight.shape[0], self.weight.shape[1], self.in_max):
+            if self._int8 is None:
+                self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
+            return self._int8.gathered(src, idx, m)
+        return self.acc(src.index_select(0, idx).view(m, -1))
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
         return self.requantize(self.acc(x))

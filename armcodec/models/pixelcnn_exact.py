@@ -341,7 +341,8 @@ class IntPixelCNN:
             last = b == len(self.gates) - 1
             src = state.map(b + 1)
             for k, p in enumerate(chunks):
-                h = gated_block(gate, mix, read(src, gate_idx[k], p), src[p] if resid is None else resid, rmax)
+                acc = gate.gathered_acc(src, gate_idx[k], len(p))
+                h = gated_block(gate, mix, None, src[p] if resid is None else resid, rmax, gate_acc=acc)
                 if last:
                     params = int_head(self, h, read(state.map(0), first_idx[k], p) if pixels is None else pixels)
                     out.append(params if extra is None else params + extra.skip(*spans[k]))
