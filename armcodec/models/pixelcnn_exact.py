@@ -84,7 +84,7 @@ class WavefrontState:
     The encoder's pass over every position keeps whole tiles (``columns`` None).  The decoder
     only ever reads positions a few wavefront steps behind the one it computes (the largest lag
     of any layer offset), so with ``columns`` (at least :attr:`IntPixelCNN.ring_columns`) each tile row keeps
-    just that many columns, column ``j`` in slot ``j % columns``: a slot is overwritten only after
+    just that many columns, column ``j`` in slot ``(j + slope * i) % columns`` (:meth:`flat_index`): a slot is overwritten only after
     every read of its old position, and :meth:`clear_right` zeroes the columns right of a row's
     last pixel when that pixel is computed (their slots still hold earlier columns).  Same
     numbers, a few MiB per tile instead of about a GiB."""
@@ -96,6 +96,7 @@ class WavefrontState:
         self.pad_left = max(max(-dj for _, dj in offs), 0)
         self.pad_right = max(max(dj for _, dj in offs), 0)
         self.hp = tile + self.pad_top
+        self.slope = cfg.slope
         self.columns = columns
         self.wp = self.pad_left + tile + self.pad_right if columns is None else columns
         self.rows = n_tiles * self.hp * self.wp
@@ -123,21 +124,33 @@ class WavefrontState:
         self.maps[k] = None
 
     def flat_index(self, n: np.ndarray, i: np.ndarray, j: np.ndarray) -> torch.Tensor:
-        col = j + self.pad_left if self.columns is None else j % self.columns
-        idx = (n * self.hp + i + self.pad_top) * self.wp + col
+        """Map rows of pixels (tile n, row i, column j).  Whole tiles: row-major, (n, i, j).  The
+        ring: (n, slot, i), the slot of the wavefront step ``j + slope * i`` (a row's slots turned
+        by ``slope * i``, so the same slots hold the same columns as ``j % columns`` would), so a
+        step's pixels, and each offset's neighbours of them, are consecutive map rows: a decoder
+        step's gathers read runs of memory, not a row per tile row."""
+        if self.columns is None:
+            idx = (n * self.hp + i + self.pad_top) * self.wp + j + self.pad_left
+        else:
+            idx = (n * self.columns + (j + self.slope * i) % self.columns) * self.hp + i + self.pad_top
         return torch.as_tensor(idx, dtype=torch.int64, device=self.device)
 
     def offset_index(self, offsets) -> torch.Tensor:
-        """int64 (n_off, 2): each offset's row step (in map rows) and column step."""
-        return torch.tensor([(di * self.wp, dj) for di, dj in offsets], dtype=torch.int64, device=self.device)
+        """int64 (n_off, 2) of :meth:`around`: each offset's step in map rows and in columns (whole
+        tiles), or in tile rows and in ring slots (the ring)."""
+        steps = [(di * self.wp, dj) if self.columns is None else (di, dj + self.slope * di) for di, dj in offsets]
+        return torch.tensor(steps, dtype=torch.int64, device=self.device)
 
     def around(self, pos: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
-        """int64 (M * n_off,): map rows of positions ``pos`` moved by the offsets ``off``."""
+        """int64 (M * n_off,): map rows of positions ``pos`` moved by the offsets ``off``
+        (:meth:`offset_index`; the ring also takes (0, dj): dj columns right)."""
         if self.columns is None:
             return (pos.view(-1, 1) + off.sum(1).view(1, -1)).view(-1)
-        col = pos % self.columns
-        return ((pos - col).view(-1, 1) + off[:, 0].view(1, -1)
-                + (col.view(-1, 1) + off[:, 1].view(1, -1)) % self.columns).view(-1)
+        row = pos % self.hp
+        slot = (pos // self.hp) % self.columns
+        base = pos - row - slot * self.hp  # the tile's first map row
+        return ((base + row).view(-1, 1) + off[:, 0].view(1, -1)
+                + (slot.view(-1, 1) + off[:, 1].view(1, -1)) % self.columns * self.hp).view(-1)
 
     def right_rows(self, pos: torch.Tensor) -> torch.Tensor:
         """Decoder with ``columns``: the map rows of the pad_right slots right of positions ``pos``
