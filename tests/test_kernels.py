@@ -67,7 +67,7 @@ def test_every_shipped_layer_gives_the_float_integers(compiled):
             with kernels.using("float"):
                 want = layer.acc(x)
             with kernels.using("int8"):
-                for rows in (1, 3, len(x)):
+                for rows in (0, 1, 3, len(x)):
                     got = layer.acc(x[:rows])
                     assert got.dtype == torch.float64 and torch.equal(got, want[:rows].double()), (name, rows)
                 # gathered from a map (its rows in another order), the gather and the split one loop
@@ -77,6 +77,7 @@ def test_every_shipped_layer_gives_the_float_integers(compiled):
                 idx = torch.argsort(perm)
                 got = layer.gathered_acc(src, idx, len(x))
                 assert got.dtype == torch.float64 and torch.equal(got, want.double()), name
+                assert layer.gathered_acc(src, idx[:0], 0).shape == (0, layer.weight.shape[1])  # a step of no pixels
             assert torch.equal(layer(x), torch.addcmul(layer._half, want, layer.scale).floor_()), name
     finally:
         fused.set_enabled(True)

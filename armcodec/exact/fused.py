@@ -103,16 +103,16 @@ def split_int8(x: torch.Tensor, k: int) -> torch.Tensor | None:
     return out
 
 
-def gather_int8(src: torch.Tensor, idx: torch.Tensor, m: int, k: int) -> torch.Tensor | None:
+def gather_int8(src: torch.Tensor, idx: torch.Tensor, n_off: int, k: int) -> torch.Tensor | None:
     """The rows ``idx`` (int64, M * n_off: position after position) of the map ``src`` (float32 (R, C)
     integers) gathered as int8: (M, n_off * C) for k = 0, else split as :func:`split_int8` splits,
     (2M, n_off * C); None where the kernels do not run."""
     kn = _use(src)
     if not kn:
         return None
-    cols = len(idx) // m * src.shape[1]
-    out = torch.empty((2 * m if k else m, cols), dtype=torch.int8)
-    kn.gather_int8(_np(src), _np(idx), int(k), out.numpy())
+    m = len(idx) // n_off
+    out = torch.empty((2 * m if k else m, n_off * src.shape[1]), dtype=torch.int8)
+    kn.gather_int8(_np(src), _np(idx), int(n_off), int(k), out.numpy())
     return out
 
 

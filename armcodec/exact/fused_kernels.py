@@ -44,12 +44,11 @@ def split_int8(x, k, out):
 
 
 @jit
-def gather_int8(src, idx, k, out):
-    """The rows ``idx`` of ``src`` (R, C) integers, n_off = len(idx) / M of them a position ->
-    out int8 (M, n_off * C) (k = 0) or, split as :func:`split_int8` splits, (2M, n_off * C)."""
+def gather_int8(src, idx, n_off, k, out):
+    """The rows ``idx`` of ``src`` (R, C) integers, n_off of them a position -> out int8 (M, n_off * C)
+    (k = 0) or, split as :func:`split_int8` splits, (2M, n_off * C)."""
     c = src.shape[1]
-    m = len(idx) * c // out.shape[1]
-    n_off = len(idx) // m
+    m = len(idx) // n_off
     for i in range(m):
         for o in range(n_off):
             r = idx[i * n_off + o]

@@ -482,4 +482,5 @@ class Int8Product:
         compiled loop (where :func:`fused.active`)."""
         if self.pad or not fused.active(src.device):
             return self(src.index_select(0, idx).view(m, -1))
-        return fused.join_int32(torch._int_mm(fused.gather_int8(src, idx, m, self.k), self.w8), m, self.k, self.bias)
+        a = fused.gather_int8(src, idx, self.K // src.shape[1], self.k)
+        return fused.join_int32(torch._int_mm(a, self.w8), m, self.k, self.bias)
