@@ -481,6 +481,6 @@ class Int8Product:
         """``self(src.index_select(0, idx).view(m, -1))`` with the gather and the split as one
         compiled loop (where :func:`fused.active`)."""
         if self.pad or not fused.active(src.device):
-            return self(src.index_select(0, idx).view(m, -1))
+            return self(src.index_select(0, idx).view(m, self.K))
         a = fused.gather_int8(src, idx, self.K // src.shape[1], self.k)
         return fused.join_int32(torch._int_mm(a, self.w8), m, self.k, self.bias)

@@ -70,7 +70,7 @@ class IntConv:
             if self._int8 is None:
                 self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
             return self._int8.gathered(src, idx, m)
-        return self.acc(src.index_select(0, idx).view(m, -1))
+        return self.acc(src.index_select(0, idx).view(m, self.weight.shape[0]))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
