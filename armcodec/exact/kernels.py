@@ -459,8 +459,7 @@ class Int8Product:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         m = len(x)
         if not self.pad and fused.active(x.device):  # the split and the join: one compiled loop each
-            a = fused.split_int8(x, self.k) if self.k else x.to(torch.int8)
-            return fused.join_int32(torch._int_mm(a, self.w8), m, self.k, self.bias)
+            return self._product(fused.split_int8(x, self.k) if self.k else x.to(torch.int8), m)
         if self.k:  # x = hi * 2**k + lo: an arithmetic shift is floor(x / 2**k), lo = x mod 2**k
             x16 = x.to(torch.int16)
             hi = x16 >> self.k
@@ -482,5 +481,8 @@ class Int8Product:
         compiled loop (where :func:`fused.active`)."""
         if self.pad or not fused.active(src.device):
             return self(src.index_select(0, idx).view(m, self.K))
-        a = fused.gather_int8(src, idx, self.K // src.shape[1], self.k)
+        return self._product(fused.gather_int8(src, idx, self.K // src.shape[1], self.k), m)
+
+    def _product(self, a: torch.Tensor, m: int) -> torch.Tensor:
+        """The compiled path's product of the int8 rows ``a`` (M rows, or 2M split), joined."""
         return fused.join_int32(torch._int_mm(a, self.w8), m, self.k, self.bias)
