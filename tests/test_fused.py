@@ -70,6 +70,83 @@ def test_kernels_give_the_torch_integers(dtype):
             assert got.dtype == want.dtype == torch.float32 and torch.equal(got, want)
 
 
+@pytest.mark.parametrize("k", [0, 2])
+def test_joined_kernels_give_the_torch_integers(k):
+    """The gate and the residual add reading an int8 product's int32 halves (``(hi << k) + lo +
+    bias`` their accumulators, the ties among them): the integers of the join then the torch steps;
+    the gate's int8 output equals its float32 one, and the rows written to a map are the result."""
+    gen = torch.Generator().manual_seed(7)
+    for rows, f in ((1, 8), (9, 48), (300, 128)):
+        scale, shift = scales(2 * f, gen)
+        want_acc = accumulators(max(rows, 8), 2 * f, shift, gen, torch.float64)[:rows].clamp(-2**27, 2**27)
+        bias = torch.randint(-5000, 5001, (2 * f,), generator=gen).double()
+        joined = (want_acc - bias).long()  # the product's sum before the bias: acc = joined + bias
+        hi = torch.div(joined, 2**k, rounding_mode="floor")
+        prod = torch.cat([hi, joined - hi * 2**k]) if k else joined
+        prod = prod.to(torch.int32)
+        acc = prod[:rows].double() * 2**k + (prod[rows:].double() if k else 0) + bias
+        assert torch.equal(acc, want_acc)
+        want = fused.reference.gate(acc.clone(), scale, GATE_MAX)
+        for int8 in (False, True):
+            got = fused.join_gate(prod, rows, k, bias, scale, GATE_MAX, int8=int8)
+            assert got.dtype == (torch.int8 if int8 else torch.float32) and torch.equal(got.float(), want)
+        mix = prod[:rows, :f].contiguous()
+        resid = torch.randint(-511, 512, (rows, f), generator=gen).float()
+        want = fused.reference.mix_residual(mix.double() + bias[:f], scale[:f], resid, 511)
+        dest = torch.zeros((rows + 5, f))
+        at = torch.randperm(rows + 5, generator=gen)[:rows]
+        got = fused.mix_residual_joined(mix, bias[:f], scale[:f], resid, 511, dest, at)
+        assert torch.equal(got, want) and torch.equal(dest[at], want)
+        assert torch.equal(fused.mix_residual_joined(mix, bias[:f], scale[:f], resid, 511), want)
+
+
+@pytest.mark.parametrize("channels, features", [(3, 3), (3, 2), (3, 1), (1, 3)])
+def test_channel_mixture_and_feedback_loops_give_the_torch_integers(channels, features):
+    """The mixture's weights, means and scale indices of every channel (the coupling to earlier
+    channels, the adaptation's offsets, every clamp reached) and the residual feedback's expected
+    values and moved means: the compiled loops give the torch steps' integers."""
+    from types import SimpleNamespace
+
+    from armcodec.coding import feedback
+    from armcodec.exact.tables import TableLUTs, channel_mixture
+
+    gen = torch.Generator().manual_seed(11)
+    cfg = SimpleNamespace(mixtures=5, image_channels=channels, coef_steps=1024)
+    luts = TableLUTs.compute().to("cpu")
+    tiles, tile = 2, 8
+    n, i, j = (a.ravel() for a in np.meshgrid(np.arange(tiles), np.arange(tile), np.arange(tile), indexing="ij"))
+    m = len(n)
+    n_params = 3 * channels * 5 + channels * (channels - 1) // 2 * 5
+    params = torch.randint(-600, 600, (m, n_params), generator=gen)
+    params[:8] *= 40  # far beyond every clamp
+    values = torch.randint(0, 256, (m, channels), generator=gen)
+    values[:4] = torch.tensor([0, 255, 0, 255]).view(4, 1)
+    shifts = torch.randint(-24, 25, (7, channels), generator=gen)
+    blocks = torch.randint(0, 7, (m,), generator=gen)
+    nb = feedback.neighbours(lambda di, dj: dj + 3 * di < 0)
+    width = feedback.n_features(len(nb), channels - 1, channels, features)
+    coefs = torch.randint(-128, 128, (tiles * feedback.sets_per_tile(features), channels, width), generator=gen)
+    fb = feedback.Feedback(coefs, n, i, j, tile, nb, "cpu", features)
+    fb.residuals.copy_(torch.randint(-4000, 4001, fb.residuals.shape, generator=gen))
+    if features == 3:
+        fb.set_levels(np.array([1, 2]))
+    earlier = torch.randint(-4000, 4001, (m, channels), generator=gen)
+    a, b = 5, m - 3
+    for c in range(channels):
+        for adapt in (None, (shifts, blocks[a:b])):
+            got = channel_mixture(params[a:b], c, values[a:b], cfg, luts, *(adapt or (None, None)))
+            got_fb = fb.move_means(a, b, c, earlier[a:b], got[0], got[1].clone())
+            fused.set_enabled(False)
+            try:
+                want = channel_mixture(params[a:b], c, values[a:b], cfg, luts, *(adapt or (None, None)))
+                want_fb = fb.move_means(a, b, c, earlier[a:b], want[0], want[1])
+            finally:
+                fused.set_enabled(True)
+            for x, y in zip(got + got_fb, want + want_fb):
+                assert x.dtype == y.dtype == torch.int64 and torch.equal(x, y), (c, adapt is None)
+            assert int(got[2].min()) == 0 and int(got[1].max()) > int(got[1].min())
+
+
 def test_ties_round_up():
     scale = torch.tensor([0.5, 3 * 2.0**-20], dtype=torch.float64)
     acc = torch.tensor([[1.0, 2.0**19], [-1.0, -(2.0**19)], [3.0, 3 * 2.0**19]], dtype=torch.float32)

@@ -10,6 +10,7 @@ import armcodec
 from armcodec.errors import ArmcodecError
 from armcodec.exact import fused, kernels
 from armcodec.exact.layers import IntConv
+from armcodec.models.pixelcnn import GATE_MAX
 from armcodec.weights import get_weights, read_manifest
 
 from conftest import load
@@ -83,19 +84,62 @@ def test_every_shipped_layer_gives_the_float_integers(compiled):
         fused.set_enabled(True)
 
 
+@pytest.mark.parametrize("mix_int8", [True, False], ids=["int8 mix", "float mix"])
+def test_every_shipped_block_gives_the_float_integers_on_the_compiled_path(mix_int8, monkeypatch):
+    """A residual block gathered from a map (its rows in another order) on the compiled path, the
+    gate layer's product left split and joined inside the gate's loop, the mix layer's product
+    from the gate's int8 rows (or float32 ones) joined inside the residual add, the result also
+    written to the next map: the float kernel's integers, at 0, 1, 3 and all rows."""
+    from armcodec.models.pixelcnn_exact import gathered_block
+
+    if not fused.enabled("cpu"):
+        pytest.skip("numba is not installed")
+    manifest = read_manifest()
+    pairs = []
+    for sha, entry in sorted(manifest.weights.items()):
+        net = get_weights(entry, torch.device("cpu"), manifest.directory).net
+        pairs += [(entry.name, g, m, net.cfg.resid_max) for g, m in zip(getattr(net, "gates", []), getattr(net, "mixes", []))
+                  if g.weight.shape[1] == 2 * m.weight.shape[0]]
+    assert len(pairs) >= 8
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: True)
+    monkeypatch.setattr(kernels, "_faster", {})
+    monkeypatch.setattr(kernels, "_int8_faster", lambda rows, k, n, in_max, raw=False: in_max != GATE_MAX or mix_int8)
+    for name, gate, mix, rmax in pairs:
+        x = extreme_inputs(gate)
+        n_off = len(gate.offsets)
+        perm = torch.randperm(len(x) * n_off, generator=torch.Generator().manual_seed(4))
+        src = x.reshape(len(x) * n_off, -1)[perm].contiguous()
+        idx = torch.argsort(perm)
+        resid = torch.randint(-rmax, rmax + 1, (len(x), mix.weight.shape[1]), generator=torch.Generator().manual_seed(5)).float()
+        resid[:2] = torch.tensor([rmax, -rmax]).view(2, 1).float()
+        for rows in (0, 1, 3, len(x)):
+            with kernels.using("float"):
+                want = gathered_block(gate, mix, src, idx[: rows * n_off], rows, resid[:rows], rmax)
+            dest = torch.zeros((50, mix.weight.shape[1]))
+            at = torch.randperm(50, generator=torch.Generator().manual_seed(6))[:rows]
+            assert (gate.lean_int8(rows) is not None) == (rows > 0)
+            assert (mix.lean_int8(rows) is not None) == (rows > 0 and mix_int8)
+            got = gathered_block(gate, mix, src, idx[: rows * n_off], rows, resid[:rows], rmax, dest, at)
+            assert got.dtype == torch.float32 and torch.equal(got, want), (name, rows)
+            assert torch.equal(dest[at], want) and int(dest.abs().sum()) == int(want.abs().sum()), (name, rows)
+
+
 def test_int8_tables_equal_float_tables_at_every_layer(monkeypatch):
     """The default model on a real crop: every layer's accumulators and the parameters are the
     same numbers with either kernel."""
     from test_model import params_full_pass
     from armcodec.coding.scan import tile_grid
 
+    from armcodec.models import pixelcnn_exact
+
     codec = armcodec.Codec(device="cpu")
     net = codec.model.net
     img = load("kodim23_rgb_64x48.png")[:12, :16]
     tiles = tile_grid(12, 16, 16)
     seen: dict[str, list] = {"float": [], "int8": []}
-    call, gathered_call = IntConv.acc, IntConv.gathered_acc
-    inside = []  # a gathered product's own call of acc (the float kernel's way) is not recorded twice
+    call, block_call = IntConv.acc, pixelcnn_exact.gathered_block
+    inside = []  # a block's own products (the float kernel's way: accumulators) are recorded as its output
 
     def recording(self, x):
         out = call(self, x)
@@ -103,22 +147,22 @@ def test_int8_tables_equal_float_tables_at_every_layer(monkeypatch):
             seen[kernels.requested()].append(out.clone())
         return out
 
-    def recording_gathered(self, src, idx, m):
+    def recording_block(*args):
         inside.append(1)
         try:
-            out = gathered_call(self, src, idx, m)
+            out = block_call(*args)
         finally:
             inside.pop()
         seen[kernels.requested()].append(out.clone())
         return out
 
     monkeypatch.setattr(IntConv, "acc", recording)
-    monkeypatch.setattr(IntConv, "gathered_acc", recording_gathered)
+    monkeypatch.setattr(pixelcnn_exact, "gathered_block", recording_block)
     results = {}
     for name in ("float", "int8"):
         with kernels.using(name):
             results[name] = params_full_pass(net, img, tiles, 16)[3]
-    assert len(seen["float"]) == len(seen["int8"]) >= 2 + 2 * len(net.gates) + 1
+    assert len(seen["float"]) == len(seen["int8"]) >= 2 + len(net.gates) + 1
     for a, b in zip(seen["float"], seen["int8"]):
         assert torch.equal(a, b)
     assert torch.equal(results["float"], results["int8"])
@@ -203,11 +247,11 @@ def test_auto_on_a_cpu_runs_each_shape_on_the_kernel_its_calibration_found_faste
     monkeypatch.setattr(kernels, "_faster", {})
     rows = kernels.CPU_INT8_MIN_MACS_SPLIT // (640 * 256) + 1
     answer = kernels.use_int8("cpu", rows, 640, 256, 511)  # a real calibration: either answer is valid
-    assert kernels._faster == {(640, 256, 2, rows.bit_length()): answer}
+    assert kernels._faster == {(640, 256, 2, rows.bit_length(), False): answer}
     asked = []
     monkeypatch.setattr(kernels, "_int8_faster", lambda *shape: asked.append(shape) or not answer)
     assert kernels.use_int8("cpu", rows + 1, 640, 256, 511) == answer and not asked  # same shape: no new timing
-    assert kernels.use_int8("cpu", 4 * rows, 640, 256, 511) != answer and asked == [(4 * rows, 640, 256, 511)]
+    assert kernels.use_int8("cpu", 4 * rows, 640, 256, 511) != answer and asked == [(4 * rows, 640, 256, 511, False)]
     assert kernels.use_int8("cpu", 4 * rows, 640, 256, 127) != answer  # unsplit input: another shape
     layer = next(layer for _, layer in shipped_layers() if layer.in_max == 127)
     x = extreme_inputs(layer)

@@ -47,7 +47,8 @@ import torch
 
 from armcodec.coding.side import side_bits, side_tables
 from armcodec.errors import FormatError
-from armcodec.exact.tables import N_SYMBOLS, PRECISION, TableLUTs, mixture_params, mixture_weights
+from armcodec.exact import fused
+from armcodec.exact.tables import MEAN_MAX_Q, MEAN_MIN_Q, N_SYMBOLS, PRECISION, TableLUTs, mixture_params, mixture_weights
 
 # (row, column) offsets, nearest first; those on an earlier wavefront step are used
 CANDIDATES = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0), (-1, 2), (-2, -1), (-2, 1))
@@ -237,6 +238,21 @@ class Feedback:
         f = self.features(a, b, c, earlier)
         coefs = self.coefs[self.set_of[a:b], c, : f.shape[1]]
         return torch.div((coefs * f).sum(1), COEF_STEPS, rounding_mode="floor")
+
+    def move_means(self, a: int, b: int, c: int, earlier: torch.Tensor, weights: torch.Tensor, means: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Channel c at pixels a..b, from the mixture's weights and clamped means (int64 (b-a, K)):
+        (the model's own expected value, :func:`weighted_mean`; the means moved by
+        :meth:`mean_shift` and clamped again), int64 (b-a,) and (b-a, K); ``earlier`` as
+        :meth:`features` takes it.  One compiled loop where :mod:`armcodec.exact.fused` runs (the
+        same integers; ``means`` may then be moved in place)."""
+        cross = self.cross[c][a:b] if self.feature_set >= 2 else None
+        expected = fused.feedback_means(weights, means, self.residuals, self.around[a:b], c * self.plane, earlier, c, cross,
+                                        CONSTANT, self.coefs, self.set_of[a:b], COEF_STEPS, MEAN_MIN_Q, MEAN_MAX_Q)
+        if expected is not None:
+            return expected, means
+        expected = weighted_mean(weights, means)
+        return expected, (means + self.mean_shift(a, b, c, earlier).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
 
     def write(self, a: int, b: int, c: int, residuals: torch.Tensor) -> None:
         self.residuals[self.pos[a:b] + c * self.plane] = residuals

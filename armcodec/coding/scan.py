@@ -31,8 +31,7 @@ from armcodec import threads
 from armcodec.coding import feedback, side
 from armcodec.coding.ans import StreamDecoder, StreamEncoder, rows_of
 from armcodec.errors import ChecksumError, FormatError
-from armcodec.exact.tables import (MEAN_MAX_Q, MEAN_MIN_Q, MEAN_STEPS, BinnedTables, FlatTables, TableLUTs, mixture_params,
-                                   mixture_weights)
+from armcodec.exact.tables import MEAN_STEPS, BinnedTables, FlatTables, TableLUTs, channel_mixture
 
 
 @dataclass(frozen=True)
@@ -326,12 +325,11 @@ def scan(schedule: Schedule, params_at, coder, channels: int, cfg, luts: TableLU
                 rows = None
             sel = None if rows is None else torch.from_numpy(rows).to(params.device)
             for c in range(channels):
-                shift = None if adaptation is None else adaptation.at(pa, pb, c)
-                logits, means, scale_idx = mixture_params(params[lo:hi], c, values[lo:hi, :c], cfg, shift)
-                weights = mixture_weights(logits, cfg, luts)
-                if fb is not None:
-                    expected = feedback.weighted_mean(weights, means)  # the model's own mean, before the feedback
-                    means = (means + fb.mean_shift(pa, pb, c, residuals[lo:hi]).view(-1, 1)).clamp(MEAN_MIN_Q, MEAN_MAX_Q)
+                blocks = None if adaptation is None else adaptation.block_of[pa:pb]
+                weights, means, scale_idx = channel_mixture(params[lo:hi], c, values[lo:hi], cfg, luts,
+                                                            None if adaptation is None else adaptation.shifts, blocks)
+                if fb is not None:  # the model's own mean, before the feedback; the means moved by it
+                    expected, means = fb.move_means(pa, pb, c, residuals[lo:hi], weights, means)
                 if sel is None:
                     tables = tables_of(weights, means, scale_idx, luts)
                     values[lo:hi, c] = coder.code(pa, pb, c, tables, part)

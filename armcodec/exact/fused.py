@@ -162,6 +162,27 @@ def mix_residual(acc: torch.Tensor, scale: torch.Tensor, resid: torch.Tensor, rm
     return out
 
 
+def join_gate(prod: torch.Tensor, m: int, k: int, bias: torch.Tensor, scale: torch.Tensor, gate_max: int,
+              int8: bool) -> torch.Tensor:
+    """:func:`gate` of a gate layer's accumulators given as its int8 product unjoined (int32 (2M, 2F),
+    or (M, 2F) for k = 0: :func:`join_int32`'s input), joined in the same loop -> (M, F), int8 where
+    ``int8`` (the next layer's int8 product reads it as is), else float32.  Compiled path only."""
+    out = torch.empty((m, prod.shape[1] // 2), dtype=torch.int8 if int8 else torch.float32)
+    _kernels.join_gate(prod.numpy(), int(m), int(k), _np(bias), _np(scale), float(gate_max), out.numpy())
+    return out
+
+
+def mix_residual_joined(prod: torch.Tensor, bias: torch.Tensor, scale: torch.Tensor, resid: torch.Tensor, rmax: int,
+                        dest: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`mix_residual` of a mix layer's accumulators given as the int32 product of M int8 rows
+    (``prod + bias``) -> float32 (M, F); with ``dest`` (a float32 map) each row also written to
+    ``dest[rows]`` (int64 (M,)) in the same loop.  Compiled path only."""
+    out = torch.empty(prod.shape, dtype=torch.float32)
+    _kernels.mix_residual_joined(prod.numpy(), _np(bias), _np(scale), _np(resid), float(rmax), out.numpy(),
+                                 None if dest is None else dest.numpy(), None if rows is None else _np(rows))
+    return out
+
+
 def requant_sum(acc: torch.Tensor, scale: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
     """A head's output: acc float32 or float64 (M, C), add float64 (M, C) integers (the skip
     layer's requantized output) -> int64 ``floor(acc * scale + 1/2) + add``."""
@@ -211,6 +232,35 @@ def binned_second(weights, means, scale_idx, bins, rows, stride: int, consts: np
     k.binned_second(_np(weights), _np(means), _np(scale_idx), _np(bins), rows.numpy(), stride, consts,
                     bool(one_division), out.numpy())
     return out
+
+
+def mixture(params: torch.Tensor, channel: int, known: torch.Tensor, mixtures: int, c_all: int, coef_steps: int,
+            bounds: np.ndarray, wlut: torch.Tensor, shifts: torch.Tensor | None, blocks: torch.Tensor | None):
+    """:func:`armcodec.exact.tables.channel_mixture` as one loop (weights, means, scale indices, int64
+    (M, K) each); None where the kernels do not run."""
+    k = _use(params)
+    if not k:
+        return None
+    weights, means, scale_idx = torch.empty((3, params.shape[0], mixtures), dtype=torch.int64)
+    k.mixture(_np(params), int(channel), _np(known), int(c_all), int(coef_steps), bounds, _np(wlut),
+              None if shifts is None else _np(shifts), None if blocks is None else _np(blocks),
+              weights.numpy(), means.numpy(), scale_idx.numpy())
+    return weights, means, scale_idx
+
+
+def feedback_means(weights: torch.Tensor, means: torch.Tensor, residuals: torch.Tensor, around: torch.Tensor, offset: int,
+                   earlier: torch.Tensor, channel: int, cross: torch.Tensor | None, constant: int, coefs: torch.Tensor,
+                   set_of: torch.Tensor, coef_steps: int, mean_min: int, mean_max: int) -> torch.Tensor | None:
+    """:meth:`armcodec.coding.feedback.Feedback.move_means` as one loop: the expected values (int64
+    (M,)), ``means`` moved in place; None where the kernels do not run."""
+    k = _use(weights)
+    if not k:
+        return None
+    expected = torch.empty(weights.shape[0], dtype=torch.int64)
+    k.feedback_means(_np(weights), means.numpy(), _np(residuals), _np(around), int(offset), _np(earlier), int(channel),
+                     None if cross is None else _np(cross), int(constant), _np(coefs), _np(set_of), int(coef_steps),
+                     int(mean_min), int(mean_max), expected.numpy())
+    return expected
 
 
 class reference:

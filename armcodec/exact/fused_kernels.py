@@ -89,6 +89,44 @@ def gate(acc, scale, gmax, out):
 
 
 @jit
+def join_gate(prod, m, k, bias, scale, gmax, out):
+    """:func:`join_int32` then :func:`gate`, a row at a time (the joined row in float64 first, so
+    that both loops stay simple): prod int32 (2M or M, 2F) -> out (M, F), float32 or int8 (the
+    gate's values lie in [-gmax, gmax])."""
+    f = out.shape[1]
+    half, inv = np.float64(gmax // 2), 1.0 / gmax
+    row = np.empty(2 * f, np.float64)
+    for i in range(m):
+        for j in range(2 * f):
+            v = prod[i, j]
+            if k:
+                v = (v << k) + prod[m + i, j]
+            row[j] = np.float64(v) + bias[j]
+        for j in range(f):
+            x = requant(row[j], scale[j])
+            y = requant(row[f + j], scale[f + j]) + half
+            x = min(max(x, -gmax), gmax)
+            y = min(max(y, 0.0), gmax)
+            out[i, j] = np.floor(x * y * inv)
+
+
+@jit
+def mix_residual_joined(prod, bias, scale, resid, rmax, out, dest=None, rows=None):
+    """:func:`mix_residual` of the int32 product of M int8 rows (``prod + bias`` its accumulators);
+    with ``dest``, each result row also written to ``dest``'s row ``rows[i]`` (the next map)."""
+    c = prod.shape[1]
+    for i in range(out.shape[0]):
+        for j in range(c):
+            v = requant(np.float64(prod[i, j]) + bias[j], scale[j])
+            v = min(max(v, -rmax), rmax) + resid[i, j]
+            out[i, j] = min(max(v, -rmax), rmax)
+        if dest is not None:
+            r = rows[i]
+            for j in range(c):
+                dest[r, j] = out[i, j]
+
+
+@jit
 def mix_residual(acc, scale, resid, rmax, out):
     c = acc.shape[1]
     for i in range(out.shape[0]):
@@ -199,3 +237,66 @@ def binned_second(weights, means, scale_idx, bins, rows, stride, c, one_division
                 v = wsum << cdf_bits
             d[t] = (v << (precision - cdf_bits)) + floor * (bin_ * bn + t)
         quantize_row(d, np.int64(1) << precision, one_division, out[i])
+
+
+@jit
+def mixture(params, c, known, c_all, coef_steps, c_bounds, wlut, shifts, blocks, weights, means, scale_idx):
+    """:func:`armcodec.exact.tables.mixture_params` then ``mixture_weights`` of channel ``c``, a row
+    at a time: params int64 (M, n_params), known int64 (M, >= c) the earlier channels' values;
+    ``c_bounds`` int64 (MEAN_STEPS, MEAN_MIN_Q, MEAN_MAX_Q, SCALE_MIN_IDX, SCALE_MAX_IDX); with
+    ``shifts`` (the adaptation tool's int64 (n_blocks, channels)) each row's log2-scales move by
+    ``shifts[blocks[i], c]``, else ``shifts`` is None -> weights, means, scale_idx int64 (M, K)."""
+    mean_steps, mean_min, mean_max, scale_min, scale_max = c_bounds[0], c_bounds[1], c_bounds[2], c_bounds[3], c_bounds[4]
+    kk = weights.shape[1]
+    shift = 0
+    while (1 << (shift + 1)) <= coef_steps:
+        shift += 1
+    top = len(wlut) - 1
+    pair0 = 3 * c_all * kk + c * (c - 1) // 2 * kk
+    for i in range(weights.shape[0]):
+        best = params[i, c * kk]
+        for k in range(1, kk):
+            best = max(best, params[i, c * kk + k])
+        move = 0 if shifts is None else shifts[blocks[i], c]
+        for k in range(kk):
+            weights[i, k] = wlut[min(best - params[i, c * kk + k], top)]
+            m = params[i, (c_all + c) * kk + k] + 128 * mean_steps
+            for prev in range(c):
+                coef = min(max(params[i, pair0 + prev * kk + k], -coef_steps), coef_steps)
+                m += (coef * ((known[i, prev] - 128) * mean_steps)) >> shift
+            means[i, k] = min(max(m, mean_min), mean_max)
+            scale_idx[i, k] = min(max(params[i, (2 * c_all + c) * kk + k] + move, scale_min), scale_max) - scale_min
+
+
+@jit
+def feedback_means(weights, means, residuals, around, offset, earlier, c, cross, constant, coefs, set_of, coef_steps,
+                   mean_min, mean_max, expected):
+    """The residual feedback of channel ``c``, a row at a time: ``expected`` int64 (M,) the floor
+    of the weighted mean of ``means`` (before the feedback), then every mean moved by ``floor(sum_f
+    a_f * r_f / coef_steps)`` and clamped, in place.  Features: ``residuals[around[i, n] + offset]``,
+    ``earlier[i, :c]``, then with ``cross`` (feature sets 2 and 3; else None) ``residuals[cross[i,
+    q]]`` and ``constant``; coefficients ``coefs[set_of[i], c]``."""
+    kk = weights.shape[1]
+    for i in range(weights.shape[0]):
+        num, den = 0, 0
+        for k in range(kk):
+            num += weights[i, k] * means[i, k]
+            den += weights[i, k]
+        expected[i] = num // den
+        row = set_of[i]
+        acc = 0
+        f = 0
+        for n in range(around.shape[1]):
+            acc += coefs[row, c, f] * residuals[around[i, n] + offset]
+            f += 1
+        for q in range(c):
+            acc += coefs[row, c, f] * earlier[i, q]
+            f += 1
+        if cross is not None:
+            for q in range(cross.shape[1]):
+                acc += coefs[row, c, f] * residuals[cross[i, q]]
+                f += 1
+            acc += coefs[row, c, f] * constant
+        move = acc // coef_steps
+        for k in range(kk):
+            means[i, k] = min(max(means[i, k] + move, mean_min), mean_max)

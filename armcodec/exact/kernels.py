@@ -225,13 +225,15 @@ def kernel_for(device) -> str:
     return "int8"
 
 
-def use_int8(device, rows: int, k: int, n: int, in_max: int) -> bool:
+def use_int8(device, rows: int, k: int, n: int, in_max: int, raw: bool = False) -> bool:
     """Whether one product of ``rows`` x ``k`` integers in [-in_max, in_max] by a (k, n) weight
     runs on the int8 kernel: always where :func:`kernel_for` gives ``int8`` and it was asked for
     (or the device is not a CPU); under ``auto`` on a CPU only from the sizes where it pays.
-    Called for every product of every decoder step, so the cheap answers come first: a product
-    below the sizes, or of a shape calibrated to float, returns before the kernel and exactness
-    lookups (3 us a call, 5% of a video decode)."""
+    ``raw``: a product whose split and join are folded into compiled loops that run on either
+    kernel (:meth:`armcodec.exact.layers.IntConv.lean_int8`), so the two products alone are
+    compared, at every size.  Called for every product of every decoder step, so the cheap
+    answers come first: a product below the sizes, or of a shape calibrated to float, returns
+    before the kernel and exactness lookups (3 us a call, 5% of a video decode)."""
     name = requested()
     if name == "float":
         return False
@@ -239,9 +241,9 @@ def use_int8(device, rows: int, k: int, n: int, in_max: int) -> bool:
     calibrate = name == "auto" and dev.type == "cpu"
     if calibrate:
         split = split_bits(in_max)
-        if rows * k * n < (CPU_INT8_MIN_MACS_SPLIT if split else CPU_INT8_MIN_MACS):
+        if not raw and rows * k * n < (CPU_INT8_MIN_MACS_SPLIT if split else CPU_INT8_MIN_MACS):
             return False
-        key = (k, n, split, rows.bit_length())
+        key = (k, n, split, rows.bit_length(), raw)
         faster = _faster.get(key)
         if faster is False:  # calibrated: float (which is always exact)
             return False
@@ -250,7 +252,7 @@ def use_int8(device, rows: int, k: int, n: int, in_max: int) -> bool:
     if not calibrate:  # int8 asked for, or not a CPU
         return True
     if faster is None:
-        faster = _faster[key] = _int8_faster(rows, k, n, in_max)
+        faster = _faster[key] = _int8_faster(rows, k, n, in_max, raw)
     return faster
 
 
@@ -412,15 +414,19 @@ def _probe_conv() -> bool:
     return True
 
 
-def _int8_faster(rows: int, k: int, n: int, in_max: int) -> bool:
+def _int8_faster(rows: int, k: int, n: int, in_max: int, raw: bool = False) -> bool:
     """Whether a (rows, k) x (k, n) product of integers in [-in_max, in_max] runs faster on the
     int8 kernel than on float32 ``addmm`` here (:func:`_first_is_faster`, on random integers:
-    their values do not change the time)."""
+    their values do not change the time); ``raw``: ``torch._int_mm`` of the int8 rows (both halves
+    where split) against ``torch.mm``, the products alone."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(-in_max, in_max + 1, (rows, k), generator=gen).float()
     w = torch.randint(-8, 9, (k, n), generator=gen).float()
     bias = torch.zeros(n, dtype=torch.float64)
     product, bias32 = Int8Product(w, bias, in_max), bias.float()
+    if raw:
+        a = torch.randint(-128, 128, (2 * rows if product.k else rows, k), generator=gen, dtype=torch.int8)
+        return _first_is_faster(lambda: torch._int_mm(a, product.w8), lambda: torch.mm(x, w))
     return _first_is_faster(lambda: product(x), lambda: torch.addmm(bias32, x, w).double())
 
 
@@ -482,6 +488,16 @@ class Int8Product:
         if self.pad or not fused.active(src.device):
             return self(src.index_select(0, idx).view(m, self.K))
         return self._product(fused.gather_int8(src, idx, self.K // src.shape[1], self.k), m)
+
+    def raw_gathered(self, src: torch.Tensor, idx: torch.Tensor, m: int) -> torch.Tensor:
+        """The compiled path's int32 product, unjoined ((2M, N) split, else (M, N)), of the map
+        ``src``'s rows ``idx`` (as :meth:`gathered`; :func:`fused.join_gate` joins it)."""
+        return torch._int_mm(fused.gather_int8(src, idx, self.K // src.shape[1], self.k), self.w8)
+
+    def raw(self, a: torch.Tensor) -> torch.Tensor:
+        """The int32 product of int8 rows ``a`` (M, K) (an unsplit layer), unjoined: ``+ bias`` is its
+        accumulators (:func:`fused.mix_residual_joined`)."""
+        return torch._int_mm(a, self.w8)
 
     def _product(self, a: torch.Tensor, m: int) -> torch.Tensor:
         """The compiled path's product of the int8 rows ``a`` (M rows, or 2M split), joined."""

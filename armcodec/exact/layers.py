@@ -72,6 +72,19 @@ class IntConv:
             return self._int8.gathered(src, idx, m)
         return self.acc(src.index_select(0, idx).view(m, self.weight.shape[0]))
 
+    def lean_int8(self, m: int) -> kernels.Int8Product | None:
+        """This layer's int8 product for ``m`` rows where its split and join run inside compiled
+        loops that the float kernel runs as well (:func:`armcodec.exact.fused.join_gate`,
+        ``mix_residual_joined``: the fused kernels active, no padding) and the int8 kernel is the
+        choice for the products alone (:func:`kernels.use_int8` ``raw``); else None (:meth:`acc`'s
+        path).  The same integers either way."""
+        dev = self.weight.device
+        if not m or not fused.active(dev) or not kernels.use_int8(dev, m, *self.weight.shape, self.in_max, raw=True):
+            return None
+        if self._int8 is None:
+            self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
+        return None if self._int8.pad else self._int8
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""
         return self.requantize(self.acc(x))

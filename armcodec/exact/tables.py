@@ -145,6 +145,23 @@ def mixture_params(params: torch.Tensor, channel: int, known: torch.Tensor, cfg,
     return logits, means, scale_idx
 
 
+_BOUNDS = np.array([MEAN_STEPS, MEAN_MIN_Q, MEAN_MAX_Q, SCALE_MIN_IDX, SCALE_MAX_IDX], np.int64)  # fused.mixture's
+
+
+def channel_mixture(params: torch.Tensor, channel: int, known: torch.Tensor, cfg, luts: TableLUTs,
+                    shifts: torch.Tensor | None = None, blocks: torch.Tensor | None = None):
+    """:func:`mixture_params` then :func:`mixture_weights` of one channel -> (weights, clamped means,
+    scale indices), int64 (M, K) each; ``shifts`` int64 (n_blocks, channels) and ``blocks`` int64
+    (M,): the adaptation tool's offsets and each row's block (its scale shift ``shifts[blocks,
+    channel]``), or None.  One compiled loop where :mod:`armcodec.exact.fused` runs (the same integers)."""
+    out = fused.mixture(params, channel, known, cfg.mixtures, cfg.image_channels, cfg.coef_steps, _BOUNDS, luts.weight,
+                        shifts, blocks)
+    if out is not None:
+        return out
+    logits, means, scale_idx = mixture_params(params, channel, known, cfg, None if shifts is None else shifts[blocks, channel])
+    return mixture_weights(logits, cfg, luts), means, scale_idx
+
+
 def mixture_weights(logits: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
     """int64 (M, K) weights <= 2**WEIGHT_BITS of the components with integer ``logits`` (M, K):
     2**-(max - logit) in WEIGHT_BITS fixed point, from the lookup table (the largest is exactly

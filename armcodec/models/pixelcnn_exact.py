@@ -47,6 +47,30 @@ def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor | None, resi
     return fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
 
 
+def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Tensor, m: int, resid: torch.Tensor,
+                   rmax: int, dest: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`gated_block` of the map ``src``'s rows ``idx`` (the gate's offsets of m positions, as
+    :meth:`IntConv.gathered_acc` takes them); with ``dest``, the result also written to ``dest[rows]``
+    (the next map).  Where the gate's int8 product is the choice for the compiled path
+    (:meth:`IntConv.lean_int8`) the gather and split, the join and gate, and the mix layer's join
+    and residual add are one compiled loop each around the bare products, and the gate hands the
+    mix layer int8 rows when its product is int8 too: the same integers, fewer passes."""
+    g8 = gate.lean_int8(m)
+    if g8 is None:
+        h = gated_block(gate, mix, None, resid, rmax, gate_acc=gate.gathered_acc(src, idx, m))
+        if dest is not None:
+            dest[rows] = h
+        return h
+    m8 = mix.lean_int8(m)
+    g = fused.join_gate(g8.raw_gathered(src, idx, m), m, g8.k, g8.bias, gate.scale, GATE_MAX, int8=m8 is not None)
+    if m8 is None:
+        h = fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
+        if dest is not None:
+            dest[rows] = h
+        return h
+    return fused.mix_residual_joined(m8.raw(g), m8.bias, mix.scale, resid, rmax, dest, rows)
+
+
 def int_head(net, h: torch.Tensor, pixels: torch.Tensor | None, skip_out: torch.Tensor | None = None) -> torch.Tensor:
     """The head of an integer network (``head_hidden``, ``head_out``, ``skip`` or None): h the
     residual stream, pixels the first layer's gathered input -> int64 parameters.  ``skip_out``:
@@ -354,15 +378,13 @@ class IntPixelCNN:
             last = b == len(self.gates) - 1
             src = state.map(b + 1)
             for k, p in enumerate(chunks):
-                acc = gate.gathered_acc(src, gate_idx[k], len(p))
-                h = gated_block(gate, mix, None, src[p] if resid is None else resid, rmax, gate_acc=acc)
+                dest = None if last else state.map(b + 2)
+                h = gathered_block(gate, mix, src, gate_idx[k], len(p), src[p] if resid is None else resid, rmax, dest, p)
                 if last:
                     params = int_head(self, h, read(state.map(0), first_idx[k], p) if pixels is None else pixels)
                     out.append(params if extra is None else params + extra.skip(*spans[k]))
-                else:
-                    state.map(b + 2)[p] = h
-                    if one:
-                        resid = h
+                elif one:
+                    resid = h
             if single_pass:  # map b+3 (written by the next block) reuses map b+1's buffer
                 del src
                 state.release(b + 1, to=b + 3)
