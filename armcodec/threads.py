@@ -81,6 +81,7 @@ class ThreadBudget:
         self.threads = self.cap
         self.helpers: list[int] = []  # worker processes whose CPU time is this run's (armcodec.coding.workers)
         self.pin: int | None = None  # while set, the thread count stays at it (the estimate still moves)
+        self.until = None  # with a pin: a check that ends it early (pinned's ``until``)
         self._last = _busy_ticks(self.cpus)
         self._t = time.monotonic()
         self._next = self._t + FIRST_LOOK
@@ -103,6 +104,9 @@ class ThreadBudget:
         if time.monotonic() < self._next:
             return
         self._next = time.monotonic() + INTERVAL
+        if self.pin is not None and self.until is not None and self.until():
+            self.pin = self.until = None
+            torch.set_num_threads(self.threads)  # the count of the last look; this one may change it
         free = self.free_cores()
         if free is None:
             return
@@ -147,9 +151,11 @@ def set_helpers(pids: list[int]) -> None:
 
 
 @contextmanager
-def pinned(n: int):
+def pinned(n: int, until=None):
     """``n`` threads inside the block, whatever the looks at the CPU find (while worker processes
-    take the other cores); then the budget's count again."""
+    take the other cores); then the budget's count again.  ``until``: a check (no arguments, cheap)
+    made at the looks at the CPU: once it holds, the budget's count applies inside the block too
+    (the workers are done: their cores are this process's again)."""
     if _active is None:
         old = torch.get_num_threads()
         torch.set_num_threads(n)
@@ -158,13 +164,13 @@ def pinned(n: int):
         finally:
             torch.set_num_threads(old)
         return
-    outer = _active.pin
-    _active.pin = n
+    outer, outer_until = _active.pin, _active.until
+    _active.pin, _active.until = n, until
     torch.set_num_threads(n)
     try:
         yield
     finally:
-        _active.pin = outer
+        _active.pin, _active.until = outer, outer_until
         torch.set_num_threads(outer if outer is not None else _active.threads)
 
 

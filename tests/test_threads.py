@@ -61,6 +61,27 @@ def test_a_decoders_worker_process_is_not_another_program(monkeypatch, user_thre
         assert budget.threads == 1 and threads.free_helpers() == 0
 
 
+def test_a_pin_ends_when_the_workers_are_done(monkeypatch, user_threads):
+    """While the workers decode, one thread here; once its ``until`` holds (every worker answered)
+    the budget's count applies inside the block too, and a busy core still takes a thread away."""
+    cpu = FakeCpu(monkeypatch)
+    done = []
+    with threads.managed() as budget:
+        threads.set_helpers([12345])
+        with threads.pinned(1, until=lambda: bool(done)):
+            cpu.run(0.3, others=0.0, ours=1.0, helper=1.0)
+            budget.poll()
+            assert torch.get_num_threads() == 1 and budget.pin == 1  # the worker still decodes
+            done.append(1)
+            cpu.run(0.3, others=0.0, ours=1.0)
+            budget.poll()
+            assert torch.get_num_threads() == 2 and budget.pin is None
+            cpu.run(0.3, others=1.0, ours=1.0)  # another program takes a core
+            budget.poll()
+            assert torch.get_num_threads() == 1
+        assert budget.pin is None and budget.until is None and torch.get_num_threads() == budget.threads == 1
+
+
 def test_little_load_keeps_every_thread_and_looks_are_rate_limited(monkeypatch, user_threads):
     cpu = FakeCpu(monkeypatch)
     budget = threads.ThreadBudget(cap=2)

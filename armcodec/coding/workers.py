@@ -141,7 +141,8 @@ class DecodeWorkers:
             sent.append((conn, part, used))
         failure = None
         try:
-            with threads.pinned(1):
+            # one thread while the workers decode, the budget's count once they all have answered
+            with threads.pinned(1, until=lambda: all(conn.poll() for conn, _, _ in sent)):
                 decode_tiles(jobs, mine, outs, bits, self.model, self.luts, tile, self.device, tools, max_batch_bytes,
                              progress)
         except BaseException as e:  # the workers' answers are still read: the pipes stay in step
