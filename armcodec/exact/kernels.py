@@ -155,6 +155,8 @@ def exact_settings():
 
 
 def _device_key(device) -> str:
+    if isinstance(device, torch.device) and device.type == "cpu":  # every CPU device is the one CPU (a cheap answer)
+        return "cpu"
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
@@ -247,9 +249,11 @@ def use_int8(device, rows: int, k: int, n: int, in_max: int, raw: bool = False) 
         faster = _faster.get(key)
         if faster is False:  # calibrated: float (which is always exact)
             return False
-    if kernel_for(dev) != "int8":
+        if not (cpu_has_int8_dot() and int8_exact(dev)):  # = kernel_for(dev) != "int8" under auto on a CPU
+            return False
+    elif kernel_for(dev) != "int8":
         return False
-    if not calibrate:  # int8 asked for, or not a CPU
+    else:  # int8 asked for, or not a CPU
         return True
     if faster is None:
         faster = _faster[key] = _int8_faster(rows, k, n, in_max, raw)
