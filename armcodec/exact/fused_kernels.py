@@ -153,11 +153,12 @@ def quantize_row(d, total, one_division, out):
     span = d[n] - d0
     if span <= 0:
         raise ZeroDivisionError("a table without mass")
+    ratio = np.float64(total - n) / np.float64(span)  # one division a row: each estimate is corrected below
     prev = 0
     for j in range(1, n + 1):
         num = d[j] - d0
-        if one_division:  # floor(num * N / span): a float64 estimate within 1 of it, corrected
-            q = np.int64(np.float64(num) * np.float64(total - n) / np.float64(span))
+        if one_division:  # floor(num * N / span): a float64 estimate within 1 of it (num <= span), corrected
+            q = np.int64(np.float64(num) * ratio)
             r = num * (total - n) - q * span
             while r < 0:
                 q -= 1
