@@ -57,10 +57,6 @@ class Adaptation:
         first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return first[n] + (i // BLOCK) * across[n] + j // BLOCK, counts
 
-    def at(self, a: int, b: int, channel: int) -> torch.Tensor:
-        """int64 (b-a,): the offsets of pixels a..b of the schedule for ``channel``."""
-        return self.shifts[self.block_of[a:b], channel]
-
     def tile_symbols(self, tile: int) -> np.ndarray:
         """The symbols at the head of the tile's stream, in decoding order."""
         rows = self.shifts[int(self.first[tile]) : int(self.first[tile + 1])]

@@ -62,6 +62,8 @@ def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Te
             dest[rows] = h
         return h
     m8 = mix.lean_int8(m)
+    if m8 is not None and m8.k:  # the gate's rows are int8 already; a wider mix input would need the split
+        m8 = None
     g = fused.join_gate(g8.raw_gathered(src, idx, m), m, g8.k, g8.bias, gate.scale, GATE_MAX, int8=m8 is not None)
     if m8 is None:
         h = fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
