@@ -48,7 +48,7 @@ import torch
 from armcodec.coding.side import side_bits, side_tables
 from armcodec.errors import FormatError
 from armcodec.exact import fused
-from armcodec.exact.tables import MEAN_MAX_Q, MEAN_MIN_Q, N_SYMBOLS, PRECISION, TableLUTs, mixture_params, mixture_weights
+from armcodec.exact.tables import MEAN_MAX_Q, MEAN_MIN_Q, N_SYMBOLS, PRECISION, TableLUTs, channel_mixture
 
 # (row, column) offsets, nearest first; those on an earlier wavefront step are used
 CANDIDATES = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0), (-1, 2), (-2, -1), (-2, 1))
@@ -137,8 +137,8 @@ def coef_bits(symbols: np.ndarray, scale: int | None) -> float:
 def expected_means(params: torch.Tensor, channel: int, known: torch.Tensor, cfg, luts: TableLUTs) -> torch.Tensor:
     """int64 (M,): the mean of the model's mixture for ``channel`` in 1/16 level (absolute),
     floor of the weighted mean of the clamped component means (weights from the lookup table)."""
-    logits, means, _ = mixture_params(params, channel, known, cfg)
-    return weighted_mean(mixture_weights(logits, cfg, luts), means)
+    weights, means, _ = channel_mixture(params, channel, known, cfg, luts)
+    return weighted_mean(weights, means)
 
 
 def weighted_mean(weights: torch.Tensor, means: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from armcodec.coding.feedback import (
     coef_bits,
     weighted_mean,
 )
-from armcodec.exact.tables import LOGSCALE_STEPS, MEAN_STEPS, SCALE_MIN_IDX, TableLUTs, mixture_params, mixture_weights
+from armcodec.exact.tables import LOGSCALE_STEPS, MEAN_STEPS, SCALE_MIN_IDX, TableLUTs, channel_mixture
 
 RIDGE = 1e-3  # times the mean of the diagonal, added to it in the fit's normal equations
 
@@ -60,8 +60,7 @@ def all_residuals(params: torch.Tensor, values: torch.Tensor, cfg, luts: TableLU
     for a in range(0, len(values), chunk):
         p, v = params[a : a + chunk], values[a : a + chunk]
         for c in range(values.shape[1]):
-            logits, means, scale_idx = mixture_params(p, c, v[:, :c], cfg)
-            weights = mixture_weights(logits, cfg, luts)
+            weights, means, scale_idx = channel_mixture(p, c, v, cfg, luts)
             expected = weighted_mean(weights, means)
             out[a : a + chunk, c] = MEAN_STEPS * v[:, c] - expected
             precisions[a : a + chunk, c] = 1 / mixture_variance(weights, means, scale_idx, expected)
@@ -224,8 +223,8 @@ class Mixture:
 
 def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs) -> Mixture:
     """The :class:`Mixture` of channel's values (encoder only: it steers the fit)."""
-    logits, means, scale_idx = mixture_params(params, channel, values[:, :channel], cfg)
-    return Mixture(mixture_weights(logits, cfg, luts).double(), means.double(), _scales(scale_idx), values[:, channel])
+    weights, means, scale_idx = channel_mixture(params, channel, values, cfg, luts)
+    return Mixture(weights.double(), means.double(), _scales(scale_idx), values[:, channel])
 
 
 def _scales(scale_idx: torch.Tensor) -> torch.Tensor:

@@ -496,7 +496,7 @@ class Int8Product:
     def raw_gathered(self, src: torch.Tensor, idx: torch.Tensor, m: int) -> torch.Tensor:
         """The compiled path's int32 product, unjoined ((2M, N) split, else (M, N)), of the map
         ``src``'s rows ``idx`` (as :meth:`gathered`; :func:`fused.join_gate` joins it)."""
-        return torch._int_mm(fused.gather_int8(src, idx, self.K // src.shape[1], self.k), self.w8)
+        return self.raw(fused.gather_int8(src, idx, self.K // src.shape[1], self.k))
 
     def raw(self, a: torch.Tensor) -> torch.Tensor:
         """The int32 product of int8 rows ``a`` (M, K) (an unsplit layer), unjoined: ``+ bias`` is its
@@ -505,4 +505,4 @@ class Int8Product:
 
     def _product(self, a: torch.Tensor, m: int) -> torch.Tensor:
         """The compiled path's product of the int8 rows ``a`` (M rows, or 2M split), joined."""
-        return fused.join_int32(torch._int_mm(a, self.w8), m, self.k, self.bias)
+        return fused.join_int32(self.raw(a), m, self.k, self.bias)

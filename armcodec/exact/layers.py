@@ -56,9 +56,7 @@ class IntConv:
         in float32 (a float32 product: below 2**24, exact) or float64, by the kernel
         :func:`armcodec.exact.kernels.use_int8` picks for this product (the same integers)."""
         if kernels.use_int8(x.device, len(x), self.weight.shape[0], self.weight.shape[1], self.in_max):
-            if self._int8 is None:
-                self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
-            return self._int8(x)
+            return self.int8_product()(x)
         if self.exact_f32:  # mm, then the bias: addmm's broadcast of the bias costs 2-7 us more a call at a step's rows
             return torch.mm(x, self.weight).add_(self._b32)
         return torch.addmm(self.bias, x.double(), self._w64)
@@ -67,9 +65,7 @@ class IntConv:
         """:meth:`acc` of the map ``src``'s rows ``idx`` (float32 (R, C_in); int64 (m * n_off,), position
         after position): on the int8 kernel the gather and the split are one compiled loop."""
         if kernels.use_int8(src.device, m, self.weight.shape[0], self.weight.shape[1], self.in_max):
-            if self._int8 is None:
-                self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
-            return self._int8.gathered(src, idx, m)
+            return self.int8_product().gathered(src, idx, m)
         return self.acc(src.index_select(0, idx).view(m, self.weight.shape[0]))
 
     def lean_int8(self, m: int) -> kernels.Int8Product | None:
@@ -81,9 +77,14 @@ class IntConv:
         dev = self.weight.device
         if not m or not fused.active(dev) or not kernels.use_int8(dev, m, *self.weight.shape, self.in_max, raw=True):
             return None
+        product = self.int8_product()
+        return None if product.pad else product
+
+    def int8_product(self) -> kernels.Int8Product:
+        """This layer's int8 product, built on first use."""
         if self._int8 is None:
             self._int8 = kernels.Int8Product(self.weight, self.bias, self.in_max)
-        return None if self._int8.pad else self._int8
+        return self._int8
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 (M, n_off*C_in) integers -> float64 (M, C_out) requantized integers."""

@@ -56,21 +56,19 @@ def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Te
     and residual add are one compiled loop each around the bare products, and the gate hands the
     mix layer int8 rows when its product is int8 too: the same integers, fewer passes."""
     g8 = gate.lean_int8(m)
-    if g8 is None:
-        h = gated_block(gate, mix, None, resid, rmax, gate_acc=gate.gathered_acc(src, idx, m))
-        if dest is not None:
-            dest[rows] = h
-        return h
-    m8 = mix.lean_int8(m)
+    m8 = None if g8 is None else mix.lean_int8(m)
     if m8 is not None and m8.k:  # the gate's rows are int8 already; a wider mix input would need the split
         m8 = None
-    g = fused.join_gate(g8.raw_gathered(src, idx, m), m, g8.k, g8.bias, gate.scale, GATE_MAX, int8=m8 is not None)
-    if m8 is None:
+    if g8 is None:
+        h = gated_block(gate, mix, None, resid, rmax, gate_acc=gate.gathered_acc(src, idx, m))
+    else:
+        g = fused.join_gate(g8.raw_gathered(src, idx, m), m, g8.k, g8.bias, gate.scale, GATE_MAX, int8=m8 is not None)
+        if m8 is not None:  # the write to the next map inside the loop
+            return fused.mix_residual_joined(m8.raw(g), m8.bias, mix.scale, resid, rmax, dest, rows)
         h = fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
-        if dest is not None:
-            dest[rows] = h
-        return h
-    return fused.mix_residual_joined(m8.raw(g), m8.bias, mix.scale, resid, rmax, dest, rows)
+    if dest is not None:
+        dest[rows] = h
+    return h
 
 
 def int_head(net, h: torch.Tensor, pixels: torch.Tensor | None, skip_out: torch.Tensor | None = None) -> torch.Tensor:
