@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import torch
@@ -172,6 +173,32 @@ def pinned(n: int, until=None):
     finally:
         _active.pin, _active.until = outer, outer_until
         torch.set_num_threads(outer if outer is not None else _active.threads)
+
+
+@contextmanager
+def lanes(tasks: int):
+    """``map(work, items)`` (results in order) for ``tasks`` independent pieces of work whose
+    arithmetic releases the GIL (torch's products, the compiled loops): the encoder's pass over a
+    stage's chunks.  One Python thread (lane) per thread the budget gives now, at most ``tasks``,
+    each running torch on one intra-op thread (:func:`pinned` to 1, so the looks at the CPU leave
+    it so) in the caller's grad and inference modes (torch keeps them per thread); the loops
+    between torch's products, one thread in torch, then run on every lane's core.  Yields None
+    where there would be one lane (the caller runs the work itself).  Lanes share no barrier
+    inside a piece: a lane the OS parks holds back one piece, not every step."""
+    n = max(1, min(tasks, torch.get_num_threads()))
+    if n == 1:
+        yield None
+        return
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def in_modes(work):
+        def run(item):
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                return work(item)
+        return run
+
+    with pinned(1), ThreadPoolExecutor(n, thread_name_prefix="armcodec-lane") as pool:
+        yield lambda work, items: list(pool.map(in_modes(work), items))
 
 
 def forget() -> None:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from armcodec import threads
 from armcodec.coding.scan import Schedule, tile_grid
 from armcodec.models.pixelcnn import PixelCNNConfig, causal_offsets
 from armcodec.models.pixelcnn_exact import IntPixelCNN, WavefrontState  # noqa: F401
@@ -103,6 +104,27 @@ def test_encoder_pass_equals_decoder_steps_across_batches_and_threads(net):
             mask = torch.zeros((40, 50), dtype=torch.bool)
             mask[torch.from_numpy(ys2), torch.from_numpy(xs2)] = True
             assert torch.equal(got[mask], reference[mask])
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_encoder_pass_in_lanes_equals_one_lane(net, monkeypatch):
+    """The encoder's pass runs each stage's chunks in lanes (threads.lanes): many small chunks,
+    two lanes, give the numbers of one lane."""
+    img = load("kodim05_rgb_130x70.png")[:40, :50]
+    tiles = tile_grid(40, 50, 16)
+    sched, state, pos, _, _, vals = _setup(net, img, tiles, 16)
+    state.write_pixels(pos, vals)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = net.run(state, pos, chunk=37)
+        torch.set_num_threads(2)
+        calls = []
+        real = threads.lanes
+        monkeypatch.setattr(threads, "lanes", lambda n: calls.append(n) or real(n))
+        assert torch.equal(net.run(state, pos, chunk=37), one)
+        assert calls and all(n == -(-len(pos) // 37) for n in calls)
     finally:
         torch.set_num_threads(old)
 

@@ -158,3 +158,30 @@ def test_an_unknown_orientation_proxy_fails_when_the_codec_is_made():
     with pytest.raises(armcodec.errors.ModelError, match="unknown model"):
         armcodec.Codec(device="cpu", orient=True, orient_proxy="nope")
     assert armcodec.Codec(device="cpu", orient=False, orient_proxy="nope").orient_proxy is None
+
+
+def test_proxy_in_strips_gives_the_whole_tiles_bits(monkeypatch):
+    """The orientation search runs its float proxy in strips with the rows above each (the rows
+    its output reads): every estimate is the whole tile's (up to float32 rounding where oneDNN
+    takes another kernel for a strip's shape: the same bits on the Kodak tiles, docs/PROFILE.md),
+    and so is the pick, in lanes or not."""
+    proxy = armcodec.Codec(device="cpu")._proxy_net()  # the default's: `fast`'s float copy
+    img = load("kodim05_rgb_130x70.png")
+    x = torch.from_numpy(img.copy()).permute(2, 0, 1).float()[None]
+    with torch.no_grad():
+        whole = proxy(x.contiguous(memory_format=torch.channels_last))[:, :3].double().sum((1, 2, 3))
+        for pixels in (130, 700, 1 << 30):  # one row a strip (fewer than the rows above), 5 rows, the tile
+            monkeypatch.setattr(search, "PROXY_PIXELS", pixels)
+            assert torch.allclose(search.proxy_bits(proxy, x, 3), whole, rtol=1e-6, atol=0)
+    tiles = [img, img[:, ::-1].copy(), img[::-1].copy(), img[:64, :64].copy()]
+    monkeypatch.setattr(search, "PROXY_PIXELS", 1 << 30)
+    picks = search.choose_orientations(proxy, tiles, "cpu")
+    monkeypatch.setattr(search, "PROXY_PIXELS", 1000)
+    old = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            assert np.array_equal(search.choose_orientations(proxy, tiles, "cpu"), picks)
+    finally:
+        torch.set_num_threads(old)
+    assert picks[1] == picks[0] ^ 1 and picks[2] == picks[0] ^ 2  # a mirrored tile's pick is mirrored

@@ -141,3 +141,31 @@ def test_thread_changes_during_a_decode_change_no_bit(monkeypatch, user_threads)
     torch.set_num_threads(1)
     monkeypatch.setattr(threads.ThreadBudget, "free_cores", lambda self: 1.0)
     assert codec.encode(img).data == flipping
+
+
+def test_lanes_follow_the_budget_keep_the_modes_and_give_the_threads_back(monkeypatch, user_threads):
+    """A pool of lanes, one per thread the budget gives (at most one per task), each with one
+    intra-op thread and the caller's inference mode; results in order; the count back after."""
+    seen = []
+
+    def work(k):
+        seen.append((torch.get_num_threads(), torch.is_inference_mode_enabled()))
+        return k * k
+
+    with torch.inference_mode():
+        with threads.lanes(5) as in_lanes:
+            assert torch.get_num_threads() == 1
+            assert in_lanes(work, range(5)) == [k * k for k in range(5)]
+    assert seen == [(1, True)] * 5 and torch.get_num_threads() == 2
+    with threads.lanes(1) as in_lanes:  # one task: no pool
+        assert in_lanes is None
+    FakeCpu(monkeypatch)
+    with threads.managed() as budget:
+        budget.threads = 1
+        torch.set_num_threads(1)  # what a look finding one free core does
+        with threads.lanes(5) as in_lanes:
+            assert in_lanes is None
+    with pytest.raises(ZeroDivisionError):  # an error in a lane reaches the caller
+        with threads.lanes(2) as in_lanes:
+            in_lanes(lambda k: 1 // k, range(2))
+    assert torch.get_num_threads() == 2

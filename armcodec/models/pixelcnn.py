@@ -303,6 +303,12 @@ class PixelCNN(nn.Module):
 
         build_trunk(self, cfg, cfg.image_channels + 1, conv, cfg.linear_skip)
 
+    @property
+    def rows_above(self) -> int:
+        """How many rows above a pixel its output reads (the first layer's reach up, then each
+        block's): rows further up change no output of this row."""
+        return self.cfg.first_reach[0] + self.cfg.blocks * self.cfg.block_reach[0]
+
     def features(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """x: float (B, C, H, W) pixel values 0..255 -> raw head output (B, n_params, H, W)."""
         ones = torch.full_like(x[:, :1], ONES_VALUE * INPUT_SCALE)

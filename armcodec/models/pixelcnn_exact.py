@@ -365,26 +365,51 @@ class IntPixelCNN:
         # one chunk (a decoder step): the stream at the positions and the first layer's input stay
         # at hand, where several chunks read them back from the maps (the same numbers)
         one = len(chunks) == 1
+        # several chunks (the encoder's pass): a stage's chunks are independent (each reads the
+        # stage's input map and writes its own rows of the next), so they run in lanes, the
+        # stages one after another; ``extra`` is asked for in position order, so not with it
+        parallel = not one and extra is None and pos.device.type == "cpu"
         resid = pixels = None
-        for p, idx, (a, b) in zip(chunks, first_idx, spans):
+
+        def stage(work) -> list:
+            """work(k) for every chunk k, in lanes where ``parallel``; the results in chunk order."""
             threads.poll()
-            x = read(state.map(0), idx, p)
+            if not parallel:
+                return [work(k) for k in range(len(chunks))]
+            with threads.lanes(len(chunks)) as in_lanes:
+                return [work(k) for k in range(len(chunks))] if in_lanes is None else in_lanes(work, range(len(chunks)))
+
+        map0, map1 = state.map(0), state.map(1)  # (allocated here, not in the lanes)
+
+        def first(k: int) -> None:
+            p, (a, b) = chunks[k], spans[k]
+            x = read(map0, first_idx[k], p)
             h = self.first.clamped(x, -rmax, rmax, None if extra is None else extra.first(a, b))
-            state.map(1)[p] = h
-            if one:
-                resid, pixels = h, x
+            map1[p] = h
+            return (h, x) if one else None
+
+        at_hand = stage(first)[0]
+        if one:
+            resid, pixels = at_hand
         out = []
         for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
             last = b == len(self.gates) - 1
             src = state.map(b + 1)
-            for k, p in enumerate(chunks):
-                dest = None if last else state.map(b + 2)
+            dest = None if last else state.map(b + 2)
+
+            def block(k: int, gate=gate, mix=mix, src=src, dest=dest, last=last):
+                p = chunks[k]
                 h = gathered_block(gate, mix, src, gate_idx[k], len(p), src[p] if resid is None else resid, rmax, dest, p)
-                if last:
-                    params = int_head(self, h, read(state.map(0), first_idx[k], p) if pixels is None else pixels)
-                    out.append(params if extra is None else params + extra.skip(*spans[k]))
-                elif one:
-                    resid = h
+                if not last:
+                    return h if one else None
+                params = int_head(self, h, read(map0, first_idx[k], p) if pixels is None else pixels)
+                return params if extra is None else params + extra.skip(*spans[k])
+
+            done = stage(block)
+            if last:
+                out = done
+            elif one:
+                resid = done[0]
             if single_pass:  # map b+3 (written by the next block) reuses map b+1's buffer
                 del src
                 state.release(b + 1, to=b + 3)
