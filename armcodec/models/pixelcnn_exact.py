@@ -382,7 +382,7 @@ class IntPixelCNN:
 
         map0, map1 = state.map(0), state.map(1)  # (allocated here, not in the lanes)
 
-        def first(k: int) -> None:
+        def first(k: int) -> tuple | None:
             p, (a, b) = chunks[k], spans[k]
             x = read(map0, first_idx[k], p)
             h = self.first.clamped(x, -rmax, rmax, None if extra is None else extra.first(a, b))
@@ -412,7 +412,7 @@ class IntPixelCNN:
             elif one:
                 resid = done[0]
             if single_pass:  # map b+3 (written by the next block) reuses map b+1's buffer
-                del src
+                del src, block
                 state.release(b + 1, to=b + 3)
         return torch.cat(out) if out else torch.empty((0, self.cfg.n_params), dtype=torch.int64, device=pos.device)
 
