@@ -375,10 +375,11 @@ class IntPixelCNN:
         def stage(work) -> list:
             """work(k) for every chunk k, in lanes where ``parallel``; the results in chunk order."""
             threads.poll()
-            if not parallel:
-                return [work(k) for k in range(len(chunks))]
-            with threads.lanes(len(chunks)) as in_lanes:
-                return [work(k) for k in range(len(chunks))] if in_lanes is None else in_lanes(work, range(len(chunks)))
+            if parallel:
+                with threads.lanes(len(chunks)) as in_lanes:
+                    if in_lanes is not None:
+                        return in_lanes(work, range(len(chunks)))
+            return [work(k) for k in range(len(chunks))]
 
         map0, map1 = state.map(0), state.map(1)  # (allocated here, not in the lanes)
 
