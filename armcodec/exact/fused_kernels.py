@@ -90,35 +90,43 @@ def gate(acc, scale, gmax, out):
 
 @jit
 def join_gate(prod, m, k, bias, scale, gmax, out):
-    """:func:`join_int32` then :func:`gate`, a row at a time (the joined row in float64 first, so
-    that both loops stay simple): prod int32 (2M or M, 2F) -> out (M, F), float32 or int8 (the
-    gate's values lie in [-gmax, gmax])."""
+    """:func:`join_int32` then :func:`gate`, a row at a time: prod int32 (2M or M, 2F) -> out (M, F),
+    float32 or int8 (the gate's values lie in [-gmax, gmax]).  Each row joined, then requantized,
+    into float64 first, each in a loop of its own (the k branch outside the loops): the loops
+    vectorise (4,096 rows: 0.96 -> 0.69 ms)."""
     f = out.shape[1]
     half, inv = np.float64(gmax // 2), 1.0 / gmax
     row = np.empty(2 * f, np.float64)
     for i in range(m):
+        if k:
+            for j in range(2 * f):
+                row[j] = np.float64((prod[i, j] << k) + prod[m + i, j]) + bias[j]
+        else:
+            for j in range(2 * f):
+                row[j] = np.float64(prod[i, j]) + bias[j]
         for j in range(2 * f):
-            v = prod[i, j]
-            if k:
-                v = (v << k) + prod[m + i, j]
-            row[j] = np.float64(v) + bias[j]
+            row[j] = requant(row[j], scale[j])
         for j in range(f):
-            x = requant(row[j], scale[j])
-            y = requant(row[f + j], scale[f + j]) + half
-            x = min(max(x, -gmax), gmax)
-            y = min(max(y, 0.0), gmax)
+            x = row[j]
+            y = row[f + j] + half
+            x = x if x < gmax else gmax
+            x = x if x > -gmax else -gmax
+            y = y if y < gmax else gmax
+            y = y if y > 0.0 else 0.0
             out[i, j] = np.floor(x * y * inv)
 
 
 @jit
-def mix_residual_joined(prod, bias, scale, resid, rmax, out, dest=None, rows=None):
+def mix_residual_joined(prod, bias, scale, resid, rmax, out, dest=None, rows=None, at=None):
     """:func:`mix_residual` of the int32 product of M int8 rows (``prod + bias`` its accumulators);
-    with ``dest``, each result row also written to ``dest``'s row ``rows[i]`` (the next map)."""
+    with ``dest``, each result row also written to ``dest``'s row ``rows[i]`` (the next map).
+    ``at``: row i's residual stream is ``resid``'s row ``at[i]`` (a map), else its row i."""
     c = prod.shape[1]
     for i in range(out.shape[0]):
+        r = i if at is None else at[i]
         for j in range(c):
             v = requant(np.float64(prod[i, j]) + bias[j], scale[j])
-            v = min(max(v, -rmax), rmax) + resid[i, j]
+            v = min(max(v, -rmax), rmax) + resid[r, j]
             out[i, j] = min(max(v, -rmax), rmax)
         if dest is not None:
             r = rows[i]
