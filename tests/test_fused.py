@@ -98,13 +98,6 @@ def test_joined_kernels_give_the_torch_integers(k):
         got = fused.mix_residual_joined(mix, bias[:f], scale[:f], resid, 511, dest, at)
         assert torch.equal(got, want) and torch.equal(dest[at], want)
         assert torch.equal(fused.mix_residual_joined(mix, bias[:f], scale[:f], resid, 511), want)
-        # the residual stream read from a map's rows (the encoder's pass: ``at`` the positions' rows)
-        stream = torch.randint(-511, 512, (rows + 7, f), generator=gen).float()
-        own = torch.randperm(rows + 7, generator=gen)[:rows]
-        stream[own] = resid
-        dest.zero_()
-        got = fused.mix_residual_joined(mix, bias[:f], scale[:f], stream, 511, dest, at, at=own)
-        assert torch.equal(got, want) and torch.equal(dest[at], want)
 
 
 @pytest.mark.parametrize("channels, features", [(3, 3), (3, 2), (3, 1), (1, 3)])

@@ -123,15 +123,6 @@ def test_every_shipped_block_gives_the_float_integers_on_the_compiled_path(mix_i
             got = gathered_block(gate, mix, src, idx[: rows * n_off], rows, resid[:rows], rmax, dest, at)
             assert got.dtype == torch.float32 and torch.equal(got, want), (name, rows)
             assert torch.equal(dest[at], want) and int(dest.abs().sum()) == int(want.abs().sum()), (name, rows)
-            # the stream read from the map's rows ``own`` (the encoder's pass), not handed over
-            own = torch.randperm(len(src), generator=torch.Generator().manual_seed(7))[:rows]
-            stream = src.clone()
-            stream[own] = resid[:rows]
-            with kernels.using("float"):
-                want = gathered_block(gate, mix, stream, idx[: rows * n_off], rows, resid[:rows], rmax)
-            dest.zero_()
-            got = gathered_block(gate, mix, stream, idx[: rows * n_off], rows, None, rmax, dest, at, at=own)
-            assert torch.equal(got, want) and torch.equal(dest[at], want), (name, rows)
 
 
 def test_int8_tables_equal_float_tables_at_every_layer(monkeypatch):

@@ -173,29 +173,26 @@ def join_gate(prod: torch.Tensor, m: int, k: int, bias: torch.Tensor, scale: tor
 
 
 def mix_residual_joined(prod: torch.Tensor, bias: torch.Tensor, scale: torch.Tensor, resid: torch.Tensor, rmax: int,
-                        dest: torch.Tensor | None = None, rows: torch.Tensor | None = None,
-                        at: torch.Tensor | None = None) -> torch.Tensor:
+                        dest: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`mix_residual` of a mix layer's accumulators given as the int32 product of M int8 rows
     (``prod + bias``) -> float32 (M, F); with ``dest`` (a float32 map) each row also written to
-    ``dest[rows]`` (int64 (M,)) in the same loop; with ``at`` (int64 (M,)) the residual stream is
-    ``resid[at]`` (``resid`` a map: read in the loop, not gathered first).  Compiled path only."""
+    ``dest[rows]`` (int64 (M,)) in the same loop.  Compiled path only."""
     out = torch.empty(prod.shape, dtype=torch.float32)
     _kernels.mix_residual_joined(prod.numpy(), _np(bias), _np(scale), _np(resid), float(rmax), out.numpy(),
-                                 None if dest is None else dest.numpy(), None if rows is None else _np(rows),
-                                 None if at is None else _np(at))
+                                 None if dest is None else dest.numpy(), None if rows is None else _np(rows))
     return out
 
 
 def block_int8(gate, gate_scale: np.ndarray, mix, mix_scale: np.ndarray, gate_max: int, src: torch.Tensor,
-               idx: torch.Tensor, m: int, resid: torch.Tensor | None, rmax: int, dest: torch.Tensor | None = None,
-               rows: torch.Tensor | None = None, at: torch.Tensor | None = None) -> torch.Tensor:
+               idx: torch.Tensor, m: int, resid: torch.Tensor, rmax: int, dest: torch.Tensor | None = None,
+               rows: torch.Tensor | None = None) -> torch.Tensor:
     """A residual block whose two products are int8 (``gate``, ``mix``: the layers'
     :class:`armcodec.exact.kernels.Int8Product`, the mix layer's input unsplit; their scales as
     numpy): :func:`gather_int8`, the gate's product, :func:`join_gate` to int8 rows, the mix layer's
-    product, :func:`mix_residual_joined` (the stream ``resid``, or with it None ``src``'s rows
-    ``at``).  The operands between them are numpy arrays, a layer's bias and scales made once: the
-    same loops without each wrapper's tensors and conversions (a decoder step's block of 128 rows:
-    357 us through the wrappers, 280 us without, best of 12 runs).  Compiled path only."""
+    product, :func:`mix_residual_joined`.  The operands between them are numpy arrays, a layer's
+    bias and scales made once: the same loops without each wrapper's tensors and conversions (a
+    decoder step's block of 128 rows: 357 us through the wrappers, 309 us here, 280 us for the
+    bare loops and products; best of 12 runs).  Compiled path only."""
     kn = _kernels
     a = np.empty((2 * m if gate.k else m, gate.K), np.int8)
     kn.gather_int8(src.numpy(), _np(idx), gate.K // src.shape[1], gate.k, a)
@@ -204,9 +201,8 @@ def block_int8(gate, gate_scale: np.ndarray, mix, mix_scale: np.ndarray, gate_ma
     kn.join_gate(prod, m, gate.k, gate.bias_np, gate_scale, float(gate_max), g)
     prod = torch._int_mm(torch.from_numpy(g), mix.w8).numpy()
     out = np.empty(prod.shape, np.float32)
-    kn.mix_residual_joined(prod, mix.bias_np, mix_scale, src.numpy() if resid is None else _np(resid), float(rmax), out,
-                           None if dest is None else dest.numpy(), None if rows is None else _np(rows),
-                           _np(at) if resid is None else None)
+    kn.mix_residual_joined(prod, mix.bias_np, mix_scale, _np(resid), float(rmax), out,
+                           None if dest is None else dest.numpy(), None if rows is None else _np(rows))
     return torch.from_numpy(out)
 
 

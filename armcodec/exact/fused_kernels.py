@@ -117,16 +117,14 @@ def join_gate(prod, m, k, bias, scale, gmax, out):
 
 
 @jit
-def mix_residual_joined(prod, bias, scale, resid, rmax, out, dest=None, rows=None, at=None):
+def mix_residual_joined(prod, bias, scale, resid, rmax, out, dest=None, rows=None):
     """:func:`mix_residual` of the int32 product of M int8 rows (``prod + bias`` its accumulators);
-    with ``dest``, each result row also written to ``dest``'s row ``rows[i]`` (the next map).
-    ``at``: row i's residual stream is ``resid``'s row ``at[i]`` (a map), else its row i."""
+    with ``dest``, each result row also written to ``dest``'s row ``rows[i]`` (the next map)."""
     c = prod.shape[1]
     for i in range(out.shape[0]):
-        r = i if at is None else at[i]
         for j in range(c):
             v = requant(np.float64(prod[i, j]) + bias[j], scale[j])
-            v = min(max(v, -rmax), rmax) + resid[r, j]
+            v = min(max(v, -rmax), rmax) + resid[i, j]
             out[i, j] = min(max(v, -rmax), rmax)
         if dest is not None:
             r = rows[i]

@@ -48,14 +48,11 @@ def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor | None, resi
     return fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
 
 
-def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Tensor, m: int, resid: torch.Tensor | None,
-                   rmax: int, dest: torch.Tensor | None = None, rows: torch.Tensor | None = None,
-                   at: torch.Tensor | None = None) -> torch.Tensor:
+def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Tensor, m: int, resid: torch.Tensor,
+                   rmax: int, dest: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`gated_block` of the map ``src``'s rows ``idx`` (the gate's offsets of m positions, as
     :meth:`IntConv.gathered_acc` takes them); with ``dest``, the result also written to ``dest[rows]``
-    (the next map).  The residual stream at the positions: ``resid`` (M, F), or with ``resid`` None
-    ``src``'s rows ``at`` (the positions' own rows, read by the residual add's loop where it runs).
-    Where the gate's int8 product is the choice for the compiled path
+    (the next map).  Where the gate's int8 product is the choice for the compiled path
     (:meth:`IntConv.lean_int8`) the gather and split, the join and gate, and the mix layer's join
     and residual add are one compiled loop each around the bare products, and the gate hands the
     mix layer int8 rows when its product is int8 too: the same integers, fewer passes."""
@@ -64,9 +61,7 @@ def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Te
     if m8 is not None and m8.k:  # the gate's rows are int8 already; a wider mix input would need the split
         m8 = None
     if g8 is not None and m8 is not None:  # the write to the next map inside the last loop
-        return fused.block_int8(g8, gate.scale_np, m8, mix.scale_np, GATE_MAX, src, idx, m, resid, rmax, dest, rows, at)
-    if resid is None:
-        resid = src[at]
+        return fused.block_int8(g8, gate.scale_np, m8, mix.scale_np, GATE_MAX, src, idx, m, resid, rmax, dest, rows)
     if g8 is None:
         h = gated_block(gate, mix, None, resid, rmax, gate_acc=gate.gathered_acc(src, idx, m))
     else:
@@ -406,7 +401,7 @@ class IntPixelCNN:
 
             def block(k: int, gate=gate, mix=mix, src=src, dest=dest, last=last):
                 p = chunks[k]
-                h = gathered_block(gate, mix, src, gate_idx[k], len(p), resid, rmax, dest, p, at=None if one else p)
+                h = gathered_block(gate, mix, src, gate_idx[k], len(p), src[p] if resid is None else resid, rmax, dest, p)
                 if not last:
                     return h if one else None
                 params = int_head(self, h, read(map0, first_idx[k], p) if pixels is None else pixels)
