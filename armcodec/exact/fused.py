@@ -183,29 +183,6 @@ def mix_residual_joined(prod: torch.Tensor, bias: torch.Tensor, scale: torch.Ten
     return out
 
 
-def block_int8(gate, gate_scale: np.ndarray, mix, mix_scale: np.ndarray, gate_max: int, src: torch.Tensor,
-               idx: torch.Tensor, m: int, resid: torch.Tensor, rmax: int, dest: torch.Tensor | None = None,
-               rows: torch.Tensor | None = None) -> torch.Tensor:
-    """A residual block whose two products are int8 (``gate``, ``mix``: the layers'
-    :class:`armcodec.exact.kernels.Int8Product`, the mix layer's input unsplit; their scales as
-    numpy): :func:`gather_int8`, the gate's product, :func:`join_gate` to int8 rows, the mix layer's
-    product, :func:`mix_residual_joined`.  The operands between them are numpy arrays, a layer's
-    bias and scales made once: the same loops without each wrapper's tensors and conversions (a
-    decoder step's block of 128 rows: 357 us through the wrappers, 309 us here, 280 us for the
-    bare loops and products; best of 12 runs).  Compiled path only."""
-    kn = _kernels
-    a = np.empty((2 * m if gate.k else m, gate.K), np.int8)
-    kn.gather_int8(src.numpy(), _np(idx), gate.K // src.shape[1], gate.k, a)
-    prod = torch._int_mm(torch.from_numpy(a), gate.w8).numpy()
-    g = np.empty((m, gate.N // 2), np.int8)
-    kn.join_gate(prod, m, gate.k, gate.bias_np, gate_scale, float(gate_max), g)
-    prod = torch._int_mm(torch.from_numpy(g), mix.w8).numpy()
-    out = np.empty(prod.shape, np.float32)
-    kn.mix_residual_joined(prod, mix.bias_np, mix_scale, _np(resid), float(rmax), out,
-                           None if dest is None else dest.numpy(), None if rows is None else _np(rows))
-    return torch.from_numpy(out)
-
-
 def requant_sum(acc: torch.Tensor, scale: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
     """A head's output: acc float32 or float64 (M, C), add float64 (M, C) integers (the skip
     layer's requantized output) -> int64 ``floor(acc * scale + 1/2) + add``."""

@@ -465,7 +465,6 @@ class Int8Product:
             w = F.pad(w, (0, -self.N % 8, 0, -self.K % 8))
         self.w8 = w.contiguous()
         self.bias = bias.double()
-        self.bias_np = self.bias.numpy() if self.bias.device.type == "cpu" else None  # the compiled loops' (fused.block_int8)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         m = len(x)

@@ -46,7 +46,6 @@ class IntConv:
         # the bias joins the float32 product: every partial sum, bias included, stays below the bound
         self._b32 = self.bias.float() if self.exact_f32 else None
         self.scale = self.mult * self.inv_shift  # m * 2**-shift, exact in float64
-        self.scale_np = self.scale.numpy() if self.scale.device.type == "cpu" else None  # (fused.block_int8)
         self._half = torch.tensor(0.5, dtype=torch.float64, device=self.weight.device)
         self._int8: kernels.Int8Product | None = None  # built on first use of the int8 kernel
         self._conv_w: torch.Tensor | bool | None = None  # built on first use of :meth:`dense` (False: not dense)

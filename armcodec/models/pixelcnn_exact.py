@@ -60,12 +60,12 @@ def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Te
     m8 = None if g8 is None else mix.lean_int8(m)
     if m8 is not None and m8.k:  # the gate's rows are int8 already; a wider mix input would need the split
         m8 = None
-    if g8 is not None and m8 is not None:  # the write to the next map inside the last loop
-        return fused.block_int8(g8, gate.scale_np, m8, mix.scale_np, GATE_MAX, src, idx, m, resid, rmax, dest, rows)
     if g8 is None:
         h = gated_block(gate, mix, None, resid, rmax, gate_acc=gate.gathered_acc(src, idx, m))
     else:
-        g = fused.join_gate(g8.raw_gathered(src, idx, m), m, g8.k, g8.bias, gate.scale, GATE_MAX, int8=False)
+        g = fused.join_gate(g8.raw_gathered(src, idx, m), m, g8.k, g8.bias, gate.scale, GATE_MAX, int8=m8 is not None)
+        if m8 is not None:  # the write to the next map inside the loop
+            return fused.mix_residual_joined(m8.raw(g), m8.bias, mix.scale, resid, rmax, dest, rows)
         h = fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
     if dest is not None:
         dest[rows] = h
