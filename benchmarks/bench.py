@@ -6,7 +6,8 @@
     armcodec bench photos/*.png --name mine --out /tmp/results
 
 For every image and codec: encode, write the file, take the size from the file on disk,
-read it back, decode, and require exact equality (a mismatch aborts the run).  Writes
+read it back, decode, and require exact equality (a mismatch aborts the run).  The codecs take
+turns image by image, so every codec's times come from the same minutes.  Writes
 ``benchmarks/results/<name>/<codec>.json`` (per image and totals, with commit, versions,
 device and threads), ``table.md`` for all codecs in that folder (bpsp, seconds per image and per
 megapixel), and ``plot.png`` (bpsp against decode time) when matplotlib is installed.  JPEG-XL
@@ -263,31 +264,41 @@ def run(inputs: list[Path], name: str | None = None, codecs: str = ALL_CODECS, m
             if not sys.stderr.isatty():
                 log(f"{codec:>10} {image:>16} {row['bpsp']:.4f} bpsp  enc {row['encode_s']:.2f}s dec {row['decode_s']:.2f}s")
 
+        setups = {}  # codec -> (encode, decode, description, extra fields, the armcodec Codec or None)
+        for c in wanted:
+            if c in ARMCODEC_VARIANTS:
+                codec = armcodec.Codec(model, device, **ARMCODEC_VARIANTS[c])
+                what = "" if codec.adaptive else ", no adaptation"
+                what += f", orientation search (picked by {codec.orient_proxy or model})" if codec.orient else ""
+                what += "" if codec.feedback or not codec.adaptive else ", no residual feedback"
+                what += "" if codec.classic else ", the model only (no PNG or WebP)"
+                desc = f"armcodec {model}{what} ({device}, {torch.get_num_threads()} threads)"
+                extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size,
+                         "adaptive": codec.adaptive, "orient": codec.orient, "orient_proxy": codec.orient_proxy,
+                         "feedback": codec.feedback, "classic": codec.classic,
+                         "coder_profile": codec.profile, "coder_tools": codec.tools.describe(),
+                         "weights": codec.model.entry.name, "kernel": codec.kernel_in_use}
+                setups[c] = (codec.encode, codec.decompress, desc, extra, codec)
+            else:
+                enc, dec, desc = refs[c]
+                setups[c] = (enc, dec, desc, {}, None)
+
         with tempfile.TemporaryDirectory() as tmp:
+            # image by image, every codec in turn: each codec's times come from the same minutes as
+            # the others' (a machine whose speed drifts by the hour moves them all alike)
+            rows = {c: [] for c in wanted}
+            for image in images:
+                for c in wanted:
+                    enc, dec = setups[c][:2]
+                    rows[c] += run_codec(c, enc, dec, [image], Path(tmp), progress)
             for c in wanted:
-                if c in ARMCODEC_VARIANTS:
-                    codec = armcodec.Codec(model, device, **ARMCODEC_VARIANTS[c])
-                    enc, dec = codec.encode, codec.decompress
-                    what = "" if codec.adaptive else ", no adaptation"
-                    what += f", orientation search (picked by {codec.orient_proxy or model})" if codec.orient else ""
-                    what += "" if codec.feedback or not codec.adaptive else ", no residual feedback"
-                    what += "" if codec.classic else ", the model only (no PNG or WebP)"
-                    desc = f"armcodec {model}{what} ({device}, {torch.get_num_threads()} threads)"
-                    extra = {"model": model, "weights_sha256": codec.model.entry.sha256, "tile_size": codec.tile_size,
-                             "adaptive": codec.adaptive, "orient": codec.orient, "orient_proxy": codec.orient_proxy,
-                             "feedback": codec.feedback, "classic": codec.classic,
-                             "coder_profile": codec.profile, "coder_tools": codec.tools.describe(),
-                             "weights": codec.model.entry.name, "kernel": codec.kernel_in_use}
-                else:
-                    enc, dec, desc = refs[c]
-                    extra = {}
-                rows = run_codec(c, enc, dec, images, Path(tmp), progress)
-                summary = summarize(rows)
-                if c in ARMCODEC_VARIANTS and together > 1:
+                desc, extra, codec = setups[c][2:]
+                summary = summarize(rows[c])
+                if codec is not None and together > 1:
                     summary.update(decode_together(codec, c, images, Path(tmp), together))
                     log(f"{c}: decoded {together} at a time: {summary['decode_together_s_mean']:.2f} s per image")
                 result = {"codec": c, "description": desc, "dataset": name, "inputs": [str(i) for i in inputs],
-                          "environment": env, **extra, "summary": summary, "images": rows}
+                          "environment": env, **extra, "summary": summary, "images": rows[c]}
                 fname = f"armcodec-{model}{c[len('armcodec'):]}.json" if c in ARMCODEC_VARIANTS else f"{c}.json"
                 (folder / fname).write_text(json.dumps(result, indent=1) + "\n")
                 s = result["summary"]

@@ -142,6 +142,24 @@ def test_bench_writes_verified_results_for_each_codec(work):
         assert plot.format == "PNG" and plot.width > 300
 
 
+def test_bench_codecs_take_turns_image_by_image(work, monkeypatch):
+    """Every codec runs on an image before the next image: their times come from the same minutes."""
+    import io
+    import sys
+
+    from armcodec_benchmarks.bench import run
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: a line per codec and image, no bar
+    lines = []
+    images = [str(work / "kodim23_rgb_64x48.png"), str(work / "usc_sipi_6.1_gray_40x33.png")]
+    run(images, "order", "armcodec,png,webp", model="tiny", out=work / "results", log=lines.append, together=1)
+    order = [line.split()[:2] for line in lines if "bpsp  enc" in line]
+    assert order == [["armcodec", "kodim23_rgb_64x48.png"], ["png", "kodim23_rgb_64x48.png"],
+                     ["webp", "kodim23_rgb_64x48.png"], ["armcodec", "usc_sipi_6.1_gray_40x33.png"],
+                     ["png", "usc_sipi_6.1_gray_40x33.png"], ["webp", "usc_sipi_6.1_gray_40x33.png"]]
+    assert json.loads((work / "results" / "order" / "png.json").read_text())["summary"]["images"] == 2
+
+
 def test_adapt_and_feedback_flags_pick_the_profile_and_all_decode(work):
     src = work / "kodim23_rgb_64x48.png"
     for flags, profile in ((["--adapt"], 8), (["--no-feedback"], 2), (["--no-adapt"], 1), (["--orient", "--no-feedback"], 3),
