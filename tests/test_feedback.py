@@ -9,7 +9,7 @@ import torch
 
 import armcodec
 from armcodec import container
-from armcodec.exact import tables
+from armcodec.exact import fused, tables
 from armcodec.coding import feedback, planes, side
 from armcodec.encoder import feedback_fit, search
 from armcodec.coding.scan import Schedule, tile_grid
@@ -154,7 +154,8 @@ def test_the_fits_row_sums_are_the_outer_products_added_per_row():
     y = torch.randn(500, generator=gen, dtype=torch.float64)
     set_of = torch.randint(0, 7, (500,), generator=gen)
     set_of[set_of == 3] = 4  # a row without pixels
-    got = feedback_fit.Rows(set_of, 7).solve(f * wt[:, None], f, f * (wt * y)[:, None])
+    rows = feedback_fit.Rows(set_of, 7)
+    got = rows.solve(rows.take(f * wt[:, None]), rows.take(f), rows.take(f * (wt * y)[:, None]))
     for r in range(7):
         a = (f[set_of == r] * wt[set_of == r, None]).t() @ f[set_of == r]
         b = (f[set_of == r] * (wt * y)[set_of == r, None]).sum(0)
@@ -206,13 +207,14 @@ def test_refine_with_cached_bounds_equals_recomputing_them(tiny_dir):
         best = rows.sum(feedback_fit._nll(feedback_fit._shift(f, row, rows.set_of), mix))
         for _ in range(3):  # the steps, every bound recomputed
             grad, hess = feedback_fit.nll_derivatives(feedback_fit._shift(f, row, rows.set_of), mix)
-            step = rows.solve(f.double() * hess.clamp_min(1e-6).unsqueeze(1), f.double(), f.double() * grad.unsqueeze(1))
+            fd, hess, grad = rows.take(f.double()), rows.take(hess), rows.take(grad)
+            step = rows.solve(fd * hess.clamp_min(1e-6).unsqueeze(1), fd, fd * grad.unsqueeze(1))
             trial = torch.round((row.double() / feedback.COEF_STEPS - step) * feedback.COEF_STEPS).clamp(
                 feedback.COEF_MIN, feedback.COEF_MAX).long()
             nll = rows.sum(feedback_fit._nll(feedback_fit._shift(f, trial, rows.set_of), mix))
             row = torch.where((nll < best).view(-1, 1), trial, row)
             best = torch.where(nll < best, nll, best)
-        got, got_nll = feedback_fit._refine_channel(f, f.double(), start[:, c, :k], rows, mix, rounds=3)
+        got, got_nll = feedback_fit._refine_channel(f, rows.take(f.double()), start[:, c, :k], rows, mix, rounds=3)
         assert torch.equal(got, row) and torch.equal(got_nll, best)
 
 
@@ -384,3 +386,37 @@ def test_feedback_makes_a_real_photograph_smaller():
     overhead = len(fed.data) - sum(len(s) for s in streams)
     assert len(fed.data) * 8 <= fed.model_bits * 1.005 + 8 * overhead + 64 * len(streams)
     assert np.array_equal(armcodec.Codec(device="cpu").decode(fed.data).array, img)
+
+
+@pytest.mark.skipif(not fused.enabled("cpu"), reason="numba is not installed")
+def test_the_fits_compiled_loops_give_the_torch_steps_choices():
+    """The fit's compiled loops (armcodec/encoder/fit_kernels.py): the feedback shifts and the
+    row sums are the torch steps' numbers bit for bit, the NLL's derivatives the same to rounding,
+    and on a real crop (feature set 3: every level's rows fitted) the coefficients, levels and
+    spreads chosen are the same with them and without."""
+    codec = armcodec.Codec(device="cpu")
+    cfg, luts = codec.model.net.cfg, codec.model.luts
+    fb, _, values, params = _batch(codec, load("kodim05_rgb_130x70.png"), tile=32, features=3)
+    residuals, precisions = feedback_fit.all_residuals(params, values, cfg, luts)
+    fb.fill(residuals)
+    gen = torch.Generator().manual_seed(5)
+    f = fb.features(0, len(values), 2, residuals)
+    coefs = torch.randint(-128, 128, (fb.coefs.shape[0], f.shape[1]), generator=gen)
+    x = torch.randn(len(values), 4, generator=gen, dtype=torch.float64) * 1e3
+    mix = feedback_fit.float_mixture(params, values, 2, cfg, luts)
+    delta = torch.randint(-300, 301, (len(values),), generator=gen)
+    runs = []
+    for on in (True, False):
+        fused.set_enabled(on)
+        try:
+            assert (feedback_fit._kernels(f) is not None) == on
+            runs.append((feedback_fit._shift(f, coefs, fb.set_of), feedback_fit._add_rows(x, fb.set_of, fb.coefs.shape[0]),
+                         feedback_fit.nll_derivatives(delta, mix),
+                         feedback_fit.choose(fb, residuals, precisions, params, values, cfg, luts)))
+        finally:
+            fused.set_enabled(True)
+    (s1, a1, (g1, h1), c1), (s0, a0, (g0, h0), c0) = runs
+    assert torch.equal(s1, s0) and torch.equal(a1, a0)
+    assert torch.allclose(g1, g0, rtol=1e-12, atol=1e-15) and torch.allclose(h1, h0, rtol=1e-12, atol=1e-15)
+    assert torch.equal(c1.coefs, c0.coefs) and np.array_equal(c1.levels, c0.levels)
+    assert np.array_equal(c1.scales, c0.scales)  # (coefs: every level's rows, chosen or not)

@@ -181,6 +181,32 @@ def test_float32_accumulation_is_exact(net):
     assert torch.equal(p32, p64)
 
 
+def test_float_inference_in_place_gives_the_autograd_graphs_numbers():
+    """Without autograd the float graph clamps and sums in place (the orientation search's proxy):
+    the same numbers as with autograd, for the wavefront model, the temporal model with its
+    previous-frame terms and the pyramid's passes."""
+    from armcodec.models.temporal import TemporalPixelCNN, context_input
+
+    from test_pyramid import make_tiny_pyramid
+
+    torch.manual_seed(3)
+    x = torch.randint(0, 256, (2, 3, 19, 23)).float()
+    image = make_tiny_model()
+    temporal = TemporalPixelCNN.from_image_model(image, context_reach=1)
+    with torch.no_grad():
+        for conv in (temporal.context_first, temporal.context_skip):
+            conv.weight.normal_(0, 0.05)
+    ctx = torch.nn.functional.pad(context_input(torch.randint(0, 256, (2, 3, 19, 23)).float()), (1, 1, 1, 1))
+    runs = [lambda: image(x), lambda: image(x.contiguous(memory_format=torch.channels_last)),
+            lambda: temporal(x, context=ctx), lambda: make_tiny_pyramid()(x)]
+    for run in runs:
+        with torch.enable_grad():
+            graph = run()
+        with torch.no_grad():
+            in_place = run()
+        assert torch.equal(graph, in_place)
+
+
 @pytest.mark.parametrize("grids", [{}, {"resid_steps": 32, "coef_steps": 64}, {"head_steps": 128}])
 def test_integer_model_tracks_the_qat_model(grids):
     """Integer inference is the QAT graph, on the default grids, on the coarse grids of models

@@ -10,6 +10,7 @@ filled with every residual) and returns a :class:`FeedbackChoice`; the caller as
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from armcodec.coding.feedback import (
     coef_bits,
     weighted_mean,
 )
+from armcodec.exact import fused
 from armcodec.exact.tables import LOGSCALE_STEPS, MEAN_STEPS, SCALE_MIN_IDX, TableLUTs, channel_mixture
 
 RIDGE = 1e-3  # times the mean of the diagonal, added to it in the fit's normal equations
@@ -88,13 +90,15 @@ def fit(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor | None, 
     coefs = torch.zeros_like(fb.coefs)
     rows = Rows(set_of, coefs.shape[0])
     for c in range(g):
-        f = fb.features(0, m, c, residuals).double()
-        coefs[:, c, : f.shape[1]] = _fit_channel(f, residuals[:, c], None if precisions is None else precisions[:, c], rows)
+        f = rows.take(fb.features(0, m, c, residuals).double())
+        wt = None if precisions is None else rows.take(precisions[:, c])
+        coefs[:, c, : f.shape[1]] = _fit_channel(f, rows.take(residuals[:, c]), wt, rows)
     return coefs
 
 
 def _fit_channel(f: torch.Tensor, y: torch.Tensor, wt: torch.Tensor | None, rows: "Rows") -> torch.Tensor:
-    """float64 features (M, k), int64 residuals (M,), weights (M,) or None -> int64 (rows, k)."""
+    """float64 features (M, k), int64 residuals (M,), weights (M,) or None, each in row order
+    (:meth:`Rows.take`) -> int64 (rows, k)."""
     wf = f if wt is None else f * wt.unsqueeze(1)
     sol = rows.solve(wf, f, wf * y.double().unsqueeze(1))
     return torch.round(sol * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
@@ -102,32 +106,51 @@ def _fit_channel(f: torch.Tensor, y: torch.Tensor, wt: torch.Tensor | None, rows
 
 class Rows:
     """The pixels of each coefficient row (``set_of``: int64 (M,) the row of every pixel), sorted
-    once so that each row's sums are one matrix product over its pixels."""
+    once (:meth:`take`) so that each row's sums are one matrix product over its pixels."""
 
     def __init__(self, set_of: torch.Tensor, n_rows: int):
         self.set_of, self.n_rows = set_of, n_rows
-        self.order = torch.argsort(set_of, stable=True)
+        self.order = torch.argsort(set_of, stable=True)  # stable: a row's pixels in their own order
+        self.ordered_set_of = set_of.index_select(0, self.order)
         self.counts = torch.bincount(set_of, minlength=n_rows).tolist()
+
+    def take(self, per_pixel: torch.Tensor) -> torch.Tensor:
+        """A per-pixel tensor (M, ...) in row order, what :meth:`solve` reads: gather the features
+        once per channel and level, then only each round's weights (M,)."""
+        return per_pixel.index_select(0, self.order)
 
     def solve(self, wf: torch.Tensor, f: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
         """float64 (n_rows, k): per row, the solution of (sum wf f^T + ridge) x = sum rhs over its
-        pixels (wf: the features times each pixel's weight), the ridge RIDGE times the mean of the
-        diagonal (the normal equations of :func:`fit` and the Newton steps of :func:`refine`)."""
+        pixels (wf: the features times each pixel's weight; all three in row order, :meth:`take`),
+        the ridge RIDGE times the mean of the diagonal (the normal equations of :func:`fit` and the
+        Newton steps of :func:`refine`).  ``rhs`` is summed by ``index_add_`` pixel after pixel,
+        so each row's sum is the same in row order as in pixel order."""
         k = f.shape[1]
         a = torch.zeros((self.n_rows, k, k), dtype=torch.float64, device=f.device)
-        wf_rows = wf.index_select(0, self.order).split(self.counts)
-        f_rows = f.index_select(0, self.order).split(self.counts)
-        for r, (wr, fr) in enumerate(zip(wf_rows, f_rows)):
+        for r, (wr, fr) in enumerate(zip(wf.split(self.counts), f.split(self.counts))):
             if len(wr):
                 a[r] = wr.t() @ fr
-        b = torch.zeros((self.n_rows, k), dtype=torch.float64, device=f.device).index_add_(0, self.set_of, rhs)
+        b = _add_rows(rhs, self.ordered_set_of, self.n_rows)
         ridge = RIDGE * a.diagonal(dim1=1, dim2=2).mean(1) + 1e-9
         a += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)
         return torch.linalg.solve(a, b.unsqueeze(2)).squeeze(2)
 
-    def sum(self, per_pixel: torch.Tensor) -> torch.Tensor:
-        """float64 (n_rows,): the sum of a float64 (M,) figure over each row's pixels."""
-        return torch.zeros(self.n_rows, dtype=torch.float64, device=per_pixel.device).index_add_(0, self.set_of, per_pixel)
+    def sum(self, per_pixel: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        """float64 (n_rows,): the sum of a float64 (M,) figure over each row's pixels; ``at``: int64
+        (M',) ascending pixels (every pixel of the rows they touch), the figure given at those only
+        (a row's sum is the same, pixel after pixel; the other rows' are 0)."""
+        return _add_rows(per_pixel, self.set_of if at is None else self.set_of[at], self.n_rows)
+
+
+def _add_rows(x: torch.Tensor, row_of: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """float64 (n_rows, ...): the sum of x (M, ...) over each row's pixels, pixel after pixel
+    (``index_add_``, or its compiled loop: the same sums)."""
+    out = torch.zeros((n_rows, *x.shape[1:]), dtype=torch.float64, device=x.device)
+    kn = _kernels(x)
+    if kn is None:
+        return out.index_add_(0, row_of, x)
+    kn.add_rows(_np(x).reshape(len(x), -1), _np(row_of), out.numpy().reshape(n_rows, -1))
+    return out
 
 
 def refine(fb: Feedback, coefs: torch.Tensor, set_of: torch.Tensor, residuals: torch.Tensor, params: torch.Tensor,
@@ -144,30 +167,40 @@ def refine(fb: Feedback, coefs: torch.Tensor, set_of: torch.Tensor, residuals: t
         mix = float_mixture(params, values, c, cfg, luts)
         f = fb.features(0, m, c, residuals)
         k = f.shape[1]
-        coefs[:, c, :k], best = _refine_channel(f, f.double(), coefs[:, c, :k], rows, mix, rounds)
+        coefs[:, c, :k], best = _refine_channel(f, rows.take(f.double()), coefs[:, c, :k], rows, mix, rounds)
         total += best
     return coefs, total
 
 
 def _refine_channel(f: torch.Tensor, fd: torch.Tensor, row: torch.Tensor, rows: Rows, mix,
                     rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One channel of :func:`refine`: int64 features f (M, k) (fd: the same in float64), int64
-    coefficients (rows, k) -> the refined coefficients and each row's NLL in nats.  Each candidate's
-    mixture bounds (:class:`_Bounds`) are computed once: the derivatives at the kept coefficients
-    take, pixel by pixel, the bounds already computed for their NLL (the same numbers)."""
+    """One channel of :func:`refine`: int64 features f (M, k) (fd: the same in float64, in row
+    order, :meth:`Rows.take`), int64 coefficients (rows, k) -> the refined coefficients and each
+    row's NLL in nats.  Each candidate's mixture bounds (:class:`_Bounds`) are computed once: the
+    derivatives at the kept coefficients take, pixel by pixel, the bounds already computed for
+    their NLL (the same numbers).  A row whose rounded coefficients the step leaves as they are
+    would score the same NLL, which is not lower: its pixels are not scored again (in the second
+    round most rows stay, kodim01: 60-100% of the pixels), and once no row moves the later
+    rounds would repeat this one."""
     at = _Bounds(_shift(f, row, rows.set_of), mix)
     best = rows.sum(at.nll(mix))
     for r in range(rounds):
         grad, hess = at.derivatives(mix)
-        step = rows.solve(fd * hess.clamp_min(1e-6).unsqueeze(1), fd, fd * grad.unsqueeze(1))
+        step = rows.solve(fd * rows.take(hess).clamp_min(1e-6).unsqueeze(1), fd, fd * rows.take(grad).unsqueeze(1))
         trial = torch.round((row.double() / COEF_STEPS - step) * COEF_STEPS).clamp(COEF_MIN, COEF_MAX).long()
-        tried = _Bounds(_shift(f, trial, rows.set_of), mix)
-        nll = rows.sum(tried.nll(mix))
+        moved = (trial != row).any(1)
+        if not bool(moved.any()):
+            break
+        px = moved[rows.set_of]
+        px = None if bool(px.all()) else torch.nonzero(px).squeeze(1)  # the pixels of the rows that moved
+        scored = mix if px is None else mix.take(px)
+        tried = _Bounds(_shift(f if px is None else f[px], trial, rows.set_of if px is None else rows.set_of[px]), scored)
+        nll = torch.where(moved, rows.sum(tried.nll(scored), px), best)
         better = nll < best
         row = torch.where(better.view(-1, 1), trial, row)
         best = torch.where(better, nll, best)
         if r + 1 < rounds:
-            at = at.where(better[rows.set_of], tried)
+            at = at.where(better[rows.set_of], tried, px)
     return row, best
 
 
@@ -188,8 +221,10 @@ def choose(fb: Feedback, residuals: torch.Tensor, precisions: torch.Tensor, para
         f = fb.features(0, m, c, residuals)
         fd, k = f.double(), f.shape[1]
         for lv in levels:
-            row = _fit_channel(fd, residuals[:, c], precisions[:, c], rows[lv])
-            fitted[lv][:, c, :k], best = _refine_channel(f, fd, row, rows[lv], mix, rounds=2)
+            take = rows[lv].take
+            fs = take(fd)
+            row = _fit_channel(fs, take(residuals[:, c]), take(precisions[:, c]), rows[lv])
+            fitted[lv][:, c, :k], best = _refine_channel(f, fs, row, rows[lv], mix, rounds=2)
             nll[lv] += best
     if fb.sets == 1:
         return FeedbackChoice(fitted[0], zeros, zeros)
@@ -220,6 +255,13 @@ class Mixture:
         self.total = self.weights.sum(1)
         self.scale2 = self.scale**2
 
+    def take(self, at: torch.Tensor) -> "Mixture":
+        """The mixture at pixels ``at`` (int64): every figure gathered, none recomputed."""
+        sub = copy.copy(self)
+        for name in ("weights", "means", "scale", "x", "total", "scale2"):
+            setattr(sub, name, getattr(self, name)[at])
+        return sub
+
 
 def float_mixture(params: torch.Tensor, values: torch.Tensor, channel: int, cfg, luts: TableLUTs) -> Mixture:
     """The :class:`Mixture` of channel's values (encoder only: it steers the fit)."""
@@ -232,8 +274,28 @@ def _scales(scale_idx: torch.Tensor) -> torch.Tensor:
     return MEAN_STEPS * torch.exp2((scale_idx + SCALE_MIN_IDX).double() / LOGSCALE_STEPS)
 
 
+def _kernels(t: torch.Tensor):
+    """The compiled loops (:mod:`armcodec.encoder.fit_kernels`) where the decoder's run
+    (:func:`armcodec.exact.fused.active`) and ``t`` is on a CPU, else None (the torch steps)."""
+    if not fused.active(t.device):
+        return None
+    from armcodec.encoder import fit_kernels
+
+    return fit_kernels
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.numpy() if t.is_contiguous() else t.contiguous().numpy()
+
+
 def _shift(f: torch.Tensor, coefs: torch.Tensor, tile_of: torch.Tensor) -> torch.Tensor:
-    return torch.div((coefs[tile_of] * f).sum(1), COEF_STEPS, rounding_mode="floor")
+    """int64 (M,): each pixel's feedback, floor(its row's coefficients . its features / COEF_STEPS)."""
+    kn = _kernels(f)
+    if kn is None:
+        return torch.div((coefs[tile_of] * f).sum(1), COEF_STEPS, rounding_mode="floor")
+    out = torch.empty(len(f), dtype=torch.int64)
+    kn.shifts(_np(f), _np(coefs), _np(tile_of), COEF_STEPS, out.numpy())
+    return out
 
 
 class _Bounds:
@@ -251,8 +313,16 @@ class _Bounds:
             lower = torch.where(x.view(-1, 1) <= 0, 0.0, torch.sigmoid((xv - MEAN_STEPS / 2 - mu) / mix.scale))
         self.upper, self.lower, self.p = upper, lower, p
 
-    def where(self, take: torch.Tensor, other: "_Bounds") -> "_Bounds":
-        """Per pixel (``take`` bool (M,)): ``other``'s bounds where take, these elsewhere."""
+    def where(self, take: torch.Tensor, other: "_Bounds", at: torch.Tensor | None = None) -> "_Bounds":
+        """Per pixel (``take`` bool (M,)): ``other``'s bounds where take, these elsewhere.  ``at``:
+        int64 (M',) the pixels ``other`` holds (None: all; ``take`` only at some of them): these
+        bounds, changed in place."""
+        if at is not None:
+            sub = take[at]
+            to = at[sub]
+            for name in ("upper", "lower", "p"):
+                getattr(self, name)[to] = getattr(other, name)[sub]
+            return self
         t = take.view(-1, 1)
         p = None if self.p is None or other.p is None else torch.where(take, other.p, self.p)
         return _Bounds(None, None, torch.where(t, other.upper, self.upper), torch.where(t, other.lower, self.lower), p)
@@ -275,8 +345,14 @@ class _Bounds:
         -p'/p and (p'/p)^2 - p''/p).  Zero where p is below the floor of :meth:`nll`."""
         weights, total = mix.weights, mix.total
         upper, lower = self.upper, self.lower
-        du, dl = upper * (1 - upper), lower * (1 - lower)
         p = self.probability(mix)
+        kn = _kernels(p)
+        if kn is not None:  # one pass over the rows, not a dozen (M, K) tensors
+            grad, hess = torch.empty_like(p), torch.empty_like(p)
+            kn.bin_derivatives(*(_np(t) for t in (upper, lower, weights, mix.scale, mix.scale2, total, p)),
+                               grad.numpy(), hess.numpy())
+            return grad, hess
+        du, dl = upper * (1 - upper), lower * (1 - lower)
         d1 = (weights * (dl - du) / mix.scale).sum(1) / total
         d2 = (weights * (du * (1 - 2 * upper) - dl * (1 - 2 * lower)) / mix.scale2).sum(1) / total
         live = p >= 1e-12
