@@ -181,6 +181,23 @@ def test_float32_accumulation_is_exact(net):
     assert torch.equal(p32, p64)
 
 
+@pytest.mark.parametrize("reach, strict", [((2, 2, 2), True), ((1, 1, 1), False), ((1, 2, 1), False)])
+def test_masked_conv_pads_as_the_explicitly_padded_input(reach, strict):
+    """A masked conv with as many columns left as right pads with the conv's own zero padding and
+    drops the rows below: the same function as the input padded above, left and right."""
+    from armcodec.models.pixelcnn import MaskedConv2d
+
+    torch.manual_seed(1)
+    conv = MaskedConv2d(5, 7, reach, 3, strict)
+    x = torch.randn(2, 5, 13, 17)
+    up, left, right = reach
+    want = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (left, right, up, 0)), conv.weight * conv.mask, conv.bias)
+    with torch.no_grad():
+        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+            got = conv(inp, False, 1.0)
+            assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_float_inference_in_place_gives_the_autograd_graphs_numbers():
     """Without autograd the float graph clamps and sums in place (the orientation search's proxy):
     the same numbers as with autograd, for the wavefront model, the temporal model with its

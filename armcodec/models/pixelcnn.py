@@ -175,6 +175,8 @@ class MaskedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, qat: bool, in_scale: float) -> torch.Tensor:
         up, left, right = self.reach
         w, b = quantized_weight_bias(self.weight * self.mask, self.bias, qat, in_scale)
+        if left == right:  # the conv's own zero padding, its rows below the tensor dropped: no padded copy
+            return F.conv2d(x, w, b, padding=(up, left))[:, :, : x.shape[2]]
         return F.conv2d(F.pad(x, (left, right, up, 0)), w, b)
 
 
