@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from armcodec import threads
+from armcodec.exact import fused
 from armcodec.coding.scan import Schedule, tile_grid
 from armcodec.models.pixelcnn import PixelCNNConfig, causal_offsets
 from armcodec.models.pixelcnn_exact import IntPixelCNN, WavefrontState  # noqa: F401
@@ -201,7 +202,8 @@ def test_masked_conv_pads_as_the_explicitly_padded_input(reach, strict):
 def test_float_inference_in_place_gives_the_autograd_graphs_numbers():
     """Without autograd the float graph clamps and sums in place (the orientation search's proxy):
     the same numbers as with autograd, for the wavefront model, the temporal model with its
-    previous-frame terms and the pyramid's passes."""
+    previous-frame terms and the pyramid's passes, with the gate's and the residual add's compiled
+    loops and without."""
     from armcodec.models.temporal import TemporalPixelCNN, context_input
 
     from test_pyramid import make_tiny_pyramid
@@ -214,14 +216,21 @@ def test_float_inference_in_place_gives_the_autograd_graphs_numbers():
         for conv in (temporal.context_first, temporal.context_skip):
             conv.weight.normal_(0, 0.05)
     ctx = torch.nn.functional.pad(context_input(torch.randint(0, 256, (2, 3, 19, 23)).float()), (1, 1, 1, 1))
-    runs = [lambda: image(x), lambda: image(x.contiguous(memory_format=torch.channels_last)),
-            lambda: temporal(x, context=ctx), lambda: make_tiny_pyramid()(x)]
-    for run in runs:
-        with torch.enable_grad():
-            graph = run()
-        with torch.no_grad():
-            in_place = run()
-        assert torch.equal(graph, in_place)
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    pyramid = make_tiny_pyramid().to(memory_format=torch.channels_last)
+    runs = [lambda: image(x), lambda: image(channels_last), lambda: temporal(x, context=ctx),
+            lambda: temporal(channels_last, context=ctx), lambda: make_tiny_pyramid()(x), lambda: pyramid(channels_last)]
+    for loops in (False, True) if fused.enabled("cpu") else (False,):  # the compiled loops (channels-last tensors)
+        fused.set_enabled(loops)
+        try:
+            for run in runs:
+                with torch.enable_grad():
+                    graph = run()
+                with torch.no_grad():
+                    in_place = run()
+                assert torch.equal(graph, in_place)
+        finally:
+            fused.set_enabled(True)
 
 
 @pytest.mark.parametrize("grids", [{}, {"resid_steps": 32, "coef_steps": 64}, {"head_steps": 128}])
