@@ -135,11 +135,9 @@ class Rows:
         a += ridge.view(-1, 1, 1) * torch.eye(k, dtype=torch.float64, device=f.device)
         return torch.linalg.solve(a, b.unsqueeze(2)).squeeze(2)
 
-    def sum(self, per_pixel: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
-        """float64 (n_rows,): the sum of a float64 (M,) figure over each row's pixels; ``at``: int64
-        (M',) ascending pixels (every pixel of the rows they touch), the figure given at those only
-        (a row's sum is the same, pixel after pixel; the other rows' are 0)."""
-        return _add_rows(per_pixel, self.set_of if at is None else self.set_of[at], self.n_rows)
+    def sum(self, per_pixel: torch.Tensor) -> torch.Tensor:
+        """float64 (n_rows,): the sum of a float64 (M,) figure over each row's pixels."""
+        return _add_rows(per_pixel, self.set_of, self.n_rows)
 
 
 def _add_rows(x: torch.Tensor, row_of: torch.Tensor, n_rows: int) -> torch.Tensor:
@@ -193,9 +191,10 @@ def _refine_channel(f: torch.Tensor, fd: torch.Tensor, row: torch.Tensor, rows: 
             break
         px = moved[rows.set_of]
         px = None if bool(px.all()) else torch.nonzero(px).squeeze(1)  # the pixels of the rows that moved
-        scored = mix if px is None else mix.take(px)
-        tried = _Bounds(_shift(f if px is None else f[px], trial, rows.set_of if px is None else rows.set_of[px]), scored)
-        nll = torch.where(moved, rows.sum(tried.nll(scored), px), best)
+        scored, f_px, row_of = (mix, f, rows.set_of) if px is None else (mix.take(px), f[px], rows.set_of[px])
+        tried = _Bounds(_shift(f_px, trial, row_of), scored)
+        # a moved row's sum over its pixels alone is its sum, pixel after pixel; the others keep best
+        nll = torch.where(moved, _add_rows(tried.nll(scored), row_of, rows.n_rows), best)
         better = nll < best
         row = torch.where(better.view(-1, 1), trial, row)
         best = torch.where(better, nll, best)
