@@ -278,14 +278,19 @@ class Codec:
             # the PNG and WebP candidates (zlib and libwebp release the GIL) on a thread of their
             # own while the model codes: their ~1.5 s for a Kodak image overlap the model's steps
             # (their own headers: the model's thread fills in ``header``)
-            classic_files = pool.submit(self._classic_files, arr, info, None if levels else planes, levels,
-                                        transparency) if self.classic and not count_only else None
+            # (above 64K pixels WebP at its quick setting: at full effort it took 1-3 s of a core)
+            classic_args = (arr, info, None if levels else planes, levels, transparency)
+            classic_files = pool.submit(self._classic_files, *classic_args, "quick") if self.classic and not count_only else None
             if planes is not None:
                 files = self._model_files(planes, header, progress, count_only)
                 if count_only:
                     return Encoded(b"", files[0][2], w, h, info.mode, time.perf_counter() - t0)
             if classic_files is not None:
                 files += classic_files.result()
+                others = [len(f[0]) for f in files if f[1] != "webp"]
+                quick = [len(f[0]) for f in files if f[1] == "webp"]
+                if h * w > classic.WEBP_SLOW_PIXELS and classic.webp_worth_full(quick, min(others, default=1 << 62)):
+                    files += self._classic_files(*classic_args, "full")  # graphics: what the model did not beat by 5%
         if not files:
             raise UnsupportedInputError(f"no coding of this {info.mode} image decodes to it exactly (palette entries repeat a colour)")
         data, coder, bits = min(files, key=lambda f: len(f[0]))  # the first of equal sizes
@@ -328,14 +333,14 @@ class Codec:
         return files
 
     def _classic_files(self, arr: np.ndarray, info: ImageInfo, planes, levels: tuple,
-                       transparency: bytes | None) -> list[tuple]:
+                       transparency: bytes | None, webp: str = "all") -> list[tuple]:
         """Classic files of the image (:mod:`armcodec.coding.classic`): of its samples, and of its
-        levels' indices where it has levels."""
+        levels' indices where it has levels (``webp``: which WebP settings, :func:`classic.candidates`)."""
         found = [(name, payload, ()) for name, payload in classic.candidates(
-            arr, info.mode, info.bits, planes, info.source_stream, info.palette, transparency)]
+            arr, info.mode, info.bits, planes, info.source_stream, info.palette, transparency, webp)]
         if levels:
             idx = to_levels(arr, levels)
-            found += [(name, payload, levels) for name, payload in classic.candidates(idx, info.mode, 8, idx)]
+            found += [(name, payload, levels) for name, payload in classic.candidates(idx, info.mode, 8, idx, webp=webp)]
         crc = samples_crc(_sample_bytes(arr), 0)
         return [(container.write(ArmHeader(info.mode, arr.shape[1], arr.shape[0], self.tile_size, "", bytes(16), bits=info.bits,
                                            icc_profile=info.icc_profile, metadata=info.metadata, palette=info.palette,

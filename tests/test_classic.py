@@ -93,3 +93,36 @@ def test_the_cli_reports_the_path_and_can_skip_it(tmp_path, tiny_dir, monkeypatc
     assert r.exit_code == 0 and json.loads(r.stdout)["coder"] == "model"
     r = runner.invoke(app, ["decompress", str(tmp_path / "g.png.arm"), "-o", str(tmp_path / "back.png"), "--device", "cpu"])
     assert r.exit_code == 0 and np.array_equal(np.asarray(Image.open(tmp_path / "back.png")), gradient())
+
+
+def graphic(h: int = 300, w: int = 280) -> np.ndarray:
+    """A flat-coloured synthetic image above WEBP_SLOW_PIXELS: rectangles, stripes, a ramp."""
+    rng = np.random.default_rng(3)
+    a = np.zeros((h, w, 3), np.uint8)
+    for _ in range(40):
+        y, x = rng.integers(0, h - 20), rng.integers(0, w - 20)
+        a[y : y + rng.integers(5, 60), x : x + rng.integers(5, 60)] = rng.integers(0, 256, 3)
+    a[::7, :, 1] = 200
+    a[:, 100:140, 2] = np.arange(40, dtype=np.uint8) * 6
+    return a
+
+
+def test_large_images_try_webp_quick_first_and_at_full_effort_where_it_comes_near(tiny_dir, monkeypatch):
+    a = graphic()
+    assert a.shape[0] * a.shape[1] > classic.WEBP_SLOW_PIXELS
+    quick, full = classic.candidates(a, "RGB", webp="quick"), classic.candidates(a, "RGB", webp="full")
+    every = dict(classic.candidates(a, "RGB"))
+    assert [n for n, _ in quick] == ["png", "webp"] and [n for n, _ in full] == ["webp"]
+    assert len(every["webp"]) == min(len(dict(quick)["webp"]), len(dict(full)["webp"]))  # "all": the smaller
+    assert classic.candidates(gradient(), "RGBA", webp="full") == []  # small images: all settings in "quick"
+    assert classic.webp_worth_full([100], 96) and not classic.webp_worth_full([100], 94)
+    asked = []
+    real = classic.candidates
+    monkeypatch.setattr(classic, "candidates", lambda *x, **k: asked.append(k.get("webp", x[7] if len(x) > 7 else "all"))
+                        or real(*x, **k))
+    codec = armcodec.Codec("tiny", "cpu", weights_dir=tiny_dir)
+    enc = codec.encode(a)
+    assert enc.coder == "webp" and asked == ["quick", "full"]  # the model did not beat WebP: full effort tried
+    header, (payload,) = container.parse(enc.data)
+    assert len(payload) == min(len(every["webp"]), len(every["png"]))
+    assert np.array_equal(codec.decompress(enc.data), a)

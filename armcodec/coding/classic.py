@@ -5,8 +5,9 @@ palette and low-bit-depth images).
 Encoding tries a PNG zlib stream at the image's own colour type and bit depth (adaptive filters,
 zlib level 9; :mod:`armcodec.io.png`), the zlib stream of the PNG file the image was read from
 (interlaced or not: it was often made by a stronger optimiser), and lossless WebP (methods 4 and 6
-up to 256K pixels, else 4;
-``exact``: colours under transparent pixels kept) of an 8-bit RGB or RGBA image or of a palette
+at quality 100 up to 64K pixels; above, method 4 at quality 75, and at 100 only where that came
+near the smallest file, :func:`webp_worth_full`; ``exact``: colours under transparent pixels
+kept) of an 8-bit RGB or RGBA image or of a palette
 image's colours (mapped back to its indices on decoding, :mod:`armcodec.transforms`); a candidate
 is kept only if it decodes to the very samples (checked, not assumed).  Of a PNG only the zlib
 stream is kept: signature, IHDR (rebuilt from the header's size, mode and bit depth), PLTE and tRNS
@@ -30,29 +31,49 @@ FORMATS = {"png": "PNG", "png-adam7": "PNG", "webp": "WEBP"}
 WEBP_OPTIONS = {"lossless": True, "method": 4, "quality": 100, "exact": True}
 WEBP_SLOW_PIXELS = 1 << 16  # up to this size also WebP's method 6 (a palette crop of 256x256: -7%; on a noisy
 # 481x321 photograph of eval/ it took 6.3 s against method 4's 0.8 s for 0.05%, and made the pyramid's encode 3x slower)
+WEBP_QUICK_QUALITY = 75  # above WEBP_SLOW_PIXELS first method 4 at this quality: 4.5x faster than at 100 on 87
+# images of kodak, eval, the PngSuite and the USC-SIPI frames, at most 1.5% larger (0.3% in all; 0.2% smaller on some)
+WEBP_FULL_MARGIN = 0.95  # ... and at quality 100 too only where the quick file times this is below the smallest other
+
+
+def webp_worth_full(quick: list[int], smallest_other: int) -> bool:
+    """Whether an image's quick WebP files (sizes; above :data:`WEBP_SLOW_PIXELS`) came near enough
+    to ``smallest_other`` (the smallest of its other files) that WebP at quality 100 (at most 1.5%
+    smaller than the quick one where measured) might be smaller still.  Encoder-only: it picks
+    which candidates are tried, never how a file decodes."""
+    return any(q * WEBP_FULL_MARGIN < smallest_other for q in quick)
 
 
 def candidates(arr: np.ndarray, mode: str, bits: int = 8, planes: np.ndarray | None = None,
-               source_stream: tuple | None = None, palette: bytes = b"", transparency: bytes | None = None
-               ) -> list[tuple[str, bytes]]:
+               source_stream: tuple | None = None, palette: bytes = b"", transparency: bytes | None = None,
+               webp: str = "all") -> list[tuple[str, bytes]]:
     """Samples (H, W, C) of ``mode`` at ``bits`` -> [(codec, payload)] that decode to them exactly.
     ``planes``: the image's 8-bit planes (a palette image's colours), for WebP; ``source_stream``:
-    (zlib stream, interlace) of the PNG the image was read from."""
+    (zlib stream, interlace) of the PNG the image was read from.  ``webp``: which WebP settings
+    are tried (the smallest file kept): ``"all"``; ``"quick"``: above :data:`WEBP_SLOW_PIXELS`
+    only quality :data:`WEBP_QUICK_QUALITY`; ``"full"``: only what ``"quick"`` leaves out, no PNG."""
     h, w = arr.shape[:2]
     if planes is None and bits == 8 and mode in ("RGB", "RGBA"):
         planes = arr
     out = []
-    if mode != "PA":
+    if mode != "PA" and webp != "full":
         out.append(("png", png.stream(arr, bits, png.COLOUR_TYPES[mode], level=9, search=True)))
         if source_stream is not None:
             out.append(("png-adam7" if source_stream[1] else "png", source_stream[0]))
     if planes is not None and planes.shape[2] >= 3 and (bits == 8 or mode in ("P", "PA")):
-        webp = []
-        for method in (4, 6) if h * w <= WEBP_SLOW_PIXELS else (4,):  # 6 is not always the smaller
+        settings = [(4, 100), (6, 100)] if h * w <= WEBP_SLOW_PIXELS else [(4, WEBP_QUICK_QUALITY), (4, 100)]
+        if webp != "all" and h * w > WEBP_SLOW_PIXELS:
+            settings = settings[:1] if webp == "quick" else settings[1:]
+        elif webp == "full":
+            settings = []
+        found = []
+        for method, quality in settings:  # 6 is not always the smaller, nor 100 than 75
             buf = io.BytesIO()
-            Image.fromarray(np.ascontiguousarray(planes)).save(buf, format="WEBP", **{**WEBP_OPTIONS, "method": method})
-            webp.append(buf.getvalue())
-        out.append(("webp", min(webp, key=len)))
+            Image.fromarray(np.ascontiguousarray(planes)).save(buf, format="WEBP", **{**WEBP_OPTIONS, "method": method,
+                                                                                      "quality": quality})
+            found.append(buf.getvalue())
+        if found:
+            out.append(("webp", min(found, key=len)))
     kept = []
     for name, data in out:
         try:
