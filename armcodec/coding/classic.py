@@ -31,14 +31,14 @@ FORMATS = {"png": "PNG", "png-adam7": "PNG", "webp": "WEBP"}
 WEBP_OPTIONS = {"lossless": True, "method": 4, "quality": 100, "exact": True}
 WEBP_SLOW_PIXELS = 1 << 16  # up to this size also WebP's method 6 (a palette crop of 256x256: -7%; on a noisy
 # 481x321 photograph of eval/ it took 6.3 s against method 4's 0.8 s for 0.05%, and made the pyramid's encode 3x slower)
-WEBP_QUICK_QUALITY = 75  # above WEBP_SLOW_PIXELS first method 4 at this quality: 4.5x faster than at 100 on 87
-# images of kodak, eval, the PngSuite and the USC-SIPI frames, at most 1.5% larger (0.3% in all; 0.2% smaller on some)
+WEBP_QUICK_QUALITY = 75  # above WEBP_SLOW_PIXELS first method 4 at this quality: 2.2x (the validation photographs)
+# to 4.4x (eval/) less time than at 100, files at most 2.3% larger, 0.4% in all (EXPERIMENTS.md row 57)
 WEBP_FULL_MARGIN = 0.95  # ... and at quality 100 too only where the quick file times this is below the smallest other
 
 
 def webp_worth_full(quick: list[int], smallest_other: int) -> bool:
     """Whether an image's quick WebP files (sizes; above :data:`WEBP_SLOW_PIXELS`) came near enough
-    to ``smallest_other`` (the smallest of its other files) that WebP at quality 100 (at most 1.5%
+    to ``smallest_other`` (the smallest of its other files) that WebP at quality 100 (at most 2.3%
     smaller than the quick one where measured) might be smaller still.  Encoder-only: it picks
     which candidates are tried, never how a file decodes."""
     return any(q * WEBP_FULL_MARGIN < smallest_other for q in quick)
