@@ -276,9 +276,10 @@ class Codec:
                                         "the model cannot code it; the classic path can (classic=True, the default)")
         with ThreadPoolExecutor(1) as pool:
             # the PNG and WebP candidates (zlib and libwebp release the GIL) on a thread of their
-            # own while the model codes: their ~1.5 s for a Kodak image overlap the model's steps
-            # (their own headers: the model's thread fills in ``header``)
-            # (above 64K pixels WebP at its quick setting: at full effort it took 1-3 s of a core)
+            # own while the model codes (their own headers: the model's thread fills in ``header``);
+            # above 64K pixels WebP at its quick setting there, at full effort (1-3 s of a core for a
+            # Kodak image, and the model's threads wait at their barriers meanwhile) only after the
+            # model and only where the quick file came near the smallest (graphics, not photographs)
             classic_args = (arr, info, None if levels else planes, levels, transparency)
             classic_files = pool.submit(self._classic_files, *classic_args, "quick") if self.classic and not count_only else None
             if planes is not None:
@@ -290,7 +291,7 @@ class Codec:
                 others = [len(f[0]) for f in files if f[1] != "webp"]
                 quick = [len(f[0]) for f in files if f[1] == "webp"]
                 if h * w > classic.WEBP_SLOW_PIXELS and classic.webp_worth_full(quick, min(others, default=1 << 62)):
-                    files += self._classic_files(*classic_args, "full")  # graphics: what the model did not beat by 5%
+                    files += self._classic_files(*classic_args, "full")
         if not files:
             raise UnsupportedInputError(f"no coding of this {info.mode} image decodes to it exactly (palette entries repeat a colour)")
         data, coder, bits = min(files, key=lambda f: len(f[0]))  # the first of equal sizes
