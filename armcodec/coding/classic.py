@@ -61,11 +61,11 @@ def candidates(arr: np.ndarray, mode: str, bits: int = 8, planes: np.ndarray | N
         if source_stream is not None:
             out.append(("png-adam7" if source_stream[1] else "png", source_stream[0]))
     if planes is not None and planes.shape[2] >= 3 and (bits == 8 or mode in ("P", "PA")):
-        settings = [(4, 100), (6, 100)] if h * w <= WEBP_SLOW_PIXELS else [(4, WEBP_QUICK_QUALITY), (4, 100)]
-        if webp != "all" and h * w > WEBP_SLOW_PIXELS:
-            settings = settings[:1] if webp == "quick" else settings[1:]
-        elif webp == "full":
-            settings = []
+        if h * w <= WEBP_SLOW_PIXELS:  # (method, quality): all in "quick"
+            settings = [] if webp == "full" else [(4, 100), (6, 100)]
+        else:
+            quick, full = [(4, WEBP_QUICK_QUALITY)], [(4, 100)]
+            settings = {"all": quick + full, "quick": quick, "full": full}[webp]
         found = []
         for method, quality in settings:  # 6 is not always the smaller, nor 100 than 75
             buf = io.BytesIO()

@@ -147,7 +147,7 @@ def _add_rows(x: torch.Tensor, row_of: torch.Tensor, n_rows: int) -> torch.Tenso
     kn = _kernels(x)
     if kn is None:
         return out.index_add_(0, row_of, x)
-    kn.add_rows(_np(x).reshape(len(x), -1), _np(row_of), out.numpy().reshape(n_rows, -1))
+    kn.add_rows(fused.as_numpy(x).reshape(len(x), -1), fused.as_numpy(row_of), out.numpy().reshape(n_rows, -1))
     return out
 
 
@@ -283,17 +283,13 @@ def _kernels(t: torch.Tensor):
     return fit_kernels
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.numpy() if t.is_contiguous() else t.contiguous().numpy()
-
-
 def _shift(f: torch.Tensor, coefs: torch.Tensor, tile_of: torch.Tensor) -> torch.Tensor:
     """int64 (M,): each pixel's feedback, floor(its row's coefficients . its features / COEF_STEPS)."""
     kn = _kernels(f)
     if kn is None:
         return torch.div((coefs[tile_of] * f).sum(1), COEF_STEPS, rounding_mode="floor")
     out = torch.empty(len(f), dtype=torch.int64)
-    kn.shifts(_np(f), _np(coefs), _np(tile_of), COEF_STEPS, out.numpy())
+    kn.shifts(fused.as_numpy(f), fused.as_numpy(coefs), fused.as_numpy(tile_of), COEF_STEPS, out.numpy())
     return out
 
 
@@ -348,7 +344,7 @@ class _Bounds:
         kn = _kernels(p)
         if kn is not None:  # one pass over the rows, not a dozen (M, K) tensors
             grad, hess = torch.empty_like(p), torch.empty_like(p)
-            kn.bin_derivatives(*(_np(t) for t in (upper, lower, weights, mix.scale, mix.scale2, total, p)),
+            kn.bin_derivatives(*(fused.as_numpy(t) for t in (upper, lower, weights, mix.scale, mix.scale2, total, p)),
                                grad.numpy(), hess.numpy())
             return grad, hess
         du, dl = upper * (1 - upper), lower * (1 - lower)

@@ -84,7 +84,8 @@ def set_enabled(on: bool) -> None:
         _compiled()
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
+def as_numpy(t: torch.Tensor) -> np.ndarray:
+    """A CPU tensor's samples as a numpy array (a contiguous copy only where the tensor is not)."""
     return t.numpy() if t.is_contiguous() else t.contiguous().numpy()
 
 
@@ -99,7 +100,7 @@ def split_int8(x: torch.Tensor, k: int) -> torch.Tensor | None:
     if not kn:
         return None
     out = torch.empty((2 * x.shape[0], x.shape[1]), dtype=torch.int8)
-    kn.split_int8(_np(x), int(k), out.numpy())
+    kn.split_int8(as_numpy(x), int(k), out.numpy())
     return out
 
 
@@ -112,7 +113,7 @@ def gather_int8(src: torch.Tensor, idx: torch.Tensor, n_off: int, k: int) -> tor
         return None
     m = len(idx) // n_off
     out = torch.empty((2 * m if k else m, n_off * src.shape[1]), dtype=torch.int8)
-    kn.gather_int8(_np(src), _np(idx), int(n_off), int(k), out.numpy())
+    kn.gather_int8(as_numpy(src), as_numpy(idx), int(n_off), int(k), out.numpy())
     return out
 
 
@@ -123,7 +124,7 @@ def join_int32(prod: torch.Tensor, m: int, k: int, bias: torch.Tensor) -> torch.
     if not kn:
         return None
     out = torch.empty((m, prod.shape[1]), dtype=torch.float64)
-    kn.join_int32(prod.numpy(), int(m), int(k), _np(bias), out.numpy())
+    kn.join_int32(prod.numpy(), int(m), int(k), as_numpy(bias), out.numpy())
     return out
 
 
@@ -135,7 +136,7 @@ def requant_clamp(acc: torch.Tensor, scale: torch.Tensor, lo: float, hi: float, 
     if not k:
         return reference.requant_clamp(acc, scale, lo, hi, add)
     out = torch.empty(acc.shape, dtype=torch.float32)
-    k.requant_clamp(_np(acc), _np(scale), float(lo), float(hi), out.numpy(), None if add is None else _np(add.double()))
+    k.requant_clamp(as_numpy(acc), as_numpy(scale), float(lo), float(hi), out.numpy(), None if add is None else as_numpy(add.double()))
     return out
 
 
@@ -147,7 +148,7 @@ def gate(acc: torch.Tensor, scale: torch.Tensor, gate_max: int) -> torch.Tensor:
     if not k:
         return reference.gate(acc, scale, gate_max)
     out = torch.empty((acc.shape[0], acc.shape[1] // 2), dtype=torch.float32)
-    k.gate(_np(acc), _np(scale), float(gate_max), out.numpy())
+    k.gate(as_numpy(acc), as_numpy(scale), float(gate_max), out.numpy())
     return out
 
 
@@ -158,7 +159,7 @@ def mix_residual(acc: torch.Tensor, scale: torch.Tensor, resid: torch.Tensor, rm
     if not k:
         return reference.mix_residual(acc, scale, resid, rmax)
     out = torch.empty(acc.shape, dtype=torch.float32)
-    k.mix_residual(_np(acc), _np(scale), _np(resid), float(rmax), out.numpy())
+    k.mix_residual(as_numpy(acc), as_numpy(scale), as_numpy(resid), float(rmax), out.numpy())
     return out
 
 
@@ -168,7 +169,7 @@ def join_gate(prod: torch.Tensor, m: int, k: int, bias: torch.Tensor, scale: tor
     or (M, 2F) for k = 0: :func:`join_int32`'s input), joined in the same loop -> (M, F), int8 where
     ``int8`` (the next layer's int8 product reads it as is), else float32.  Compiled path only."""
     out = torch.empty((m, prod.shape[1] // 2), dtype=torch.int8 if int8 else torch.float32)
-    _kernels.join_gate(prod.numpy(), int(m), int(k), _np(bias), _np(scale), float(gate_max), out.numpy())
+    _kernels.join_gate(prod.numpy(), int(m), int(k), as_numpy(bias), as_numpy(scale), float(gate_max), out.numpy())
     return out
 
 
@@ -178,8 +179,8 @@ def mix_residual_joined(prod: torch.Tensor, bias: torch.Tensor, scale: torch.Ten
     (``prod + bias``) -> float32 (M, F); with ``dest`` (a float32 map) each row also written to
     ``dest[rows]`` (int64 (M,)) in the same loop.  Compiled path only."""
     out = torch.empty(prod.shape, dtype=torch.float32)
-    _kernels.mix_residual_joined(prod.numpy(), _np(bias), _np(scale), _np(resid), float(rmax), out.numpy(),
-                                 None if dest is None else dest.numpy(), None if rows is None else _np(rows))
+    _kernels.mix_residual_joined(prod.numpy(), as_numpy(bias), as_numpy(scale), as_numpy(resid), float(rmax), out.numpy(),
+                                 None if dest is None else dest.numpy(), None if rows is None else as_numpy(rows))
     return out
 
 
@@ -190,7 +191,7 @@ def requant_sum(acc: torch.Tensor, scale: torch.Tensor, add: torch.Tensor) -> to
     if not k:
         return reference.requant_sum(acc, scale, add)
     out = torch.empty(acc.shape, dtype=torch.int64)
-    k.requant_sum(_np(acc), _np(scale), _np(add.double()), out.numpy())
+    k.requant_sum(as_numpy(acc), as_numpy(scale), as_numpy(add.double()), out.numpy())
     return out
 
 
@@ -202,7 +203,7 @@ def quantized(d: torch.Tensor, total: int, one_division: bool) -> torch.Tensor |
     if not k:
         return None
     out = torch.empty((d.shape[0], d.shape[1] - 1), dtype=torch.int64)
-    k.quantized(_np(d), total, bool(one_division), out.numpy())
+    k.quantized(as_numpy(d), total, bool(one_division), out.numpy())
     return out
 
 
@@ -217,7 +218,7 @@ def binned_first(weights, means, scale_idx, rows, stride: int, consts: np.ndarra
     if not k:
         return None
     out = torch.empty((weights.shape[0], n_bins), dtype=torch.int64)
-    k.binned_first(_np(weights), _np(means), _np(scale_idx), rows.numpy(), stride, consts, bool(one_division),
+    k.binned_first(as_numpy(weights), as_numpy(means), as_numpy(scale_idx), rows.numpy(), stride, consts, bool(one_division),
                    out.numpy())
     return out
 
@@ -229,7 +230,7 @@ def binned_second(weights, means, scale_idx, bins, rows, stride: int, consts: np
     if not k:
         return None
     out = torch.empty((weights.shape[0], int(consts[2])), dtype=torch.int64)
-    k.binned_second(_np(weights), _np(means), _np(scale_idx), _np(bins), rows.numpy(), stride, consts,
+    k.binned_second(as_numpy(weights), as_numpy(means), as_numpy(scale_idx), as_numpy(bins), rows.numpy(), stride, consts,
                     bool(one_division), out.numpy())
     return out
 
@@ -242,8 +243,8 @@ def mixture(params: torch.Tensor, channel: int, known: torch.Tensor, mixtures: i
     if not k:
         return None
     weights, means, scale_idx = torch.empty((3, params.shape[0], mixtures), dtype=torch.int64)
-    k.mixture(_np(params), int(channel), _np(known), int(c_all), int(coef_steps), bounds, _np(wlut),
-              None if shifts is None else _np(shifts), None if blocks is None else _np(blocks),
+    k.mixture(as_numpy(params), int(channel), as_numpy(known), int(c_all), int(coef_steps), bounds, as_numpy(wlut),
+              None if shifts is None else as_numpy(shifts), None if blocks is None else as_numpy(blocks),
               weights.numpy(), means.numpy(), scale_idx.numpy())
     return weights, means, scale_idx
 
@@ -257,8 +258,8 @@ def feedback_means(weights: torch.Tensor, means: torch.Tensor, residuals: torch.
     if not k:
         return None
     expected = torch.empty(weights.shape[0], dtype=torch.int64)
-    k.feedback_means(_np(weights), means.numpy(), _np(residuals), _np(around), int(offset), _np(earlier), int(channel),
-                     None if cross is None else _np(cross), int(constant), _np(coefs), _np(set_of), int(coef_steps),
+    k.feedback_means(as_numpy(weights), means.numpy(), as_numpy(residuals), as_numpy(around), int(offset), as_numpy(earlier), int(channel),
+                     None if cross is None else as_numpy(cross), int(constant), as_numpy(coefs), as_numpy(set_of), int(coef_steps),
                      int(mean_min), int(mean_max), expected.numpy())
     return expected
 
