@@ -328,3 +328,36 @@ def test_schedule_orders_pixels_by_step_tile_row_column(name, h, w, tile):
     order = np.lexsort((j, i, n, step))
     assert np.array_equal(sched.n, n[order]) and np.array_equal(sched.i, i[order]) and np.array_equal(sched.j, j[order])
     assert np.array_equal(sched.starts, np.searchsorted(step[order], np.arange(sched.n_steps + 1)))
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean blocks", "wrapped blocks"])
+def test_decoder_steps_on_numpy_operands_give_the_encoders_integers(net, lean, monkeypatch):
+    """The decoder's steps in a ring (:meth:`IntPixelCNN.decoder_steps`) with every block on the
+    compiled int8 path, run by :class:`LeanBlocks` on numpy operands and kept buffers (rows
+    growing and shrinking over the wavefront), or by :func:`gathered_block` (every step's plan
+    refused): the encoder's pass's integers at every step."""
+    from armcodec.exact import kernels
+    from armcodec.models import pixelcnn_exact
+
+    if not fused.enabled("cpu") or not kernels.int8_exact("cpu"):
+        pytest.skip("needs numba and exact int8 products")
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    monkeypatch.setattr(kernels, "cpu_has_int8_dot", lambda: True)
+    monkeypatch.setattr(kernels, "_faster", {})
+    monkeypatch.setattr(kernels, "_int8_faster", lambda rows, k, n, in_max, raw=False: True)
+    if not lean:
+        monkeypatch.setattr(pixelcnn_exact.LeanBlocks, "plan", lambda self, m: None)
+    img = load("kodim05_rgb_130x70.png")[:40, :50]
+    tiles = tile_grid(40, 50, 16)
+    sched, _, _, _, _, vals = _setup(net, img, tiles, 16)
+    enc = net.encoder_pass(tiles, sched, 16, "cpu", vals)
+    dec = net.decoder_steps(tiles, sched, 16, "cpu", 3)
+    sizes = set()
+    for t in range(sched.n_steps):
+        a, b = int(sched.starts[t]), int(sched.starts[t + 1])
+        if a < b:
+            assert torch.equal(dec(a, b), enc(a, b)), t
+            dec.observe(a, b, vals[a:b])
+            sizes.add(b - a)
+    assert bool(dec.state.lean is not None and dec.state.lean._plans and all(dec.state.lean._plans.values())) == lean
+    assert len(sizes) > 3 and enc.params.abs().max() > 0

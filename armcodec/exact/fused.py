@@ -89,6 +89,33 @@ def as_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy() if t.is_contiguous() else t.contiguous().numpy()
 
 
+class StepBuffers:
+    """The temporaries of a decoder step's blocks on the compiled path (the gathered int8 rows, the
+    gate's rows, the new stream), kept from one step to the next of the same decode, each as a
+    torch tensor and the numpy array of its memory (the products read the one, the loops write the
+    other, no conversion a step): the first rows of a buffer of its kind, grown when a step has
+    more rows.  One per decode state and process (not shared between threads); what a step takes
+    from it is read within the step only."""
+
+    def __init__(self):
+        self._buffers: dict = {}
+
+    def take(self, kind, rows: int, cols: int, dtype: torch.dtype) -> tuple[torch.Tensor, np.ndarray]:
+        """(rows, cols) of ``dtype`` (torch, numpy): the first rows of the buffer of this kind,
+        width and dtype, with what it held (grown to at least twice its rows when a step has more)."""
+        key = (kind, cols, dtype)
+        buf = self._buffers.get(key)
+        if buf is None or len(buf[0]) < rows:
+            t = torch.empty((rows if buf is None else max(rows, 2 * len(buf[0])), cols), dtype=dtype)
+            buf = self._buffers[key] = (t, t.numpy())
+        return buf[0][:rows], buf[1][:rows]
+
+
+def compiled():
+    """The compiled kernels (:mod:`armcodec.exact.fused_kernels`) where they are started, else None."""
+    return _kernels or None
+
+
 def _use(acc: torch.Tensor):
     return _kernels if _kernels and acc.device.type == "cpu" else False
 

@@ -82,6 +82,66 @@ def int_head(net, h: torch.Tensor, pixels: torch.Tensor | None, skip_out: torch.
     return fused.requant_sum(net.head_out.acc(z), net.head_out.scale, net.skip(pixels) if skip_out is None else skip_out)
 
 
+class LeanBlocks:
+    """A decoder step's residual blocks where each takes :func:`gathered_block`'s compiled path
+    with int8 rows into its mix layer (:meth:`IntConv.lean_int8` of both layers at the step's
+    rows): the same loops (:mod:`armcodec.exact.fused_kernels`) and int8 products, called on numpy
+    operands made once per decode (the maps, the layers' bias and scales) or per step (the
+    gather rows, the positions) and on kept buffers (:class:`armcodec.exact.fused.StepBuffers`),
+    so a block is a dozen Python operations, not some fifty tensor operations and conversions
+    (at best of 7 runs on one thread, the bare loops and products on kept buffers against
+    :func:`gathered_block`: a `default` block at 128 rows 330 against 470 us, a `video` one at 150
+    rows 70 against 120 us; docs/PROFILE.md).  Per decode state (one process, one thread); the
+    same integers as :func:`gathered_block` (``tests/test_model.py``)."""
+
+    def __init__(self, model: "IntPixelCNN", state: "WavefrontState"):
+        self.model, self.state = model, state
+        self.buffers = fused.StepBuffers()
+        self._plans: dict[int, list | None] = {}  # rows -> per block its operands, or None (not every block lean)
+        self._maps: dict[int, np.ndarray] = {}
+
+    def plan(self, m: int) -> list | None:
+        """Each block's (gate's int8 weight, split bits, offsets, bias, scale, width; mix layer's
+        int8 weight, bias, scale) at ``m`` rows, or None where a block takes another path."""
+        if m not in self._plans:
+            plan = []
+            for gate, mix in zip(self.model.gates, self.model.mixes):
+                g8 = gate.lean_int8(m)
+                m8 = None if g8 is None else mix.lean_int8(m)
+                if m8 is None or m8.k:
+                    plan = None
+                    break
+                plan.append((g8.w8, g8.k, len(gate.offsets), fused.as_numpy(g8.bias), fused.as_numpy(gate.scale), g8.N // 2,
+                             m8.w8, fused.as_numpy(m8.bias), fused.as_numpy(mix.scale)))
+            self._plans[m] = plan or None
+        return self._plans[m]
+
+    def _map(self, k: int) -> np.ndarray:
+        if k not in self._maps:  # a decoder's maps live as long as its state
+            self._maps[k] = self.state.map(k).numpy()
+        return self._maps[k]
+
+    def __call__(self, plan: list, idx: torch.Tensor, pos: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+        """The blocks on the step's positions ``pos`` (their map rows; each block's output also
+        written there in the next map), ``idx`` the gate's gather rows, ``resid`` the first layer's
+        output -> the last block's, float32 (M, F) (a view of a buffer: read it within the step)."""
+        kn, buffers, m = fused.compiled(), self.buffers, len(pos)
+        idx_n, rows_n, resid_n = idx.numpy(), pos.numpy(), fused.as_numpy(resid)
+        rmax, gmax, last = float(self.model.cfg.resid_max), float(GATE_MAX), len(plan) - 1
+        for b, (gw, k, n_off, gb, gs, f, mw, mb, ms) in enumerate(plan):
+            src = self._map(b + 1)
+            gathered, gathered_n = buffers.take("gathered", 2 * m if k else m, n_off * src.shape[1], torch.int8)
+            kn.gather_int8(src, idx_n, n_off, k, gathered_n)
+            gated, gated_n = buffers.take("gated", m, f, torch.int8)
+            kn.join_gate(torch._int_mm(gathered, gw).numpy(), m, k, gb, gs, gmax, gated_n)
+            # the new stream; after the first block resid_n itself, each value read before it is written
+            h, h_n = buffers.take("stream", m, f, torch.float32)
+            kn.mix_residual_joined(torch._int_mm(gated, mw).numpy(), mb, ms, resid_n, rmax, h_n,
+                                   None if b == last else self._map(b + 2), None if b == last else rows_n)
+            resid_n = h_n
+        return h
+
+
 def dequantize_into(pairs) -> None:
     """Copy integer layers into float convs: ``pairs`` of (float conv, IntConv, input scale, output
     scale(s)); weights ``w_int * s_w`` with ``s_w`` from the stored multipliers (the float copy
@@ -129,6 +189,7 @@ class WavefrontState:
         self.maps: list[torch.Tensor | None] = [None] * len(self.chans)  # allocated (zeros) on first use
         self.channels = cfg.image_channels
         self.device = device
+        self.lean: LeanBlocks | None = None  # a decoder's blocks on numpy operands (made by IntPixelCNN.run)
         # clear_right's offsets: the columns right of a row's end
         self._right = torch.tensor([(0, dj) for dj in range(1, self.pad_right + 1)], dtype=torch.int64, device=device)
 
@@ -393,6 +454,14 @@ class IntPixelCNN:
         at_hand = stage(first)[0]
         if one:
             resid, pixels = at_hand
+        if index is not None and self.gates and fused.active(pos.device):  # a decoder step: its blocks on numpy operands
+            if state.lean is None:
+                state.lean = LeanBlocks(self, state)
+            plan = state.lean.plan(len(pos))
+            if plan is not None:
+                threads.poll()
+                params = int_head(self, state.lean(plan, gate_idx[0], pos, resid), pixels)
+                return params if extra is None else params + extra.skip(0, len(pos))
         out = []
         for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
             last = b == len(self.gates) - 1
