@@ -98,17 +98,21 @@ class StepBuffers:
     from it is read within the step only."""
 
     def __init__(self):
-        self._buffers: dict = {}
+        self._buffers: dict = {}  # (kind, cols, dtype) -> the buffer
+        self._views: dict = {}  # (kind, cols, dtype, rows) -> its first rows (a step's row counts recur)
 
     def take(self, kind, rows: int, cols: int, dtype: torch.dtype) -> tuple[torch.Tensor, np.ndarray]:
         """(rows, cols) of ``dtype`` (torch, numpy): the first rows of the buffer of this kind,
         width and dtype, with what it held (grown to at least twice its rows when a step has more)."""
-        key = (kind, cols, dtype)
-        buf = self._buffers.get(key)
-        if buf is None or len(buf[0]) < rows:
-            t = torch.empty((rows if buf is None else max(rows, 2 * len(buf[0])), cols), dtype=dtype)
-            buf = self._buffers[key] = (t, t.numpy())
-        return buf[0][:rows], buf[1][:rows]
+        view = self._views.get((kind, cols, dtype, rows))
+        if view is None:
+            key = (kind, cols, dtype)
+            buf = self._buffers.get(key)
+            if buf is None or len(buf) < rows:
+                buf = self._buffers[key] = torch.empty((rows if buf is None else max(rows, 2 * len(buf)), cols), dtype=dtype)
+                self._views = {k: v for k, v in self._views.items() if k[:3] != key}  # views of the old buffer
+            view = self._views[(kind, cols, dtype, rows)] = (buf[:rows], buf[:rows].numpy())
+        return view
 
 
 def compiled():
