@@ -147,10 +147,10 @@ def test_int8_tables_equal_float_tables_at_every_layer(monkeypatch):
             seen[kernels.requested()].append(out.clone())
         return out
 
-    def recording_block(*args):
+    def recording_block(*args, **kwargs):
         inside.append(1)
         try:
-            out = block_call(*args)
+            out = block_call(*args, **kwargs)
         finally:
             inside.pop()
         seen[kernels.requested()].append(out.clone())

@@ -335,7 +335,8 @@ def test_decoder_steps_on_numpy_operands_give_the_encoders_integers(net, lean, m
     """The decoder's steps in a ring (:meth:`IntPixelCNN.decoder_steps`) with every block on the
     compiled int8 path, run by :class:`LeanBlocks` on numpy operands and kept buffers (rows
     growing and shrinking over the wavefront), or by :func:`gathered_block` (every step's plan
-    refused): the encoder's pass's integers at every step."""
+    refused): the encoder's pass's integers at every step; and the encoder's pass in chunks of 37
+    (the residual add reading the stream from its map) its one chunk's integers."""
     from armcodec.exact import kernels
     from armcodec.models import pixelcnn_exact
 
@@ -349,8 +350,11 @@ def test_decoder_steps_on_numpy_operands_give_the_encoders_integers(net, lean, m
         monkeypatch.setattr(pixelcnn_exact.LeanBlocks, "plan", lambda self, m: None)
     img = load("kodim05_rgb_130x70.png")[:40, :50]
     tiles = tile_grid(40, 50, 16)
-    sched, _, _, _, _, vals = _setup(net, img, tiles, 16)
+    sched, state, pos, _, _, vals = _setup(net, img, tiles, 16)
     enc = net.encoder_pass(tiles, sched, 16, "cpu", vals)
+    # the encoder's pass in several chunks: each block's stream read from its map inside the loop
+    state.write_pixels(pos, vals)
+    assert torch.equal(net.run(state, pos, chunk=37, single_pass=True), enc.params.long())
     dec = net.decoder_steps(tiles, sched, 16, "cpu", 3)
     sizes = set()
     for t in range(sched.n_steps):

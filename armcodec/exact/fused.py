@@ -215,6 +215,18 @@ def mix_residual_joined(prod: torch.Tensor, bias: torch.Tensor, scale: torch.Ten
     return out
 
 
+def mix_residual_rows(prod: torch.Tensor, bias: torch.Tensor, scale: torch.Tensor, src: torch.Tensor, rows: torch.Tensor,
+                      rmax: int, dest: torch.Tensor | None, keep: bool) -> torch.Tensor | None:
+    """:func:`mix_residual_joined` of the stream at the positions read from the map ``src``'s rows
+    ``rows`` (int64 (M,)) in the loop (the encoder's pass: no gathered copy of them), each result row
+    written to ``dest[rows]`` (a float32 map, not ``src``) -> float32 (M, F) where ``keep`` (or
+    ``dest`` is None), else None.  Compiled path only."""
+    out = torch.empty(prod.shape, dtype=torch.float32) if keep or dest is None else None
+    _kernels.mix_residual_rows(prod.numpy(), as_numpy(bias), as_numpy(scale), as_numpy(src), as_numpy(rows), float(rmax),
+                               None if dest is None else dest.numpy(), None if out is None else out.numpy())
+    return out
+
+
 def requant_sum(acc: torch.Tensor, scale: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
     """A head's output: acc float32 or float64 (M, C), add float64 (M, C) integers (the skip
     layer's requantized output) -> int64 ``floor(acc * scale + 1/2) + add``."""

@@ -133,6 +133,24 @@ def mix_residual_joined(prod, bias, scale, resid, rmax, out, dest=None, rows=Non
 
 
 @jit
+def mix_residual_rows(prod, bias, scale, src, rows, rmax, dest, out=None):
+    """:func:`mix_residual_joined` with the stream at the positions read from the map ``src``'s rows
+    ``rows`` (not a gathered copy) and each result row written to ``dest``'s row ``rows[i]`` (or,
+    ``dest`` None, only to ``out``), and to ``out`` if given."""
+    c = prod.shape[1]
+    for i in range(prod.shape[0]):
+        r = rows[i]
+        for j in range(c):
+            v = requant(np.float64(prod[i, j]) + bias[j], scale[j])
+            v = min(max(v, -rmax), rmax) + src[r, j]
+            v = min(max(v, -rmax), rmax)
+            if out is not None:
+                out[i, j] = v
+            if dest is not None:
+                dest[r, j] = v
+
+
+@jit
 def mix_residual(acc, scale, resid, rmax, out):
     c = acc.shape[1]
     for i in range(out.shape[0]):

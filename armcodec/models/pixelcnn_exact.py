@@ -48,25 +48,31 @@ def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor | None, resi
     return fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
 
 
-def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Tensor, m: int, resid: torch.Tensor,
-                   rmax: int, dest: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
+def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Tensor, m: int, resid: torch.Tensor | None,
+                   rmax: int, dest: torch.Tensor | None = None, rows: torch.Tensor | None = None,
+                   keep: bool = True) -> torch.Tensor | None:
     """:func:`gated_block` of the map ``src``'s rows ``idx`` (the gate's offsets of m positions, as
     :meth:`IntConv.gathered_acc` takes them); with ``dest``, the result also written to ``dest[rows]``
     (the next map).  Where the gate's int8 product is the choice for the compiled path
     (:meth:`IntConv.lean_int8`) the gather and split, the join and gate, and the mix layer's join
     and residual add are one compiled loop each around the bare products, and the gate hands the
-    mix layer int8 rows when its product is int8 too: the same integers, fewer passes."""
+    mix layer int8 rows when its product is int8 too: the same integers, fewer passes.
+    ``resid`` None: the stream at the positions is ``src[rows]``, read there (in the residual
+    add's loop on that path); ``keep`` False (with ``dest``): the result only in ``dest`` where
+    that path runs (None returned)."""
     g8 = gate.lean_int8(m)
     m8 = None if g8 is None else mix.lean_int8(m)
     if m8 is not None and m8.k:  # the gate's rows are int8 already; a wider mix input would need the split
         m8 = None
     if g8 is None:
-        h = gated_block(gate, mix, None, resid, rmax, gate_acc=gate.gathered_acc(src, idx, m))
+        h = gated_block(gate, mix, None, src[rows] if resid is None else resid, rmax, gate_acc=gate.gathered_acc(src, idx, m))
     else:
         g = fused.join_gate(g8.raw_gathered(src, idx, m), m, g8.k, g8.bias, gate.scale, GATE_MAX, int8=m8 is not None)
-        if m8 is not None:  # the write to the next map inside the loop
+        if m8 is not None and resid is None:  # the stream read from src and the write to the next map inside the loop
+            return fused.mix_residual_rows(m8.raw(g), m8.bias, mix.scale, src, rows, rmax, dest, keep)
+        if m8 is not None:
             return fused.mix_residual_joined(m8.raw(g), m8.bias, mix.scale, resid, rmax, dest, rows)
-        h = fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
+        h = fused.mix_residual(mix.acc(g), mix.scale, src[rows] if resid is None else resid, rmax)
     if dest is not None:
         dest[rows] = h
     return h
@@ -470,7 +476,7 @@ class IntPixelCNN:
 
             def block(k: int, gate=gate, mix=mix, src=src, dest=dest, last=last):
                 p = chunks[k]
-                h = gathered_block(gate, mix, src, gate_idx[k], len(p), src[p] if resid is None else resid, rmax, dest, p)
+                h = gathered_block(gate, mix, src, gate_idx[k], len(p), resid, rmax, dest, p, keep=one or last)
                 if not last:
                     return h if one else None
                 params = int_head(self, h, read(map0, first_idx[k], p) if pixels is None else pixels)
