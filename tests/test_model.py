@@ -333,7 +333,7 @@ def test_schedule_orders_pixels_by_step_tile_row_column(name, h, w, tile):
 @pytest.mark.parametrize("lean", [True, False], ids=["lean blocks", "wrapped blocks"])
 def test_decoder_steps_on_numpy_operands_give_the_encoders_integers(net, lean, monkeypatch):
     """The decoder's steps in a ring (:meth:`IntPixelCNN.decoder_steps`) with every block on the
-    compiled int8 path, run by :class:`LeanBlocks` on numpy operands and kept buffers (rows
+    compiled int8 path, run by :class:`LeanStep` on numpy operands and kept buffers (rows
     growing and shrinking over the wavefront), or by :func:`gathered_block` (every step's plan
     refused): the encoder's pass's integers at every step; and the encoder's pass in chunks of 37
     (the residual add reading the stream from its map) its one chunk's integers."""
@@ -347,7 +347,7 @@ def test_decoder_steps_on_numpy_operands_give_the_encoders_integers(net, lean, m
     monkeypatch.setattr(kernels, "_faster", {})
     monkeypatch.setattr(kernels, "_int8_faster", lambda rows, k, n, in_max, raw=False: True)
     if not lean:
-        monkeypatch.setattr(pixelcnn_exact.LeanBlocks, "plan", lambda self, m: None)
+        monkeypatch.setattr(pixelcnn_exact.LeanStep, "plan", lambda self, m: None)
     img = load("kodim05_rgb_130x70.png")[:40, :50]
     tiles = tile_grid(40, 50, 16)
     sched, state, pos, _, _, vals = _setup(net, img, tiles, 16)

@@ -169,6 +169,19 @@ def requant_sum(acc, scale, add, out):
 
 
 @jit
+def head_sum(acc, scale, skip_acc, skip_scale, out, add=None):
+    """A head's parameters in one loop: ``requant_sum(acc, scale, requantized skip)`` (the skip
+    layer's accumulators requantized here), plus the integers ``add`` (int64, or None)."""
+    c = acc.shape[1]
+    for i in range(out.shape[0]):
+        for j in range(c):
+            v = np.int64(requant(acc[i, j], scale[j]) + requant(skip_acc[i, j], skip_scale[j]))
+            if add is not None:
+                v += add[i, j]
+            out[i, j] = v
+
+
+@jit
 def quantize_row(d, total, one_division, out):
     """One row of :func:`quantized`: d int64 (n + 1,) -> out (n,)."""
     n = len(d) - 1

@@ -88,23 +88,27 @@ def int_head(net, h: torch.Tensor, pixels: torch.Tensor | None, skip_out: torch.
     return fused.requant_sum(net.head_out.acc(z), net.head_out.scale, net.skip(pixels) if skip_out is None else skip_out)
 
 
-class LeanBlocks:
-    """A decoder step's residual blocks where each takes :func:`gathered_block`'s compiled path
-    with int8 rows into its mix layer (:meth:`IntConv.lean_int8` of both layers at the step's
-    rows): the same loops (:mod:`armcodec.exact.fused_kernels`) and int8 products, called on numpy
-    operands made once per decode (the maps, the layers' bias and scales) or per step (the
-    gather rows, the positions) and on kept buffers (:class:`armcodec.exact.fused.StepBuffers`),
-    so a block is a dozen Python operations, not some fifty tensor operations and conversions
+class LeanStep:
+    """A decoder step where each residual block takes :func:`gathered_block`'s compiled path with
+    int8 rows into its mix layer (:meth:`IntConv.lean_int8` of both layers at the step's rows):
+    the same loops (:mod:`armcodec.exact.fused_kernels`) and products, called on numpy operands
+    made once per decode (the maps, the layers' bias and scales) or per step (the gather rows, the
+    positions) and on kept buffers (:class:`armcodec.exact.fused.StepBuffers`), the first layer's
+    requantization and the head's too (its skip layer's requantization in the head's sum).  A
+    block is a dozen Python operations instead of some fifty tensor operations and conversions
     (at best of 7 runs on one thread, the bare loops and products on kept buffers against
     :func:`gathered_block`: a `default` block at 128 rows 330 against 470 us, a `video` one at 150
     rows 70 against 120 us; docs/PROFILE.md).  Per decode state (one process, one thread); the
-    same integers as :func:`gathered_block` (``tests/test_model.py``)."""
+    same integers as :meth:`IntPixelCNN.run`'s other path (``tests/test_model.py``)."""
 
     def __init__(self, model: "IntPixelCNN", state: "WavefrontState"):
         self.model, self.state = model, state
         self.buffers = fused.StepBuffers()
         self._plans: dict[int, list | None] = {}  # rows -> per block its operands, or None (not every block lean)
         self._maps: dict[int, np.ndarray] = {}
+        net = model
+        self._scales = {name: fused.as_numpy(layer.scale) for name, layer in
+                        (("first", net.first), ("hidden", net.head_hidden), ("out", net.head_out), ("skip", net.skip))}
 
     def plan(self, m: int) -> list | None:
         """Each block's (gate's int8 weight, split bits, offsets, bias, scale, width; mix layer's
@@ -127,13 +131,22 @@ class LeanBlocks:
             self._maps[k] = self.state.map(k).numpy()
         return self._maps[k]
 
-    def __call__(self, plan: list, idx: torch.Tensor, pos: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
-        """The blocks on the step's positions ``pos`` (their map rows; each block's output also
-        written there in the next map), ``idx`` the gate's gather rows, ``resid`` the first layer's
-        output -> the last block's, float32 (M, F) (a view of a buffer: read it within the step)."""
-        kn, buffers, m = fused.compiled(), self.buffers, len(pos)
-        idx_n, rows_n, resid_n = idx.numpy(), pos.numpy(), fused.as_numpy(resid)
-        rmax, gmax, last = float(self.model.cfg.resid_max), float(GATE_MAX), len(plan) - 1
+    def __call__(self, plan: list, pos: torch.Tensor, index: tuple[torch.Tensor, torch.Tensor], extra=None
+                 ) -> torch.Tensor:
+        """The step's parameters, int64 (M, n_params), at its positions ``pos`` (their map rows; each
+        layer's output also written there in the next map); ``index``: the first layer's and the
+        gate's gather rows; ``extra``: as :meth:`IntPixelCNN.run` takes it, at this step."""
+        net, kn, buffers, m = self.model, fused.compiled(), self.buffers, len(pos)
+        rows_n = pos.numpy()
+        rmax, gmax, last = float(net.cfg.resid_max), float(GATE_MAX), len(plan) - 1
+        # the first layer: its input gathered from map 0 (kept for the skip layer), into map 1
+        pixels = self.state.map(0).index_select(0, index[0]).view(m, -1)
+        resid, resid_n = buffers.take("first", m, net.cfg.width, torch.float32)
+        add = None if extra is None else extra.first(0, m)
+        kn.requant_clamp(fused.as_numpy(net.first.acc(pixels)), self._scales["first"], -rmax, rmax, resid_n,
+                         None if add is None else fused.as_numpy(add.double()))
+        self._map(1)[rows_n] = resid_n
+        idx_n = index[1].numpy()
         for b, (gw, k, n_off, gb, gs, f, mw, mb, ms) in enumerate(plan):
             src = self._map(b + 1)
             gathered, gathered_n = buffers.take("gathered", 2 * m if k else m, n_off * src.shape[1], torch.int8)
@@ -141,11 +154,19 @@ class LeanBlocks:
             gated, gated_n = buffers.take("gated", m, f, torch.int8)
             kn.join_gate(torch._int_mm(gathered, gw).numpy(), m, k, gb, gs, gmax, gated_n)
             # the new stream; after the first block resid_n itself, each value read before it is written
-            h, h_n = buffers.take("stream", m, f, torch.float32)
+            resid, h_n = buffers.take("stream", m, f, torch.float32)
             kn.mix_residual_joined(torch._int_mm(gated, mw).numpy(), mb, ms, resid_n, rmax, h_n,
                                    None if b == last else self._map(b + 2), None if b == last else rows_n)
             resid_n = h_n
-        return h
+        # the head: int_head's integers, the skip layer requantized inside the sum
+        hidden, hidden_n = buffers.take("hidden", m, net.cfg.head_width, torch.float32)
+        kn.requant_clamp(fused.as_numpy(net.head_hidden.acc(resid)), self._scales["hidden"], 0.0, float(net.cfg.head_max),
+                         hidden_n, None)
+        params = torch.empty((m, net.cfg.n_params), dtype=torch.int64)
+        add = None if extra is None else extra.skip(0, m)
+        kn.head_sum(fused.as_numpy(net.head_out.acc(hidden)), self._scales["out"], fused.as_numpy(net.skip.acc(pixels)),
+                    self._scales["skip"], params.numpy(), None if add is None else fused.as_numpy(add))
+        return params
 
 
 def dequantize_into(pairs) -> None:
@@ -195,7 +216,7 @@ class WavefrontState:
         self.maps: list[torch.Tensor | None] = [None] * len(self.chans)  # allocated (zeros) on first use
         self.channels = cfg.image_channels
         self.device = device
-        self.lean: LeanBlocks | None = None  # a decoder's blocks on numpy operands (made by IntPixelCNN.run)
+        self.lean: LeanStep | None = None  # a decoder's steps on numpy operands (made by IntPixelCNN.run)
         # clear_right's offsets: the columns right of a row's end
         self._right = torch.tensor([(0, dj) for dj in range(1, self.pad_right + 1)], dtype=torch.int64, device=device)
 
@@ -448,6 +469,13 @@ class IntPixelCNN:
                         return in_lanes(work, range(len(chunks)))
             return [work(k) for k in range(len(chunks))]
 
+        if index is not None and self.gates and self.skip is not None and fused.active(pos.device):
+            if state.lean is None:  # a decoder step on numpy operands, where every block takes the int8 path
+                state.lean = LeanStep(self, state)
+            plan = state.lean.plan(len(pos))
+            if plan is not None:
+                threads.poll()
+                return state.lean(plan, pos, index, extra)
         map0, map1 = state.map(0), state.map(1)  # (allocated here, not in the lanes)
 
         def first(k: int) -> tuple | None:
@@ -460,14 +488,6 @@ class IntPixelCNN:
         at_hand = stage(first)[0]
         if one:
             resid, pixels = at_hand
-        if index is not None and self.gates and fused.active(pos.device):  # a decoder step: its blocks on numpy operands
-            if state.lean is None:
-                state.lean = LeanBlocks(self, state)
-            plan = state.lean.plan(len(pos))
-            if plan is not None:
-                threads.poll()
-                params = int_head(self, state.lean(plan, gate_idx[0], pos, resid), pixels)
-                return params if extra is None else params + extra.skip(0, len(pos))
         out = []
         for b, (gate, mix) in enumerate(zip(self.gates, self.mixes)):
             last = b == len(self.gates) - 1
