@@ -90,8 +90,9 @@ def as_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 class StepBuffers:
-    """The temporaries of a decoder step's blocks on the compiled path (the gathered int8 rows, the
-    gate's rows, the new stream), kept from one step to the next of the same decode, each as a
+    """The temporaries of a decoder step on the compiled path (the first layer's output, the
+    gathered int8 rows, the gate's rows, the new stream, the head's hidden layer: the step's of
+    :class:`armcodec.models.pixelcnn_exact.LeanStep`), kept from one step to the next of the same decode, each as a
     torch tensor and the numpy array of its memory (the products read the one, the loops write the
     other, no conversion a step): the first rows of a buffer of its kind, grown when a step has
     more rows.  One per decode state and process (not shared between threads); what a step takes

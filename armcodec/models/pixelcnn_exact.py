@@ -106,9 +106,8 @@ class LeanStep:
         self.buffers = fused.StepBuffers()
         self._plans: dict[int, list | None] = {}  # rows -> per block its operands, or None (not every block lean)
         self._maps: dict[int, np.ndarray] = {}
-        net = model
         self._scales = {name: fused.as_numpy(layer.scale) for name, layer in
-                        (("first", net.first), ("hidden", net.head_hidden), ("out", net.head_out), ("skip", net.skip))}
+                        (("first", model.first), ("hidden", model.head_hidden), ("out", model.head_out), ("skip", model.skip))}
 
     def plan(self, m: int) -> list | None:
         """Each block's (gate's int8 weight, split bits, offsets, bias, scale, width; mix layer's
