@@ -48,6 +48,15 @@ def gated_block(gate: IntConv, mix: IntConv, gathered: torch.Tensor | None, resi
     return fused.mix_residual(mix.acc(g), mix.scale, resid, rmax)
 
 
+def lean_products(gate: IntConv, mix: IntConv, m: int):
+    """A block's int8 products on the compiled path at ``m`` rows (:meth:`IntConv.lean_int8`): the
+    gate layer's or None; the mix layer's where the gate's is, and unsplit (the gate's rows are
+    int8 already; a wider mix input would need the split), else None."""
+    g8 = gate.lean_int8(m)
+    m8 = None if g8 is None else mix.lean_int8(m)
+    return g8, None if m8 is None or m8.k else m8
+
+
 def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Tensor, m: int, resid: torch.Tensor | None,
                    rmax: int, dest: torch.Tensor | None = None, rows: torch.Tensor | None = None,
                    keep: bool = True) -> torch.Tensor | None:
@@ -60,10 +69,7 @@ def gathered_block(gate: IntConv, mix: IntConv, src: torch.Tensor, idx: torch.Te
     ``resid`` None: the stream at the positions is ``src[rows]``, read there (in the residual
     add's loop on that path); ``keep`` False (with ``dest``): the result only in ``dest`` where
     that path runs (None returned)."""
-    g8 = gate.lean_int8(m)
-    m8 = None if g8 is None else mix.lean_int8(m)
-    if m8 is not None and m8.k:  # the gate's rows are int8 already; a wider mix input would need the split
-        m8 = None
+    g8, m8 = lean_products(gate, mix, m)
     if g8 is None:
         h = gated_block(gate, mix, None, src[rows] if resid is None else resid, rmax, gate_acc=gate.gathered_acc(src, idx, m))
     else:
@@ -115,9 +121,8 @@ class LeanStep:
         if m not in self._plans:
             plan = []
             for gate, mix in zip(self.model.gates, self.model.mixes):
-                g8 = gate.lean_int8(m)
-                m8 = None if g8 is None else mix.lean_int8(m)
-                if m8 is None or m8.k:
+                g8, m8 = lean_products(gate, mix, m)
+                if m8 is None:
                     plan = None
                     break
                 plan.append((g8.w8, g8.k, len(gate.offsets), fused.as_numpy(g8.bias), fused.as_numpy(gate.scale), g8.N // 2,
