@@ -185,3 +185,81 @@ def test_proxy_in_strips_gives_the_whole_tiles_bits(monkeypatch):
     finally:
         torch.set_num_threads(old)
     assert picks[1] == picks[0] ^ 1 and picks[2] == picks[0] ^ 2  # a mirrored tile's pick is mirrored
+
+
+def _int8_runs() -> bool:
+    from armcodec.exact import fused, kernels
+
+    return fused.enabled("cpu") and kernels.int8_conv_exact()
+
+
+@pytest.mark.skipif(not _int8_runs(), reason="needs a CPU whose int8 convolution is exact and the compiled loops")
+def test_int8_proxy_tracks_the_float_proxy():
+    """The orientation search's proxy with its gate convolutions in int8 (encoder/int8_proxy.py):
+    each block's gate within what its two roundings allow (the stream to 1/32, the convolution's
+    output to 1/64) of the float gate, a tile's estimated bits within 0.1% of the float proxy's
+    under every orientation, and the float proxy's picks."""
+    from armcodec.encoder.int8_proxy import STREAM_STEPS, Int8Proxy, int8_proxy
+    from armcodec.models.pixelcnn import GATE_SCALE, PixelCNN
+
+    codec = armcodec.Codec(device="cpu")
+    net = codec._proxy_net().to(memory_format=torch.channels_last)  # `fast`'s float copy
+    proxy = int8_proxy(net, "cpu")
+    assert isinstance(proxy, Int8Proxy) and proxy.rows_above == net.rows_above
+    assert int8_proxy(net, "cuda") is None and int8_proxy(codec.model.net, "cpu") is None  # not a float PixelCNN
+    assert type(net) is PixelCNN
+
+    gen = torch.Generator().manual_seed(5)
+    rs, f = net.cfg.resid_scale, net.cfg.width
+    h = (torch.randint(-net.cfg.resid_max, net.cfg.resid_max + 1, (2, f, 9, 13), generator=gen) * rs).float()
+    h = h.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for k, conv in enumerate(net.gate_convs):
+            u = conv(h, False, rs)
+            a = u[:, :f].clamp(-1, 1)
+            want = a * (u[:, f:] + 0.5).clamp(0, 1)
+            got = proxy.gates.gate(k, h)
+            assert got.shape == want.shape
+            w_sum = (conv.weight * conv.mask).abs().sum((1, 2, 3))
+            err = (0.5 / STREAM_STEPS) * w_sum + GATE_SCALE / 2 + 1e-4  # per pre-activation: |u8 - u|
+            bound = (err[:f] + err[f:]).view(1, f, 1, 1)  # |a b - a' b'| <= |a - a'| + |b - b'| (|a|, |b| <= 1)
+            assert ((got - want).abs() <= bound).all()
+            assert (got - want).abs().mean() < 0.1 * bound.mean()  # most pre-activations round, not lose, a step
+
+    for name in ("kodim05_rgb_130x70.png", "kodim23_rgb_64x48.png"):  # small tiles: their borders weigh more
+        x = torch.from_numpy(load(name).copy()).permute(2, 0, 1).float()[None]
+        with torch.no_grad():
+            for o in range(side.N_ORIENTATIONS):
+                flipped = search.orient(x, o)
+                assert float(search.proxy_bits(proxy, flipped, 3)) == \
+                    pytest.approx(float(search.proxy_bits(net, flipped, 3)), rel=4e-3)
+    a, b = load("kodim05_rgb_37x29.png"), load("kodim23_rgb_64x48.png")  # float picks 3 and 1, >= 0.1% ahead
+    tiles = [a, a[:, ::-1].copy(), b, b[::-1].copy()]
+    picks = search.choose_orientations(net, tiles, "cpu")
+    assert list(picks) == [3, 2, 1, 3]
+    search.INT8_PROXY = False
+    try:
+        assert np.array_equal(search.choose_orientations(net, tiles, "cpu"), picks)
+    finally:
+        search.INT8_PROXY = True
+
+
+def test_int8_proxy_kernels_round_and_gate_as_torch_does():
+    """The int8 proxy's compiled loops: the stream to uint8 as torch rounds (half to even) and
+    clamps, and the gate of a uint8 convolution output equal to the float gate's loop on its value."""
+    from armcodec.models import float_kernels
+
+    gen = torch.Generator().manual_seed(2)
+    h = (torch.randint(-700, 701, (2, 5, 7, 6), generator=gen) / 128).float()
+    h[0, 0, 0, :4] = torch.tensor([0.5 / 32, 1.5 / 32, -0.5 / 32, 2.5 / 32])  # ties
+    out = np.empty((2, 5, 7, 6), dtype=np.uint8)
+    float_kernels.to_uint8(h.numpy(), np.float32(32), out)
+    assert np.array_equal(out, torch.clamp(torch.round(h * 32) + 128, 0, 255).to(torch.uint8).numpy())
+
+    u8 = torch.randint(0, 256, (2, 6, 7, 8), generator=gen, dtype=torch.uint8).numpy()
+    s, lim = np.float32(1 / 64), np.float32(1.0)
+    got = np.zeros((2, 5, 7, 4), dtype=np.float32)
+    float_kernels.gate_uint8(u8, 5, 4, s, -lim, lim, got)
+    want = np.zeros((2, 5, 7, 4), dtype=np.float32)
+    float_kernels.gate(((u8[:, :5].astype(np.float32) - 128) * s), 4, -lim, lim, want)
+    assert np.array_equal(got, want)

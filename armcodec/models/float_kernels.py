@@ -34,3 +34,29 @@ def residual_add(h, v, lo, hi):
             for j in range(h.shape[2]):
                 for c in range(h.shape[3]):
                     h[n, i, j, c] = min(max(h[n, i, j, c] + min(max(v[n, i, j, c], lo), hi), lo), hi)
+
+
+@jit
+def to_uint8(h, inv, out):
+    """out = clamp(round(h * inv) + 128, 0, 255): a float32 stream as uint8 on the grid 1/inv
+    with zero point 128 (the int8 proxy's convolution input, :mod:`armcodec.encoder.int8_proxy`)."""
+    lo, hi, zero = np.float32(0.0), np.float32(255.0), np.float32(128.0)
+    for n in range(h.shape[0]):
+        for i in range(h.shape[1]):
+            for j in range(h.shape[2]):
+                for c in range(h.shape[3]):
+                    out[n, i, j, c] = np.uint8(min(max(np.round(h[n, i, j, c] * inv) + zero, lo), hi))
+
+
+@jit
+def gate_uint8(u, rows, f, s, lo, hi, out):
+    """:func:`gate` of a gate conv's output held as uint8 (value ``s * (u - 128)``), its first
+    ``rows`` rows."""
+    half, zero = np.float32(0.5), np.float32(0.0)
+    for n in range(u.shape[0]):
+        for i in range(rows):
+            for j in range(u.shape[2]):
+                for c in range(f):
+                    a = min(max(np.float32(np.int32(u[n, i, j, c]) - 128) * s, lo), hi)
+                    b = min(max(np.float32(np.int32(u[n, i, j, f + c]) - 128) * s + half, zero), hi)
+                    out[n, i, j, c] = a * b
