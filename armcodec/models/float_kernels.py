@@ -49,14 +49,14 @@ def to_uint8(h, inv, out):
 
 
 @jit
-def gate_uint8(u, rows, f, s, lo, hi, out):
-    """:func:`gate` of a gate conv's output held as uint8 (value ``s * (u - 128)``), its first
-    ``rows`` rows."""
-    half, zero = np.float32(0.5), np.float32(0.0)
+def gate_uint8(u, rows, f, out):
+    """The exact model's gate on uint8 values with zero point 128, its first ``rows`` rows: the
+    gate convolution's output ``u`` (on the gate's grid) -> ``out``, ``(a * b) >> 6 + 128`` with
+    ``a = clamp(u[..., c] - 128, -64, 64)``, ``b = clamp(u[..., f + c] - 128 + 32, 0, 64)``."""
     for n in range(u.shape[0]):
         for i in range(rows):
             for j in range(u.shape[2]):
                 for c in range(f):
-                    a = min(max(np.float32(np.int32(u[n, i, j, c]) - 128) * s, lo), hi)
-                    b = min(max(np.float32(np.int32(u[n, i, j, f + c]) - 128) * s + half, zero), hi)
-                    out[n, i, j, c] = a * b
+                    a = min(max(np.int32(u[n, i, j, c]) - 128, -64), 64)
+                    b = min(max(np.int32(u[n, i, j, f + c]) - 96, 0), 64)
+                    out[n, i, j, c] = np.uint8(((a * b) >> 6) + 128)

@@ -239,7 +239,7 @@ def activation(x: torch.Tensor, qat: bool, scale: float, lo: int, hi: int, inpla
 
 
 def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool, first_extra: torch.Tensor | None = None,
-                out_extra: torch.Tensor | None = None, int8_gates=None) -> torch.Tensor:
+                out_extra: torch.Tensor | None = None, int8_blocks=None) -> torch.Tensor:
     """The graph every network of the model family shares, on the input grid ``INPUT_SCALE``:
     first conv -> gated residual blocks -> head, plus the linear skip from the input.
 
@@ -254,9 +254,9 @@ def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool, first_extra: torch
     clamped and summed in place, and on a CPU a block's gate and residual add are each one compiled
     loop (:mod:`armcodec.models.float_kernels`): the same numbers without a fresh tensor per step
     (a 512x512 tile of `fast`'s float copy on one thread 2.1-2.5 -> 1.7-1.9 s, docs/PROFILE.md).
-    ``int8_gates`` (the encoder's search only, there): an object whose ``gate(k, h)`` gives block
-    k's gate output from its stream in int8 arithmetic, approximately
-    (:class:`armcodec.encoder.int8_proxy.Int8Gates`)."""
+    ``int8_blocks`` (the encoder's search only, there): an object whose ``block(k, h)`` runs block
+    k on the stream in place in int8 arithmetic, approximately
+    (:class:`armcodec.encoder.int8_proxy.Int8Blocks`)."""
     rs, rmax = net.cfg.resid_scale, net.cfg.resid_max
     inplace = not qat and not torch.is_grad_enabled()  # every tensor changed in place is this function's own
     first = net.first(inp, qat, INPUT_SCALE)
@@ -265,23 +265,20 @@ def gated_trunk(net: nn.Module, inp: torch.Tensor, qat: bool, first_extra: torch
             first, first_extra = _ste_round(first / rs) * rs, _ste_round(first_extra / rs) * rs
         first = first + first_extra
     h = activation(first, qat, rs, -rmax, rmax, inplace)
-    if int8_gates is not None:
+    if int8_blocks is not None:
         if not inplace:
-            raise ValueError("int8 gates are for inference only (no autograd, no qat)")
+            raise ValueError("int8 blocks are for inference only (no autograd, no qat)")
         h = h.contiguous(memory_format=torch.channels_last)
     f = net.cfg.width
     for k, (gconv, mconv) in enumerate(zip(net.gate_convs, net.mix_convs)):
-        if int8_gates is not None:  # the gate in int8 arithmetic, then the compiled residual add
-            from armcodec.models import float_kernels as loops
-
-            g = int8_gates.gate(k, h)
-        else:
-            u = gconv(h, qat, rs)  # (B, 2F, H, W)
-            loops = _float_loops(u, h) if inplace else None
-            if loops is not None:  # the same steps, each one compiled loop
-                g = torch.empty((u.shape[0], f, *u.shape[2:]), dtype=u.dtype, memory_format=torch.channels_last)
-                loops.gate(_nhwc(u), f, np.float32(-GATE_MAX * GATE_SCALE), np.float32(GATE_MAX * GATE_SCALE), _nhwc(g))
-        if loops is not None:
+        if int8_blocks is not None:  # the block in int8 arithmetic, in place
+            int8_blocks.block(k, h)
+            continue
+        u = gconv(h, qat, rs)  # (B, 2F, H, W)
+        loops = _float_loops(u, h) if inplace else None
+        if loops is not None:  # the same steps, each one compiled loop
+            g = torch.empty((u.shape[0], f, *u.shape[2:]), dtype=u.dtype, memory_format=torch.channels_last)
+            loops.gate(_nhwc(u), f, np.float32(-GATE_MAX * GATE_SCALE), np.float32(GATE_MAX * GATE_SCALE), _nhwc(g))
             loops.residual_add(_nhwc(h), _nhwc(mconv(g, qat, GATE_SCALE)), np.float32(-rmax * rs), np.float32(rmax * rs))
             continue
         a = activation(u[:, :f], qat, GATE_SCALE, -GATE_MAX, GATE_MAX, inplace)
@@ -363,15 +360,15 @@ class PixelCNN(nn.Module):
         block's): rows further up change no output of this row."""
         return self.cfg.first_reach[0] + self.cfg.blocks * self.cfg.block_reach[0]
 
-    def features(self, x: torch.Tensor, qat: bool = False, int8_gates=None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, qat: bool = False, int8_blocks=None) -> torch.Tensor:
         """x: float (B, C, H, W) pixel values 0..255 -> raw head output (B, n_params, H, W)."""
         ones = torch.full_like(x[:, :1], ONES_VALUE * INPUT_SCALE)
         inp = torch.cat([(x - 128) * INPUT_SCALE, ones], 1)  # (B, C+1, H, W), exact on the grid
-        return gated_trunk(self, inp, qat, int8_gates=int8_gates)
+        return gated_trunk(self, inp, qat, int8_blocks=int8_blocks)
 
-    def forward(self, x: torch.Tensor, qat: bool = False, int8_gates=None) -> torch.Tensor:
-        """Negative log2-likelihood per subpixel, (B, C, H, W) (``int8_gates``: :func:`gated_trunk`'s)."""
-        return mixture_nll_bits(self.features(x, qat, int8_gates), x, self.cfg, qat)
+    def forward(self, x: torch.Tensor, qat: bool = False, int8_blocks=None) -> torch.Tensor:
+        """Negative log2-likelihood per subpixel, (B, C, H, W) (``int8_blocks``: :func:`gated_trunk`'s)."""
+        return mixture_nll_bits(self.features(x, qat, int8_blocks), x, self.cfg, qat)
 
 
 def param_scales(cfg: PixelCNNConfig) -> torch.Tensor:
