@@ -24,7 +24,7 @@ from armcodec.exact.tables import (
     mixture_weights,
 )
 
-INT8_PROXY = True  # the proxy's gate convolutions in int8 on a CPU that has them (:mod:`armcodec.encoder.int8_proxy`)
+INT8_PROXY = True  # the proxy's residual blocks in int8 on a CPU that has them (:mod:`armcodec.encoder.int8_proxy`)
 PROXY_PIXELS = 1 << 16  # pixels per float pass of the orientation search (its tensors stay in the cache)
 
 
@@ -64,7 +64,7 @@ def choose_orientations(proxy, tiles: list[np.ndarray], device) -> np.ndarray:
     best = np.zeros(len(tiles), dtype=np.int64)
     proxy = proxy.to(memory_format=torch.channels_last)  # oneDNN's faster layout here (1.4x; docs/PROFILE.md)
     if INT8_PROXY:
-        proxy = int8_proxy(proxy, device) or proxy  # its gate convolutions in int8 where that runs
+        proxy = int8_proxy(proxy, device) or proxy  # its residual blocks in int8 where that runs
     by_shape: dict[tuple, list[int]] = {}
     for k, t in enumerate(tiles):
         by_shape.setdefault(t.shape, []).append(k)
