@@ -19,6 +19,13 @@ def requant(a, scale):
 
 
 @jit
+def residual_add(v, resid, rmax):
+    """A block's output ``v`` (requantized) clamped to [-rmax, rmax], added to the stream's
+    ``resid``, clamped again: the residual add of every mix kernel below."""
+    return min(max(min(max(v, -rmax), rmax) + resid, -rmax), rmax)
+
+
+@jit
 def requant_clamp(acc, scale, lo, hi, out, add=None):
     """``add``: integers added before the clamps, or None (numba compiles each case apart)."""
     c = acc.shape[1]
@@ -123,9 +130,7 @@ def mix_residual_joined(prod, bias, scale, resid, rmax, out, dest=None, rows=Non
     c = prod.shape[1]
     for i in range(out.shape[0]):
         for j in range(c):
-            v = requant(np.float64(prod[i, j]) + bias[j], scale[j])
-            v = min(max(v, -rmax), rmax) + resid[i, j]
-            out[i, j] = min(max(v, -rmax), rmax)
+            out[i, j] = residual_add(requant(np.float64(prod[i, j]) + bias[j], scale[j]), resid[i, j], rmax)
         if dest is not None:
             r = rows[i]
             for j in range(c):
@@ -141,9 +146,7 @@ def mix_residual_rows(prod, bias, scale, src, rows, rmax, dest, out=None):
     for i in range(prod.shape[0]):
         r = rows[i]
         for j in range(c):
-            v = requant(np.float64(prod[i, j]) + bias[j], scale[j])
-            v = min(max(v, -rmax), rmax) + src[r, j]
-            v = min(max(v, -rmax), rmax)
+            v = residual_add(requant(np.float64(prod[i, j]) + bias[j], scale[j]), src[r, j], rmax)
             if out is not None:
                 out[i, j] = v
             if dest is not None:
@@ -155,9 +158,7 @@ def mix_residual(acc, scale, resid, rmax, out):
     c = acc.shape[1]
     for i in range(out.shape[0]):
         for j in range(c):
-            v = requant(acc[i, j], scale[j])
-            v = min(max(v, -rmax), rmax) + resid[i, j]
-            out[i, j] = min(max(v, -rmax), rmax)
+            out[i, j] = residual_add(requant(acc[i, j], scale[j]), resid[i, j], rmax)
 
 
 @jit
