@@ -38,7 +38,7 @@ import torch
 _kernels = None  # numba's compiled kernels (the module fused_kernels), False where numba is missing or switched off
 
 
-MIN_SAMPLES = 1 << 20  # a coding job from this size starts the kernels (see prepare)
+MIN_SAMPLES = 1 << 14  # a coding job from this size starts the kernels (see prepare)
 
 
 def _compiled():
@@ -57,10 +57,12 @@ def _compiled():
 
 def prepare(samples: int) -> None:
     """Before a coding job of ``samples`` samples: start the kernels (once per process) if the job
-    is large enough to pay for their start, 0.2-0.45 s (numba's import, and its first load of the
+    is large enough to pay for their start, 0.3-0.6 s (numba's import, and its first load of the
     cached machine code, which imports scipy where it is installed); smaller jobs in a process
-    that has not started them run the torch steps (the same integers).  A Kodak image
-    (1.2M samples) starts them: its `default` decode saves about 0.7 s, `pyramid`'s 0.25 s."""
+    that has not started them run the torch steps (the same integers).  From about 16K samples
+    (a 74x74 RGB image) the compiled steps pay: a 64x64 crop's `default` decode in a fresh process
+    took 1.0-1.8 s either way, a 96x96 crop's 2.0-2.1 s against 2.5-3.0 s, a 481x321 photograph's
+    7.8-8.2 s against 15.4-16.8 s (docs/PROFILE.md, twentieth session)."""
     if _kernels is None and samples >= MIN_SAMPLES:
         _compiled()
 
