@@ -74,8 +74,10 @@ FORMAT_VERSION = 2  # what write() produces for an image without metadata
 METADATA_VERSION = 3  # ... and with metadata (version 2 plus the metadata list)
 READ_VERSIONS = (1, 2, 3)
 # metadata kinds (version 3): the image's EXIF block, its XMP packet, a text entry (key, value),
-# the transparent colour of an L or RGB image (PNG's tRNS: one u16 little-endian per channel)
-META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated", 8: "levels"}
+# the transparent colour of an L or RGB image (PNG's tRNS: one u16 little-endian per channel);
+# 9 (0.12.10): another item whose value is stored as differences of records (:func:`_filtered`)
+META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated", 8: "levels",
+              9: "filtered"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
 TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED = 1, 2, 3, 4, 5
 KNOWN_TOOLS = (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED)
@@ -458,19 +460,80 @@ def _split_palette(h: ArmHeader) -> None:
     _check_image(h)
 
 
-def _metadata_bytes(items) -> bytes:
-    """The metadata list; as one item of kind 7 (the list, raw-deflated) where that is smaller."""
-    out = [varint(len(items))]
-    for kind, key, value in items:
-        if kind not in META_CODES or kind == "deflated" or (key and kind not in ("text", "chunk")):  # noqa: E501
-            raise ValueError(f"invalid metadata item {kind!r} {key!r}")
-        k = key.encode("utf-8")
-        out += [struct.pack("<B", META_CODES[kind]), varint(len(k)), k, varint(len(value)), bytes(value)]
-    plain = b"".join(out)
+def _record_filter(kind: str, key: str, value: bytes) -> tuple[int, int] | None:
+    """(stride, start) of the records a metadata value is made of, where differences of
+    neighbouring records deflate better than the records (a palette's or suggested palette's
+    colours, a histogram's counts); None for the others."""
+    if len(value) < 32:
+        return None
+    if kind == "palette" or (kind == "chunk" and key == "PLTE"):
+        return 3, 0
+    if kind == "chunk" and key == "hIST":
+        return 2, 0
+    if kind == "chunk" and key == "sPLT":  # name, NUL, sample depth (8 or 16), then entries of 6 or 10 bytes
+        start = value.find(b"\0") + 2
+        if 2 <= start <= len(value) and value[start - 1] in (8, 16):
+            return (6 if value[start - 1] == 8 else 10), start
+    return None
+
+
+def _delta(value: bytes, stride: int, start: int, undo: bool = False) -> bytes:
+    """``value`` with each byte from ``start + stride`` on replaced by its difference (mod 256)
+    from the byte ``stride`` before it, or (``undo``) the differences summed back."""
+    if len(value) <= start:
+        return value
+    body = np.frombuffer(value, dtype=np.uint8, offset=start)
+    rows = -(-len(body) // stride)
+    a = np.zeros(rows * stride, dtype=np.uint8)
+    a[: len(body)] = body
+    a = a.reshape(rows, stride)
+    if undo:
+        a = np.cumsum(a, axis=0, dtype=np.uint8)  # uint8 sums wrap mod 256
+    else:
+        a[1:] -= a[:-1].copy()
+    return value[:start] + a.reshape(-1)[: len(body)].tobytes()
+
+
+def _item_bytes(kind: str, key: str, value: bytes) -> bytes:
+    k = key.encode("utf-8")
+    return b"".join([struct.pack("<B", META_CODES[kind]), varint(len(k)), k, varint(len(value)), bytes(value)])
+
+
+def _deflate(data: bytes) -> bytes:
     z = zlib.compressobj(9, zlib.DEFLATED, -15)
-    packed = z.compress(plain) + z.flush()
-    packed = varint(1) + struct.pack("<B", META_CODES["deflated"]) + varint(0) + varint(len(packed)) + packed
-    return packed if len(packed) < len(plain) else plain
+    return z.compress(data) + z.flush()
+
+
+def _filtered(kind: str, key: str, value: bytes) -> bytes | None:
+    """The item as a kind-9 item (u8 its kind, varint stride, varint start, then its value with
+    :func:`_delta` applied) where that deflates smaller than the item itself; else None."""
+    f = _record_filter(kind, key, bytes(value))
+    if f is None:
+        return None
+    stride, start = f
+    inner = struct.pack("<B", META_CODES[kind]) + varint(stride) + varint(start) + _delta(bytes(value), stride, start)
+    item = _item_bytes("filtered", key, inner)
+    return item if len(_deflate(item)) < len(_deflate(_item_bytes(kind, key, value))) else None
+
+
+def _metadata_bytes(items) -> bytes:
+    """The metadata list; as one item of kind 7 (the list, raw-deflated) where that is smaller;
+    palettes and other lists of records as differences (kind 9) where that makes the list smaller."""
+    plain, filtered = [varint(len(items))], [varint(len(items))]
+    for kind, key, value in items:
+        if kind not in META_CODES or kind in ("deflated", "filtered") or (key and kind not in ("text", "chunk")):
+            raise ValueError(f"invalid metadata item {kind!r} {key!r}")
+        item = _item_bytes(kind, key, value)
+        plain.append(item)
+        filtered.append(_filtered(kind, key, value) or item)
+    best = None
+    for raw in dict.fromkeys([b"".join(plain), b"".join(filtered)]):  # the unfiltered list first: it wins ties
+        packed = _deflate(raw)
+        packed = varint(1) + struct.pack("<B", META_CODES["deflated"]) + varint(0) + varint(len(packed)) + packed
+        out = packed if len(packed) < len(raw) else raw
+        if best is None or len(out) < len(best):
+            best = out
+    return best
 
 
 def _read_metadata(r: "_Reader", nested: bool = False) -> tuple:
@@ -483,7 +546,7 @@ def _read_metadata(r: "_Reader", nested: bool = False) -> tuple:
             key = r.raw(r.varint()).decode("utf-8")
         except UnicodeDecodeError:
             raise FormatError("metadata key is not valid utf-8") from None
-        if key and META_KINDS[code] not in ("text", "chunk"):
+        if key and META_KINDS[code] not in ("text", "chunk", "filtered"):
             raise FormatError("metadata item has a key where none belongs")
         value = r.raw(r.varint())
         if META_KINDS[code] == "deflated":  # a metadata list, raw-deflated
@@ -500,9 +563,24 @@ def _read_metadata(r: "_Reader", nested: bool = False) -> tuple:
             items += _read_metadata(inner, nested=True)
             if inner.pos != inner.end:
                 raise FormatError("deflated metadata has bytes left over")
+        elif META_KINDS[code] == "filtered":
+            items.append(_unfiltered(key, value))
         else:
             items.append((META_KINDS[code], key, value))
     return tuple(items)
+
+
+def _unfiltered(key: str, value: bytes) -> tuple[str, str, bytes]:
+    """A kind-9 item's original item (kind, key, value)."""
+    r = _Reader(value, 0, len(value))
+    (code,) = r.take("<B")
+    stride, start = r.varint(), r.varint()
+    kind = META_KINDS.get(code)
+    if kind in (None, "deflated", "filtered") or (key and kind not in ("text", "chunk")):
+        raise FormatError(f"filtered metadata item of kind {code}")
+    if not 1 <= stride <= 255 or start > len(value) - r.pos:
+        raise FormatError("filtered metadata item has an invalid stride or start")
+    return kind, key, _delta(value[r.pos:], stride, start, undo=True)
 
 
 def _check_replication(fy: int, fx: int, width: int, height: int) -> None:

@@ -5,7 +5,8 @@ armcodec 0.4 (the multi-scale family): ``pyramid/<stem>.<tools>.arm`` with the f
 polyphase pyramid ``golden-pyramid`` (its own weights directory, exported when missing).
 
 Version 3 (armcodec 0.3, every PNG): ``v3-*.arm``, one per new layout (palette, 1-bit, 16-bit
-bytes and levels, PNG chunks, classic palette/interlaced/16-bit, classic tiles).
+bytes and levels, PNG chunks, classic palette/interlaced/16-bit, classic tiles); armcodec 0.12.10:
+``v3-chunks-filtered.arm`` (a suggested palette stored as differences, metadata kind 9).
 
 The frozen model golden-tiny is exported only when it is missing (it predates the linear
 skip and must stay as it is, so that the old weights format keeps being exercised).  The

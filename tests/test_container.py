@@ -211,7 +211,7 @@ def test_metadata_makes_a_version_3_file_and_comes_back():
     assert plain[4] == 2 and container.parse(plain)[0].metadata == ()
 
 
-@pytest.mark.parametrize("item", [(9, b"\0", b""), (1, b"\1k", b""), (4, b"\0", b"")])
+@pytest.mark.parametrize("item", [(10, b"\0", b""), (255, b"\0", b""), (1, b"\1k", b""), (4, b"\0", b"")])
 def test_bad_metadata_is_refused(item):
     import struct
     import zlib
@@ -225,3 +225,75 @@ def test_bad_metadata_is_refused(item):
     data[10 + hlen : 14 + hlen] = (zlib.crc32(bytes(data[: 10 + hlen])) & 0xFFFFFFFF).to_bytes(4, "little")
     with pytest.raises(FormatError, match="metadata|transparent colour of 1 bytes"):
         container.parse(bytes(data))
+
+
+def six_cube() -> bytes:
+    return bytes(c for r in range(0, 256, 51) for g in range(0, 256, 51) for b in range(0, 256, 51) for c in (r, g, b))
+
+
+RECORD_ITEMS = (
+    ("chunk", "gAMA", b"\0\0\xb1\x8f"),
+    ("chunk", "PLTE", six_cube()),  # a true-colour image's suggested palette
+    ("chunk", "sPLT", b"six-cube\0\x08" + b"".join(bytes(six_cube()[3 * k : 3 * k + 3]) + b"\xff\0\x01" for k in range(216))),
+    ("chunk", "sPLT", b"wide\0\x10" + b"".join(k.to_bytes(2, "big") * 4 + b"\0\x02" for k in range(0, 65536, 1021))),
+    ("chunk", "hIST", b"".join(k.to_bytes(2, "big") for k in range(40))),
+    ("text", "Comment", b"not a list of records " * 3),
+)
+
+
+def test_lists_of_records_are_stored_as_differences_and_come_back(monkeypatch):
+    """Suggested palettes (PLTE, sPLT at 8 and 16 bits) and histograms go into the header as
+    differences of neighbouring records (kind 9), which deflate to a fraction; every item comes
+    back as it was, and the list is smaller than without the filter."""
+    h = ArmHeader("RGB", 20, 10, 16, "default", bytes(16), stream_crcs=[1, 2], metadata=RECORD_ITEMS)
+    data = container.write(h, [b"\0" * 4, b"\0" * 8])
+    assert container.parse(data)[0].metadata == RECORD_ITEMS
+    listed = container._metadata_bytes(RECORD_ITEMS)
+    monkeypatch.setattr(container, "_filtered", lambda *item: None)
+    unfiltered = container._metadata_bytes(RECORD_ITEMS)
+    assert len(listed) < len(unfiltered) / 3
+    assert len(container.write(h, [b"\0" * 4, b"\0" * 8])) - len(data) == len(unfiltered) - len(listed)
+
+
+def test_items_the_filter_does_not_shrink_are_written_as_before():
+    """Random records, short ones and other kinds: the same list bytes as armcodec 0.12.9 wrote
+    (the unfiltered list wins ties), so files without such lists are byte for byte as before."""
+    rng = np.random.default_rng(3)
+    items = (("palette", "", rng.integers(0, 256, 768, dtype=np.uint8).tobytes()), ("chunk", "PLTE", b"\1\2\3" * 5),
+             ("exif", "", b"Exif\0\0MM\0*" * 10))
+    raw = container.varint(3) + b"".join(container._item_bytes(*item) for item in items)
+    packed = container._deflate(raw)
+    expected = container.varint(1) + b"\x07\x00" + container.varint(len(packed)) + packed
+    assert container._metadata_bytes(items) == (expected if len(expected) < len(raw) else raw)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 6, 10, 255])
+def test_the_record_differences_undo_themselves(stride):
+    rng = np.random.default_rng(stride)
+    for n in (0, 1, stride, 3 * stride + 1, 500):
+        value = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        for start in {0, 1, n // 2, n}:
+            coded = container._delta(value, stride, start)
+            assert coded[:start] == value[:start] and len(coded) == n
+            assert container._delta(coded, stride, start, undo=True) == value
+
+
+@pytest.mark.parametrize("key, inner", [
+    ("", b""),  # truncated: no kind
+    ("", b"\x05"),  # no stride
+    ("", b"\x05\x03"),  # no start
+    ("", b"\x07\x03\x00abc"),  # a deflated list inside
+    ("", b"\x09\x03\x00abc"),  # filtered twice
+    ("", b"\xc8\x03\x00abc"),  # an unknown kind
+    ("k", b"\x01\x03\x00abc"),  # EXIF with a key
+    ("", b"\x05\x00\x00abc"),  # stride 0
+    ("", b"\x05\x80\x02\x00abc"),  # stride 256
+    ("", b"\x05\x03\x04abc"),  # start past the value
+])
+def test_bad_filtered_items_are_refused(monkeypatch, key, inner):
+    h = ArmHeader("RGB", 20, 10, 16, "default", bytes(16), stream_crcs=[1, 2], metadata=(("exif", "", b"e"),))
+    monkeypatch.setattr(container, "_metadata_bytes",
+                        lambda items: container.varint(1) + container._item_bytes("filtered", key, inner))
+    data = container.write(h, [b"\0" * 4, b"\0" * 8])
+    with pytest.raises(FormatError, match="metadata|truncated|header"):
+        container.parse(data)

@@ -19,7 +19,7 @@ from conftest import DATA, load, write_with_metadata
 from mutations import structured_cases
 
 SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "with metadata", "classic",
-           "palette", "16-bit levels", "16-bit bytes", "classic tiles"]
+           "palette", "16-bit levels", "filtered metadata", "16-bit bytes", "classic tiles"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,8 @@ def corpus(tiny_codec, tmp_path_factory):
     data = armcodec.Codec("tiny", "cpu", weights_dir=tiny_codec.weights_dir, classic=True).compress(flat)
     assert armcodec.read_info(data)["kind"] == "classic (png)"
     out.append((data, flat))
-    for name in ("pngsuite_tbbn3p08.png", "pngsuite_basn2c16.png"):  # palette with tRNS; 16 bits in 32 levels
+    for name in ("pngsuite_tbbn3p08.png", "pngsuite_basn2c16.png",  # palette with tRNS; 16 bits in 32 levels
+                 "pngsuite_ps1n0g08.png"):  # a suggested palette as differences (metadata kind 9)
         out.append((tiny_codec.compress(DATA / name), read_image(DATA / name)[0]))
     sixteen = np.random.default_rng(7).integers(0, 65536, (10, 12, 3)).astype(np.uint16)  # high and low bytes
     out.append((tiny_codec.compress(sixteen), sixteen))

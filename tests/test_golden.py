@@ -144,7 +144,9 @@ V3 = {
     "v3-l1.arm": ("pngsuite_basn0g01.png", {"classic": False, "binned": False}, True),  # 1-bit grey, scaled
     "v3-l16-bytes.arm": ("pngsuite_basn0g16.png", {"classic": False, "binned": False}, True),  # high and reflected low bytes
     "v3-rgb16-levels.arm": ("pngsuite_basn2c16.png", {"classic": False, "binned": False}, True),  # 16 bits in 32 levels
-    "v3-chunks.arm": ("pngsuite_ps1n0g08.png", {"classic": False, "binned": False}, True),  # gAMA, sPLT: deflated metadata
+    # gAMA, sPLT: deflated metadata (0.3-0.12.9; 0.12.10 writes the sPLT as differences: v3-chunks-filtered.arm)
+    "v3-chunks.arm": ("pngsuite_ps1n0g08.png", {"classic": False, "binned": False}, False),
+    "v3-chunks-filtered.arm": ("pngsuite_ps1n0g08.png", {"classic": False, "binned": False}, True),  # 0.12.10: kind 9
     "v3-classic-p2.arm": ("pngsuite_basn3p02.png", {"classic": True}, False),
     "v3-classic-interlaced.arm": ("pngsuite_basi0g02.png", {"classic": True}, False),
     "v3-classic-rgb16.arm": ("pngsuite_tbbn2c16.png", {"classic": True}, False),
@@ -177,9 +179,20 @@ def test_version_3_golden_files_decode_and_the_model_writes_them_again(name):
     dec = codec.decode(data)
     assert np.array_equal(dec.array, arr) and (dec.mode, dec.bits, dec.palette, dec.metadata) == \
         (info.mode, info.bits, info.palette, info.metadata)
-    assert (container.parse(data)[0].classic is None) == same_bytes
+    assert (container.parse(data)[0].classic is None) == ("classic" not in name)
     if same_bytes:
         assert codec.compress(DATA / src) == data
+
+
+def test_the_filtered_golden_file_holds_a_list_of_differences(monkeypatch):
+    """v3-chunks-filtered.arm's sPLT is a kind-9 item (a suggested palette as differences of its
+    entries), and the file is smaller than v3-chunks.arm, the same image as 0.3-0.12.9 wrote it."""
+    seen = []
+    unfiltered = container._unfiltered
+    monkeypatch.setattr(container, "_unfiltered", lambda key, value: seen.append(key) or unfiltered(key, value))
+    data = (GOLDEN / "v3-chunks-filtered.arm").read_bytes()
+    container.parse(data)
+    assert seen == ["sPLT"] and len(data) < len((GOLDEN / "v3-chunks.arm").read_bytes()) - 300
 
 
 def test_the_classic_tiles_golden_file_decodes():
