@@ -22,7 +22,8 @@ armcodec 0.9: ``video/shipped-0.9-clip420.y4m.arm`` (grey planes by temporal-pla
 coder tool 5): ``<stem>.v11-<tools>.arm``, ``pyramid/<stem>.binned.arm``,
 ``pyramid/shipped-0.11-pyramid-s3.arm``, ``video/clip420-binned.y4m.arm``,
 ``video/clip420-blocks-binned.y4m.arm`` and ``video/shipped-0.11-*.arm``; armcodec 0.12:
-``pyramid/shipped-pyramid-s4.arm`` (the photograph by pyramid-s4).
+``pyramid/shipped-pyramid-s4.arm`` (the photograph by pyramid-s4); armcodec 0.12.11:
+``video/shipped-0.12.11-clip420.y4m.arm`` (grey planes by temporal-planes-s4).
 
     python tests/make_golden.py
 """

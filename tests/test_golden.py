@@ -295,7 +295,7 @@ def golden_video_sources():
 
 # files of the shipped `video` preset as each release wrote them (source, file, weights, binned): 0.7's
 # grey planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2,
-# 0.9's by temporal-planes-s3, 0.11's both with binned symbols.
+# 0.9's by temporal-planes-s3, 0.11's both with binned symbols, 0.12.11's by temporal-planes-s4.
 # The preset decodes each of them (switching to the weights the file names) and those weights write
 # it again byte for byte; the last file of each source is what the preset writes today.
 SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s", False),
@@ -303,6 +303,7 @@ SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes
                  ("clip420.y4m.arm", "shipped-0.8-clip420.y4m.arm", "temporal-planes-s2", False),
                  ("clip420.y4m.arm", "shipped-0.9-clip420.y4m.arm", "temporal-planes-s3", False),
                  ("clip420.y4m.arm", "shipped-0.11-clip420.y4m.arm", "temporal-planes-s3", True),
+                 ("clip420.y4m.arm", "shipped-0.12.11-clip420.y4m.arm", "temporal-planes-s4", True),
                  ("rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "temporal-s", True))
 
 
