@@ -5,8 +5,8 @@
 #
 #   temporal: the video preset's weights for grey planes (YUV planes, grey frames), trunk and
 #             context layers learning, grey pairs only, from the shipped checkpoint
-#             (weights/train/temporal-planes-motion.ckpt.safetensors: temporal-planes-s2 trained on
-#             motion-compensated pairs, row 49; head grid 1/128) on a new schedule, the pairs' previous
+#             (weights/train/temporal-planes-motion2.ckpt.safetensors: temporal-planes-s4, trained on
+#             motion-compensated pairs, rows 49 and 61; head grid 1/128) on a new schedule, the pairs' previous
 #             frames moved by the encoder's block search (--motion) as the coder moves them (issue: video)
 #   pyramid:  the multi-scale family resumed from weights/train/pyramid4.ckpt.safetensors
 #             (CPU-trained about 5 hours in five runs; flat on the CPU)             (issue: multi-scale)
@@ -44,7 +44,7 @@ for c in vtest.avi cockatoo.mp4 carphone_qcif_120f.y4m; do
     done
 done
 timeout "$LIMIT" python3 -m armcodec.training.video $CLIPS --max-frames 120 \
-    --from weights/train/temporal-planes-motion.ckpt.safetensors --motion --out "$OUT/temporal-planes.ckpt.safetensors" \
+    --from weights/train/temporal-planes-motion2.ckpt.safetensors --motion --out "$OUT/temporal-planes.ckpt.safetensors" \
     --steps 1000000 --minutes "$MINUTES" --qat-steps 300 --batch 32 --crop 96 --lr 1e-4 --warmup 50 \
     --trunk-lr 0.1 --first-lr 0.1 --rgb-fraction 0 --val-every 250 --checkpoint-every 100 --device "$DEVICE" \
     > "$OUT/temporal-planes.log" 2>&1 &
