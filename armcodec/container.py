@@ -504,16 +504,18 @@ def _deflate(data: bytes) -> bytes:
     return z.compress(data) + z.flush()
 
 
-def _filtered(kind: str, key: str, value: bytes) -> bytes | None:
-    """The item as a kind-9 item (u8 its kind, varint stride, varint start, then its value with
-    :func:`_delta` applied) where that deflates smaller than the item itself; else None."""
-    f = _record_filter(kind, key, bytes(value))
+def _filtered(kind: str, key: str, value: bytes, item: bytes) -> bytes | None:
+    """The item (``item``: its bytes, :func:`_item_bytes`) as a kind-9 item (u8 its kind, varint
+    stride, varint start, then its value with :func:`_delta` applied) where that deflates smaller
+    than the item itself; else None."""
+    value = bytes(value)
+    f = _record_filter(kind, key, value)
     if f is None:
         return None
     stride, start = f
-    inner = struct.pack("<B", META_CODES[kind]) + varint(stride) + varint(start) + _delta(bytes(value), stride, start)
-    item = _item_bytes("filtered", key, inner)
-    return item if len(_deflate(item)) < len(_deflate(_item_bytes(kind, key, value))) else None
+    inner = struct.pack("<B", META_CODES[kind]) + varint(stride) + varint(start) + _delta(value, stride, start)
+    out = _item_bytes("filtered", key, inner)
+    return out if len(_deflate(out)) < len(_deflate(item)) else None
 
 
 def _metadata_bytes(items) -> bytes:
@@ -525,7 +527,7 @@ def _metadata_bytes(items) -> bytes:
             raise ValueError(f"invalid metadata item {kind!r} {key!r}")
         item = _item_bytes(kind, key, value)
         plain.append(item)
-        filtered.append(_filtered(kind, key, value) or item)
+        filtered.append(_filtered(kind, key, value, item) or item)
     best = None
     for raw in dict.fromkeys([b"".join(plain), b"".join(filtered)]):  # the unfiltered list first: it wins ties
         packed = _deflate(raw)

@@ -45,10 +45,10 @@ for p in sorted(glob.glob("../shared/data/pngsuite/*.png")):
     enc_strip = stripping.encode(p)
     dec = stripping.decode(enc_strip.data)
     assert np.array_equal(dec.array, arr) and dec.metadata == strip_metadata(info.metadata), name
-    buf = io.BytesIO()
-    Image.open(p).save(buf, "PNG", optimize=True)
     im = Image.open(p)
     im.load()
+    buf = io.BytesIO()
+    im.save(buf, "PNG", optimize=True)
     kept = None
     if im.text or "exif" in im.info:  # Pillow's PNG with the same text and EXIF, each text chunk compressed
         text = PngImagePlugin.PngInfo()
