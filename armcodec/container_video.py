@@ -35,6 +35,9 @@
                    coded / copied, the first run coded (may be 0), the others above 0, at least one
                    copied block: a copied block is the previous frame's (moved) samples, which its
                    tile stream does not code
+                   only with flags bit 4 (0.13, at most 4 plane groups): u8 mask, bit k set when plane
+                   group k (coded with the previous frame, one channel) is coded by the previous-frame
+                   predictor (:mod:`armcodec.models.previous_frame`) instead of the file's weights
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
                    or with flags bit 6 (0.5, the compact table): S x varint (length / 4), then u32
                    CRC32 of the frame's decoded samples (every plane group in order, row-major)
@@ -77,6 +80,7 @@ MAX_RECORD_HEADER = 1 << 24
 COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
 COMPACT_FLAG = 0x40  # record flags: the compact stream table (0.5): varint lengths / 4, one CRC32 of the frame
 BLOCKS_FLAG = 0x20  # record flags: block maps follow the copy map (0.6)
+PREDICTOR_FLAG = 0x10  # record flags: the predictor mask follows the block maps (0.13; at most 4 plane groups)
 BLOCK_LOG2 = (2, 5)  # copied blocks: 4x4 to 32x32 samples
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
@@ -137,6 +141,7 @@ class FrameRecord:
     copied: tuple[bool, ...] = ()  # per stream: the tile is the previous frame's (moved) samples, no stream; () none
     blocks: tuple = ()  # per stream: None or bool (rows, cols), the tile's blocks copied from the previous frame; () none
     block_log2: int = 3  # the blocks' size: 2**block_log2 samples a side
+    predicted: tuple[bool, ...] = ()  # per plane group: coded by the previous-frame predictor; () none
     offset: int = 0  # where it starts in the file (set by the writer and reader)
     size: int = 0
 
@@ -248,8 +253,15 @@ def write_record(rec: FrameRecord) -> bytes:
             raise ValueError("invalid block maps")
         flags |= BLOCKS_FLAG
         block_maps = write_block_maps(rec.blocks, rec.block_log2)
+    predictor = b""
+    if any(rec.predicted):
+        if len(rec.predicted) != len(rec.temporal) or len(rec.temporal) > 4 or \
+                any(p and not t for p, t in zip(rec.predicted, rec.temporal)):
+            raise ValueError("invalid predictor mask")
+        flags |= PREDICTOR_FLAG
+        predictor = struct.pack("<B", sum(1 << k for k, p in enumerate(rec.predicted) if p))
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
-                     varint(len(rec.motion)), rec.motion, copy_map, block_maps,
+                     varint(len(rec.motion)), rec.motion, copy_map, block_maps, predictor,
                      varint(len(rec.streams)),
                      *([varint(len(s) // 4) for s in rec.streams] + [struct.pack("<I", rec.frame_crc)] if compact else
                        [struct.pack("<II", len(s), c) for s, c in zip(rec.streams, rec.crcs)])])
@@ -276,7 +288,8 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     r = _Reader(body, 0, rlen)
     (flags,) = r.take("<B")
     copy_map = block_maps = None
-    if (flags & ~(COPY_FLAG | COMPACT_FLAG | BLOCKS_FLAG)) >> len(header.planes):
+    known = COPY_FLAG | COMPACT_FLAG | BLOCKS_FLAG | (PREDICTOR_FLAG if len(header.planes) <= 4 else 0)
+    if (flags & ~known) >> len(header.planes):
         raise FormatError(f"frame record at byte {offset} has flags {flags} for {len(header.planes)} plane groups")
     number = r.varint()
     extra = r.raw(r.varint())
@@ -286,6 +299,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     if flags & BLOCKS_FLAG:
         (code,) = r.take("<B")
         block_maps = (code, r.raw(r.varint()))
+    mask = r.take("<B")[0] if flags & PREDICTOR_FLAG else 0
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -309,6 +323,12 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     temporal = tuple(bool(flags >> k & 1) for k in range(len(header.planes)))
     if motion and not any(temporal):
         raise FormatError(f"key frame {number} carries motion vectors")
+    predicted = ()
+    if flags & PREDICTOR_FLAG:
+        predicted = tuple(bool(mask >> k & 1) for k in range(len(header.planes)))
+        if not mask or mask >> len(header.planes) or any(p and (not t or header.planes[g][2] != 1)
+                                                         for g, (p, t) in enumerate(zip(predicted, temporal))):
+            raise FormatError(f"frame {number}'s predictor mask {mask} names a plane group it cannot")
     copied = ()
     if copy_map is not None:
         copied = tuple(bitmap_flags(copy_map, n))
@@ -320,7 +340,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     blocks, log2 = (), 3
     if block_maps is not None:
         blocks, log2 = read_block_maps(*block_maps, header, temporal, copied, number)
-    return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, blocks, log2, offset,
+    return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, blocks, log2, predicted, offset,
                        8 + rlen + total)
 
 

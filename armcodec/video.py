@@ -35,6 +35,7 @@ from armcodec.encoder.group import encode_group
 from armcodec.errors import ChecksumError, FormatError, LimitError, ModelError
 from armcodec.exact import fused
 from armcodec.io.frames import VideoFrame, VideoSource, describe_source
+from armcodec.models.previous_frame import PreviousFramePredictor
 
 VIDEO_PRESET = "video"
 VIDEO_BATCH_BYTES = 1 << 30
@@ -80,6 +81,9 @@ class VideoCodec:
     code each plane group of a frame without the previous frame and keep the smaller (scene cuts,
     fast motion; about twice the encode time of the frames between key frames).  ``motion``: move
     the previous frame by a motion vector per 16x16 block (block matching) before the model sees it.
+    ``predictor``: also code each grey plane of a frame by the previous-frame predictor
+    (:mod:`armcodec.models.previous_frame`: the moved previous sample, as sure as its coded
+    neighbours were) and keep it where it is smaller (noisy still or slow scenes; cheap to try).
     ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
     batch and encodes in three, and a clip of any length stays under 2 GiB)."""
 
@@ -87,7 +91,7 @@ class VideoCodec:
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
                  kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True,
                  batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True,
-                 binned: bool = True):
+                 binned: bool = True, predictor: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         def make(name: str, tile: int | None) -> Codec:
@@ -102,6 +106,7 @@ class VideoCodec:
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback, binned=binned)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
+        self.predictor = predictor
 
     def codec_for(self, groups) -> Codec:
         """The codec for frames of these plane groups ((width, height, channels) each): the
@@ -174,20 +179,28 @@ class VideoCodec:
         log2 = BLOCK_LOG2_DEFAULT
         if prev is not None and self.copy_blocks:
             log2 = copy_block_size(groups, [ctx for ctx, _ in moved], c.tile_size)
-        streams, bits, temporal, fields, copied, blocks = [], 0.0, [], [], [], []
-        for g, with_prev in zip(groups, moved):
-            options = [with_prev] if with_prev is not None else []  # (context, motion field)
-            options += [(None, None)] if with_prev is None or self.intra_check else []
+        streams, bits, temporal, fields, copied, blocks, chosen = [], 0.0, [], [], [], [], []
+        predictor = PreviousFramePredictor(m.net.cfg) if self.predictor and len(groups) <= 4 else None
+        for k, (g, with_prev) in enumerate(zip(groups, moved)):
+            options = []  # (network, context, motion field)
+            if with_prev is not None:
+                options.append((m.net, *with_prev))
+                if predictor is not None and g.shape[2] == 1:  # its vectors in quarter pixels
+                    field = with_prev[1] if with_prev[1] is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64)
+                    field = motion_search.refine_quarter(g, prev.groups[k], field) if self.motion else field
+                    options.append((predictor, motion.compensate(prev.groups[k], field, unit=motion.QUARTER), field))
+            options += [(m.net, None, None)] if with_prev is None or self.intra_check else []
             coded = []
-            for ctx, field in options:
+            for net, ctx, field in options:
                 tiles, maps = copied_blocks(g, ctx, c.tile_size, log2) if ctx is not None else (None, None)
                 maps = maps if self.copy_blocks else None  # without block maps: whole tiles only (0.5)
-                group = encode_group(g, m.net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
+                group = encode_group(g, net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
                                      max_batch_bytes=c.batch_bytes, context=ctx, copied=tiles, copied_blocks=maps,
                                      block_log2=log2)
                 size = sum(map(len, group.streams)) + (len(cv.write_block_maps(group.blocks, log2)) if group.blocks else 0)
-                coded.append((size, group, ctx is not None, field))
-            _, best, uses_prev, field = min(coded, key=lambda x: x[0])
+                coded.append((size, group, ctx is not None, field, net is predictor))
+            _, best, uses_prev, field, predicted = min(coded, key=lambda x: x[0])
+            chosen.append(predicted)
             streams += best.streams
             bits += best.model_bits
             copied += best.copied or [False] * len(best.streams)
@@ -200,7 +213,8 @@ class VideoCodec:
         has_maps = any(b is not None for b in blocks)
         bits += 8 * len(cv.write_block_maps(blocks, log2)) if has_maps else 0
         return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, [], packed, frame_crc(frame.groups),
-                              tuple(copied) if any(copied) else (), tuple(blocks) if has_maps else (), log2), bits
+                              tuple(copied) if any(copied) else (), tuple(blocks) if has_maps else (), log2,
+                              tuple(chosen) if any(chosen) else ()), bits
 
     # --- decode ---------------------------------------------------------------------------
     def open(self, stream: BinaryIO) -> cv.VideoHeader:
@@ -283,21 +297,25 @@ class VideoCodec:
         m = c.model
         jobs, k = [], 0
         used = [g for g, t in enumerate(rec.temporal) if t]
+        predicted = rec.predicted or (False,) * len(rec.temporal)
+        units = {g: motion.QUARTER if predicted[g] else 1 for g in used}
         fields = dict(zip(used, motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0])
-                                                           for g in used])))
+                                                           for g in used], [units[g] for g in used])))
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
             crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
             group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None,
                                blocks=list(rec.blocks[k : k + n]) or None, block_log2=rec.block_log2)
-            context = motion.compensate(prev.groups[g], fields[g]) if rec.temporal[g] else None
+            context = motion.compensate(prev.groups[g], fields[g], unit=units[g]) if rec.temporal[g] else None
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
         out: list = [None] * len(jobs)
         bits = 8.0 * len(rec.motion)
-        for ch, ctx in sorted({(j.channels, j.context is not None) for j in jobs}):  # as many in one scan as can be
-            idx = [i for i, j in enumerate(jobs) if j.channels == ch and (j.context is not None) == ctx]
-            for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], m.net, m.luts, header.tile, c.device, header.tools,
-                                                      max_batch_bytes=c.batch_bytes, workers=workers)):
+        kinds = [(j.channels, j.context is not None, p) for j, p in zip(jobs, predicted)]
+        for kind in sorted(set(kinds)):  # as many in one scan as can be
+            idx = [i for i, x in enumerate(kinds) if x == kind]
+            net = PreviousFramePredictor(m.net.cfg) if kind[2] else m.net
+            for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], net, m.luts, header.tile, c.device, header.tools,
+                                                      max_batch_bytes=c.batch_bytes, workers=None if kind[2] else workers)):
                 out[i] = arr
                 bits += b
         if rec.frame_crc is not None and frame_crc(out) != rec.frame_crc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from armcodec.coding.motion import BLOCK, MAX_VECTOR, block_grid
+from armcodec.coding.motion import BLOCK, MAX_VECTOR, QUARTER, block_grid, compensate
 
 LENGTH_COST = 2.0  # SAD units per pixel of |dy| + |dx|, per pixel of the block
 
@@ -30,4 +30,30 @@ def search(cur: np.ndarray, prev: np.ndarray, block: int = BLOCK, radius: int = 
             better = sad < best
             best[better] = sad[better]
             out[better] = (dy, dx)
+    return out
+
+
+def refine_quarter(cur: np.ndarray, prev: np.ndarray, vectors: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """Integer vectors (by, bx, 2) -> quarter-pixel ones within half a pixel of them, each block's
+    the smallest sum of absolute differences against the bilinearly moved previous frame (as
+    ``compensate(..., unit=QUARTER)`` moves it), a small cost for leaving the integer vector."""
+    h, w = cur.shape[:2]
+    by, bx = block_grid(h, w, block)
+    c = cur.astype(np.int64).sum(2)
+    base = vectors * QUARTER
+    best = np.full((by, bx), np.inf)
+    out = base.copy()
+    half = QUARTER // 2
+    for qy in range(-half, half + 1):
+        for qx in range(-half, half + 1):
+            cand = base + np.array([qy, qx])
+            if np.abs(cand).max(initial=0) > MAX_VECTOR * QUARTER:
+                cand = np.clip(cand, -MAX_VECTOR * QUARTER, MAX_VECTOR * QUARTER)
+            moved = compensate(prev, cand, block, QUARTER).astype(np.int64).sum(2)
+            diff = np.zeros((by * block, bx * block), np.int64)
+            diff[:h, :w] = np.abs(c - moved)
+            sad = diff.reshape(by, block, bx, block).sum((1, 3)) + (0.5 * block * block / QUARTER if qy or qx else 0.0)
+            better = sad < best
+            best[better] = sad[better]
+            out[better] = cand[better]
     return out
