@@ -35,9 +35,12 @@
                    coded / copied, the first run coded (may be 0), the others above 0, at least one
                    copied block: a copied block is the previous frame's (moved) samples, which its
                    tile stream does not code
-                   only with flags bit 4 (0.13, at most 4 plane groups): u8 mask, bit k set when plane
-                   group k (coded with the previous frame, one channel) is coded by the previous-frame
-                   predictor (:mod:`armcodec.models.previous_frame`) instead of the file's weights
+                   only with flags bit 4 (0.13, at most 4 plane groups): every motion vector of the
+                   record is in quarter pixels (:mod:`armcodec.coding.motion`), and varint c + c bytes,
+                   c = ceil(S / 8), the predictor map: bit k set when tile stream k is coded by the
+                   previous-frame predictor (:mod:`armcodec.models.previous_frame`) instead of the
+                   file's weights (a stream with bytes of a group of one channel coded with the
+                   previous frame)
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
                    or with flags bit 6 (0.5, the compact table): S x varint (length / 4), then u32
                    CRC32 of the frame's decoded samples (every plane group in order, row-major)
@@ -80,7 +83,7 @@ MAX_RECORD_HEADER = 1 << 24
 COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
 COMPACT_FLAG = 0x40  # record flags: the compact stream table (0.5): varint lengths / 4, one CRC32 of the frame
 BLOCKS_FLAG = 0x20  # record flags: block maps follow the copy map (0.6)
-PREDICTOR_FLAG = 0x10  # record flags: the predictor mask follows the block maps (0.13; at most 4 plane groups)
+PREDICTOR_FLAG = 0x10  # record flags: quarter-pixel vectors, the predictor map after the block maps (0.13; <= 4 groups)
 BLOCK_LOG2 = (2, 5)  # copied blocks: 4x4 to 32x32 samples
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
@@ -141,7 +144,8 @@ class FrameRecord:
     copied: tuple[bool, ...] = ()  # per stream: the tile is the previous frame's (moved) samples, no stream; () none
     blocks: tuple = ()  # per stream: None or bool (rows, cols), the tile's blocks copied from the previous frame; () none
     block_log2: int = 3  # the blocks' size: 2**block_log2 samples a side
-    predicted: tuple[bool, ...] = ()  # per plane group: coded by the previous-frame predictor; () none
+    quarter: bool = False  # the motion vectors are in quarter pixels and a predictor map is written (0.13)
+    predicted: tuple[bool, ...] = ()  # per stream: coded by the previous-frame predictor; () none
     offset: int = 0  # where it starts in the file (set by the writer and reader)
     size: int = 0
 
@@ -254,12 +258,16 @@ def write_record(rec: FrameRecord) -> bytes:
         flags |= BLOCKS_FLAG
         block_maps = write_block_maps(rec.blocks, rec.block_log2)
     predictor = b""
-    if any(rec.predicted):
-        if len(rec.predicted) != len(rec.temporal) or len(rec.temporal) > 4 or \
-                any(p and not t for p, t in zip(rec.predicted, rec.temporal)):
-            raise ValueError("invalid predictor mask")
+    if rec.quarter:
+        predicted = rec.predicted or (False,) * len(rec.streams)
+        if len(predicted) != len(rec.streams) or len(rec.temporal) > 4 or \
+                any(p and (not s or c) for p, s, c in zip(predicted, rec.streams, rec.copied or (False,) * len(predicted))):
+            raise ValueError("invalid predictor map")
         flags |= PREDICTOR_FLAG
-        predictor = struct.pack("<B", sum(1 << k for k, p in enumerate(rec.predicted) if p))
+        bitmap = stream_bitmap(predicted)
+        predictor = varint(len(bitmap)) + bitmap
+    elif any(rec.predicted):
+        raise ValueError("a predictor map needs quarter-pixel vectors")
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
                      varint(len(rec.motion)), rec.motion, copy_map, block_maps, predictor,
                      varint(len(rec.streams)),
@@ -299,7 +307,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     if flags & BLOCKS_FLAG:
         (code,) = r.take("<B")
         block_maps = (code, r.raw(r.varint()))
-    mask = r.take("<B")[0] if flags & PREDICTOR_FLAG else 0
+    predictor_map = r.raw(r.varint()) if flags & PREDICTOR_FLAG else None
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -324,11 +332,15 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     if motion and not any(temporal):
         raise FormatError(f"key frame {number} carries motion vectors")
     predicted = ()
-    if flags & PREDICTOR_FLAG:
-        predicted = tuple(bool(mask >> k & 1) for k in range(len(header.planes)))
-        if not mask or mask >> len(header.planes) or any(p and (not t or header.planes[g][2] != 1)
-                                                         for g, (p, t) in enumerate(zip(predicted, temporal))):
-            raise FormatError(f"frame {number}'s predictor mask {mask} names a plane group it cannot")
+    if predictor_map is not None:
+        predicted = tuple(bitmap_flags(predictor_map, n))
+        if len(predicted) != n or predictor_map != stream_bitmap(predicted):
+            raise FormatError(f"frame {number}'s predictor map does not match its {n} streams")
+        group_of = [g for g, count in enumerate(header.plane_streams()) for _ in range(count)]
+        if any(p and (not lengths[k] or not temporal[group_of[k]] or header.planes[group_of[k]][2] != 1)
+               for k, p in enumerate(predicted)):
+            raise FormatError(f"frame {number}'s predictor map marks a stream the predictor cannot code")
+        predicted = predicted if any(predicted) else ()
     copied = ()
     if copy_map is not None:
         copied = tuple(bitmap_flags(copy_map, n))
@@ -340,8 +352,8 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     blocks, log2 = (), 3
     if block_maps is not None:
         blocks, log2 = read_block_maps(*block_maps, header, temporal, copied, number)
-    return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, blocks, log2, predicted, offset,
-                       8 + rlen + total)
+    return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, blocks, log2,
+                       predictor_map is not None, predicted, offset, 8 + rlen + total)
 
 
 def block_map_shape(h: int, w: int, log2: int) -> tuple[int, int]:

@@ -166,55 +166,66 @@ class VideoCodec:
 
     def encode_frame(self, frame: VideoFrame, number: int, prev: VideoFrame | None) -> tuple[cv.FrameRecord, float]:
         """Each plane group with the previous frame (when given: moved by the motion vectors the
-        block search picks; the tiles and blocks equal to it there copied) and, unless
-        ``intra_check`` is off, also without it, keeping the smaller (encoder-only: the record's
-        flags, motion field, copy map and block maps say which)."""
+        block search picks, refined to quarter pixels with the predictor on; the tiles and blocks
+        equal to it there copied), each tile of a grey plane by the file's weights or the
+        previous-frame predictor, whichever is smaller, and, unless ``intra_check`` is off, the
+        group also without the previous frame, keeping the smaller (encoder-only: the record's
+        flags, motion field, copy map, block maps and predictor map say which)."""
         c = self.codec
         m = c.model
         groups = [np.ascontiguousarray(g) for g in frame.groups]
+        quarter = prev is not None and self.predictor and len(groups) <= 4  # vectors in quarter pixels
+        predictor = PreviousFramePredictor(m.net.cfg) if quarter else None
         moved = []  # per group: (the moved previous frame, motion field), or None for a key frame
         for k, g in enumerate(groups):
-            field = motion_search.search(g, prev.groups[k]) if prev is not None and self.motion else None
-            moved.append(None if prev is None else (motion.compensate(prev.groups[k], field), field))
+            if prev is None:
+                moved.append(None)
+                continue
+            field = motion_search.search(g, prev.groups[k]) if self.motion else None
+            if quarter:
+                field = motion_search.refine_quarter(g, prev.groups[k], field) if field is not None else None
+                moved.append((motion.compensate(prev.groups[k], field, unit=motion.QUARTER), field))
+            else:
+                moved.append((motion.compensate(prev.groups[k], field), field))
         log2 = BLOCK_LOG2_DEFAULT
         if prev is not None and self.copy_blocks:
             log2 = copy_block_size(groups, [ctx for ctx, _ in moved], c.tile_size)
-        streams, bits, temporal, fields, copied, blocks, chosen = [], 0.0, [], [], [], [], []
-        predictor = PreviousFramePredictor(m.net.cfg) if self.predictor and len(groups) <= 4 else None
-        for k, (g, with_prev) in enumerate(zip(groups, moved)):
-            options = []  # (network, context, motion field)
-            if with_prev is not None:
-                options.append((m.net, *with_prev))
-                if predictor is not None and g.shape[2] == 1:  # its vectors in quarter pixels
-                    field = with_prev[1] if with_prev[1] is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64)
-                    field = motion_search.refine_quarter(g, prev.groups[k], field) if self.motion else field
-                    options.append((predictor, motion.compensate(prev.groups[k], field, unit=motion.QUARTER), field))
-            options += [(m.net, None, None)] if with_prev is None or self.intra_check else []
-            coded = []
-            for net, ctx, field in options:
+        streams, bits, temporal, fields, copied, blocks, predicted = [], 0.0, [], [], [], [], []
+        for g, with_prev in zip(groups, moved):
+            def code(net, ctx):
                 tiles, maps = copied_blocks(g, ctx, c.tile_size, log2) if ctx is not None else (None, None)
                 maps = maps if self.copy_blocks else None  # without block maps: whole tiles only (0.5)
-                group = encode_group(g, net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
-                                     max_batch_bytes=c.batch_bytes, context=ctx, copied=tiles, copied_blocks=maps,
-                                     block_log2=log2)
-                size = sum(map(len, group.streams)) + (len(cv.write_block_maps(group.blocks, log2)) if group.blocks else 0)
-                coded.append((size, group, ctx is not None, field, net is predictor))
-            _, best, uses_prev, field, predicted = min(coded, key=lambda x: x[0])
-            chosen.append(predicted)
+                return encode_group(g, net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
+                                    max_batch_bytes=c.batch_bytes, context=ctx, copied=tiles, copied_blocks=maps,
+                                    block_log2=log2)
+
+            coded = []  # (bytes, group, uses the previous frame)
+            if with_prev is not None:
+                group = code(m.net, with_prev[0])
+                if predictor is not None and g.shape[2] == 1:
+                    group = per_tile_choice(group, code(predictor, with_prev[0]))
+                coded.append((group_bytes(group, log2), group, True))
+            if with_prev is None or self.intra_check:
+                group = code(m.net, None)
+                coded.append((group_bytes(group, log2), group, False))
+            _, best, uses_prev = min(coded, key=lambda x: x[0])
             streams += best.streams
             bits += best.model_bits
             copied += best.copied or [False] * len(best.streams)
             blocks += best.blocks or [None] * len(best.streams)
+            predicted += best.predicted or [False] * len(best.streams)
             temporal.append(uses_prev)
             if uses_prev:
+                field = with_prev[1]
                 fields.append(field if field is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64))
         packed = motion.pack(fields)
         bits += 8 * len(packed)
         has_maps = any(b is not None for b in blocks)
         bits += 8 * len(cv.write_block_maps(blocks, log2)) if has_maps else 0
+        quarter = quarter and any(temporal)
         return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, [], packed, frame_crc(frame.groups),
                               tuple(copied) if any(copied) else (), tuple(blocks) if has_maps else (), log2,
-                              tuple(chosen) if any(chosen) else ()), bits
+                              quarter, tuple(predicted) if any(predicted) else ()), bits
 
     # --- decode ---------------------------------------------------------------------------
     def open(self, stream: BinaryIO) -> cv.VideoHeader:
@@ -297,25 +308,23 @@ class VideoCodec:
         m = c.model
         jobs, k = [], 0
         used = [g for g, t in enumerate(rec.temporal) if t]
-        predicted = rec.predicted or (False,) * len(rec.temporal)
-        units = {g: motion.QUARTER if predicted[g] else 1 for g in used}
+        unit = motion.QUARTER if rec.quarter else 1
         fields = dict(zip(used, motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0])
-                                                           for g in used], [units[g] for g in used])))
+                                                           for g in used], [unit] * len(used))))
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
             crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
             group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None,
-                               blocks=list(rec.blocks[k : k + n]) or None, block_log2=rec.block_log2)
-            context = motion.compensate(prev.groups[g], fields[g], unit=units[g]) if rec.temporal[g] else None
+                               blocks=list(rec.blocks[k : k + n]) or None, block_log2=rec.block_log2,
+                               predicted=list(rec.predicted[k : k + n]) or None)
+            context = motion.compensate(prev.groups[g], fields[g], unit=unit) if rec.temporal[g] else None
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
         out: list = [None] * len(jobs)
         bits = 8.0 * len(rec.motion)
-        kinds = [(j.channels, j.context is not None, p) for j, p in zip(jobs, predicted)]
-        for kind in sorted(set(kinds)):  # as many in one scan as can be
-            idx = [i for i, x in enumerate(kinds) if x == kind]
-            net = PreviousFramePredictor(m.net.cfg) if kind[2] else m.net
-            for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], net, m.luts, header.tile, c.device, header.tools,
-                                                      max_batch_bytes=c.batch_bytes, workers=None if kind[2] else workers)):
+        for ch, ctx in sorted({(j.channels, j.context is not None) for j in jobs}):  # as many in one scan as can be
+            idx = [i for i, j in enumerate(jobs) if j.channels == ch and (j.context is not None) == ctx]
+            for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], m.net, m.luts, header.tile, c.device, header.tools,
+                                                      max_batch_bytes=c.batch_bytes, workers=workers)):
                 out[i] = arr
                 bits += b
         if rec.frame_crc is not None and frame_crc(out) != rec.frame_crc:
@@ -354,6 +363,32 @@ def equal_blocks(a: np.ndarray, b: np.ndarray, log2: int) -> np.ndarray:
     diff = np.zeros((rows * s, cols * s), bool)
     diff[:h, :w] = (a != b).any(axis=2)
     return ~diff.reshape(rows, s, cols, s).any(axis=(1, 3))
+
+
+def group_bytes(group: CodedGroup, log2: int) -> int:
+    """What a coded plane group adds to its record: its streams and block maps."""
+    return sum(map(len, group.streams)) + (len(cv.write_block_maps(group.blocks, log2)) if group.blocks else 0)
+
+
+def per_tile_choice(model: CodedGroup, predictor: CodedGroup) -> CodedGroup:
+    """Encoder-only: a plane group's tiles coded by the model or by the previous-frame predictor
+    (the same tiles, samples and previous frame), each tile's smaller stream with its block map;
+    the group's ``predicted`` says which tiles are the predictor's."""
+    n = len(model.streams)
+    none = [None] * n
+
+    def size(g: CodedGroup, k: int) -> int:
+        m = (g.blocks or none)[k]
+        return len(g.streams[k]) + (cv.block_map_bytes(m) if m is not None else 0)
+
+    pick = [bool(predictor.streams[k]) and size(predictor, k) < size(model, k) for k in range(n)]
+    if not any(pick):
+        return model
+    streams = [(predictor if p else model).streams[k] for k, p in enumerate(pick)]
+    blocks = [((predictor if p else model).blocks or none)[k] for k, p in enumerate(pick)]
+    bits = sum((predictor if p else model).tile_bits[k] for k, p in enumerate(pick))
+    return CodedGroup(streams, model.crcs, bits, copied=model.copied, blocks=blocks if any(b is not None for b in blocks) else None,
+                      block_log2=model.block_log2, predicted=pick, tile_bits=None)
 
 
 def copy_block_size(groups, contexts, tile: int) -> int:

@@ -177,6 +177,7 @@ def compress(
     video_only: Annotated[bool, typer.Option("--video-only", help="Video files: code the video stream even when the file also holds audio or subtitles, which are then not stored.")] = False,
     copy_blocks: Annotated[bool, typer.Option("--copy-blocks/--no-copy-blocks", help="Video: take the blocks (4x4 to 32x32 samples) that equal the moved previous frame from it instead of coding them (static backgrounds, the unchanged blocks of a lossy source, screen content; default on).")] = True,
     binned: Annotated[bool, typer.Option("--binned/--no-binned", help="Coder tool (0.11): code each sample the model predicts as its bin of 16 values, then its place in the bin (the coder's tables about 8x cheaper; the same size within a few bytes). --no-binned writes one table of 256 per sample: files armcodec 0.10 reads.")] = True,
+    predictor: Annotated[bool, typer.Option("--predictor/--no-predictor", help="Video (0.13): motion vectors in quarter pixels, and each tile of a grey plane (Y, U, V) coded by the model or by the previous-frame predictor, whichever is smaller (noisy still or slowly moving scenes: 5-20% smaller). --no-predictor writes files armcodec 0.12 reads.")] = True,
 ) -> None:
     """Compress images (or videos) to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -189,7 +190,7 @@ def compress(
     to_stdout = _stdio_plan(inputs, output)
     if any(cli_video.is_video_input(p, video) for p in inputs):
         return _compress_videos(inputs, output, to_stdout, model or "video", device, tile_size, max_pixels, adapt, feedback, kernel,
-                                key_interval, video, video_only, force, as_json, copy_blocks, binned)
+                                key_interval, video, video_only, force, as_json, copy_blocks, binned, predictor)
     model = model or "default"
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
@@ -225,7 +226,7 @@ def compress(
 
 
 def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pixels, adapt, feedback, kernel, key_interval, video,
-                     video_only, force, as_json, copy_blocks=True, binned=True) -> None:
+                     video_only, force, as_json, copy_blocks=True, binned=True, predictor=True) -> None:
     from armcodec.errors import ArmcodecError
     from armcodec.video import VideoCodec
 
@@ -235,7 +236,7 @@ def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pi
         _fail("give videos and images in separate commands", 2)
     try:
         codec = VideoCodec(model, device, key_interval, tile_size, adapt, kernel=kernel, feedback=feedback,
-                           copy_blocks=copy_blocks, binned=binned, **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
+                           copy_blocks=copy_blocks, binned=binned, predictor=predictor, **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, cli_video.compressed_name)

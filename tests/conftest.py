@@ -160,6 +160,21 @@ def moving_frames(n: int = 5, h: int = 21, w: int = 30, seed: int = 0) -> list[n
     return [np.clip(scene[:, k : k + w] + rng.integers(-2, 3, (h, w)), 0, 255).astype(np.uint8) for k in range(n)]
 
 
+def subpixel_frames(n: int = 4, h: int = 21, w: int = 30, seed: int = 5) -> list[np.ndarray]:
+    """A smooth scene panning half a pixel a frame to the right and a quarter down, with a little
+    noise: the previous frame moved by a fraction of a pixel predicts each frame (the video
+    previous-frame predictor's case)."""
+    rng = np.random.default_rng(seed)
+    big = rng.integers(0, 256, (4 * h + 4 * n + 8, 4 * w + 4 * n + 8)).astype(np.float64)
+    for _ in range(6):  # smooth it: edges that move by fractions of a pixel
+        big = (big + np.roll(big, 1, 0) + np.roll(big, 1, 1) + np.roll(big, (1, 1), (0, 1))) / 4
+    out = []
+    for k in range(n):
+        crop = big[k : k + 4 * h, 2 * k : 2 * k + 4 * w].reshape(h, 4, w, 4).mean((1, 3))
+        out.append(np.clip(np.rint(crop) + rng.integers(-1, 2, (h, w)), 0, 255).astype(np.uint8))
+    return out
+
+
 def y4m_bytes(frames: list[np.ndarray], params: list[bytes] | None = None, line: bytes | None = None) -> bytes:
     h, w = frames[0].shape
     ch, cw = -(-h // 2), -(-w // 2)

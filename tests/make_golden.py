@@ -23,7 +23,9 @@ coder tool 5): ``<stem>.v11-<tools>.arm``, ``pyramid/<stem>.binned.arm``,
 ``pyramid/shipped-0.11-pyramid-s3.arm``, ``video/clip420-binned.y4m.arm``,
 ``video/clip420-blocks-binned.y4m.arm`` and ``video/shipped-0.11-*.arm``; armcodec 0.12:
 ``pyramid/shipped-pyramid-s4.arm`` (the photograph by pyramid-s4); armcodec 0.12.11:
-``video/shipped-0.12.11-clip420.y4m.arm`` (grey planes by temporal-planes-s4).
+``video/shipped-0.12.11-clip420.y4m.arm`` (grey planes by temporal-planes-s4); armcodec 0.13 (the
+previous-frame predictor): ``video/clip420-predictor.y4m.arm`` (a noisy clip panning by fractions of
+a pixel, ``clip420-subpixel.y4m``) and ``video/shipped-0.13-*.arm``.
 
     python tests/make_golden.py
 """
@@ -105,12 +107,16 @@ if __name__ == "__main__":
         changed[3:7, 2:9] ^= 5  # a few blocks of the first luma tile
         changed[17:, 20:] ^= 1  # and of the last
         (VIDEO / "clip420-blocks.y4m").write_bytes(y4m_bytes([fr[0], changed, fr[1]]))
-    for name, source, feedback, copy_blocks, binned in golden_video_sources():
+    if not (VIDEO / "clip420-subpixel.y4m").exists():  # armcodec 0.13: the previous-frame predictor
+        from conftest import subpixel_frames, y4m_bytes
+
+        (VIDEO / "clip420-subpixel.y4m").write_bytes(y4m_bytes(subpixel_frames(4, 38, 52)))
+    for name, source, feedback, copy_blocks, binned, predictor in golden_video_sources():
         if not (VIDEO / name).exists():
-            (VIDEO / name).write_bytes(encode_video(video_codec(feedback, copy_blocks, binned), source()))
+            (VIDEO / name).write_bytes(encode_video(video_codec(feedback, copy_blocks, binned, predictor), source()))
             print("wrote", name)
     sources = {n: s for n, s, *_ in golden_video_sources()}
-    for of, name, weights, binned in SHIPPED_VIDEO:  # the shipped video preset's files (only the new ones are written)
+    for of, name, weights, binned, predictor in SHIPPED_VIDEO:  # the shipped video preset's files (only the new ones are written)
         if not (VIDEO / name).exists():
-            (VIDEO / name).write_bytes(encode_video(shipped_video_codec(weights, binned), sources[of]()))
+            (VIDEO / name).write_bytes(encode_video(shipped_video_codec(weights, binned, predictor), sources[of]()))
             print("wrote", name)

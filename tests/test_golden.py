@@ -15,7 +15,10 @@ their bytes again, and the same tile streams as the version-1 file with the same
 0.11 (coder tool 5, binned symbols, what new files use): ``<stem>.v11-<tools>.arm`` (:data:`V11`),
 ``pyramid/<stem>.binned.arm``, ``pyramid/shipped-0.11-pyramid-s3.arm``, ``video/*-binned*.arm`` and
 ``video/shipped-0.11-*.arm``; the older files are written again with ``binned=False``.  armcodec 0.12:
-``pyramid/shipped-pyramid-s4.arm`` (the pyramid preset's new weights)."""
+``pyramid/shipped-pyramid-s4.arm`` (the pyramid preset's new weights).  armcodec 0.13 (the video
+previous-frame predictor, quarter-pixel vectors and a record's predictor map):
+``video/clip420-predictor.y4m.arm`` and ``video/shipped-0.13-*.arm``; the older video files are
+written again with it off."""
 import dataclasses
 import re
 
@@ -257,11 +260,11 @@ def test_files_of_the_shipped_pyramid_weights_decode_and_are_written_again(stem,
 VIDEO = GOLDEN / "video"
 
 
-def video_codec(feedback: bool = False, copy_blocks: bool = False, binned: bool = False):
+def video_codec(feedback: bool = False, copy_blocks: bool = False, binned: bool = False, predictor: bool = False):
     from armcodec.video import VideoCodec
 
     return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO, feedback=feedback,
-                      copy_blocks=copy_blocks, binned=binned)
+                      copy_blocks=copy_blocks, binned=binned, predictor=predictor)
 
 
 def encode_video(codec, source) -> bytes:
@@ -272,12 +275,29 @@ def encode_video(codec, source) -> bytes:
     return out.getvalue()
 
 
+def video_records(data: bytes, codec) -> list:
+    """The frame records of a video file."""
+    import io
+
+    from armcodec import container_video as cv
+
+    f = io.BytesIO(data)
+    header = codec.open(f)
+    pos, out = header.size, []
+    while (rec := cv.read_record(f, header, pos)) is not None:
+        out.append(rec)
+        pos += rec.size
+    return out
+
+
 def golden_video_sources():
     """(golden file, a fresh VideoSource of its input, the feedback used, block maps used, binned
-    symbols used): a 4:2:0 Y4M clip with FRAME parameters and RGBA frames with the adaptation alone
-    (0.4); a clip whose third frame repeats its second with the feedback and 0.5's records (the
-    compact stream table, a copy map); a clip whose second frame changes a few blocks of its first,
-    with 0.6's block maps; that clip and the first with binned symbols (0.11)."""
+    symbols used, the previous-frame predictor used): a 4:2:0 Y4M clip with FRAME parameters and
+    RGBA frames with the adaptation alone (0.4); a clip whose third frame repeats its second with
+    the feedback and 0.5's records (the compact stream table, a copy map); a clip whose second
+    frame changes a few blocks of its first, with 0.6's block maps; that clip and the first with
+    binned symbols (0.11); a noisy clip panning by fractions of a pixel with every tool and the
+    predictor (0.13: quarter-pixel vectors, the predictor mask)."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
@@ -285,36 +305,40 @@ def golden_video_sources():
     def clip(name):
         return lambda: y4m_source(io.BytesIO((VIDEO / name).read_bytes()))
 
-    return [("clip420.y4m.arm", clip("clip420.y4m"), False, False, False),
-            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False, False, False),
-            ("clip420-repeat.y4m.arm", clip("clip420-repeat.y4m"), True, False, False),
-            ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True, False),
-            ("clip420-blocks-binned.y4m.arm", clip("clip420-blocks.y4m"), True, True, True),
-            ("clip420-binned.y4m.arm", clip("clip420.y4m"), False, False, True)]
+    return [("clip420.y4m.arm", clip("clip420.y4m"), False, False, False, False),
+            ("rgba-frames.arm", lambda: frames_source([VIDEO / "rgba-frames"]), False, False, False, False),
+            ("clip420-repeat.y4m.arm", clip("clip420-repeat.y4m"), True, False, False, False),
+            ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True, False, False),
+            ("clip420-blocks-binned.y4m.arm", clip("clip420-blocks.y4m"), True, True, True, False),
+            ("clip420-binned.y4m.arm", clip("clip420.y4m"), False, False, True, False),
+            ("clip420-predictor.y4m.arm", clip("clip420-subpixel.y4m"), True, True, True, True)]
 
 
 # files of the shipped `video` preset as each release wrote them (source, file, weights, binned): 0.7's
 # grey planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2,
-# 0.9's by temporal-planes-s3, 0.11's both with binned symbols, 0.12.11's by temporal-planes-s4.
+# 0.9's by temporal-planes-s3, 0.11's both with binned symbols, 0.12.11's by temporal-planes-s4,
+# 0.13's with the previous-frame predictor (the last field: whether the encoder could use it).
 # The preset decodes each of them (switching to the weights the file names) and those weights write
 # it again byte for byte; the last file of each source is what the preset writes today.
-SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s", False),
-                 ("rgba-frames.arm", "shipped-rgba-frames.arm", "temporal-s", False),
-                 ("clip420.y4m.arm", "shipped-0.8-clip420.y4m.arm", "temporal-planes-s2", False),
-                 ("clip420.y4m.arm", "shipped-0.9-clip420.y4m.arm", "temporal-planes-s3", False),
-                 ("clip420.y4m.arm", "shipped-0.11-clip420.y4m.arm", "temporal-planes-s3", True),
-                 ("clip420.y4m.arm", "shipped-0.12.11-clip420.y4m.arm", "temporal-planes-s4", True),
-                 ("rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "temporal-s", True))
+SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s", False, False),
+                 ("rgba-frames.arm", "shipped-rgba-frames.arm", "temporal-s", False, False),
+                 ("clip420.y4m.arm", "shipped-0.8-clip420.y4m.arm", "temporal-planes-s2", False, False),
+                 ("clip420.y4m.arm", "shipped-0.9-clip420.y4m.arm", "temporal-planes-s3", False, False),
+                 ("clip420.y4m.arm", "shipped-0.11-clip420.y4m.arm", "temporal-planes-s3", True, False),
+                 ("clip420.y4m.arm", "shipped-0.12.11-clip420.y4m.arm", "temporal-planes-s4", True, False),
+                 ("clip420.y4m.arm", "shipped-0.13-clip420.y4m.arm", "temporal-planes-s4", True, True),
+                 ("rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "temporal-s", True, False),
+                 ("rgba-frames.arm", "shipped-0.13-rgba-frames.arm", "temporal-s", True, True))
 
 
-def shipped_video_codec(weights: str | None = None, binned: bool = True):
+def shipped_video_codec(weights: str | None = None, binned: bool = True, predictor: bool = True):
     """The shipped `video` preset, or the codec of one of its weights as the preset runs them
     (in its 128x128 tiles)."""
     from armcodec.video import VideoCodec
 
     if weights is None:
         return VideoCodec("video", "cpu", key_interval=3)
-    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128, binned=binned)
+    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128, binned=binned, predictor=predictor)
 
 
 @pytest.mark.parametrize("k", range(len(SHIPPED_VIDEO)))
@@ -323,7 +347,7 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
 
     from armcodec.video import read_info
 
-    of, name, weights, binned = SHIPPED_VIDEO[k]
+    of, name, weights, binned, predictor = SHIPPED_VIDEO[k]
     source = dict((n, s) for n, s, *_ in golden_video_sources())[of]
     data = (VIDEO / name).read_bytes()
     assert read_info(io.BytesIO(data))["model"] == weights
@@ -334,23 +358,24 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
     want = list(source().frames)
     assert len(got) == len(want)
     assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
-    assert encode_video(shipped_video_codec(weights, binned), source()) == data
+    assert encode_video(shipped_video_codec(weights, binned, predictor), source()) == data
+    assert any(rec.predicted for rec in video_records(data, codec)) == predictor
     if name == [n for o, n, *_ in SHIPPED_VIDEO if o == of][-1]:
         assert encode_video(shipped_video_codec(), source()) == data
 
 
 # the golden files this release writes again byte for byte (the others: 0.4's full stream table)
 VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "clip420-blocks.y4m.arm", "clip420-blocks-binned.y4m.arm",
-                   "clip420-binned.y4m.arm")
+                   "clip420-binned.y4m.arm", "clip420-predictor.y4m.arm")
 
 
 @pytest.mark.parametrize("k", range(len(golden_video_sources())))
 def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
     import io
 
-    name, source, feedback, copy_blocks, binned = golden_video_sources()[k]
+    name, source, feedback, copy_blocks, binned, predictor = golden_video_sources()[k]
     data = (VIDEO / name).read_bytes()
-    codec = video_codec(feedback, copy_blocks, binned)
+    codec = video_codec(feedback, copy_blocks, binned, predictor)
     f = io.BytesIO(data)
     header = codec.open(f)
     got = list(codec.decode(f, header, seekable=True))
@@ -361,5 +386,7 @@ def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
 
     info = read_info(io.BytesIO(data))
     assert info["key_frames"] < info["frames"]  # frames coded with their predecessor among them
+    if predictor:  # tiles coded by the previous-frame predictor among them
+        assert any(rec.predicted for rec in video_records(data, codec))
     if name in VIDEO_REWRITTEN:
         assert encode_video(codec, source()) == data

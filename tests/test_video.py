@@ -318,6 +318,29 @@ def test_cli_y4m_frames_and_ffv1(tmp_path, clip):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_cli_no_predictor_writes_the_earlier_records(tmp_path, clip):
+    """``--no-predictor``: integer vectors and no predictor map (what armcodec 0.12 reads); both
+    files come back as the clip."""
+    src = tmp_path / "clip.y4m"
+    src.write_bytes(clip)
+    got = {}
+    for flag in ("--predictor", "--no-predictor"):
+        out = tmp_path / f"clip{flag}.arm"
+        r = cli("compress", src, "-o", out, flag)
+        assert r.returncode == 0, r.stderr.decode()
+        r = cli("decompress", out, "-o", "-")
+        assert r.returncode == 0 and r.stdout == clip
+        codec = VideoCodec("video", "cpu")
+        f = io.BytesIO(out.read_bytes())
+        header = codec.open(f)
+        pos, recs = header.size, []
+        while (rec := cv.read_record(f, header, pos)) is not None:
+            recs.append(rec)
+            pos += rec.size
+        got[flag] = [rec.quarter for rec in recs]
+    assert any(got["--predictor"]) and not any(got["--no-predictor"])
+
+
 def test_cli_png_folder_round_trip(tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()

@@ -35,6 +35,8 @@ class CodedGroup:
     copied: list[bool] | None = None  # per tile: equal to the previous frame's (moved) samples there, no stream (video)
     blocks: list[np.ndarray | None] | None = None  # per tile: its copied blocks (bool (rows, cols)) or None (video)
     block_log2: int = 3  # their size: 2**block_log2 samples a side
+    predicted: list[bool] | None = None  # per tile: coded by the previous-frame predictor, not the model (video)
+    tile_bits: list[float] | None = None  # per tile: the model's bits and the side information's (the encoder's)
 
 
 def known_pixels(maps: list[np.ndarray | None], sched: Schedule, log2: int) -> np.ndarray | None:
@@ -116,17 +118,24 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
     fused.prepare(sum(job.height * job.width * job.channels for job in jobs))
     outs = [np.zeros((job.height, job.width, job.channels), dtype=np.uint8) for job in jobs]
     bits = [0.0] * len(jobs)
-    todo = []  # (job, tile index in its group, tile) of every modelled tile
+    todo, todo_predicted = [], []  # (job, tile index in its group, tile) of every modelled tile, by model
     for j, job in enumerate(jobs):
         tiles = tile_grid(job.height, job.width, tile)
         classic = job.group.classic or [False] * len(tiles)
         copied = job.group.copied or [False] * len(tiles)
+        predicted = job.group.predicted or [False] * len(tiles)
         for k, t in enumerate(tiles):
             if copied[k]:  # the previous frame's samples (moved), checked by the tile's CRC
                 if job.context is None:
                     raise FormatError(f"stream {job.first_stream + k} is a copy of a previous frame that is not there")
                 outs[j][t.y : t.y + t.h, t.x : t.x + t.w] = tile_samples(job.context, t)
                 _check_tile(outs[j], t, job, k)
+                continue
+            if predicted[k]:
+                if job.context is None or job.channels != 1:
+                    raise FormatError(f"stream {job.first_stream + k} is coded by the previous-frame predictor, which "
+                                      "needs a previous frame of one channel")
+                todo_predicted.append((j, k, t))
                 continue
             if not classic[k]:
                 todo.append((j, k, t))
@@ -144,6 +153,11 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
         workers.decode(jobs, todo, outs, bits, tile, tools, max_batch_bytes, progress)
     else:
         decode_tiles(jobs, todo, outs, bits, model, luts, tile, device, tools, max_batch_bytes, progress)
+    if todo_predicted:
+        from armcodec.models.previous_frame import PreviousFramePredictor
+
+        decode_tiles(jobs, todo_predicted, outs, bits, PreviousFramePredictor(model.cfg), luts, tile, device, tools,
+                     max_batch_bytes, progress)
     return list(zip(outs, bits))
 
 

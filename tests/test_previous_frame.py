@@ -1,0 +1,176 @@
+"""The video previous-frame predictor (armcodec.models.previous_frame): its integers agree between
+the encoder's pass and the decoder's steps, the quarter-pixel motion compensation is the stated
+integer blend, the record's predictor map is written, used and validated, and clips round-trip."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from armcodec import container_video as cv
+from armcodec.coding import motion
+from armcodec.coding.planes import GroupJob, decode_groups
+from armcodec.coding.scan import Schedule, tile_grid
+from armcodec.container import CoderTools
+from armcodec.encoder.group import encode_group
+from armcodec.errors import FormatError
+from armcodec.exact.tables import TableLUTs
+from armcodec.models.previous_frame import PreviousFramePredictor, ilog
+from armcodec.training.export import export_net
+from armcodec.video import VideoCodec
+from conftest import TINY_TEMPORAL, make_tiny_temporal, subpixel_frames, y4m_bytes
+
+CPU = torch.device("cpu")
+
+
+def test_ilog_is_sixteen_log2_in_integers():
+    n = np.arange(0, 1 << 17)
+    m = n + 1
+    e = np.array([int(v).bit_length() - 1 for v in m])
+    assert np.array_equal(ilog(n), 16 * e + (16 * (m - (1 << e)) >> e))
+    assert ilog(np.array([0, 1, 3, 7, 1020]))[:4].tolist() == [0, 16, 32, 48]
+
+
+def test_quarter_pixel_compensation_is_the_integer_blend():
+    rng = np.random.default_rng(0)
+    prev = rng.integers(0, 256, (20, 24, 1), dtype=np.uint8)
+    v = rng.integers(-3, 4, (2, 2, 2))
+    # whole pixels in quarter units move exactly as the integer vectors do
+    assert np.array_equal(motion.compensate(prev, v * 4, unit=motion.QUARTER), motion.compensate(prev, v))
+    half = motion.compensate(prev, np.tile([0, 2], (2, 2, 1)), unit=motion.QUARTER)  # half a pixel right
+    p = prev[:, :, 0].astype(int)
+    want = (p + np.concatenate([p[:, 1:], p[:, -1:]], 1) + 1) // 2  # the last column repeats
+    assert np.array_equal(half[:, :, 0], want)
+
+
+def test_encoder_pass_and_decoder_steps_give_the_same_integers():
+    """Every pixel's head integers from the encoder's pass (all samples known) equal the
+    decoder's, which sees the samples step by step: tiles cut at the frame's edges included."""
+    rng = np.random.default_rng(1)
+    ctx = rng.integers(0, 256, (37, 45, 1), dtype=np.uint8)
+    cur = np.clip(ctx.astype(int) + rng.integers(-9, 10, ctx.shape), 0, 255).astype(np.uint8)
+    model = PreviousFramePredictor(TINY_TEMPORAL)
+    tiles = tile_grid(37, 45, 16)
+    sched = Schedule(tiles, model, 16)
+    ys = np.array([tiles[n].y for n in sched.n]) + sched.i
+    xs = np.array([tiles[n].x for n in sched.n]) + sched.j
+    values = torch.from_numpy(cur[ys, xs].astype(np.int64))
+    enc = model.encoder_pass(tiles, sched, 16, CPU, values, context=(ctx, ys, xs))
+    dec = model.decoder_steps(tiles, sched, 16, CPU, 1, context=([ctx], ys, xs, np.zeros(len(ys), np.int64)))
+    for t in range(sched.n_steps):
+        a, b = int(sched.starts[t]), int(sched.starts[t + 1])
+        assert torch.equal(dec(a, b), enc(a, b)), t
+        dec.observe(a, b, values[a:b])
+    # the mean is the previous sample and the scale follows the coded neighbours' residuals
+    k, c = TINY_TEMPORAL.mixtures, TINY_TEMPORAL.image_channels
+    p = enc(0, len(ys))
+    assert torch.equal(p[:, c * k], torch.from_numpy((ctx[ys, xs, 0].astype(np.int64) - 128) * 16))
+    assert len(set(p[:, 2 * c * k].tolist())) > 3
+
+
+@pytest.mark.parametrize("tools", [CoderTools(True), CoderTools(True, feedback=3, binned=True)])
+def test_groups_round_trip_with_the_predictor(tools):
+    frames = subpixel_frames(2, 40, 50)
+    prev, cur = (f[:, :, None] for f in frames)
+    luts = TableLUTs.compute().to("cpu")
+    model = PreviousFramePredictor(TINY_TEMPORAL)
+    g = encode_group(cur, model, luts, 16, CPU, tools, context=prev)
+    (out, bits), = decode_groups([GroupJob(g, *cur.shape, 0, prev)], model, luts, 16, CPU, tools)
+    assert np.array_equal(out, cur) and bits == pytest.approx(g.model_bits, rel=1e-9)
+    assert sum(map(len, g.streams)) * 8 <= g.model_bits * 1.005 + 64 * len(g.streams)
+
+
+def encode_clip(codec: VideoCodec, data: bytes) -> bytes:
+    from armcodec.io.frames import y4m_source
+
+    out = io.BytesIO()
+    codec.encode(y4m_source(io.BytesIO(data)), out)
+    return out.getvalue()
+
+
+def records(codec: VideoCodec, data: bytes):
+    f = io.BytesIO(data)
+    header = codec.open(f)
+    pos, out = header.size, []
+    while (rec := cv.read_record(f, header, pos)) is not None:
+        out.append(rec)
+        pos += rec.size
+    return header, out
+
+
+def test_clip_round_trips_and_the_predictor_pays(temporal_dir):
+    """A noisy clip panning by fractions of a pixel: the encoder codes tiles of its planes by the
+    predictor (the record's map, quarter-pixel vectors), the decoder gives the frames back exactly, from the
+    start and from a middle frame, and the file is smaller than without the predictor."""
+    clip = y4m_bytes(subpixel_frames(4, 38, 52))
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir)
+    data = encode_clip(codec, clip)
+    header, recs = records(codec, data)
+    assert any(any(r.predicted) for r in recs)
+    from test_video import decode_bytes
+
+    assert decode_bytes(codec, data) == clip
+    assert decode_bytes(codec, data, frames=slice(2, 4)) == y4m_bytes(subpixel_frames(4, 38, 52)[2:])
+    without = encode_clip(VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, predictor=False), clip)
+    assert len(data) < len(without)
+
+
+def with_map(raw: bytes, at: int, old: bytes, new: bytes) -> bytes:
+    """A record's bytes with the predictor map ``old`` at ``at`` (of the record header) replaced by
+    ``new`` (its varint length included), the header's length and CRC fixed."""
+    (rlen,) = struct.unpack_from("<I", raw)
+    assert raw[at : at + len(old)] == old
+    body = raw[4:at] + new + raw[at + len(old) : 4 + rlen]
+    head = struct.pack("<I", len(body)) + body
+    return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + raw[8 + rlen :]
+
+
+def test_the_predictor_map_is_validated(temporal_dir):
+    clip = y4m_bytes(subpixel_frames(4, 38, 52))
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir)
+    header, recs = records(codec, encode_clip(codec, clip))
+    rec = next(r for r in recs if any(r.predicted))
+    assert rec.quarter and not recs[0].quarter and len(rec.predicted) == len(rec.streams)
+    rec = cv.FrameRecord(rec.temporal, rec.number, b"", rec.streams, rec.crcs, rec.motion, rec.frame_crc,
+                         quarter=True, predicted=rec.predicted)
+    raw = cv.write_record(rec)
+    at = 4 + 1 + 1 + 1 + len(cv.varint(len(rec.motion))) + len(rec.motion)  # rlen, flags, number, extra, motion
+    bitmap = cv.stream_bitmap(rec.predicted)
+    old = cv.varint(len(bitmap)) + bitmap
+    assert cv.read_record(io.BytesIO(raw), header, 0).predicted == rec.predicted
+    n = len(rec.streams)
+    for bad in (b"\x00", cv.varint(len(bitmap) + 1) + bitmap + b"\x00",  # too short, too long
+                cv.varint(len(bitmap)) + bitmap[:-1] + bytes([bitmap[-1] | 0x80 if n % 8 else bitmap[-1]])):
+        if bad[1:] == bitmap:
+            continue
+        with pytest.raises(FormatError, match="predictor map"):
+            cv.read_record(io.BytesIO(with_map(raw, at, old, bad)), header, 0)
+    # a key frame's record whose map marks stream 0 (a group coded without the previous frame)
+    key = cv.write_record(cv.FrameRecord((False,) * 3, 0, b"", rec.streams, [], b"", rec.frame_crc, quarter=True))
+    zero = cv.varint(len(bitmap)) + bytes(len(bitmap))
+    assert cv.read_record(io.BytesIO(key), header, 0).predicted == ()
+    one = cv.varint(len(bitmap)) + b"\x01" + bytes(len(bitmap) - 1)
+    with pytest.raises(FormatError, match="predictor map"):
+        cv.read_record(io.BytesIO(with_map(key, 8, zero, one)), header, 0)
+    with pytest.raises(ValueError, match="quarter-pixel"):
+        cv.write_record(cv.FrameRecord(rec.temporal, 1, b"", rec.streams, [], rec.motion, rec.frame_crc,
+                                       predicted=rec.predicted))
+    empty = [b""] + list(rec.streams[1:])
+    with pytest.raises(ValueError, match="predictor map"):
+        cv.write_record(cv.FrameRecord(rec.temporal, 1, b"", empty, [], rec.motion, rec.frame_crc, quarter=True,
+                                       predicted=(True,) + (False,) * (n - 1)))
+
+
+def test_vector_lengths_are_checked_per_unit():
+    shapes = [(2, 2), (2, 2)]
+    ok = [np.full((2, 2, 2), 16), np.full((2, 2, 2), 64)]
+    data = motion.pack(ok)
+    assert [f.max() for f in motion.unpack(data, shapes, [1, motion.QUARTER])] == [16, 64]
+    with pytest.raises(FormatError, match="longer"):
+        motion.unpack(data, shapes)  # 64 whole pixels: too long
+    with pytest.raises(FormatError, match="longer"):
+        motion.unpack(motion.pack([np.full((2, 2, 2), 17), ok[1]]), shapes, [1, motion.QUARTER])
