@@ -36,11 +36,11 @@
                    copied block: a copied block is the previous frame's (moved) samples, which its
                    tile stream does not code
                    only with flags bit 4 (0.13, at most 4 plane groups): every motion vector of the
-                   record is in quarter pixels (:mod:`armcodec.coding.motion`), and varint c + c bytes,
-                   c = ceil(S / 8), the predictor map: bit k set when tile stream k is coded by the
-                   previous-frame predictor (:mod:`armcodec.models.previous_frame`) instead of the
-                   file's weights (a stream with bytes of a group of one channel coded with the
-                   previous frame)
+                   record is in quarter pixels (:mod:`armcodec.coding.motion`), and every group of one
+                   channel coded with the previous frame is coded by the weights' mixture with the
+                   previous-frame predictor (:mod:`armcodec.models.previous_frame`): varint c + c
+                   bytes, the mixture index (0..16) of each tile stream of those groups in stream
+                   order, copied tiles left out
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
                    or with flags bit 6 (0.5, the compact table): S x varint (length / 4), then u32
                    CRC32 of the frame's decoded samples (every plane group in order, row-major)
@@ -83,7 +83,8 @@ MAX_RECORD_HEADER = 1 << 24
 COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
 COMPACT_FLAG = 0x40  # record flags: the compact stream table (0.5): varint lengths / 4, one CRC32 of the frame
 BLOCKS_FLAG = 0x20  # record flags: block maps follow the copy map (0.6)
-PREDICTOR_FLAG = 0x10  # record flags: quarter-pixel vectors, the predictor map after the block maps (0.13; <= 4 groups)
+PREDICTOR_FLAG = 0x10  # record flags: quarter-pixel vectors, the predictor's mixture indices after the block maps (0.13)
+N_MIX = 17  # mixture indices 0..16 (armcodec.models.previous_frame.N_MIX)
 BLOCK_LOG2 = (2, 5)  # copied blocks: 4x4 to 32x32 samples
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
@@ -144,8 +145,8 @@ class FrameRecord:
     copied: tuple[bool, ...] = ()  # per stream: the tile is the previous frame's (moved) samples, no stream; () none
     blocks: tuple = ()  # per stream: None or bool (rows, cols), the tile's blocks copied from the previous frame; () none
     block_log2: int = 3  # the blocks' size: 2**block_log2 samples a side
-    quarter: bool = False  # the motion vectors are in quarter pixels and a predictor map is written (0.13)
-    predicted: tuple[bool, ...] = ()  # per stream: coded by the previous-frame predictor; () none
+    quarter: bool = False  # quarter-pixel vectors; grey groups coded with the previous frame use the predictor's mixture (0.13)
+    mix: tuple[int, ...] = ()  # with quarter: per stream of those groups (copied tiles left out), its mixture index
     offset: int = 0  # where it starts in the file (set by the writer and reader)
     size: int = 0
 
@@ -259,15 +260,12 @@ def write_record(rec: FrameRecord) -> bytes:
         block_maps = write_block_maps(rec.blocks, rec.block_log2)
     predictor = b""
     if rec.quarter:
-        predicted = rec.predicted or (False,) * len(rec.streams)
-        if len(predicted) != len(rec.streams) or len(rec.temporal) > 4 or \
-                any(p and (not s or c) for p, s, c in zip(predicted, rec.streams, rec.copied or (False,) * len(predicted))):
-            raise ValueError("invalid predictor map")
+        if len(rec.temporal) > 4 or any(not 0 <= v < N_MIX for v in rec.mix):
+            raise ValueError("invalid mixture indices")
         flags |= PREDICTOR_FLAG
-        bitmap = stream_bitmap(predicted)
-        predictor = varint(len(bitmap)) + bitmap
-    elif any(rec.predicted):
-        raise ValueError("a predictor map needs quarter-pixel vectors")
+        predictor = varint(len(rec.mix)) + bytes(rec.mix)
+    elif rec.mix:
+        raise ValueError("mixture indices need the predictor flag (quarter-pixel vectors)")
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
                      varint(len(rec.motion)), rec.motion, copy_map, block_maps, predictor,
                      varint(len(rec.streams)),
@@ -307,7 +305,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     if flags & BLOCKS_FLAG:
         (code,) = r.take("<B")
         block_maps = (code, r.raw(r.varint()))
-    predictor_map = r.raw(r.varint()) if flags & PREDICTOR_FLAG else None
+    mix_bytes = r.raw(r.varint()) if flags & PREDICTOR_FLAG else None
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -331,16 +329,6 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     temporal = tuple(bool(flags >> k & 1) for k in range(len(header.planes)))
     if motion and not any(temporal):
         raise FormatError(f"key frame {number} carries motion vectors")
-    predicted = ()
-    if predictor_map is not None:
-        predicted = tuple(bitmap_flags(predictor_map, n))
-        if len(predicted) != n or predictor_map != stream_bitmap(predicted):
-            raise FormatError(f"frame {number}'s predictor map does not match its {n} streams")
-        group_of = [g for g, count in enumerate(header.plane_streams()) for _ in range(count)]
-        if any(p and (not lengths[k] or not temporal[group_of[k]] or header.planes[group_of[k]][2] != 1)
-               for k, p in enumerate(predicted)):
-            raise FormatError(f"frame {number}'s predictor map marks a stream the predictor cannot code")
-        predicted = predicted if any(predicted) else ()
     copied = ()
     if copy_map is not None:
         copied = tuple(bitmap_flags(copy_map, n))
@@ -349,11 +337,28 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         group_of = [g for g, count in enumerate(header.plane_streams()) for _ in range(count)]
         if not any(copied) or any(c and (lengths[k] or not temporal[group_of[k]]) for k, c in enumerate(copied)):
             raise FormatError(f"frame {number}'s copy map marks a stream that has bytes or no previous frame")
+    mix = ()
+    if mix_bytes is not None:
+        mix = tuple(mix_bytes)
+        if len(mix) != len(mixed_streams(header, temporal, copied)) or any(v >= N_MIX for v in mix):
+            raise FormatError(f"frame {number}'s mixture indices do not match its streams")
     blocks, log2 = (), 3
     if block_maps is not None:
         blocks, log2 = read_block_maps(*block_maps, header, temporal, copied, number)
     return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, blocks, log2,
-                       predictor_map is not None, predicted, offset, 8 + rlen + total)
+                       mix_bytes is not None, mix, offset, 8 + rlen + total)
+
+
+def stream_groups(header: VideoHeader) -> list[tuple[int, int]]:
+    """(plane group, tile index in it) of each stream of a frame, in stream order."""
+    return [(g, k) for g, count in enumerate(header.plane_streams()) for k in range(count)]
+
+
+def mixed_streams(header: VideoHeader, temporal, copied=()) -> list[int]:
+    """The streams (indices) that carry a mixture index in a record with the predictor flag: those
+    of the groups of one channel coded with the previous frame, but the copied tiles."""
+    return [k for k, (g, _) in enumerate(stream_groups(header))
+            if temporal[g] and header.planes[g][2] == 1 and not (copied and copied[k])]
 
 
 def block_map_shape(h: int, w: int, log2: int) -> tuple[int, int]:

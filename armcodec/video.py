@@ -15,6 +15,7 @@ there.  The encoder holds the previous frame and the current one; the decoder th
 """
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ from armcodec.encoder.group import encode_group
 from armcodec.errors import ChecksumError, FormatError, LimitError, ModelError
 from armcodec.exact import fused
 from armcodec.io.frames import VideoFrame, VideoSource, describe_source
-from armcodec.models.previous_frame import PreviousFramePredictor
+from armcodec.encoder.mixture import choose as choose_mixture
+from armcodec.models.previous_frame import PredictorMixture
 
 VIDEO_PRESET = "video"
 VIDEO_BATCH_BYTES = 1 << 30
@@ -167,15 +169,15 @@ class VideoCodec:
     def encode_frame(self, frame: VideoFrame, number: int, prev: VideoFrame | None) -> tuple[cv.FrameRecord, float]:
         """Each plane group with the previous frame (when given: moved by the motion vectors the
         block search picks, refined to quarter pixels with the predictor on; the tiles and blocks
-        equal to it there copied), each tile of a grey plane by the file's weights or the
-        previous-frame predictor, whichever is smaller, and, unless ``intra_check`` is off, the
-        group also without the previous frame, keeping the smaller (encoder-only: the record's
-        flags, motion field, copy map, block maps and predictor map say which)."""
+        equal to it there copied; a grey plane by the weights' mixture with the previous-frame
+        predictor, a mixture index per tile) and, unless ``intra_check`` is off, also without it,
+        keeping the smaller (encoder-only: the record's flags, motion field, copy map, block maps
+        and mixture indices say which)."""
         c = self.codec
         m = c.model
         groups = [np.ascontiguousarray(g) for g in frame.groups]
         quarter = prev is not None and self.predictor and len(groups) <= 4  # vectors in quarter pixels
-        predictor = PreviousFramePredictor(m.net.cfg) if quarter else None
+        mixture = PredictorMixture(m.net, functools.partial(choose_mixture, cfg=m.net.cfg, luts=m.luts)) if quarter else None
         moved = []  # per group: (the moved previous frame, motion field), or None for a key frame
         for k, g in enumerate(groups):
             if prev is None:
@@ -190,7 +192,7 @@ class VideoCodec:
         log2 = BLOCK_LOG2_DEFAULT
         if prev is not None and self.copy_blocks:
             log2 = copy_block_size(groups, [ctx for ctx, _ in moved], c.tile_size)
-        streams, bits, temporal, fields, copied, blocks, predicted = [], 0.0, [], [], [], [], []
+        streams, bits, temporal, fields, copied, blocks, mix = [], 0.0, [], [], [], [], []
         for g, with_prev in zip(groups, moved):
             def code(net, ctx):
                 tiles, maps = copied_blocks(g, ctx, c.tile_size, log2) if ctx is not None else (None, None)
@@ -201,9 +203,12 @@ class VideoCodec:
 
             coded = []  # (bytes, group, uses the previous frame)
             if with_prev is not None:
-                group = code(m.net, with_prev[0])
-                if predictor is not None and g.shape[2] == 1:
-                    group = per_tile_choice(group, code(predictor, with_prev[0]))
+                if mixture is not None and g.shape[2] == 1:
+                    mixture.choices = {}
+                    group = code(mixture, with_prev[0])
+                    group.mix = [mixture.choices.get((t.y, t.x), 0) for t in tile_grid(*g.shape[:2], c.tile_size)]
+                else:
+                    group = code(m.net, with_prev[0])
                 coded.append((group_bytes(group, log2), group, True))
             if with_prev is None or self.intra_check:
                 group = code(m.net, None)
@@ -213,7 +218,7 @@ class VideoCodec:
             bits += best.model_bits
             copied += best.copied or [False] * len(best.streams)
             blocks += best.blocks or [None] * len(best.streams)
-            predicted += best.predicted or [False] * len(best.streams)
+            mix += [v for v, c in zip(best.mix, best.copied or [False] * len(best.mix)) if not c] if best.mix else []
             temporal.append(uses_prev)
             if uses_prev:
                 field = with_prev[1]
@@ -225,7 +230,7 @@ class VideoCodec:
         quarter = quarter and any(temporal)
         return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, [], packed, frame_crc(frame.groups),
                               tuple(copied) if any(copied) else (), tuple(blocks) if has_maps else (), log2,
-                              quarter, tuple(predicted) if any(predicted) else ()), bits
+                              quarter, tuple(mix)), bits
 
     # --- decode ---------------------------------------------------------------------------
     def open(self, stream: BinaryIO) -> cv.VideoHeader:
@@ -309,13 +314,19 @@ class VideoCodec:
         jobs, k = [], 0
         used = [g for g, t in enumerate(rec.temporal) if t]
         unit = motion.QUARTER if rec.quarter else 1
+        mix = {}  # per group coded by the mixture with the predictor: its tiles' indices (0 for a copied tile)
+        if rec.quarter:
+            at = dict(zip(cv.mixed_streams(header, rec.temporal, rec.copied), rec.mix))
+            for s, (g, _) in enumerate(cv.stream_groups(header)):
+                if rec.temporal[g] and header.planes[g][2] == 1:
+                    mix.setdefault(g, []).append(at.get(s, 0))
         fields = dict(zip(used, motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0])
                                                            for g in used], [unit] * len(used))))
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
             crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
             group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None,
                                blocks=list(rec.blocks[k : k + n]) or None, block_log2=rec.block_log2,
-                               predicted=list(rec.predicted[k : k + n]) or None)
+                               mix=mix.get(g))
             context = motion.compensate(prev.groups[g], fields[g], unit=unit) if rec.temporal[g] else None
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
@@ -368,27 +379,6 @@ def equal_blocks(a: np.ndarray, b: np.ndarray, log2: int) -> np.ndarray:
 def group_bytes(group: CodedGroup, log2: int) -> int:
     """What a coded plane group adds to its record: its streams and block maps."""
     return sum(map(len, group.streams)) + (len(cv.write_block_maps(group.blocks, log2)) if group.blocks else 0)
-
-
-def per_tile_choice(model: CodedGroup, predictor: CodedGroup) -> CodedGroup:
-    """Encoder-only: a plane group's tiles coded by the model or by the previous-frame predictor
-    (the same tiles, samples and previous frame), each tile's smaller stream with its block map;
-    the group's ``predicted`` says which tiles are the predictor's."""
-    n = len(model.streams)
-    none = [None] * n
-
-    def size(g: CodedGroup, k: int) -> int:
-        m = (g.blocks or none)[k]
-        return len(g.streams[k]) + (cv.block_map_bytes(m) if m is not None else 0)
-
-    pick = [bool(predictor.streams[k]) and size(predictor, k) < size(model, k) for k in range(n)]
-    if not any(pick):
-        return model
-    streams = [(predictor if p else model).streams[k] for k, p in enumerate(pick)]
-    blocks = [((predictor if p else model).blocks or none)[k] for k, p in enumerate(pick)]
-    bits = sum((predictor if p else model).tile_bits[k] for k, p in enumerate(pick))
-    return CodedGroup(streams, model.crcs, bits, copied=model.copied, blocks=blocks if any(b is not None for b in blocks) else None,
-                      block_log2=model.block_log2, predicted=pick, tile_bits=None)
 
 
 def copy_block_size(groups, contexts, tile: int) -> int:

@@ -16,7 +16,7 @@ their bytes again, and the same tile streams as the version-1 file with the same
 ``pyramid/<stem>.binned.arm``, ``pyramid/shipped-0.11-pyramid-s3.arm``, ``video/*-binned*.arm`` and
 ``video/shipped-0.11-*.arm``; the older files are written again with ``binned=False``.  armcodec 0.12:
 ``pyramid/shipped-pyramid-s4.arm`` (the pyramid preset's new weights).  armcodec 0.13 (the video
-previous-frame predictor, quarter-pixel vectors and a record's predictor map):
+previous-frame predictor, quarter-pixel vectors and a record's mixture indices):
 ``video/clip420-predictor.y4m.arm`` and ``video/shipped-0.13-*.arm``; the older video files are
 written again with it off."""
 import dataclasses
@@ -297,7 +297,7 @@ def golden_video_sources():
     the feedback and 0.5's records (the compact stream table, a copy map); a clip whose second
     frame changes a few blocks of its first, with 0.6's block maps; that clip and the first with
     binned symbols (0.11); a noisy clip panning by fractions of a pixel with every tool and the
-    predictor (0.13: quarter-pixel vectors, the predictor mask)."""
+    predictor (0.13: quarter-pixel vectors, the mixture indices)."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
@@ -359,7 +359,7 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
     assert len(got) == len(want)
     assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
     assert encode_video(shipped_video_codec(weights, binned, predictor), source()) == data
-    assert any(rec.predicted for rec in video_records(data, codec)) == predictor
+    assert any(rec.mix for rec in video_records(data, codec)) == predictor
     if name == [n for o, n, *_ in SHIPPED_VIDEO if o == of][-1]:
         assert encode_video(shipped_video_codec(), source()) == data
 
@@ -386,7 +386,7 @@ def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
 
     info = read_info(io.BytesIO(data))
     assert info["key_frames"] < info["frames"]  # frames coded with their predecessor among them
-    if predictor:  # tiles coded by the previous-frame predictor among them
-        assert any(rec.predicted for rec in video_records(data, codec))
+    if predictor:  # planes coded by the mixture with the previous-frame predictor among them
+        assert any(rec.mix for rec in video_records(data, codec))
     if name in VIDEO_REWRITTEN:
         assert encode_video(codec, source()) == data

@@ -1,6 +1,7 @@
 """The video previous-frame predictor (armcodec.models.previous_frame): its integers agree between
 the encoder's pass and the decoder's steps, the quarter-pixel motion compensation is the stated
-integer blend, the record's predictor map is written, used and validated, and clips round-trip."""
+integer blend, the predictor's mixture with the model agrees between directions, the record's
+mixture indices are written, used and validated, and clips round-trip."""
 from __future__ import annotations
 
 import io
@@ -19,7 +20,8 @@ from armcodec.container import CoderTools
 from armcodec.encoder.group import encode_group
 from armcodec.errors import FormatError
 from armcodec.exact.tables import TableLUTs
-from armcodec.models.previous_frame import PreviousFramePredictor, ilog
+from armcodec.encoder.mixture import choose
+from armcodec.models.previous_frame import N_MIX, PredictorMixture, PreviousFramePredictor, ilog, mix_offset
 from armcodec.training.export import export_net
 from armcodec.video import VideoCodec
 from conftest import TINY_TEMPORAL, make_tiny_temporal, subpixel_frames, y4m_bytes
@@ -72,14 +74,45 @@ def test_encoder_pass_and_decoder_steps_give_the_same_integers():
     assert len(set(p[:, 2 * c * k].tolist())) > 3
 
 
+def test_the_mixture_agrees_between_directions():
+    """The mixture's integers: the encoder's pass (indices given) and the decoder's steps agree
+    at every step, and its first K components are the model's, the last the predictor's."""
+    net = export_net(make_tiny_temporal())
+    rng = np.random.default_rng(2)
+    prev, cur = (f[:, :, None] for f in subpixel_frames(2, 37, 45))
+    mixture = PredictorMixture(net)
+    tiles = tile_grid(37, 45, 16)
+    sched = Schedule(tiles, mixture, 16)
+    ys = np.array([tiles[n].y for n in sched.n]) + sched.i
+    xs = np.array([tiles[n].x for n in sched.n]) + sched.j
+    values = torch.from_numpy(cur[ys, xs].astype(np.int64))
+    mix = rng.integers(0, N_MIX, len(tiles))
+    enc = mixture.encoder_pass(tiles, sched, 16, CPU, values, context=(prev, ys, xs), mix=mix)
+    dec = mixture.decoder_steps(tiles, sched, 16, CPU, 1, context=([prev], ys, xs, np.zeros(len(ys), np.int64)), mix=mix)
+    for t in range(sched.n_steps):
+        a, b = int(sched.starts[t]), int(sched.starts[t + 1])
+        assert torch.equal(dec(a, b), enc(a, b)), t
+        dec.observe(a, b, values[a:b])
+    k = net.cfg.mixtures
+    p = enc(0, len(ys))
+    assert torch.equal(p[:, k], p[:, :k].amax(1) + torch.from_numpy(mix_offset(mix)[sched.n]))
+    assert torch.equal(p[:, 3 * (k + 1) + k], torch.from_numpy((prev[ys, xs, 0].astype(np.int64) - 128) * 16))
+
+
 @pytest.mark.parametrize("tools", [CoderTools(True), CoderTools(True, feedback=3, binned=True)])
-def test_groups_round_trip_with_the_predictor(tools):
-    frames = subpixel_frames(2, 40, 50)
-    prev, cur = (f[:, :, None] for f in frames)
+def test_groups_round_trip_with_the_mixture(tools):
+    """A plane coded by the mixture (the encoder picking each tile's index) decodes exactly with
+    those indices and costs what the mixture says."""
+    net = export_net(make_tiny_temporal())
     luts = TableLUTs.compute().to("cpu")
-    model = PreviousFramePredictor(TINY_TEMPORAL)
-    g = encode_group(cur, model, luts, 16, CPU, tools, context=prev)
-    (out, bits), = decode_groups([GroupJob(g, *cur.shape, 0, prev)], model, luts, 16, CPU, tools)
+    prev, cur = (f[:, :, None] for f in subpixel_frames(2, 40, 50))
+    mixture = PredictorMixture(net, lambda *a: choose(*a, cfg=net.cfg, luts=luts))
+    g = encode_group(cur, mixture, luts, 16, CPU, tools, context=prev)
+    mix = [mixture.choices[(t.y, t.x)] for t in tile_grid(40, 50, 16)]
+    from dataclasses import replace
+
+    g = replace(g, mix=mix)
+    (out, bits), = decode_groups([GroupJob(g, *cur.shape, 0, prev)], net, luts, 16, CPU, tools)
     assert np.array_equal(out, cur) and bits == pytest.approx(g.model_bits, rel=1e-9)
     assert sum(map(len, g.streams)) * 8 <= g.model_bits * 1.005 + 64 * len(g.streams)
 
@@ -103,14 +136,15 @@ def records(codec: VideoCodec, data: bytes):
 
 
 def test_clip_round_trips_and_the_predictor_pays(temporal_dir):
-    """A noisy clip panning by fractions of a pixel: the encoder codes tiles of its planes by the
-    predictor (the record's map, quarter-pixel vectors), the decoder gives the frames back exactly, from the
-    start and from a middle frame, and the file is smaller than without the predictor."""
+    """A noisy clip panning by fractions of a pixel: the encoder codes its planes by the mixture
+    with the predictor (quarter-pixel vectors, the tiles' mixture indices in the record), the
+    decoder gives the frames back exactly, from the start and from a middle frame, and the file is
+    smaller than without the predictor."""
     clip = y4m_bytes(subpixel_frames(4, 38, 52))
     codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir)
     data = encode_clip(codec, clip)
     header, recs = records(codec, data)
-    assert any(any(r.predicted) for r in recs)
+    assert all(r.quarter and r.mix for r in recs[1:]) and len({v for r in recs for v in r.mix}) > 1
     from test_video import decode_bytes
 
     assert decode_bytes(codec, data) == clip
@@ -119,9 +153,9 @@ def test_clip_round_trips_and_the_predictor_pays(temporal_dir):
     assert len(data) < len(without)
 
 
-def with_map(raw: bytes, at: int, old: bytes, new: bytes) -> bytes:
-    """A record's bytes with the predictor map ``old`` at ``at`` (of the record header) replaced by
-    ``new`` (its varint length included), the header's length and CRC fixed."""
+def with_mix(raw: bytes, at: int, old: bytes, new: bytes) -> bytes:
+    """A record's bytes with the mixture indices ``old`` at ``at`` (of the record header) replaced
+    by ``new`` (their varint length included), the header's length and CRC fixed."""
     (rlen,) = struct.unpack_from("<I", raw)
     assert raw[at : at + len(old)] == old
     body = raw[4:at] + new + raw[at + len(old) : 4 + rlen]
@@ -129,40 +163,32 @@ def with_map(raw: bytes, at: int, old: bytes, new: bytes) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF) + raw[8 + rlen :]
 
 
-def test_the_predictor_map_is_validated(temporal_dir):
+def test_the_mixture_indices_are_validated(temporal_dir):
     clip = y4m_bytes(subpixel_frames(4, 38, 52))
-    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir)
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, copy_blocks=False)
     header, recs = records(codec, encode_clip(codec, clip))
-    rec = next(r for r in recs if any(r.predicted))
-    assert rec.quarter and not recs[0].quarter and len(rec.predicted) == len(rec.streams)
-    rec = cv.FrameRecord(rec.temporal, rec.number, b"", rec.streams, rec.crcs, rec.motion, rec.frame_crc,
-                         quarter=True, predicted=rec.predicted)
-    raw = cv.write_record(rec)
+    rec = recs[1]
+    assert rec.quarter and not recs[0].quarter and len(rec.mix) == len(rec.streams) and not any(rec.copied)
+    raw = cv.write_record(cv.FrameRecord(rec.temporal, rec.number, b"", rec.streams, rec.crcs, rec.motion,
+                                         rec.frame_crc, quarter=True, mix=rec.mix))
     at = 4 + 1 + 1 + 1 + len(cv.varint(len(rec.motion))) + len(rec.motion)  # rlen, flags, number, extra, motion
-    bitmap = cv.stream_bitmap(rec.predicted)
-    old = cv.varint(len(bitmap)) + bitmap
-    assert cv.read_record(io.BytesIO(raw), header, 0).predicted == rec.predicted
-    n = len(rec.streams)
-    for bad in (b"\x00", cv.varint(len(bitmap) + 1) + bitmap + b"\x00",  # too short, too long
-                cv.varint(len(bitmap)) + bitmap[:-1] + bytes([bitmap[-1] | 0x80 if n % 8 else bitmap[-1]])):
-        if bad[1:] == bitmap:
-            continue
-        with pytest.raises(FormatError, match="predictor map"):
-            cv.read_record(io.BytesIO(with_map(raw, at, old, bad)), header, 0)
-    # a key frame's record whose map marks stream 0 (a group coded without the previous frame)
+    old = cv.varint(len(rec.mix)) + bytes(rec.mix)
+    assert cv.read_record(io.BytesIO(raw), header, 0).mix == rec.mix
+    n = len(rec.mix)
+    for bad in (cv.varint(n - 1) + bytes(rec.mix[:-1]), cv.varint(n + 1) + bytes(rec.mix) + b"\x00",
+                cv.varint(n) + bytes([N_MIX]) + bytes(rec.mix[1:])):  # too few, too many, out of range
+        with pytest.raises(FormatError, match="mixture indices"):
+            cv.read_record(io.BytesIO(with_mix(raw, at, old, bad)), header, 0)
+    # a key frame's record: no group is coded with the previous frame, so no index
     key = cv.write_record(cv.FrameRecord((False,) * 3, 0, b"", rec.streams, [], b"", rec.frame_crc, quarter=True))
-    zero = cv.varint(len(bitmap)) + bytes(len(bitmap))
-    assert cv.read_record(io.BytesIO(key), header, 0).predicted == ()
-    one = cv.varint(len(bitmap)) + b"\x01" + bytes(len(bitmap) - 1)
-    with pytest.raises(FormatError, match="predictor map"):
-        cv.read_record(io.BytesIO(with_map(key, 8, zero, one)), header, 0)
-    with pytest.raises(ValueError, match="quarter-pixel"):
-        cv.write_record(cv.FrameRecord(rec.temporal, 1, b"", rec.streams, [], rec.motion, rec.frame_crc,
-                                       predicted=rec.predicted))
-    empty = [b""] + list(rec.streams[1:])
-    with pytest.raises(ValueError, match="predictor map"):
-        cv.write_record(cv.FrameRecord(rec.temporal, 1, b"", empty, [], rec.motion, rec.frame_crc, quarter=True,
-                                       predicted=(True,) + (False,) * (n - 1)))
+    assert cv.read_record(io.BytesIO(key), header, 0).mix == ()
+    with pytest.raises(FormatError, match="mixture indices"):
+        cv.read_record(io.BytesIO(with_mix(key, 8, b"\x00", b"\x01\x00")), header, 0)
+    with pytest.raises(ValueError, match="predictor flag"):
+        cv.write_record(cv.FrameRecord(rec.temporal, 1, b"", rec.streams, [], rec.motion, rec.frame_crc, mix=rec.mix))
+    with pytest.raises(ValueError, match="mixture indices"):
+        cv.write_record(cv.FrameRecord(rec.temporal, 1, b"", rec.streams, [], rec.motion, rec.frame_crc, quarter=True,
+                                       mix=(N_MIX,) * n))
 
 
 def test_vector_lengths_are_checked_per_unit():

@@ -35,8 +35,7 @@ class CodedGroup:
     copied: list[bool] | None = None  # per tile: equal to the previous frame's (moved) samples there, no stream (video)
     blocks: list[np.ndarray | None] | None = None  # per tile: its copied blocks (bool (rows, cols)) or None (video)
     block_log2: int = 3  # their size: 2**block_log2 samples a side
-    predicted: list[bool] | None = None  # per tile: coded by the previous-frame predictor, not the model (video)
-    tile_bits: list[float] | None = None  # per tile: the model's bits and the side information's (the encoder's)
+    mix: list[int] | None = None  # per tile: its index in the previous-frame predictor's mixture (video, 0.13); None: the model alone
 
 
 def known_pixels(maps: list[np.ndarray | None], sched: Schedule, log2: int) -> np.ndarray | None:
@@ -118,12 +117,11 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
     fused.prepare(sum(job.height * job.width * job.channels for job in jobs))
     outs = [np.zeros((job.height, job.width, job.channels), dtype=np.uint8) for job in jobs]
     bits = [0.0] * len(jobs)
-    todo, todo_predicted = [], []  # (job, tile index in its group, tile) of every modelled tile, by model
+    todo, todo_mixed = [], []  # (job, tile index in its group, tile) of every modelled tile: the model's, the mixture's
     for j, job in enumerate(jobs):
         tiles = tile_grid(job.height, job.width, tile)
         classic = job.group.classic or [False] * len(tiles)
         copied = job.group.copied or [False] * len(tiles)
-        predicted = job.group.predicted or [False] * len(tiles)
         for k, t in enumerate(tiles):
             if copied[k]:  # the previous frame's samples (moved), checked by the tile's CRC
                 if job.context is None:
@@ -131,11 +129,11 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
                 outs[j][t.y : t.y + t.h, t.x : t.x + t.w] = tile_samples(job.context, t)
                 _check_tile(outs[j], t, job, k)
                 continue
-            if predicted[k]:
-                if job.context is None or job.channels != 1:
-                    raise FormatError(f"stream {job.first_stream + k} is coded by the previous-frame predictor, which "
-                                      "needs a previous frame of one channel")
-                todo_predicted.append((j, k, t))
+            if job.group.mix is not None:
+                if job.context is None or job.channels != 1 or classic[k]:
+                    raise FormatError(f"stream {job.first_stream + k} is coded by the previous-frame predictor's mixture, "
+                                      "which needs a previous frame of one channel")
+                todo_mixed.append((j, k, t))
                 continue
             if not classic[k]:
                 todo.append((j, k, t))
@@ -149,15 +147,13 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
     with_context = [job.context is not None for job in jobs]
     if any(with_context) and not all(with_context):
         raise ValueError("decode_groups: either every job has a previous frame or none has")
-    if workers is not None:
-        workers.decode(jobs, todo, outs, bits, tile, tools, max_batch_bytes, progress)
-    else:
-        decode_tiles(jobs, todo, outs, bits, model, luts, tile, device, tools, max_batch_bytes, progress)
-    if todo_predicted:
-        from armcodec.models.previous_frame import PreviousFramePredictor
-
-        decode_tiles(jobs, todo_predicted, outs, bits, PreviousFramePredictor(model.cfg), luts, tile, device, tools,
-                     max_batch_bytes, progress)
+    for part in (todo, todo_mixed):  # a batch is the model's tiles or the mixture's (decode_tiles)
+        if not part:
+            continue
+        if workers is not None:
+            workers.decode(jobs, part, outs, bits, tile, tools, max_batch_bytes, progress)
+        else:
+            decode_tiles(jobs, part, outs, bits, model, luts, tile, device, tools, max_batch_bytes, progress)
     return list(zip(outs, bits))
 
 
@@ -165,8 +161,18 @@ def decode_tiles(jobs: list[GroupJob], todo: list[tuple[int, int, Tile]], outs: 
                  model, luts: TableLUTs, tile: int, device, tools: CoderTools, max_batch_bytes: int,
                  progress=None) -> None:
     """The modelled tiles ``todo`` ((job, tile index in its group, tile) each) of :func:`decode_groups`'
-    jobs, in batches: their samples into ``outs``, their bits added to ``bits`` (per job)."""
+    jobs, in batches: their samples into ``outs``, their bits added to ``bits`` (per job).  Tiles of
+    groups with mixture indices are decoded by ``model``'s mixture with the previous-frame
+    predictor (:class:`armcodec.models.previous_frame.PredictorMixture`): every tile of ``todo``
+    or none."""
     channels = jobs[0].channels if jobs else 0
+    mixed = {jobs[j].group.mix is not None for j, _, _ in todo}
+    if len(mixed) > 1:
+        raise ValueError("decode_tiles: the tiles of a call are all the mixture's or none")
+    if mixed == {True}:
+        from armcodec.models.previous_frame import PredictorMixture
+
+        model = PredictorMixture(model)
     with_context = any(job.context is not None for job in jobs)
     for batch in tile_batches([t for _, _, t in todo], model, tile, max_batch_bytes, decoding=True):
         batch = [todo[b] for b in batch]
@@ -203,6 +209,8 @@ def decode_tiles(jobs: list[GroupJob], todo: list[tuple[int, int, Tile]], outs: 
             used = sorted({j for j, _, _ in batch})
             which = np.searchsorted(used, np.array([j for j, _, _ in batch])[sched.n])
             extra = {"context": ([jobs[j].context for j in used], *image_coords(bt, sched, None), which)}
+        if mixed == {True}:
+            extra["mix"] = np.array([jobs[j].group.mix[k] for j, k, _ in batch], np.int64)
         source = model.decoder_steps(bt, sched, tile, device, channels, **extra)
         tile_bits = scan(sched, source, coder, channels, model.cfg, luts, fb, binned=tools.binned)
         coder.check_exhausted()

@@ -54,7 +54,6 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
     tiles = tile_grid(h, w, tile)
     streams: list[bytes] = [b""] * len(tiles)
     bits = 0.0
-    tile_bits = [0.0] * len(tiles)  # each tile's share of ``bits`` (the video encoder's choice per tile)
     todo = [k for k in range(len(tiles)) if not (copied and copied[k])]
     for batch in tile_batches([tiles[k] for k in todo], model, tile, max_batch_bytes):
         batch = [todo[b] for b in batch]
@@ -66,8 +65,6 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
             proxy = orient_proxy if orient_proxy is not None else model.float_proxy()
             orientations = choose_orientations(proxy, [tile_samples(planes, t) for t in bt], device)
             bits += side_bits(len(bt), N_ORIENTATIONS)
-            for k in batch:
-                tile_bits[k] += side_bits(1, N_ORIENTATIONS)
         ys, xs = image_coords(bt, sched, orientations)
         values = torch.from_numpy(planes[ys, xs].astype(np.int64)).to(device)  # (M, g)
         extra = {"context": (context, ys, xs)} if context is not None else {}
@@ -89,8 +86,6 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
             fb.assign(choice.coefs, choice.levels, choice.scales)
             mean_shifts = feedback_fit.mean_shifts(fb, residuals)
             bits += fb.side_bits()
-            for n, k in enumerate(batch):
-                tile_bits[k] += fb.tile_side_bits(n)
         if tools.adaptation:
             threads.poll()
             block_of, counts = Adaptation.blocks(bt, sched.n, sched.i, sched.j)
@@ -102,13 +97,8 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
                                        mean_shifts=None if mean_shifts is None else mean_shifts[coded])
             adaptation = Adaptation(block_of, counts, shifts, orientations)
             bits += side_bits(sum(counts) * g)
-            for n, k in enumerate(batch):
-                tile_bits[k] += side_bits(counts[n] * g)
         coder = CountingCoder(values, adaptation, known) if count_only else EncodeCoder(values, len(bt), adaptation, fb, known)
-        per_tile = scan(sched, source, coder, g, model.cfg, luts, fb, span_pixels=SPAN_PIXELS, binned=tools.binned)
-        bits += float(per_tile.sum())
-        for n, k in enumerate(batch):
-            tile_bits[k] += float(per_tile[n])
+        bits += float(scan(sched, source, coder, g, model.cfg, luts, fb, span_pixels=SPAN_PIXELS, binned=tools.binned).sum())
         if not count_only:
             for k, data in zip(batch, coder.finish()):
                 streams[k] = data
@@ -117,7 +107,7 @@ def encode_group(planes: np.ndarray, model, luts: TableLUTs, tile: int, device, 
     crcs = [samples_crc(tile_samples(planes, t), first_stream + k) for k, t in enumerate(tiles)]
     has_blocks = bool(copied_blocks) and any(m is not None for m in copied_blocks)
     return CodedGroup(streams, crcs, bits, copied=list(copied) if copied and any(copied) else None,
-                      blocks=list(copied_blocks) if has_blocks else None, block_log2=block_log2, tile_bits=tile_bits)
+                      blocks=list(copied_blocks) if has_blocks else None, block_log2=block_log2)
 
 
 def paying_maps(maps: list, batch: list[int], sched, log2: int, params: torch.Tensor, values: torch.Tensor, cfg,

@@ -22,10 +22,20 @@ block and the residual feedback the mean (its features are these temporal residu
 by the encoder.  The head's integers are laid out as the model's whose ``cfg`` this one borrows
 (:mod:`armcodec.exact.tables`), channel 0 only (a grey plane).
 
+The video coder never uses the predictor alone: :class:`PredictorMixture` adds it to the
+temporal PixelCNN's mixture as one more component (every tile of a grey plane coded with the
+previous frame, in files whose records have the predictor flag), with a logit ``max(the model's
+logits) + mix_offset(v)`` for a per-tile index ``v`` the encoder picks
+(:mod:`armcodec.encoder.mixture`) and sends: from the model nearly alone (the predictor 8 bits
+below the model's likeliest component) to the predictor nearly alone (8 bits above).  Each sample
+then costs about what the better of the two would give it (docs/EXPERIMENTS.md, row 62).
+
 Every constant below is part of the format: a file says it used this model (the video record's
-predictor mask), not which constants, so changing one needs a new model and a new flag.
+predictor flag), not which constants, so changing one needs a new model and a new flag.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -38,6 +48,8 @@ SCALE_BASE = -24  # 1/8 octave: log2 scale -3 where the neighbours match the pre
 ACT_SLOPE = 8  # 1/16 of 1/8 octave per 1/16 octave of activity: the scale grows as the activity
 EDGE_SLOPE = 1
 NEIGHBOURS = ((0, -1), (-1, 0), (-1, -1), (-1, 1))
+MIX_STEP = 8  # 1/8 bit (the logits' grid): the mixture offsets' step, one bit
+N_MIX = 17  # mixture indices 0..16: the predictor's logit 8 bits below to 8 bits above the model's largest
 PAD = 1  # rows above and columns either side the neighbours reach
 
 
@@ -143,3 +155,101 @@ class Predictions:
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
         self.res[self.n[a:b], self.i[a:b], self.j[a:b]] = values[:, 0].cpu().numpy().astype(np.int64) - self.c[a:b]
+
+
+# --- the predictor as one more component of the model's mixture ---------------------------------
+def mix_offset(v) -> np.ndarray:
+    """Mixture indices (0..N_MIX-1) -> the predictor's logit above the model's largest, 1/8 bit."""
+    return MIX_STEP * (np.asarray(v, dtype=np.int64) - N_MIX // 2)
+
+
+def mixed_config(cfg):
+    """The head layout of a model's mixture with the predictor added: one more component."""
+    return dataclasses.replace(cfg, mixtures=cfg.mixtures + 1)
+
+
+def mix_params(model: torch.Tensor, predictor: torch.Tensor, offsets: torch.Tensor, cfg) -> torch.Tensor:
+    """The model's and the predictor's head integers int64 (M, cfg.n_params) and each row's
+    logit offset int64 (M,) -> the mixture's int64 (M, mixed_config(cfg).n_params): channel 0's
+    K components, then the predictor's with logit ``max(the K logits) + offset``; the other
+    channels and the coupling zero (a grey plane is coded through channel 0)."""
+    k, c = cfg.mixtures, cfg.image_channels
+    k2 = k + 1
+    out = torch.zeros((model.shape[0], mixed_config(cfg).n_params), dtype=torch.int64, device=model.device)
+    logits = model[:, :k]
+    out[:, :k] = logits
+    out[:, k] = logits.amax(1) + offsets
+    for field in (1, 2):  # means, log2-scales
+        out[:, field * c * k2 : field * c * k2 + k] = model[:, field * c * k : field * c * k + k]
+        out[:, field * c * k2 + k] = predictor[:, field * c * k]
+    return out
+
+
+class PredictorMixture:
+    """A temporal model's mixture with the predictor as one more component (see the module
+    docstring), for grey planes.  The parameter sources take ``mix``: the batch's tiles' mixture
+    indices; the encoder's may leave it out, and ``chooser(model params, predictor params, values,
+    schedule, n_tiles)`` (encoder-only) picks them, kept in :attr:`choices` by tile position."""
+
+    architecture = "previous-frame-mixture"
+    uses_context = True
+
+    def __init__(self, model, chooser=None):
+        self.model, self.chooser = model, chooser
+        self.predictor = PreviousFramePredictor(model.cfg)
+        self.cfg = mixed_config(model.cfg)
+        self.choices: dict[tuple[int, int], int] = {}
+
+    def step_of(self, i: np.ndarray, j: np.ndarray, tile: int) -> np.ndarray:
+        return self.model.step_of(i, j, tile)
+
+    def precedes(self, di: int, dj: int) -> bool:
+        return self.model.precedes(di, dj)
+
+    def tile_bytes(self, tile: int, decoding: bool) -> int:
+        return self.model.tile_bytes(tile, decoding) + self.predictor.tile_bytes(tile, decoding)
+
+    def float_proxy(self):
+        raise NotImplementedError("a frame coded with its previous frame has no orientation search")
+
+    def layers(self) -> dict:
+        return self.model.layers()
+
+    def encoder_pass(self, tiles: list, schedule, tile: int, device, values: torch.Tensor, context=None,
+                     mix=None) -> "MixedParams":
+        a = self.model.encoder_pass(tiles, schedule, tile, device, values, context=context)
+        b = self.predictor.encoder_pass(tiles, schedule, tile, device, values, context=context)
+        if mix is None:
+            mix = self.chooser(a.params.long(), b.params.long(), values, schedule, len(tiles))
+        mix = np.asarray(mix, dtype=np.int64)
+        self.choices.update({(t.y, t.x): int(v) for t, v in zip(tiles, mix)})
+        offsets = torch.from_numpy(mix_offset(mix)[schedule.n]).to(device)
+        return MixedParams(None, None, offsets, self.model.cfg, mix_params(a.params.long(), b.params.long(), offsets,
+                                                                           self.model.cfg).to(torch.int32))
+
+    def decoder_steps(self, tiles: list, schedule, tile: int, device, channels: int, context=None,
+                      mix=None) -> "MixedParams":
+        if channels != 1 or mix is None:
+            raise ValueError("the predictor's mixture codes grey planes, with a mixture index per tile")
+        a = self.model.decoder_steps(tiles, schedule, tile, device, channels, context=context)
+        b = self.predictor.decoder_steps(tiles, schedule, tile, device, channels, context=context)
+        offsets = torch.from_numpy(mix_offset(mix)[schedule.n]).to(device)
+        return MixedParams(a, b, offsets, self.model.cfg)
+
+
+class MixedParams:
+    """The mixture's parameter source: the two sources' integers joined step by step (the decoder),
+    or all of them joined once (``params``, the encoder)."""
+
+    def __init__(self, model, predictor, offsets: torch.Tensor, cfg, params: torch.Tensor | None = None):
+        self.model, self.predictor, self.offsets, self.cfg, self.params = model, predictor, offsets, cfg, params
+
+    def __call__(self, a: int, b: int) -> torch.Tensor:
+        if self.params is not None:
+            return self.params[a:b].long()
+        return mix_params(self.model(a, b), self.predictor(a, b), self.offsets[a:b], self.cfg)
+
+    def observe(self, a: int, b: int, values: torch.Tensor) -> None:
+        if self.params is None:
+            self.model.observe(a, b, values)
+            self.predictor.observe(a, b, values)

@@ -1,0 +1,25 @@
+"""Encoder-only: each tile's mixture index for the previous-frame predictor's mixture
+(:class:`armcodec.models.previous_frame.PredictorMixture`): the index whose mixture gives the
+tile's samples the fewest bits by the model's own tables (before the coder tools), every index
+tried on every tile of the batch at once."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from armcodec.encoder.search import estimate_bits
+from armcodec.exact.tables import TableLUTs
+from armcodec.models.previous_frame import N_MIX, mix_offset, mix_params, mixed_config
+
+
+def choose(model: torch.Tensor, predictor: torch.Tensor, values: torch.Tensor, schedule, n_tiles: int, cfg,
+           luts: TableLUTs) -> np.ndarray:
+    """The two sources' head integers (M, cfg.n_params) and the values (M, 1) of a batch -> int64
+    (n_tiles,) mixture indices."""
+    mixed = mixed_config(cfg)
+    cost = np.empty((N_MIX, n_tiles))
+    for v in range(N_MIX):
+        offsets = torch.full((len(values),), int(mix_offset(v)), dtype=torch.int64, device=model.device)
+        bits = estimate_bits(mix_params(model, predictor, offsets, cfg), values, 0, mixed, luts, 0)
+        cost[v] = np.bincount(schedule.n, weights=bits.cpu().numpy(), minlength=n_tiles)
+    return cost.argmin(0)
