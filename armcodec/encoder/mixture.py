@@ -12,14 +12,14 @@ from armcodec.exact.tables import TableLUTs
 from armcodec.models.previous_frame import N_MIX, mix_offset, mix_params, mixed_config
 
 
-def choose(model: torch.Tensor, predictor: torch.Tensor, values: torch.Tensor, schedule, n_tiles: int, cfg,
-           luts: TableLUTs) -> np.ndarray:
-    """The two sources' head integers (M, cfg.n_params) and the values (M, 1) of a batch -> int64
-    (n_tiles,) mixture indices."""
+def choose(model: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, values: torch.Tensor, schedule, n_tiles: int,
+           cfg, luts: TableLUTs) -> np.ndarray:
+    """The model's head integers (M, cfg.n_params), the predictor's mean and scale (M,) and the
+    values (M, 1) of a batch -> int64 (n_tiles,) mixture indices."""
     mixed = mixed_config(cfg)
     cost = np.empty((N_MIX, n_tiles))
     for v in range(N_MIX):
         offsets = torch.full((len(values),), int(mix_offset(v)), dtype=torch.int64, device=model.device)
-        bits = estimate_bits(mix_params(model, predictor, offsets, cfg), values, 0, mixed, luts, 0)
+        bits = estimate_bits(mix_params(model, mean, scale, offsets, cfg), values, 0, mixed, luts, 0)
         cost[v] = np.bincount(schedule.n, weights=bits.cpu().numpy(), minlength=n_tiles)
     return cost.argmin(0)

@@ -113,20 +113,24 @@ class PreviousFramePredictor:
             raise ValueError("the previous-frame predictor codes grey planes only")
         return Predictions(self, tiles, schedule, tile, device, context)
 
-    def head(self, c: np.ndarray, act: np.ndarray, edge: np.ndarray) -> np.ndarray:
-        """Moved previous samples, activities and edges (int64 (M,) each) -> the head's integers
-        int64 (M, n_params): channel 0's components all alike, everything else zero."""
+    def head(self, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """The predictor's mean (1/16 level, relative to 128) and log2-scale (1/8) int64 (M,) ->
+        the head's integers int64 (M, n_params): channel 0's components all alike, the rest zero."""
         k, ch = self.cfg.mixtures, self.cfg.image_channels
-        out = np.zeros((len(c), self.cfg.n_params), np.int64)
-        out[:, ch * k : ch * k + k] = ((c - 128) * MEAN_STEPS)[:, None]
-        out[:, 2 * ch * k : 2 * ch * k + k] = (SCALE_BASE + ((ACT_SLOPE * ilog(act) + EDGE_SLOPE * ilog(edge)) >> 4))[:, None]
+        out = torch.zeros((len(mean), self.cfg.n_params), dtype=torch.int64, device=mean.device)
+        out[:, ch * k : ch * k + k] = mean[:, None]
+        out[:, 2 * ch * k : 2 * ch * k + k] = scale[:, None]
         return out
+
+
+_ILOG_ACT = ilog(np.arange(4 * 255 + 1))  # ilog of every activity (four residuals of at most 255)
 
 
 class Predictions:
     """Both directions' parameter source over a schedule: the residuals of the samples observed
-    so far in a padded map per tile; a call gives the head's integers of ``schedule[a:b]`` from
-    the map (the encoder observes every sample first, the decoder step by step)."""
+    so far in a padded map per tile (flat); :meth:`columns` gives the predictor's mean and scale of
+    ``schedule[a:b]`` from the map (the encoder observes every sample first, the decoder step by
+    step), a call its head's integers."""
 
     def __init__(self, model: PreviousFramePredictor, tiles, schedule, tile: int, device, context):
         if context is None:
@@ -134,27 +138,36 @@ class Predictions:
         planes, ys, xs = context[:3]
         which = context[3] if len(context) > 3 else np.zeros(len(ys), np.int64)
         planes = planes if isinstance(planes, list) else [planes]
-        self.model, self.device, self.schedule = model, device, schedule
-        self.c = np.empty(len(ys), np.int64)
-        self.edge = np.empty(len(ys), np.int64)
+        self.model, self.device = model, device
+        c = np.empty(len(ys), np.int64)
+        edge = np.empty(len(ys), np.int64)
         for w, p in enumerate(planes):
             at = which == w
             frame = p[:, :, 0].astype(np.int64)
-            self.c[at] = frame[ys[at], xs[at]]
-            self.edge[at] = edge_strength(frame)[ys[at], xs[at]]
-        self.res = np.zeros((len(tiles), tile + PAD, tile + 2 * PAD), np.int64)  # row 0, columns 0 and -1: outside
-        self.n, self.i, self.j = schedule.n, schedule.i + PAD, schedule.j + PAD
+            c[at] = frame[ys[at], xs[at]]
+            edge[at] = edge_strength(frame)[ys[at], xs[at]]
+        self.c = c
+        self.mean = torch.from_numpy((c - 128) * MEAN_STEPS).to(device)
+        self.edge_term = (SCALE_BASE << 4) + EDGE_SLOPE * ilog(edge)  # the scale's part known before the scan
+        rows, cols = tile + PAD, tile + 2 * PAD  # row 0, columns 0 and -1 of a tile's map: outside it (0)
+        self.res = np.zeros(len(tiles) * rows * cols, np.int64)
+        self.at = (schedule.n * rows + schedule.i + PAD) * cols + schedule.j + PAD
+        self.around = np.array([di * cols + dj for di, dj in NEIGHBOURS], np.int64)
         self.params = None
+
+    def columns(self, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and log2-scale integers int64 (b - a,) of ``schedule[a:b]``."""
+        act = np.abs(self.res[self.at[a:b, None] + self.around]).sum(1)
+        scale = (self.edge_term[a:b] + ACT_SLOPE * _ILOG_ACT[act]) >> 4
+        return self.mean[a:b], torch.from_numpy(scale).to(self.device)
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
         if self.params is not None:
             return self.params[a:b].long()
-        n, i, j = self.n[a:b], self.i[a:b], self.j[a:b]
-        act = sum(np.abs(self.res[n, i + di, j + dj]) for di, dj in NEIGHBOURS)
-        return torch.from_numpy(self.model.head(self.c[a:b], act, self.edge[a:b])).to(self.device)
+        return self.model.head(*self.columns(a, b))
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
-        self.res[self.n[a:b], self.i[a:b], self.j[a:b]] = values[:, 0].cpu().numpy().astype(np.int64) - self.c[a:b]
+        self.res[self.at[a:b]] = values[:, 0].cpu().numpy().astype(np.int64) - self.c[a:b]
 
 
 # --- the predictor as one more component of the model's mixture ---------------------------------
@@ -168,20 +181,20 @@ def mixed_config(cfg):
     return dataclasses.replace(cfg, mixtures=cfg.mixtures + 1)
 
 
-def mix_params(model: torch.Tensor, predictor: torch.Tensor, offsets: torch.Tensor, cfg) -> torch.Tensor:
-    """The model's and the predictor's head integers int64 (M, cfg.n_params) and each row's
-    logit offset int64 (M,) -> the mixture's int64 (M, mixed_config(cfg).n_params): channel 0's
-    K components, then the predictor's with logit ``max(the K logits) + offset``; the other
-    channels and the coupling zero (a grey plane is coded through channel 0)."""
+def mix_params(model: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, offsets: torch.Tensor, cfg) -> torch.Tensor:
+    """The model's head integers int64 (M, cfg.n_params), the predictor's mean and log2-scale and
+    each row's logit offset int64 (M,) -> the mixture's int64 (M, mixed_config(cfg).n_params):
+    channel 0's K components, then the predictor's with logit ``max(the K logits) + offset``; the
+    other channels and the coupling zero (a grey plane is coded through channel 0)."""
     k, c = cfg.mixtures, cfg.image_channels
     k2 = k + 1
     out = torch.zeros((model.shape[0], mixed_config(cfg).n_params), dtype=torch.int64, device=model.device)
-    logits = model[:, :k]
-    out[:, :k] = logits
-    out[:, k] = logits.amax(1) + offsets
-    for field in (1, 2):  # means, log2-scales
-        out[:, field * c * k2 : field * c * k2 + k] = model[:, field * c * k : field * c * k + k]
-        out[:, field * c * k2 + k] = predictor[:, field * c * k]
+    out[:, :k] = model[:, :k]
+    out[:, k] = model[:, :k].amax(1) + offsets
+    out[:, c * k2 : c * k2 + k] = model[:, c * k : c * k + k]
+    out[:, c * k2 + k] = mean
+    out[:, 2 * c * k2 : 2 * c * k2 + k] = model[:, 2 * c * k : 2 * c * k + k]
+    out[:, 2 * c * k2 + k] = scale
     return out
 
 
@@ -219,13 +232,14 @@ class PredictorMixture:
                      mix=None) -> "MixedParams":
         a = self.model.encoder_pass(tiles, schedule, tile, device, values, context=context)
         b = self.predictor.encoder_pass(tiles, schedule, tile, device, values, context=context)
+        mean, scale = b.columns(0, len(schedule.n))
         if mix is None:
-            mix = self.chooser(a.params.long(), b.params.long(), values, schedule, len(tiles))
+            mix = self.chooser(a.params.long(), mean, scale, values, schedule, len(tiles))
         mix = np.asarray(mix, dtype=np.int64)
         self.choices.update({(t.y, t.x): int(v) for t, v in zip(tiles, mix)})
         offsets = torch.from_numpy(mix_offset(mix)[schedule.n]).to(device)
-        return MixedParams(None, None, offsets, self.model.cfg, mix_params(a.params.long(), b.params.long(), offsets,
-                                                                           self.model.cfg).to(torch.int32))
+        return MixedParams(None, None, offsets, self.model.cfg,
+                           mix_params(a.params.long(), mean, scale, offsets, self.model.cfg).to(torch.int32))
 
     def decoder_steps(self, tiles: list, schedule, tile: int, device, channels: int, context=None,
                       mix=None) -> "MixedParams":
@@ -247,7 +261,7 @@ class MixedParams:
     def __call__(self, a: int, b: int) -> torch.Tensor:
         if self.params is not None:
             return self.params[a:b].long()
-        return mix_params(self.model(a, b), self.predictor(a, b), self.offsets[a:b], self.cfg)
+        return mix_params(self.model(a, b), *self.predictor.columns(a, b), self.offsets[a:b], self.cfg)
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
         if self.params is None:
