@@ -38,7 +38,7 @@
                    only with flags bit 4 (0.13, at most 4 plane groups): every motion vector of the
                    record is in quarter pixels (:mod:`armcodec.coding.motion`), and every group of one
                    channel coded with the previous frame is coded by the weights' mixture with the
-                   previous-frame predictor (:mod:`armcodec.models.previous_frame`): varint c + c
+                   previous-frame predictor (:mod:`armcodec.models.previous_frame_exact`): varint c + c
                    bytes, the mixture index (0..16) of each tile stream of those groups in stream
                    order, copied tiles left out
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
@@ -84,7 +84,7 @@ COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
 COMPACT_FLAG = 0x40  # record flags: the compact stream table (0.5): varint lengths / 4, one CRC32 of the frame
 BLOCKS_FLAG = 0x20  # record flags: block maps follow the copy map (0.6)
 PREDICTOR_FLAG = 0x10  # record flags: quarter-pixel vectors, the predictor's mixture indices after the block maps (0.13)
-N_MIX = 17  # mixture indices 0..16 (armcodec.models.previous_frame.N_MIX)
+N_MIX = 17  # mixture indices 0..16 (armcodec.models.previous_frame_exact.N_MIX)
 BLOCK_LOG2 = (2, 5)  # copied blocks: 4x4 to 32x32 samples
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31

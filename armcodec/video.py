@@ -37,7 +37,7 @@ from armcodec.errors import ChecksumError, FormatError, LimitError, ModelError
 from armcodec.exact import fused
 from armcodec.io.frames import VideoFrame, VideoSource, describe_source
 from armcodec.encoder.mixture import choose as choose_mixture
-from armcodec.models.previous_frame import PredictorMixture
+from armcodec.models.previous_frame_exact import PredictorMixture
 
 VIDEO_PRESET = "video"
 VIDEO_BATCH_BYTES = 1 << 30
@@ -84,7 +84,7 @@ class VideoCodec:
     fast motion; about twice the encode time of the frames between key frames).  ``motion``: move
     the previous frame by a motion vector per 16x16 block (block matching) before the model sees it.
     ``predictor``: also code each grey plane of a frame by the previous-frame predictor
-    (:mod:`armcodec.models.previous_frame`: the moved previous sample, as sure as its coded
+    (:mod:`armcodec.models.previous_frame_exact`: the moved previous sample, as sure as its coded
     neighbours were) and keep it where it is smaller (noisy still or slow scenes; cheap to try).
     ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
     batch and encodes in three, and a clip of any length stays under 2 GiB)."""

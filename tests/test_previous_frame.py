@@ -1,4 +1,4 @@
-"""The video previous-frame predictor (armcodec.models.previous_frame): its integers agree between
+"""The video previous-frame predictor (armcodec.models.previous_frame_exact): its integers agree between
 the encoder's pass and the decoder's steps, the quarter-pixel motion compensation is the stated
 integer blend, the predictor's mixture with the model agrees between directions, the record's
 mixture indices are written, used and validated, and clips round-trip."""
@@ -21,7 +21,7 @@ from armcodec.encoder.group import encode_group
 from armcodec.errors import FormatError
 from armcodec.exact.tables import TableLUTs
 from armcodec.encoder.mixture import choose
-from armcodec.models.previous_frame import N_MIX, PredictorMixture, PreviousFramePredictor, ilog, mix_offset
+from armcodec.models.previous_frame_exact import N_MIX, PredictorMixture, PreviousFramePredictor, ilog, mix_offset
 from armcodec.training.export import export_net
 from armcodec.video import VideoCodec
 from conftest import TINY_TEMPORAL, make_tiny_temporal, subpixel_frames, y4m_bytes

@@ -163,14 +163,14 @@ def decode_tiles(jobs: list[GroupJob], todo: list[tuple[int, int, Tile]], outs: 
     """The modelled tiles ``todo`` ((job, tile index in its group, tile) each) of :func:`decode_groups`'
     jobs, in batches: their samples into ``outs``, their bits added to ``bits`` (per job).  Tiles of
     groups with mixture indices are decoded by ``model``'s mixture with the previous-frame
-    predictor (:class:`armcodec.models.previous_frame.PredictorMixture`): every tile of ``todo``
+    predictor (:class:`armcodec.models.previous_frame_exact.PredictorMixture`): every tile of ``todo``
     or none."""
     channels = jobs[0].channels if jobs else 0
     mixed = {jobs[j].group.mix is not None for j, _, _ in todo}
     if len(mixed) > 1:
         raise ValueError("decode_tiles: the tiles of a call are all the mixture's or none")
     if mixed == {True}:
-        from armcodec.models.previous_frame import PredictorMixture
+        from armcodec.models.previous_frame_exact import PredictorMixture
 
         model = PredictorMixture(model)
     with_context = any(job.context is not None for job in jobs)

@@ -1,5 +1,5 @@
 """Encoder-only: each tile's mixture index for the previous-frame predictor's mixture
-(:class:`armcodec.models.previous_frame.PredictorMixture`): the index whose mixture gives the
+(:class:`armcodec.models.previous_frame_exact.PredictorMixture`): the index whose mixture gives the
 tile's samples the fewest bits by the model's own tables (before the coder tools), every index
 tried on every tile of the batch at once."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 
 from armcodec.encoder.search import estimate_bits
 from armcodec.exact.tables import TableLUTs
-from armcodec.models.previous_frame import N_MIX, mix_offset, mix_params, mixed_config
+from armcodec.models.previous_frame_exact import N_MIX, mix_offset, mix_params, mixed_config
 
 
 def choose(model: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, values: torch.Tensor, schedule, n_tiles: int,
