@@ -11,15 +11,19 @@ from armcodec.encoder.search import estimate_bits
 from armcodec.exact.tables import TableLUTs
 from armcodec.models.previous_frame_exact import N_MIX, mix_offset, mix_params, mixed_config
 
+ROWS = 1 << 14  # rows estimated at a time
 
 def choose(model: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, values: torch.Tensor, schedule, n_tiles: int,
            cfg, luts: TableLUTs) -> np.ndarray:
-    """The model's head integers (M, cfg.n_params), the predictor's mean and scale (M,) and the
-    values (M, 1) of a batch -> int64 (n_tiles,) mixture indices."""
+    """The model's head integers (M, cfg.n_params; int32 or int64), the predictor's mean and scale
+    (M,) and the values (M, 1) of a batch -> int64 (n_tiles,) mixture indices."""
     mixed = mixed_config(cfg)
-    cost = np.empty((N_MIX, n_tiles))
-    for v in range(N_MIX):
-        offsets = torch.full((len(values),), int(mix_offset(v)), dtype=torch.int64, device=model.device)
-        bits = estimate_bits(mix_params(model, mean, scale, offsets, cfg), values, 0, mixed, luts, 0)
-        cost[v] = np.bincount(schedule.n, weights=bits.cpu().numpy(), minlength=n_tiles)
+    cost = np.zeros((N_MIX, n_tiles))
+    for a in range(0, len(values), ROWS):  # a part of the rows at a time: the temporaries stay small
+        b = min(a + ROWS, len(values))
+        part = model[a:b].long()
+        for v in range(N_MIX):
+            offsets = torch.full((b - a,), int(mix_offset(v)), dtype=torch.int64, device=model.device)
+            bits = estimate_bits(mix_params(part, mean[a:b], scale[a:b], offsets, cfg), values[a:b], 0, mixed, luts, 0)
+            cost[v] += np.bincount(schedule.n[a:b], weights=bits.cpu().numpy(), minlength=n_tiles)
     return cost.argmin(0)

@@ -48,6 +48,7 @@ SCALE_BASE = -24  # 1/8 octave: log2 scale -3 where the neighbours match the pre
 ACT_SLOPE = 8  # 1/16 of 1/8 octave per 1/16 octave of activity: the scale grows as the activity
 EDGE_SLOPE = 1
 NEIGHBOURS = ((0, -1), (-1, 0), (-1, -1), (-1, 1))
+ENCODER_ROWS = 1 << 15  # the encoder's mixture rows built at a time
 MIX_STEP = 8  # 1/8 bit (the logits' grid): the mixture offsets' step, one bit
 N_MIX = 17  # mixture indices 0..16: the predictor's logit 8 bits below to 8 bits above the model's largest
 PAD = 1  # rows above and columns either side the neighbours reach
@@ -63,10 +64,15 @@ def ilog(n: np.ndarray) -> np.ndarray:
     return 16 * e + ((16 * (m - np.left_shift(1, e))) >> e)
 
 
-def edge_strength(c: np.ndarray) -> np.ndarray:
-    """c: int64 (H, W) moved previous frame -> int64 (H, W), the ``edge`` term."""
-    p = np.pad(c, 1, mode="edge")
-    return np.abs(p[1:-1, 2:] - p[1:-1, :-2]) + np.abs(p[2:, 1:-1] - p[:-2, 1:-1])
+def edge_strength(c: np.ndarray, ys: np.ndarray | None = None, xs: np.ndarray | None = None) -> np.ndarray:
+    """c: (H, W) moved previous frame -> int32, the ``edge`` term at every position (H, W) or at
+    the positions ``ys``, ``xs`` (M,) (the frame's edge samples repeat)."""
+    h, w = c.shape
+    if ys is None:
+        ys, xs = (a.ravel() for a in np.meshgrid(np.arange(h), np.arange(w), indexing="ij"))
+        return edge_strength(c, ys, xs).reshape(h, w)
+    at = lambda y, x: c[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)].astype(np.int32)  # noqa: E731
+    return np.abs(at(ys, xs + 1) - at(ys, xs - 1)) + np.abs(at(ys + 1, xs) - at(ys - 1, xs))
 
 
 class PreviousFramePredictor:
@@ -85,9 +91,9 @@ class PreviousFramePredictor:
         return dj + self.cfg.slope * di < 0
 
     def tile_bytes(self, tile: int, decoding: bool) -> int:
-        """Per pixel: its schedule and coordinates, residual, context terms and head row (about
-        200 bytes, the head's int64 integers most of it)."""
-        return tile * tile * (200 + 8 * self.cfg.n_params)
+        """Per pixel: its previous sample, mean, scale term, map index and residual
+        (:class:`Predictions`) and, alone, its head's integers."""
+        return tile * tile * (PIXEL_BYTES + 8 * self.cfg.n_params)
 
     def float_proxy(self):
         raise NotImplementedError("the previous-frame predictor codes unmirrored frames only (no orientation search)")
@@ -123,7 +129,8 @@ class PreviousFramePredictor:
         return out
 
 
-_ILOG_ACT = ilog(np.arange(4 * 255 + 1))  # ilog of every activity (four residuals of at most 255)
+_ILOG = ilog(np.arange(4 * 255 + 1)).astype(np.int32)  # ilog of every activity and edge (at most 4 * 255)
+PIXEL_BYTES = 64  # Predictions' arrays per pixel, with room for their temporaries
 
 
 class Predictions:
@@ -139,18 +146,17 @@ class Predictions:
         which = context[3] if len(context) > 3 else np.zeros(len(ys), np.int64)
         planes = planes if isinstance(planes, list) else [planes]
         self.model, self.device = model, device
-        c = np.empty(len(ys), np.int64)
-        edge = np.empty(len(ys), np.int64)
+        c = np.empty(len(ys), np.int32)
+        edge = np.empty(len(ys), np.int32)
         for w, p in enumerate(planes):
             at = which == w
-            frame = p[:, :, 0].astype(np.int64)
-            c[at] = frame[ys[at], xs[at]]
-            edge[at] = edge_strength(frame)[ys[at], xs[at]]
+            c[at] = p[ys[at], xs[at], 0]
+            edge[at] = edge_strength(p[:, :, 0], ys[at], xs[at])
         self.c = c
         self.mean = torch.from_numpy((c - 128) * MEAN_STEPS).to(device)
-        self.edge_term = (SCALE_BASE << 4) + EDGE_SLOPE * ilog(edge)  # the scale's part known before the scan
+        self.edge_term = (SCALE_BASE << 4) + EDGE_SLOPE * _ILOG[edge]  # the scale's part known before the scan
         rows, cols = tile + PAD, tile + 2 * PAD  # row 0, columns 0 and -1 of a tile's map: outside it (0)
-        self.res = np.zeros(len(tiles) * rows * cols, np.int64)
+        self.res = np.zeros(len(tiles) * rows * cols, np.int32)
         self.at = (schedule.n * rows + schedule.i + PAD) * cols + schedule.j + PAD
         self.around = np.array([di * cols + dj for di, dj in NEIGHBOURS], np.int64)
         self.params = None
@@ -158,7 +164,7 @@ class Predictions:
     def columns(self, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean and log2-scale integers int64 (b - a,) of ``schedule[a:b]``."""
         act = np.abs(self.res[self.at[a:b, None] + self.around]).sum(1)
-        scale = (self.edge_term[a:b] + ACT_SLOPE * _ILOG_ACT[act]) >> 4
+        scale = (self.edge_term[a:b] + ACT_SLOPE * _ILOG[act]) >> 4
         return self.mean[a:b], torch.from_numpy(scale).to(self.device)
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
@@ -167,7 +173,7 @@ class Predictions:
         return self.model.head(*self.columns(a, b))
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
-        self.res[self.at[a:b]] = values[:, 0].cpu().numpy().astype(np.int64) - self.c[a:b]
+        self.res[self.at[a:b]] = values[:, 0].cpu().numpy() - self.c[a:b]
 
 
 # --- the predictor as one more component of the model's mixture ---------------------------------
@@ -230,16 +236,21 @@ class PredictorMixture:
 
     def encoder_pass(self, tiles: list, schedule, tile: int, device, values: torch.Tensor, context=None,
                      mix=None) -> "MixedParams":
-        a = self.model.encoder_pass(tiles, schedule, tile, device, values, context=context)
-        b = self.predictor.encoder_pass(tiles, schedule, tile, device, values, context=context)
-        mean, scale = b.columns(0, len(schedule.n))
+        model = self.model.encoder_pass(tiles, schedule, tile, device, values, context=context).params  # int32
+        pred = Predictions(self.predictor, tiles, schedule, tile, device, context)
+        pred.observe(0, len(values), values)
+        mean, scale = pred.columns(0, len(values))
+        del pred
         if mix is None:
-            mix = self.chooser(a.params.long(), mean, scale, values, schedule, len(tiles))
+            mix = self.chooser(model, mean, scale, values, schedule, len(tiles))
         mix = np.asarray(mix, dtype=np.int64)
         self.choices.update({(t.y, t.x): int(v) for t, v in zip(tiles, mix)})
         offsets = torch.from_numpy(mix_offset(mix)[schedule.n]).to(device)
-        return MixedParams(None, None, offsets, self.model.cfg,
-                           mix_params(a.params.long(), mean, scale, offsets, self.model.cfg).to(torch.int32))
+        params = torch.empty((len(values), self.cfg.n_params), dtype=torch.int32, device=device)
+        for a in range(0, len(values), ENCODER_ROWS):  # int64 temporaries of a part at a time
+            b = min(a + ENCODER_ROWS, len(values))
+            params[a:b] = mix_params(model[a:b].long(), mean[a:b], scale[a:b], offsets[a:b], self.model.cfg)
+        return MixedParams(None, None, offsets, self.model.cfg, params)
 
     def decoder_steps(self, tiles: list, schedule, tile: int, device, channels: int, context=None,
                       mix=None) -> "MixedParams":
