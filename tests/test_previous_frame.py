@@ -49,27 +49,31 @@ def test_quarter_pixel_compensation_is_the_integer_blend():
     assert np.array_equal(half[:, :, 0], want)
 
 
-def test_encoder_pass_and_decoder_steps_give_the_same_integers():
-    """Every pixel's head integers from the encoder's pass (all samples known) equal the
-    decoder's, which sees the samples step by step: tiles cut at the frame's edges included."""
-    rng = np.random.default_rng(1)
-    ctx = rng.integers(0, 256, (37, 45, 1), dtype=np.uint8)
-    cur = np.clip(ctx.astype(int) + rng.integers(-9, 10, ctx.shape), 0, 255).astype(np.uint8)
-    model = PreviousFramePredictor(TINY_TEMPORAL)
-    tiles = tile_grid(37, 45, 16)
+def both_directions(model, ctx: np.ndarray, cur: np.ndarray, **extra):
+    """``model``'s head integers over a grey plane in 16x16 tiles (the last ones cut at the
+    frame's edges), the encoder's pass against the decoder's steps (which see the samples step by
+    step) -> (the encoder's integers in schedule order, rows, columns), once they agree at every step."""
+    tiles = tile_grid(*cur.shape[:2], 16)
     sched = Schedule(tiles, model, 16)
     ys = np.array([tiles[n].y for n in sched.n]) + sched.i
     xs = np.array([tiles[n].x for n in sched.n]) + sched.j
     values = torch.from_numpy(cur[ys, xs].astype(np.int64))
-    enc = model.encoder_pass(tiles, sched, 16, CPU, values, context=(ctx, ys, xs))
-    dec = model.decoder_steps(tiles, sched, 16, CPU, 1, context=([ctx], ys, xs, np.zeros(len(ys), np.int64)))
+    enc = model.encoder_pass(tiles, sched, 16, CPU, values, context=(ctx, ys, xs), **extra)
+    dec = model.decoder_steps(tiles, sched, 16, CPU, 1, context=([ctx], ys, xs, np.zeros(len(ys), np.int64)), **extra)
     for t in range(sched.n_steps):
         a, b = int(sched.starts[t]), int(sched.starts[t + 1])
         assert torch.equal(dec(a, b), enc(a, b)), t
         dec.observe(a, b, values[a:b])
+    return enc(0, len(ys)), ys, xs, sched
+
+
+def test_encoder_pass_and_decoder_steps_give_the_same_integers():
+    rng = np.random.default_rng(1)
+    ctx = rng.integers(0, 256, (37, 45, 1), dtype=np.uint8)
+    cur = np.clip(ctx.astype(int) + rng.integers(-9, 10, ctx.shape), 0, 255).astype(np.uint8)
+    p, ys, xs, _ = both_directions(PreviousFramePredictor(TINY_TEMPORAL), ctx, cur)
     # the mean is the previous sample and the scale follows the coded neighbours' residuals
     k, c = TINY_TEMPORAL.mixtures, TINY_TEMPORAL.image_channels
-    p = enc(0, len(ys))
     assert torch.equal(p[:, c * k], torch.from_numpy((ctx[ys, xs, 0].astype(np.int64) - 128) * 16))
     assert len(set(p[:, 2 * c * k].tolist())) > 3
 
@@ -78,23 +82,10 @@ def test_the_mixture_agrees_between_directions():
     """The mixture's integers: the encoder's pass (indices given) and the decoder's steps agree
     at every step, and its first K components are the model's, the last the predictor's."""
     net = export_net(make_tiny_temporal())
-    rng = np.random.default_rng(2)
     prev, cur = (f[:, :, None] for f in subpixel_frames(2, 37, 45))
-    mixture = PredictorMixture(net)
-    tiles = tile_grid(37, 45, 16)
-    sched = Schedule(tiles, mixture, 16)
-    ys = np.array([tiles[n].y for n in sched.n]) + sched.i
-    xs = np.array([tiles[n].x for n in sched.n]) + sched.j
-    values = torch.from_numpy(cur[ys, xs].astype(np.int64))
-    mix = rng.integers(0, N_MIX, len(tiles))
-    enc = mixture.encoder_pass(tiles, sched, 16, CPU, values, context=(prev, ys, xs), mix=mix)
-    dec = mixture.decoder_steps(tiles, sched, 16, CPU, 1, context=([prev], ys, xs, np.zeros(len(ys), np.int64)), mix=mix)
-    for t in range(sched.n_steps):
-        a, b = int(sched.starts[t]), int(sched.starts[t + 1])
-        assert torch.equal(dec(a, b), enc(a, b)), t
-        dec.observe(a, b, values[a:b])
+    mix = np.random.default_rng(2).integers(0, N_MIX, len(tile_grid(37, 45, 16)))
+    p, ys, xs, sched = both_directions(PredictorMixture(net), prev, cur, mix=mix)
     k = net.cfg.mixtures
-    p = enc(0, len(ys))
     assert torch.equal(p[:, k], p[:, :k].amax(1) + torch.from_numpy(mix_offset(mix)[sched.n]))
     assert torch.equal(p[:, 3 * (k + 1) + k], torch.from_numpy((prev[ys, xs, 0].astype(np.int64) - 128) * 16))
 
@@ -126,13 +117,10 @@ def encode_clip(codec: VideoCodec, data: bytes) -> bytes:
 
 
 def records(codec: VideoCodec, data: bytes):
-    f = io.BytesIO(data)
-    header = codec.open(f)
-    pos, out = header.size, []
-    while (rec := cv.read_record(f, header, pos)) is not None:
-        out.append(rec)
-        pos += rec.size
-    return header, out
+    """The file's header and frame records."""
+    from test_golden import video_records
+
+    return codec.open(io.BytesIO(data)), video_records(data, codec)
 
 
 def test_clip_round_trips_and_the_predictor_pays(temporal_dir):
