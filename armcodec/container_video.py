@@ -84,7 +84,7 @@ COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
 COMPACT_FLAG = 0x40  # record flags: the compact stream table (0.5): varint lengths / 4, one CRC32 of the frame
 BLOCKS_FLAG = 0x20  # record flags: block maps follow the copy map (0.6)
 PREDICTOR_FLAG = 0x10  # record flags: quarter-pixel vectors, the predictor's mixture indices after the block maps (0.13)
-N_MIX = 17  # mixture indices 0..16 (armcodec.models.previous_frame_exact.N_MIX)
+N_MIX = 17  # mixture indices 0..16 (their meaning: armcodec.models.previous_frame_exact.mix_offset)
 BLOCK_LOG2 = (2, 5)  # copied blocks: 4x4 to 32x32 samples
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
@@ -334,7 +334,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         copied = tuple(bitmap_flags(copy_map, n))
         if len(copied) != n or copy_map != stream_bitmap(copied):
             raise FormatError(f"frame {number}'s copy map does not match its {n} streams")
-        group_of = [g for g, count in enumerate(header.plane_streams()) for _ in range(count)]
+        group_of = [g for g, _ in stream_groups(header)]
         if not any(copied) or any(c and (lengths[k] or not temporal[group_of[k]]) for k, c in enumerate(copied)):
             raise FormatError(f"frame {number}'s copy map marks a stream that has bytes or no previous frame")
     mix = ()
@@ -421,7 +421,7 @@ def read_block_maps(code: int, data: bytes, header: VideoHeader, temporal, copie
     r = _Reader(payload, 0, len(payload))
     try:
         has = bitmap_flags(r.raw(-(-n // 8)), n)
-        group_of = [g for g, count in enumerate(header.plane_streams()) for _ in range(count)]
+        group_of = [g for g, _ in stream_groups(header)]
         maps = []
         for k, (h, w) in enumerate(shapes):
             if not has[k]:

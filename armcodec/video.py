@@ -187,7 +187,7 @@ class VideoCodec:
                 continue
             field = motion_search.search(g, prev.groups[k]) if self.motion else None
             if quarter:
-                field = motion_search.refine_quarter(g, prev.groups[k], field) if field is not None else None
+                field = motion_search.refine(g, prev.groups[k], field) if field is not None else None
                 moved.append((motion.compensate(prev.groups[k], field, unit=motion.QUARTER), field))
             else:
                 moved.append((motion.compensate(prev.groups[k], field), field))
@@ -317,19 +317,16 @@ class VideoCodec:
         jobs, k = [], 0
         used = [g for g, t in enumerate(rec.temporal) if t]
         unit = motion.QUARTER if rec.quarter else 1
-        mix = {}  # per group coded by the mixture with the predictor: its tiles' indices (0 for a copied tile)
-        if rec.quarter:
-            at = dict(zip(cv.mixed_streams(header, rec.temporal, rec.copied), rec.mix))
-            for s, (g, _) in enumerate(cv.stream_groups(header)):
-                if rec.temporal[g] and header.planes[g][2] == 1:
-                    mix.setdefault(g, []).append(at.get(s, 0))
+        # the mixture index of each stream that has one (the grey groups coded with the previous frame)
+        mix = dict(zip(cv.mixed_streams(header, rec.temporal, rec.copied), rec.mix)) if rec.quarter else {}
         fields = dict(zip(used, motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0])
                                                            for g in used], [unit] * len(used))))
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
             crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
             group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None,
                                blocks=list(rec.blocks[k : k + n]) or None, block_log2=rec.block_log2,
-                               mix=mix.get(g))
+                               mix=[mix.get(s, 0) for s in range(k, k + n)] if rec.quarter and rec.temporal[g] and ch == 1
+                               else None)
             context = motion.compensate(prev.groups[g], fields[g], unit=unit) if rec.temporal[g] else None
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n

@@ -5,7 +5,7 @@ previous frame's group moved block by block by motion vectors the encoder chose 
 pixels at (y + dy, x + dx), coordinates clamped to the frame (edge pixels repeat).  Both sides run
 exactly this integer indexing before the temporal model sees the context, so the vectors are side
 information like any other: the encoder may pick them any way (:mod:`armcodec.encoder.motion`).
-With ``unit=QUARTER`` (the groups the previous-frame predictor codes, 0.13) the vectors are in
+With ``unit=QUARTER`` (the records with the predictor flag, 0.13) the vectors are in
 quarter pixels and the moved sample is the bilinear blend of the four around the position, in
 integers: ``(sum of (4 - fy or fy)(4 - fx or fx) * sample + 8) >> 4``.
 

@@ -3,9 +3,9 @@ planes, which predicts every sample to be its motion-compensated previous frame'
 it as the samples coded before it around it were.
 
 Implements :class:`armcodec.models.base.ExactModel`, so the one scan loop, the integer tables, the
-coder tools and ANS code with it exactly as with the temporal PixelCNN; the video encoder codes a
-plane group with it where that is smaller (a still or slowly moving scene of a noisy camera, where
-the temporal PixelCNN is not sure enough of the previous frame: docs/EXPERIMENTS.md, row 62).
+coder tools and ANS code with it exactly as with the temporal PixelCNN (a still or slowly moving
+scene of a noisy camera, where the temporal PixelCNN is not sure enough of the previous frame:
+docs/EXPERIMENTS.md, row 62).
 
 Per sample at (i, j) of a tile, with ``c`` the moved previous frame and ``r = x - c`` the temporal
 residual of a sample already coded (0 outside the tile, like the residual feedback's)::
@@ -40,6 +40,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from armcodec.container_video import N_MIX
 from armcodec.exact.tables import MEAN_STEPS
 
 # fitted on training clips (video-train, carphone's and vtest's frames after the 60th; docs/EXPERIMENTS.md
@@ -50,7 +51,6 @@ EDGE_SLOPE = 1
 NEIGHBOURS = ((0, -1), (-1, 0), (-1, -1), (-1, 1))
 ENCODER_ROWS = 1 << 15  # the encoder's mixture rows built at a time
 MIX_STEP = 8  # 1/8 bit (the logits' grid): the mixture offsets' step, one bit
-N_MIX = 17  # mixture indices 0..16: the predictor's logit 8 bits below to 8 bits above the model's largest
 PAD = 1  # rows above and columns either side the neighbours reach
 
 
@@ -178,7 +178,8 @@ class Predictions:
 
 # --- the predictor as one more component of the model's mixture ---------------------------------
 def mix_offset(v) -> np.ndarray:
-    """Mixture indices (0..N_MIX-1) -> the predictor's logit above the model's largest, 1/8 bit."""
+    """Mixture indices (0..N_MIX-1, the record's) -> the predictor's logit above the model's largest,
+    1/8 bit: from 8 bits below to 8 bits above."""
     return MIX_STEP * (np.asarray(v, dtype=np.int64) - N_MIX // 2)
 
 
@@ -207,8 +208,9 @@ def mix_params(model: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, off
 class PredictorMixture:
     """A temporal model's mixture with the predictor as one more component (see the module
     docstring), for grey planes.  The parameter sources take ``mix``: the batch's tiles' mixture
-    indices; the encoder's may leave it out, and ``chooser(model params, predictor params, values,
-    schedule, n_tiles)`` (encoder-only) picks them, kept in :attr:`choices` by tile position."""
+    indices; the encoder's may leave it out, and ``chooser(model params, predictor means, predictor
+    scales, values, schedule, n_tiles)`` (encoder-only) picks them, kept in :attr:`choices` by tile
+    position."""
 
     architecture = "previous-frame-mixture"
     uses_context = True

@@ -69,21 +69,7 @@ def search_fine(unit: int):
     integer = motion_search.search
 
     def search(cur, prev, block=motion.BLOCK, radius=7):
-        v = integer(cur, prev, block, radius) * unit
-        h, w = cur.shape[:2]
-        by, bx = motion.block_grid(h, w, block)
-        c = cur.astype(np.int64).sum(2)
-        best, out = np.full((by, bx), np.inf), v.copy()
-        for qy in range(-(unit // 2), unit // 2 + 1):
-            for qx in range(-(unit // 2), unit // 2 + 1):
-                cand = v + np.array([qy, qx])
-                moved = motion.compensate(prev, cand, block, unit).astype(np.int64).sum(2)
-                diff = np.zeros((by * block, bx * block), np.int64)
-                diff[:h, :w] = np.abs(c - moved)
-                sad = diff.reshape(by, block, bx, block).sum((1, 3)) + (0.5 * block * block / unit if qy or qx else 0)
-                better = sad < best
-                best[better], out[better] = sad[better], cand[better]
-        return out
+        return motion_search.refine(cur, prev, integer(cur, prev, block, radius), block, unit)
     return search
 
 
@@ -121,7 +107,7 @@ def planes(clips, n: int) -> dict:
                 for g, p in zip(cur.groups, prev.groups):
                     if g.shape[2] != 1:
                         continue
-                    field = motion_search.refine_quarter(g, p, motion_search.search(g, p))
+                    field = motion_search.refine(g, p, motion_search.search(g, p))
                     ctx = motion.compensate(p, field, unit=motion.QUARTER)
                     tiles = tile_grid(*g.shape[:2], c.tile_size)
                     sched = Schedule(tiles, m.net, c.tile_size)
