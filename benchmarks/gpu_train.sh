@@ -8,18 +8,29 @@
 #             (weights/train/temporal-planes-motion2.ckpt.safetensors: temporal-planes-s4, trained on
 #             motion-compensated pairs, rows 49 and 61; head grid 1/128) on a new schedule, the pairs' previous
 #             frames moved by the encoder's block search (--motion) as the coder moves them (issue: video)
-#   pyramid:  the multi-scale family resumed from weights/train/pyramid4.ckpt.safetensors
-#             (CPU-trained about 5 hours in five runs; flat on the CPU)             (issue: multi-scale)
+#   pyramid:  the multi-scale family from weights/train/pyramid4.ckpt.safetensors's weights on a
+#             new schedule (--from: warm-up, new Adam moments; CPU-trained about 5 hours in five
+#             runs, flat there)                                                 (issue: multi-scale)
 #
-# Prepare here (.pack is ignored by git; about 40 MB; carry [".pack", "benchmarks/wheels"]):
-#   python benchmarks/pack_train.py ../shared/data/train .pack --area 0.5
+# What travels is at most 64 MiB and the tracked tree alone is 71 MiB: first
+# `bash benchmarks/device_tree.sh aside [CKPT...]` (the training checkpoints a run does not start
+# from and the golden files the device tests do not read, ~31 MiB), `... back` after the call.
+# That leaves ~23 MiB to carry: the image pack at --area 0.16 with the wheels and 4 Kodak images
+# (62.9 MiB in all, `device_tree.sh size`); the video clips (14 MB, and imageio-ffmpeg's 30 MB
+# wheel to read them there) do not fit beside it, so RUNS=pyramid alone in that call.
+#   python benchmarks/pack_train.py ../shared/data/train .pack --area 0.16   # echo .pack/ >> .git/info/exclude
 #   mkdir -p .pack/video && cp ../shared/data/video-train/* ../shared/data/video/vtest.avi \
-#       ../shared/data/video/cockatoo.mp4 ../shared/data/video/y4m/carphone_qcif_120f.y4m .pack/video/
-# There: MINUTES=4 bash benchmarks/gpu_train.sh, a call of its own (the runs stop after MINUTES * 60
-# + 300 s: one call is at most 600 s; the temporal run first moves every training frame's
-# previous frame by the block search, about 2 minutes on one core). DEVICE=cpu MINUTES=0.1 is a dry
-# run here: the pyramid run loads, resumes and takes steps; on 2 shared cores the temporal run is
-# still moving frames when the limit comes (alone it resumes in ~4 minutes: row 49's log).
+#       ../shared/data/video/cockatoo.mp4 ../shared/data/video/y4m/carphone_qcif_120f.y4m .pack/video/  # temporal
+# The device check and then the pyramid run in the time left, one call (carry [".pack",
+# "benchmarks/wheels", "benchmarks/gpu_images"], timeout 600):
+#   S=$SECONDS; bash benchmarks/device_check.sh; E=$((SECONDS-S))
+#   M=$(python3 -c "print(round(max(1.0,(580-$E-110)/60),2))")
+#   RUNS=pyramid MINUTES=$M LIMIT=$((585-E)) BATCH=64 bash benchmarks/gpu_train.sh
+# (LIMIT: the runs' timeout, default MINUTES * 60 + 300 s: loading, evaluations, the minutes; the
+# temporal run first moves every training frame's previous frame by the block search, about 2
+# minutes on one core). DEVICE=cpu MINUTES=0.1 is a dry run here: the pyramid run loads, starts
+# and takes steps; on 2 shared cores the temporal run is still moving frames when the limit comes
+# (alone it resumes in ~4 minutes: row 49's log).
 # Back here: export with `python -m armcodec.training.video --steps 0 --out CKPT --export NAME
 # --planes` and `armcodec export` (docs/TRAINING.md); new weights get new names.
 set -uo pipefail
@@ -28,13 +39,17 @@ OUT=${OUT:-/tmp/gpu_train}
 DEVICE=${DEVICE:-cuda}
 MINUTES=${MINUTES:-4}
 PACK=${PACK:-.pack}
+RUNS=${RUNS:-"temporal pyramid"}  # which runs (RUNS=pyramid: the image pack alone, when the video clips do not fit the call)
+BATCH=${BATCH:-32}
+LR=${LR:-2e-4}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD ARMCODEC_WEIGHTS_DIR=$PWD/weights
 if [ -d benchmarks/wheels ]; then
     python3 -m pip install -q --no-deps --no-index benchmarks/wheels/*.whl 2>&1 | tail -2
 fi
-LIMIT=$(python3 -c "print(int($MINUTES * 60 + 300))")  # the runs' budget: loading the data, evaluations, the minutes
+LIMIT=${LIMIT:-$(python3 -c "print(int($MINUTES * 60 + 300))")}  # the runs' budget: loading the data, evaluations, the minutes
 
+if [[ " $RUNS " == *" temporal "* ]]; then
 V=$PACK/video
 [ -d "$V" ] || V=../shared/data/video-train  # the dry run here
 CLIPS=$(ls "$V"/* | grep -v -e vtest -e cockatoo -e carphone)
@@ -48,13 +63,16 @@ timeout "$LIMIT" python3 -m armcodec.training.video $CLIPS --max-frames 120 \
     --steps 1000000 --minutes "$MINUTES" --qat-steps 300 --batch 32 --crop 96 --lr 1e-4 --warmup 50 \
     --trunk-lr 0.1 --first-lr 0.1 --rgb-fraction 0 --val-every 250 --checkpoint-every 100 --device "$DEVICE" \
     > "$OUT/temporal-planes.log" 2>&1 &
+fi
 
+if [[ " $RUNS " == *" pyramid "* ]]; then
 IMAGES=$PACK
 [ -d "$IMAGES" ] && ls "$IMAGES"/*.webp > /dev/null 2>&1 || IMAGES=../shared/data/train
-cp weights/train/pyramid4.ckpt.safetensors "$OUT/pyramid.ckpt.safetensors"
-timeout "$LIMIT" python3 -m armcodec.training "$IMAGES" --architecture polyphase-pyramid \
-    --out "$OUT/pyramid.ckpt.safetensors" --steps 60000 --minutes "$MINUTES" --qat-steps 500 --batch 32 --crop 128 \
-    --lr 5e-4 --warmup 100 --val-every 500 --checkpoint-every 250 --device "$DEVICE" > "$OUT/pyramid.log" 2>&1 &
+rm -f "$OUT/pyramid.ckpt.safetensors"
+timeout "$LIMIT" python3 -m armcodec.training "$IMAGES" --from weights/train/pyramid4.ckpt.safetensors \
+    --out "$OUT/pyramid.ckpt.safetensors" --steps 60000 --minutes "$MINUTES" --qat-steps 500 --batch "$BATCH" --crop 128 \
+    --lr "$LR" --warmup 100 --val-every 500 --checkpoint-every 250 --device "$DEVICE" > "$OUT/pyramid.log" 2>&1 &
+fi
 wait
 tail -n 3 "$OUT"/*.log
 echo "gpu training done: $OUT"

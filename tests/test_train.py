@@ -16,6 +16,13 @@ def test_minutes_fix_the_step_count_and_the_checkpoint_resumes(tmp_path):
     more = TrainSettings(steps=meta["step"] + 3, qat_steps=2, batch=2, crop=16, warmup=3, val_every=10**6, checkpoint_every=10**6)
     train(data, ckpt, TINY_CFG, more, log=lambda m: None)
     assert load_checkpoint(ckpt)[1]["step"] == meta["step"] + 3
+    # --from: the weights start a new run at step 0 (warm-up, new Adam moments), the history kept
+    logs = []
+    fresh = TrainSettings(steps=4, qat_steps=2, batch=2, crop=16, warmup=3, val_every=10**6, checkpoint_every=10**6)
+    model = train(data, tmp_path / "new.safetensors", TINY_CFG, fresh, log=logs.append, start_from=ckpt)
+    _, new_meta, _ = load_checkpoint(tmp_path / "new.safetensors")
+    assert new_meta["step"] == 4 and new_meta["warm_start"]["then"] == {"from": str(ckpt), "step": meta["step"] + 3}
+    assert any("new schedule" in m for m in logs) and model.cfg == load_checkpoint(ckpt)[0].cfg
 
 
 def test_temporal_training_for_grey_planes_exports_as_a_presets_planes_weights(tmp_path):

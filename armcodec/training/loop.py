@@ -135,9 +135,11 @@ def apply_regrid(model: torch.nn.Module, regrid: dict | None, step: int, history
 
 
 def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
-          regrid: dict | None = None) -> torch.nn.Module:
+          regrid: dict | None = None, start_from: Path | None = None) -> torch.nn.Module:
     """Train (or resume ``ckpt``) to step ``s.steps``.  ``regrid``: config fields to change on a
-    resumed model that keep its parameters' shapes (the integer grids :data:`GRID_FIELDS`)."""
+    resumed model that keep its parameters' shapes (the integer grids :data:`GRID_FIELDS`).
+    ``start_from``: a new ``ckpt`` starts from this checkpoint's weights on a new schedule (step 0,
+    the warm-up, new Adam moments) instead of a new model."""
     torch.manual_seed(s.seed)
     paths = list_images(Path(data_dir))
     tr_paths, va_paths = split_train_val(paths)
@@ -154,6 +156,12 @@ def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
         log(f"resumed {ckpt} at step {step}")
         # same parameters, other integer grids (e.g. before quantization-aware steps)
         model = apply_regrid(model, regrid, step, history, log)
+    elif start_from is not None:
+        model, loaded, _ = load_checkpoint(start_from)
+        history = {k: loaded[k] for k in ("warm_start", "regrid") if k in loaded}
+        history["warm_start"] = {**history.get("warm_start", {}), "then": {"from": str(start_from), "step": loaded.get("step")}}
+        log(f"new schedule from {start_from} (step {loaded.get('step')})")
+        model = apply_regrid(model, regrid, step, history, log)
     else:
         model = next(cls for cls, config in FLOAT_MODELS.values() if type(cfg) is config)(cfg)
     dev = training_device(s.device)
@@ -168,6 +176,7 @@ def train(data_dir: Path, ckpt: Path, cfg, s: TrainSettings, log=print,
             }
     rng = np.random.default_rng(s.seed + step)
     meta = {"config": model.cfg.to_dict(), "settings": s.__dict__, "data": str(data_dir), **history}
+    log(f"step {step} val {evaluate(model, val, step >= s.steps - s.qat_steps):.4f} bpsp (start)")
     t0 = time.time()
     start_step = step
     run_loss = None
@@ -218,10 +227,12 @@ def main(argv=None) -> None:
     ap.add_argument("--config", type=str, default="{}", help="JSON overrides of its config (PixelCNNConfig, PyramidConfig)")
     ap.add_argument("--regrid", type=str, default="{}",
                     help='on resume: JSON config fields that keep the parameters, e.g. \'{"resid_steps": 128, "coef_steps": 1024}\'')
+    ap.add_argument("--from", dest="start_from", type=Path,
+                    help="a checkpoint whose weights start a new run (new schedule and Adam moments; --out must not exist)")
     for k, v in TrainSettings().__dict__.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
     a = ap.parse_args(argv)
     config = FLOAT_MODELS[a.architecture][1]
     cfg = config.from_dict({**config().to_dict(), **json.loads(a.config)})
     s = TrainSettings(**{k: getattr(a, k) for k in TrainSettings().__dict__})
-    train(a.data, a.out, cfg, s, log=lambda m: print(m, flush=True), regrid=json.loads(a.regrid))
+    train(a.data, a.out, cfg, s, log=lambda m: print(m, flush=True), regrid=json.loads(a.regrid), start_from=a.start_from)
