@@ -39,8 +39,9 @@
                    record is in quarter pixels (:mod:`armcodec.coding.motion`), and every group of one
                    channel coded with the previous frame is coded by the weights' mixture with the
                    previous-frame predictor (:mod:`armcodec.models.previous_frame_exact`): varint c + c
-                   bytes, the mixture index (0..16) of each tile stream of those groups in stream
-                   order, copied tiles left out
+                   bytes, the mixture index (0..16; 17..33 since 0.14: the same offsets with the
+                   neighbour term) of each tile stream of those groups in stream order, copied
+                   tiles left out
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
                    or with flags bit 6 (0.5, the compact table): S x varint (length / 4), then u32
                    CRC32 of the frame's decoded samples (every plane group in order, row-major)
@@ -84,7 +85,8 @@ COPY_FLAG = 0x80  # record flags: a copy map follows the motion vectors (0.5)
 COMPACT_FLAG = 0x40  # record flags: the compact stream table (0.5): varint lengths / 4, one CRC32 of the frame
 BLOCKS_FLAG = 0x20  # record flags: block maps follow the copy map (0.6)
 PREDICTOR_FLAG = 0x10  # record flags: quarter-pixel vectors, the predictor's mixture indices after the block maps (0.13)
-N_MIX = 17  # mixture indices 0..16 (their meaning: armcodec.models.previous_frame_exact.mix_offset)
+N_MIX = 17  # mixture offsets 0..16 (their meaning: armcodec.models.previous_frame_exact.mix_offset)
+MIX_CODES = 2 * N_MIX  # a record's mixture indices: an offset, + N_MIX with the neighbour term (0.14)
 BLOCK_LOG2 = (2, 5)  # copied blocks: 4x4 to 32x32 samples
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
@@ -260,7 +262,7 @@ def write_record(rec: FrameRecord) -> bytes:
         block_maps = write_block_maps(rec.blocks, rec.block_log2)
     predictor = b""
     if rec.quarter:
-        if len(rec.temporal) > 4 or any(not 0 <= v < N_MIX for v in rec.mix):
+        if len(rec.temporal) > 4 or any(not 0 <= v < MIX_CODES for v in rec.mix):
             raise ValueError("invalid mixture indices")
         flags |= PREDICTOR_FLAG
         predictor = varint(len(rec.mix)) + bytes(rec.mix)
@@ -340,7 +342,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     mix = ()
     if mix_bytes is not None:
         mix = tuple(mix_bytes)
-        if len(mix) != len(mixed_streams(header, temporal, copied)) or any(v >= N_MIX for v in mix):
+        if len(mix) != len(mixed_streams(header, temporal, copied)) or any(v >= MIX_CODES for v in mix):
             raise FormatError(f"frame {number}'s mixture indices do not match its streams")
     blocks, log2 = (), 3
     if block_maps is not None:

@@ -88,6 +88,9 @@ class VideoCodec:
     (:mod:`armcodec.models.previous_frame_exact`: the moved previous sample, as sure as its coded
     neighbours were), its weight per tile picked by the encoder (5-11% smaller files on noisy
     still or slowly moving scenes, about 20% slower decoding); off: files armcodec 0.12 reads.
+    ``neighbours`` (0.14, with the predictor): a tile's index may also move each sample's
+    predictor weight by which of the two did better on its coded neighbours (0.5-2% smaller);
+    off: files armcodec 0.13 reads.
     ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
     batch and encodes in three, and a clip of any length stays under 2 GiB)."""
 
@@ -95,7 +98,7 @@ class VideoCodec:
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
                  kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True,
                  batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True,
-                 binned: bool = True, predictor: bool = True):
+                 binned: bool = True, predictor: bool = True, neighbours: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         def make(name: str, tile: int | None) -> Codec:
@@ -110,7 +113,7 @@ class VideoCodec:
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback, binned=binned)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
-        self.predictor = predictor
+        self.predictor, self.neighbours = predictor, neighbours
 
     def codec_for(self, groups) -> Codec:
         """The codec for frames of these plane groups ((width, height, channels) each): the
@@ -179,7 +182,8 @@ class VideoCodec:
         m = c.model
         groups = [np.ascontiguousarray(g) for g in frame.groups]
         quarter = prev is not None and self.predictor and len(groups) <= 4  # vectors in quarter pixels
-        mixture = PredictorMixture(m.net, functools.partial(choose_mixture, cfg=m.net.cfg, luts=m.luts)) if quarter else None
+        indices = cv.MIX_CODES if self.neighbours else cv.N_MIX  # 0.14's indices, or 0.13's
+        mixture = PredictorMixture(m.net, functools.partial(choose_mixture, cfg=m.net.cfg, luts=m.luts, indices=indices)) if quarter else None
         moved = []  # per group: (the moved previous frame, motion field), or None for a key frame
         for k, g in enumerate(groups):
             if prev is None:

@@ -27,6 +27,7 @@ import pytest
 
 import armcodec
 from armcodec import container
+from armcodec import container_video as cv
 
 from conftest import DATA, load
 
@@ -260,11 +261,11 @@ def test_files_of_the_shipped_pyramid_weights_decode_and_are_written_again(stem,
 VIDEO = GOLDEN / "video"
 
 
-def video_codec(feedback: bool = False, copy_blocks: bool = False, binned: bool = False, predictor: bool = False):
+def video_codec(feedback: bool = False, copy_blocks: bool = False, binned: bool = False, predictor: bool | float = False):
     from armcodec.video import VideoCodec
 
     return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO, feedback=feedback,
-                      copy_blocks=copy_blocks, binned=binned, predictor=predictor)
+                      copy_blocks=copy_blocks, binned=binned, predictor=bool(predictor), neighbours=predictor is True)
 
 
 def encode_video(codec, source) -> bytes:
@@ -297,7 +298,9 @@ def golden_video_sources():
     the feedback and 0.5's records (the compact stream table, a copy map); a clip whose second
     frame changes a few blocks of its first, with 0.6's block maps; that clip and the first with
     binned symbols (0.11); a noisy clip panning by fractions of a pixel with every tool and the
-    predictor (0.13: quarter-pixel vectors, the mixture indices)."""
+    predictor (0.13: quarter-pixel vectors, the mixture indices; the last field 0.13: without
+    0.14's neighbour term, which this model's means, always the previous sample, leave at zero:
+    the shipped files of 0.14 cover it)."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
@@ -311,13 +314,14 @@ def golden_video_sources():
             ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True, False, False),
             ("clip420-blocks-binned.y4m.arm", clip("clip420-blocks.y4m"), True, True, True, False),
             ("clip420-binned.y4m.arm", clip("clip420.y4m"), False, False, True, False),
-            ("clip420-predictor.y4m.arm", clip("clip420-subpixel.y4m"), True, True, True, True)]
+            ("clip420-predictor.y4m.arm", clip("clip420-subpixel.y4m"), True, True, True, 0.13)]
 
 
 # files of the shipped `video` preset as each release wrote them (source, file, weights, binned): 0.7's
 # grey planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2,
 # 0.9's by temporal-planes-s3, 0.11's both with binned symbols, 0.12.11's by temporal-planes-s4,
-# 0.13's with the previous-frame predictor (the last field: whether the encoder could use it).
+# 0.13's with the previous-frame predictor (the last field: whether the encoder could use it), 0.14's
+# with its neighbour term (the last field True; 0.13: without it).
 # The preset decodes each of them (switching to the weights the file names) and those weights write
 # it again byte for byte; the last file of each source is what the preset writes today.
 SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s", False, False),
@@ -326,19 +330,23 @@ SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes
                  ("clip420.y4m.arm", "shipped-0.9-clip420.y4m.arm", "temporal-planes-s3", False, False),
                  ("clip420.y4m.arm", "shipped-0.11-clip420.y4m.arm", "temporal-planes-s3", True, False),
                  ("clip420.y4m.arm", "shipped-0.12.11-clip420.y4m.arm", "temporal-planes-s4", True, False),
-                 ("clip420.y4m.arm", "shipped-0.13-clip420.y4m.arm", "temporal-planes-s4", True, True),
+                 ("clip420.y4m.arm", "shipped-0.13-clip420.y4m.arm", "temporal-planes-s4", True, 0.13),
+                 ("clip420.y4m.arm", "shipped-0.14-clip420.y4m.arm", "temporal-planes-s4", True, True),
                  ("rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "temporal-s", True, False),
-                 ("rgba-frames.arm", "shipped-0.13-rgba-frames.arm", "temporal-s", True, True))
+                 ("rgba-frames.arm", "shipped-0.13-rgba-frames.arm", "temporal-s", True, 0.13),
+                 ("rgba-frames.arm", "shipped-0.14-rgba-frames.arm", "temporal-s", True, True))
 
 
-def shipped_video_codec(weights: str | None = None, binned: bool = True, predictor: bool = True):
+def shipped_video_codec(weights: str | None = None, binned: bool = True, predictor: bool | float = True):
     """The shipped `video` preset, or the codec of one of its weights as the preset runs them
-    (in its 128x128 tiles)."""
+    (in its 128x128 tiles); ``predictor`` 0.13: the predictor's mixture without the neighbour term
+    (the records 0.13 wrote)."""
     from armcodec.video import VideoCodec
 
     if weights is None:
         return VideoCodec("video", "cpu", key_interval=3)
-    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128, binned=binned, predictor=predictor)
+    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128, binned=binned, predictor=bool(predictor),
+                      neighbours=predictor is True)
 
 
 @pytest.mark.parametrize("k", range(len(SHIPPED_VIDEO)))
@@ -359,7 +367,8 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
     assert len(got) == len(want)
     assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
     assert encode_video(shipped_video_codec(weights, binned, predictor), source()) == data
-    assert any(rec.mix for rec in video_records(data, codec)) == predictor
+    mix = [v for rec in video_records(data, codec) for v in rec.mix]
+    assert bool(mix) == bool(predictor) and (max(mix, default=0) >= cv.N_MIX) == (predictor is True)
     if name == [n for o, n, *_ in SHIPPED_VIDEO if o == of][-1]:
         assert encode_video(shipped_video_codec(), source()) == data
 

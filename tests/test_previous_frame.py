@@ -21,7 +21,9 @@ from armcodec.encoder.group import encode_group
 from armcodec.errors import FormatError
 from armcodec.exact.tables import TableLUTs
 from armcodec.encoder.mixture import choose
-from armcodec.models.previous_frame_exact import N_MIX, PredictorMixture, PreviousFramePredictor, ilog, mix_offset
+from armcodec.models.previous_frame_exact import (N_MIX, NEIGHBOUR_MAX, PredictorMixture, PreviousFramePredictor, ilog,
+                                                  mix_offset, uses_neighbours)
+from armcodec.container_video import MIX_CODES
 from armcodec.training.export import export_net
 from armcodec.video import VideoCodec
 from conftest import TINY_TEMPORAL, make_tiny_temporal, subpixel_frames, y4m_bytes
@@ -78,16 +80,61 @@ def test_encoder_pass_and_decoder_steps_give_the_same_integers():
     assert len(set(p[:, 2 * c * k].tolist())) > 3
 
 
-def test_the_mixture_agrees_between_directions():
+def off_centre_temporal():
+    """The tiny temporal model with its components' means a few levels off the previous sample
+    (conftest's are exactly on it): the model and the predictor then miss by different amounts."""
+    m = make_tiny_temporal()
+    k, c = TINY_TEMPORAL.mixtures, TINY_TEMPORAL.image_channels
+    with torch.no_grad():
+        m.head_out.bias[k * c : 2 * k * c] = torch.linspace(-0.03, 0.03, k * c)
+    return export_net(m)
+
+
+@pytest.mark.parametrize("top", [N_MIX, MIX_CODES])
+def test_the_mixture_agrees_between_directions(top):
     """The mixture's integers: the encoder's pass (indices given) and the decoder's steps agree
-    at every step, and its first K components are the model's, the last the predictor's."""
-    net = export_net(make_tiny_temporal())
+    at every step, and its first K components are the model's, the last the predictor's; with
+    the neighbour term (indices from N_MIX, 0.14) on some tiles, their predictor logits move with
+    the gaps of the coded neighbours, the others' do not."""
+    net = off_centre_temporal()
     prev, cur = (f[:, :, None] for f in subpixel_frames(2, 37, 45))
-    mix = np.random.default_rng(2).integers(0, N_MIX, len(tile_grid(37, 45, 16)))
+    mix = np.random.default_rng(2).integers(0, top, len(tile_grid(37, 45, 16)))
+    if top > N_MIX:
+        mix[:2] = (3, N_MIX + 3)  # both kinds present
     p, ys, xs, sched = both_directions(PredictorMixture(net), prev, cur, mix=mix)
     k = net.cfg.mixtures
-    assert torch.equal(p[:, k], p[:, :k].amax(1) + torch.from_numpy(mix_offset(mix)[sched.n]))
+    moved = p[:, k] - p[:, :k].amax(1) - torch.from_numpy(mix_offset(mix)[sched.n])
+    near = torch.from_numpy(uses_neighbours(mix)[sched.n])
+    assert not moved[~near].any() and (top == N_MIX or moved[near].abs().sum() > 0)
+    assert moved.abs().max() <= NEIGHBOUR_MAX
     assert torch.equal(p[:, 3 * (k + 1) + k], torch.from_numpy((prev[ys, xs, 0].astype(np.int64) - 128) * 16))
+
+
+def test_the_neighbour_term_follows_the_gaps():
+    """The neighbour term by its definition, sample by sample: the four coded neighbours' gaps
+    (ilog of the model's miss minus ilog of the predictor's, 0 outside the tile) >> 2, clamped."""
+    from armcodec.models.previous_frame_exact import Predictions, PreviousFramePredictor, likeliest_mean
+    from armcodec.coding.planes import image_coords
+
+    net = off_centre_temporal()
+    prev, cur = (f[:, :, None] for f in subpixel_frames(2, 37, 45))
+    tiles = tile_grid(37, 45, 16)
+    sched = Schedule(tiles, net, 16)
+    ys, xs = image_coords(tiles, sched, None)
+    values = torch.from_numpy(cur[ys, xs].astype(np.int64))
+    model = net.encoder_pass(tiles, sched, 16, CPU, values, context=(prev, ys, xs)).params.long()
+    pred = Predictions(PreviousFramePredictor(net.cfg), tiles, sched, 16, CPU, (prev, ys, xs))
+    pred.observe(0, len(ys), values)
+    m = likeliest_mean(model, net.cfg)
+    pred.observe_gaps(0, len(ys), m)
+    term = pred.neighbour_term(0, len(ys))
+    x = values[:, 0].numpy()
+    gap = {(n, y, xx): int(ilog(min(abs(16 * (v - 128) - mm) >> 4, 1020)) - ilog(abs(v - int(c))))
+           for n, y, xx, v, mm, c in zip(sched.n, ys, xs, x, m, prev[ys, xs, 0])}
+    for r in np.random.default_rng(0).choice(len(ys), 300, replace=False):
+        total = sum(gap.get((sched.n[r], ys[r] + di, xs[r] + dj), 0) for di, dj in ((0, -1), (-1, 0), (-1, -1), (-1, 1)))
+        assert term[r] == np.clip(total >> 2, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
+    assert (term != 0).mean() > 0.5
 
 
 @pytest.mark.parametrize("tools", [CoderTools(True), CoderTools(True, feedback=3, binned=True)])
@@ -164,7 +211,7 @@ def test_the_mixture_indices_are_validated(temporal_dir):
     assert cv.read_record(io.BytesIO(raw), header, 0).mix == rec.mix
     n = len(rec.mix)
     for bad in (cv.varint(n - 1) + bytes(rec.mix[:-1]), cv.varint(n + 1) + bytes(rec.mix) + b"\x00",
-                cv.varint(n) + bytes([N_MIX]) + bytes(rec.mix[1:])):  # too few, too many, out of range
+                cv.varint(n) + bytes([MIX_CODES]) + bytes(rec.mix[1:])):  # too few, too many, out of range
         with pytest.raises(FormatError, match="mixture indices"):
             cv.read_record(io.BytesIO(with_mix(raw, at, old, bad)), header, 0)
     # a key frame's record: no group is coded with the previous frame, so no index
@@ -176,7 +223,7 @@ def test_the_mixture_indices_are_validated(temporal_dir):
         cv.write_record(cv.FrameRecord(rec.temporal, 1, b"", rec.streams, [], rec.motion, rec.frame_crc, mix=rec.mix))
     with pytest.raises(ValueError, match="mixture indices"):
         cv.write_record(cv.FrameRecord(rec.temporal, 1, b"", rec.streams, [], rec.motion, rec.frame_crc, quarter=True,
-                                       mix=(N_MIX,) * n))
+                                       mix=(MIX_CODES,) * n))
 
 
 def test_vector_lengths_are_checked_per_unit():

@@ -30,6 +30,16 @@ logits) + mix_offset(v)`` for a per-tile index ``v`` the encoder picks
 below the model's likeliest component) to the predictor nearly alone (8 bits above).  Each sample
 then costs about what the better of the two would give it (docs/EXPERIMENTS.md, row 62).
 
+Since 0.14 a tile's index may also say (``v >= N_MIX``, :func:`uses_neighbours`) that each sample's
+predictor logit moves with which of the two did better on its coded neighbours::
+
+    gap(n)    = ilog(|x(n) - m(n)|) - ilog(|r(n)|)    (m: the mean of the model's likeliest component,
+                                                      to a level; the residual map's neighbours)
+    logit    += clamp((gap(L) + gap(U) + gap(UL) + gap(UR)) >> NEIGHBOUR_SHIFT, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
+
+(1/8 bit, so half a bit for each octave the model's neighbours missed by more than the
+predictor's did on average; row 63 of docs/EXPERIMENTS.md.)
+
 Every constant below is part of the format: a file says it used this model (the video record's
 predictor flag), not which constants, so changing one needs a new model and a new flag.
 """
@@ -52,6 +62,8 @@ NEIGHBOURS = ((0, -1), (-1, 0), (-1, -1), (-1, 1))
 ENCODER_ROWS = 1 << 15  # the encoder's mixture rows built at a time
 MIX_STEP = 8  # 1/8 bit (the logits' grid): the mixture offsets' step, one bit
 PAD = 1  # rows above and columns either side the neighbours reach
+NEIGHBOUR_SHIFT = 2  # the neighbour term: the four gaps' sum (1/16 octave) >> 2 -> 1/8 bit, half a bit an octave on average
+NEIGHBOUR_MAX = 64  # at most 8 bits either way
 
 
 def ilog(n: np.ndarray) -> np.ndarray:
@@ -159,6 +171,7 @@ class Predictions:
         self.res = np.zeros(len(tiles) * rows * cols, np.int32)
         self.at = (schedule.n * rows + schedule.i + PAD) * cols + schedule.j + PAD
         self.around = np.array([di * cols + dj for di, dj in NEIGHBOURS], np.int64)
+        self.gap = None  # the neighbour term's map (observe_gaps), like res
         self.params = None
 
     def columns(self, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,12 +188,44 @@ class Predictions:
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
         self.res[self.at[a:b]] = values[:, 0].cpu().numpy() - self.c[a:b]
 
+    def observe_gaps(self, a: int, b: int, model_mean: np.ndarray) -> None:
+        """After :meth:`observe` of ``schedule[a:b]``: each sample's gap between the model's miss
+        and the predictor's (``model_mean``: int64 (b - a,) the model's likeliest component's mean,
+        1/16 level relative to 128, :func:`likeliest_mean`)."""
+        if self.gap is None:
+            self.gap = np.zeros_like(self.res)
+        r = self.res[self.at[a:b]]
+        x16 = (r.astype(np.int64) + self.c[a:b] - 128) * MEAN_STEPS
+        miss = np.minimum(np.abs(x16 - model_mean) >> 4, 4 * 255)
+        self.gap[self.at[a:b]] = _ILOG[miss] - _ILOG[np.abs(r)]
+
+    def neighbour_term(self, a: int, b: int) -> np.ndarray:
+        """The predictor logit's neighbour term int64 (b - a,) of ``schedule[a:b]`` (1/8 bit)."""
+        if self.gap is None:
+            return np.zeros(b - a, np.int64)
+        total = self.gap[self.at[a:b, None] + self.around].sum(1).astype(np.int64)
+        return np.clip(total >> NEIGHBOUR_SHIFT, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
+
 
 # --- the predictor as one more component of the model's mixture ---------------------------------
 def mix_offset(v) -> np.ndarray:
-    """Mixture indices (0..N_MIX-1, the record's) -> the predictor's logit above the model's largest,
-    1/8 bit: from 8 bits below to 8 bits above."""
-    return MIX_STEP * (np.asarray(v, dtype=np.int64) - N_MIX // 2)
+    """Mixture indices (0..2 N_MIX - 1, the record's) -> the predictor's logit above the model's largest,
+    1/8 bit: from 8 bits below to 8 bits above (``v`` and ``v + N_MIX`` alike)."""
+    return MIX_STEP * (np.asarray(v, dtype=np.int64) % N_MIX - N_MIX // 2)
+
+
+def uses_neighbours(v) -> np.ndarray:
+    """Mixture indices -> bool: the index adds the neighbour term (0.14; see the module docstring)."""
+    return np.asarray(v, dtype=np.int64) >= N_MIX
+
+
+def likeliest_mean(model: torch.Tensor, cfg) -> np.ndarray:
+    """The model's head integers (M, cfg.n_params) -> int64 (M,): channel 0's mean (1/16 level
+    relative to 128, as the head writes it) of its component with the largest logit (the first
+    of equals)."""
+    k, c = cfg.mixtures, cfg.image_channels
+    p = model.cpu().numpy()
+    return p[np.arange(len(p)), c * k + np.argmax(p[:, :k], axis=1)].astype(np.int64)
 
 
 def mixed_config(cfg):
@@ -242,12 +287,14 @@ class PredictorMixture:
         pred = Predictions(self.predictor, tiles, schedule, tile, device, context)
         pred.observe(0, len(values), values)
         mean, scale = pred.columns(0, len(values))
+        pred.observe_gaps(0, len(values), likeliest_mean(model, self.model.cfg))
+        term = torch.from_numpy(pred.neighbour_term(0, len(values))).to(device)
         del pred
         if mix is None:
-            mix = self.chooser(model, mean, scale, values, schedule, len(tiles))
+            mix = self.chooser(model, mean, scale, values, schedule, len(tiles), term)
         mix = np.asarray(mix, dtype=np.int64)
         self.choices.update({(t.y, t.x): int(v) for t, v in zip(tiles, mix)})
-        offsets = torch.from_numpy(mix_offset(mix)[schedule.n]).to(device)
+        offsets = row_offsets(mix, schedule.n, term)
         params = torch.empty((len(values), self.cfg.n_params), dtype=torch.int32, device=device)
         for a in range(0, len(values), ENCODER_ROWS):  # int64 temporaries of a part at a time
             b = min(a + ENCODER_ROWS, len(values))
@@ -260,23 +307,45 @@ class PredictorMixture:
             raise ValueError("the predictor's mixture codes grey planes, with a mixture index per tile")
         a = self.model.decoder_steps(tiles, schedule, tile, device, channels, context=context)
         b = self.predictor.decoder_steps(tiles, schedule, tile, device, channels, context=context)
-        offsets = torch.from_numpy(mix_offset(mix)[schedule.n]).to(device)
-        return MixedParams(a, b, offsets, self.model.cfg)
+        mix = np.asarray(mix, dtype=np.int64)
+        offsets = row_offsets(mix, schedule.n)
+        near = torch.from_numpy(uses_neighbours(mix)[schedule.n]).to(device) if uses_neighbours(mix).any() else None
+        return MixedParams(a, b, offsets, self.model.cfg, neighbours=near)
+
+
+def row_offsets(mix: np.ndarray, n: np.ndarray, term: torch.Tensor | None = None) -> torch.Tensor:
+    """Per tile mixture indices and each row's tile ``n`` -> each row's predictor logit offset
+    int64 (1/8 bit), with ``term`` (the rows' neighbour terms) where the tile's index uses it."""
+    offsets = torch.from_numpy(mix_offset(mix)[n])
+    if term is not None:
+        offsets = offsets.to(term.device) + torch.where(torch.from_numpy(uses_neighbours(mix)[n]).to(term.device), term, 0)
+    return offsets
 
 
 class MixedParams:
     """The mixture's parameter source: the two sources' integers joined step by step (the decoder),
     or all of them joined once (``params``, the encoder)."""
 
-    def __init__(self, model, predictor, offsets: torch.Tensor, cfg, params: torch.Tensor | None = None):
+    def __init__(self, model, predictor, offsets: torch.Tensor, cfg, params: torch.Tensor | None = None,
+                 neighbours: torch.Tensor | None = None):
         self.model, self.predictor, self.offsets, self.cfg, self.params = model, predictor, offsets, cfg, params
+        self.neighbours = neighbours  # bool per row: its tile's index adds the neighbour term (None: no tile's)
+        self.means = {}  # the model's likeliest means of the rows handed out, until they are observed
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
         if self.params is not None:
             return self.params[a:b].long()
-        return mix_params(self.model(a, b), *self.predictor.columns(a, b), self.offsets[a:b], self.cfg)
+        model = self.model(a, b)
+        offsets = self.offsets[a:b]
+        if self.neighbours is not None:
+            self.means[a] = likeliest_mean(model, self.cfg)
+            term = torch.from_numpy(self.predictor.neighbour_term(a, b)).to(offsets.device)
+            offsets = offsets.to(term.device) + torch.where(self.neighbours[a:b], term, 0)
+        return mix_params(model, *self.predictor.columns(a, b), offsets, self.cfg)
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
         if self.params is None:
             self.model.observe(a, b, values)
             self.predictor.observe(a, b, values)
+            if self.neighbours is not None:
+                self.predictor.observe_gaps(a, b, self.means.pop(a))
