@@ -111,8 +111,8 @@ def test_the_mixture_agrees_between_directions(top):
 
 
 def test_the_neighbour_term_follows_the_gaps():
-    """The neighbour term by its definition, sample by sample: the four coded neighbours' gaps
-    (ilog of the model's miss minus ilog of the predictor's, 0 outside the tile) >> 2, clamped."""
+    """The neighbour term by its definition, sample by sample: the ten coded neighbours' gaps
+    (ilog of the model's miss minus ilog of the predictor's, 0 outside the tile) >> 3, clamped."""
     from armcodec.models.previous_frame_exact import Predictions, PreviousFramePredictor, likeliest_mean
     from armcodec.coding.planes import image_coords
 
@@ -132,8 +132,9 @@ def test_the_neighbour_term_follows_the_gaps():
     gap = {(n, y, xx): int(ilog(min(abs(16 * (v - 128) - mm) >> 4, 1020)) - ilog(abs(v - int(c))))
            for n, y, xx, v, mm, c in zip(sched.n, ys, xs, x, m, prev[ys, xs, 0])}
     for r in np.random.default_rng(0).choice(len(ys), 300, replace=False):
-        total = sum(gap.get((sched.n[r], ys[r] + di, xs[r] + dj), 0) for di, dj in ((0, -1), (-1, 0), (-1, -1), (-1, 1)))
-        assert term[r] == np.clip(total >> 2, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
+        near = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0), (-1, -2), (-1, 2), (-2, -1), (-2, 1))
+        total = sum(gap.get((sched.n[r], ys[r] + di, xs[r] + dj), 0) for di, dj in near if dj + net.cfg.slope * di < 0)
+        assert term[r] == np.clip(total >> 3, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
     assert (term != 0).mean() > 0.5
 
 

@@ -34,11 +34,11 @@ Since 0.14 a tile's index may also say (``v >= N_MIX``, :func:`uses_neighbours`)
 predictor logit moves with which of the two did better on its coded neighbours::
 
     gap(n)    = ilog(|x(n) - m(n)|) - ilog(|r(n)|)    (m: the mean of the model's likeliest component,
-                                                      to a level; the residual map's neighbours)
-    logit    += clamp((gap(L) + gap(U) + gap(UL) + gap(UR)) >> NEIGHBOUR_SHIFT, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
+                                                      to a level)
+    logit    += clamp(sum of gap over GAP_NEIGHBOURS >> NEIGHBOUR_SHIFT, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
 
-(1/8 bit, so half a bit for each octave the model's neighbours missed by more than the
-predictor's did on average; row 63 of docs/EXPERIMENTS.md.)
+(1/8 bit: 1.25 bits for each octave the model's ten nearest coded neighbours missed by more than
+the predictor's did on average, 0 outside the tile; row 63 of docs/EXPERIMENTS.md.)
 
 Every constant below is part of the format: a file says it used this model (the video record's
 predictor flag), not which constants, so changing one needs a new model and a new flag.
@@ -61,9 +61,13 @@ EDGE_SLOPE = 1
 NEIGHBOURS = ((0, -1), (-1, 0), (-1, -1), (-1, 1))
 ENCODER_ROWS = 1 << 15  # the encoder's mixture rows built at a time
 MIX_STEP = 8  # 1/8 bit (the logits' grid): the mixture offsets' step, one bit
-PAD = 1  # rows above and columns either side the neighbours reach
-NEIGHBOUR_SHIFT = 2  # the neighbour term: the four gaps' sum (1/16 octave) >> 2 -> 1/8 bit, half a bit an octave on average
+# the neighbour term (0.14): the gaps of these coded neighbours (those on earlier steps of the
+# model's wavefront: all ten from slope 3), their sum (1/16 octave) >> 3 -> 1/8 bit: 1.25 bits an
+# octave on average (row 63: 10 neighbours and 2.5 bits an octave against 4, 6 and 8 and 1.5-2.5)
+GAP_NEIGHBOURS = NEIGHBOURS + ((0, -2), (-2, 0), (-1, -2), (-1, 2), (-2, -1), (-2, 1))
+NEIGHBOUR_SHIFT = 3
 NEIGHBOUR_MAX = 64  # at most 8 bits either way
+PAD = 2  # rows above and columns either side the neighbours reach
 
 
 def ilog(n: np.ndarray) -> np.ndarray:
@@ -171,6 +175,7 @@ class Predictions:
         self.res = np.zeros(len(tiles) * rows * cols, np.int32)
         self.at = (schedule.n * rows + schedule.i + PAD) * cols + schedule.j + PAD
         self.around = np.array([di * cols + dj for di, dj in NEIGHBOURS], np.int64)
+        self.gap_around = np.array([di * cols + dj for di, dj in GAP_NEIGHBOURS if model.precedes(di, dj)], np.int64)
         self.gap = None  # the neighbour term's map (observe_gaps), like res
         self.params = None
 
@@ -203,7 +208,7 @@ class Predictions:
         """The predictor logit's neighbour term int64 (b - a,) of ``schedule[a:b]`` (1/8 bit)."""
         if self.gap is None:
             return np.zeros(b - a, np.int64)
-        total = self.gap[self.at[a:b, None] + self.around].sum(1).astype(np.int64)
+        total = self.gap[self.at[a:b, None] + self.gap_around].sum(1).astype(np.int64)
         return np.clip(total >> NEIGHBOUR_SHIFT, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
 
 
