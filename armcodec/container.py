@@ -79,8 +79,8 @@ READ_VERSIONS = (1, 2, 3)
 META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated", 8: "levels",
               9: "filtered"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
-TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED = 1, 2, 3, 4, 5
-KNOWN_TOOLS = (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED)
+TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED, TOOL_SHARP_MOTION = 1, 2, 3, 4, 5, 6
+KNOWN_TOOLS = (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED, TOOL_SHARP_MOTION)
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
 FEEDBACK_SETS = (1, 2, 3)  # the residual feedback's feature sets a file may name (3 is written)
 
@@ -97,6 +97,7 @@ class CoderTools:
     family: tuple[tuple[int, bytes], ...] = ()
     classic_tiles: bool = False  # tool 4: some tile streams are PNG zlib streams (a map stream says which)
     binned: bool = False  # tool 5: each modelled sample is two symbols, its bin of 16 values and its place in it
+    sharp_motion: bool = False  # tool 6 (video files, 0.14): quarter-pixel samples by H.264's 6-tap filter, not bilinear
 
     def __post_init__(self):
         if (self.orientation or self.feedback) and not self.adaptation:
@@ -108,6 +109,7 @@ class CoderTools:
         return {"adaptation": self.adaptation, "orientation": self.orientation, "feedback": self.feedback,
                 **({"classic_tiles": True} if self.classic_tiles else {}),
                 **({"binned": True} if self.binned else {}),
+                **({"sharp_motion": True} if self.sharp_motion else {}),
                 **({"family": {str(k): v.hex() for k, v in self.family}} if self.family else {})}
 
 
@@ -279,6 +281,8 @@ def _tool_list(tools: CoderTools) -> list[tuple[int, bytes]]:
         out.append((TOOL_CLASSIC_TILES, b""))
     if tools.binned:
         out.append((TOOL_BINNED, b""))
+    if tools.sharp_motion:
+        out.append((TOOL_SHARP_MOTION, b""))
     return out + sorted(tools.family)
 
 
@@ -646,13 +650,15 @@ def _read_tools(r: _Reader) -> CoderTools:
     if unknown:
         raise FormatError(f"the file uses coder tool {unknown[0]}, which this armcodec does not know "
                           "(written by a newer version?)")
-    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_CLASSIC_TILES, TOOL_BINNED) if t in found) or \
+    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_CLASSIC_TILES, TOOL_BINNED, TOOL_SHARP_MOTION)
+           if t in found) or \
             (TOOL_FEEDBACK in found and len(found[TOOL_FEEDBACK]) != 1):
         raise FormatError("a coder tool has a value of the wrong length")
     feedback = found[TOOL_FEEDBACK][0] if TOOL_FEEDBACK in found else 0
     try:
         return CoderTools(TOOL_ADAPTATION in found, TOOL_ORIENTATION in found, feedback,
-                          classic_tiles=TOOL_CLASSIC_TILES in found, binned=TOOL_BINNED in found)
+                          classic_tiles=TOOL_CLASSIC_TILES in found, binned=TOOL_BINNED in found,
+                          sharp_motion=TOOL_SHARP_MOTION in found)
     except ValueError as e:
         raise FormatError(f"invalid coder tools: {e}") from None
 
@@ -706,6 +712,8 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
         metadata = ()
     else:
         tools = _read_tools(r)
+        if tools.sharp_motion:
+            raise FormatError("an image file with the video coder's motion tool")
         icc = r.raw(r.varint())
         metadata = _read_metadata(r) if version >= METADATA_VERSION else ()
         n_streams = r.varint()

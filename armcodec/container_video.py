@@ -9,7 +9,8 @@
                  varint key interval K (a key frame every K frames, coded without the previous frame)
                  u16 tile size
                  u8 n + n bytes weights name (utf-8)   16 bytes: sha256 prefix of the weights
-                 u8 T, then T coder tools (as the image kind's: 1 adaptation, 3 feedback (0.5), 5 binned symbols (0.11))
+                 u8 T, then T coder tools (as the image kind's: 1 adaptation, 3 feedback (0.5), 5 binned symbols (0.11);
+                 6 (0.14, video only): the quarter-pixel samples of the predictor flag's records by H.264's 6-tap filter)
                  varint n + n bytes: the source's description (Y4M: its header line, verbatim;
                      image frames: the mode (L, LA, RGB, RGBA); a video file: JSON, its rate,
                      pixel format and streams, and "y4m": the header line of its planes when the

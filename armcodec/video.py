@@ -90,7 +90,9 @@ class VideoCodec:
     still or slowly moving scenes, about 20% slower decoding); off: files armcodec 0.12 reads.
     ``neighbours`` (0.14, with the predictor): a tile's index may also move each sample's
     predictor weight by which of the two did better on its coded neighbours (0.5-2% smaller);
-    off: files armcodec 0.13 reads.
+    off: files armcodec 0.13 reads.  ``sharp`` (0.14, with the predictor; coder tool 6): the
+    quarter-pixel samples by H.264's 6-tap interpolation instead of the bilinear blend (sharper on
+    textures); off (with ``neighbours`` off): files armcodec 0.13 reads.
     ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
     batch and encodes in three, and a clip of any length stays under 2 GiB)."""
 
@@ -98,7 +100,7 @@ class VideoCodec:
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
                  kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True,
                  batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True,
-                 binned: bool = True, predictor: bool = True, neighbours: bool = True):
+                 binned: bool = True, predictor: bool = True, neighbours: bool = True, sharp: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         def make(name: str, tile: int | None) -> Codec:
@@ -111,7 +113,7 @@ class VideoCodec:
         self._planes_codec = make(planes.name, self.codec.tile_size) if planes not in (None, self.codec.preset.weights) else None
         self._other_codecs: dict[str, Codec] = {}  # other installed weights, for files they wrote (_check_weights)
         self.key_interval, self.max_pixels = key_interval, max_pixels
-        self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback, binned=binned)
+        self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback, binned=binned, sharp_motion=predictor and sharp)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
         self.predictor, self.neighbours = predictor, neighbours
 
@@ -184,21 +186,26 @@ class VideoCodec:
         quarter = prev is not None and self.predictor and len(groups) <= 4  # vectors in quarter pixels
         indices = cv.MIX_CODES if self.neighbours else cv.N_MIX  # 0.14's indices, or 0.13's
         mixture = PredictorMixture(m.net, functools.partial(choose_mixture, cfg=m.net.cfg, luts=m.luts, indices=indices)) if quarter else None
-        moved = []  # per group: (the moved previous frame, motion field), or None for a key frame
+        moved = []  # per group: (the moved previous frame, motion field, H.264's quarter samples), or None (key frame)
         for k, g in enumerate(groups):
             if prev is None:
                 moved.append(None)
                 continue
             field = motion_search.search(g, prev.groups[k]) if self.motion else None
-            if quarter:
-                field = motion_search.refine(g, prev.groups[k], field) if field is not None else None
-                moved.append((motion.compensate(prev.groups[k], field, unit=motion.QUARTER), field))
+            if quarter and field is not None:
+                # the blend's quarter samples and, with coder tool 6, H.264's: the closer to the frame
+                tries = []
+                for sharp in (False, True) if self.tools.sharp_motion else (False,):
+                    f = motion_search.refine(g, prev.groups[k], field, sharp=sharp)
+                    ctx = motion.compensate(prev.groups[k], f, unit=motion.QUARTER, sharp=sharp)
+                    tries.append((int(np.abs(g.astype(np.int32) - ctx).sum()), ctx, f, sharp))
+                moved.append(min(tries, key=lambda t: t[0])[1:])
             else:
-                moved.append((motion.compensate(prev.groups[k], field), field))
+                moved.append((motion.compensate(prev.groups[k], field), field, False))
         log2 = BLOCK_LOG2_DEFAULT
         if prev is not None and self.copy_blocks:
-            log2 = copy_block_size(groups, [ctx for ctx, _ in moved], c.tile_size)
-        streams, bits, temporal, fields, copied, blocks, mix = [], 0.0, [], [], [], [], []
+            log2 = copy_block_size(groups, [ctx for ctx, _, _ in moved], c.tile_size)
+        streams, bits, temporal, fields, sharps, copied, blocks, mix = [], 0.0, [], [], [], [], [], []
         for g, with_prev in zip(groups, moved):
             def code(net, ctx):
                 tiles, maps = copied_blocks(g, ctx, c.tile_size, log2) if ctx is not None else (None, None)
@@ -230,7 +237,8 @@ class VideoCodec:
             if uses_prev:
                 field = with_prev[1]
                 fields.append(field if field is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64))
-        packed = motion.pack(fields)
+                sharps.append(with_prev[2])
+        packed = motion.pack(fields, sharps if quarter and self.tools.sharp_motion else None)
         bits += 8 * len(packed)
         has_maps = any(b is not None for b in blocks)
         bits += 8 * len(cv.write_block_maps(blocks, log2)) if has_maps else 0
@@ -323,15 +331,16 @@ class VideoCodec:
         unit = motion.QUARTER if rec.quarter else 1
         # the mixture index of each stream that has one (the grey groups coded with the previous frame)
         mix = dict(zip(cv.mixed_streams(header, rec.temporal, rec.copied), rec.mix)) if rec.quarter else {}
-        fields = dict(zip(used, motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0])
-                                                           for g in used], [unit] * len(used))))
+        fields, sharp = motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0]) for g in used],
+                                      [unit] * len(used), sharp=header.tools.sharp_motion and rec.quarter)
+        fields, sharp = dict(zip(used, fields)), dict(zip(used, sharp))
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
             crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
             group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None,
                                blocks=list(rec.blocks[k : k + n]) or None, block_log2=rec.block_log2,
                                mix=[mix.get(s, 0) for s in range(k, k + n)] if rec.quarter and rec.temporal[g] and ch == 1
                                else None)
-            context = motion.compensate(prev.groups[g], fields[g], unit=unit) if rec.temporal[g] else None
+            context = motion.compensate(prev.groups[g], fields[g], unit=unit, sharp=sharp[g]) if rec.temporal[g] else None
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
         out: list = [None] * len(jobs)

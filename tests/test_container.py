@@ -178,11 +178,13 @@ def test_unknown_tools_and_tools_without_the_adaptation_are_refused():
         container.CoderTools(False, True, 0)
     h = ArmHeader("L", 8, 8, 16, "w", bytes(16), stream_crcs=[0], tools=container.CoderTools(True))
     data = container.write(h, [b""])
-    # the tool list (count 1: id 1, length 0) rewritten to name tool 6, then the CRC fixed up
+    # the tool list (count 1: id 1, length 0) rewritten to name tool 7, then the CRC fixed up
     from mutations import layout, splice_header
 
     at = layout(data)["fields"]["tools"]
-    with pytest.raises(armcodec.FormatError, match="coder tool 6"):
+    with pytest.raises(armcodec.FormatError, match="coder tool 7"):
+        container.parse(splice_header(data, at, 3, b"\x01\x07\x00"))
+    with pytest.raises(armcodec.FormatError, match="motion tool"):  # tool 6: video files only
         container.parse(splice_header(data, at, 3, b"\x01\x06\x00"))
     assert container.parse(splice_header(data, at, 3, b"\x01\x05\x00"))[0].tools == container.CoderTools(binned=True)
     with pytest.raises(armcodec.FormatError, match="wrong length"):  # tool 5 has no value

@@ -265,7 +265,8 @@ def video_codec(feedback: bool = False, copy_blocks: bool = False, binned: bool 
     from armcodec.video import VideoCodec
 
     return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO, feedback=feedback,
-                      copy_blocks=copy_blocks, binned=binned, predictor=bool(predictor), neighbours=predictor is True)
+                      copy_blocks=copy_blocks, binned=binned, predictor=bool(predictor), neighbours=predictor is True,
+                      sharp=predictor is True)
 
 
 def encode_video(codec, source) -> bytes:
@@ -300,7 +301,8 @@ def golden_video_sources():
     binned symbols (0.11); a noisy clip panning by fractions of a pixel with every tool and the
     predictor (0.13: quarter-pixel vectors, the mixture indices; the last field 0.13: without
     0.14's neighbour term, which this model's means, always the previous sample, leave at zero:
-    the shipped files of 0.14 cover it)."""
+    the shipped files of 0.14 cover it); a 64x48 crop of mobile_calendar's first 4 frames with
+    0.14's tools (its groups' quarter samples H.264's or the blend's, both kinds)."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
@@ -314,14 +316,15 @@ def golden_video_sources():
             ("clip420-blocks.y4m.arm", clip("clip420-blocks.y4m"), True, True, False, False),
             ("clip420-blocks-binned.y4m.arm", clip("clip420-blocks.y4m"), True, True, True, False),
             ("clip420-binned.y4m.arm", clip("clip420.y4m"), False, False, True, False),
-            ("clip420-predictor.y4m.arm", clip("clip420-subpixel.y4m"), True, True, True, 0.13)]
+            ("clip420-predictor.y4m.arm", clip("clip420-subpixel.y4m"), True, True, True, 0.13),
+            ("clip420-mobile.y4m.arm", clip("clip420-mobile.y4m"), True, True, True, True)]
 
 
 # files of the shipped `video` preset as each release wrote them (source, file, weights, binned): 0.7's
 # grey planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2,
 # 0.9's by temporal-planes-s3, 0.11's both with binned symbols, 0.12.11's by temporal-planes-s4,
 # 0.13's with the previous-frame predictor (the last field: whether the encoder could use it), 0.14's
-# with its neighbour term (the last field True; 0.13: without it).
+# with its neighbour term and the 6-tap quarter pixels (the last field True; 0.13: without them).
 # The preset decodes each of them (switching to the weights the file names) and those weights write
 # it again byte for byte; the last file of each source is what the preset writes today.
 SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s", False, False),
@@ -332,6 +335,7 @@ SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes
                  ("clip420.y4m.arm", "shipped-0.12.11-clip420.y4m.arm", "temporal-planes-s4", True, False),
                  ("clip420.y4m.arm", "shipped-0.13-clip420.y4m.arm", "temporal-planes-s4", True, 0.13),
                  ("clip420.y4m.arm", "shipped-0.14-clip420.y4m.arm", "temporal-planes-s4", True, True),
+                 ("clip420-mobile.y4m.arm", "shipped-0.14-mobile.y4m.arm", "temporal-planes-s4", True, True),
                  ("rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "temporal-s", True, False),
                  ("rgba-frames.arm", "shipped-0.13-rgba-frames.arm", "temporal-s", True, 0.13),
                  ("rgba-frames.arm", "shipped-0.14-rgba-frames.arm", "temporal-s", True, True))
@@ -340,13 +344,13 @@ SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes
 def shipped_video_codec(weights: str | None = None, binned: bool = True, predictor: bool | float = True):
     """The shipped `video` preset, or the codec of one of its weights as the preset runs them
     (in its 128x128 tiles); ``predictor`` 0.13: the predictor's mixture without the neighbour term
-    (the records 0.13 wrote)."""
+    and with bilinear quarter pixels (what 0.13 wrote)."""
     from armcodec.video import VideoCodec
 
     if weights is None:
         return VideoCodec("video", "cpu", key_interval=3)
     return VideoCodec(weights, "cpu", key_interval=3, tile_size=128, binned=binned, predictor=bool(predictor),
-                      neighbours=predictor is True)
+                      neighbours=predictor is True, sharp=predictor is True)
 
 
 @pytest.mark.parametrize("k", range(len(SHIPPED_VIDEO)))

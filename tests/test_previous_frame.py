@@ -51,6 +51,47 @@ def test_quarter_pixel_compensation_is_the_integer_blend():
     assert np.array_equal(half[:, :, 0], want)
 
 
+
+def h264_sample(p: np.ndarray, y: int, x: int, fy: int, fx: int) -> int:
+    """One sample by H.264's luma interpolation (ITU-T H.264 8.4.2.2.1), written out by its
+    letters: the frame's edge samples repeat."""
+    h, w = p.shape
+    at = lambda yy, xx: int(p[min(max(yy, 0), h - 1), min(max(xx, 0), w - 1)])  # noqa: E731
+    tap = (1, -5, 20, 20, -5, 1)
+    clip = lambda v: min(max(v, 0), 255)  # noqa: E731
+    b1 = lambda yy, xx: sum(t * at(yy, xx - 2 + k) for k, t in enumerate(tap))  # noqa: E731  half right of (yy, xx)
+    h1 = lambda yy, xx: sum(t * at(yy - 2 + k, xx) for k, t in enumerate(tap))  # noqa: E731  half below
+    b = lambda yy, xx: clip((b1(yy, xx) + 16) >> 5)  # noqa: E731
+    hh = lambda yy, xx: clip((h1(yy, xx) + 16) >> 5)  # noqa: E731
+    j = lambda yy, xx: clip((sum(t * b1(yy - 2 + k, xx) for k, t in enumerate(tap)) + 512) >> 10)  # noqa: E731
+    G = at(y, x)
+    table = {(0, 0): G, (0, 2): b(y, x), (2, 0): hh(y, x), (2, 2): j(y, x),
+             (0, 1): (G + b(y, x) + 1) >> 1, (0, 3): (b(y, x) + at(y, x + 1) + 1) >> 1,
+             (1, 0): (G + hh(y, x) + 1) >> 1, (3, 0): (hh(y, x) + at(y + 1, x) + 1) >> 1,
+             (2, 1): (hh(y, x) + j(y, x) + 1) >> 1, (2, 3): (j(y, x) + hh(y, x + 1) + 1) >> 1,
+             (1, 2): (b(y, x) + j(y, x) + 1) >> 1, (3, 2): (j(y, x) + b(y + 1, x) + 1) >> 1,
+             (1, 1): (b(y, x) + hh(y, x) + 1) >> 1, (1, 3): (b(y, x) + hh(y, x + 1) + 1) >> 1,
+             (3, 1): (hh(y, x) + b(y + 1, x) + 1) >> 1, (3, 3): (hh(y, x + 1) + b(y + 1, x) + 1) >> 1}
+    return table[fy, fx]
+
+
+def test_sharp_quarter_pixels_are_h264s_interpolation():
+    """Coder tool 6 (0.14): every quarter-pixel position, near and beyond the frame's edges too,
+    against the standard's formulas sample by sample; whole pixels move as the integer vectors."""
+    rng = np.random.default_rng(3)
+    prev = rng.integers(0, 256, (21, 26, 1), dtype=np.uint8)
+    v = rng.integers(-4 * motion.MAX_VECTOR, 4 * motion.MAX_VECTOR + 1, (2, 2, 2))
+    v[0, 0] = (-4 * motion.MAX_VECTOR, 4 * motion.MAX_VECTOR)  # the longest vectors, off the frame
+    moved = motion.compensate(prev, v, unit=motion.QUARTER, sharp=True)
+    for y, x in [(y, x) for y in range(21) for x in range(26)][::3]:
+        dy, dx = v[y // 16, x // 16]
+        want = h264_sample(prev[:, :, 0], y + (dy >> 2), x + (dx >> 2), dy & 3, dx & 3)
+        assert moved[y, x, 0] == want, (y, x, dy, dx)
+    w = rng.integers(-3, 4, (2, 2, 2))
+    assert np.array_equal(motion.compensate(prev, w * 4, unit=motion.QUARTER, sharp=True), motion.compensate(prev, w))
+    phases = motion.sixtap_phases(prev)
+    assert np.array_equal(motion.compensate(prev, v, unit=motion.QUARTER, sharp=True, phases=phases), moved)
+
 def both_directions(model, ctx: np.ndarray, cur: np.ndarray, **extra):
     """``model``'s head integers over a grey plane in 16x16 tiles (the last ones cut at the
     frame's edges), the encoder's pass against the decoder's steps (which see the samples step by
@@ -231,8 +272,25 @@ def test_vector_lengths_are_checked_per_unit():
     shapes = [(2, 2), (2, 2)]
     ok = [np.full((2, 2, 2), 16), np.full((2, 2, 2), 64)]
     data = motion.pack(ok)
-    assert [f.max() for f in motion.unpack(data, shapes, [1, motion.QUARTER])] == [16, 64]
+    assert [f.max() for f in motion.unpack(data, shapes, [1, motion.QUARTER])[0]] == [16, 64]
     with pytest.raises(FormatError, match="longer"):
         motion.unpack(data, shapes)  # 64 whole pixels: too long
     with pytest.raises(FormatError, match="longer"):
         motion.unpack(motion.pack([np.full((2, 2, 2), 17), ok[1]]), shapes, [1, motion.QUARTER])
+
+
+def test_the_interpolation_bytes_follow_each_groups_vectors():
+    """Coder tool 6: each group's vectors then its interpolation byte (1: H.264's), validated."""
+    shapes = [(2, 2), (1, 3)]
+    fields = [np.full((2, 2, 2), 5), np.arange(6).reshape(1, 3, 2)]
+    data = motion.pack(fields, [False, True])
+    got, sharp = motion.unpack(data, shapes, [motion.QUARTER] * 2, sharp=True)
+    assert sharp == [False, True] and all((a == b).all() for a, b in zip(got, fields))
+    assert motion.unpack(b"", shapes, sharp=True)[1] == [False, False]
+    with pytest.raises(FormatError, match="fit"):
+        motion.unpack(data, shapes, [motion.QUARTER] * 2)  # read without the bytes: too long
+    raw = zlib.decompress(data, -15)
+    bad = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bad = bad.compress(raw[:-1] + b"\x02") + bad.flush()
+    with pytest.raises(FormatError, match="interpolation"):
+        motion.unpack(bad, shapes, [motion.QUARTER] * 2, sharp=True)

@@ -569,7 +569,7 @@ def test_motion_vectors_are_found_sent_and_applied(temporal_dir):
     moved = motion.compensate(prev, field)
     assert (moved[:16, 16:32] == cur[:16, 16:32]).all()
     data = motion.pack([field])
-    assert (motion.unpack(data, [field.shape[:2]])[0] == field).all()
+    assert (motion.unpack(data, [field.shape[:2]])[0][0] == field).all()
     with pytest.raises(FormatError):
         motion.unpack(data[:-1], [field.shape[:2]])
     with pytest.raises(FormatError):

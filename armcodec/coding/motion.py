@@ -7,11 +7,18 @@ exactly this integer indexing before the temporal model sees the context, so the
 information like any other: the encoder may pick them any way (:mod:`armcodec.encoder.motion`).
 With ``unit=QUARTER`` (the records with the predictor flag, 0.13) the vectors are in
 quarter pixels and the moved sample is the bilinear blend of the four around the position, in
-integers: ``(sum of (4 - fy or fy)(4 - fx or fx) * sample + 8) >> 4``.
+integers: ``(sum of (4 - fy or fy)(4 - fx or fx) * sample + 8) >> 4``, or, in files with coder
+tool 6 (0.14, ``sharp=True``), H.264's luma interpolation (ITU-T H.264 8.4.2.2.1): the half
+samples by the 6-tap filter (1, -5, 20, 20, -5, 1) / 32 (the centre one from the unrounded
+horizontal halves, / 1024), clipped to 0..255, the quarter samples the rounded-up average of
+the two nearest integer or half samples (the diagonal ones of the two nearest half samples), the
+frame's edge samples repeated (:func:`sixtap_phases`): sharper than the blend on textures
+(row 64 of docs/EXPERIMENTS.md).
 
 Bytes (a frame record's motion field, :mod:`armcodec.container_video`): for every plane group
-coded with the previous frame, in order, its blocks row-major, each int8 dy then int8 dx;
-raw-deflated.  Empty: every vector zero.
+coded with the previous frame, in order, its blocks row-major, each int8 dy then int8 dx (with
+coder tool 6 in a record of quarter pixels, then a byte: 1 when the group's quarter samples are
+H.264's, 0 the blend's); raw-deflated.  Empty: every vector zero.
 """
 from __future__ import annotations
 
@@ -30,9 +37,46 @@ def block_grid(height: int, width: int, block: int = BLOCK) -> tuple[int, int]:
     return -(-height // block), -(-width // block)
 
 
-def compensate(prev: np.ndarray, vectors: np.ndarray | None, block: int = BLOCK, unit: int = 1) -> np.ndarray:
+EDGE = MAX_VECTOR + 2  # the 6-tap phases' margin: every position a vector reaches, and the frame's edge beyond
+
+
+def sixtap_phases(prev: np.ndarray) -> np.ndarray:
+    """prev uint8 (H, W, g) -> uint8 (g, 4, 4, H + 2 EDGE, W + 2 EDGE): [c, fy, fx, EDGE + y, EDGE + x]
+    is plane c's sample at (x + fx / 4, y + fy / 4) by H.264's luma interpolation, the frame's edge
+    samples repeated beyond it (the module docstring)."""
+    g = prev.shape[2]
+    out = []
+    for c in range(g):
+        P = np.pad(prev[:, :, c].astype(np.int32), EDGE + 3, mode="edge")
+        n0, n1 = P.shape[0] - 6, P.shape[1] - 6
+
+        def taps(a, axis):  # the unrounded half sample between positions k + 2 and k + 3 along ``axis``
+            t = lambda k: a[k : a.shape[0] - 5 + k] if axis == 0 else a[:, k : a.shape[1] - 5 + k]  # noqa: E731
+            return t(0) - 5 * t(1) + 20 * t(2) + 20 * t(3) - 5 * t(4) + t(5)
+
+        b1, h1 = taps(P, 1), taps(P, 0)
+        G = P[3:-3, 3:-3]
+        b = np.clip((b1[3:-3, 1 : 1 + n1] + 16) >> 5, 0, 255)  # half right of G
+        h = np.clip((h1[1 : 1 + n0, 3:-3] + 16) >> 5, 0, 255)  # half below G
+        j = np.clip((taps(b1, 0)[1 : 1 + n0, 1 : 1 + n1] + 512) >> 10, 0, 255)  # the centre
+        right = np.pad(h, ((0, 0), (0, 1)), mode="edge")[:, 1:]  # the half below G's right neighbour
+        below = np.pad(b, ((0, 1), (0, 0)), mode="edge")[1:]  # the half right of G's lower neighbour
+        Gr = np.pad(G, ((0, 0), (0, 1)), mode="edge")[:, 1:]
+        Gd = np.pad(G, ((0, 1), (0, 0)), mode="edge")[1:]
+        q = np.empty((4, 4) + G.shape, np.uint8)
+        q[0, 0], q[0, 2], q[2, 0], q[2, 2] = G, b, h, j
+        q[0, 1], q[0, 3], q[1, 0], q[3, 0] = (G + b + 1) >> 1, (b + Gr + 1) >> 1, (G + h + 1) >> 1, (h + Gd + 1) >> 1
+        q[2, 1], q[2, 3], q[1, 2], q[3, 2] = (h + j + 1) >> 1, (j + right + 1) >> 1, (b + j + 1) >> 1, (j + below + 1) >> 1
+        q[1, 1], q[1, 3], q[3, 1], q[3, 3] = (b + h + 1) >> 1, (b + right + 1) >> 1, (h + below + 1) >> 1, (right + below + 1) >> 1
+        out.append(q)
+    return np.stack(out)
+
+
+def compensate(prev: np.ndarray, vectors: np.ndarray | None, block: int = BLOCK, unit: int = 1, sharp: bool = False,
+               phases: np.ndarray | None = None) -> np.ndarray:
     """prev: uint8 (H, W, g); vectors: int (by, bx, 2) in 1/``unit`` pixels (1 or QUARTER) or None
-    (all zero) -> uint8 (H, W, g)."""
+    (all zero) -> uint8 (H, W, g).  ``sharp`` (with QUARTER): H.264's interpolation, from
+    ``phases`` (:func:`sixtap_phases` of prev) when given."""
     if vectors is None or not vectors.any():
         return prev
     h, w = prev.shape[:2]
@@ -45,6 +89,13 @@ def compensate(prev: np.ndarray, vectors: np.ndarray | None, block: int = BLOCK,
         return np.ascontiguousarray(prev[rows, cols])
     iy, fy = np.divmod(dy, unit)
     ix, fx = np.divmod(dx, unit)
+    if sharp:
+        if unit != QUARTER:
+            raise ValueError("the 6-tap samples are quarter pixels")
+        q = sixtap_phases(prev) if phases is None else phases
+        rows = np.clip(ys[:, None] + iy, -EDGE, h - 1 + EDGE) + EDGE
+        cols = np.clip(xs[None, :] + ix, -EDGE, w - 1 + EDGE) + EDGE
+        return np.ascontiguousarray(np.stack([q[c][fy, fx, rows, cols] for c in range(q.shape[0])], axis=2))
     y0, x0 = ys[:, None] + iy, xs[None, :] + ix
     p = prev.astype(np.int32)
 
@@ -57,21 +108,27 @@ def compensate(prev: np.ndarray, vectors: np.ndarray | None, block: int = BLOCK,
     return np.ascontiguousarray(((acc + unit * unit // 2) // (unit * unit)).astype(np.uint8))
 
 
-def pack(fields: list[np.ndarray]) -> bytes:
-    """The motion fields of a frame's temporal groups -> their bytes (empty when all zero)."""
+def pack(fields: list[np.ndarray], sharp: list[bool] | None = None) -> bytes:
+    """The motion fields of a frame's temporal groups -> their bytes (empty when all zero).
+    ``sharp`` (files with coder tool 6, records in quarter pixels): per group whether its quarter
+    samples are H.264's (else the bilinear blend's), a byte 1 or 0 after its vectors."""
     if not any(f.any() for f in fields):
         return b""
-    raw = b"".join(np.ascontiguousarray(f, dtype=np.int8).tobytes() for f in fields)
+    raw = b"".join(np.ascontiguousarray(f, dtype=np.int8).tobytes() + (b"" if sharp is None else bytes([bool(sharp[k])]))
+                   for k, f in enumerate(fields))
     z = zlib.compressobj(9, zlib.DEFLATED, -15)
     return z.compress(raw) + z.flush()
 
 
-def unpack(data: bytes, shapes: list[tuple[int, int]], units: list[int] | None = None) -> list[np.ndarray]:
+def unpack(data: bytes, shapes: list[tuple[int, int]], units: list[int] | None = None,
+           sharp: bool = False) -> tuple[list[np.ndarray], list[bool]]:
     """Bytes -> one (by, bx, 2) int field per temporal group of block grid ``shapes`` (its vectors
-    in 1/``units[k]`` pixels, 1 by default); refuses damaged or out-of-range data."""
+    in 1/``units[k]`` pixels, 1 by default) and, with ``sharp`` (coder tool 6 and quarter pixels),
+    whether each group's quarter samples are H.264's (else all False); refuses damaged or
+    out-of-range data."""
     if not data:
-        return [np.zeros((by, bx, 2), np.int64) for by, bx in shapes]
-    size = sum(2 * by * bx for by, bx in shapes)
+        return [np.zeros((by, bx, 2), np.int64) for by, bx in shapes], [False] * len(shapes)
+    size = sum(2 * by * bx + sharp for by, bx in shapes)
     d = zlib.decompressobj(-15)
     try:
         raw = d.decompress(data, size + 1)
@@ -80,10 +137,17 @@ def unpack(data: bytes, shapes: list[tuple[int, int]], units: list[int] | None =
     if len(raw) != size or not d.eof or d.unused_data:
         raise FormatError("a frame's motion vectors do not fit its planes")
     v = np.frombuffer(raw, np.int8).astype(np.int64)
-    out, pos = [], 0
+    out, filters, pos = [], [], 0
     for (by, bx), unit in zip(shapes, units or [1] * len(shapes)):
         out.append(v[pos : pos + 2 * by * bx].reshape(by, bx, 2))
         pos += 2 * by * bx
         if np.abs(out[-1]).max(initial=0) > MAX_VECTOR * unit:
             raise FormatError(f"a motion vector longer than {MAX_VECTOR} pixels")
-    return out
+        if sharp:
+            if v[pos] not in (0, 1):
+                raise FormatError("a frame's interpolation byte is neither 0 nor 1")
+            filters.append(bool(v[pos]))
+            pos += 1
+        else:
+            filters.append(False)
+    return out, filters

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from armcodec.coding.motion import BLOCK, MAX_VECTOR, QUARTER, block_grid, compensate
+from armcodec.coding.motion import BLOCK, MAX_VECTOR, QUARTER, block_grid, compensate, sixtap_phases
 
 LENGTH_COST = 2.0  # SAD units per pixel of |dy| + |dx|, per pixel of the block
 
@@ -41,11 +41,13 @@ def search(cur: np.ndarray, prev: np.ndarray, block: int = BLOCK, radius: int = 
     return out
 
 
-def refine(cur: np.ndarray, prev: np.ndarray, vectors: np.ndarray, block: int = BLOCK, unit: int = QUARTER) -> np.ndarray:
+def refine(cur: np.ndarray, prev: np.ndarray, vectors: np.ndarray, block: int = BLOCK, unit: int = QUARTER,
+           sharp: bool = False) -> np.ndarray:
     """Integer vectors (by, bx, 2) -> vectors in 1/``unit`` pixels within half a pixel of them, each
-    block's the smallest sum of absolute differences against the bilinearly moved previous frame
-    (as ``compensate(..., unit=unit)`` moves it), a small cost for leaving the integer vector."""
+    block's the smallest sum of absolute differences against the previous frame moved as
+    ``compensate(..., unit=unit, sharp=sharp)`` moves it, a small cost for leaving the integer vector."""
     c = cur.astype(np.int64).sum(2)
+    phases = sixtap_phases(prev) if sharp else None
     base = vectors * unit
     best = np.full(base.shape[:2], np.inf)
     out = base.copy()
@@ -53,7 +55,7 @@ def refine(cur: np.ndarray, prev: np.ndarray, vectors: np.ndarray, block: int = 
     for qy in range(-half, half + 1):
         for qx in range(-half, half + 1):
             cand = np.clip(base + np.array([qy, qx]), -MAX_VECTOR * unit, MAX_VECTOR * unit)
-            moved = compensate(prev, cand, block, unit).astype(np.int64).sum(2)
+            moved = compensate(prev, cand, block, unit, sharp, phases).astype(np.int64).sum(2)
             sad = block_sad(c, moved, block) + (0.5 * block * block / unit if qy or qx else 0.0)
             better = sad < best
             best[better] = sad[better]
