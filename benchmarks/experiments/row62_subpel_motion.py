@@ -92,42 +92,48 @@ def subpel(clips, n: int) -> dict:
 
 
 # --- planes: the model against the predictor, by region ---------------------------------------
+def moved_grey_planes(name: str, n: int):
+    """Each grey plane of the clip's first n frames after the first, with what a pass over it
+    needs: (the video codec of its frames, the plane, its moved previous plane (the coder's block
+    search, refined to quarter pixels, blended), tiles, schedule, ys, xs, values), inside the
+    codec's coding context."""
+    frames = list(source(name, n).frames)
+    vc = video.VideoCodec()
+    c = vc.codec = vc.codec_for([(g.shape[1], g.shape[0], g.shape[2]) for g in frames[0].groups])
+    with c._coding():
+        for prev, cur in zip(frames, frames[1:]):
+            for g, p in zip(cur.groups, prev.groups):
+                if g.shape[2] != 1:
+                    continue
+                ctx = motion.compensate(p, motion_search.refine(g, p, motion_search.search(g, p)), unit=motion.QUARTER)
+                tiles = tile_grid(*g.shape[:2], c.tile_size)
+                sched = Schedule(tiles, c.model.net, c.tile_size)
+                ys, xs = image_coords(tiles, sched, None)
+                yield c, g, ctx, tiles, sched, ys, xs, torch.from_numpy(g[ys, xs].astype(np.int64))
+
+
 def planes(clips, n: int) -> dict:
     out = {}
     weights = (0, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4, 7 / 8, 15 / 16, 1)
     for name in clips:
-        frames = list(source(name, n).frames)
-        vc = video.VideoCodec()
-        c = vc.codec = vc.codec_for([(g.shape[1], g.shape[0], g.shape[2]) for g in frames[0].groups])
-        m = c.model
-        pred = pf.PreviousFramePredictor(m.net.cfg)
         total, samples = {}, 0
-        with c._coding():
-            for prev, cur in zip(frames, frames[1:]):
-                for g, p in zip(cur.groups, prev.groups):
-                    if g.shape[2] != 1:
-                        continue
-                    field = motion_search.refine(g, p, motion_search.search(g, p))
-                    ctx = motion.compensate(p, field, unit=motion.QUARTER)
-                    tiles = tile_grid(*g.shape[:2], c.tile_size)
-                    sched = Schedule(tiles, m.net, c.tile_size)
-                    ys, xs = image_coords(tiles, sched, None)
-                    values = torch.from_numpy(g[ys, xs].astype(np.int64))
-                    bits = {}
-                    for key, net in (("model", m.net), ("predictor", pred)):
-                        src = net.encoder_pass(tiles, sched, c.tile_size, c.device, values, context=(ctx, ys, xs))
-                        bits[key] = estimate_bits(src.params, values, 0, m.net.cfg, m.luts, 0).numpy()
-                    a, b = bits["model"], bits["predictor"]
-                    samples += g.size
-                    add = {"model": a.sum(), "predictor": b.sum(), "better per sample": np.minimum(a, b).sum(),
-                           "mixture w=1/2": -np.log2(0.5 * 2.0 ** -a + 0.5 * 2.0 ** -b).sum()}
-                    for label, size in (("tile", c.tile_size), ("32x32", 32)):
-                        _, region = np.unique((ys // size) * 100000 + xs // size, return_inverse=True)
-                        add[f"better per {label}"] = np.minimum(np.bincount(region, a), np.bincount(region, b)).sum()
-                        mixes = [np.bincount(region, -np.log2(w * 2.0 ** -a + (1 - w) * 2.0 ** -b)) for w in weights]
-                        add[f"mixture, best of 9 per {label}"] = np.min(mixes, 0).sum()
-                    for k, v in add.items():
-                        total[k] = total.get(k, 0.0) + float(v)
+        for c, g, ctx, tiles, sched, ys, xs, values in moved_grey_planes(name, n):
+            m = c.model
+            bits = {}
+            for key, net in (("model", m.net), ("predictor", pf.PreviousFramePredictor(m.net.cfg))):
+                src = net.encoder_pass(tiles, sched, c.tile_size, c.device, values, context=(ctx, ys, xs))
+                bits[key] = estimate_bits(src.params, values, 0, m.net.cfg, m.luts, 0).numpy()
+            a, b = bits["model"], bits["predictor"]
+            samples += g.size
+            add = {"model": a.sum(), "predictor": b.sum(), "better per sample": np.minimum(a, b).sum(),
+                   "mixture w=1/2": -np.log2(0.5 * 2.0 ** -a + 0.5 * 2.0 ** -b).sum()}
+            for label, size in (("tile", c.tile_size), ("32x32", 32)):
+                _, region = np.unique((ys // size) * 100000 + xs // size, return_inverse=True)
+                add[f"better per {label}"] = np.minimum(np.bincount(region, a), np.bincount(region, b)).sum()
+                mixes = [np.bincount(region, -np.log2(w * 2.0 ** -a + (1 - w) * 2.0 ** -b)) for w in weights]
+                add[f"mixture, best of 9 per {label}"] = np.min(mixes, 0).sum()
+            for k, v in add.items():
+                total[k] = total.get(k, 0.0) + float(v)
         out[name] = {k: round(v / samples, 4) for k, v in total.items()}
         print(name, out[name], flush=True)
     return out

@@ -24,16 +24,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from armcodec import video
-from armcodec.coding import motion
-from armcodec.coding.planes import image_coords
-from armcodec.coding.scan import Schedule, tile_grid
-from armcodec.encoder import motion as motion_search
 from armcodec.encoder.search import estimate_bits
 from armcodec.models import previous_frame_exact as pf
-from benchmarks.experiments.row62_subpel_motion import source
+from benchmarks.experiments.row62_subpel_motion import moved_grey_planes, source
 
 HERE = Path(__file__).parent
 CLIPS = ("y4m/carphone_qcif_120f.y4m", "y4m/mobile_calendar_cif_30f.y4m", "usc_sipi_motion", "y4m/foreman_cif_60f.y4m")
@@ -44,52 +39,39 @@ SETS = {4: pf.NEIGHBOURS, 6: pf.NEIGHBOURS + ((0, -2), (-2, 0)), 8: pf.NEIGHBOUR
 def estimate(clips, n: int) -> dict:
     out = {}
     for name in clips:
-        frames = list(source(name, n).frames)
-        vc = video.VideoCodec()
-        c = vc.codec = vc.codec_for([(g.shape[1], g.shape[0], g.shape[2]) for g in frames[0].groups])
-        net, cfg = c.model.net, c.model.net.cfg
-        pred = pf.PreviousFramePredictor(cfg)
         total, samples = {}, 0
-        with c._coding():
-            for prev, cur in zip(frames, frames[1:]):
-                for g, p in zip(cur.groups, prev.groups):
-                    if g.shape[2] != 1:
+        for c, g, ctx, tiles, sched, ys, xs, values in moved_grey_planes(name, n):
+            net, cfg = c.model.net, c.model.net.cfg
+            bits, model = {}, None
+            for key, m in (("model", net), ("predictor", pf.PreviousFramePredictor(cfg))):
+                src = m.encoder_pass(tiles, sched, c.tile_size, c.device, values, context=(ctx, ys, xs))
+                bits[key] = estimate_bits(src.params, values, 0, cfg, c.model.luts, 0).numpy()
+                model = src.params.long() if key == "model" else model
+            a, b = bits["model"], bits["predictor"]
+            x = values[:, 0].numpy()
+            miss_m = np.log2(1 + np.abs(16 * (x - 128) - pf.likeliest_mean(model, cfg)) / 16)
+            miss_p = np.log2(1 + np.abs(x - ctx[ys, xs, 0].astype(np.int64)))
+            h, w = g.shape[:2]
+            gap, tile = np.zeros((h + 2, w + 4)), np.full((h + 2, w + 4), -1)
+            gap[ys + 2, xs + 2], tile[ys + 2, xs + 2] = miss_m - miss_p, sched.n
+            _, region = np.unique(sched.n, return_inverse=True)
+            samples += len(a)
+            for size, near in SETS.items():
+                d, count = np.zeros(len(a)), np.zeros(len(a))
+                for di, dj in near:
+                    same = tile[ys + 2 + di, xs + 2 + dj] == sched.n
+                    d += np.where(same, gap[ys + 2 + di, xs + 2 + dj], 0)
+                    count += same
+                d /= np.maximum(count, 1)
+                for k in (0.0, 1.5, 2.0, 2.5):
+                    if k == 0 and size != 4:
                         continue
-                    ctx = motion.compensate(p, motion_search.refine(g, p, motion_search.search(g, p)), unit=motion.QUARTER)
-                    tiles = tile_grid(*g.shape[:2], c.tile_size)
-                    sched = Schedule(tiles, net, c.tile_size)
-                    ys, xs = image_coords(tiles, sched, None)
-                    values = torch.from_numpy(g[ys, xs].astype(np.int64))
-                    bits, model = {}, None
-                    for key, m in (("model", net), ("predictor", pred)):
-                        src = m.encoder_pass(tiles, sched, c.tile_size, c.device, values, context=(ctx, ys, xs))
-                        bits[key] = estimate_bits(src.params, values, 0, cfg, c.model.luts, 0).numpy()
-                        model = src.params.long() if key == "model" else model
-                    a, b = bits["model"], bits["predictor"]
-                    x = values[:, 0].numpy()
-                    miss_m = np.log2(1 + np.abs(16 * (x - 128) - pf.likeliest_mean(model, cfg)) / 16)
-                    miss_p = np.log2(1 + np.abs(x - ctx[ys, xs, 0].astype(np.int64)))
-                    h, w = g.shape[:2]
-                    gap, tile = np.zeros((h + 2, w + 4)), np.full((h + 2, w + 4), -1)
-                    gap[ys + 2, xs + 2], tile[ys + 2, xs + 2] = miss_m - miss_p, sched.n
-                    _, region = np.unique(sched.n, return_inverse=True)
-                    samples += len(a)
-                    for size, near in SETS.items():
-                        d, count = np.zeros(len(a)), np.zeros(len(a))
-                        for di, dj in near:
-                            same = tile[ys + 2 + di, xs + 2 + dj] == sched.n
-                            d += np.where(same, gap[ys + 2 + di, xs + 2 + dj], 0)
-                            count += same
-                        d /= np.maximum(count, 1)
-                        for k in (0.0, 1.5, 2.0, 2.5):
-                            if k == 0 and size != 4:
-                                continue
-                            mixes = []
-                            for odds in range(-8, 9):  # the predictor's log2-odds, per tile
-                                wp = 1 / (1 + 2.0 ** -np.clip(odds + k * d, -30, 30))
-                                mixes.append(np.bincount(region, -np.log2(wp * 2.0 ** -b + (1 - wp) * 2.0 ** -a)))
-                            key = "per tile (0.13)" if k == 0 else f"{size} neighbours, k={k}"
-                            total[key] = total.get(key, 0.0) + float(np.min(mixes, 0).sum())
+                    mixes = []
+                    for odds in range(-8, 9):  # the predictor's log2-odds, per tile
+                        wp = 1 / (1 + 2.0 ** -np.clip(odds + k * d, -30, 30))
+                        mixes.append(np.bincount(region, -np.log2(wp * 2.0 ** -b + (1 - wp) * 2.0 ** -a)))
+                    key = "per tile (0.13)" if k == 0 else f"{size} neighbours, k={k}"
+                    total[key] = total.get(key, 0.0) + float(np.min(mixes, 0).sum())
         out[name] = {k: round(v / samples, 4) for k, v in total.items()}
         print(name, out[name], flush=True)
     return out
