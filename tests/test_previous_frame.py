@@ -76,8 +76,9 @@ def h264_sample(p: np.ndarray, y: int, x: int, fy: int, fx: int) -> int:
 
 
 def test_sharp_quarter_pixels_are_h264s_interpolation():
-    """Coder tool 6 (0.14): every quarter-pixel position, near and beyond the frame's edges too,
-    against the standard's formulas sample by sample; whole pixels move as the integer vectors."""
+    """Coder tool 6 (0.14): random vectors up to the longest, then each of the 16 quarter phases
+    in turn, near and beyond the frame's edges too, against the standard's formulas sample by
+    sample; whole pixels move as the integer vectors."""
     rng = np.random.default_rng(3)
     prev = rng.integers(0, 256, (21, 26, 1), dtype=np.uint8)
     v = rng.integers(-4 * motion.MAX_VECTOR, 4 * motion.MAX_VECTOR + 1, (2, 2, 2))
@@ -87,10 +88,17 @@ def test_sharp_quarter_pixels_are_h264s_interpolation():
         dy, dx = v[y // 16, x // 16]
         want = h264_sample(prev[:, :, 0], y + (dy >> 2), x + (dx >> 2), dy & 3, dx & 3)
         assert moved[y, x, 0] == want, (y, x, dy, dx)
+    for q in range(16):  # every quarter phase, each with a whole-pixel part that reaches past the edges
+        v = np.tile([4 * 3 + q // 4, -4 * 2 + q % 4], (2, 2, 1))
+        moved = motion.compensate(prev, v, unit=motion.QUARTER, sharp=True)
+        for y, x in [(y, x) for y in range(21) for x in range(26)][q % 5 :: 5]:
+            assert moved[y, x, 0] == h264_sample(prev[:, :, 0], y + 3, x - 2, q // 4, q % 4), (q, y, x)
     w = rng.integers(-3, 4, (2, 2, 2))
     assert np.array_equal(motion.compensate(prev, w * 4, unit=motion.QUARTER, sharp=True), motion.compensate(prev, w))
     phases = motion.sixtap_phases(prev)
-    assert np.array_equal(motion.compensate(prev, v, unit=motion.QUARTER, sharp=True, phases=phases), moved)
+    assert np.array_equal(motion.compensate(prev, v, unit=motion.QUARTER, sharp=True, phases=phases),
+                          motion.compensate(prev, v, unit=motion.QUARTER, sharp=True))
+
 
 def both_directions(model, ctx: np.ndarray, cur: np.ndarray, **extra):
     """``model``'s head integers over a grey plane in 16x16 tiles (the last ones cut at the
