@@ -196,8 +196,9 @@ class VideoCodec:
                 # the blend's quarter samples and, with coder tool 6, H.264's: the closer to the frame
                 tries = []
                 for sharp in (False, True) if self.tools.sharp_motion else (False,):
-                    f = motion_search.refine(g, prev.groups[k], field, sharp=sharp)
-                    ctx = motion.compensate(prev.groups[k], f, unit=motion.QUARTER, sharp=sharp)
+                    phases = motion.sixtap_phases(prev.groups[k]) if sharp else None  # once for both
+                    f = motion_search.refine(g, prev.groups[k], field, sharp=sharp, phases=phases)
+                    ctx = motion.compensate(prev.groups[k], f, unit=motion.QUARTER, sharp=sharp, phases=phases)
                     tries.append((int(np.abs(g.astype(np.int32) - ctx).sum()), ctx, f, sharp))
                 moved.append(min(tries, key=lambda t: t[0])[1:])
             else:

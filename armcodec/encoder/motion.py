@@ -42,12 +42,14 @@ def search(cur: np.ndarray, prev: np.ndarray, block: int = BLOCK, radius: int = 
 
 
 def refine(cur: np.ndarray, prev: np.ndarray, vectors: np.ndarray, block: int = BLOCK, unit: int = QUARTER,
-           sharp: bool = False) -> np.ndarray:
+           sharp: bool = False, phases: np.ndarray | None = None) -> np.ndarray:
     """Integer vectors (by, bx, 2) -> vectors in 1/``unit`` pixels within half a pixel of them, each
     block's the smallest sum of absolute differences against the previous frame moved as
-    ``compensate(..., unit=unit, sharp=sharp)`` moves it, a small cost for leaving the integer vector."""
+    ``compensate(..., unit=unit, sharp=sharp)`` moves it, a small cost for leaving the integer vector.
+    ``phases``: :func:`~armcodec.coding.motion.sixtap_phases` of prev, when the caller has them."""
     c = cur.astype(np.int64).sum(2)
-    phases = sixtap_phases(prev) if sharp else None
+    if sharp and phases is None:
+        phases = sixtap_phases(prev)
     base = vectors * unit
     best = np.full(base.shape[:2], np.inf)
     out = base.copy()
