@@ -101,16 +101,18 @@ def test_sharp_quarter_pixels_are_h264s_interpolation():
 
 
 def both_directions(model, ctx: np.ndarray, cur: np.ndarray, **extra):
-    """``model``'s head integers over a grey plane in 16x16 tiles (the last ones cut at the
-    frame's edges), the encoder's pass against the decoder's steps (which see the samples step by
-    step) -> (the encoder's integers in schedule order, rows, columns), once they agree at every step."""
+    """``model``'s head integers over a grey plane (or an R, G, B group) in 16x16 tiles (the last
+    ones cut at the frame's edges), the encoder's pass against the decoder's steps (which see the
+    samples step by step) -> (the encoder's integers in schedule order, rows, columns), once they
+    agree at every step."""
     tiles = tile_grid(*cur.shape[:2], 16)
     sched = Schedule(tiles, model, 16)
     ys = np.array([tiles[n].y for n in sched.n]) + sched.i
     xs = np.array([tiles[n].x for n in sched.n]) + sched.j
     values = torch.from_numpy(cur[ys, xs].astype(np.int64))
     enc = model.encoder_pass(tiles, sched, 16, CPU, values, context=(ctx, ys, xs), **extra)
-    dec = model.decoder_steps(tiles, sched, 16, CPU, 1, context=([ctx], ys, xs, np.zeros(len(ys), np.int64)), **extra)
+    dec = model.decoder_steps(tiles, sched, 16, CPU, cur.shape[2], context=([ctx], ys, xs, np.zeros(len(ys), np.int64)),
+                              **extra)
     for t in range(sched.n_steps):
         a, b = int(sched.starts[t]), int(sched.starts[t + 1])
         assert torch.equal(dec(a, b), enc(a, b)), t
@@ -159,6 +161,28 @@ def test_the_mixture_agrees_between_directions(top):
     assert torch.equal(p[:, 3 * (k + 1) + k], torch.from_numpy((prev[ys, xs, 0].astype(np.int64) - 128) * 16))
 
 
+def test_the_colour_mixture_agrees_between_directions():
+    """Coder tool 7 (0.15): R, G, B frames by the mixture.  Both directions agree at every step;
+    each channel has the predictor as its last component, R's mean the moved previous sample, G's
+    and B's relative to the residual of the channel before (coupling 1), the model's couplings
+    kept; and the neighbour term is each channel's own."""
+    net = off_centre_temporal()
+    prev, cur = (np.stack([f, np.roll(f, 1, 1) // 2 + 60, 255 - f], 2) for f in subpixel_frames(2, 37, 45))
+    mix = np.random.default_rng(3).integers(0, MIX_CODES, len(tile_grid(37, 45, 16)))
+    mix[:2] = (5, N_MIX + 12)
+    p, ys, xs, sched = both_directions(PredictorMixture(net), prev, cur, mix=mix)
+    k, k2, c = net.cfg.mixtures, net.cfg.mixtures + 1, 3
+    c_prev = prev[ys, xs].astype(np.int64)
+    assert torch.equal(p[:, c * k2 + k], torch.from_numpy((c_prev[:, 0] - 128) * 16))
+    for ch in (1, 2):
+        assert torch.equal(p[:, (c + ch) * k2 + k], torch.from_numpy((c_prev[:, ch] - c_prev[:, ch - 1]) * 16))
+    # pairs (1, 0), (2, 0), (2, 1): the predictor coupled to the channel before only
+    assert p[:, 3 * c * k2 + k].eq(net.cfg.coef_steps).all() and p[:, 3 * c * k2 + 2 * k2 + k].eq(net.cfg.coef_steps).all()
+    assert not p[:, 3 * c * k2 + k2 + k].any()
+    terms = [p[:, ch * k2 + k] - p[:, ch * k2 : ch * k2 + k].amax(1) for ch in range(c)]
+    assert not torch.equal(terms[0], terms[1]) and not torch.equal(terms[1], terms[2])
+
+
 def test_the_neighbour_term_follows_the_gaps():
     """The neighbour term by its definition, sample by sample: the ten coded neighbours' gaps
     (ilog of the model's miss minus ilog of the predictor's, 0 outside the tile) >> 3, clamped."""
@@ -174,9 +198,9 @@ def test_the_neighbour_term_follows_the_gaps():
     model = net.encoder_pass(tiles, sched, 16, CPU, values, context=(prev, ys, xs)).params.long()
     pred = Predictions(PreviousFramePredictor(net.cfg), tiles, sched, 16, CPU, (prev, ys, xs))
     pred.observe(0, len(ys), values)
-    m = likeliest_mean(model, net.cfg)
+    m = likeliest_mean(model, net.cfg, values)
     pred.observe_gaps(0, len(ys), m)
-    term = pred.neighbour_term(0, len(ys))
+    m, term = m[:, 0], pred.neighbour_term(0, len(ys))[:, 0]
     x = values[:, 0].numpy()
     gap = {(n, y, xx): int(ilog(min(abs(16 * (v - 128) - mm) >> 4, 1020)) - ilog(abs(v - int(c))))
            for n, y, xx, v, mm, c in zip(sched.n, ys, xs, x, m, prev[ys, xs, 0])}
@@ -187,13 +211,14 @@ def test_the_neighbour_term_follows_the_gaps():
     assert (term != 0).mean() > 0.5
 
 
-@pytest.mark.parametrize("tools", [CoderTools(True), CoderTools(True, feedback=3, binned=True)])
-def test_groups_round_trip_with_the_mixture(tools):
-    """A plane coded by the mixture (the encoder picking each tile's index) decodes exactly with
-    those indices and costs what the mixture says."""
+@pytest.mark.parametrize("tools,channels", [(CoderTools(True), 1), (CoderTools(True, feedback=3, binned=True), 1),
+                                            (CoderTools(True, feedback=3, binned=True, colour_mixture=True), 3)])
+def test_groups_round_trip_with_the_mixture(tools, channels):
+    """A plane (or an R, G, B group) coded by the mixture (the encoder picking each tile's index)
+    decodes exactly with those indices and costs what the mixture says."""
     net = export_net(make_tiny_temporal())
     luts = TableLUTs.compute().to("cpu")
-    prev, cur = (f[:, :, None] for f in subpixel_frames(2, 40, 50))
+    prev, cur = (np.stack([f, np.roll(f, 2, 0), f // 2 + 40][:channels], 2) for f in subpixel_frames(2, 40, 50))
     mixture = PredictorMixture(net, lambda *a: choose(*a, cfg=net.cfg, luts=luts))
     g = encode_group(cur, mixture, luts, 16, CPU, tools, context=prev)
     mix = [mixture.choices[(t.y, t.x)] for t in tile_grid(40, 50, 16)]
@@ -226,7 +251,7 @@ def test_clip_round_trips_and_the_predictor_pays(temporal_dir):
     decoder gives the frames back exactly, from the start and from a middle frame, and the file is
     smaller than without the predictor."""
     clip = y4m_bytes(subpixel_frames(4, 38, 52))
-    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir)
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, classic_groups=False)
     data = encode_clip(codec, clip)
     header, recs = records(codec, data)
     assert all(r.quarter and r.mix for r in recs[1:]) and len({v for r in recs for v in r.mix}) > 1
@@ -234,8 +259,50 @@ def test_clip_round_trips_and_the_predictor_pays(temporal_dir):
 
     assert decode_bytes(codec, data) == clip
     assert decode_bytes(codec, data, frames=slice(2, 4)) == y4m_bytes(subpixel_frames(4, 38, 52)[2:])
-    without = encode_clip(VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, predictor=False), clip)
+    without = encode_clip(VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, predictor=False, classic_groups=False), clip)
     assert len(data) < len(without)
+
+
+def rgb_clip(folder, n: int = 4):
+    """PNG frames of an R, G, B scene panning by fractions of a pixel (the channels alike)."""
+    from PIL import Image
+
+    folder.mkdir()
+    frames = [np.stack([f, np.roll(f, 1, 1) // 2 + 60, 255 - f], 2) for f in subpixel_frames(n, 38, 52)]
+    for k, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"f{k}.png")
+    return frames
+
+
+def test_rgb_clip_round_trips_with_the_colour_mixture(temporal_dir, tmp_path):
+    """Coder tool 7 (0.15): R, G, B frames are coded with the previous frame by the mixture (the
+    tool in the header, a mixture index per tile stream), decode exactly from the start and from
+    a middle frame, and are smaller than without the tool, whose files (0.14's) do not list it."""
+    from armcodec.io.frames import frames_source
+
+    frames = rgb_clip(tmp_path / "rgb")
+
+    def encode(codec):
+        out = io.BytesIO()
+        codec.encode(frames_source([tmp_path / "rgb"]), out)
+        return out.getvalue()
+
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, classic_groups=False)
+    data = encode(codec)
+    header, recs = records(codec, data)
+    assert header.tools.colour_mixture and header.planes == [(52, 38, 3)]
+    assert all(r.quarter and len(r.mix) == len(r.streams) - sum(r.copied) for r in recs[1:])
+    for start in (0, 2):
+        f = io.BytesIO(data)
+        got = [fr.groups[0] for _, fr, _ in codec.decode(f, codec.open(f), slice(start, None), seekable=True)]
+        assert len(got) == 4 - start and all(np.array_equal(a, b) for a, b in zip(got, frames[start:]))
+    plain = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, colour=False, classic_groups=False)
+    without = encode(plain)
+    header, recs = records(plain, without)
+    assert not header.tools.colour_mixture and not any(r.mix for r in recs)
+    assert len(data) < len(without)
+    # a file of grey planes does not list the tool (armcodec 0.14 reads it)
+    assert not records(codec, encode_clip(codec, y4m_bytes(subpixel_frames(3, 38, 52))))[0].tools.colour_mixture
 
 
 def with_mix(raw: bytes, at: int, old: bytes, new: bytes) -> bytes:
@@ -250,7 +317,7 @@ def with_mix(raw: bytes, at: int, old: bytes, new: bytes) -> bytes:
 
 def test_the_mixture_indices_are_validated(temporal_dir):
     clip = y4m_bytes(subpixel_frames(4, 38, 52))
-    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, copy_blocks=False)
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir, copy_blocks=False, classic_groups=False)
     header, recs = records(codec, encode_clip(codec, clip))
     rec = recs[1]
     assert rec.quarter and not recs[0].quarter and len(rec.mix) == len(rec.streams) and not any(rec.copied)

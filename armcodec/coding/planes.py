@@ -130,9 +130,9 @@ def decode_groups(jobs: list[GroupJob], model, luts: TableLUTs, tile: int, devic
                 _check_tile(outs[j], t, job, k)
                 continue
             if job.group.mix is not None:
-                if job.context is None or job.channels != 1 or classic[k]:
+                if job.context is None or classic[k]:
                     raise FormatError(f"stream {job.first_stream + k} is coded by the previous-frame predictor's mixture, "
-                                      "which needs a previous frame of one channel")
+                                      "which needs a previous frame")
                 todo_mixed.append((j, k, t))
                 continue
             if not classic[k]:

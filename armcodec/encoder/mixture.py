@@ -15,9 +15,10 @@ ROWS = 1 << 14  # rows estimated at a time
 
 def choose(model: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, values: torch.Tensor, schedule, n_tiles: int,
            term: torch.Tensor, cfg, luts: TableLUTs, indices: int = 2 * N_MIX) -> np.ndarray:
-    """The model's head integers (M, cfg.n_params; int32 or int64), the predictor's mean, scale and
-    neighbour term (M,) and the values (M, 1) of a batch -> int64 (n_tiles,) mixture indices, the
-    best of ``indices`` (N_MIX: without the neighbour term only)."""
+    """The model's head integers (M, cfg.n_params; int32 or int64), the predictor's means, scales
+    and neighbour terms (M, C) and the values (M, C) of a batch -> int64 (n_tiles,) mixture
+    indices, the best of ``indices`` (N_MIX: without the neighbour term only) for the tile's
+    samples of every channel."""
     mixed = mixed_config(cfg)
     cost = np.zeros((indices, n_tiles))
     for a in range(0, len(values), ROWS):  # a part of the rows at a time: the temporaries stay small
@@ -25,6 +26,7 @@ def choose(model: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, values:
         part = model[a:b].long()
         for v in range(indices):
             offsets = row_offsets(np.array([v]), np.zeros(b - a, np.int64), term[a:b]).to(model.device)
-            bits = estimate_bits(mix_params(part, mean[a:b], scale[a:b], offsets, cfg), values[a:b], 0, mixed, luts, 0)
+            params = mix_params(part, mean[a:b], scale[a:b], offsets, cfg)
+            bits = sum(estimate_bits(params, values[a:b], ch, mixed, luts, 0) for ch in range(values.shape[1]))
             cost[v] += np.bincount(schedule.n[a:b], weights=bits.cpu().numpy(), minlength=n_tiles)
     return cost.argmin(0)

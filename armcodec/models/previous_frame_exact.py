@@ -22,9 +22,20 @@ block and the residual feedback the mean (its features are these temporal residu
 by the encoder.  The head's integers are laid out as the model's whose ``cfg`` this one borrows
 (:mod:`armcodec.exact.tables`), channel 0 only (a grey plane).
 
+R, G, B groups (coder tool 7, 0.15): each channel has its own ``c``, ``r``, activity and edge as
+above, and channel k > 0's mean is coupled to channel k - 1's residual, as the model's coupling
+to the earlier channels is written (coefficient 1)::
+
+    mean_k    = c_k(i, j) + x_{k-1}(i, j) - c_{k-1}(i, j)
+
+(a change of brightness, or a vector a little off, moves the three channels together).  The
+neighbour term below is each channel's own (the model's likeliest mean with its coupling to the
+sample's earlier channels).
+
 The video coder never uses the predictor alone: :class:`PredictorMixture` adds it to the
-temporal PixelCNN's mixture as one more component (every tile of a grey plane coded with the
-previous frame, in files whose records have the predictor flag), with a logit ``max(the model's
+temporal PixelCNN's mixture as one more component of each channel (every tile of a grey plane,
+and with tool 7 of an R, G, B group, coded with the previous frame, in files whose records have
+the predictor flag), with a logit ``max(the model's
 logits) + mix_offset(v)`` for a per-tile index ``v`` the encoder picks
 (:mod:`armcodec.encoder.mixture`) and sends: from the model nearly alone (the predictor 8 bits
 below the model's likeliest component) to the predictor nearly alone (8 bits above).  Each sample
@@ -107,9 +118,9 @@ class PreviousFramePredictor:
         return dj + self.cfg.slope * di < 0
 
     def tile_bytes(self, tile: int, decoding: bool) -> int:
-        """Per pixel: its previous sample, mean, scale term, map index and residual
-        (:class:`Predictions`) and, alone, its head's integers."""
-        return tile * tile * (PIXEL_BYTES + 8 * self.cfg.n_params)
+        """Per pixel: its previous samples, means, scale terms, map index and residuals
+        (:class:`Predictions`, per channel) and, alone, its head's integers."""
+        return tile * tile * (PIXEL_BYTES * self.cfg.image_channels + 8 * self.cfg.n_params)
 
     def float_proxy(self):
         raise NotImplementedError("the previous-frame predictor codes unmirrored frames only (no orientation search)")
@@ -136,12 +147,12 @@ class PreviousFramePredictor:
         return Predictions(self, tiles, schedule, tile, device, context)
 
     def head(self, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """The predictor's mean (1/16 level, relative to 128) and log2-scale (1/8) int64 (M,) ->
+        """The predictor's mean (1/16 level, relative to 128) and log2-scale (1/8) int64 (M, 1) ->
         the head's integers int64 (M, n_params): channel 0's components all alike, the rest zero."""
         k, ch = self.cfg.mixtures, self.cfg.image_channels
         out = torch.zeros((len(mean), self.cfg.n_params), dtype=torch.int64, device=mean.device)
-        out[:, ch * k : ch * k + k] = mean[:, None]
-        out[:, 2 * ch * k : 2 * ch * k + k] = scale[:, None]
+        out[:, ch * k : ch * k + k] = mean[:, :1]
+        out[:, 2 * ch * k : 2 * ch * k + k] = scale[:, :1]
         return out
 
 
@@ -155,24 +166,28 @@ class Predictions:
     ``schedule[a:b]`` from the map (the encoder observes every sample first, the decoder step by
     step), a call its head's integers."""
 
-    def __init__(self, model: PreviousFramePredictor, tiles, schedule, tile: int, device, context):
+    def __init__(self, model: PreviousFramePredictor, tiles, schedule, tile: int, device, context, channels: int = 1):
         if context is None:
             raise ValueError("the previous-frame predictor needs the previous frame")
         planes, ys, xs = context[:3]
         which = context[3] if len(context) > 3 else np.zeros(len(ys), np.int64)
         planes = planes if isinstance(planes, list) else [planes]
-        self.model, self.device = model, device
-        c = np.empty(len(ys), np.int32)
-        edge = np.empty(len(ys), np.int32)
+        self.model, self.device, self.channels = model, device, channels
+        c = np.empty((len(ys), channels), np.int32)
+        edge = np.empty((len(ys), channels), np.int32)
         for w, p in enumerate(planes):
             at = which == w
-            c[at] = p[ys[at], xs[at], 0]
-            edge[at] = edge_strength(p[:, :, 0], ys[at], xs[at])
+            c[at] = p[ys[at], xs[at], :channels]
+            for ch in range(channels):
+                edge[at, ch] = edge_strength(p[:, :, ch], ys[at], xs[at])
         self.c = c
-        self.mean = torch.from_numpy((c - 128) * MEAN_STEPS).to(device)
+        mean = (c - 128) * MEAN_STEPS
+        if channels > 1:  # channel k's mean is coupled to channel k - 1's residual (COLOUR_COUPLING)
+            mean[:, 1:] = (c[:, 1:] - c[:, :-1]) * MEAN_STEPS
+        self.mean = torch.from_numpy(mean.astype(np.int64)).to(device)
         self.edge_term = (SCALE_BASE << 4) + EDGE_SLOPE * _ILOG[edge]  # the scale's part known before the scan
         rows, cols = tile + PAD, tile + 2 * PAD  # row 0, columns 0 and -1 of a tile's map: outside it (0)
-        self.res = np.zeros(len(tiles) * rows * cols, np.int32)
+        self.res = np.zeros((len(tiles) * rows * cols, channels), np.int32)
         self.at = (schedule.n * rows + schedule.i + PAD) * cols + schedule.j + PAD
         self.around = np.array([di * cols + dj for di, dj in NEIGHBOURS], np.int64)
         self.gap_around = np.array([di * cols + dj for di, dj in GAP_NEIGHBOURS if model.precedes(di, dj)], np.int64)
@@ -180,10 +195,10 @@ class Predictions:
         self.params = None
 
     def columns(self, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean and log2-scale integers int64 (b - a,) of ``schedule[a:b]``."""
+        """The mean and log2-scale integers int64 (b - a, channels) of ``schedule[a:b]``."""
         act = np.abs(self.res[self.at[a:b, None] + self.around]).sum(1)
         scale = (self.edge_term[a:b] + ACT_SLOPE * _ILOG[act]) >> 4
-        return self.mean[a:b], torch.from_numpy(scale).to(self.device)
+        return self.mean[a:b], torch.from_numpy(scale.astype(np.int64)).to(self.device)
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
         if self.params is not None:
@@ -191,12 +206,12 @@ class Predictions:
         return self.model.head(*self.columns(a, b))
 
     def observe(self, a: int, b: int, values: torch.Tensor) -> None:
-        self.res[self.at[a:b]] = values[:, 0].cpu().numpy() - self.c[a:b]
+        self.res[self.at[a:b]] = values[:, : self.channels].cpu().numpy() - self.c[a:b]
 
     def observe_gaps(self, a: int, b: int, model_mean: np.ndarray) -> None:
         """After :meth:`observe` of ``schedule[a:b]``: each sample's gap between the model's miss
-        and the predictor's (``model_mean``: int64 (b - a,) the model's likeliest component's mean,
-        1/16 level relative to 128, :func:`likeliest_mean`)."""
+        and the predictor's (``model_mean``: int64 (b - a, channels) the model's likeliest
+        component's mean, 1/16 level relative to 128, :func:`likeliest_mean`)."""
         if self.gap is None:
             self.gap = np.zeros_like(self.res)
         r = self.res[self.at[a:b]]
@@ -205,9 +220,9 @@ class Predictions:
         self.gap[self.at[a:b]] = _ILOG[miss] - _ILOG[np.abs(r)]
 
     def neighbour_term(self, a: int, b: int) -> np.ndarray:
-        """The predictor logit's neighbour term int64 (b - a,) of ``schedule[a:b]`` (1/8 bit)."""
+        """The predictor logit's neighbour term int64 (b - a, channels) of ``schedule[a:b]`` (1/8 bit)."""
         if self.gap is None:
-            return np.zeros(b - a, np.int64)
+            return np.zeros((b - a, self.channels), np.int64)
         total = self.gap[self.at[a:b, None] + self.gap_around].sum(1).astype(np.int64)
         return np.clip(total >> NEIGHBOUR_SHIFT, -NEIGHBOUR_MAX, NEIGHBOUR_MAX)
 
@@ -224,13 +239,26 @@ def uses_neighbours(v) -> np.ndarray:
     return np.asarray(v, dtype=np.int64) >= N_MIX
 
 
-def likeliest_mean(model: torch.Tensor, cfg) -> np.ndarray:
-    """The model's head integers (M, cfg.n_params) -> int64 (M,): channel 0's mean (1/16 level
-    relative to 128, as the head writes it) of its component with the largest logit (the first
-    of equals)."""
+def likeliest_mean(model: torch.Tensor, cfg, known: torch.Tensor) -> np.ndarray:
+    """The model's head integers (M, cfg.n_params) and the samples (M, C) -> int64 (M, C): each
+    channel's mean (1/16 level relative to 128, as the head writes it, with its coupling to the
+    earlier channels' samples, unclamped) of its component with the largest logit (the first of
+    equals)."""
     k, c = cfg.mixtures, cfg.image_channels
-    p = model.cpu().numpy()
-    return p[np.arange(len(p)), c * k + np.argmax(p[:, :k], axis=1)].astype(np.int64)
+    p = model.cpu().numpy().astype(np.int64)
+    x = known.cpu().numpy().astype(np.int64)
+    rows = np.arange(len(p))
+    shift = cfg.coef_steps.bit_length() - 1
+    out = np.empty((len(p), x.shape[1]), np.int64)
+    for ch in range(x.shape[1]):
+        top = np.argmax(p[:, ch * k : (ch + 1) * k], axis=1)
+        mean = p[rows, (c + ch) * k + top]
+        pair0 = 3 * c * k + ch * (ch - 1) // 2 * k
+        for prev in range(ch):
+            coef = np.clip(p[rows, pair0 + prev * k + top], -cfg.coef_steps, cfg.coef_steps)
+            mean = mean + ((coef * (x[:, prev] - 128) * MEAN_STEPS) >> shift)
+        out[:, ch] = mean
+    return out
 
 
 def mixed_config(cfg):
@@ -239,19 +267,28 @@ def mixed_config(cfg):
 
 
 def mix_params(model: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, offsets: torch.Tensor, cfg) -> torch.Tensor:
-    """The model's head integers int64 (M, cfg.n_params), the predictor's mean and log2-scale and
-    each row's logit offset int64 (M,) -> the mixture's int64 (M, mixed_config(cfg).n_params):
-    channel 0's K components, then the predictor's with logit ``max(the K logits) + offset``; the
-    other channels and the coupling zero (a grey plane is coded through channel 0)."""
+    """The model's head integers int64 (M, cfg.n_params), the predictor's means and log2-scales
+    and each row's logit offsets int64 (M, C) of a group of C channels (1: a grey plane, coded
+    through channel 0; cfg.image_channels: R, G, B) -> the mixture's int64 (M,
+    mixed_config(cfg).n_params): each channel's K components, then the predictor's with logit
+    ``max(the K logits) + offset``; the couplings between the C channels kept, the predictor's
+    channel k coupled to channel k - 1 with coefficient 1 (its mean there is relative to that
+    channel's residual: :class:`Predictions`); channels beyond C zero."""
     k, c = cfg.mixtures, cfg.image_channels
-    k2 = k + 1
+    k2, n = k + 1, mean.shape[1]
     out = torch.zeros((model.shape[0], mixed_config(cfg).n_params), dtype=torch.int64, device=model.device)
-    out[:, :k] = model[:, :k]
-    out[:, k] = model[:, :k].amax(1) + offsets
-    out[:, c * k2 : c * k2 + k] = model[:, c * k : c * k + k]
-    out[:, c * k2 + k] = mean
-    out[:, 2 * c * k2 : 2 * c * k2 + k] = model[:, 2 * c * k : 2 * c * k + k]
-    out[:, 2 * c * k2 + k] = scale
+    for ch in range(n):
+        logits = model[:, ch * k : (ch + 1) * k]
+        out[:, ch * k2 : ch * k2 + k] = logits
+        out[:, ch * k2 + k] = logits.amax(1) + offsets[:, ch]
+        for part, value in ((1, mean), (2, scale)):  # means, log2-scales
+            out[:, (part * c + ch) * k2 : (part * c + ch) * k2 + k] = model[:, (part * c + ch) * k : (part * c + ch + 1) * k]
+            out[:, (part * c + ch) * k2 + k] = value[:, ch]
+        for prev in range(ch):  # coupling pairs (1, 0), (2, 0), (2, 1)
+            pair = ch * (ch - 1) // 2 + prev
+            out[:, 3 * c * k2 + pair * k2 : 3 * c * k2 + pair * k2 + k] = model[:, 3 * c * k + pair * k : 3 * c * k + (pair + 1) * k]
+            if prev == ch - 1:
+                out[:, 3 * c * k2 + pair * k2 + k] = cfg.coef_steps
     return out
 
 
@@ -289,10 +326,10 @@ class PredictorMixture:
     def encoder_pass(self, tiles: list, schedule, tile: int, device, values: torch.Tensor, context=None,
                      mix=None) -> "MixedParams":
         model = self.model.encoder_pass(tiles, schedule, tile, device, values, context=context).params  # int32
-        pred = Predictions(self.predictor, tiles, schedule, tile, device, context)
+        pred = Predictions(self.predictor, tiles, schedule, tile, device, context, values.shape[1])
         pred.observe(0, len(values), values)
         mean, scale = pred.columns(0, len(values))
-        pred.observe_gaps(0, len(values), likeliest_mean(model, self.model.cfg))
+        pred.observe_gaps(0, len(values), likeliest_mean(model, self.model.cfg, values))
         term = torch.from_numpy(pred.neighbour_term(0, len(values))).to(device)
         del pred
         if mix is None:
@@ -308,23 +345,26 @@ class PredictorMixture:
 
     def decoder_steps(self, tiles: list, schedule, tile: int, device, channels: int, context=None,
                       mix=None) -> "MixedParams":
-        if channels != 1 or mix is None:
-            raise ValueError("the predictor's mixture codes grey planes, with a mixture index per tile")
+        if channels not in (1, self.model.cfg.image_channels) or mix is None:
+            raise ValueError("the predictor's mixture codes grey planes or the model's channels, with a mixture "
+                             "index per tile")
         a = self.model.decoder_steps(tiles, schedule, tile, device, channels, context=context)
-        b = self.predictor.decoder_steps(tiles, schedule, tile, device, channels, context=context)
+        b = Predictions(self.predictor, tiles, schedule, tile, device, context, channels)
         mix = np.asarray(mix, dtype=np.int64)
-        offsets = row_offsets(mix, schedule.n)
-        near = torch.from_numpy(uses_neighbours(mix)[schedule.n]).to(device) if uses_neighbours(mix).any() else None
+        offsets = row_offsets(mix, schedule.n, channels=channels)
+        near = torch.from_numpy(uses_neighbours(mix)[schedule.n]).to(device)[:, None] if uses_neighbours(mix).any() else None
         return MixedParams(a, b, offsets, self.model.cfg, neighbours=near)
 
 
-def row_offsets(mix: np.ndarray, n: np.ndarray, term: torch.Tensor | None = None) -> torch.Tensor:
-    """Per tile mixture indices and each row's tile ``n`` -> each row's predictor logit offset
-    int64 (1/8 bit), with ``term`` (the rows' neighbour terms) where the tile's index uses it."""
-    offsets = torch.from_numpy(mix_offset(mix)[n])
-    if term is not None:
-        offsets = offsets.to(term.device) + torch.where(torch.from_numpy(uses_neighbours(mix)[n]).to(term.device), term, 0)
-    return offsets
+def row_offsets(mix: np.ndarray, n: np.ndarray, term: torch.Tensor | None = None, channels: int = 1) -> torch.Tensor:
+    """Per tile mixture indices and each row's tile ``n`` -> each row's predictor logit offsets
+    int64 (rows, channels) (1/8 bit), with ``term`` (the rows' neighbour terms, (rows, channels))
+    where the tile's index uses it."""
+    offsets = torch.from_numpy(mix_offset(mix)[n])[:, None]
+    if term is None:
+        return offsets.expand(-1, channels).contiguous()
+    near = torch.from_numpy(uses_neighbours(mix)[n]).to(term.device)[:, None]
+    return offsets.to(term.device) + torch.where(near, term, 0)
 
 
 class MixedParams:
@@ -334,8 +374,8 @@ class MixedParams:
     def __init__(self, model, predictor, offsets: torch.Tensor, cfg, params: torch.Tensor | None = None,
                  neighbours: torch.Tensor | None = None):
         self.model, self.predictor, self.offsets, self.cfg, self.params = model, predictor, offsets, cfg, params
-        self.neighbours = neighbours  # bool per row: its tile's index adds the neighbour term (None: no tile's)
-        self.means = {}  # the model's likeliest means of the rows handed out, until they are observed
+        self.neighbours = neighbours  # bool (rows, 1): its tile's index adds the neighbour term (None: no tile's)
+        self.handed = {}  # the model's integers of the rows handed out, until they are observed
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
         if self.params is not None:
@@ -343,7 +383,7 @@ class MixedParams:
         model = self.model(a, b)
         offsets = self.offsets[a:b]
         if self.neighbours is not None:
-            self.means[a] = likeliest_mean(model, self.cfg)
+            self.handed[a] = model
             term = torch.from_numpy(self.predictor.neighbour_term(a, b)).to(offsets.device)
             offsets = offsets.to(term.device) + torch.where(self.neighbours[a:b], term, 0)
         return mix_params(model, *self.predictor.columns(a, b), offsets, self.cfg)
@@ -353,4 +393,4 @@ class MixedParams:
             self.model.observe(a, b, values)
             self.predictor.observe(a, b, values)
             if self.neighbours is not None:
-                self.predictor.observe_gaps(a, b, self.means.pop(a))
+                self.predictor.observe_gaps(a, b, likeliest_mean(self.handed.pop(a), self.cfg, values))

@@ -49,7 +49,7 @@ def estimate(clips, n: int) -> dict:
                 model = src.params.long() if key == "model" else model
             a, b = bits["model"], bits["predictor"]
             x = values[:, 0].numpy()
-            miss_m = np.log2(1 + np.abs(16 * (x - 128) - pf.likeliest_mean(model, cfg)) / 16)
+            miss_m = np.log2(1 + np.abs(16 * (x - 128) - pf.likeliest_mean(model, cfg, values)[:, 0]) / 16)
             miss_p = np.log2(1 + np.abs(x - ctx[ys, xs, 0].astype(np.int64)))
             h, w = g.shape[:2]
             gap, tile = np.zeros((h + 2, w + 4)), np.full((h + 2, w + 4), -1)
