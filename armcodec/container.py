@@ -79,8 +79,10 @@ READ_VERSIONS = (1, 2, 3)
 META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6: "chunk", 7: "deflated", 8: "levels",
               9: "filtered"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
-TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED, TOOL_SHARP_MOTION = 1, 2, 3, 4, 5, 6
-KNOWN_TOOLS = (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED, TOOL_SHARP_MOTION)
+TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED = 1, 2, 3, 4, 5
+TOOL_SHARP_MOTION, TOOL_COLOUR_MIXTURE, TOOL_CLASSIC_GROUPS = 6, 7, 8  # video files only
+VIDEO_TOOLS = (TOOL_SHARP_MOTION, TOOL_COLOUR_MIXTURE, TOOL_CLASSIC_GROUPS)
+KNOWN_TOOLS = (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED, *VIDEO_TOOLS)
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
 FEEDBACK_SETS = (1, 2, 3)  # the residual feedback's feature sets a file may name (3 is written)
 
@@ -98,6 +100,8 @@ class CoderTools:
     classic_tiles: bool = False  # tool 4: some tile streams are PNG zlib streams (a map stream says which)
     binned: bool = False  # tool 5: each modelled sample is two symbols, its bin of 16 values and its place in it
     sharp_motion: bool = False  # tool 6 (video files, 0.14): quarter-pixel samples by H.264's 6-tap filter, not bilinear
+    colour_mixture: bool = False  # tool 7 (video files, 0.15): the predictor's mixture codes R, G, B groups too
+    classic_groups: bool = False  # tool 8 (video files, 0.15): a record's plane group may be one lossless WebP
 
     def __post_init__(self):
         if (self.orientation or self.feedback) and not self.adaptation:
@@ -110,6 +114,8 @@ class CoderTools:
                 **({"classic_tiles": True} if self.classic_tiles else {}),
                 **({"binned": True} if self.binned else {}),
                 **({"sharp_motion": True} if self.sharp_motion else {}),
+                **({"colour_mixture": True} if self.colour_mixture else {}),
+                **({"classic_groups": True} if self.classic_groups else {}),
                 **({"family": {str(k): v.hex() for k, v in self.family}} if self.family else {})}
 
 
@@ -283,6 +289,10 @@ def _tool_list(tools: CoderTools) -> list[tuple[int, bytes]]:
         out.append((TOOL_BINNED, b""))
     if tools.sharp_motion:
         out.append((TOOL_SHARP_MOTION, b""))
+    if tools.colour_mixture:
+        out.append((TOOL_COLOUR_MIXTURE, b""))
+    if tools.classic_groups:
+        out.append((TOOL_CLASSIC_GROUPS, b""))
     return out + sorted(tools.family)
 
 
@@ -650,7 +660,7 @@ def _read_tools(r: _Reader) -> CoderTools:
     if unknown:
         raise FormatError(f"the file uses coder tool {unknown[0]}, which this armcodec does not know "
                           "(written by a newer version?)")
-    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_CLASSIC_TILES, TOOL_BINNED, TOOL_SHARP_MOTION)
+    if any(len(found[t]) for t in (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_CLASSIC_TILES, TOOL_BINNED, *VIDEO_TOOLS)
            if t in found) or \
             (TOOL_FEEDBACK in found and len(found[TOOL_FEEDBACK]) != 1):
         raise FormatError("a coder tool has a value of the wrong length")
@@ -658,7 +668,8 @@ def _read_tools(r: _Reader) -> CoderTools:
     try:
         return CoderTools(TOOL_ADAPTATION in found, TOOL_ORIENTATION in found, feedback,
                           classic_tiles=TOOL_CLASSIC_TILES in found, binned=TOOL_BINNED in found,
-                          sharp_motion=TOOL_SHARP_MOTION in found)
+                          sharp_motion=TOOL_SHARP_MOTION in found, colour_mixture=TOOL_COLOUR_MIXTURE in found,
+                          classic_groups=TOOL_CLASSIC_GROUPS in found)
     except ValueError as e:
         raise FormatError(f"invalid coder tools: {e}") from None
 
@@ -712,8 +723,8 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
         metadata = ()
     else:
         tools = _read_tools(r)
-        if tools.sharp_motion:
-            raise FormatError("an image file with the video coder's motion tool")
+        if tools.sharp_motion or tools.colour_mixture or tools.classic_groups:
+            raise FormatError("an image file with a tool of the video coder's")
         icc = r.raw(r.varint())
         metadata = _read_metadata(r) if version >= METADATA_VERSION else ()
         n_streams = r.varint()

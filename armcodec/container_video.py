@@ -10,7 +10,9 @@
                  u16 tile size
                  u8 n + n bytes weights name (utf-8)   16 bytes: sha256 prefix of the weights
                  u8 T, then T coder tools (as the image kind's: 1 adaptation, 3 feedback (0.5), 5 binned symbols (0.11);
-                 6 (0.14, video only): the quarter-pixel samples of the predictor flag's records by H.264's 6-tap filter)
+                 6 (0.14, video only): the quarter-pixel samples of the predictor flag's records by H.264's 6-tap filter;
+                 7 (0.15, video only): the predictor flag's records code R, G, B groups by the mixture too;
+                 8 (0.15, video only): each record says which plane groups are one lossless WebP instead)
                  varint n + n bytes: the source's description (Y4M: its header line, verbatim;
                      image frames: the mode (L, LA, RGB, RGBA); a video file: JSON, its rate,
                      pixel format and streams, and "y4m": the header line of its planes when the
@@ -38,11 +40,19 @@
                    tile stream does not code
                    only with flags bit 4 (0.13, at most 4 plane groups): every motion vector of the
                    record is in quarter pixels (:mod:`armcodec.coding.motion`), and every group of one
-                   channel coded with the previous frame is coded by the weights' mixture with the
+                   channel (with coder tool 7, 0.15: every group) coded with the previous frame is
+                   coded by the weights' mixture with the
                    previous-frame predictor (:mod:`armcodec.models.previous_frame_exact`): varint c + c
                    bytes, the mixture index (0..16; 17..33 since 0.14: the same offsets with the
                    neighbour term) of each tile stream of those groups in stream order, copied
                    tiles left out
+                   only in files with coder tool 8 (0.15): per plane group, u8 its classic code (0: its
+                   tile streams as above; 1: one lossless WebP of its samples, the group not coded with
+                   the previous frame; 2: one lossless WebP of its residual to the moved previous
+                   frame, (x - moved + 128) mod 256, the group coded with the previous frame;
+                   :mod:`armcodec.coding.classic`) and, unless 0, varint: the WebP's length, which
+                   the group's first tile stream holds padded with zeros (its other streams empty,
+                   none copied, no block map nor mixture index; the compact table only)
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
                    or with flags bit 6 (0.5, the compact table): S x varint (length / 4), then u32
                    CRC32 of the frame's decoded samples (every plane group in order, row-major)
@@ -150,6 +160,7 @@ class FrameRecord:
     block_log2: int = 3  # the blocks' size: 2**block_log2 samples a side
     quarter: bool = False  # quarter-pixel vectors; grey groups coded with the previous frame use the predictor's mixture (0.13)
     mix: tuple[int, ...] = ()  # with quarter: per stream of those groups (copied tiles left out), its mixture index
+    classic: tuple[tuple[int, int], ...] = ()  # with coder tool 8: per group (classic code, WebP length), (0, 0): modelled
     offset: int = 0  # where it starts in the file (set by the writer and reader)
     size: int = 0
 
@@ -269,8 +280,11 @@ def write_record(rec: FrameRecord) -> bytes:
         predictor = varint(len(rec.mix)) + bytes(rec.mix)
     elif rec.mix:
         raise ValueError("mixture indices need the predictor flag (quarter-pixel vectors)")
+    classic = b"".join(struct.pack("<B", code) + (varint(length) if code else b"") for code, length in rec.classic)
+    if rec.classic and (len(rec.classic) != len(rec.temporal) or not compact):
+        raise ValueError("invalid classic groups")
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
-                     varint(len(rec.motion)), rec.motion, copy_map, block_maps, predictor,
+                     varint(len(rec.motion)), rec.motion, copy_map, block_maps, predictor, classic,
                      varint(len(rec.streams)),
                      *([varint(len(s) // 4) for s in rec.streams] + [struct.pack("<I", rec.frame_crc)] if compact else
                        [struct.pack("<II", len(s), c) for s, c in zip(rec.streams, rec.crcs)])])
@@ -309,6 +323,9 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         (code,) = r.take("<B")
         block_maps = (code, r.raw(r.varint()))
     mix_bytes = r.raw(r.varint()) if flags & PREDICTOR_FLAG else None
+    classic = ()
+    if header.tools.classic_groups:
+        classic = tuple((code, r.varint() if code else 0) for (code,) in (r.take("<B") for _ in header.planes))
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -340,16 +357,35 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
         group_of = [g for g, _ in stream_groups(header)]
         if not any(copied) or any(c and (lengths[k] or not temporal[group_of[k]]) for k, c in enumerate(copied)):
             raise FormatError(f"frame {number}'s copy map marks a stream that has bytes or no previous frame")
+    if classic:
+        _check_classic(classic, header, temporal, lengths, streams, copied, frame_crc, number)
     mix = ()
     if mix_bytes is not None:
         mix = tuple(mix_bytes)
-        if len(mix) != len(mixed_streams(header, temporal, copied)) or any(v >= MIX_CODES for v in mix):
+        if len(mix) != len(mixed_streams(header, temporal, copied, classic)) or any(v >= MIX_CODES for v in mix):
             raise FormatError(f"frame {number}'s mixture indices do not match its streams")
     blocks, log2 = (), 3
     if block_maps is not None:
         blocks, log2 = read_block_maps(*block_maps, header, temporal, copied, number)
+        if any(b is not None and classic and classic[g][0] for b, (g, _) in zip(blocks, stream_groups(header))):
+            raise FormatError(f"frame {number} has a block map in a classic group")
     return FrameRecord(temporal, number, extra, streams, crcs, motion, frame_crc, copied, blocks, log2,
-                       mix_bytes is not None, mix, offset, 8 + rlen + total)
+                       mix_bytes is not None, mix, classic, offset, 8 + rlen + total)
+
+
+def _check_classic(classic, header: VideoHeader, temporal, lengths, streams, copied, frame_crc, number: int) -> None:
+    """A record's classic groups (coder tool 8) against its streams (see the module docstring)."""
+    first = 0
+    for g, ((code, length), count) in enumerate(zip(classic, header.plane_streams())):
+        if code:
+            if code not in (1, 2) or (code == 2) != temporal[g] or frame_crc is None:
+                raise FormatError(f"frame {number}'s plane group {g} has classic code {code}"
+                                  f"{' without' if code == 2 else ' with'} the previous frame")
+            pad = lengths[first] - length
+            if not 0 <= pad < 4 or any(lengths[first + 1 : first + count]) or any(streams[first][length:]) \
+                    or (copied and any(copied[first : first + count])):
+                raise FormatError(f"frame {number}'s classic plane group {g} does not match its streams")
+        first += count
 
 
 def stream_groups(header: VideoHeader) -> list[tuple[int, int]]:
@@ -357,11 +393,18 @@ def stream_groups(header: VideoHeader) -> list[tuple[int, int]]:
     return [(g, k) for g, count in enumerate(header.plane_streams()) for k in range(count)]
 
 
-def mixed_streams(header: VideoHeader, temporal, copied=()) -> list[int]:
+def mixed_streams(header: VideoHeader, temporal, copied=(), classic=()) -> list[int]:
     """The streams (indices) that carry a mixture index in a record with the predictor flag: those
-    of the groups of one channel coded with the previous frame, but the copied tiles."""
+    of the groups coded with the previous frame by the mixture (of one channel; with coder tool 7,
+    0.15, also of R, G, B), but the copied tiles and the classic groups (coder tool 8)."""
     return [k for k, (g, _) in enumerate(stream_groups(header))
-            if temporal[g] and header.planes[g][2] == 1 and not (copied and copied[k])]
+            if temporal[g] and mixed_group(header, g) and not (copied and copied[k]) and not (classic and classic[g][0])]
+
+
+def mixed_group(header: VideoHeader, g: int) -> bool:
+    """Whether plane group ``g``, coded with the previous frame in a record with the predictor
+    flag, is coded by the predictor's mixture: a group of one channel, or any with coder tool 7."""
+    return header.planes[g][2] == 1 or header.tools.colour_mixture
 
 
 def block_map_shape(h: int, w: int, log2: int) -> tuple[int, int]:

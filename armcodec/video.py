@@ -15,6 +15,7 @@ there.  The encoder holds the previous frame and the current one; the decoder th
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import zlib
@@ -26,7 +27,7 @@ import numpy as np
 from armcodec import allocator
 from armcodec import container_video as cv
 from armcodec.api import Codec
-from armcodec.coding import motion
+from armcodec.coding import classic, motion
 from armcodec.coding.planes import CodedGroup, GroupJob, decode_groups, tile_samples
 from armcodec.coding.scan import tile_grid
 from armcodec.coding.workers import DecodeWorkers
@@ -92,7 +93,13 @@ class VideoCodec:
     predictor weight by which of the two did better on its coded neighbours (0.5-2% smaller);
     off: files armcodec 0.13 reads.  ``sharp`` (0.14, with the predictor; coder tool 6): the
     quarter-pixel samples by H.264's 6-tap interpolation instead of the bilinear blend (sharper on
-    textures); off (with ``neighbours`` off): files armcodec 0.13 reads.
+    textures); off (with ``neighbours`` off): files armcodec 0.13 reads.  ``colour`` (0.15, with
+    the predictor; coder tool 7, in the files of R, G, B frames only): R, G, B frames coded with the
+    previous frame by the mixture too (each channel its own predictor component, G's and B's
+    moved by the residual of the channel before); off: files armcodec 0.14 reads.
+    ``classic_groups`` (0.15; coder tool 8): a frame's plane group may also be one lossless WebP of
+    its samples or of its residual to the moved previous frame, where that is smaller (screen
+    content, flat graphics); off (with ``colour`` off): files armcodec 0.14 reads.
     ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
     batch and encodes in three, and a clip of any length stays under 2 GiB)."""
 
@@ -100,7 +107,8 @@ class VideoCodec:
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,
                  kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True,
                  batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True,
-                 binned: bool = True, predictor: bool = True, neighbours: bool = True, sharp: bool = True):
+                 binned: bool = True, predictor: bool = True, neighbours: bool = True, sharp: bool = True,
+                 colour: bool = True, classic_groups: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         def make(name: str, tile: int | None) -> Codec:
@@ -113,7 +121,8 @@ class VideoCodec:
         self._planes_codec = make(planes.name, self.codec.tile_size) if planes not in (None, self.codec.preset.weights) else None
         self._other_codecs: dict[str, Codec] = {}  # other installed weights, for files they wrote (_check_weights)
         self.key_interval, self.max_pixels = key_interval, max_pixels
-        self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback, binned=binned, sharp_motion=predictor and sharp)
+        self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback, binned=binned, sharp_motion=predictor and sharp,
+                                colour_mixture=predictor and colour, classic_groups=classic_groups)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
         self.predictor, self.neighbours = predictor, neighbours
 
@@ -137,8 +146,10 @@ class VideoCodec:
         fused.prepare(fused.MIN_SAMPLES)  # a clip: many frames (each alone may be below the size)
         if source.width * source.height > self.max_pixels:
             raise LimitError(f"frames of {source.width}x{source.height} pixels exceed the limit of {self.max_pixels}")
+        colour = self.tools.colour_mixture and any(ch > 1 for _, _, ch in source.groups)  # tool 7 where it is used
         header = cv.VideoHeader(source.kind, source.width, source.height, list(source.groups), self.key_interval,
-                                c.tile_size, c.model.entry.name, c.model.sha256_prefix, self.tools, source.description)
+                                c.tile_size, c.model.entry.name, c.model.sha256_prefix,
+                                dataclasses.replace(self.tools, colour_mixture=colour), source.description)
         with c._coding():
             head = cv.write_header(header)
             out.write(head)
@@ -207,6 +218,7 @@ class VideoCodec:
         if prev is not None and self.copy_blocks:
             log2 = copy_block_size(groups, [ctx for ctx, _, _ in moved], c.tile_size)
         streams, bits, temporal, fields, sharps, copied, blocks, mix = [], 0.0, [], [], [], [], [], []
+        classic_codes = []  # per group (classic code, WebP length), with coder tool 8
         for g, with_prev in zip(groups, moved):
             def code(net, ctx):
                 tiles, maps = copied_blocks(g, ctx, c.tile_size, log2) if ctx is not None else (None, None)
@@ -215,9 +227,9 @@ class VideoCodec:
                                     max_batch_bytes=c.batch_bytes, context=ctx, copied=tiles, copied_blocks=maps,
                                     block_log2=log2)
 
-            coded = []  # (bytes, group, uses the previous frame)
+            coded = []  # (bytes, group, uses the previous frame[, (classic code, WebP length)])
             if with_prev is not None:
-                if mixture is not None and g.shape[2] == 1:
+                if mixture is not None and (g.shape[2] == 1 or self.tools.colour_mixture):
                     mixture.choices = {}
                     group = code(mixture, with_prev[0])
                     group.mix = [mixture.choices.get((t.y, t.x), 0) for t in tile_grid(*g.shape[:2], c.tile_size)]
@@ -227,7 +239,16 @@ class VideoCodec:
             if with_prev is None or self.intra_check:
                 group = code(m.net, None)
                 coded.append((group_bytes(group, log2), group, False))
-            _, best, uses_prev = min(coded, key=lambda x: x[0])
+            if self.tools.classic_groups:  # one lossless WebP (screen content, flat graphics): the whole group
+                n = len(tile_grid(*g.shape[:2], c.tile_size))
+                tries = [(classic.GROUP_SAMPLES, None)] + ([(classic.GROUP_RESIDUAL, with_prev[0])] if with_prev else [])
+                for code_, ctx in tries:
+                    payload = classic.group_payload(g, ctx)
+                    padded = payload + bytes(-len(payload) % 4)
+                    group = CodedGroup([padded] + [b""] * (n - 1), None, 8.0 * len(payload))
+                    coded.append((len(padded) + len(cv.varint(len(payload))), group, ctx is not None, (code_, len(payload))))
+            _, best, uses_prev, *how = min(coded, key=lambda x: x[0])
+            classic_codes.append(how[0] if how else (0, 0))
             streams += best.streams
             bits += best.model_bits
             copied += best.copied or [False] * len(best.streams)
@@ -246,7 +267,7 @@ class VideoCodec:
         quarter = quarter and any(temporal)
         return cv.FrameRecord(tuple(temporal), number, frame.extra, streams, [], packed, frame_crc(frame.groups),
                               tuple(copied) if any(copied) else (), tuple(blocks) if has_maps else (), log2,
-                              quarter, tuple(mix)), bits
+                              quarter, tuple(mix), tuple(classic_codes) if self.tools.classic_groups else ()), bits
 
     # --- decode ---------------------------------------------------------------------------
     def open(self, stream: BinaryIO) -> cv.VideoHeader:
@@ -331,23 +352,30 @@ class VideoCodec:
         used = [g for g, t in enumerate(rec.temporal) if t]
         unit = motion.QUARTER if rec.quarter else 1
         # the mixture index of each stream that has one (the grey groups coded with the previous frame)
-        mix = dict(zip(cv.mixed_streams(header, rec.temporal, rec.copied), rec.mix)) if rec.quarter else {}
+        mix = dict(zip(cv.mixed_streams(header, rec.temporal, rec.copied, rec.classic), rec.mix)) if rec.quarter else {}
         fields, sharp = motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0]) for g in used],
                                       [unit] * len(used), sharp=header.tools.sharp_motion and rec.quarter)
         fields, sharp = dict(zip(used, fields)), dict(zip(used, sharp))
+        out: list = [None] * len(header.planes)
+        bits = 8.0 * len(rec.motion)
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
+            context = motion.compensate(prev.groups[g], fields[g], unit=unit, sharp=sharp[g]) if rec.temporal[g] else None
+            code, length = rec.classic[g] if rec.classic else (0, 0)
+            if code:  # one lossless WebP (coder tool 8)
+                out[g] = classic.group_samples(code, rec.streams[k][:length], w, h, ch, context)
+                bits += 8.0 * length
+                jobs.append(None)
+                k += n
+                continue
             crcs = rec.crcs[k : k + n] if rec.frame_crc is None else None  # the compact table: one CRC for the frame
             group = CodedGroup(rec.streams[k : k + n], crcs, 0.0, copied=list(rec.copied[k : k + n]) or None,
                                blocks=list(rec.blocks[k : k + n]) or None, block_log2=rec.block_log2,
-                               mix=[mix.get(s, 0) for s in range(k, k + n)] if rec.quarter and rec.temporal[g] and ch == 1
-                               else None)
-            context = motion.compensate(prev.groups[g], fields[g], unit=unit, sharp=sharp[g]) if rec.temporal[g] else None
+                               mix=[mix.get(s, 0) for s in range(k, k + n)]
+                               if rec.quarter and rec.temporal[g] and cv.mixed_group(header, g) else None)
             jobs.append(GroupJob(group, h, w, ch, k, context))
             k += n
-        out: list = [None] * len(jobs)
-        bits = 8.0 * len(rec.motion)
-        for ch, ctx in sorted({(j.channels, j.context is not None) for j in jobs}):  # as many in one scan as can be
-            idx = [i for i, j in enumerate(jobs) if j.channels == ch and (j.context is not None) == ctx]
+        for ch, ctx in sorted({(j.channels, j.context is not None) for j in jobs if j is not None}):  # as many in one scan as can be
+            idx = [i for i, j in enumerate(jobs) if j is not None and j.channels == ch and (j.context is not None) == ctx]
             for i, (arr, b) in zip(idx, decode_groups([jobs[i] for i in idx], m.net, m.luts, header.tile, c.device, header.tools,
                                                       max_batch_bytes=c.batch_bytes, workers=workers)):
                 out[i] = arr

@@ -25,16 +25,21 @@ coder tool 5): ``<stem>.v11-<tools>.arm``, ``pyramid/<stem>.binned.arm``,
 ``pyramid/shipped-pyramid-s4.arm`` (the photograph by pyramid-s4); armcodec 0.12.11:
 ``video/shipped-0.12.11-clip420.y4m.arm`` (grey planes by temporal-planes-s4); armcodec 0.13 (the
 previous-frame predictor): ``video/clip420-predictor.y4m.arm`` (a noisy clip panning by fractions of
-a pixel, ``clip420-subpixel.y4m``) and ``video/shipped-0.13-*.arm``.
+a pixel, ``clip420-subpixel.y4m``) and ``video/shipped-0.13-*.arm``; armcodec 0.14:
+``video/clip420-mobile.y4m.arm`` and ``video/shipped-0.14-*.arm``; armcodec 0.15:
+``video/screen-frames.arm`` (R, G, B frames of a scrolling text window, ``screen-frames/``),
+``video/rgb-subpixel.arm`` (R, G, B frames panning by fractions of a pixel, ``rgb-subpixel/``) and
+``video/shipped-0.15-*.arm``.
 
     python tests/make_golden.py
 """
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 import armcodec
-from conftest import DATA, make_tiny_model
+from conftest import DATA, make_tiny_model, subpixel_frames
 from armcodec.training.export import export_model
 from test_golden import (PYRAMID, PYRAMID_TOOLS, SHIPPED_PYRAMID, SHIPPED_VIDEO, V2, V3, V11, VIDEO, classic_tiles_file, encode_video,
                          golden_video_sources,
@@ -43,6 +48,22 @@ from test_pyramid import make_tiny_pyramid
 
 GOLDEN = DATA / "golden"
 SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_la_28x21.png"]
+
+
+def screen_frames(folder: Path) -> None:
+    """Three 64x48 R, G, B frames of a text window scrolling 2 rows a frame under a title bar."""
+    from PIL import ImageDraw
+
+    folder.mkdir()
+    page = Image.new("RGB", (60, 120), (255, 255, 255))
+    d = ImageDraw.Draw(page)
+    for k in range(12):
+        d.text((2, 10 * k), ["open file", "save as", "edit view"][k % 3], fill=(20, 20, 20) if k % 4 else (30, 60, 160))
+    for t in range(3):
+        im = Image.new("RGB", (64, 48), (58, 110, 165))
+        ImageDraw.Draw(im).rectangle((0, 0, 63, 9), fill=(45, 85, 150))
+        im.paste(page.crop((0, 2 * t, 60, 2 * t + 36)), (2, 11))
+        im.save(folder / f"screen{t}.png")
 
 if __name__ == "__main__":
     GOLDEN.mkdir(exist_ok=True)
@@ -85,7 +106,6 @@ if __name__ == "__main__":
             print("wrote", name)
     if not (VIDEO / "golden-temporal.safetensors").exists():  # armcodec 0.4: video files
         from conftest import make_tiny_temporal, moving_frames, y4m_bytes
-        from PIL import Image
 
         VIDEO.mkdir(exist_ok=True)
         export_model(make_tiny_temporal(), VIDEO, "golden-temporal", tile_size=16)
@@ -111,6 +131,12 @@ if __name__ == "__main__":
         from conftest import subpixel_frames, y4m_bytes
 
         (VIDEO / "clip420-subpixel.y4m").write_bytes(y4m_bytes(subpixel_frames(4, 38, 52)))
+    if not (VIDEO / "screen-frames").exists():  # armcodec 0.15: R, G, B groups by the mixture, classic groups
+        screen_frames(VIDEO / "screen-frames")
+    if not (VIDEO / "rgb-subpixel").exists():  # armcodec 0.15: R, G, B frames panning by fractions of a pixel
+        (VIDEO / "rgb-subpixel").mkdir()
+        for k, f in enumerate(subpixel_frames(3, 38, 52)):
+            Image.fromarray(np.stack([f, np.roll(f, 1, 1) // 2 + 60, 255 - f], 2)).save(VIDEO / "rgb-subpixel" / f"f{k}.png")
     for name, source, feedback, copy_blocks, binned, predictor in golden_video_sources():
         if not (VIDEO / name).exists():
             (VIDEO / name).write_bytes(encode_video(video_codec(feedback, copy_blocks, binned, predictor), source()))

@@ -261,12 +261,19 @@ def test_files_of_the_shipped_pyramid_weights_decode_and_are_written_again(stem,
 VIDEO = GOLDEN / "video"
 
 
+def predictor_tools(predictor: bool | float) -> dict:
+    """A video codec's predictor options as a release wrote them: False (before 0.13), 0.13 (the
+    predictor's mixture), 0.14 (its neighbour term, H.264's quarter pixels), True (0.15: R, G, B
+    groups by the mixture, classic groups)."""
+    return dict(predictor=bool(predictor), neighbours=predictor is True or predictor == 0.14,
+                sharp=predictor is True or predictor == 0.14, colour=predictor is True, classic_groups=predictor is True)
+
+
 def video_codec(feedback: bool = False, copy_blocks: bool = False, binned: bool = False, predictor: bool | float = False):
     from armcodec.video import VideoCodec
 
     return VideoCodec("golden-temporal", "cpu", key_interval=3, weights_dir=VIDEO, feedback=feedback,
-                      copy_blocks=copy_blocks, binned=binned, predictor=bool(predictor), neighbours=predictor is True,
-                      sharp=predictor is True)
+                      copy_blocks=copy_blocks, binned=binned, **predictor_tools(predictor))
 
 
 def encode_video(codec, source) -> bytes:
@@ -302,7 +309,9 @@ def golden_video_sources():
     predictor (0.13: quarter-pixel vectors, the mixture indices; the last field 0.13: without
     0.14's neighbour term, which this model's means, always the previous sample, leave at zero:
     the shipped files of 0.14 cover it); a 64x48 crop of mobile_calendar's first 4 frames with
-    0.14's tools (its groups' quarter samples H.264's or the blend's, both kinds)."""
+    0.14's tools (its groups' quarter samples H.264's or the blend's, both kinds); R, G, B frames
+    of a scrolling text window and of a noisy pan by fractions of a pixel with 0.15's (R, G, B
+    groups by the mixture, plane groups as one lossless WebP)."""
     import io
 
     from armcodec.io.frames import frames_source, y4m_source
@@ -317,14 +326,17 @@ def golden_video_sources():
             ("clip420-blocks-binned.y4m.arm", clip("clip420-blocks.y4m"), True, True, True, False),
             ("clip420-binned.y4m.arm", clip("clip420.y4m"), False, False, True, False),
             ("clip420-predictor.y4m.arm", clip("clip420-subpixel.y4m"), True, True, True, 0.13),
-            ("clip420-mobile.y4m.arm", clip("clip420-mobile.y4m"), True, True, True, True)]
+            ("clip420-mobile.y4m.arm", clip("clip420-mobile.y4m"), True, True, True, 0.14),
+            ("screen-frames.arm", lambda: frames_source([VIDEO / "screen-frames"]), True, True, True, True),
+            ("rgb-subpixel.arm", lambda: frames_source([VIDEO / "rgb-subpixel"]), True, True, True, True)]
 
 
 # files of the shipped `video` preset as each release wrote them (source, file, weights, binned): 0.7's
 # grey planes by temporal-planes-s and RGBA frames by temporal-s, 0.8's grey planes by temporal-planes-s2,
 # 0.9's by temporal-planes-s3, 0.11's both with binned symbols, 0.12.11's by temporal-planes-s4,
 # 0.13's with the previous-frame predictor (the last field: whether the encoder could use it), 0.14's
-# with its neighbour term and the 6-tap quarter pixels (the last field True; 0.13: without them).
+# with its neighbour term and the 6-tap quarter pixels (the last field 0.14), 0.15's with R, G, B groups
+# by the mixture and plane groups as one lossless WebP (the last field True).
 # The preset decodes each of them (switching to the weights the file names) and those weights write
 # it again byte for byte; the last file of each source is what the preset writes today.
 SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s", False, False),
@@ -334,11 +346,15 @@ SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes
                  ("clip420.y4m.arm", "shipped-0.11-clip420.y4m.arm", "temporal-planes-s3", True, False),
                  ("clip420.y4m.arm", "shipped-0.12.11-clip420.y4m.arm", "temporal-planes-s4", True, False),
                  ("clip420.y4m.arm", "shipped-0.13-clip420.y4m.arm", "temporal-planes-s4", True, 0.13),
-                 ("clip420.y4m.arm", "shipped-0.14-clip420.y4m.arm", "temporal-planes-s4", True, True),
-                 ("clip420-mobile.y4m.arm", "shipped-0.14-mobile.y4m.arm", "temporal-planes-s4", True, True),
+                 ("clip420.y4m.arm", "shipped-0.14-clip420.y4m.arm", "temporal-planes-s4", True, 0.14),
+                 ("clip420-mobile.y4m.arm", "shipped-0.14-mobile.y4m.arm", "temporal-planes-s4", True, 0.14),
                  ("rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "temporal-s", True, False),
                  ("rgba-frames.arm", "shipped-0.13-rgba-frames.arm", "temporal-s", True, 0.13),
-                 ("rgba-frames.arm", "shipped-0.14-rgba-frames.arm", "temporal-s", True, True))
+                 ("rgba-frames.arm", "shipped-0.14-rgba-frames.arm", "temporal-s", True, 0.14),
+                 ("clip420.y4m.arm", "shipped-0.15-clip420.y4m.arm", "temporal-planes-s4", True, True),
+                 ("clip420-mobile.y4m.arm", "shipped-0.15-mobile.y4m.arm", "temporal-planes-s4", True, True),
+                 ("rgba-frames.arm", "shipped-0.15-rgba-frames.arm", "temporal-s", True, True),
+                 ("screen-frames.arm", "shipped-0.15-screen-frames.arm", "temporal-s", True, True))
 
 
 def shipped_video_codec(weights: str | None = None, binned: bool = True, predictor: bool | float = True):
@@ -349,8 +365,7 @@ def shipped_video_codec(weights: str | None = None, binned: bool = True, predict
 
     if weights is None:
         return VideoCodec("video", "cpu", key_interval=3)
-    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128, binned=binned, predictor=bool(predictor),
-                      neighbours=predictor is True, sharp=predictor is True)
+    return VideoCodec(weights, "cpu", key_interval=3, tile_size=128, binned=binned, **predictor_tools(predictor))
 
 
 @pytest.mark.parametrize("k", range(len(SHIPPED_VIDEO)))
@@ -372,14 +387,16 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
     assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
     assert encode_video(shipped_video_codec(weights, binned, predictor), source()) == data
     mix = [v for rec in video_records(data, codec) for v in rec.mix]
-    assert bool(mix) == bool(predictor) and (max(mix, default=0) >= cv.N_MIX) == (predictor is True)
+    assert bool(mix) == bool(predictor) or name.endswith("screen-frames.arm")  # (its groups may all be WebP)
+    assert not mix or (max(mix) >= cv.N_MIX) == (predictor is True or predictor == 0.14)
     if name == [n for o, n, *_ in SHIPPED_VIDEO if o == of][-1]:
         assert encode_video(shipped_video_codec(), source()) == data
 
 
 # the golden files this release writes again byte for byte (the others: 0.4's full stream table)
 VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "clip420-blocks.y4m.arm", "clip420-blocks-binned.y4m.arm",
-                   "clip420-binned.y4m.arm", "clip420-predictor.y4m.arm")
+                   "clip420-binned.y4m.arm", "clip420-predictor.y4m.arm", "clip420-mobile.y4m.arm", "screen-frames.arm",
+                   "rgb-subpixel.arm")
 
 
 @pytest.mark.parametrize("k", range(len(golden_video_sources())))
@@ -399,7 +416,10 @@ def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
 
     info = read_info(io.BytesIO(data))
     assert info["key_frames"] < info["frames"]  # frames coded with their predecessor among them
-    if predictor:  # planes coded by the mixture with the previous-frame predictor among them
-        assert any(rec.mix for rec in video_records(data, codec))
+    recs = video_records(data, codec)
+    if name == "screen-frames.arm":  # 0.15: every group one lossless WebP, of its samples or of its residual
+        assert [r.classic[0][0] for r in recs] == [1, 2, 2]
+    elif predictor:  # planes coded by the mixture with the previous-frame predictor among them
+        assert any(rec.mix for rec in recs)
     if name in VIDEO_REWRITTEN:
         assert encode_video(codec, source()) == data

@@ -481,7 +481,8 @@ def test_copied_blocks_are_not_coded(temporal_dir):
     f1[33:, 40:] ^= 1  # the bottom right tile's corner
     clip = y4m_bytes([f0, f1, f1])
     # the temporal model's maps (the previous-frame predictor codes equal samples for almost nothing)
-    codec = VideoCodec("tiny-temporal", "cpu", key_interval=3, weights_dir=temporal_dir, motion=False, predictor=False)
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=3, weights_dir=temporal_dir, motion=False, predictor=False,
+                       classic_groups=False)
     data = encode_bytes(codec, clip)
     assert decode_bytes(codec, data) == clip and decode_bytes(codec, data, seekable=False) == clip
     f = io.BytesIO(data)
@@ -495,7 +496,7 @@ def test_copied_blocks_are_not_coded(temporal_dir):
         assert not r1.copied[k] and np.array_equal(r1.blocks[k], want) and want.any() and not want.all()
     assert all(r1.copied[k] for k in range(1, 8))  # unchanged luma tiles are copied whole
     plain = VideoCodec("tiny-temporal", "cpu", key_interval=3, weights_dir=temporal_dir, motion=False, copy_blocks=False,
-                       predictor=False)
+                       predictor=False, classic_groups=False)
     without = encode_bytes(plain, clip)
     assert len(data) < len(without)
     assert decode_bytes(codec, without) == clip  # the same decoder reads both

@@ -108,3 +108,45 @@ def decode(name: str, data: bytes, mode: str, width: int, height: int, bits: int
     if a.dtype != np.uint8 or a.shape[:2] != (height, width):
         raise FormatError(f"classic {name} payload decodes to {a.dtype} {a.shape}")
     return from_planes(a, mode, bits, palette, transparency) if mode in ("P", "PA") else a
+
+
+# --- a video frame's plane group as one lossless WebP (coder tool 8, video files, 0.15) ----------------
+# A group's classic payload holds its samples (GROUP_SAMPLES) or, for a group coded with the previous
+# frame, its residual to the moved previous frame, (x - moved + 128) mod 256 (GROUP_RESIDUAL): where
+# the model loses, on screen content and flat graphics (docs/EXPERIMENTS.md, row 65).  A grey plane is
+# stored as a WebP whose three channels are equal (WebP's subtract-green transform makes two of them free).
+GROUP_SAMPLES, GROUP_RESIDUAL = 1, 2
+GROUP_CODES = (GROUP_SAMPLES, GROUP_RESIDUAL)
+GROUP_WEBP = {"lossless": True, "method": 4, "quality": 100, "exact": True}  # 0.07 s a 720p frame
+
+
+def group_residual(samples: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """(x - moved + 128) mod 256 of two uint8 arrays of one shape."""
+    return (samples.astype(np.int16) - moved.astype(np.int16) + 128).astype(np.uint8)
+
+
+def group_payload(samples: np.ndarray, moved: np.ndarray | None = None) -> bytes:
+    """Encoder-only: the lossless WebP of a plane group's samples (H, W, 1 or 3), or of its residual
+    to ``moved`` (the moved previous frame's samples)."""
+    a = samples if moved is None else group_residual(samples, moved)
+    a = np.repeat(a, 3, 2) if a.shape[2] == 1 else a
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="WEBP", **GROUP_WEBP)
+    return buf.getvalue()
+
+
+def group_samples(code: int, payload: bytes, width: int, height: int, channels: int,
+                  moved: np.ndarray | None = None) -> np.ndarray:
+    """A group's classic payload -> its samples uint8 (height, width, channels); ``moved``: the moved
+    previous frame (GROUP_RESIDUAL).  FormatError unless the payload is a lossless WebP of that size
+    (a grey plane's with three equal channels)."""
+    if code not in GROUP_CODES or (code == GROUP_RESIDUAL) != (moved is not None):
+        raise FormatError(f"invalid classic group code {code}")
+    a = decode("webp", payload, "RGB", width, height)
+    if channels == 1:
+        if not (np.array_equal(a[:, :, 0], a[:, :, 1]) and np.array_equal(a[:, :, 0], a[:, :, 2])):
+            raise FormatError("a grey plane's classic payload has unequal channels")
+        a = a[:, :, :1]
+    if moved is None:
+        return np.ascontiguousarray(a)
+    return (a.astype(np.int16) + moved.astype(np.int16) - 128).astype(np.uint8)
