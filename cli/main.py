@@ -166,7 +166,7 @@ def compress(
     batch_mb: Annotated[int, typer.Option("--batch-mb", help="Memory budget (MiB) for one batch of tiles coded together (0: the library default, 2560). The output does not depend on it.")] = 0,
     adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Coder tool: choose a scale offset per 32x32 block and channel and send it (smaller files, slower encode, same decode speed); --no-adapt turns off the orientation and feedback too.")] = True,
     orient: Annotated[Optional[bool], typer.Option("--orient/--no-orient", help="Coder tool: also choose per tile whether it is coded mirrored (about 0.2% smaller, same decode speed; the encoder scores the mirrorings with the preset's orientation weights: for default the 9x smaller pixelcnn-s, about 15% slower encode; for max the model itself, about 2.4x). Default: the preset's setting (on for default and max).")] = None,
-    classic: Annotated[Optional[bool], typer.Option("--classic/--no-classic", help="Also try a classic lossless coding (PNG's zlib stream, lossless WebP) and keep it where it is smaller than the model's (small, flat or synthetic images; default on); decoding reads which from the file.")] = None,
+    classic: Annotated[Optional[bool], typer.Option("--classic/--no-classic", help="Also try a classic lossless coding (PNG's zlib stream, lossless WebP) and keep it where it is smaller than the model's (small, flat or synthetic images; video: each frame's plane groups as one lossless WebP of their samples or of their residual to the moved previous frame, 0.15: screen content, flat graphics; default on); decoding reads which from the file.")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run the batch on a Dask distributed cluster: the scheduler's address (tcp://HOST:PORT). Files are identical to a serial run. Needs the cluster extra.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Run the batch on N local worker processes (a Dask cluster started for it). Needs the cluster extra.")] = 0,
     feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Coder tool: also fit and send per tile and channel a linear prediction of the model's residual from the residuals around it (about 1.7% smaller on the validation photographs, 4% on Kodak; decode about 7% slower).")] = True,
@@ -177,7 +177,7 @@ def compress(
     video_only: Annotated[bool, typer.Option("--video-only", help="Video files: code the video stream even when the file also holds audio or subtitles, which are then not stored.")] = False,
     copy_blocks: Annotated[bool, typer.Option("--copy-blocks/--no-copy-blocks", help="Video: take the blocks (4x4 to 32x32 samples) that equal the moved previous frame from it instead of coding them (static backgrounds, the unchanged blocks of a lossy source, screen content; default on).")] = True,
     binned: Annotated[bool, typer.Option("--binned/--no-binned", help="Coder tool (0.11): code each sample the model predicts as its bin of 16 values, then its place in the bin (the coder's tables about 8x cheaper; the same size within a few bytes). --no-binned writes one table of 256 per sample: files armcodec 0.10 reads.")] = True,
-    predictor: Annotated[bool, typer.Option("--predictor/--no-predictor", help="Video (0.13): motion vectors in quarter pixels, and each tile of a grey plane (Y, U, V) coded by the model or by the previous-frame predictor, whichever is smaller (noisy still or slowly moving scenes: 5-20% smaller). --no-predictor writes files armcodec 0.12 reads.")] = True,
+    predictor: Annotated[bool, typer.Option("--predictor/--no-predictor", help="Video (0.13): motion vectors in quarter pixels, and each tile of a grey plane (Y, U, V; since 0.15 also of R, G, B frames) coded by the model mixed with the previous-frame predictor (noisy still or slowly moving scenes: 5-20% smaller). --no-predictor --no-classic writes files armcodec 0.12 reads.")] = True,
 ) -> None:
     """Compress images (or videos) to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -190,7 +190,8 @@ def compress(
     to_stdout = _stdio_plan(inputs, output)
     if any(cli_video.is_video_input(p, video) for p in inputs):
         return _compress_videos(inputs, output, to_stdout, model or "video", device, tile_size, max_pixels, adapt, feedback, kernel,
-                                key_interval, video, video_only, force, as_json, copy_blocks, binned, predictor)
+                                key_interval, video, video_only, force, as_json, copy_blocks, binned, predictor,
+                                classic is not False)
     model = model or "default"
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
@@ -226,7 +227,7 @@ def compress(
 
 
 def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pixels, adapt, feedback, kernel, key_interval, video,
-                     video_only, force, as_json, copy_blocks=True, binned=True, predictor=True) -> None:
+                     video_only, force, as_json, copy_blocks=True, binned=True, predictor=True, classic=True) -> None:
     from armcodec.errors import ArmcodecError
     from armcodec.video import VideoCodec
 
@@ -236,7 +237,8 @@ def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pi
         _fail("give videos and images in separate commands", 2)
     try:
         codec = VideoCodec(model, device, key_interval, tile_size, adapt, kernel=kernel, feedback=feedback,
-                           copy_blocks=copy_blocks, binned=binned, predictor=predictor, **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
+                           copy_blocks=copy_blocks, binned=binned, predictor=predictor, classic_groups=classic,
+                           **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)
     outs = [Path(STDIO)] if to_stdout else _outputs(inputs, output, cli_video.compressed_name)

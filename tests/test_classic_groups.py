@@ -137,3 +137,27 @@ def test_damaged_classic_files_raise_or_decode_exactly(classic_file):
         b = bytearray(data)
         b[pos] ^= 1 << (pos % 8)
         check_video(codec, bytes(b), frames)
+
+
+def test_cli_codes_screen_frames_as_webp_and_no_classic_turns_it_off(tmp_path):
+    """The shipped `video` preset from the command line: a folder of flat-graphics frames comes back
+    as the same PNG frames, with the WebP groups; --no-classic writes no classic group (the tool
+    left out of the header, as 0.14 wrote)."""
+    from test_video import cli
+
+    frames = screen_clip(tmp_path / "frames", 3)
+    sizes = {}
+    for flag in ((), ("--no-classic",)):
+        arm = tmp_path / f"seq{len(flag)}.arm"
+        r = cli("compress", tmp_path / "frames", "--video", "-o", arm, *flag)
+        assert r.returncode == 0, r.stderr.decode()
+        codec = VideoCodec("video", "cpu")
+        header, recs = records(codec, arm.read_bytes())
+        assert header.tools.classic_groups == (not flag) and header.tools.colour_mixture
+        assert any(r.classic and r.classic[0][0] for r in recs) == (not flag)
+        sizes[flag] = arm.stat().st_size
+        out = tmp_path / f"back{len(flag)}"
+        r = cli("decompress", arm, "-o", f"{out}/")
+        assert r.returncode == 0, r.stderr.decode()
+        assert [np.array_equal(np.asarray(Image.open(out / f"s{t}.png")), f) for t, f in enumerate(frames)] == [True] * 3
+    assert sizes[()] < sizes[("--no-classic",)]
