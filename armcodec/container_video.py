@@ -281,7 +281,7 @@ def write_record(rec: FrameRecord) -> bytes:
     elif rec.mix:
         raise ValueError("mixture indices need the predictor flag (quarter-pixel vectors)")
     classic = b"".join(struct.pack("<B", code) + (varint(length) if code else b"") for code, length in rec.classic)
-    if rec.classic and (len(rec.classic) != len(rec.temporal) or not compact):
+    if rec.classic and (len(rec.classic) != len(rec.temporal) or (not compact and any(c for c, _ in rec.classic))):
         raise ValueError("invalid classic groups")
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
                      varint(len(rec.motion)), rec.motion, copy_map, block_maps, predictor, classic,
