@@ -6,6 +6,12 @@ as an H.264 screen recording holds them).
 
     python -m benchmarks.experiments.row65_synthetic_clips --out /tmp/synthetic --frames 20
     python benchmarks/video_bench.py /tmp/synthetic/* --frames 20 --name synthetic
+    python -m benchmarks.experiments.row65_synthetic_clips --study webp /tmp/synthetic/*_420.y4m
+
+The ``webp`` study: per plane of the first frames after the first, the bytes of lossless WebP
+variants of a plane group (the coder's tool 8 and encoder-only alternatives): of its samples at
+method 4 and 6, of its residual to the previous frame moved by the refined quarter-pixel vectors
+(the coder's) and by the integer ones, and the two chroma planes of a 4:2:0 frame as one WebP.
 
 Deterministic (a fixed seed); fonts: DejaVu (the system's), Pillow's default where it is missing.
 """
@@ -100,11 +106,50 @@ def write(frames: list[Image.Image], out: Path, name: str) -> None:
                     "-pix_fmt", "yuv420p", "-strict", "-1", str(out / f"{name}_420.y4m")], check=True)
 
 
+def webp_bytes(a: np.ndarray, method: int = 4) -> int:
+    import io
+
+    a = np.repeat(a, 3, 2) if a.shape[2] == 1 else a
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="WEBP", lossless=True, method=method, quality=100, exact=True)
+    return len(buf.getvalue())
+
+
+def webp_study(clips: list[Path], frames: int) -> None:
+    import itertools
+    import json
+
+    from armcodec.coding import classic, motion
+    from armcodec.encoder import motion as search
+    from armcodec.io.frames import y4m_source
+
+    for clip in clips:
+        src = y4m_source(open(clip, "rb"), str(clip))
+        fr = list(itertools.islice(src.frames, frames))
+        for k in range(1, len(fr)):
+            row = {}
+            for g, (cur, prev) in enumerate(zip(fr[k].groups, fr[k - 1].groups)):
+                field = search.search(cur, prev)
+                quarter = motion.compensate(prev, search.refine(cur, prev, field), unit=motion.QUARTER)
+                whole = motion.compensate(prev, field)
+                row[g] = {"samples m4": webp_bytes(cur), "samples m6": webp_bytes(cur, 6),
+                          "residual quarter": webp_bytes(classic.group_residual(cur, quarter)),
+                          "residual whole": webp_bytes(classic.group_residual(cur, whole))}
+            u, v = fr[k].groups[1], fr[k].groups[2]
+            row["u+v"] = {"samples m4": webp_bytes(np.concatenate([u, v, v], 2))}
+            print(json.dumps({"clip": clip.name, "frame": k, **{str(g): r for g, r in row.items()}}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("clips", nargs="*", type=Path)
+    ap.add_argument("--out", type=Path)
     ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--study", choices=("clips", "webp"), default="clips")
     a = ap.parse_args()
+    if a.study == "webp":
+        webp_study(a.clips, min(a.frames, 4))
+        return
     write(screen_frames(a.frames), a.out, "screen")
     write(cartoon_frames(a.frames), a.out, "cartoon")
     print(sorted(p.name for p in a.out.iterdir()))
