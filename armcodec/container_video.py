@@ -50,7 +50,9 @@
                    tile streams as above; 1: one lossless WebP of its samples, the group not coded with
                    the previous frame; 2: one lossless WebP of its residual to the moved previous
                    frame, (x - moved + 128) mod 256, the group coded with the previous frame;
-                   :mod:`armcodec.coding.classic`) and, unless 0, varint: the WebP's length, which
+                   3 and 4: the same of this group and the next, two equal planes of one channel
+                   (U and V), as one WebP whose channels are (this, next, next), the next group's
+                   code 5 (its streams empty)) and, unless 0 or 5, varint: the WebP's length, which
                    the group's first tile stream holds padded with zeros (its other streams empty,
                    none copied, no block map nor mixture index; the compact table only)
                    varint S, then S x (u32 length, u32 CRC32 of the stream index and the tile's samples),
@@ -280,7 +282,7 @@ def write_record(rec: FrameRecord) -> bytes:
         predictor = varint(len(rec.mix)) + bytes(rec.mix)
     elif rec.mix:
         raise ValueError("mixture indices need the predictor flag (quarter-pixel vectors)")
-    classic = b"".join(struct.pack("<B", code) + (varint(length) if code else b"") for code, length in rec.classic)
+    classic = b"".join(struct.pack("<B", code) + (varint(length) if code not in (0, 5) else b"") for code, length in rec.classic)
     if rec.classic and (len(rec.classic) != len(rec.temporal) or (not compact and any(c for c, _ in rec.classic))):
         raise ValueError("invalid classic groups")
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
@@ -325,7 +327,7 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     mix_bytes = r.raw(r.varint()) if flags & PREDICTOR_FLAG else None
     classic = ()
     if header.tools.classic_groups:
-        classic = tuple((code, r.varint() if code else 0) for (code,) in (r.take("<B") for _ in header.planes))
+        classic = tuple((code, r.varint() if code not in (0, 5) else 0) for (code,) in (r.take("<B") for _ in header.planes))
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -378,9 +380,15 @@ def _check_classic(classic, header: VideoHeader, temporal, lengths, streams, cop
     first = 0
     for g, ((code, length), count) in enumerate(zip(classic, header.plane_streams())):
         if code:
-            if code not in (1, 2) or (code == 2) != temporal[g] or frame_crc is None:
+            pair = code in (3, 4)
+            residual = code in (2, 4) or (code == 5 and g > 0 and classic[g - 1][0] == 4)
+            if code > 5 or residual != temporal[g] or frame_crc is None:
                 raise FormatError(f"frame {number}'s plane group {g} has classic code {code}"
-                                  f"{' without' if code == 2 else ' with'} the previous frame")
+                                  f"{' without' if residual else ' with'} the previous frame")
+            if (pair and not (g + 1 < len(classic) and classic[g + 1] == (5, 0) and header.planes[g][2] == 1
+                              and header.planes[g] == header.planes[g + 1])) \
+                    or (code == 5 and not (g > 0 and classic[g - 1][0] in (3, 4) and length == 0)):
+                raise FormatError(f"frame {number}'s classic plane group {g} is not one of a pair of equal planes")
             pad = lengths[first] - length
             if not 0 <= pad < 4 or any(lengths[first + 1 : first + count]) or any(streams[first][length:]) \
                     or (copied and any(copied[first : first + count])):

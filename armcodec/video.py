@@ -217,17 +217,16 @@ class VideoCodec:
         log2 = BLOCK_LOG2_DEFAULT
         if prev is not None and self.copy_blocks:
             log2 = copy_block_size(groups, [ctx for ctx, _, _ in moved], c.tile_size)
-        streams, bits, temporal, fields, sharps, copied, blocks, mix = [], 0.0, [], [], [], [], [], []
-        classic_codes = []  # per group (classic code, WebP length), with coder tool 8
+        chosen, first = [], 0  # per group: (bytes, CodedGroup, uses the previous frame, (classic code, WebP length))
         for g, with_prev in zip(groups, moved):
             def code(net, ctx):
                 tiles, maps = copied_blocks(g, ctx, c.tile_size, log2) if ctx is not None else (None, None)
                 maps = maps if self.copy_blocks else None  # without block maps: whole tiles only (0.5)
-                return encode_group(g, net, m.luts, c.tile_size, c.device, self.tools, first_stream=len(streams),
+                return encode_group(g, net, m.luts, c.tile_size, c.device, self.tools, first_stream=first,
                                     max_batch_bytes=c.batch_bytes, context=ctx, copied=tiles, copied_blocks=maps,
                                     block_log2=log2)
 
-            coded = []  # (bytes, group, uses the previous frame[, (classic code, WebP length)])
+            coded = []  # (bytes, group, uses the previous frame, (classic code, WebP length))
             if with_prev is not None:
                 if mixture is not None and (g.shape[2] == 1 or self.tools.colour_mixture):
                     mixture.choices = {}
@@ -235,20 +234,32 @@ class VideoCodec:
                     group.mix = [mixture.choices.get((t.y, t.x), 0) for t in tile_grid(*g.shape[:2], c.tile_size)]
                 else:
                     group = code(m.net, with_prev[0])
-                coded.append((group_bytes(group, log2), group, True))
+                coded.append((group_bytes(group, log2), group, True, (0, 0)))
             if with_prev is None or self.intra_check:
                 group = code(m.net, None)
-                coded.append((group_bytes(group, log2), group, False))
+                coded.append((group_bytes(group, log2), group, False, (0, 0)))
+            n = len(tile_grid(*g.shape[:2], c.tile_size))
             if self.tools.classic_groups:  # one lossless WebP (screen content, flat graphics): the whole group
-                n = len(tile_grid(*g.shape[:2], c.tile_size))
                 tries = [(classic.GROUP_SAMPLES, None)] + ([(classic.GROUP_RESIDUAL, with_prev[0])] if with_prev else [])
-                for code_, ctx in tries:
-                    payload = classic.group_payload(g, ctx)
-                    padded = payload + bytes(-len(payload) % 4)
-                    group = CodedGroup([padded] + [b""] * (n - 1), None, 8.0 * len(payload))
-                    coded.append((len(padded) + len(cv.varint(len(payload))), group, ctx is not None, (code_, len(payload))))
-            _, best, uses_prev, *how = min(coded, key=lambda x: x[0])
-            classic_codes.append(how[0] if how else (0, 0))
+                coded += [classic_group(classic.group_payload(g, ctx), n, how, ctx is not None) for how, ctx in tries]
+            chosen.append(min(coded, key=lambda x: x[0]))
+            first += n
+        if self.tools.classic_groups:  # two equal grey planes (U and V) as one WebP, where smaller
+            for k in range(len(groups) - 1):
+                a, b = groups[k], groups[k + 1]
+                if a.shape != b.shape or a.shape[2] != 1 or chosen[k][3][0] == classic.IN_PAIR:
+                    continue
+                tries = [(classic.PAIR_SAMPLES, None)]
+                if moved[k] is not None and moved[k + 1] is not None:
+                    tries.append((classic.PAIR_RESIDUAL, (moved[k][0], moved[k + 1][0])))
+                n = len(tile_grid(*a.shape[:2], c.tile_size))
+                pair = min((classic_group(classic.pair_payload(a, b, ctx), n, how, ctx is not None) for how, ctx in tries),
+                           key=lambda x: x[0])
+                if pair[0] < chosen[k][0] + chosen[k + 1][0]:
+                    chosen[k] = pair
+                    chosen[k + 1] = (0, CodedGroup([b""] * n, None, 0.0), pair[2], (classic.IN_PAIR, 0))
+        streams, bits, temporal, fields, sharps, copied, blocks, mix = [], 0.0, [], [], [], [], [], []
+        for g, with_prev, (_, best, uses_prev, how) in zip(groups, moved, chosen):
             streams += best.streams
             bits += best.model_bits
             copied += best.copied or [False] * len(best.streams)
@@ -260,6 +271,7 @@ class VideoCodec:
                 field = with_prev[1]
                 fields.append(field if field is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64))
                 sharps.append(with_prev[2])
+        classic_codes = [how for _, _, _, how in chosen]
         packed = motion.pack(fields, sharps if quarter and self.tools.sharp_motion else None)
         bits += 8 * len(packed)
         has_maps = any(b is not None for b in blocks)
@@ -361,8 +373,14 @@ class VideoCodec:
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
             context = motion.compensate(prev.groups[g], fields[g], unit=unit, sharp=sharp[g]) if rec.temporal[g] else None
             code, length = rec.classic[g] if rec.classic else (0, 0)
-            if code:  # one lossless WebP (coder tool 8)
-                out[g] = classic.group_samples(code, rec.streams[k][:length], w, h, ch, context)
+            if code:  # one lossless WebP (coder tool 8); a pair's second plane is in the first's
+                if code in classic.PAIR_CODES:
+                    nxt = (motion.compensate(prev.groups[g + 1], fields[g + 1], unit=unit, sharp=sharp[g + 1])
+                           if code == classic.PAIR_RESIDUAL else None)
+                    out[g], out[g + 1] = classic.pair_samples(code, rec.streams[k][:length], w, h,
+                                                              (context, nxt) if nxt is not None else None)
+                elif code != classic.IN_PAIR:
+                    out[g] = classic.group_samples(code, rec.streams[k][:length], w, h, ch, context)
                 bits += 8.0 * length
                 jobs.append(None)
                 k += n
@@ -383,6 +401,15 @@ class VideoCodec:
         if rec.frame_crc is not None and frame_crc(out) != rec.frame_crc:
             raise ChecksumError(f"frame {rec.number} fails its CRC32: the file is corrupted")
         return VideoFrame(out, rec.extra), bits
+
+
+def classic_group(payload: bytes, tiles: int, how: int, uses_prev: bool) -> tuple:
+    """A plane group (or a pair's first) as one WebP, as the encoder compares it: (bytes in the record,
+    the group's streams: the WebP zero-padded to a multiple of 4 and empty ones, uses the previous
+    frame, (classic code, WebP length))."""
+    padded = payload + bytes(-len(payload) % 4)
+    return (len(padded) + len(cv.varint(len(payload))), CodedGroup([padded] + [b""] * (tiles - 1), None, 8.0 * len(payload)),
+            uses_prev, (how, len(payload)))
 
 
 def frame_crc(groups) -> int:

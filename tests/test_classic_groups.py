@@ -38,10 +38,55 @@ def test_payloads_round_trip_samples_and_residuals(channels):
             classic.group_samples(classic.GROUP_SAMPLES, classic.group_payload(np.concatenate([x, x, x[::-1]], 2)), 30, 21, 1)
 
 
-def screen_clip(folder, n: int = 4):
-    """R, G, B frames of flat graphics: a window whose striped text scrolls 2 rows a frame and a
-    box moving 3 pixels right a frame, over a flat background."""
-    folder.mkdir()
+def test_a_pair_of_planes_round_trips():
+    rng = np.random.default_rng(1)
+    u, v, mu, mv = rng.integers(0, 256, (4, 17, 23, 1), dtype=np.uint8)
+    for code, moved in ((classic.PAIR_SAMPLES, None), (classic.PAIR_RESIDUAL, (mu, mv))):
+        a, b = classic.pair_samples(code, classic.pair_payload(u, v, moved), 23, 17, moved)
+        assert np.array_equal(a, u) and np.array_equal(b, v)
+    with pytest.raises(FormatError, match="unequal"):
+        classic.pair_samples(classic.PAIR_SAMPLES, classic.group_payload(np.concatenate([u, v, u], 2)), 23, 17)
+    with pytest.raises(FormatError):
+        classic.pair_samples(classic.GROUP_SAMPLES, classic.pair_payload(u, v), 23, 17)
+
+
+def test_flat_chroma_planes_are_coded_as_one_webp(temporal_dir):
+    """A 4:2:0 clip of flat graphics: U and V go as one WebP (code 3 or 4 on U, 5 on V), decode
+    exactly from the start and from a middle frame; a damaged pair is refused or decodes exactly."""
+    from armcodec.io.frames import y4m_source
+    from conftest import y4m_bytes
+
+    frames = [f[:, :, 1] for f in screen_clip_arrays(4)]
+    clip = y4m_bytes(frames)
+    codec = VideoCodec("tiny-temporal", "cpu", key_interval=8, weights_dir=temporal_dir)
+    out = io.BytesIO()
+    codec.encode(y4m_source(io.BytesIO(clip)), out)
+    data = out.getvalue()
+    header, recs = records(codec, data)
+    codes = [[c for c, _ in r.classic] for r in recs]
+    assert all(c[1] in classic.PAIR_CODES and c[2] == classic.IN_PAIR for c in codes), codes
+    want = [f.groups for f in y4m_source(io.BytesIO(clip)).frames]
+    for start in (0, 2):
+        f = io.BytesIO(data)
+        got = [fr.groups for _, fr, _ in codec.decode(f, codec.open(f), slice(start, None), seekable=True)]
+        assert len(got) == 4 - start and all(np.array_equal(a, b) for g, w in zip(got, want[start:]) for a, b in zip(g, w))
+    rec = recs[1]
+    (y, (code, length), v) = rec.classic
+    import dataclasses
+
+    for bad in (((0, 0), (code, length), (0, 0)),  # V left out of U's pair
+                (y, (5, 0), (5, 0)),  # a second plane without a first
+                ((code, length), (5, 0), v)):  # Y and U: planes of other sizes
+        raw = cv.write_record(dataclasses.replace(rec, classic=bad))
+        with pytest.raises(FormatError, match="classic"):
+            cv.read_record(io.BytesIO(raw), header, 0)
+    for pos in range(3, len(data), 17):
+        b = bytearray(data)
+        b[pos] ^= 1 << (pos % 8)
+        check_video(codec, bytes(b), want)
+
+
+def screen_clip_arrays(n: int):
     frames = []
     for t in range(n):
         im = Image.new("RGB", (64, 40), (58, 110, 165))
@@ -52,8 +97,17 @@ def screen_clip(folder, n: int = 4):
             if 3 <= y <= 34:
                 d.line((4, y, 10 + (7 * k) % 28, y), fill=(20, 20, 20) if k % 3 else (200, 40, 40))
         d.rectangle((42 + 3 * t, 10, 50 + 3 * t, 20), fill=(240, 200, 0))
-        im.save(folder / f"s{t}.png")
         frames.append(np.asarray(im))
+    return frames
+
+
+def screen_clip(folder, n: int = 4):
+    """R, G, B frames of flat graphics: a window whose striped text scrolls 2 rows a frame and a
+    box moving 3 pixels right a frame, over a flat background."""
+    folder.mkdir()
+    frames = screen_clip_arrays(n)
+    for t, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"s{t}.png")
     return frames
 
 

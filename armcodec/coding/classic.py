@@ -115,8 +115,13 @@ def decode(name: str, data: bytes, mode: str, width: int, height: int, bits: int
 # frame, its residual to the moved previous frame, (x - moved + 128) mod 256 (GROUP_RESIDUAL): where
 # the model loses, on screen content and flat graphics (docs/EXPERIMENTS.md, row 65).  A grey plane is
 # stored as a WebP whose three channels are equal (WebP's subtract-green transform makes two of them free).
-GROUP_SAMPLES, GROUP_RESIDUAL = 1, 2
+# A pair of equal grey planes (a 4:2:0 frame's U and V) may be one WebP whose channels are (the
+# first, the second, the second): PAIR_SAMPLES or PAIR_RESIDUAL on the first, IN_PAIR on the second
+# (30-40% below the two apart on flat chroma, row 65).
+GROUP_SAMPLES, GROUP_RESIDUAL, PAIR_SAMPLES, PAIR_RESIDUAL, IN_PAIR = 1, 2, 3, 4, 5
 GROUP_CODES = (GROUP_SAMPLES, GROUP_RESIDUAL)
+PAIR_CODES = (PAIR_SAMPLES, PAIR_RESIDUAL)
+RESIDUAL_CODES = (GROUP_RESIDUAL, PAIR_RESIDUAL)
 GROUP_WEBP = {"lossless": True, "method": 4, "quality": 100, "exact": True}  # 0.07 s a 720p frame
 
 
@@ -150,3 +155,26 @@ def group_samples(code: int, payload: bytes, width: int, height: int, channels: 
     if moved is None:
         return np.ascontiguousarray(a)
     return (a.astype(np.int16) + moved.astype(np.int16) - 128).astype(np.uint8)
+
+
+def pair_payload(first: np.ndarray, second: np.ndarray, moved: tuple | None = None) -> bytes:
+    """Encoder-only: one lossless WebP of two equal grey planes (H, W, 1) (channels: first, second,
+    second), or of their residuals to ``moved`` (the two moved previous planes)."""
+    if moved is not None:
+        first, second = group_residual(first, moved[0]), group_residual(second, moved[1])
+    return group_payload(np.concatenate([first, second, second], 2))
+
+
+def pair_samples(code: int, payload: bytes, width: int, height: int, moved: tuple | None = None) -> tuple:
+    """A pair's classic payload -> the two planes uint8 (height, width, 1); ``moved``: the two moved
+    previous planes (PAIR_RESIDUAL).  FormatError unless it is a lossless WebP of that size whose
+    last two channels are equal."""
+    if code not in PAIR_CODES or (code == PAIR_RESIDUAL) != (moved is not None):
+        raise FormatError(f"invalid classic group code {code}")
+    a = decode("webp", payload, "RGB", width, height)
+    if not np.array_equal(a[:, :, 1], a[:, :, 2]):
+        raise FormatError("a pair of planes' classic payload has unequal second and third channels")
+    out = [np.ascontiguousarray(a[:, :, k : k + 1]) for k in (0, 1)]
+    if moved is None:
+        return tuple(out)
+    return tuple((x.astype(np.int16) + m.astype(np.int16) - 128).astype(np.uint8) for x, m in zip(out, moved))
