@@ -97,9 +97,10 @@ class VideoCodec:
     the predictor; coder tool 7, in the files of R, G, B frames only): R, G, B frames coded with the
     previous frame by the mixture too (each channel its own predictor component, G's and B's
     moved by the residual of the channel before); off: files armcodec 0.14 reads.
-    ``classic_groups`` (0.15; coder tool 8): a frame's plane group may also be one lossless WebP of
-    its samples or of its residual to the moved previous frame, where that is smaller (screen
-    content, flat graphics); off (with ``colour`` off): files armcodec 0.14 reads.
+    ``classic_groups`` (0.15; coder tool 8): a frame's plane group (or two equal grey planes, U and
+    V, together) may also be one lossless WebP of its samples or of its residual to the moved
+    previous frame, where that is smaller (screen content, flat graphics); off (with ``colour``
+    off): files armcodec 0.14 reads.
     ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
     batch and encodes in three, and a clip of any length stays under 2 GiB)."""
 
