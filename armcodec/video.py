@@ -371,15 +371,15 @@ class VideoCodec:
         fields, sharp = dict(zip(used, fields)), dict(zip(used, sharp))
         out: list = [None] * len(header.planes)
         bits = 8.0 * len(rec.motion)
+        contexts = [motion.compensate(prev.groups[g], fields[g], unit=unit, sharp=sharp[g]) if t else None
+                    for g, t in enumerate(rec.temporal)]  # each group's moved previous frame, once
         for g, ((w, h, ch), n) in enumerate(zip(header.planes, header.plane_streams())):
-            context = motion.compensate(prev.groups[g], fields[g], unit=unit, sharp=sharp[g]) if rec.temporal[g] else None
+            context = contexts[g]
             code, length = rec.classic[g] if rec.classic else (0, 0)
             if code:  # one lossless WebP (coder tool 8); a pair's second plane is in the first's
                 if code in classic.PAIR_CODES:
-                    nxt = (motion.compensate(prev.groups[g + 1], fields[g + 1], unit=unit, sharp=sharp[g + 1])
-                           if code == classic.PAIR_RESIDUAL else None)
-                    out[g], out[g + 1] = classic.pair_samples(code, rec.streams[k][:length], w, h,
-                                                              (context, nxt) if nxt is not None else None)
+                    moved = (context, contexts[g + 1]) if code == classic.PAIR_RESIDUAL else None
+                    out[g], out[g + 1] = classic.pair_samples(code, rec.streams[k][:length], w, h, moved)
                 elif code != classic.IN_PAIR:
                     out[g] = classic.group_samples(code, rec.streams[k][:length], w, h, ch, context)
                 bits += 8.0 * length
