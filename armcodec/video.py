@@ -198,23 +198,27 @@ class VideoCodec:
         quarter = prev is not None and self.predictor and len(groups) <= 4  # vectors in quarter pixels
         indices = cv.MIX_CODES if self.neighbours else cv.N_MIX  # 0.14's indices, or 0.13's
         mixture = PredictorMixture(m.net, functools.partial(choose_mixture, cfg=m.net.cfg, luts=m.luts, indices=indices)) if quarter else None
-        moved = []  # per group: (the moved previous frame, motion field, H.264's quarter samples), or None (key frame)
-        for k, g in enumerate(groups):
-            if prev is None:
-                moved.append(None)
-                continue
-            field = motion_search.search(g, prev.groups[k]) if self.motion else None
+        moved = [None] * len(groups)  # per group: (the moved previous frame, motion field, H.264's quarter samples)
+        for ks in _same_size(groups) if prev is not None else ():  # the groups of one size share their vectors
+            cur = np.concatenate([groups[k] for k in ks], 2)
+            before = np.concatenate([prev.groups[k] for k in ks], 2)
+            field = motion_search.search(cur, before) if self.motion else None
             if quarter and field is not None:
                 # the blend's quarter samples and, with coder tool 6, H.264's: the closer to the frame
                 tries = []
                 for sharp in (False, True) if self.tools.sharp_motion else (False,):
-                    phases = motion.sixtap_phases(prev.groups[k]) if sharp else None  # once for both
-                    f = motion_search.refine(g, prev.groups[k], field, sharp=sharp, phases=phases)
-                    ctx = motion.compensate(prev.groups[k], f, unit=motion.QUARTER, sharp=sharp, phases=phases)
-                    tries.append((int(np.abs(g.astype(np.int32) - ctx).sum()), ctx, f, sharp))
-                moved.append(min(tries, key=lambda t: t[0])[1:])
+                    phases = motion.sixtap_phases(before) if sharp else None  # once for both
+                    f = motion_search.refine(cur, before, field, sharp=sharp, phases=phases)
+                    ctx = motion.compensate(before, f, unit=motion.QUARTER, sharp=sharp, phases=phases)
+                    tries.append((int(np.abs(cur.astype(np.int32) - ctx).sum()), ctx, f, sharp))
+                _, ctx, field, sharp = min(tries, key=lambda t: t[0])
             else:
-                moved.append((motion.compensate(prev.groups[k], field), field, False))
+                ctx, sharp = motion.compensate(before, field), False
+            at = 0
+            for k in ks:
+                ch = groups[k].shape[2]
+                moved[k] = (np.ascontiguousarray(ctx[:, :, at : at + ch]), field, sharp)
+                at += ch
         log2 = BLOCK_LOG2_DEFAULT
         if prev is not None and self.copy_blocks:
             log2 = copy_block_size(groups, [ctx for ctx, _, _ in moved], c.tile_size)
@@ -411,6 +415,14 @@ def classic_group(payload: bytes, tiles: int, how: int, uses_prev: bool) -> tupl
     padded = payload + bytes(-len(payload) % 4)
     return (len(padded) + len(cv.varint(len(payload))), CodedGroup([padded] + [b""] * (tiles - 1), None, 8.0 * len(payload)),
             uses_prev, (how, len(payload)))
+
+
+def _same_size(groups) -> list[list[int]]:
+    """The indices of the plane groups, those of one height and width together, in order of their first."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for k, g in enumerate(groups):
+        out.setdefault(g.shape[:2], []).append(k)
+    return list(out.values())
 
 
 def frame_crc(groups) -> int:

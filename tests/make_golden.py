@@ -29,7 +29,7 @@ a pixel, ``clip420-subpixel.y4m``) and ``video/shipped-0.13-*.arm``; armcodec 0.
 ``video/clip420-mobile.y4m.arm`` and ``video/shipped-0.14-*.arm``; armcodec 0.15:
 ``video/screen-frames.arm`` (R, G, B frames of a scrolling text window, ``screen-frames/``),
 ``video/rgb-subpixel.arm`` (R, G, B frames panning by fractions of a pixel, ``rgb-subpixel/``) and
-``video/shipped-0.15-*.arm``.
+``video/shipped-0.15-*.arm``; armcodec 0.16 (the encoder's block search): ``video/shipped-0.16-mobile.y4m.arm``.
 
     python tests/make_golden.py
 """

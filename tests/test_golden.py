@@ -354,7 +354,13 @@ SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes
                  ("clip420.y4m.arm", "shipped-0.15-clip420.y4m.arm", "temporal-planes-s4", True, True),
                  ("clip420-mobile.y4m.arm", "shipped-0.15-mobile.y4m.arm", "temporal-planes-s4", True, True),
                  ("rgba-frames.arm", "shipped-0.15-rgba-frames.arm", "temporal-s", True, True),
-                 ("screen-frames.arm", "shipped-0.15-screen-frames.arm", "temporal-s", True, True))
+                 ("screen-frames.arm", "shipped-0.15-screen-frames.arm", "temporal-s", True, True),
+                 ("clip420-mobile.y4m.arm", "shipped-0.16-mobile.y4m.arm", "temporal-planes-s4", True, True))
+# the files above that today's encoder writes again byte for byte with their tools (0.16's block search
+# moved the vectors of the others; those tools still code their sources exactly: the test below)
+SHIPPED_REWRITTEN = ("shipped-rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "shipped-0.13-rgba-frames.arm",
+                     "shipped-0.14-rgba-frames.arm", "shipped-0.15-clip420.y4m.arm", "shipped-0.15-rgba-frames.arm",
+                     "shipped-0.15-screen-frames.arm", "shipped-0.16-mobile.y4m.arm")
 
 
 def shipped_video_codec(weights: str | None = None, binned: bool = True, predictor: bool | float = True):
@@ -385,7 +391,8 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
     want = list(source().frames)
     assert len(got) == len(want)
     assert all(np.array_equal(a, b) for (_, g, _), w in zip(got, want) for a, b in zip(g.groups, w.groups))
-    assert encode_video(shipped_video_codec(weights, binned, predictor), source()) == data
+    again = encode_video(shipped_video_codec(weights, binned, predictor), source())
+    assert again == data if name in SHIPPED_REWRITTEN else decodes_to(codec, again, want)
     mix = [v for rec in video_records(data, codec) for v in rec.mix]
     assert bool(mix) == bool(predictor) or name.endswith("screen-frames.arm")  # (its groups may all be WebP)
     assert not mix or (max(mix) >= cv.N_MIX) == (predictor is True or predictor == 0.14)
@@ -393,10 +400,19 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
         assert encode_video(shipped_video_codec(), source()) == data
 
 
-# the golden files this release writes again byte for byte (the others: 0.4's full stream table)
-VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "clip420-blocks.y4m.arm", "clip420-blocks-binned.y4m.arm",
-                   "clip420-binned.y4m.arm", "clip420-predictor.y4m.arm", "clip420-mobile.y4m.arm", "screen-frames.arm",
-                   "rgb-subpixel.arm")
+# the golden files this release writes again byte for byte (the others: 0.4's full stream table, and
+# the vectors that 0.16's block search moved; their tools still code their sources exactly)
+VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "screen-frames.arm")
+
+
+def decodes_to(codec, data: bytes, want) -> bool:
+    """Whether ``codec`` decodes the video file ``data`` to the frames ``want``."""
+    import io
+
+    f = io.BytesIO(data)
+    got = list(codec.decode(f, codec.open(f), seekable=True))
+    return len(got) == len(want) and all(np.array_equal(a, b) for (_, g, _), w in zip(got, want)
+                                         for a, b in zip(g.groups, w.groups))
 
 
 @pytest.mark.parametrize("k", range(len(golden_video_sources())))
@@ -421,5 +437,5 @@ def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
         assert [r.classic[0][0] for r in recs] == [1, 2, 2]
     elif predictor:  # planes coded by the mixture with the previous-frame predictor among them
         assert any(rec.mix for rec in recs)
-    if name in VIDEO_REWRITTEN:
-        assert encode_video(codec, source()) == data
+    again = encode_video(codec, source())
+    assert again == data if name in VIDEO_REWRITTEN else decodes_to(codec, again, want)
