@@ -16,7 +16,7 @@ from armcodec.encoder.motion_kernels import block_search, refine_search
 
 # SAD units per pixel of the block per pixel that a vector differs from its neighbours' median
 # (row 67: 2.0 per pixel of length before 0.16 kept a shaking camera's blocks at zero)
-LENGTH_COST = 0.1
+VECTOR_COST = 0.1
 
 
 def block_sad(c: np.ndarray, moved: np.ndarray, block: int) -> np.ndarray:
@@ -33,7 +33,7 @@ def search(cur: np.ndarray, prev: np.ndarray, block: int = BLOCK, radius: int = 
     radius = min(radius, MAX_VECTOR)
     out = np.zeros((*block_grid(*cur.shape[:2], block), 2), np.int64)
     padded = np.pad(prev.astype(np.int32), ((radius, radius), (radius, radius), (0, 0)), mode="edge")
-    block_search(np.ascontiguousarray(cur, np.int32), padded, block, radius, LENGTH_COST, out)
+    block_search(np.ascontiguousarray(cur, np.int32), padded, block, radius, VECTOR_COST, out)
     return out
 
 

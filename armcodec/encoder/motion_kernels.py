@@ -20,11 +20,11 @@ def median3(a, b, c):
 
 
 @jit
-def block_search(cur, padded, block, radius, length_cost, out):
+def block_search(cur, padded, block, radius, vector_cost, out):
     """cur int32 (H, W, C); padded int32 (H + 2 radius, W + 2 radius, C): the previous frame, its
     edge samples repeated; out int64 (by, bx, 2) <- each block's (dy, dx) of least
 
-        sum over the block and channels of |cur - moved| + length_cost * block**2 * |v - p|_1
+        sum over the block and channels of |cur - moved| + vector_cost * block**2 * |v - p|_1
 
     where ``p`` is the median of the vectors already chosen left, above and above right (zero
     outside the frame), visiting blocks row by row: a field that moves together costs little
@@ -53,7 +53,7 @@ def block_search(cur, padded, block, radius, length_cost, out):
             vx = 0
             for dy in range(-radius, radius + 1):
                 for dx in range(-radius, radius + 1):
-                    cost = length_cost * area * (abs(dy - py) + abs(dx - px))
+                    cost = vector_cost * area * (abs(dy - py) + abs(dx - px))
                     if cost >= best:
                         continue
                     sad = 0

@@ -103,10 +103,10 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--search", choices=("0.15", "0.16"), default="0.16")
-    ap.add_argument("--cost", type=float, default=motion_search.LENGTH_COST)
+    ap.add_argument("--cost", type=float, default=motion_search.VECTOR_COST)
     ap.add_argument("--reach", type=int, default=3, help="the refinement's reach in quarter pixels (0.16: 3)")
     a = ap.parse_args()
-    motion_search.LENGTH_COST = a.cost
+    motion_search.VECTOR_COST = a.cost
     if a.reach != 3:
         kernel = motion_kernels.refine_search
 
