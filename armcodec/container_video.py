@@ -100,6 +100,11 @@ BLOCKS_FLAG = 0x20  # record flags: block maps follow the copy map (0.6)
 PREDICTOR_FLAG = 0x10  # record flags: quarter-pixel vectors, the predictor's mixture indices after the block maps (0.13)
 N_MIX = 17  # mixture offsets 0..16 (their meaning: armcodec.models.previous_frame_exact.mix_offset)
 MIX_CODES = 2 * N_MIX  # a record's mixture indices: an offset, + N_MIX with the neighbour term (0.14)
+# coder tool 8's classic code of a plane group (0.15; :mod:`armcodec.coding.classic` writes and reads
+# the WebPs): modelled, one WebP of its samples or residual, of a pair's, the pair's second
+MODELLED, GROUP_SAMPLES, GROUP_RESIDUAL, PAIR_SAMPLES, PAIR_RESIDUAL, IN_PAIR = 0, 1, 2, 3, 4, 5
+GROUP_CODES = (GROUP_SAMPLES, GROUP_RESIDUAL)
+PAIR_CODES = (PAIR_SAMPLES, PAIR_RESIDUAL)
 BLOCK_LOG2 = (2, 5)  # copied blocks: 4x4 to 32x32 samples
 MAX_PLANES = 4
 MAX_FRAMES = 1 << 31
@@ -282,7 +287,8 @@ def write_record(rec: FrameRecord) -> bytes:
         predictor = varint(len(rec.mix)) + bytes(rec.mix)
     elif rec.mix:
         raise ValueError("mixture indices need the predictor flag (quarter-pixel vectors)")
-    classic = b"".join(struct.pack("<B", code) + (varint(length) if code not in (0, 5) else b"") for code, length in rec.classic)
+    classic = b"".join(struct.pack("<B", code) + (varint(length) if code not in (MODELLED, IN_PAIR) else b"")
+                       for code, length in rec.classic)
     if rec.classic and (len(rec.classic) != len(rec.temporal) or (not compact and any(c for c, _ in rec.classic))):
         raise ValueError("invalid classic groups")
     body = b"".join([struct.pack("<B", flags), varint(rec.number), varint(len(rec.extra)), rec.extra,
@@ -327,7 +333,8 @@ def read_record(stream: BinaryIO, header: VideoHeader, offset: int, remaining: i
     mix_bytes = r.raw(r.varint()) if flags & PREDICTOR_FLAG else None
     classic = ()
     if header.tools.classic_groups:
-        classic = tuple((code, r.varint() if code not in (0, 5) else 0) for (code,) in (r.take("<B") for _ in header.planes))
+        classic = tuple((code, r.varint() if code not in (MODELLED, IN_PAIR) else 0)
+                        for (code,) in (r.take("<B") for _ in header.planes))
     n = r.varint()
     if n != header.n_streams():
         raise FormatError(f"frame {number} lists {n} streams, its planes need {header.n_streams()}")
@@ -380,14 +387,14 @@ def _check_classic(classic, header: VideoHeader, temporal, lengths, streams, cop
     first = 0
     for g, ((code, length), count) in enumerate(zip(classic, header.plane_streams())):
         if code:
-            pair = code in (3, 4)
-            residual = code in (2, 4) or (code == 5 and g > 0 and classic[g - 1][0] == 4)
-            if code > 5 or residual != temporal[g] or frame_crc is None:
+            residual = code in (GROUP_RESIDUAL, PAIR_RESIDUAL) \
+                or (code == IN_PAIR and g > 0 and classic[g - 1][0] == PAIR_RESIDUAL)
+            if code > IN_PAIR or residual != temporal[g] or frame_crc is None:
                 raise FormatError(f"frame {number}'s plane group {g} has classic code {code}"
                                   f"{' without' if residual else ' with'} the previous frame")
-            if (pair and not (g + 1 < len(classic) and classic[g + 1] == (5, 0) and header.planes[g][2] == 1
-                              and header.planes[g] == header.planes[g + 1])) \
-                    or (code == 5 and not (g > 0 and classic[g - 1][0] in (3, 4) and length == 0)):
+            if (code in PAIR_CODES and not (g + 1 < len(classic) and classic[g + 1] == (IN_PAIR, 0)
+                                            and header.planes[g][2] == 1 and header.planes[g] == header.planes[g + 1])) \
+                    or (code == IN_PAIR and not (g > 0 and classic[g - 1][0] in PAIR_CODES and length == 0)):
                 raise FormatError(f"frame {number}'s classic plane group {g} is not one of a pair of equal planes")
             pad = lengths[first] - length
             if not 0 <= pad < 4 or any(lengths[first + 1 : first + count]) or any(streams[first][length:]) \

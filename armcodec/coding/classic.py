@@ -23,6 +23,8 @@ import numpy as np
 from PIL import Image
 
 from armcodec.container import coded_mode
+from armcodec.container_video import (GROUP_CODES, GROUP_RESIDUAL, GROUP_SAMPLES, IN_PAIR, PAIR_CODES,  # noqa: F401
+                                      PAIR_RESIDUAL, PAIR_SAMPLES)
 from armcodec.errors import FormatError
 from armcodec.io import png
 from armcodec.transforms import from_planes
@@ -117,17 +119,18 @@ def decode(name: str, data: bytes, mode: str, width: int, height: int, bits: int
 # stored as a WebP whose three channels are equal (WebP's subtract-green transform makes two of them free).
 # A pair of equal grey planes (a 4:2:0 frame's U and V) may be one WebP whose channels are (the
 # first, the second, the second): PAIR_SAMPLES or PAIR_RESIDUAL on the first, IN_PAIR on the second
-# (30-40% below the two apart on flat chroma, row 65).
-GROUP_SAMPLES, GROUP_RESIDUAL, PAIR_SAMPLES, PAIR_RESIDUAL, IN_PAIR = 1, 2, 3, 4, 5
-GROUP_CODES = (GROUP_SAMPLES, GROUP_RESIDUAL)
-PAIR_CODES = (PAIR_SAMPLES, PAIR_RESIDUAL)
-RESIDUAL_CODES = (GROUP_RESIDUAL, PAIR_RESIDUAL)
+# (30-40% below the two apart on flat chroma, row 65).  The codes: :mod:`armcodec.container_video`.
 GROUP_WEBP = {"lossless": True, "method": 4, "quality": 100, "exact": True}  # 0.07 s a 720p frame
 
 
 def group_residual(samples: np.ndarray, moved: np.ndarray) -> np.ndarray:
     """(x - moved + 128) mod 256 of two uint8 arrays of one shape."""
     return (samples.astype(np.int16) - moved.astype(np.int16) + 128).astype(np.uint8)
+
+
+def from_residual(residual: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """The samples whose :func:`group_residual` to ``moved`` is ``residual``."""
+    return (residual.astype(np.int16) + moved.astype(np.int16) - 128).astype(np.uint8)
 
 
 def group_payload(samples: np.ndarray, moved: np.ndarray | None = None) -> bytes:
@@ -152,9 +155,7 @@ def group_samples(code: int, payload: bytes, width: int, height: int, channels: 
         if not (np.array_equal(a[:, :, 0], a[:, :, 1]) and np.array_equal(a[:, :, 0], a[:, :, 2])):
             raise FormatError("a grey plane's classic payload has unequal channels")
         a = a[:, :, :1]
-    if moved is None:
-        return np.ascontiguousarray(a)
-    return (a.astype(np.int16) + moved.astype(np.int16) - 128).astype(np.uint8)
+    return np.ascontiguousarray(a) if moved is None else from_residual(a, moved)
 
 
 def pair_payload(first: np.ndarray, second: np.ndarray, moved: tuple | None = None) -> bytes:
@@ -175,6 +176,4 @@ def pair_samples(code: int, payload: bytes, width: int, height: int, moved: tupl
     if not np.array_equal(a[:, :, 1], a[:, :, 2]):
         raise FormatError("a pair of planes' classic payload has unequal second and third channels")
     out = [np.ascontiguousarray(a[:, :, k : k + 1]) for k in (0, 1)]
-    if moved is None:
-        return tuple(out)
-    return tuple((x.astype(np.int16) + m.astype(np.int16) - 128).astype(np.uint8) for x, m in zip(out, moved))
+    return tuple(out) if moved is None else tuple(from_residual(x, m) for x, m in zip(out, moved))

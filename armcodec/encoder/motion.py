@@ -20,7 +20,8 @@ VECTOR_COST = 0.1
 
 
 def block_sad(c: np.ndarray, moved: np.ndarray, block: int) -> np.ndarray:
-    """The sum of absolute differences of each block (by, bx) between two (H, W, C) int arrays."""
+    """The sum of absolute differences of each block (by, bx) between two (H, W, C) int arrays (the
+    direct evaluation that the compiled loops are checked against, tests/test_video.py)."""
     h, w = c.shape[:2]
     by, bx = block_grid(h, w, block)
     diff = np.zeros((by * block, bx * block), np.int64)
