@@ -80,8 +80,8 @@ META_KINDS = {1: "exif", 2: "xmp", 3: "text", 4: "transparency", 5: "palette", 6
               9: "filtered"}
 META_CODES = {v: k for k, v in META_KINDS.items()}
 TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED = 1, 2, 3, 4, 5
-TOOL_SHARP_MOTION, TOOL_COLOUR_MIXTURE, TOOL_CLASSIC_GROUPS = 6, 7, 8  # video files only
-VIDEO_TOOLS = (TOOL_SHARP_MOTION, TOOL_COLOUR_MIXTURE, TOOL_CLASSIC_GROUPS)
+TOOL_SHARP_MOTION, TOOL_COLOUR_MIXTURE, TOOL_CLASSIC_GROUPS, TOOL_LONG_MOTION = 6, 7, 8, 9  # video files only
+VIDEO_TOOLS = (TOOL_SHARP_MOTION, TOOL_COLOUR_MIXTURE, TOOL_CLASSIC_GROUPS, TOOL_LONG_MOTION)
 KNOWN_TOOLS = (TOOL_ADAPTATION, TOOL_ORIENTATION, TOOL_FEEDBACK, TOOL_CLASSIC_TILES, TOOL_BINNED, *VIDEO_TOOLS)
 FAMILY_TOOLS = range(128, 256)  # reserved: a model family's own side information
 FEEDBACK_SETS = (1, 2, 3)  # the residual feedback's feature sets a file may name (3 is written)
@@ -102,6 +102,7 @@ class CoderTools:
     sharp_motion: bool = False  # tool 6 (video files, 0.14): quarter-pixel samples by H.264's 6-tap filter, not bilinear
     colour_mixture: bool = False  # tool 7 (video files, 0.15): the predictor's mixture codes R, G, B groups too
     classic_groups: bool = False  # tool 8 (video files, 0.15): a record's plane group may be one lossless WebP
+    long_motion: bool = False  # tool 9 (video files, 0.17): vectors up to 64 pixels, sent as median differences
 
     def __post_init__(self):
         if (self.orientation or self.feedback) and not self.adaptation:
@@ -116,6 +117,7 @@ class CoderTools:
                 **({"sharp_motion": True} if self.sharp_motion else {}),
                 **({"colour_mixture": True} if self.colour_mixture else {}),
                 **({"classic_groups": True} if self.classic_groups else {}),
+                **({"long_motion": True} if self.long_motion else {}),
                 **({"family": {str(k): v.hex() for k, v in self.family}} if self.family else {})}
 
 
@@ -293,6 +295,8 @@ def _tool_list(tools: CoderTools) -> list[tuple[int, bytes]]:
         out.append((TOOL_COLOUR_MIXTURE, b""))
     if tools.classic_groups:
         out.append((TOOL_CLASSIC_GROUPS, b""))
+    if tools.long_motion:
+        out.append((TOOL_LONG_MOTION, b""))
     return out + sorted(tools.family)
 
 
@@ -669,7 +673,7 @@ def _read_tools(r: _Reader) -> CoderTools:
         return CoderTools(TOOL_ADAPTATION in found, TOOL_ORIENTATION in found, feedback,
                           classic_tiles=TOOL_CLASSIC_TILES in found, binned=TOOL_BINNED in found,
                           sharp_motion=TOOL_SHARP_MOTION in found, colour_mixture=TOOL_COLOUR_MIXTURE in found,
-                          classic_groups=TOOL_CLASSIC_GROUPS in found)
+                          classic_groups=TOOL_CLASSIC_GROUPS in found, long_motion=TOOL_LONG_MOTION in found)
     except ValueError as e:
         raise FormatError(f"invalid coder tools: {e}") from None
 
@@ -723,7 +727,7 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ArmHeader,
         metadata = ()
     else:
         tools = _read_tools(r)
-        if tools.sharp_motion or tools.colour_mixture or tools.classic_groups:
+        if tools.sharp_motion or tools.colour_mixture or tools.classic_groups or tools.long_motion:
             raise FormatError("an image file with a tool of the video coder's")
         icc = r.raw(r.varint())
         metadata = _read_metadata(r) if version >= METADATA_VERSION else ()

@@ -101,6 +101,9 @@ class VideoCodec:
     V, together) may also be one lossless WebP of its samples or of its residual to the moved
     previous frame, where that is smaller (screen content, flat graphics); off (with ``colour``
     off): files armcodec 0.14 reads.
+    ``long_motion`` (0.17; coder tool 9): motion vectors up to 64 pixels instead of 16, found from
+    a search on frames shrunk by 4 (a shaking camera, fast motion), and sent as each vector's
+    difference from its neighbours' median; off: files armcodec 0.16 reads.
     ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
     batch and encodes in three, and a clip of any length stays under 2 GiB)."""
 
@@ -109,7 +112,7 @@ class VideoCodec:
                  kernel: str | None = None, weights_dir=None, intra_check: bool = True, motion: bool = True,
                  batch_bytes: int = VIDEO_BATCH_BYTES, feedback: bool = True, copy_blocks: bool = True,
                  binned: bool = True, predictor: bool = True, neighbours: bool = True, sharp: bool = True,
-                 colour: bool = True, classic_groups: bool = True):
+                 colour: bool = True, classic_groups: bool = True, long_motion: bool = True):
         if key_interval < 1:
             raise ValueError("the key interval is at least 1")
         def make(name: str, tile: int | None) -> Codec:
@@ -123,7 +126,8 @@ class VideoCodec:
         self._other_codecs: dict[str, Codec] = {}  # other installed weights, for files they wrote (_check_weights)
         self.key_interval, self.max_pixels = key_interval, max_pixels
         self.tools = CoderTools(adaptive, feedback=self.codec.tools.feedback, binned=binned, sharp_motion=predictor and sharp,
-                                colour_mixture=predictor and colour, classic_groups=classic_groups)
+                                colour_mixture=predictor and colour, classic_groups=classic_groups,
+                                long_motion=long_motion)
         self.intra_check, self.motion, self.copy_blocks = intra_check, motion, copy_blocks
         self.predictor, self.neighbours = predictor, neighbours
 
@@ -202,18 +206,9 @@ class VideoCodec:
         for ks in _same_size(groups) if prev is not None else ():  # the groups of one size share their vectors
             cur = np.concatenate([groups[k] for k in ks], 2)
             before = np.concatenate([prev.groups[k] for k in ks], 2)
-            field = motion_search.search(cur, before) if self.motion else None
-            if quarter and field is not None:
-                # the blend's quarter samples and, with coder tool 6, H.264's: the closer to the frame
-                tries = []
-                for sharp in (False, True) if self.tools.sharp_motion else (False,):
-                    phases = motion.sixtap_phases(before) if sharp else None  # once for both
-                    f = motion_search.refine(cur, before, field, sharp=sharp, phases=phases)
-                    ctx = motion.compensate(before, f, unit=motion.QUARTER, sharp=sharp, phases=phases)
-                    tries.append((int(np.abs(cur.astype(np.int32) - ctx).sum()), ctx, f, sharp))
-                _, ctx, field, sharp = min(tries, key=lambda t: t[0])
-            else:
-                ctx, sharp = motion.compensate(before, field), False
+            reach = motion.MAX_LONG_VECTOR if self.tools.long_motion else motion.MAX_VECTOR
+            ctx, field, sharp = motion_search.moved_previous(cur, before, self.motion, quarter, self.tools.sharp_motion,
+                                                             reach)
             at = 0
             for k in ks:
                 ch = groups[k].shape[2]
@@ -277,7 +272,7 @@ class VideoCodec:
                 fields.append(field if field is not None else np.zeros((*motion.block_grid(*g.shape[:2]), 2), np.int64))
                 sharps.append(with_prev[2])
         classic_codes = [how for _, _, _, how in chosen]
-        packed = motion.pack(fields, sharps if quarter and self.tools.sharp_motion else None)
+        packed = motion.pack(fields, sharps if quarter and self.tools.sharp_motion else None, self.tools.long_motion)
         bits += 8 * len(packed)
         has_maps = any(b is not None for b in blocks)
         bits += 8 * len(cv.write_block_maps(blocks, log2)) if has_maps else 0
@@ -371,7 +366,8 @@ class VideoCodec:
         # the mixture index of each stream that has one (the grey groups coded with the previous frame)
         mix = dict(zip(cv.mixed_streams(header, rec.temporal, rec.copied, rec.classic), rec.mix)) if rec.quarter else {}
         fields, sharp = motion.unpack(rec.motion, [motion.block_grid(header.planes[g][1], header.planes[g][0]) for g in used],
-                                      [unit] * len(used), sharp=header.tools.sharp_motion and rec.quarter)
+                                      [unit] * len(used), sharp=header.tools.sharp_motion and rec.quarter,
+                                      long=header.tools.long_motion)
         fields, sharp = dict(zip(used, fields)), dict(zip(used, sharp))
         out: list = [None] * len(header.planes)
         bits = 8.0 * len(rec.motion)

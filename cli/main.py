@@ -178,6 +178,7 @@ def compress(
     copy_blocks: Annotated[bool, typer.Option("--copy-blocks/--no-copy-blocks", help="Video: take the blocks (4x4 to 32x32 samples) that equal the moved previous frame from it instead of coding them (static backgrounds, the unchanged blocks of a lossy source, screen content; default on).")] = True,
     binned: Annotated[bool, typer.Option("--binned/--no-binned", help="Coder tool (0.11): code each sample the model predicts as its bin of 16 values, then its place in the bin (the coder's tables about 8x cheaper; the same size within a few bytes). --no-binned writes one table of 256 per sample: files armcodec 0.10 reads.")] = True,
     predictor: Annotated[bool, typer.Option("--predictor/--no-predictor", help="Video (0.13): motion vectors in quarter pixels, and each tile of a grey plane (Y, U, V; since 0.15 also of R, G, B frames) coded by the model mixed with the previous-frame predictor (noisy still or slowly moving scenes: 5-20% smaller). --no-predictor --no-classic writes files armcodec 0.12 reads.")] = True,
+    long_motion: Annotated[bool, typer.Option("--long-motion/--no-long-motion", help="Video (0.17): motion vectors up to 64 pixels instead of 16, found on frames shrunk by 4 first (a shaking camera, fast motion), sent as their differences from their neighbours' median. --no-long-motion writes files armcodec 0.16 reads.")] = True,
 ) -> None:
     """Compress images (or videos) to .arm files (default: INPUT.arm next to each input)."""
     _set_threads(threads)
@@ -191,7 +192,7 @@ def compress(
     if any(cli_video.is_video_input(p, video) for p in inputs):
         return _compress_videos(inputs, output, to_stdout, model or "video", device, tile_size, max_pixels, adapt, feedback, kernel,
                                 key_interval, video, video_only, force, as_json, copy_blocks, binned, predictor,
-                                classic is not False)
+                                classic is not False, long_motion)
     model = model or "default"
     try:
         codec = Codec(model, device, tile_size, max_pixels=max_pixels, batch_bytes=batch_mb << 20 or None,
@@ -227,7 +228,8 @@ def compress(
 
 
 def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pixels, adapt, feedback, kernel, key_interval, video,
-                     video_only, force, as_json, copy_blocks=True, binned=True, predictor=True, classic=True) -> None:
+                     video_only, force, as_json, copy_blocks=True, binned=True, predictor=True, classic=True,
+                     long_motion=True) -> None:
     from armcodec.errors import ArmcodecError
     from armcodec.video import VideoCodec
 
@@ -238,6 +240,7 @@ def _compress_videos(inputs, output, to_stdout, model, device, tile_size, max_pi
     try:
         codec = VideoCodec(model, device, key_interval, tile_size, adapt, kernel=kernel, feedback=feedback,
                            copy_blocks=copy_blocks, binned=binned, predictor=predictor, classic_groups=classic,
+                           long_motion=long_motion,
                            **({"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}))
     except ArmcodecError as e:
         _fail(str(e), e.exit_code)

@@ -29,7 +29,10 @@ a pixel, ``clip420-subpixel.y4m``) and ``video/shipped-0.13-*.arm``; armcodec 0.
 ``video/clip420-mobile.y4m.arm`` and ``video/shipped-0.14-*.arm``; armcodec 0.15:
 ``video/screen-frames.arm`` (R, G, B frames of a scrolling text window, ``screen-frames/``),
 ``video/rgb-subpixel.arm`` (R, G, B frames panning by fractions of a pixel, ``rgb-subpixel/``) and
-``video/shipped-0.15-*.arm``; armcodec 0.16 (the encoder's block search): ``video/shipped-0.16-mobile.y4m.arm``.
+``video/shipped-0.15-*.arm``; armcodec 0.16 (the encoder's block search): ``video/shipped-0.16-mobile.y4m.arm``;
+armcodec 0.17 (long vectors, coder tool 9): ``video/clip420-shake.y4m.arm`` (96x64 crops of
+mobile_calendar's first frame, each 20 rows down and 24 columns left of the one before,
+``clip420-shake.y4m``) and ``video/shipped-0.17-*.arm``.
 
     python tests/make_golden.py
 """
@@ -48,6 +51,21 @@ from test_pyramid import make_tiny_pyramid
 
 GOLDEN = DATA / "golden"
 SOURCES = ["kodim05_rgb_37x29.png", "usc_sipi_6.1_gray_40x33.png", "kodim03_rgba_32x24.png", "usc_sipi_6.1_la_28x21.png"]
+
+
+def shake_clip(path: Path) -> None:
+    """A 4:2:0 clip of three 96x64 crops of mobile_calendar's first frame (../shared), each moved by
+    (20, -24) luma samples from the one before: beyond the 16 pixels of the vectors before 0.17."""
+    from armcodec.io.frames import y4m_source
+
+    src = y4m_source(open(Path(__file__).resolve().parents[2] / "shared/data/video/y4m/mobile_calendar_cif_30f.y4m", "rb"))
+    y, u, v = (g[:, :, 0] for g in next(iter(src.frames)).groups)
+    out = [b"YUV4MPEG2 W96 H64 F30:1 Ip A1:1 C420jpeg\n"]
+    for k in range(3):
+        oy, ox = 100 + 20 * k, 200 - 24 * k
+        out += [b"FRAME\n", y[oy : oy + 64, ox : ox + 96].tobytes(), u[oy // 2 : oy // 2 + 32, ox // 2 : ox // 2 + 48].tobytes(),
+                v[oy // 2 : oy // 2 + 32, ox // 2 : ox // 2 + 48].tobytes()]
+    path.write_bytes(b"".join(out))
 
 
 def screen_frames(folder: Path) -> None:
@@ -137,6 +155,8 @@ if __name__ == "__main__":
         (VIDEO / "rgb-subpixel").mkdir()
         for k, f in enumerate(subpixel_frames(3, 38, 52)):
             Image.fromarray(np.stack([f, np.roll(f, 1, 1) // 2 + 60, 255 - f], 2)).save(VIDEO / "rgb-subpixel" / f"f{k}.png")
+    if not (VIDEO / "clip420-shake.y4m").exists():  # armcodec 0.17: long vectors (coder tool 9)
+        shake_clip(VIDEO / "clip420-shake.y4m")
     for name, source, feedback, copy_blocks, binned, predictor in golden_video_sources():
         if not (VIDEO / name).exists():
             (VIDEO / name).write_bytes(encode_video(video_codec(feedback, copy_blocks, binned, predictor), source()))
@@ -146,3 +166,4 @@ if __name__ == "__main__":
         if not (VIDEO / name).exists():
             (VIDEO / name).write_bytes(encode_video(shipped_video_codec(weights, binned, predictor), sources[of]()))
             print("wrote", name)
+

@@ -178,13 +178,13 @@ def test_unknown_tools_and_tools_without_the_adaptation_are_refused():
         container.CoderTools(False, True, 0)
     h = ArmHeader("L", 8, 8, 16, "w", bytes(16), stream_crcs=[0], tools=container.CoderTools(True))
     data = container.write(h, [b""])
-    # the tool list (count 1: id 1, length 0) rewritten to name tool 9, then the CRC fixed up
+    # the tool list (count 1: id 1, length 0) rewritten to name tool 10, then the CRC fixed up
     from mutations import layout, splice_header
 
     at = layout(data)["fields"]["tools"]
-    with pytest.raises(armcodec.FormatError, match="coder tool 9"):
-        container.parse(splice_header(data, at, 3, b"\x01\x09\x00"))
-    for tool in (6, 7, 8):  # video files only
+    with pytest.raises(armcodec.FormatError, match="coder tool 10"):
+        container.parse(splice_header(data, at, 3, b"\x01\x0a\x00"))
+    for tool in (6, 7, 8, 9):  # video files only
         with pytest.raises(armcodec.FormatError, match="video coder"):
             container.parse(splice_header(data, at, 3, bytes([1, tool, 0])))
     assert container.parse(splice_header(data, at, 3, b"\x01\x05\x00"))[0].tools == container.CoderTools(binned=True)

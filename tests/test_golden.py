@@ -263,10 +263,11 @@ VIDEO = GOLDEN / "video"
 
 def predictor_tools(predictor: bool | float) -> dict:
     """A video codec's predictor options as a release wrote them: False (before 0.13), 0.13 (the
-    predictor's mixture), 0.14 (its neighbour term, H.264's quarter pixels), True (0.15: R, G, B
-    groups by the mixture, classic groups)."""
-    return dict(predictor=bool(predictor), neighbours=predictor is True or predictor == 0.14,
-                sharp=predictor is True or predictor == 0.14, colour=predictor is True, classic_groups=predictor is True)
+    predictor's mixture), 0.14 (its neighbour term, H.264's quarter pixels), True (0.15 and 0.16: R, G, B
+    groups by the mixture, classic groups), 0.17 (long vectors, coder tool 9)."""
+    now = predictor is True or predictor == 0.17
+    return dict(predictor=bool(predictor), neighbours=now or predictor == 0.14, sharp=now or predictor == 0.14,
+                colour=now, classic_groups=now, long_motion=predictor == 0.17)
 
 
 def video_codec(feedback: bool = False, copy_blocks: bool = False, binned: bool = False, predictor: bool | float = False):
@@ -328,7 +329,8 @@ def golden_video_sources():
             ("clip420-predictor.y4m.arm", clip("clip420-subpixel.y4m"), True, True, True, 0.13),
             ("clip420-mobile.y4m.arm", clip("clip420-mobile.y4m"), True, True, True, 0.14),
             ("screen-frames.arm", lambda: frames_source([VIDEO / "screen-frames"]), True, True, True, True),
-            ("rgb-subpixel.arm", lambda: frames_source([VIDEO / "rgb-subpixel"]), True, True, True, True)]
+            ("rgb-subpixel.arm", lambda: frames_source([VIDEO / "rgb-subpixel"]), True, True, True, True),
+            ("clip420-shake.y4m.arm", clip("clip420-shake.y4m"), True, True, True, 0.17)]
 
 
 # files of the shipped `video` preset as each release wrote them (source, file, weights, binned): 0.7's
@@ -336,7 +338,8 @@ def golden_video_sources():
 # 0.9's by temporal-planes-s3, 0.11's both with binned symbols, 0.12.11's by temporal-planes-s4,
 # 0.13's with the previous-frame predictor (the last field: whether the encoder could use it), 0.14's
 # with its neighbour term and the 6-tap quarter pixels (the last field 0.14), 0.15's with R, G, B groups
-# by the mixture and plane groups as one lossless WebP (the last field True).
+# by the mixture and plane groups as one lossless WebP (the last field True), 0.17's with long vectors
+# (coder tool 9, the last field 0.17).
 # The preset decodes each of them (switching to the weights the file names) and those weights write
 # it again byte for byte; the last file of each source is what the preset writes today.
 SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes-s", False, False),
@@ -355,12 +358,19 @@ SHIPPED_VIDEO = (("clip420.y4m.arm", "shipped-clip420.y4m.arm", "temporal-planes
                  ("clip420-mobile.y4m.arm", "shipped-0.15-mobile.y4m.arm", "temporal-planes-s4", True, True),
                  ("rgba-frames.arm", "shipped-0.15-rgba-frames.arm", "temporal-s", True, True),
                  ("screen-frames.arm", "shipped-0.15-screen-frames.arm", "temporal-s", True, True),
-                 ("clip420-mobile.y4m.arm", "shipped-0.16-mobile.y4m.arm", "temporal-planes-s4", True, True))
+                 ("clip420-mobile.y4m.arm", "shipped-0.16-mobile.y4m.arm", "temporal-planes-s4", True, True),
+                 ("clip420.y4m.arm", "shipped-0.17-clip420.y4m.arm", "temporal-planes-s4", True, 0.17),
+                 ("clip420-mobile.y4m.arm", "shipped-0.17-mobile.y4m.arm", "temporal-planes-s4", True, 0.17),
+                 ("rgba-frames.arm", "shipped-0.17-rgba-frames.arm", "temporal-s", True, 0.17),
+                 ("screen-frames.arm", "shipped-0.17-screen-frames.arm", "temporal-s", True, 0.17),
+                 ("clip420-shake.y4m.arm", "shipped-0.17-shake.y4m.arm", "temporal-planes-s4", True, 0.17))
 # the files above that today's encoder writes again byte for byte with their tools (0.16's block search
 # moved the vectors of the others; those tools still code their sources exactly: the test below)
 SHIPPED_REWRITTEN = ("shipped-rgba-frames.arm", "shipped-0.11-rgba-frames.arm", "shipped-0.13-rgba-frames.arm",
                      "shipped-0.14-rgba-frames.arm", "shipped-0.15-clip420.y4m.arm", "shipped-0.15-rgba-frames.arm",
-                     "shipped-0.15-screen-frames.arm", "shipped-0.16-mobile.y4m.arm")
+                     "shipped-0.15-screen-frames.arm", "shipped-0.16-mobile.y4m.arm", *(
+                         f"shipped-0.17-{n}.arm" for n in ("clip420.y4m", "mobile.y4m", "rgba-frames", "screen-frames",
+                                                           "shake.y4m")))
 
 
 def shipped_video_codec(weights: str | None = None, binned: bool = True, predictor: bool | float = True):
@@ -395,14 +405,14 @@ def test_files_of_the_shipped_video_preset_decode_and_are_written_again(k):
     assert again == data if name in SHIPPED_REWRITTEN else decodes_to(codec, again, want)
     mix = [v for rec in video_records(data, codec) for v in rec.mix]
     assert bool(mix) == bool(predictor) or name.endswith("screen-frames.arm")  # (its groups may all be WebP)
-    assert not mix or (max(mix) >= cv.N_MIX) == (predictor is True or predictor == 0.14)
+    assert not mix or (max(mix) >= cv.N_MIX) == (predictor is True or predictor in (0.14, 0.17))
     if name == [n for o, n, *_ in SHIPPED_VIDEO if o == of][-1]:
         assert encode_video(shipped_video_codec(), source()) == data
 
 
 # the golden files this release writes again byte for byte (the others: 0.4's full stream table, and
 # the vectors that 0.16's block search moved; their tools still code their sources exactly)
-VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "screen-frames.arm")
+VIDEO_REWRITTEN = ("clip420-repeat.y4m.arm", "screen-frames.arm", "clip420-shake.y4m.arm")
 
 
 def decodes_to(codec, data: bytes, want) -> bool:
@@ -437,5 +447,12 @@ def test_video_golden_files_decode_and_the_encoder_writes_them_again(k):
         assert [r.classic[0][0] for r in recs] == [1, 2, 2]
     elif predictor:  # planes coded by the mixture with the previous-frame predictor among them
         assert any(rec.mix for rec in recs)
+    if predictor == 0.17:  # vectors beyond 0.16's 16 pixels (20 rows down), read as tool 9 sends them
+        from armcodec.coding import motion
+
+        used = [g for g, t in enumerate(recs[1].temporal) if t]
+        fields, _ = motion.unpack(recs[1].motion, [motion.block_grid(*header.planes[g][1::-1]) for g in used],
+                                  [motion.QUARTER] * len(used), sharp=True, long=True)
+        assert np.abs(fields[0]).max() > motion.MAX_VECTOR * motion.QUARTER
     again = encode_video(codec, source())
     assert again == data if name in VIDEO_REWRITTEN else decodes_to(codec, again, want)

@@ -70,14 +70,14 @@ def test_temporal_training_for_grey_planes_exports_as_a_presets_planes_weights(t
 
 
 def test_motion_pairs_show_the_model_the_previous_frame_as_the_coder_moves_it():
-    """``--motion``: the training pairs' previous frame is moved by the encoder's block search, so
+    """``--motion``: the training pairs' previous frame is moved as the video encoder moves it, so
     for a pan it lines up with the current frame (the raw previous frame does not), and the
     sampled context is that moved frame."""
     import numpy as np
     from conftest import moving_frames
 
-    from armcodec.coding.motion import compensate
-    from armcodec.encoder.motion import search
+    from armcodec.coding.motion import MAX_LONG_VECTOR
+    from armcodec.encoder.motion import moved_previous as as_coded
     from armcodec.training.video_data import moved_previous, sample_pairs
 
     frames = moving_frames(4, 48, 48)
@@ -86,7 +86,7 @@ def test_motion_pairs_show_the_model_the_previous_frame_as_the_coder_moves_it():
     for t in range(1, 4):
         cur, prev = stack[t, 0, :, :40].astype(int), stack[t - 1, 0, :, :40].astype(int)
         assert np.abs(moved[t, 0, :, :40].astype(int) - cur).mean() < np.abs(prev - cur).mean() / 4
-        want = compensate(stack[t - 1].transpose(1, 2, 0), search(stack[t].transpose(1, 2, 0), stack[t - 1].transpose(1, 2, 0)))
+        want, _, _ = as_coded(stack[t].transpose(1, 2, 0), stack[t - 1].transpose(1, 2, 0), reach=MAX_LONG_VECTOR)
         assert np.array_equal(moved[t], want.transpose(2, 0, 1))
     rng = np.random.default_rng(0)
     _, c = sample_pairs([stack], 4, 16, 2, rng, key_fraction=0.0, previous=[moved])

@@ -5,6 +5,7 @@ import io
 import itertools
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -637,3 +638,67 @@ def test_a_shaking_camera_moves_every_block_together():
 
     assert _same_size([np.zeros((8, 8, 1))] * 3) == [[0, 1, 2]]
     assert _same_size([np.zeros((8, 8, 1)), np.zeros((4, 4, 1)), np.zeros((4, 4, 1))]) == [[0], [1, 2]]
+
+
+def test_long_vectors_follow_a_shake_beyond_16_pixels(temporal_dir):
+    """Coder tool 9 (0.17): a scene textured at two scales (8x8 patches and noise) moved by (27, -38)
+    pixels, beyond the 16 pixels of the files before it.  The search on frames shrunk by 4 finds the
+    move for the blocks that stay inside the previous frame (the 16-pixel search cannot), the field
+    travels as median differences
+    and comes back equal, and the clip costs less than without the tool and decodes exactly (also
+    when the file is read with the tool's flag, as every reader does: the header says it)."""
+    from armcodec.coding import motion
+    from armcodec.encoder.motion import search
+
+    rng = np.random.default_rng(0)
+    patches = np.kron(rng.integers(0, 200, (22, 26)), np.ones((8, 8), int))[:170, :200]
+    scene = (patches + rng.integers(0, 56, (170, 200))).astype(np.uint8)
+    prev, cur = scene[40:136, 50:178, None], scene[67:163, 12:140, None]
+    inside = (slice(0, 4), slice(3, 8))  # the blocks whose moved place is inside the previous frame
+    field = search(cur, prev, reach=motion.MAX_LONG_VECTOR)
+    found = (field[inside] == (27, -38)).all(2)
+    assert found.mean() >= 0.9  # (the first block of a row may keep a cheaper vector near its neighbours')
+    assert (np.abs(search(cur, prev)) <= motion.MAX_VECTOR).all()
+    moved = motion.compensate(prev, field)
+    for y, x in zip(*np.nonzero(found)):
+        block = (slice(16 * y, 16 * y + 16), slice(48 + 16 * x, 64 + 16 * x))
+        assert (moved[block] == cur[block]).all()
+    quarter = field * motion.QUARTER
+    for sharp in (None, [True]):
+        data = motion.pack([quarter], sharp, long=True)
+        got, flags = motion.unpack(data, [field.shape[:2]], [motion.QUARTER], sharp=sharp is not None, long=True)
+        assert (got[0] == quarter).all() and flags == [sharp is not None]
+    clip = y4m_bytes([prev[:, :, 0], cur[:, :, 0]])
+    sizes = [len(encode_bytes(VideoCodec("tiny-temporal", "cpu", weights_dir=temporal_dir, long_motion=m), clip))
+             for m in (True, False)]
+    assert sizes[0] < 0.9 * sizes[1]
+    codec = VideoCodec("tiny-temporal", "cpu", weights_dir=temporal_dir)
+    data = encode_bytes(codec, clip)
+    assert cv.read_header(io.BytesIO(data)).tools.long_motion
+    assert decode_bytes(codec, data) == clip
+
+
+def test_long_vectors_are_checked_as_they_are_rebuilt():
+    """Tool 9's field: each vector is its neighbours' median plus the difference sent; a vector
+    beyond 64 pixels (in its units), a damaged or short field is refused."""
+    from armcodec.coding import motion
+
+    shapes = [(2, 3), (1, 2)]
+    ok = [np.array([[[256, -256], [255, 0], [-3, 7]], [[0, 0], [256, 256], [1, -1]]]), np.array([[[64, -64], [-5, 2]]])]
+    data = motion.pack(ok, long=True)
+    got, _ = motion.unpack(data, shapes, [motion.QUARTER, 1], long=True)
+    assert all((a == b).all() for a, b in zip(got, ok))
+    # block (1, 2): the median of left (256, 256), above (-3, 7) and above right (outside: (0, 0))
+    assert (motion.median_differences(ok[0])[1, 2] == (1 - 0, -1 - 7)).all()
+    with pytest.raises(FormatError, match="longer than 64"):
+        motion.unpack(data, shapes, [1, 1], long=True)  # 256 whole pixels
+    with pytest.raises(FormatError, match="fit"):
+        motion.unpack(data, shapes, [motion.QUARTER, 1])  # read as tool 9 was not there: the wrong size
+    with pytest.raises(FormatError):
+        motion.unpack(data[:-2], shapes, [motion.QUARTER, 1], long=True)
+    # differences that each fit 16 bits but walk a vector out of range
+    z = np.full(2 * 8, 2 * 200, "<u2")  # +200 every time
+    raw = z.view(np.uint8)[0::2].tobytes() + z.view(np.uint8)[1::2].tobytes()
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    with pytest.raises(FormatError, match="longer than 64"):
+        motion.unpack(c.compress(raw) + c.flush(), shapes, [motion.QUARTER] * 2, long=True)

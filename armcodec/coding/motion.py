@@ -19,6 +19,13 @@ Bytes (a frame record's motion field, :mod:`armcodec.container_video`): for ever
 coded with the previous frame, in order, its blocks row-major, each int8 dy then int8 dx (with
 coder tool 6 in a record of quarter pixels, then a byte: 1 when the group's quarter samples are
 H.264's, 0 the blend's); raw-deflated.  Empty: every vector zero.
+
+Files with coder tool 9 (0.17, long vectors): vectors up to :data:`MAX_LONG_VECTOR` pixels (a
+shaking camera, fast motion), each component sent as its difference ``d`` from the median of the
+same component of the vectors left, above and above right of its block (0 outside the group's
+grid), zigzagged (``2d`` for ``d >= 0``, ``-2d - 1`` below) to 16 bits: the low bytes of every
+component of every group in order (group by group, blocks row-major, dy then dx), then their high
+bytes, then (coder tool 6, quarter pixels) the groups' interpolation bytes; raw-deflated.
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ from armcodec.errors import FormatError
 
 BLOCK = 16
 MAX_VECTOR = 16  # |dy|, |dx| at most this many pixels
+MAX_LONG_VECTOR = 64  # ... in files with coder tool 9 (0.17)
 QUARTER = 4  # the predictor's vectors: quarter pixels
 
 
@@ -108,27 +116,34 @@ def compensate(prev: np.ndarray, vectors: np.ndarray | None, block: int = BLOCK,
     return np.ascontiguousarray(((acc + unit * unit // 2) // (unit * unit)).astype(np.uint8))
 
 
-def pack(fields: list[np.ndarray], sharp: list[bool] | None = None) -> bytes:
+def pack(fields: list[np.ndarray], sharp: list[bool] | None = None, long: bool = False) -> bytes:
     """The motion fields of a frame's temporal groups -> their bytes (empty when all zero).
     ``sharp`` (files with coder tool 6, records in quarter pixels): per group whether its quarter
-    samples are H.264's (else the bilinear blend's), a byte 1 or 0 after its vectors."""
+    samples are H.264's (else the bilinear blend's), a byte 1 or 0 after its vectors.  ``long``
+    (coder tool 9): the median differences' layout (the module docstring)."""
     if not any(f.any() for f in fields):
         return b""
-    raw = b"".join(np.ascontiguousarray(f, dtype=np.int8).tobytes() + (b"" if sharp is None else bytes([bool(sharp[k])]))
-                   for k, f in enumerate(fields))
+    if long:
+        z = np.concatenate([zigzag(median_differences(f)).ravel() for f in fields]).astype("<u2")
+        raw = z.view(np.uint8)[0::2].tobytes() + z.view(np.uint8)[1::2].tobytes()
+        raw += b"" if sharp is None else bytes(bool(s) for s in sharp)
+    else:
+        raw = b"".join(np.ascontiguousarray(f, dtype=np.int8).tobytes() + (b"" if sharp is None else bytes([bool(sharp[k])]))
+                       for k, f in enumerate(fields))
     z = zlib.compressobj(9, zlib.DEFLATED, -15)
     return z.compress(raw) + z.flush()
 
 
 def unpack(data: bytes, shapes: list[tuple[int, int]], units: list[int] | None = None,
-           sharp: bool = False) -> tuple[list[np.ndarray], list[bool]]:
+           sharp: bool = False, long: bool = False) -> tuple[list[np.ndarray], list[bool]]:
     """Bytes -> one (by, bx, 2) int field per temporal group of block grid ``shapes`` (its vectors
     in 1/``units[k]`` pixels, 1 by default) and, with ``sharp`` (coder tool 6 and quarter pixels),
-    whether each group's quarter samples are H.264's (else all False); refuses damaged or
-    out-of-range data."""
+    whether each group's quarter samples are H.264's (else all False); ``long``: coder tool 9's
+    layout and reach.  Refuses damaged or out-of-range data."""
     if not data:
         return [np.zeros((by, bx, 2), np.int64) for by, bx in shapes], [False] * len(shapes)
-    size = sum(2 * by * bx + sharp for by, bx in shapes)
+    count = sum(2 * by * bx for by, bx in shapes)
+    size = (2 if long else 1) * count + sharp * len(shapes)
     d = zlib.decompressobj(-15)
     try:
         raw = d.decompress(data, size + 1)
@@ -136,18 +151,66 @@ def unpack(data: bytes, shapes: list[tuple[int, int]], units: list[int] | None =
         raise FormatError("a frame's motion vectors are damaged") from None
     if len(raw) != size or not d.eof or d.unused_data:
         raise FormatError("a frame's motion vectors do not fit its planes")
-    v = np.frombuffer(raw, np.int8).astype(np.int64)
+    b = np.frombuffer(raw, np.uint8)
+    units = units or [1] * len(shapes)
     out, filters, pos = [], [], 0
-    for (by, bx), unit in zip(shapes, units or [1] * len(shapes)):
-        out.append(v[pos : pos + 2 * by * bx].reshape(by, bx, 2))
-        pos += 2 * by * bx
-        if np.abs(out[-1]).max(initial=0) > MAX_VECTOR * unit:
-            raise FormatError(f"a motion vector longer than {MAX_VECTOR} pixels")
-        if sharp:
-            if v[pos] not in (0, 1):
-                raise FormatError("a frame's interpolation byte is neither 0 nor 1")
-            filters.append(bool(v[pos]))
-            pos += 1
-        else:
-            filters.append(False)
+    if long:  # the low bytes, the high bytes, the interpolation bytes
+        z = b[:count].astype(np.int64) | (b[count : 2 * count].astype(np.int64) << 8)
+        diffs = (z >> 1) ^ -(z & 1)  # the zigzag undone
+        for (by, bx), unit in zip(shapes, units):
+            out.append(from_median_differences(diffs[pos : pos + 2 * by * bx].reshape(by, bx, 2), MAX_LONG_VECTOR * unit))
+            pos += 2 * by * bx
+        flags = list(b[2 * count :]) if sharp else [0] * len(shapes)
+    else:  # per group: its vectors, then its interpolation byte
+        v = b.view(np.int8).astype(np.int64)
+        flags = []
+        for (by, bx), unit in zip(shapes, units):
+            out.append(v[pos : pos + 2 * by * bx].reshape(by, bx, 2))
+            pos += 2 * by * bx
+            if np.abs(out[-1]).max(initial=0) > MAX_VECTOR * unit:
+                raise FormatError(f"a motion vector longer than {MAX_VECTOR} pixels")
+            flags.append(int(b[pos]) if sharp else 0)
+            pos += sharp
+    for flag in flags:
+        if flag not in (0, 1):
+            raise FormatError("a frame's interpolation byte is neither 0 nor 1")
+        filters.append(bool(flag))
     return out, filters
+
+
+def zigzag(d: np.ndarray) -> np.ndarray:
+    return np.where(d >= 0, 2 * d, -2 * d - 1)
+
+
+def median_predictions(f: np.ndarray, by: int, bx: int) -> tuple[int, int]:
+    """The median of the vectors left, above and above right of block (by, bx) of field ``f``, per
+    component (0 outside the grid): the encoder's search charges a vector by its distance to it."""
+    h, w = f.shape[:2]
+    z = (0, 0)
+    a = f[by, bx - 1] if bx > 0 else z
+    b = f[by - 1, bx] if by > 0 else z
+    c = f[by - 1, bx + 1] if by > 0 and bx + 1 < w else z
+    return tuple(int(max(min(a[k], b[k]), min(max(a[k], b[k]), c[k]))) for k in (0, 1))
+
+
+def median_differences(f: np.ndarray) -> np.ndarray:
+    """A field (by, bx, 2) -> each vector less its :func:`median_predictions`."""
+    out = np.empty_like(f, dtype=np.int64)
+    for y in range(f.shape[0]):
+        for x in range(f.shape[1]):
+            out[y, x] = f[y, x] - np.array(median_predictions(f, y, x))
+    return out
+
+
+def from_median_differences(d: np.ndarray, limit: int) -> np.ndarray:
+    """The inverse of :func:`median_differences`; a vector beyond ``limit`` is refused as soon as it
+    appears (its neighbours' predictions would grow from it)."""
+    f = np.zeros_like(d)
+    for y in range(d.shape[0]):
+        for x in range(d.shape[1]):
+            py, px = median_predictions(f, y, x)
+            vy, vx = py + int(d[y, x, 0]), px + int(d[y, x, 1])
+            if abs(vy) > limit or abs(vx) > limit:
+                raise FormatError(f"a motion vector longer than {MAX_LONG_VECTOR} pixels")
+            f[y, x] = vy, vx
+    return f

@@ -20,17 +20,20 @@ def median3(a, b, c):
 
 
 @jit
-def block_search(cur, padded, block, radius, vector_cost, out):
-    """cur int32 (H, W, C); padded int32 (H + 2 radius, W + 2 radius, C): the previous frame, its
-    edge samples repeated; out int64 (by, bx, 2) <- each block's (dy, dx) of least
+def block_search(cur, padded, block, radius, vector_cost, out, pad, centres, local, reach):
+    """cur int32 (H, W, C); padded int32 (H + 2 pad, W + 2 pad, C): the previous frame, its edge
+    samples repeated; out int64 (by, bx, 2) <- each block's (dy, dx) of least
 
         sum over the block and channels of |cur - moved| + vector_cost * block**2 * |v - p|_1
 
     where ``p`` is the median of the vectors already chosen left, above and above right (zero
     outside the frame), visiting blocks row by row: a field that moves together costs little
-    whatever its length (the motion field is deflated, and a camera pan repeats one vector).
-    Vectors are visited dy, then dx, each from -radius up, and a vector is kept only when its
-    cost is strictly below the best so far; a block's sum stops once it reaches that best."""
+    whatever its length (the motion field is coded as each vector's difference from that median).
+    The vectors tried: every one within ``radius`` of zero, then (``local`` > 0) every one within
+    ``local`` of the block's ``centres`` (int64 (by, bx, 2), e.g. a search on smaller frames) and
+    within ``reach`` of zero (``pad`` >= ``reach`` >= ``radius``).  Vectors are visited dy, then
+    dx, each from the lowest up, and a vector is kept only when its cost is strictly below the
+    best so far (one tried twice changes nothing); a block's sum stops once it reaches that best."""
     h, w, nc = cur.shape
     nby, nbx = out.shape[0], out.shape[1]
     area = block * block
@@ -51,24 +54,28 @@ def block_search(cur, padded, block, radius, vector_cost, out):
             best = np.inf
             vy = 0
             vx = 0
-            for dy in range(-radius, radius + 1):
-                for dx in range(-radius, radius + 1):
-                    cost = vector_cost * area * (abs(dy - py) + abs(dx - px))
-                    if cost >= best:
-                        continue
-                    sad = 0
-                    for y in range(y0, y1):
-                        row = y + radius + dy
-                        for x in range(x0, x1):
-                            for c in range(nc):
-                                sad += abs(cur[y, x, c] - padded[row, x + radius + dx, c])
-                        if cost + sad >= best:
-                            break
-                    cost += sad
-                    if cost < best:
-                        best = cost
-                        vy = dy
-                        vx = dx
+            for window in range(2 if local > 0 else 1):
+                cy = 0 if window == 0 else centres[by, bx, 0]
+                cx = 0 if window == 0 else centres[by, bx, 1]
+                r = radius if window == 0 else local
+                for dy in range(max(cy - r, -reach), min(cy + r, reach) + 1):
+                    for dx in range(max(cx - r, -reach), min(cx + r, reach) + 1):
+                        cost = vector_cost * area * (abs(dy - py) + abs(dx - px))
+                        if cost >= best:
+                            continue
+                        sad = 0
+                        for y in range(y0, y1):
+                            row = y + pad + dy
+                            for x in range(x0, x1):
+                                for c in range(nc):
+                                    sad += abs(cur[y, x, c] - padded[row, x + pad + dx, c])
+                            if cost + sad >= best:
+                                break
+                        cost += sad
+                        if cost < best:
+                            best = cost
+                            vy = dy
+                            vx = dx
             out[by, bx, 0] = vy
             out[by, bx, 1] = vx
 

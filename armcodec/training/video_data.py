@@ -89,16 +89,18 @@ def frame_stacks(clips: list[Clip], rgb: bool, crop: int) -> list[np.ndarray]:
 
 
 def moved_previous(stack: np.ndarray) -> np.ndarray:
-    """(n, C, H, W) frames -> the same shape: at t >= 1 frame t - 1 moved by the motion vectors the
-    encoder's block search picks for frame t (what the coder's model sees, ``VideoCodec(motion=True)``);
-    at 0 zeros (never read)."""
-    from armcodec.coding.motion import compensate
-    from armcodec.encoder.motion import search
+    """(n, C, H, W) frames -> the same shape: at t >= 1 frame t - 1 moved as the video encoder moves
+    it for frame t (:func:`armcodec.encoder.motion.moved_previous` with today's tools: long vectors,
+    quarter pixels, H.264's or the blend's samples), what the coder's model sees; at 0 zeros (never
+    read)."""
+    from armcodec.coding.motion import MAX_LONG_VECTOR
+    from armcodec.encoder.motion import moved_previous as moved
 
     out = np.zeros_like(stack)
     for t in range(1, len(stack)):
         cur, prev = stack[t].transpose(1, 2, 0), stack[t - 1].transpose(1, 2, 0)
-        out[t] = compensate(prev, search(np.ascontiguousarray(cur), np.ascontiguousarray(prev))).transpose(2, 0, 1)
+        ctx, _, _ = moved(np.ascontiguousarray(cur), np.ascontiguousarray(prev), reach=MAX_LONG_VECTOR)
+        out[t] = ctx.transpose(2, 0, 1)
     return out
 
 
