@@ -25,7 +25,8 @@
                    varint n + n bytes: the frame's own bytes (Y4M: the FRAME line's parameters;
                    image frames: its file name)
                    varint m + m bytes: the motion vectors of the groups coded with the previous frame
-                   (:mod:`armcodec.coding.motion`; empty: all zero)
+                   (:mod:`armcodec.coding.motion`; empty: all zero; with coder tool 9, 0.17: up to
+                   64 pixels, as differences from the neighbours' median)
                    only with flags bit 7 (0.5): varint c + c bytes, c = ceil(S / 8), the copy map:
                    bit k (least significant first) of byte k // 8 set when tile stream k is empty
                    because the tile equals the previous frame's (moved) samples there (a group

@@ -41,7 +41,7 @@ def search(cur: np.ndarray, prev: np.ndarray, block: int = BLOCK, radius: int = 
     radius = min(radius, MAX_VECTOR)
     reach = radius if reach is None else max(reach, radius)
     out = np.zeros((*block_grid(*cur.shape[:2], block), 2), np.int64)
-    centres, local = out, 0
+    centres, local = out, 0  # (no centres: not read with local 0)
     if reach > radius and block % COARSE == 0 and min(cur.shape[:2]) >= COARSE * block:
         small = -(-reach // COARSE)
         centres = COARSE * search_small(shrink(cur), shrink(prev), block // COARSE, small, out.shape[:2])
