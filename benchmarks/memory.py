@@ -91,15 +91,21 @@ def worker_peak() -> int:
 
 
 def clip_frames(n: int, width: int = 1280, height: int = 720):
-    """VideoFrames of a 4:2:0 clip: the shared foreman frames tiled over the frame, shifted a pixel a frame."""
+    """VideoFrames of a 4:2:0 clip: the shared foreman frames tiled over the frame (each tile a
+    different frame of it, every other one mirrored, so that the frame does not repeat itself and
+    the model, not a lossless WebP of the group, codes it), shifted a pixel a frame."""
     from armcodec.io.frames import VideoFrame, y4m_source
 
     src = list(y4m_source(open(ROOT.parent / "shared" / "data" / "video" / "y4m" / "foreman_cif_60f.y4m", "rb")).frames)
     for k in range(n):
         planes = []
-        for p, (h, w) in zip(src[k % len(src)].groups, [(height, width), (height // 2, width // 2), (height // 2, width // 2)]):
-            reps = (-(-h // p.shape[0]) + 1, -(-w // p.shape[1]) + 1, 1)
-            planes.append(np.ascontiguousarray(np.tile(p, reps)[: h, k % 16 : k % 16 + w]))
+        for g, (h, w) in enumerate([(height, width), (height // 2, width // 2), (height // 2, width // 2)]):
+            th, tw = src[0].groups[g].shape[:2]
+            rows = []
+            for ty in range(-(-h // th) + 1):
+                tiles = [src[(k + 7 * ty + 3 * tx) % len(src)].groups[g] for tx in range(-(-w // tw) + 1)]
+                rows.append(np.concatenate([t[:, ::-1] if (ty + tx) % 2 else t for tx, t in enumerate(tiles)], 1))
+            planes.append(np.ascontiguousarray(np.concatenate(rows, 0)[:h, k % 16 : k % 16 + w]))
         yield VideoFrame(planes)
 
 
