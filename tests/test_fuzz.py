@@ -167,6 +167,7 @@ def video_file(vcodec):
         recs.append(cv.read_record(f, header, f.tell()))
     assert any(recs[2].copied) and recs[4].blocks  # the fuzzed file has both maps
     assert recs[4].quarter and recs[4].mix  # and mixture indices (0.13)
+    assert header.tools.long_motion and any(r.motion for r in recs)  # and motion fields as tool 9 sends them (0.17)
     return out.getvalue(), frames
 
 
