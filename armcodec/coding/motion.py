@@ -185,7 +185,7 @@ def zigzag(d: np.ndarray) -> np.ndarray:
 def median_predictions(f: np.ndarray, by: int, bx: int) -> tuple[int, int]:
     """The median of the vectors left, above and above right of block (by, bx) of field ``f``, per
     component (0 outside the grid): the encoder's search charges a vector by its distance to it."""
-    h, w = f.shape[:2]
+    w = f.shape[1]
     z = (0, 0)
     a = f[by, bx - 1] if bx > 0 else z
     b = f[by - 1, bx] if by > 0 else z
@@ -194,12 +194,13 @@ def median_predictions(f: np.ndarray, by: int, bx: int) -> tuple[int, int]:
 
 
 def median_differences(f: np.ndarray) -> np.ndarray:
-    """A field (by, bx, 2) -> each vector less its :func:`median_predictions`."""
-    out = np.empty_like(f, dtype=np.int64)
-    for y in range(f.shape[0]):
-        for x in range(f.shape[1]):
-            out[y, x] = f[y, x] - np.array(median_predictions(f, y, x))
-    return out
+    """A field (by, bx, 2) -> each vector less its :func:`median_predictions` (the whole field is
+    known here: its neighbours shifted into place)."""
+    f = f.astype(np.int64)
+    z = np.zeros_like(f)
+    left, above, right = z.copy(), z.copy(), z.copy()
+    left[:, 1:], above[1:], right[1:, :-1] = f[:, :-1], f[:-1], f[:-1, 1:]
+    return f - np.maximum(np.minimum(left, above), np.minimum(np.maximum(left, above), right))
 
 
 def from_median_differences(d: np.ndarray, limit: int) -> np.ndarray:

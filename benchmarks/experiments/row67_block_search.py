@@ -6,7 +6,7 @@ shaking 720p camera, decoded H.264) that kept most blocks at the zero vector: fr
 matched the moved previous frame exactly at 37% of its samples, where the best vector of each
 16x16 block within 16 pixels (H.264's quarter samples) matches 88%.
 
-``files``: real files of a clip's frames ``--start`` .. ``--start + --frames - 1`` (the first a key
+``files``: real files (0.16's tools: long vectors off) of a clip's frames ``--start`` .. ``--start + --frames - 1`` (the first a key
 frame), printing each later frame's bytes, with the search as 0.15 ran it (``--search 0.15``) or as
 0.16 runs it, and 0.16's with another ``--cost`` (per pixel that a vector differs from the median
 of its neighbours') or refinement ``--reach`` (quarter pixels).
@@ -33,7 +33,7 @@ from armcodec.encoder import motion as motion_search
 from armcodec.encoder import motion_kernels
 
 
-def search_015(cur, prev, block=motion.BLOCK, radius=7):
+def search_015(cur, prev, block=motion.BLOCK, radius=7, reach=None):
     """0.15's block search: SAD of the channels' sum, 2.0 per pixel of length, within 7 pixels."""
     h, w = cur.shape[:2]
     by, bx = block_grid(h, w, block)
@@ -49,7 +49,7 @@ def search_015(cur, prev, block=motion.BLOCK, radius=7):
     return out
 
 
-def refine_015(cur, prev, vectors, block=motion.BLOCK, unit=QUARTER, sharp=False, phases=None):
+def refine_015(cur, prev, vectors, block=motion.BLOCK, unit=QUARTER, sharp=False, phases=None, reach=None):
     """0.15's refinement: within half a pixel, SAD of the channels' sum."""
     if sharp and phases is None:
         phases = motion.sixtap_phases(prev)
@@ -83,7 +83,7 @@ def source(clip: Path, start: int, n: int):
 
 def files(clip: Path, start: int, n: int) -> None:
     sizes = []
-    armcodec.video.VideoCodec().encode(source(clip, start, n), io.BytesIO(), progress=lambda s: sizes.append(s.bytes))
+    armcodec.video.VideoCodec(long_motion=False).encode(source(clip, start, n), io.BytesIO(), progress=lambda s: sizes.append(s.bytes))
     print(f"{clip.name} frames {start}..{start + n - 1}: key {sizes[0]}, later {sum(sizes[1:])} {sizes[1:]}")
 
 
