@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -137,9 +138,58 @@ def video_child(args: list[str]) -> None:
                       "workers_peak_rss_mb": helpers / 2**20, "seconds": time.perf_counter() - t0}))
 
 
-def run_child(*args) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *map(str, args)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux's /proc/PID/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for kids in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(k) for k in kids.read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def tree_pss_kb(pid: int) -> int:
+    """The proportional set size of ``pid`` and its descendants, summed (KiB): a page the decoder
+    shares with its forked workers counts once in all, unlike the VmHWM sum."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass  # the process ended between the listing and the read
+    return total
+
+
+def run_child(*args, interval: float = 0.1) -> dict:
+    """Run one measurement in a fresh process; besides what it reports of itself, sample the
+    summed PSS of it and its workers every ``interval`` seconds (``peak_pss_mb``: the largest
+    sample, a lower bound of the true peak that misses only spikes shorter than the interval)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    peak, stop = [0], threading.Event()
+
+    def sample():
+        while not stop.wait(interval):
+            peak[0] = max(peak[0], tree_pss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if Path(f"/proc/{proc.pid}/smaps_rollup").exists():
+        sampler.start()
+    out, err = proc.communicate()
+    stop.set()
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args, out, err)
+    result = json.loads(out.strip().splitlines()[-1])
+    if peak[0]:
+        result["peak_pss_mb"] = peak[0] / 1024
+    return result
 
 
 def main(argv=None) -> None:

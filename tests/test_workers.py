@@ -70,6 +70,36 @@ def test_an_image_decodes_the_same_in_two_processes(image_file, split, monkeypat
     assert together.model_bits == alone.model_bits
 
 
+def test_the_decodes_memory_budget_is_shared_between_the_processes(image_file, split, monkeypatch):
+    """Each process decodes its tiles in batches of its share of ``batch_bytes``: two processes
+    hold what one would (a 720p clip's decode with a worker peaked 2.5 GiB with the whole budget each)."""
+    codec, img, data = image_file
+    budgets = []
+    decode_tiles = workers.decode_tiles
+
+    def spy(*args):
+        budgets.append(args[9])  # max_batch_bytes (in the worker too, where this list is its own)
+        return decode_tiles(*args)
+
+    monkeypatch.setattr(workers, "decode_tiles", spy)
+    assert np.array_equal(codec.decode(data).array, img)
+    assert split and budgets == [codec.batch_bytes // 2]
+
+
+def test_batches_are_as_few_as_fit_and_of_about_equal_counts():
+    from armcodec.coding.planes import tile_batches
+
+    class Model:
+        def tile_bytes(self, tile, decoding):
+            return 10
+
+    tiles = [Tile(0, 0, 8, 8)] * 60
+    for budget, counts in ((510, [30, 30]), (600, [60]), (290, [20, 20, 20]), (5, [1] * 60)):
+        batches = tile_batches(tiles, Model(), 8, budget)
+        assert [len(b) for b in batches] == counts and sum(batches, []) == list(range(60))
+    assert tile_batches([], Model(), 8, 100) == []
+
+
 def test_a_clip_decodes_the_same_in_two_processes(vcodec, split):
     clip = y4m_bytes(moving_frames(4, 40, 48))  # 9 luma and 2 x 4 chroma tiles a frame
     out = io.BytesIO()

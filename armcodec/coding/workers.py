@@ -129,6 +129,7 @@ class DecodeWorkers:
             decode_tiles(jobs, todo, outs, bits, self.model, self.luts, tile, self.device, tools, max_batch_bytes, progress)
             return
         mine, *theirs = balance(todo, helpers + 1)
+        max_batch_bytes //= helpers + 1  # the decode's memory budget is shared: each process its part
         sent = []
         for conn, part in zip(self._conns, theirs):
             used = sorted({j for j, _, _ in part})  # only the plane groups the part needs

@@ -14,6 +14,8 @@ Data flow of one stage::
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 
@@ -108,12 +110,18 @@ class LeanStep:
     same integers as :meth:`IntPixelCNN.run`'s other path (``tests/test_model.py``)."""
 
     def __init__(self, model: "IntPixelCNN", state: "WavefrontState"):
-        self.model, self.state = model, state
+        # the state holds this (``state.lean``): a weak reference back, so that no cycle keeps a
+        # finished decode's maps and buffers (hundreds of MiB) until the cyclic collector runs
+        self.model, self._state = model, weakref.ref(state)
         self.buffers = fused.StepBuffers()
         self._plans: dict[int, list | None] = {}  # rows -> per block its operands, or None (not every block lean)
         self._maps: dict[int, np.ndarray] = {}
         self._scales = {name: fused.as_numpy(layer.scale) for name, layer in
                         (("first", model.first), ("hidden", model.head_hidden), ("out", model.head_out), ("skip", model.skip))}
+
+    @property
+    def state(self) -> "WavefrontState":
+        return self._state()
 
     def plan(self, m: int) -> list | None:
         """Each block's (gate's int8 weight, split bits, offsets, bias, scale, width; mix layer's
