@@ -279,27 +279,33 @@ class Codec:
             # own while the model codes (their own headers: the model's thread fills in ``header``);
             # above 64K pixels WebP at its quick setting there, at full effort (1-3 s of a core for a
             # Kodak image, and the model's threads wait at their barriers meanwhile) only after the
-            # model and only where the quick file came near the smallest (graphics, not photographs)
+            # model, beside the trial of its tiles as PNG streams, and only where the quick file came
+            # near the smallest of the model's and the PNG's (graphics, not photographs)
             classic_args = (arr, info, None if levels else planes, levels, transparency)
             classic_files = pool.submit(self._classic_files, *classic_args, "quick") if self.classic and not count_only else None
+            model, quick, full, tiles = [], [], None, []
             if planes is not None:
-                files = self._model_files(planes, header, progress, count_only)
+                model, coded = self._model_file(planes, header, progress, count_only)
                 if count_only:
-                    return Encoded(b"", files[0][2], w, h, info.mode, time.perf_counter() - t0)
+                    return Encoded(b"", model[0][2], w, h, info.mode, time.perf_counter() - t0)
             if classic_files is not None:
-                files += classic_files.result()
-                others = [len(f[0]) for f in files if f[1] != "webp"]
-                quick = [len(f[0]) for f in files if f[1] == "webp"]
-                if h * w > classic.WEBP_SLOW_PIXELS and classic.webp_worth_full(quick, min(others, default=1 << 62)):
-                    files += self._classic_files(*classic_args, "full")
+                quick = classic_files.result()
+                others = [len(f[0]) for f in model + quick if f[1] != "webp"]
+                webp = [len(f[0]) for f in quick if f[1] == "webp"]
+                if h * w > classic.WEBP_SLOW_PIXELS and classic.webp_worth_full(webp, min(others, default=1 << 62)):
+                    full = pool.submit(self._classic_files, *classic_args, "full")
+            if model and self.classic:
+                tiles = self._tile_png_file(coded, header, model[0])
+            files = model + tiles + quick + (full.result() if full is not None else [])  # (ties: the first)
         if not files:
             raise UnsupportedInputError(f"no coding of this {info.mode} image decodes to it exactly (palette entries repeat a colour)")
         data, coder, bits = min(files, key=lambda f: len(f[0]))  # the first of equal sizes
         return Encoded(data, bits, w, h, info.mode, time.perf_counter() - t0, coder)
 
-    def _model_files(self, planes: np.ndarray, header: ArmHeader, progress, count_only: bool) -> list[tuple]:
-        """The model's file of an image's planes, and (classic path on) the same with the tile
-        streams that zlib codes smaller kept as PNG streams (coder tool 4)."""
+    def _model_file(self, planes: np.ndarray, header: ArmHeader, progress, count_only: bool) -> tuple[list[tuple], tuple]:
+        """The model's file of an image's planes ([(bytes, "model", model bits)]; bytes empty
+        with ``count_only``) and what :meth:`_tile_png_file` needs of it (the coded planes, their
+        groups, the streams)."""
         m = self.model
         proxy = self._proxy_net()
         streams, crcs, bits = [], [], 0.0
@@ -316,22 +322,27 @@ class Codec:
             crcs += g.crcs
             bits += g.model_bits
         if count_only:
-            return [(b"", "model", bits)]
+            return [(b"", "model", bits)], ()
         header.stream_crcs, header.tools = crcs, self.tools
-        files = [(container.write(header, streams), "model", bits)]
-        if self.classic:
-            tiles = tile_grid(coded.shape[0], coded.shape[1], self.tile_size)
-            parts = [coded[t.y : t.y + t.h, t.x : t.x + t.w, sl] for sl, _ in groups for t in tiles]
-            with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # zlib and numpy release the GIL
-                alts = list(pool.map(tile_png.encode, parts))
-            flags = [len(alt) < len(s) for alt, s in zip(alts, streams)]
-            mixed = [alt if f else s for alt, s, f in zip(alts, streams, flags)]
-            if any(flags):
-                kept = sum(len(s) for s, f in zip(streams, flags) if not f) / max(1, sum(len(s) for s in streams))
-                files.append((container.write(dataclasses.replace(header, tools=dataclasses.replace(
-                    self.tools, classic_tiles=True), classic_streams=flags), mixed), "model+png",
-                    bits * kept + sum(8.0 * len(s) for s, f in zip(mixed, flags) if f)))  # model bits: by stream bytes
-        return files
+        return [(container.write(header, streams), "model", bits)], (coded, groups, streams)
+
+    def _tile_png_file(self, coded_planes: tuple, header: ArmHeader, model_file: tuple) -> list[tuple]:
+        """The model's file with the tile streams that zlib codes smaller kept as PNG streams
+        (coder tool 4; [] if none is): each tile of each plane group tried as a PNG zlib stream."""
+        coded, groups, streams = coded_planes
+        bits = model_file[2]
+        tiles = tile_grid(coded.shape[0], coded.shape[1], self.tile_size)
+        parts = [coded[t.y : t.y + t.h, t.x : t.x + t.w, sl] for sl, _ in groups for t in tiles]
+        with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # zlib and numpy release the GIL
+            alts = list(pool.map(tile_png.encode, parts))
+        flags = [len(alt) < len(s) for alt, s in zip(alts, streams)]
+        if not any(flags):
+            return []
+        mixed = [alt if f else s for alt, s, f in zip(alts, streams, flags)]
+        kept = sum(len(s) for s, f in zip(streams, flags) if not f) / max(1, sum(len(s) for s in streams))
+        return [(container.write(dataclasses.replace(header, tools=dataclasses.replace(
+            self.tools, classic_tiles=True), classic_streams=flags), mixed), "model+png",
+            bits * kept + sum(8.0 * len(s) for s, f in zip(mixed, flags) if f))]  # model bits: by stream bytes
 
     def _classic_files(self, arr: np.ndarray, info: ImageInfo, planes, levels: tuple,
                        transparency: bytes | None, webp: str = "all") -> list[tuple]:
