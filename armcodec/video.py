@@ -41,7 +41,7 @@ from armcodec.io.frames import VideoFrame, VideoSource, describe_source
 from armcodec.models.previous_frame_exact import PredictorMixture
 
 VIDEO_PRESET = "video"
-VIDEO_BATCH_BYTES = 1 << 30
+VIDEO_BATCH_BYTES = 1 << 29  # 512 MiB (1 GiB until 0.17.1; docs/DESIGN.md, video streams)
 DEFAULT_KEY_INTERVAL = 60
 BLOCK_LOG2_DEFAULT = 3  # copied blocks of 8x8 samples unless another size pays more
 COPY_SAMPLE_BITS = 2.0  # what the encoder assumes a copied sample would cost coded (its block size choice)
@@ -104,8 +104,8 @@ class VideoCodec:
     ``long_motion`` (0.17; coder tool 9): motion vectors up to 64 pixels instead of 16, found from
     a search on frames shrunk by 4 (a shaking camera, fast motion), and sent as each vector's
     difference from its neighbours' median; off: files armcodec 0.16 reads.
-    ``batch_bytes``: the memory of a batch of tiles (default 1 GiB: a 1280x720 frame decodes in one
-    batch and encodes in three, and a clip of any length stays under 2 GiB)."""
+    ``batch_bytes``: the memory of a batch of tiles, shared by a decode's processes (default 512
+    MiB: a 1280x720 clip of any length encodes and decodes within 1.3 GiB, as fast as with 1 GiB)."""
 
     def __init__(self, model: str = VIDEO_PRESET, device="auto", key_interval: int = DEFAULT_KEY_INTERVAL,
                  tile_size: int | None = None, adaptive: bool = True, max_pixels: int = cv.DEFAULT_MAX_PIXELS,

@@ -37,7 +37,7 @@ WEBP_QUICK_QUALITY = 75  # above WEBP_SLOW_PIXELS first method 4 at this quality
 # to 4.4x (eval/) less time than at 100, files at most 2.3% larger, 0.4% in all (EXPERIMENTS.md row 57)
 WEBP_FULL_MARGIN = 0.975  # ... and at quality 100 too only where the quick file times this is below the smallest other:
 # quality 100 was at most 2.3% smaller than 75 on any image measured (rows 57 and 69), so where the quick file is
-# more than 2.5% above another, the full one cannot be the smallest (0.95 until 0.18: 18 of Kodak's 24 ran it
+# more than 2.5% above another, the full one cannot be the smallest (0.95 until 0.17.1: 18 of Kodak's 24 ran it
 # for the pyramid preset, 0.49 s an image, 12 now, and no file changed)
 
 
