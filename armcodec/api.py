@@ -295,7 +295,7 @@ class Codec:
                 if h * w > classic.WEBP_SLOW_PIXELS and classic.webp_worth_full(webp, min(others, default=1 << 62)):
                     full = pool.submit(self._classic_files, *classic_args, "full")
             if model and self.classic:
-                tiles = self._tile_png_file(coded, header, model[0])
+                tiles = self._tile_png_file(coded, header, model[0][2])
             files = model + tiles + quick + (full.result() if full is not None else [])  # (ties: the first)
         if not files:
             raise UnsupportedInputError(f"no coding of this {info.mode} image decodes to it exactly (palette entries repeat a colour)")
@@ -326,11 +326,11 @@ class Codec:
         header.stream_crcs, header.tools = crcs, self.tools
         return [(container.write(header, streams), "model", bits)], (coded, groups, streams)
 
-    def _tile_png_file(self, coded_planes: tuple, header: ArmHeader, model_file: tuple) -> list[tuple]:
+    def _tile_png_file(self, coded_planes: tuple, header: ArmHeader, bits: float) -> list[tuple]:
         """The model's file with the tile streams that zlib codes smaller kept as PNG streams
-        (coder tool 4; [] if none is): each tile of each plane group tried as a PNG zlib stream."""
+        (coder tool 4; [] if none is): each tile of each plane group tried as a PNG zlib stream.
+        ``bits``: the model file's model bits."""
         coded, groups, streams = coded_planes
-        bits = model_file[2]
         tiles = tile_grid(coded.shape[0], coded.shape[1], self.tile_size)
         parts = [coded[t.y : t.y + t.h, t.x : t.x + t.w, sl] for sl, _ in groups for t in tiles]
         with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:  # zlib and numpy release the GIL
