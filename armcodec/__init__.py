@@ -28,7 +28,7 @@ from armcodec.errors import (
 from armcodec import plugins  # noqa: F401,E402  (Pillow and imageio learn the .arm format)
 from armcodec.video import VideoCodec  # noqa: E402
 
-__version__ = "0.17.1"
+__version__ = "0.18.0"
 
 __all__ = [
     "ArmcodecError", "ChecksumError", "Codec", "DecodedImage", "Encoded", "FormatError", "LimitError",

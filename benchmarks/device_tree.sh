@@ -8,7 +8,7 @@
 #   bash benchmarks/device_tree.sh size .pack benchmarks/wheels benchmarks/gpu_images   # MiB that would travel
 #   bash benchmarks/device_tree.sh back
 #
-# Aside: weights/train/* but KEEP (default: pyramid4.ckpt.safetensors, what benchmarks/gpu_train.sh's
+# Aside: weights/train/* but KEEP (default: pyramid5.ckpt.safetensors, what benchmarks/gpu_train.sh's
 # pyramid run starts from), the golden tiny model and the golden video files (tests/test_cuda.py and
 # tests/test_kernels.py, the device check's tests, read neither).  Every shipped weights file stays:
 # tests/test_cuda.py checks each shipped layer's int8 products.
@@ -18,7 +18,7 @@ STORE=${STORE:-/tmp/armcodec-device-aside}
 case "${1:-}" in
 aside)
     shift
-    keep=("${@:-pyramid4.ckpt.safetensors}")
+    keep=("${@:-pyramid5.ckpt.safetensors}")
     mkdir -p "$STORE/weights/train" "$STORE/tests/data/golden"
     for f in weights/train/*; do
         [[ " ${keep[*]} " == *" $(basename "$f") "* ]] || mv "$f" "$STORE/weights/train/"

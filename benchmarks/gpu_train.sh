@@ -8,7 +8,7 @@
 #             (weights/train/temporal-planes-motion2.ckpt.safetensors: temporal-planes-s4, trained on
 #             motion-compensated pairs, rows 49 and 61; head grid 1/128) on a new schedule, the pairs' previous
 #             frames moved by the encoder's block search (--motion) as the coder moves them (issue: video)
-#   pyramid:  the multi-scale family from weights/train/pyramid4.ckpt.safetensors's weights on a
+#   pyramid:  the multi-scale family from weights/train/pyramid5.ckpt.safetensors's weights on a
 #             new schedule (--from: warm-up, new Adam moments; CPU-trained about 5 hours in five
 #             runs, flat there)                                                 (issue: multi-scale)
 #
@@ -69,7 +69,7 @@ if [[ " $RUNS " == *" pyramid "* ]]; then
 IMAGES=$PACK
 [ -d "$IMAGES" ] && ls "$IMAGES"/*.webp > /dev/null 2>&1 || IMAGES=../shared/data/train
 rm -f "$OUT/pyramid.ckpt.safetensors"
-timeout "$LIMIT" python3 -m armcodec.training "$IMAGES" --from weights/train/pyramid4.ckpt.safetensors \
+timeout "$LIMIT" python3 -m armcodec.training "$IMAGES" --from weights/train/pyramid5.ckpt.safetensors \
     --out "$OUT/pyramid.ckpt.safetensors" --steps 60000 --minutes "$MINUTES" --qat-steps 500 --batch "$BATCH" --crop 128 \
     --lr "$LR" --warmup 100 --val-every 500 --checkpoint-every 250 --device "$DEVICE" > "$OUT/pyramid.log" 2>&1 &
 fi

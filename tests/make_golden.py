@@ -32,7 +32,8 @@ a pixel, ``clip420-subpixel.y4m``) and ``video/shipped-0.13-*.arm``; armcodec 0.
 ``video/shipped-0.15-*.arm``; armcodec 0.16 (the encoder's block search): ``video/shipped-0.16-mobile.y4m.arm``;
 armcodec 0.17 (long vectors, coder tool 9): ``video/clip420-shake.y4m.arm`` (96x64 crops of
 mobile_calendar's first frame, each 20 rows down and 24 columns left of the one before,
-``clip420-shake.y4m``) and ``video/shipped-0.17-*.arm``.
+``clip420-shake.y4m``) and ``video/shipped-0.17-*.arm``; armcodec 0.18:
+``pyramid/shipped-pyramid-s5.arm`` (the photograph by pyramid-s5).
 
     python tests/make_golden.py
 """

@@ -18,7 +18,8 @@ their bytes again, and the same tile streams as the version-1 file with the same
 ``pyramid/shipped-pyramid-s4.arm`` (the pyramid preset's new weights).  armcodec 0.13 (the video
 previous-frame predictor, quarter-pixel vectors and a record's mixture indices):
 ``video/clip420-predictor.y4m.arm`` and ``video/shipped-0.13-*.arm``; the older video files are
-written again with it off."""
+written again with it off.  armcodec 0.18: ``pyramid/shipped-pyramid-s5.arm`` (the pyramid preset's
+new weights)."""
 import dataclasses
 import re
 
@@ -233,14 +234,15 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
 
 
 # files of the shipped `pyramid` preset's weights (the model's path, no PNG/WebP): pyramid-s (0.6, 0.7)
-# pyramid-s2 (0.8, 0.9), pyramid-s3 (0.10) and pyramid-s3 with binned symbols (0.11). The default codec
+# pyramid-s2 (0.8, 0.9), pyramid-s3 (0.10), pyramid-s3 with binned symbols (0.11), pyramid-s4 (0.12) and pyramid-s5 (0.18). The default codec
 # decodes each (finding the weights the file names) and those weights write it again byte for byte; the
 # last is what the preset writes today.
 SHIPPED_PYRAMID = (("kodim05_rgb_37x29", "shipped-pyramid-s.arm", "pyramid-s", False),
                    ("kodim05_rgb_37x29", "shipped-pyramid-s2.arm", "pyramid-s2", False),
                    ("kodim05_rgb_37x29", "shipped-pyramid-s3.arm", "pyramid-s3", False),
                    ("kodim05_rgb_37x29", "shipped-0.11-pyramid-s3.arm", "pyramid-s3", True),
-                   ("kodim05_rgb_37x29", "shipped-pyramid-s4.arm", "pyramid-s4", True))
+                   ("kodim05_rgb_37x29", "shipped-pyramid-s4.arm", "pyramid-s4", True),
+                   ("kodim05_rgb_37x29", "shipped-pyramid-s5.arm", "pyramid-s5", True))
 
 
 def shipped_pyramid_codec(weights: str, binned: bool):
