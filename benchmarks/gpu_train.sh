@@ -9,16 +9,18 @@
 #             motion-compensated pairs, rows 49 and 61; head grid 1/128) on a new schedule, the pairs' previous
 #             frames moved by the encoder's block search (--motion) as the coder moves them (issue: video)
 #   pyramid:  the multi-scale family from weights/train/pyramid5.ckpt.safetensors's weights on a
-#             new schedule (--from: warm-up, new Adam moments; CPU-trained about 5 hours in five
-#             runs, flat there)                                                 (issue: multi-scale)
+#             new schedule (--from: warm-up, new Adam moments; CPU-trained about 6 hours in six
+#             runs, -0.5% in the last, 128x128 crops as here)                   (issue: multi-scale)
 #
-# What travels is at most 64 MiB and the tracked tree alone is 71 MiB: first
+# What travels is at most 64 MiB and the tracked tree alone is ~77 MiB: first
 # `bash benchmarks/device_tree.sh aside [CKPT...]` (the training checkpoints a run does not start
 # from and the golden files the device tests do not read, ~31 MiB), `... back` after the call.
-# That leaves ~23 MiB to carry: the image pack at --area 0.16 with the wheels and 4 Kodak images
-# (62.9 MiB in all, `device_tree.sh size`); the video clips (14 MB, and imageio-ffmpeg's 30 MB
-# wheel to read them there) do not fit beside it, so RUNS=pyramid alone in that call.
-#   python benchmarks/pack_train.py ../shared/data/train .pack --area 0.16   # echo .pack/ >> .git/info/exclude
+# The tree is then 44.2 MiB (0.18: pyramid-s5 added 3.1 MiB), which leaves ~19 MiB to carry: the
+# 4 Kodak images (2.3 MiB), the wheel and the image pack at --area 0.10 (15.4 MiB: 61.9 MiB
+# before the wheel; at 0.12 16.6 MiB; check with `device_tree.sh size`); the video clips (14 MB,
+# and imageio-ffmpeg's 30 MB wheel to read them there) do not fit beside it, so RUNS=pyramid alone
+# in that call.
+#   python benchmarks/pack_train.py ../shared/data/train .pack --area 0.10   # echo .pack/ >> .git/info/exclude
 #   mkdir -p .pack/video && cp ../shared/data/video-train/* ../shared/data/video/vtest.avi \
 #       ../shared/data/video/cockatoo.mp4 ../shared/data/video/y4m/carphone_qcif_120f.y4m .pack/video/  # temporal
 # The device check and then the pyramid run in the time left, one call (carry [".pack",
