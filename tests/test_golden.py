@@ -234,9 +234,9 @@ def test_pyramid_golden_files_decode_and_the_encoder_writes_them_again(stem, nam
 
 
 # files of the shipped `pyramid` preset's weights (the model's path, no PNG/WebP): pyramid-s (0.6, 0.7)
-# pyramid-s2 (0.8, 0.9), pyramid-s3 (0.10), pyramid-s3 with binned symbols (0.11), pyramid-s4 (0.12) and pyramid-s5 (0.18). The default codec
-# decodes each (finding the weights the file names) and those weights write it again byte for byte; the
-# last is what the preset writes today.
+# pyramid-s2 (0.8, 0.9), pyramid-s3 (0.10), pyramid-s3 with binned symbols (0.11), pyramid-s4 (0.12)
+# and pyramid-s5 (0.18). The default codec decodes each (finding the weights the file names) and those
+# weights write it again byte for byte; the last is what the preset writes today.
 SHIPPED_PYRAMID = (("kodim05_rgb_37x29", "shipped-pyramid-s.arm", "pyramid-s", False),
                    ("kodim05_rgb_37x29", "shipped-pyramid-s2.arm", "pyramid-s2", False),
                    ("kodim05_rgb_37x29", "shipped-pyramid-s3.arm", "pyramid-s3", False),
